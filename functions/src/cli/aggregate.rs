@@ -1,0 +1,100 @@
+//! `sluice aggregate`: a topic through an aggregator into a Parquet file.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde_json::Value;
+use sluice_host::kafka::KafkaConfig;
+use sluice_host::parquet::write_json_records;
+use sluice_host::pipeline::aggregate_topic;
+use sluice_host::runtime::{Limits, Transform};
+
+use super::{Broker, TransformsDir};
+
+#[derive(Debug, clap::Args)]
+pub struct AggregateArgs {
+    /// Topic to read, from its earliest offset up to its end at start.
+    #[arg(long)]
+    input: String,
+    /// Aggregator: a .wasm path or a name in the transforms folder.
+    #[arg(long)]
+    aggregator: String,
+    /// Folder the Parquet file goes to.
+    #[arg(long, default_value = "sluice-out")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 5000)]
+    batch_size: usize,
+    #[command(flatten)]
+    broker: Broker,
+    #[command(flatten)]
+    transforms: TransformsDir,
+}
+
+pub fn run(args: AggregateArgs) -> anyhow::Result<ExitCode> {
+    let config = args.broker.config();
+    let runtime = crate::transforms::runtime()?;
+    let aggregator = crate::transforms::load(&runtime, &args.aggregator, &args.transforms.dir())?;
+    let result = aggregate_to_parquet(&config, &aggregator, &args.input, &args.out, args.batch_size)?;
+    print!("{}", result.table());
+    println!("{} rows written to {}", result.rows.len(), result.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub struct Aggregated {
+    pub read: u64,
+    pub rows: Vec<Value>,
+    pub path: PathBuf,
+}
+
+impl Aggregated {
+    /// The rows as a table, columns in the order of the first row's fields.
+    pub fn table(&self) -> String {
+        let header: Vec<&str> = self
+            .rows
+            .first()
+            .and_then(Value::as_object)
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let rows: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|row| {
+                header
+                    .iter()
+                    .map(|h| match &row[*h] {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect()
+            })
+            .collect();
+        super::table::render(&header, &rows)
+    }
+}
+
+/// Runs the aggregator over the whole topic and writes
+/// `<out>/<aggregator>/<topic>.parquet` (replaced whole on a re-run).
+pub fn aggregate_to_parquet(
+    config: &KafkaConfig,
+    aggregator: &Arc<Transform>,
+    input: &str,
+    out: &Path,
+    batch_size: usize,
+) -> anyhow::Result<Aggregated> {
+    let window = aggregator.aggregator(Limits::default(), Arc::default())?;
+    let (read, records) = aggregate_topic(config, window, input, batch_size)?;
+    let rows = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let value = r.value.as_deref().unwrap_or_default();
+            serde_json::from_slice(value)
+                .with_context(|| format!("aggregator {} result {i} is not JSON", aggregator.name()))
+        })
+        .collect::<anyhow::Result<Vec<Value>>>()?;
+    let path = out.join(aggregator.name()).join(format!("{input}.parquet"));
+    write_json_records(&path, &rows)?;
+    Ok(Aggregated { read, rows, path })
+}

@@ -1,0 +1,91 @@
+//! Subcommands, one module each.
+
+mod aggregate;
+mod demo;
+mod generate;
+mod progress;
+mod run;
+mod table;
+mod transform;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sluice_host::kafka::KafkaConfig;
+
+use crate::logging::LogFormat;
+
+/// Sluice: Kafka in, WebAssembly transforms, Kafka and Parquet out.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version)]
+pub struct Args {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the broker is, shared by every subcommand that talks to Kafka.
+#[derive(Debug, clap::Args)]
+struct Broker {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "SLUICE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+}
+
+impl Broker {
+    fn config(&self) -> KafkaConfig {
+        KafkaConfig::new(&self.brokers)
+    }
+}
+
+/// Where named transforms are found.
+#[derive(Debug, clap::Args)]
+struct TransformsDir {
+    /// Folder of `.wasm` transforms looked up by name.
+    #[arg(long, env = "SLUICE_TRANSFORMS_DIR")]
+    transforms_dir: Option<PathBuf>,
+}
+
+impl TransformsDir {
+    fn dir(&self) -> PathBuf {
+        self.transforms_dir.clone().unwrap_or_else(crate::transforms::default_dir)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a transformer on JSON lines from stdin; one JSON line per input
+    /// on stdout. Test a transform on a file before uploading it.
+    Transform(transform::TransformArgs),
+    /// Read a topic to its end, run a transformer over it and produce the
+    /// results to output topics (failures to the dead-letter topic).
+    Run(run::RunArgs),
+    /// Read a topic to its end through an aggregator and write its result
+    /// as a Parquet file.
+    Aggregate(aggregate::AggregateArgs),
+    /// Produce generated records to a topic.
+    Gen(generate::GenArgs),
+    /// The whole job on embedded defaults: generate bookings, categorise
+    /// them into expedia_ext, summarise to Parquet, print the summary.
+    Demo(demo::DemoArgs),
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Transform(a) => transform::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Aggregate(a) => aggregate::run(a),
+        Command::Gen(a) => generate::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}
+
+/// `key=value` pairs for pipeline metadata.
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}

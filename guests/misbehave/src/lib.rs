@@ -1,0 +1,60 @@
+//! A transformer that misbehaves on request, so the host's defences can be
+//! tested with a real component. Each record's value is a JSON object whose
+//! `do` field says what to do:
+//! `trap` (panic), `loop` (spin forever), `alloc` (allocate `mb` MiB),
+//! `drop`, `fail` (with `reason`), `metadata` (emit the pipeline metadata),
+//! `log` (log `message` at warn); anything else echoes the value.
+
+#![cfg(target_arch = "wasm32")]
+
+use sluice_guest::{KafkaRecord, Level, Outcome, OutputRecord, Transform, log, metadata};
+
+struct Misbehave;
+
+impl Transform for Misbehave {
+    fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome> {
+        batch.into_iter().map(act).collect()
+    }
+}
+
+fn act(record: KafkaRecord) -> Outcome {
+    let request: serde_json::Value = record
+        .value
+        .as_deref()
+        .and_then(|v| serde_json::from_slice(v).ok())
+        .unwrap_or_default();
+    let field = |name: &str| request.get(name).cloned().unwrap_or_default();
+    match field("do").as_str().unwrap_or("echo") {
+        "trap" => panic!("asked to trap at offset {}", record.offset),
+        "loop" => {
+            let mut n = 0u64;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        }
+        "alloc" => {
+            let mb = field("mb").as_u64().unwrap_or(1) as usize;
+            let block = std::hint::black_box(vec![1u8; mb << 20]);
+            let value = format!("{{\"allocated\":{}}}", block.len()).into_bytes();
+            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
+        }
+        "drop" => Outcome::Drop,
+        "fail" => Outcome::Fail(field("reason").as_str().unwrap_or("asked to fail").to_owned()),
+        "metadata" => {
+            let pairs: serde_json::Map<String, serde_json::Value> =
+                metadata().into_iter().map(|(k, v)| (k, v.into())).collect();
+            let value = serde_json::to_vec(&pairs).unwrap_or_default();
+            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
+        }
+        "log" => {
+            log(Level::Warn, field("message").as_str().unwrap_or(""));
+            Outcome::Drop
+        }
+        _ => {
+            let value = record.value.clone().unwrap_or_default();
+            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
+        }
+    }
+}
+
+sluice_guest::export_transformer!(Misbehave);

@@ -1,0 +1,8 @@
+//! Deterministic test and demo data: the same seed always gives the same
+//! records, on every machine and every version of Sluice.
+
+mod expedia;
+mod rng;
+
+pub use expedia::{ExpediaGenerator, StayMix};
+pub use rng::SplitMix64;

@@ -1,0 +1,53 @@
+//! Where the brokers are and how to talk to them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+/// Connection settings shared by readers, producers and admin calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port...]`.
+    pub bootstrap_servers: String,
+    /// Any other librdkafka property (`security.protocol`, `sasl.*`, ...),
+    /// passed through as is.
+    pub properties: BTreeMap<String, String>,
+    /// How long a metadata or watermark request may take.
+    pub request_timeout: Duration,
+}
+
+impl KafkaConfig {
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        KafkaConfig {
+            bootstrap_servers: bootstrap_servers.into(),
+            properties: BTreeMap::new(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `$SLUICE_KAFKA_BROKERS`, else the local broker that
+    /// `scripts/services.sh up` starts.
+    pub fn from_env() -> Self {
+        KafkaConfig::new(
+            std::env::var("SLUICE_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        )
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.properties.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    pub(super) fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        // librdkafka's default log goes to stderr unstructured; route it
+        // through `log`-less silence unless the user asks for debug output.
+        config.set("log_level", "3");
+        for (key, value) in &self.properties {
+            config.set(key, value);
+        }
+        config
+    }
+}

@@ -1,0 +1,15 @@
+//! Kafka I/O through librdkafka: client settings, a bounded reader that
+//! always ends, a producer that reports every delivery, topic creation.
+
+mod config;
+mod convert;
+mod error;
+mod producer;
+mod reader;
+mod topics;
+
+pub use config::KafkaConfig;
+pub use error::KafkaError;
+pub use producer::{Producer, ProduceRecord};
+pub use reader::{BoundedReader, PartitionRange};
+pub use topics::ensure_topic;

@@ -1,0 +1,97 @@
+//! A producer that waits for every delivery report, so a caller knows a
+//! batch is durable before it moves on (and before it commits anything).
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::config::KafkaConfig;
+use super::convert::to_kafka_headers;
+use super::error::KafkaError;
+use crate::record::Header;
+
+/// A record bound for a named topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProduceRecord {
+    pub topic: String,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+}
+
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl Producer {
+    /// An idempotent producer: retries after a broker hiccup do not
+    /// duplicate records.
+    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        let inner = config
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|source| KafkaError::Client {
+                brokers: config.bootstrap_servers.clone(),
+                source,
+            })?;
+        Ok(Producer { inner })
+    }
+
+    /// Sends every record and waits until each is acknowledged. The first
+    /// failure is returned, naming its topic.
+    pub fn send_all(&self, records: &[ProduceRecord]) -> Result<(), KafkaError> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for record in records {
+            deliveries.push((record.topic.as_str(), self.enqueue(record)?));
+        }
+        let results = futures_executor::block_on(join_all(
+            deliveries.into_iter().map(|(topic, future)| async move { (topic, future.await) }),
+        ));
+        for (topic, result) in results {
+            let error = match result {
+                Ok(Ok(_)) => continue,
+                Ok(Err((source, _))) => source,
+                Err(_cancelled) => rdkafka::error::KafkaError::Canceled,
+            };
+            return Err(KafkaError::Produce {
+                topic: topic.to_owned(),
+                source: error,
+            });
+        }
+        Ok(())
+    }
+
+    fn enqueue(
+        &self,
+        record: &ProduceRecord,
+    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+        let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
+            .headers(to_kafka_headers(&record.headers));
+        if let Some(key) = &record.key {
+            kafka_record = kafka_record.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            kafka_record = kafka_record.payload(value.as_slice());
+        }
+        loop {
+            match self.inner.send_result(kafka_record) {
+                Ok(delivery) => return Ok(delivery),
+                // The local queue is full: let deliveries drain, then retry.
+                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    self.inner.poll(Duration::from_millis(50));
+                    kafka_record = back;
+                }
+                Err((source, _)) => {
+                    return Err(KafkaError::Produce {
+                        topic: record.topic.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}

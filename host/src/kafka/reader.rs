@@ -1,0 +1,177 @@
+//! A reader that always ends: it takes each partition's high watermark when
+//! it opens and stops once every partition has been read up to it, so a
+//! topic that keeps growing cannot keep a run going forever.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::config::KafkaConfig;
+use super::convert::to_record;
+use super::error::KafkaError;
+use crate::record::KafkaRecord;
+
+/// The offsets of one partition a reader covers: `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub start: i64,
+    /// Exclusive: the high watermark seen when the reader opened.
+    pub end: i64,
+}
+
+pub struct BoundedReader {
+    topic: String,
+    consumer: BaseConsumer,
+    /// Partitions not yet read to their end, by partition id.
+    pending: BTreeMap<i32, PartitionRange>,
+    ranges: Vec<PartitionRange>,
+    idle_timeout: Duration,
+}
+
+impl BoundedReader {
+    /// Opens `topic` from the earliest available offset of each partition.
+    pub fn from_earliest(config: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
+        let consumer: BaseConsumer = config
+            .client_config()
+            .set("group.id", "sluice-bounded-reader")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|source| KafkaError::Client {
+                brokers: config.bootstrap_servers.clone(),
+                source,
+            })?;
+        let ranges = partition_ranges(&consumer, config, topic)?;
+        let mut assignment = TopicPartitionList::new();
+        for range in ranges.iter().filter(|r| r.start < r.end) {
+            assignment
+                .add_partition_offset(topic, range.partition, Offset::Offset(range.start))
+                .map_err(|source| KafkaError::Read {
+                    topic: topic.to_owned(),
+                    partition: range.partition,
+                    source,
+                })?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|source| KafkaError::Metadata {
+                topic: topic.to_owned(),
+                source,
+            })?;
+        tracing::info!(topic, partitions = ranges.len(), records = ranges.iter().map(|r| r.end - r.start).sum::<i64>(), "reader opened");
+        Ok(BoundedReader {
+            topic: topic.to_owned(),
+            consumer,
+            pending: ranges
+                .iter()
+                .filter(|r| r.start < r.end)
+                .map(|r| (r.partition, *r))
+                .collect(),
+            ranges,
+            idle_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// What this reader covers, one range per partition.
+    pub fn ranges(&self) -> &[PartitionRange] {
+        &self.ranges
+    }
+
+    /// Up to `max` records, or `None` once every partition is read to its end.
+    pub fn next_batch(&mut self, max: usize) -> Result<Option<Vec<KafkaRecord>>, KafkaError> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = Vec::with_capacity(max.min(10_000));
+        let mut last_record = Instant::now();
+        while batch.len() < max && !self.pending.is_empty() {
+            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
+                if !batch.is_empty() {
+                    break;
+                }
+                if last_record.elapsed() > self.idle_timeout {
+                    return Err(self.stalled());
+                }
+                continue;
+            };
+            let message = result.map_err(|source| KafkaError::Read {
+                topic: self.topic.clone(),
+                partition: -1,
+                source,
+            })?;
+            last_record = Instant::now();
+            let record = to_record(&message);
+            let Some(&range) = self.pending.get(&record.partition) else {
+                continue;
+            };
+            // Offsets can have gaps (compaction, transaction markers), so a
+            // partition is done at the first offset at or past its end.
+            if record.offset + 1 >= range.end {
+                self.pending.remove(&record.partition);
+            }
+            if record.offset < range.end {
+                batch.push(record);
+            }
+        }
+        Ok(Some(batch))
+    }
+
+    fn stalled(&self) -> KafkaError {
+        KafkaError::Stalled {
+            topic: self.topic.clone(),
+            idle: self.idle_timeout,
+            pending: self
+                .pending
+                .values()
+                .map(|r| format!("{} (end {})", r.partition, r.end))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+}
+
+fn partition_ranges(
+    consumer: &BaseConsumer,
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<Vec<PartitionRange>, KafkaError> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), config.request_timeout)
+        .map_err(|source| KafkaError::Metadata {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+            brokers: config.bootstrap_servers.clone(),
+        });
+    }
+    partitions
+        .into_iter()
+        .map(|partition| {
+            let (start, end) = consumer
+                .fetch_watermarks(topic, partition, config.request_timeout)
+                .map_err(|source| KafkaError::Read {
+                    topic: topic.to_owned(),
+                    partition,
+                    source,
+                })?;
+            Ok(PartitionRange {
+                partition,
+                start,
+                end,
+            })
+        })
+        .collect()
+}

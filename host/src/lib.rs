@@ -1,0 +1,12 @@
+//! The Sluice library: everything the trigger adapters in `functions/` call.
+//!
+//! A record's path through this crate follows the module names:
+//! [`kafka`] reads and produces, [`runtime`] runs WebAssembly transforms over
+//! batches of records, [`parquet`] writes columnar files.
+
+pub mod generate;
+pub mod kafka;
+pub mod pipeline;
+pub mod parquet;
+pub mod record;
+pub mod runtime;

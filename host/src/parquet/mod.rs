@@ -1,0 +1,7 @@
+//! Parquet output. Today: JSON records (an aggregator's result) written as a
+//! typed table; the export's streaming writer with Kafka metadata columns
+//! grows beside it.
+
+mod json_table;
+
+pub use json_table::{ParquetError, write_json_records};

@@ -1,0 +1,105 @@
+//! Where each outcome goes: emitted records to their declared output topics,
+//! failures (declared by the guest or caused by it) to the dead-letter topic.
+
+use super::dead_letter::{self, stamp};
+use super::header;
+use crate::kafka::ProduceRecord;
+use crate::record::{Header, KafkaRecord, Outcome};
+use crate::runtime::{GuestError, Transform};
+
+/// The topics a run may write to.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    pub outputs: Vec<String>,
+    pub dead_letter: String,
+}
+
+/// What became of one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    Emitted(usize),
+    Dropped,
+    DeadLettered,
+}
+
+impl Routing {
+    /// Appends the records `result` asks for to `out`.
+    pub fn route(
+        &self,
+        transform: &Transform,
+        input: &KafkaRecord,
+        result: Result<Outcome, GuestError>,
+        out: &mut Vec<ProduceRecord>,
+    ) -> Routed {
+        let outputs = match result {
+            Ok(Outcome::Emit(outputs)) => outputs,
+            Ok(Outcome::Drop) => return Routed::Dropped,
+            Ok(Outcome::Fail(reason)) => {
+                return self.dead_letter(transform, input, "rejected", &reason, out);
+            }
+            Err(error) => {
+                return self.dead_letter(transform, input, error.failure.kind(), &error.to_string(), out);
+            }
+        };
+        if let Some(bad) = outputs
+            .iter()
+            .filter_map(|o| o.topic.as_deref())
+            .find(|t| !self.outputs.iter().any(|declared| declared == t))
+        {
+            let reason = format!(
+                "emitted to topic `{bad}`, which is not one of the declared outputs ({})",
+                self.outputs.join(", ")
+            );
+            return self.dead_letter(transform, input, "contract", &reason, out);
+        }
+        let version = Header {
+            key: header::TRANSFORM.to_owned(),
+            value: Some(stamp(transform).into_bytes()),
+        };
+        let before = out.len();
+        for output in outputs {
+            let topics = match &output.topic {
+                Some(topic) => std::slice::from_ref(topic),
+                None => self.outputs.as_slice(),
+            };
+            for topic in topics {
+                let mut headers = output.headers.clone();
+                headers.push(version.clone());
+                out.push(ProduceRecord {
+                    topic: topic.clone(),
+                    key: output.key.clone(),
+                    value: output.value.clone(),
+                    headers,
+                });
+            }
+        }
+        Routed::Emitted(out.len() - before)
+    }
+
+    fn dead_letter(
+        &self,
+        transform: &Transform,
+        input: &KafkaRecord,
+        kind: &str,
+        reason: &str,
+        out: &mut Vec<ProduceRecord>,
+    ) -> Routed {
+        tracing::warn!(
+            transform = transform.name(),
+            version = transform.short_version(),
+            topic = input.topic,
+            partition = input.partition,
+            offset = input.offset,
+            error.kind = kind,
+            reason,
+            "record sent to the dead-letter topic"
+        );
+        out.push(ProduceRecord {
+            topic: self.dead_letter.clone(),
+            key: input.key.clone(),
+            value: input.value.clone(),
+            headers: dead_letter::headers(input, transform, kind, reason),
+        });
+        Routed::DeadLettered
+    }
+}

@@ -1,0 +1,48 @@
+//! The record types every part of Sluice passes around. They are the ones
+//! generated from `wit/`, so a record crosses into a guest without conversion.
+
+use std::fmt;
+
+pub use crate::runtime::bindings::{Header, KafkaRecord, Outcome, OutputRecord};
+
+/// Where a record came from: enough to find it again in Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordRef {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl fmt::Display for RecordRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "topic {} partition {} offset {}",
+            self.topic, self.partition, self.offset
+        )
+    }
+}
+
+impl KafkaRecord {
+    /// A record holding only a value, as read from a file or stdin rather
+    /// than from Kafka.
+    pub fn from_value(topic: &str, offset: i64, value: Vec<u8>) -> Self {
+        KafkaRecord {
+            topic: topic.to_owned(),
+            partition: 0,
+            offset,
+            timestamp: None,
+            key: None,
+            value: Some(value),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn locator(&self) -> RecordRef {
+        RecordRef {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! One store per live instance, with its limits wired in, and the mapping
+//! from a failed call to a [`GuestFailure`] a user can act on.
+
+use wasmtime::{Store, Trap};
+
+use super::error::GuestFailure;
+use super::limits::Limits;
+use super::state::{GuestState, Metadata};
+use super::{Transform, engine_ticks};
+
+pub fn new_store(transform: &Transform, limits: Limits, metadata: Metadata) -> Store<GuestState> {
+    let engine = match &transform.pre {
+        super::TransformPre::Transformer(pre) => pre.engine(),
+        super::TransformPre::Aggregator(pre) => pre.engine(),
+    };
+    let state = GuestState::new(transform.name.clone(), metadata, limits.memory_bytes);
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    store.epoch_deadline_trap();
+    store
+}
+
+/// Arms the deadline for the call about to be made.
+pub fn arm_deadline(store: &mut Store<GuestState>, transform: &Transform, limits: Limits) {
+    store.set_epoch_deadline(engine_ticks(limits.deadline, transform.epoch_tick));
+}
+
+/// Names what went wrong in a call that returned an error. The store's
+/// instance must not be used again afterwards: a trapped instance may be in
+/// any state.
+pub fn classify(store: &mut Store<GuestState>, error: wasmtime::Error, limits: Limits) -> GuestFailure {
+    let state = store.data_mut();
+    if let Some(refusal) = state.limiter.take_refusal() {
+        return GuestFailure::MemoryLimit {
+            cap: state.limiter.cap(),
+            desired: refusal.desired,
+        };
+    }
+    if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return GuestFailure::Deadline(limits.deadline);
+    }
+    // The wasm backtrace is long and rarely helps a transform's author more
+    // than the panic message does; it goes to the debug log.
+    tracing::debug!(error = format!("{error:?}"), "guest trap");
+    let cause = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    let stderr = state.stderr_text();
+    if stderr.is_empty() {
+        GuestFailure::Trap(cause)
+    } else {
+        GuestFailure::Trap(format!("{cause}; guest stderr: {stderr}"))
+    }
+}

@@ -1,0 +1,129 @@
+//! A stateless transform with one live instance, reused across batches.
+
+use std::slice;
+use std::sync::Arc;
+
+use wasmtime::Store;
+
+use super::bindings::transformer::Transformer as Bindings;
+use super::error::{GuestError, GuestFailure};
+use super::limits::Limits;
+use super::sandbox;
+use super::state::{GuestState, Metadata};
+use super::{Transform, TransformPre};
+use crate::record::{KafkaRecord, Outcome};
+
+pub struct Transformer {
+    transform: Arc<Transform>,
+    limits: Limits,
+    metadata: Metadata,
+    live: Option<(Store<GuestState>, Bindings)>,
+}
+
+/// The outcome of one input record, or why the guest could not give one.
+pub type RecordResult = Result<Outcome, GuestError>;
+
+impl Transformer {
+    pub(super) fn new(transform: Arc<Transform>, limits: Limits, metadata: Metadata) -> Self {
+        Transformer {
+            transform,
+            limits,
+            metadata,
+            live: None,
+        }
+    }
+
+    pub fn transform(&self) -> &Arc<Transform> {
+        &self.transform
+    }
+
+    /// One result per input record, in order. A trap, deadline or memory
+    /// refusal in a batch call is pinned to its record by running the batch
+    /// again one record at a time, so only the bad record fails.
+    pub fn process(&mut self, batch: &[KafkaRecord]) -> Vec<RecordResult> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        match self.call(batch) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(failure) if batch.len() == 1 || !isolatable(&failure) => {
+                let error = |r: &KafkaRecord| {
+                    let pinned = (batch.len() == 1).then_some(r);
+                    self.transform.error(pinned, failure.clone())
+                };
+                batch.iter().map(|r| Err(error(r))).collect()
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    transform = self.transform.name(),
+                    version = self.transform.short_version(),
+                    records = batch.len(),
+                    error.kind = failure.kind(),
+                    "batch failed; running its records one by one to find the bad one"
+                );
+                batch.iter().map(|r| self.process_one(r)).collect()
+            }
+        }
+    }
+
+    fn process_one(&mut self, record: &KafkaRecord) -> RecordResult {
+        match self.call(slice::from_ref(record)) {
+            Ok(mut outcomes) => outcomes
+                .pop()
+                .ok_or_else(|| unreachable_contract(&self.transform, record)),
+            Err(failure) => Err(self.transform.error(Some(record), failure)),
+        }
+    }
+
+    fn call(&mut self, batch: &[KafkaRecord]) -> Result<Vec<Outcome>, GuestFailure> {
+        let limits = self.limits;
+        let transform = self.transform.clone();
+        let (store, bindings) = self.instance()?;
+        sandbox::arm_deadline(store, &transform, limits);
+        match bindings.sluice_transform_transform().call_process(&mut *store, batch) {
+            Ok(outcomes) if outcomes.len() == batch.len() => Ok(outcomes),
+            Ok(outcomes) => Err(GuestFailure::Contract(format!(
+                "returned {} outcomes for a batch of {} records",
+                outcomes.len(),
+                batch.len()
+            ))),
+            Err(error) => {
+                let failure = sandbox::classify(store, error, limits);
+                self.live = None;
+                Err(failure)
+            }
+        }
+    }
+
+    fn instance(&mut self) -> Result<&mut (Store<GuestState>, Bindings), GuestFailure> {
+        if self.live.is_none() {
+            let TransformPre::Transformer(pre) = &self.transform.pre else {
+                return Err(GuestFailure::Instantiate("not a transformer".into()));
+            };
+            let mut store = sandbox::new_store(&self.transform, self.limits, self.metadata.clone());
+            sandbox::arm_deadline(&mut store, &self.transform, self.limits);
+            let bindings = pre
+                .instantiate(&mut store)
+                .map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
+            self.live = Some((store, bindings));
+        }
+        self.live
+            .as_mut()
+            .ok_or_else(|| GuestFailure::Instantiate("no instance".into()))
+    }
+}
+
+/// Failures worth retrying record by record: ones a single record can cause.
+fn isolatable(failure: &GuestFailure) -> bool {
+    matches!(
+        failure,
+        GuestFailure::Trap(_) | GuestFailure::Deadline(_) | GuestFailure::MemoryLimit { .. }
+    )
+}
+
+fn unreachable_contract(transform: &Transform, record: &KafkaRecord) -> GuestError {
+    transform.error(
+        Some(record),
+        GuestFailure::Contract("returned no outcome for the record".into()),
+    )
+}

@@ -1,0 +1,6 @@
+# Shared settings for the project's scripts; sourced, not run.
+# Build outputs live outside the clone so a fresh clone on the same machine
+# (CI's) reuses them instead of rebuilding wasmtime and librdkafka.
+export SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SLUICE_CACHE/target}"
+export SLUICE_KAFKA_BROKERS="${SLUICE_KAFKA_BROKERS:-127.0.0.1:${SLUICE_KAFKA_PORT:-9092}}"

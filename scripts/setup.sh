@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sluice needs: the wasm target, C build
+# tools (rdkafka bundles librdkafka and compiles it), the tansu broker and
+# Azurite. Idempotent and non-interactive; a run with everything present takes
+# well under a second, so services.sh calls it on every `up`.
+set -euo pipefail
+
+SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
+TANSU_VERSION=0.6.0
+# Newer Azurite releases need Node >= 21.
+AZURITE_VERSION=3.35.0
+# libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
+APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# One lock for the whole run: two setups at once (parallel CI steps, a second
+# terminal) would otherwise compile tansu twice or corrupt an npm prefix.
+# Uncontended, flock costs nothing, so the fast path stays fast.
+take_lock() {
+  mkdir -p "$SLUICE_CACHE"
+  exec 9>"$SLUICE_CACHE/setup.lock"
+  if ! flock -n 9; then
+    log "another setup is running; waiting for it"
+    flock 9
+  fi
+}
+
+ensure_wasm_target() {
+  if rustup target list --installed | grep -qx wasm32-wasip2; then
+    return
+  fi
+  log "adding rust target wasm32-wasip2"
+  rustup target add wasm32-wasip2 >&2
+}
+
+apt_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+ensure_apt_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    apt_installed "$pkg" || missing+=("$pkg")
+  done
+  if ((${#missing[@]} == 0)); then
+    return
+  fi
+  log "installing apt packages: ${missing[*]}"
+  # CI runners are not root but have passwordless sudo; `env` carries
+  # DEBIAN_FRONTEND through sudo so no debconf prompt can block.
+  local as_root=()
+  if ((EUID != 0)); then
+    as_root=(sudo -n)
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq "${missing[@]}" >&2
+}
+
+# The version alone is not enough: a plain `cargo install tansu` lacks the
+# libsql feature and silently stores nothing (design.md §5). `tansu --help`
+# lists the compiled-in storage engines.
+tansu_ok() {
+  local tansu="$CARGO_BIN/tansu"
+  [[ -x "$tansu" ]] || return 1
+  "$tansu" --version 2>/dev/null | grep -qwF "$TANSU_VERSION" || return 1
+  "$tansu" --help 2>/dev/null | grep -q '^Storage engines:.*libsql'
+}
+
+ensure_tansu() {
+  if tansu_ok; then
+    return
+  fi
+  log "building tansu $TANSU_VERSION (15-25 min cold; cached in $SLUICE_CACHE/tansu-target)"
+  # --force: we only get here when the installed binary is wrong or missing,
+  # and cargo would otherwise keep a same-version install built without libsql.
+  cargo install "tansu@$TANSU_VERSION" --locked --force \
+    --features dynostore,libsql \
+    --target-dir "$SLUICE_CACHE/tansu-target" >&2
+  tansu_ok || die "tansu $TANSU_VERSION with libsql not found in $CARGO_BIN after install"
+}
+
+azurite_ok() {
+  local manifest="$SLUICE_CACHE/azurite/node_modules/azurite/package.json"
+  [[ -f "$manifest" ]] &&
+    node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
+      "$manifest" "$AZURITE_VERSION"
+}
+
+ensure_azurite() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    die "node and npm are needed for Azurite (Node 18-20 works with azurite@$AZURITE_VERSION)"
+  fi
+  if azurite_ok; then
+    return
+  fi
+  log "installing azurite@$AZURITE_VERSION into $SLUICE_CACHE/azurite"
+  mkdir -p "$SLUICE_CACHE/azurite"
+  npm install --prefix "$SLUICE_CACHE/azurite" "azurite@$AZURITE_VERSION" \
+    --no-audit --no-fund --loglevel=error >&2
+  azurite_ok || die "azurite $AZURITE_VERSION not found after npm install"
+}
+
+main() {
+  # npm and cargo skip progress bars and prompts under CI.
+  export CI="${CI:-true}"
+  take_lock
+  ensure_wasm_target
+  ensure_apt_packages
+  ensure_tansu
+  ensure_azurite
+}
+
+main "$@"
