@@ -1,0 +1,129 @@
+//! What the integration tests share: where the compiled guests are, a
+//! process-wide runtime, the broker's address and fresh topic names.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sluice_host::kafka::KafkaConfig;
+use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
+
+/// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
+/// `<target>/wasm32-wasip2/release` next to this test binary's target folder.
+pub fn guests_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SLUICE_GUESTS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("test binary path");
+    // <target>/debug/deps/<test binary>
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("test binary inside a cargo target folder");
+    target.join("wasm32-wasip2").join("release")
+}
+
+/// The bytes of a guest component built by `scripts/build-guests.sh`.
+pub fn guest(name: &str) -> Vec<u8> {
+    let path = guests_dir().join(format!("{}.wasm", name.replace('-', "_")));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "guest {name} not found at {} ({e}): run scripts/build-guests.sh first",
+            path.display()
+        )
+    })
+}
+
+/// One runtime per test process, as in production; no artifact cache so
+/// that tests do not depend on what earlier runs left behind.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeConfig {
+            cache_dir: None,
+            ..RuntimeConfig::default()
+        })
+        .expect("runtime")
+    })
+}
+
+/// A guest loaded into the shared runtime, compiled once per process.
+pub fn transform(name: &str) -> Arc<Transform> {
+    static LOADED: OnceLock<std::sync::Mutex<Vec<(String, Arc<Transform>)>>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(Default::default);
+    let mut loaded = loaded.lock().expect("lock");
+    if let Some((_, t)) = loaded.iter().find(|(n, _)| n == name) {
+        return t.clone();
+    }
+    let t = runtime().load(name, &guest(name)).expect("load guest");
+    loaded.push((name.to_owned(), t.clone()));
+    t
+}
+
+/// The broker `scripts/services.sh up` started (or `$SLUICE_KAFKA_BROKERS`).
+pub fn broker() -> KafkaConfig {
+    KafkaConfig::from_env()
+}
+
+/// A topic name no earlier run used: the broker keeps topics between runs.
+pub fn fresh_topic(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Seed 001's categories computed a second, independent way: counting the
+/// days one by one with the calendar rules, to check the guests against.
+pub mod independent {
+    use serde_json::Value;
+
+    fn leap(y: i64) -> bool {
+        (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+    }
+
+    fn month_len(y: i64, m: i64) -> i64 {
+        [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(m - 1) as usize]
+    }
+
+    /// (year, month, day) of a `YYYY-MM-DD` string, checked.
+    fn ymd(v: &Value) -> Option<(i64, i64, i64)> {
+        let s = v.as_str()?;
+        let parts: Vec<&str> = s.split('-').collect();
+        if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
+            return None;
+        }
+        let n: Vec<i64> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        if parts.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+            return None;
+        }
+        ((1..=12).contains(&n[1]) && n[2] >= 1 && n[2] <= month_len(n[0], n[1])).then_some((n[0], n[1], n[2]))
+    }
+
+    fn ordinal(y: i64, m: i64, d: i64) -> i64 {
+        let years: i64 = (1900..y).map(|yy| if leap(yy) { 366 } else { 365 }).sum();
+        let months: i64 = (1..m).map(|mm| month_len(y, mm)).sum();
+        years + months + d
+    }
+
+    pub fn category(record: &Value) -> &'static str {
+        let days = match (ymd(&record["srch_ci"]), ymd(&record["srch_co"])) {
+            (Some((y1, m1, d1)), Some((y2, m2, d2))) => ordinal(y2, m2, d2) - ordinal(y1, m1, d1),
+            _ => return "Erroneous data",
+        };
+        match days {
+            d if d <= 0 => "Erroneous data",
+            1..=4 => "Short stay",
+            5..=10 => "Standard stay",
+            11..=14 => "Standard extended stay",
+            _ => "Long stay",
+        }
+    }
+}

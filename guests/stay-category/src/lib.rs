@@ -1,63 +1,27 @@
-//! Seed 001's stay categorisation: days between check-in (`srch_ci`) and
-//! check-out (`srch_co`) put each booking in a category, added to the record
-//! as `stay_category`.
-//!
-//! The logic is plain Rust, usable natively (the benchmark's baseline and the
-//! stay-summary aggregator use it); the component wrapper is only built for
-//! WebAssembly.
+//! Sluice transformer: adds `stay_category` to each expedia booking (seed
+//! 001's rules, in `stay-rules`). One outcome per record, in order; a value
+//! that is not a JSON object fails alone.
 
-mod date;
-mod enrich;
+#![cfg(target_arch = "wasm32")]
 
-#[cfg(target_arch = "wasm32")]
-mod component;
+use sluice_guest::{KafkaRecord, Outcome, OutputRecord, Transform};
 
-pub use date::{days_between, parse_date};
-pub use enrich::{EnrichError, categorise, enrich};
+struct StayCategory;
 
-pub const ERRONEOUS: &str = "Erroneous data";
-pub const SHORT: &str = "Short stay";
-pub const STANDARD: &str = "Standard stay";
-pub const STANDARD_EXTENDED: &str = "Standard extended stay";
-pub const LONG: &str = "Long stay";
-
-/// Every category, in the order a summary lists them.
-pub const CATEGORIES: [&str; 5] = [ERRONEOUS, SHORT, STANDARD, STANDARD_EXTENDED, LONG];
-
-/// The seed's rules: missing or non-positive stays are erroneous; 1–4 short;
-/// 5–10 standard; 11–14 standard extended; longer is long.
-pub fn category(days: Option<i64>) -> &'static str {
-    match days {
-        None => ERRONEOUS,
-        Some(d) if d <= 0 => ERRONEOUS,
-        Some(1..=4) => SHORT,
-        Some(5..=10) => STANDARD,
-        Some(11..=14) => STANDARD_EXTENDED,
-        Some(_) => LONG,
+impl Transform for StayCategory {
+    fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome> {
+        batch.into_iter().map(categorise_record).collect()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn boundaries_follow_the_seed() {
-        let cases = [
-            (None, ERRONEOUS),
-            (Some(-3), ERRONEOUS),
-            (Some(0), ERRONEOUS),
-            (Some(1), SHORT),
-            (Some(4), SHORT),
-            (Some(5), STANDARD),
-            (Some(10), STANDARD),
-            (Some(11), STANDARD_EXTENDED),
-            (Some(14), STANDARD_EXTENDED),
-            (Some(15), LONG),
-            (Some(400), LONG),
-        ];
-        for (days, expected) in cases {
-            assert_eq!(category(days), expected, "{days:?} days");
-        }
+fn categorise_record(mut record: KafkaRecord) -> Outcome {
+    let Some(value) = record.value.take() else {
+        return Outcome::Fail("record has no value (a tombstone), expected a JSON object".into());
+    };
+    match stay_rules::enrich(&value) {
+        Ok(enriched) => Outcome::Emit(vec![OutputRecord::derived_from(record, enriched)]),
+        Err(e) => Outcome::Fail(e.to_string()),
     }
 }
+
+sluice_guest::export_transformer!(StayCategory);

@@ -34,7 +34,7 @@ impl Summary {
             .map_err(|e| format!("value is not a JSON booking record: {e}"))?;
         let category = match booking.stay_category {
             Some(category) => category,
-            None => stay_category::categorise(value)
+            None => stay_rules::categorise(value)
                 .map_err(|e| e.to_string())?
                 .0
                 .to_owned(),
@@ -50,7 +50,7 @@ impl Summary {
     /// The rows in the seed's category order; unknown categories after.
     pub fn rows(&self) -> Vec<CategoryCount> {
         let rank = |name: &str| {
-            stay_category::CATEGORIES
+            stay_rules::CATEGORIES
                 .iter()
                 .position(|c| *c == name)
                 .unwrap_or(usize::MAX)

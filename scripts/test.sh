@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs and starts the real
+# services, builds the guest components, runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+eval "$(scripts/services.sh up)"
+scripts/build-guests.sh >/dev/null
+export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+# Tests use fresh topic names, so they can share the broker and run in
+# parallel; the guest tests build the stay guests natively too.
+cargo test --workspace --all-targets "$@"
