@@ -40,7 +40,11 @@ pub fn load(runtime: &Runtime, name_or_path: &str, dir: &Path) -> anyhow::Result
         bail!(
             "no transform `{name_or_path}`: not a file, and none of {} exists \
              (build the guests with scripts/build-guests.sh or set SLUICE_TRANSFORMS_DIR)",
-            candidates.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(", ")
+            candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     };
     let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;

@@ -6,7 +6,7 @@
 
 pub mod generate;
 pub mod kafka;
-pub mod pipeline;
 pub mod parquet;
+pub mod pipeline;
 pub mod record;
 pub mod runtime;

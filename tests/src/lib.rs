@@ -1,9 +1,10 @@
 //! What the integration tests share: where the compiled guests are, a
 //! process-wide runtime, the broker's address and fresh topic names.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_host::kafka::KafkaConfig;
@@ -50,15 +51,13 @@ pub fn runtime() -> &'static Runtime {
 
 /// A guest loaded into the shared runtime, compiled once per process.
 pub fn transform(name: &str) -> Arc<Transform> {
-    static LOADED: OnceLock<std::sync::Mutex<Vec<(String, Arc<Transform>)>>> = OnceLock::new();
-    let loaded = LOADED.get_or_init(Default::default);
-    let mut loaded = loaded.lock().expect("lock");
-    if let Some((_, t)) = loaded.iter().find(|(n, _)| n == name) {
-        return t.clone();
-    }
-    let t = runtime().load(name, &guest(name)).expect("load guest");
-    loaded.push((name.to_owned(), t.clone()));
-    t
+    type Loaded = Mutex<HashMap<String, Arc<Transform>>>;
+    static LOADED: OnceLock<Loaded> = OnceLock::new();
+    let mut loaded = LOADED.get_or_init(Default::default).lock().expect("lock");
+    loaded
+        .entry(name.to_owned())
+        .or_insert_with(|| runtime().load(name, &guest(name)).expect("load guest"))
+        .clone()
 }
 
 /// The broker `scripts/services.sh up` started (or `$SLUICE_KAFKA_BROKERS`).
@@ -90,7 +89,20 @@ pub mod independent {
     }
 
     fn month_len(y: i64, m: i64) -> i64 {
-        [31, if leap(y) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(m - 1) as usize]
+        [
+            31,
+            if leap(y) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ][(m - 1) as usize]
     }
 
     /// (year, month, day) of a `YYYY-MM-DD` string, checked.
@@ -100,11 +112,15 @@ pub mod independent {
         if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
             return None;
         }
-        let n: Vec<i64> = parts.iter().map(|p| p.parse().ok()).collect::<Option<_>>()?;
+        let n: Vec<i64> = parts
+            .iter()
+            .map(|p| p.parse().ok())
+            .collect::<Option<_>>()?;
         if parts.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
             return None;
         }
-        ((1..=12).contains(&n[1]) && n[2] >= 1 && n[2] <= month_len(n[0], n[1])).then_some((n[0], n[1], n[2]))
+        ((1..=12).contains(&n[1]) && n[2] >= 1 && n[2] <= month_len(n[0], n[1]))
+            .then_some((n[0], n[1], n[2]))
     }
 
     fn ordinal(y: i64, m: i64, d: i64) -> i64 {

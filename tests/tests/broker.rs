@@ -10,7 +10,9 @@ use arrow_array::{Array, Int64Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use sluice_host::generate::{ExpediaGenerator, StayMix};
-use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ProduceRecord, Producer, ensure_topic};
+use sluice_host::kafka::{
+    BoundedReader, KafkaConfig, KafkaError, ProduceRecord, Producer, ensure_topic,
+};
 use sluice_host::parquet::write_json_records;
 use sluice_host::pipeline::{Routing, TopicRun, aggregate_topic, header, transform_topic};
 use sluice_host::record::{Header, KafkaRecord};
@@ -26,7 +28,10 @@ fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {
             topic: topic.to_owned(),
             key: Some(i.to_string().into_bytes()),
             value: value.clone(),
-            headers: vec![Header { key: "origin".into(), value: Some(b"test".to_vec()) }],
+            headers: vec![Header {
+                key: "origin".into(),
+                value: Some(b"test".to_vec()),
+            }],
         })
         .collect();
     Producer::new(config).unwrap().send_all(&records).unwrap();
@@ -52,7 +57,10 @@ fn header_text<'a>(record: &'a KafkaRecord, key: &str) -> &'a str {
 }
 
 fn routing(output: &str) -> Routing {
-    Routing { outputs: vec![output.to_owned()], dead_letter: format!("{output}.dlq") }
+    Routing {
+        outputs: vec![output.to_owned()],
+        dead_letter: format!("{output}.dlq"),
+    }
 }
 
 #[test]
@@ -60,8 +68,13 @@ fn expedia_to_expedia_ext_accounts_for_every_record() {
     let config = broker();
     let input = fresh_topic("expedia");
     let output = fresh_topic("expedia_ext");
-    let bookings: Vec<Value> = ExpediaGenerator::new(3, StayMix::default()).take(2000).collect();
-    let mut values: Vec<Option<Vec<u8>>> = bookings.iter().map(|b| Some(b.to_string().into_bytes())).collect();
+    let bookings: Vec<Value> = ExpediaGenerator::new(3, StayMix::default())
+        .take(2000)
+        .collect();
+    let mut values: Vec<Option<Vec<u8>>> = bookings
+        .iter()
+        .map(|b| Some(b.to_string().into_bytes()))
+        .collect();
     // Poison: not JSON, not an object, a tombstone.
     values.insert(10, Some(b"<booking id=1/>".to_vec()));
     values.insert(500, Some(b"[1,2,3]".to_vec()));
@@ -73,10 +86,19 @@ fn expedia_to_expedia_ext_accounts_for_every_record() {
     for topic in [&output, &routing.dead_letter] {
         ensure_topic(&config, topic, 3).unwrap();
     }
-    let mut transformer = stay_category.transformer(Limits::default(), Arc::default()).unwrap();
-    let run = TopicRun { input: input.clone(), routing: routing.clone(), batch_size: 256 };
+    let mut transformer = stay_category
+        .transformer(Limits::default(), Arc::default())
+        .unwrap();
+    let run = TopicRun {
+        input: input.clone(),
+        routing: routing.clone(),
+        batch_size: 256,
+    };
     let stats = transform_topic(&config, &mut transformer, &run, |_| {}).unwrap();
-    assert_eq!((stats.read, stats.produced, stats.dead_lettered), (2003, 2000, 3));
+    assert_eq!(
+        (stats.read, stats.produced, stats.dead_lettered),
+        (2003, 2000, 3)
+    );
 
     let out = read_all(&config, &output);
     assert_eq!(out.len(), 2000);
@@ -94,7 +116,11 @@ fn expedia_to_expedia_ext_accounts_for_every_record() {
         let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
         assert_eq!(value["stay_category"], independent::category(booking));
         assert_eq!(header_text(record, header::TRANSFORM), stamp);
-        assert_eq!(header_text(record, "origin"), "test", "input headers are kept");
+        assert_eq!(
+            header_text(record, "origin"),
+            "test",
+            "input headers are kept"
+        );
     }
 
     let dead = read_all(&config, &routing.dead_letter);
@@ -103,15 +129,26 @@ fn expedia_to_expedia_ext_accounts_for_every_record() {
         assert_eq!(header_text(record, header::ERROR_KIND), "rejected");
         assert_eq!(header_text(record, header::SOURCE_TOPIC), input);
         assert_eq!(header_text(record, header::TRANSFORM), stamp);
-        let partition: i32 = header_text(record, header::SOURCE_PARTITION).parse().unwrap();
+        let partition: i32 = header_text(record, header::SOURCE_PARTITION)
+            .parse()
+            .unwrap();
         let offset: i64 = header_text(record, header::SOURCE_OFFSET).parse().unwrap();
         assert!(partition >= 0 && offset >= 0);
     }
-    let reasons: Vec<&str> = dead.iter().map(|r| header_text(r, header::ERROR_REASON)).collect();
+    let reasons: Vec<&str> = dead
+        .iter()
+        .map(|r| header_text(r, header::ERROR_REASON))
+        .collect();
     for expected in ["JSON but not an object", "not valid JSON", "no value"] {
-        assert!(reasons.iter().any(|r| r.contains(expected)), "{expected}: {reasons:?}");
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
     }
-    let tombstone = dead.iter().find(|r| r.value.is_none()).expect("the tombstone is dead-lettered as it was");
+    let tombstone = dead
+        .iter()
+        .find(|r| r.value.is_none())
+        .expect("the tombstone is dead-lettered as it was");
     assert_eq!(tombstone.key.as_deref(), Some(&b"1500"[..]));
 }
 
@@ -120,7 +157,9 @@ fn a_trapping_or_looping_guest_dead_letters_its_record_and_the_stream_goes_on() 
     let config = broker();
     let input = fresh_topic("requests");
     let output = fresh_topic("answers");
-    let mut values: Vec<Option<Vec<u8>>> = (0..50).map(|i| Some(format!(r#"{{"n":{i}}}"#).into_bytes())).collect();
+    let mut values: Vec<Option<Vec<u8>>> = (0..50)
+        .map(|i| Some(format!(r#"{{"n":{i}}}"#).into_bytes()))
+        .collect();
     values[7] = Some(br#"{"do":"trap"}"#.to_vec());
     values[30] = Some(br#"{"do":"loop"}"#.to_vec());
     produce(&config, &input, &values);
@@ -129,21 +168,42 @@ fn a_trapping_or_looping_guest_dead_letters_its_record_and_the_stream_goes_on() 
     for topic in [&output, &routing.dead_letter] {
         ensure_topic(&config, topic, 3).unwrap();
     }
-    let limits = Limits { deadline: Duration::from_millis(300), ..Limits::default() };
-    let mut transformer = transform("misbehave").transformer(limits, Arc::default()).unwrap();
-    let run = TopicRun { input: input.clone(), routing: routing.clone(), batch_size: 20 };
+    let limits = Limits {
+        deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let mut transformer = transform("misbehave")
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let run = TopicRun {
+        input: input.clone(),
+        routing: routing.clone(),
+        batch_size: 20,
+    };
     let stats = transform_topic(&config, &mut transformer, &run, |_| {}).unwrap();
-    assert_eq!((stats.read, stats.produced, stats.dead_lettered), (50, 48, 2));
+    assert_eq!(
+        (stats.read, stats.produced, stats.dead_lettered),
+        (50, 48, 2)
+    );
 
     assert_eq!(read_all(&config, &output).len(), 48);
     let dead = read_all(&config, &routing.dead_letter);
-    let mut kinds: Vec<&str> = dead.iter().map(|r| header_text(r, header::ERROR_KIND)).collect();
+    let mut kinds: Vec<&str> = dead
+        .iter()
+        .map(|r| header_text(r, header::ERROR_KIND))
+        .collect();
     kinds.sort();
     assert_eq!(kinds, ["deadline", "trap"]);
     for record in &dead {
         let reason = header_text(record, header::ERROR_REASON);
         assert!(reason.contains("transform `misbehave`"), "{reason}");
-        assert!(reason.contains(&format!("offset {}", header_text(record, header::SOURCE_OFFSET))), "{reason}");
+        assert!(
+            reason.contains(&format!(
+                "offset {}",
+                header_text(record, header::SOURCE_OFFSET)
+            )),
+            "{reason}"
+        );
     }
 }
 
@@ -151,13 +211,27 @@ fn a_trapping_or_looping_guest_dead_letters_its_record_and_the_stream_goes_on() 
 fn the_stay_summary_of_a_topic_lands_in_parquet() {
     let config = broker();
     let topic = fresh_topic("expedia_ext");
-    let bookings: Vec<Value> = ExpediaGenerator::new(9, StayMix::default()).take(1500).collect();
-    produce(&config, &topic, &bookings.iter().map(|b| Some(b.to_string().into_bytes())).collect::<Vec<_>>());
+    let bookings: Vec<Value> = ExpediaGenerator::new(9, StayMix::default())
+        .take(1500)
+        .collect();
+    produce(
+        &config,
+        &topic,
+        &bookings
+            .iter()
+            .map(|b| Some(b.to_string().into_bytes()))
+            .collect::<Vec<_>>(),
+    );
 
-    let window = transform("stay-summary").aggregator(Limits::default(), Arc::default()).unwrap();
+    let window = transform("stay-summary")
+        .aggregator(Limits::default(), Arc::default())
+        .unwrap();
     let (read, rows) = aggregate_topic(&config, window, &topic, 400).unwrap();
     assert_eq!(read, 1500);
-    let rows: Vec<Value> = rows.iter().map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()).collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("summary.parquet");
     assert_eq!(write_json_records(&path, &rows).unwrap(), rows.len());
@@ -186,7 +260,12 @@ fn the_stay_summary_of_a_topic_lands_in_parquet() {
     for i in 0..categories.len() {
         let (count, hotels) = &expected[categories.value(i)];
         assert_eq!(all.value(i), *count, "{}", categories.value(i));
-        assert_eq!(distinct.value(i), hotels.len() as i64, "{}", categories.value(i));
+        assert_eq!(
+            distinct.value(i),
+            hotels.len() as i64,
+            "{}",
+            categories.value(i)
+        );
     }
 }
 
@@ -204,7 +283,10 @@ fn the_reader_ends_at_the_high_watermark_even_with_empty_partitions() {
     assert_eq!(records.len(), 1);
     let reader = BoundedReader::from_earliest(&config, &sparse).unwrap();
     assert_eq!(reader.ranges().len(), 3);
-    assert_eq!(reader.ranges().iter().map(|r| r.end - r.start).sum::<i64>(), 1);
+    assert_eq!(
+        reader.ranges().iter().map(|r| r.end - r.start).sum::<i64>(),
+        1
+    );
 }
 
 #[test]

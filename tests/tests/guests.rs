@@ -36,41 +36,82 @@ fn categorise(values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
 }
 
 fn stay(ci: Value, co: Value) -> Vec<u8> {
-    json!({"id": 1, "hotel_id": 9, "srch_ci": ci, "srch_co": co}).to_string().into_bytes()
+    json!({"id": 1, "hotel_id": 9, "srch_ci": ci, "srch_co": co})
+        .to_string()
+        .into_bytes()
 }
 
 #[test]
 fn stay_category_rules_at_every_boundary() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (stay("2017-08-13".into(), "2017-08-13".into()), "Erroneous data"),
+        (
+            stay("2017-08-13".into(), "2017-08-13".into()),
+            "Erroneous data",
+        ),
         (stay("2017-08-13".into(), "2017-08-14".into()), "Short stay"),
         (stay("2017-08-13".into(), "2017-08-17".into()), "Short stay"),
-        (stay("2017-08-13".into(), "2017-08-18".into()), "Standard stay"),
-        (stay("2017-08-13".into(), "2017-08-23".into()), "Standard stay"),
-        (stay("2017-08-13".into(), "2017-08-24".into()), "Standard extended stay"),
-        (stay("2017-08-13".into(), "2017-08-27".into()), "Standard extended stay"),
+        (
+            stay("2017-08-13".into(), "2017-08-18".into()),
+            "Standard stay",
+        ),
+        (
+            stay("2017-08-13".into(), "2017-08-23".into()),
+            "Standard stay",
+        ),
+        (
+            stay("2017-08-13".into(), "2017-08-24".into()),
+            "Standard extended stay",
+        ),
+        (
+            stay("2017-08-13".into(), "2017-08-27".into()),
+            "Standard extended stay",
+        ),
         (stay("2017-08-13".into(), "2017-08-28".into()), "Long stay"),
-        (stay("2017-08-20".into(), "2017-08-13".into()), "Erroneous data"),
+        (
+            stay("2017-08-20".into(), "2017-08-13".into()),
+            "Erroneous data",
+        ),
         (stay(Value::Null, "2017-08-13".into()), "Erroneous data"),
         (stay("2017-08-13".into(), Value::Null), "Erroneous data"),
-        (stay("2017-02-27".into(), "2017-02-30".into()), "Erroneous data"),
-        (stay("13/08/2017".into(), "2017-08-20".into()), "Erroneous data"),
+        (
+            stay("2017-02-27".into(), "2017-02-30".into()),
+            "Erroneous data",
+        ),
+        (
+            stay("13/08/2017".into(), "2017-08-20".into()),
+            "Erroneous data",
+        ),
         (stay(20170813.into(), "2017-08-20".into()), "Erroneous data"),
-        (br#"{"id": 3, "srch_co": "2017-08-20"}"#.to_vec(), "Erroneous data"),
+        (
+            br#"{"id": 3, "srch_co": "2017-08-20"}"#.to_vec(),
+            "Erroneous data",
+        ),
         (br#"{"id": 4}"#.to_vec(), "Erroneous data"),
         (stay("2016-02-28".into(), "2016-03-14".into()), "Long stay"),
-        (stay("2017-02-28".into(), "2017-03-14".into()), "Standard extended stay"),
+        (
+            stay("2017-02-28".into(), "2017-03-14".into()),
+            "Standard extended stay",
+        ),
     ];
     let values: Vec<Vec<u8>> = cases.iter().map(|(v, _)| v.clone()).collect();
     let outcomes = categorise(&values);
     for ((input, expected), outcome) in cases.iter().zip(outcomes) {
-        let output = outcome.unwrap_or_else(|e| panic!("{} failed: {e}", String::from_utf8_lossy(input)));
-        assert_eq!(output["stay_category"], *expected, "{}", String::from_utf8_lossy(input));
+        let output =
+            outcome.unwrap_or_else(|e| panic!("{} failed: {e}", String::from_utf8_lossy(input)));
+        assert_eq!(
+            output["stay_category"],
+            *expected,
+            "{}",
+            String::from_utf8_lossy(input)
+        );
         // Every input field is kept unchanged, in order, with the category last.
         let input: Value = serde_json::from_slice(input).unwrap();
         let mut fields: Vec<_> = output.as_object().unwrap().iter().collect();
         assert_eq!(fields.pop().unwrap().0, "stay_category");
-        assert_eq!(fields, input.as_object().unwrap().iter().collect::<Vec<_>>());
+        assert_eq!(
+            fields,
+            input.as_object().unwrap().iter().collect::<Vec<_>>()
+        );
     }
 }
 
@@ -106,21 +147,36 @@ fn a_tombstone_fails_with_a_reason() {
 
 #[test]
 fn generated_bookings_match_an_independent_categorisation() {
-    let bookings: Vec<Value> = ExpediaGenerator::new(11, StayMix::default()).take(3000).collect();
-    let values: Vec<Vec<u8>> = bookings.iter().map(|b| b.to_string().into_bytes()).collect();
+    let bookings: Vec<Value> = ExpediaGenerator::new(11, StayMix::default())
+        .take(3000)
+        .collect();
+    let values: Vec<Vec<u8>> = bookings
+        .iter()
+        .map(|b| b.to_string().into_bytes())
+        .collect();
     let outcomes = categorise(&values);
     let mut seen = HashSet::new();
     for (booking, outcome) in bookings.iter().zip(outcomes) {
         let output = outcome.unwrap();
-        assert_eq!(output["stay_category"], independent::category(booking), "{booking}");
+        assert_eq!(
+            output["stay_category"],
+            independent::category(booking),
+            "{booking}"
+        );
         seen.insert(output["stay_category"].as_str().unwrap().to_owned());
     }
-    assert_eq!(seen.len(), 5, "the generated mix covers every category: {seen:?}");
+    assert_eq!(
+        seen.len(),
+        5,
+        "the generated mix covers every category: {seen:?}"
+    );
 }
 
 #[test]
 fn stay_summary_counts_match_an_independent_computation() {
-    let bookings: Vec<Value> = ExpediaGenerator::new(5, StayMix::default()).take(12_000).collect();
+    let bookings: Vec<Value> = ExpediaGenerator::new(5, StayMix::default())
+        .take(12_000)
+        .collect();
     let mut expected: BTreeMap<&str, (u64, HashSet<String>)> = BTreeMap::new();
     for booking in &bookings {
         let (count, hotels) = expected.entry(independent::category(booking)).or_default();
@@ -131,7 +187,10 @@ fn stay_summary_counts_match_an_independent_computation() {
     let mut window = transform("stay-summary")
         .aggregator(Limits::default(), Arc::default())
         .unwrap();
-    let values: Vec<Vec<u8>> = bookings.iter().map(|b| b.to_string().into_bytes()).collect();
+    let values: Vec<Vec<u8>> = bookings
+        .iter()
+        .map(|b| b.to_string().into_bytes())
+        .collect();
     for chunk in records(&values).chunks(1000) {
         window.add(chunk).unwrap();
     }
@@ -165,7 +224,10 @@ fn worlds_are_checked_when_instantiating() {
 
 #[test]
 fn bytes_that_are_not_a_component_are_refused_with_the_name() {
-    let error = runtime().load("noise", b"\0asm\x01\0\0\0garbage").err().unwrap();
+    let error = runtime()
+        .load("noise", b"\0asm\x01\0\0\0garbage")
+        .err()
+        .unwrap();
     assert!(matches!(error, RuntimeError::Compile { .. }), "{error}");
     assert!(error.to_string().contains("`noise`"), "{error}");
 }
@@ -173,11 +235,14 @@ fn bytes_that_are_not_a_component_are_refused_with_the_name() {
 #[test]
 fn metadata_reaches_the_guest() {
     let metadata = Arc::new(vec![("region".to_owned(), "westeurope".to_owned())]);
-    let mut transformer = transform("misbehave").transformer(Limits::default(), metadata).unwrap();
+    let mut transformer = transform("misbehave")
+        .transformer(Limits::default(), metadata)
+        .unwrap();
     let out = transformer.process(&records(&[br#"{"do":"metadata"}"#.to_vec()]));
     match &out[0] {
         Ok(Outcome::Emit(records)) => {
-            let value: Value = serde_json::from_slice(records[0].value.as_deref().unwrap()).unwrap();
+            let value: Value =
+                serde_json::from_slice(records[0].value.as_deref().unwrap()).unwrap();
             assert_eq!(value, json!({"region": "westeurope"}));
         }
         other => panic!("{other:?}"),

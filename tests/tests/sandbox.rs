@@ -33,8 +33,14 @@ fn a_trap_fails_only_its_record_and_the_host_goes_on() {
     assert_eq!(error.transform, "misbehave");
     assert_eq!(error.record.as_ref().unwrap().offset, 101);
     let message = error.to_string();
-    assert!(message.contains("asked to trap at offset 101"), "panic message kept: {message}");
-    assert!(message.contains("topic requests partition 0 offset 101"), "{message}");
+    assert!(
+        message.contains("asked to trap at offset 101"),
+        "panic message kept: {message}"
+    );
+    assert!(
+        message.contains("topic requests partition 0 offset 101"),
+        "{message}"
+    );
 
     let next = transformer.process(&asks(&[r#"{"n":4}"#]));
     assert!(echoed(&next[0]), "the next batch works: {next:?}");
@@ -43,17 +49,28 @@ fn a_trap_fails_only_its_record_and_the_host_goes_on() {
 #[test]
 fn an_endless_loop_is_stopped_at_its_deadline() {
     let deadline = Duration::from_millis(300);
-    let limits = Limits { deadline, ..Limits::default() };
-    let mut transformer = transform("misbehave").transformer(limits, Arc::default()).unwrap();
+    let limits = Limits {
+        deadline,
+        ..Limits::default()
+    };
+    let mut transformer = transform("misbehave")
+        .transformer(limits, Arc::default())
+        .unwrap();
     let started = Instant::now();
     let results = transformer.process(&asks(&[r#"{"do":"loop"}"#]));
     let elapsed = started.elapsed();
     let error = results[0].as_ref().unwrap_err();
     assert_eq!(error.failure, GuestFailure::Deadline(deadline));
     assert_eq!(error.record.as_ref().unwrap().offset, 100);
-    assert!(elapsed >= deadline, "interrupted only after the deadline: {elapsed:?}");
+    assert!(
+        elapsed >= deadline,
+        "interrupted only after the deadline: {elapsed:?}"
+    );
     // Generous: the machine is shared; what matters is that it ends.
-    assert!(elapsed < deadline * 20, "interrupted near the deadline: {elapsed:?}");
+    assert!(
+        elapsed < deadline * 20,
+        "interrupted near the deadline: {elapsed:?}"
+    );
 
     let next = transformer.process(&asks(&[r#"{"n":1}"#]));
     assert!(echoed(&next[0]), "{next:?}");
@@ -61,19 +78,45 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
 
 #[test]
 fn a_loop_inside_a_batch_is_pinned_to_its_record() {
-    let limits = Limits { deadline: Duration::from_millis(200), ..Limits::default() };
-    let mut transformer = transform("misbehave").transformer(limits, Arc::default()).unwrap();
-    let results = transformer.process(&asks(&[r#"{"n":1}"#, r#"{"do":"loop"}"#, r#"{"do":"drop"}"#]));
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let mut transformer = transform("misbehave")
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let results = transformer.process(&asks(&[
+        r#"{"n":1}"#,
+        r#"{"do":"loop"}"#,
+        r#"{"do":"drop"}"#,
+    ]));
     assert!(echoed(&results[0]));
-    assert_eq!(results[1].as_ref().unwrap_err().record.as_ref().unwrap().offset, 101);
+    assert_eq!(
+        results[1]
+            .as_ref()
+            .unwrap_err()
+            .record
+            .as_ref()
+            .unwrap()
+            .offset,
+        101
+    );
     assert_eq!(results[2], Ok(Outcome::Drop));
 }
 
 #[test]
 fn allocating_a_gibibyte_is_refused() {
-    let limits = Limits { memory_bytes: 64 << 20, ..Limits::default() };
-    let mut transformer = transform("misbehave").transformer(limits, Arc::default()).unwrap();
-    let results = transformer.process(&asks(&[r#"{"do":"alloc","mb":1024}"#, r#"{"do":"alloc","mb":8}"#]));
+    let limits = Limits {
+        memory_bytes: 64 << 20,
+        ..Limits::default()
+    };
+    let mut transformer = transform("misbehave")
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let results = transformer.process(&asks(&[
+        r#"{"do":"alloc","mb":1024}"#,
+        r#"{"do":"alloc","mb":8}"#,
+    ]));
     match &results[0].as_ref().unwrap_err().failure {
         GuestFailure::MemoryLimit { cap, desired } => {
             assert_eq!(*cap, 64 << 20);
@@ -81,7 +124,11 @@ fn allocating_a_gibibyte_is_refused() {
         }
         other => panic!("expected the memory limit, got {other:?}"),
     }
-    assert!(echoed(&results[1]), "a modest allocation still works: {:?}", results[1]);
+    assert!(
+        echoed(&results[1]),
+        "a modest allocation still works: {:?}",
+        results[1]
+    );
 }
 
 #[test]
@@ -89,8 +136,14 @@ fn fail_and_drop_outcomes_pass_through() {
     let mut transformer = transform("misbehave")
         .transformer(Limits::default(), Arc::default())
         .unwrap();
-    let results = transformer.process(&asks(&[r#"{"do":"fail","reason":"bad id"}"#, r#"{"do":"drop"}"#]));
-    assert_eq!(results, vec![Ok(Outcome::Fail("bad id".into())), Ok(Outcome::Drop)]);
+    let results = transformer.process(&asks(&[
+        r#"{"do":"fail","reason":"bad id"}"#,
+        r#"{"do":"drop"}"#,
+    ]));
+    assert_eq!(
+        results,
+        vec![Ok(Outcome::Fail("bad id".into())), Ok(Outcome::Drop)]
+    );
 }
 
 #[test]
@@ -102,16 +155,31 @@ fn a_second_process_start_loads_the_precompiled_artifact() {
         ..RuntimeConfig::default()
     };
     let wasm = guest("stay-category");
-    let first = Runtime::new(config()).unwrap().load("stay-category", &wasm).unwrap();
+    let first = Runtime::new(config())
+        .unwrap()
+        .load("stay-category", &wasm)
+        .unwrap();
     assert_eq!(first.cache_outcome(), CacheOutcome::Compiled);
     let artifacts = std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(artifacts, 1);
 
     // A new runtime stands for a new process: same folder, fresh engine.
-    let second = Runtime::new(config()).unwrap().load("stay-category", &wasm).unwrap();
+    let second = Runtime::new(config())
+        .unwrap()
+        .load("stay-category", &wasm)
+        .unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
     assert_eq!(second.version(), first.version());
-    let mut transformer = second.transformer(Limits::default(), Arc::default()).unwrap();
-    let out = transformer.process(&[KafkaRecord::from_value("t", 0, br#"{"srch_ci":"2017-01-01","srch_co":"2017-01-03"}"#.to_vec())]);
-    assert!(matches!(&out[0], Ok(Outcome::Emit(_))), "the cached artifact runs: {out:?}");
+    let mut transformer = second
+        .transformer(Limits::default(), Arc::default())
+        .unwrap();
+    let out = transformer.process(&[KafkaRecord::from_value(
+        "t",
+        0,
+        br#"{"srch_ci":"2017-01-01","srch_co":"2017-01-03"}"#.to_vec(),
+    )]);
+    assert!(
+        matches!(&out[0], Ok(Outcome::Emit(_))),
+        "the cached artifact runs: {out:?}"
+    );
 }

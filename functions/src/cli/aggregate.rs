@@ -36,9 +36,19 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<ExitCode> {
     let config = args.broker.config();
     let runtime = crate::transforms::runtime()?;
     let aggregator = crate::transforms::load(&runtime, &args.aggregator, &args.transforms.dir())?;
-    let result = aggregate_to_parquet(&config, &aggregator, &args.input, &args.out, args.batch_size)?;
+    let result = aggregate_to_parquet(
+        &config,
+        &aggregator,
+        &args.input,
+        &args.out,
+        args.batch_size,
+    )?;
     print!("{}", result.table());
-    println!("{} rows written to {}", result.rows.len(), result.path.display());
+    println!(
+        "{} rows written to {}",
+        result.rows.len(),
+        result.path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -62,8 +62,12 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     );
 
     let summarise = crate::transforms::load(&runtime, "stay-summary", &dir)?;
-    let summary = super::aggregate::aggregate_to_parquet(&config, &summarise, &output, &args.out, 5000)?;
-    println!("\nStay categories of {} bookings ({output}):\n", summary.read);
+    let summary =
+        super::aggregate::aggregate_to_parquet(&config, &summarise, &output, &args.out, 5000)?;
+    println!(
+        "\nStay categories of {} bookings ({output}):\n",
+        summary.read
+    );
     print!("{}", summary.table());
     println!(
         "\nsummary written to {}  ({:.1} s in all)",

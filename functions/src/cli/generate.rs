@@ -41,7 +41,9 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let config = args.broker.config();
     let started = Instant::now();
     match args.kind {
-        Kind::Expedia => produce_expedia(&config, &args.topic, args.count, args.seed, args.partitions)?,
+        Kind::Expedia => {
+            produce_expedia(&config, &args.topic, args.count, args.seed, args.partitions)?
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(

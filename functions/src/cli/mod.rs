@@ -21,7 +21,13 @@ use crate::logging::LogFormat;
 #[command(name = "sluice", version)]
 pub struct Args {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t, env = "SLUICE_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "SLUICE_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -51,7 +57,9 @@ struct TransformsDir {
 
 impl TransformsDir {
     fn dir(&self) -> PathBuf {
-        self.transforms_dir.clone().unwrap_or_else(crate::transforms::default_dir)
+        self.transforms_dir
+            .clone()
+            .unwrap_or_else(crate::transforms::default_dir)
     }
 }
 

@@ -31,7 +31,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     };
     let mut out = line(header.to_vec());
     out.push('\n');
-    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  "),
+    );
     out.push('\n');
     for row in rows {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
@@ -46,8 +52,14 @@ mod tests {
     fn pads_and_aligns() {
         let text = super::render(
             &["category", "count"],
-            &[vec!["Short stay".into(), "12".into()], vec!["Long".into(), "3".into()]],
+            &[
+                vec!["Short stay".into(), "12".into()],
+                vec!["Long".into(), "3".into()],
+            ],
         );
-        assert_eq!(text, "category    count\n----------  -----\nShort stay     12\nLong            3\n");
+        assert_eq!(
+            text,
+            "category    count\n----------  -----\nShort stay     12\nLong            3\n"
+        );
     }
 }

@@ -51,7 +51,11 @@ pub fn run(args: TransformArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         // The offset is the line number, so errors point at the input line.
-        batch.push(KafkaRecord::from_value("stdin", line_number, line.into_bytes()));
+        batch.push(KafkaRecord::from_value(
+            "stdin",
+            line_number,
+            line.into_bytes(),
+        ));
         if batch.len() >= args.batch_size.max(1) {
             write_outcomes(&mut transformer, &batch, &mut out)?;
             batch.clear();
@@ -94,5 +98,6 @@ fn write_outcomes(
 
 /// A value as JSON when it is JSON, else as a string.
 fn as_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }

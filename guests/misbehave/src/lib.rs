@@ -39,7 +39,12 @@ fn act(record: KafkaRecord) -> Outcome {
             Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
         }
         "drop" => Outcome::Drop,
-        "fail" => Outcome::Fail(field("reason").as_str().unwrap_or("asked to fail").to_owned()),
+        "fail" => Outcome::Fail(
+            field("reason")
+                .as_str()
+                .unwrap_or("asked to fail")
+                .to_owned(),
+        ),
         "metadata" => {
             let pairs: serde_json::Map<String, serde_json::Value> =
                 metadata().into_iter().map(|(k, v)| (k, v.into())).collect();

@@ -35,8 +35,8 @@ pub mod aggregator {
 }
 
 pub use aggregator::export_aggregator;
-pub use transformer::export_transformer;
 pub use aggregator::exports::sluice::transform::aggregate::Guest as Aggregate;
+pub use transformer::export_transformer;
 pub use transformer::exports::sluice::transform::transform::Guest as Transform;
 pub use transformer::sluice::transform::host::{Level, log, metadata};
 pub use transformer::sluice::transform::types::{Header, KafkaRecord, Outcome, OutputRecord};

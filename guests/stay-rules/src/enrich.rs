@@ -115,7 +115,8 @@ mod tests {
 
     #[test]
     fn appends_the_category_and_keeps_every_field() {
-        let input = r#"{"id": 7, "srch_ci": "2017-08-13", "srch_co":"2017-08-20", "hotel_id": 1.50}"#;
+        let input =
+            r#"{"id": 7, "srch_ci": "2017-08-13", "srch_co":"2017-08-20", "hotel_id": 1.50}"#;
         let out = String::from_utf8(enrich(input.as_bytes()).unwrap()).unwrap();
         assert_eq!(
             out,
@@ -132,7 +133,11 @@ mod tests {
             r#"{"srch_ci": "2017-08-13", "srch_co": "not a date"}"#,
             r#"{}"#,
         ] {
-            assert_eq!(enriched(input)["stay_category"], "Erroneous data", "{input}");
+            assert_eq!(
+                enriched(input)["stay_category"],
+                "Erroneous data",
+                "{input}"
+            );
         }
         assert_eq!(
             String::from_utf8(enrich(b" { } ").unwrap()).unwrap(),

@@ -88,9 +88,21 @@ mod tests {
         assert_eq!(
             summary.rows(),
             vec![
-                CategoryCount { stay_category: "Erroneous data".into(), count_all: 1, count_distinct: 0 },
-                CategoryCount { stay_category: "Short stay".into(), count_all: 3, count_distinct: 2 },
-                CategoryCount { stay_category: "Long stay".into(), count_all: 1, count_distinct: 1 },
+                CategoryCount {
+                    stay_category: "Erroneous data".into(),
+                    count_all: 1,
+                    count_distinct: 0
+                },
+                CategoryCount {
+                    stay_category: "Short stay".into(),
+                    count_all: 3,
+                    count_distinct: 2
+                },
+                CategoryCount {
+                    stay_category: "Long stay".into(),
+                    count_all: 1,
+                    count_distinct: 1
+                },
             ]
         );
     }

@@ -149,9 +149,15 @@ mod tests {
 
     #[test]
     fn same_seed_same_records_and_all_fields_present() {
-        let a: Vec<Value> = ExpediaGenerator::new(7, StayMix::default()).take(50).collect();
-        let b: Vec<Value> = ExpediaGenerator::new(7, StayMix::default()).take(50).collect();
-        let c: Vec<Value> = ExpediaGenerator::new(8, StayMix::default()).take(50).collect();
+        let a: Vec<Value> = ExpediaGenerator::new(7, StayMix::default())
+            .take(50)
+            .collect();
+        let b: Vec<Value> = ExpediaGenerator::new(7, StayMix::default())
+            .take(50)
+            .collect();
+        let c: Vec<Value> = ExpediaGenerator::new(8, StayMix::default())
+            .take(50)
+            .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(a[0].as_object().unwrap().len(), 20);

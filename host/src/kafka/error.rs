@@ -21,7 +21,9 @@ pub enum KafkaError {
         partition: i32,
         source: rdkafka::error::KafkaError,
     },
-    #[error("reading topic `{topic}`: no record for {idle:?} while partitions {pending} still had records up to their end offsets")]
+    #[error(
+        "reading topic `{topic}`: no record for {idle:?} while partitions {pending} still had records up to their end offsets"
+    )]
     Stalled {
         topic: String,
         idle: Duration,

@@ -10,6 +10,6 @@ mod topics;
 
 pub use config::KafkaConfig;
 pub use error::KafkaError;
-pub use producer::{Producer, ProduceRecord};
+pub use producer::{ProduceRecord, Producer};
 pub use reader::{BoundedReader, PartitionRange};
 pub use topics::ensure_topic;

@@ -49,7 +49,9 @@ impl Producer {
             deliveries.push((record.topic.as_str(), self.enqueue(record)?));
         }
         let results = futures_executor::block_on(join_all(
-            deliveries.into_iter().map(|(topic, future)| async move { (topic, future.await) }),
+            deliveries
+                .into_iter()
+                .map(|(topic, future)| async move { (topic, future.await) }),
         ));
         for (topic, result) in results {
             let error = match result {
@@ -81,7 +83,10 @@ impl Producer {
             match self.inner.send_result(kafka_record) {
                 Ok(delivery) => return Ok(delivery),
                 // The local queue is full: let deliveries drain, then retry.
-                Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
                     self.inner.poll(Duration::from_millis(50));
                     kafka_record = back;
                 }

@@ -62,7 +62,12 @@ impl BoundedReader {
                 topic: topic.to_owned(),
                 source,
             })?;
-        tracing::info!(topic, partitions = ranges.len(), records = ranges.iter().map(|r| r.end - r.start).sum::<i64>(), "reader opened");
+        tracing::info!(
+            topic,
+            partitions = ranges.len(),
+            records = ranges.iter().map(|r| r.end - r.start).sum::<i64>(),
+            "reader opened"
+        );
         Ok(BoundedReader {
             topic: topic.to_owned(),
             consumer,

@@ -24,7 +24,10 @@ pub enum ParquetError {
 
 /// Writes `records` to `path` (replacing it whole: readers never see a
 /// half-written file) and returns the number of rows.
-pub fn write_json_records(path: &Path, records: &[serde_json::Value]) -> Result<usize, ParquetError> {
+pub fn write_json_records(
+    path: &Path,
+    records: &[serde_json::Value],
+) -> Result<usize, ParquetError> {
     if let Some((index, value)) = records.iter().enumerate().find(|(_, v)| !v.is_object()) {
         return Err(ParquetError::NotAnObject {
             index,
@@ -59,7 +62,9 @@ pub fn write_json_records(path: &Path, records: &[serde_json::Value]) -> Result<
     let mut writer = ArrowWriter::try_new(file, schema, Some(properties))
         .map_err(|e| write_error(e.to_string()))?;
     if let Some(batch) = &batch {
-        writer.write(batch).map_err(|e| write_error(e.to_string()))?;
+        writer
+            .write(batch)
+            .map_err(|e| write_error(e.to_string()))?;
     }
     writer.close().map_err(|e| write_error(e.to_string()))?;
     std::fs::rename(&staging, path).map_err(|e| write_error(e.to_string()))?;
@@ -105,8 +110,11 @@ mod tests {
     #[test]
     fn a_non_object_record_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let error = write_json_records(&dir.path().join("x.parquet"), &[serde_json::json!({}), serde_json::json!(3)])
-            .unwrap_err();
+        let error = write_json_records(
+            &dir.path().join("x.parquet"),
+            &[serde_json::json!({}), serde_json::json!(3)],
+        )
+        .unwrap_err();
         assert_eq!(error.to_string(), "record 1 is not a JSON object: 3");
     }
 }

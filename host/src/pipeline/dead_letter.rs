@@ -5,7 +5,12 @@ use super::header;
 use crate::record::{Header, KafkaRecord};
 use crate::runtime::Transform;
 
-pub fn headers(source: &KafkaRecord, transform: &Transform, kind: &str, reason: &str) -> Vec<Header> {
+pub fn headers(
+    source: &KafkaRecord,
+    transform: &Transform,
+    kind: &str,
+    reason: &str,
+) -> Vec<Header> {
     let text = |key: &str, value: String| Header {
         key: key.to_owned(),
         value: Some(value.into_bytes()),

@@ -38,7 +38,13 @@ impl Routing {
                 return self.dead_letter(transform, input, "rejected", &reason, out);
             }
             Err(error) => {
-                return self.dead_letter(transform, input, error.failure.kind(), &error.to_string(), out);
+                return self.dead_letter(
+                    transform,
+                    input,
+                    error.failure.kind(),
+                    &error.to_string(),
+                    out,
+                );
             }
         };
         if let Some(bad) = outputs

@@ -42,7 +42,10 @@ pub fn transform_topic(
         out.clear();
         for (input, result) in batch.iter().zip(results) {
             stats.read += 1;
-            match run.routing.route(transformer.transform(), input, result, &mut out) {
+            match run
+                .routing
+                .route(transformer.transform(), input, result, &mut out)
+            {
                 Routed::Emitted(n) => {
                     stats.emitted += 1;
                     stats.produced += n as u64;

@@ -41,14 +41,18 @@ impl Aggregator {
         }
         let (store, bindings) = self.state.as_mut().map_err(|e| e.clone())?;
         sandbox::arm_deadline(store, &self.transform, self.limits);
-        let result = bindings.sluice_transform_aggregate().call_add(&mut *store, batch);
+        let result = bindings
+            .sluice_transform_aggregate()
+            .call_add(&mut *store, batch);
         self.settle(result, batch.first())
     }
 
     pub fn finish(mut self) -> Result<Vec<OutputRecord>, GuestError> {
         let (store, bindings) = self.state.as_mut().map_err(|e| e.clone())?;
         sandbox::arm_deadline(store, &self.transform, self.limits);
-        let result = bindings.sluice_transform_aggregate().call_finish(&mut *store);
+        let result = bindings
+            .sluice_transform_aggregate()
+            .call_finish(&mut *store);
         match result {
             Ok(records) => Ok(records),
             Err(error) => {

@@ -129,13 +129,14 @@ impl Runtime {
         let inner = &self.inner;
         let version = content_hash(wasm);
         let (component, cache) = inner.cache.load(&inner.engine, name, &version, wasm)?;
-        let pre = inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| RuntimeError::WrongWorld {
-                transform: name.to_owned(),
-                reason: format!("{e:#}"),
-            })?;
+        let pre =
+            inner
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| RuntimeError::WrongWorld {
+                    transform: name.to_owned(),
+                    reason: format!("{e:#}"),
+                })?;
         let pre = TransformPre::new(name, pre)?;
         tracing::info!(
             transform = name,

@@ -28,7 +28,11 @@ pub fn arm_deadline(store: &mut Store<GuestState>, transform: &Transform, limits
 /// Names what went wrong in a call that returned an error. The store's
 /// instance must not be used again afterwards: a trapped instance may be in
 /// any state.
-pub fn classify(store: &mut Store<GuestState>, error: wasmtime::Error, limits: Limits) -> GuestFailure {
+pub fn classify(
+    store: &mut Store<GuestState>,
+    error: wasmtime::Error,
+    limits: Limits,
+) -> GuestFailure {
     let state = store.data_mut();
     if let Some(refusal) = state.limiter.take_refusal() {
         return GuestFailure::MemoryLimit {

@@ -80,7 +80,10 @@ impl Transformer {
         let transform = self.transform.clone();
         let (store, bindings) = self.instance()?;
         sandbox::arm_deadline(store, &transform, limits);
-        match bindings.sluice_transform_transform().call_process(&mut *store, batch) {
+        match bindings
+            .sluice_transform_transform()
+            .call_process(&mut *store, batch)
+        {
             Ok(outcomes) if outcomes.len() == batch.len() => Ok(outcomes),
             Ok(outcomes) => Err(GuestFailure::Contract(format!(
                 "returned {} outcomes for a batch of {} records",
