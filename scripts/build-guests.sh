@@ -8,5 +8,5 @@ source scripts/env.sh
 guests=(stay-category stay-summary misbehave)
 args=()
 for guest in "${guests[@]}"; do args+=(-p "$guest"); done
-cargo build --quiet --release --target wasm32-wasip2 "${args[@]}" >&2
-echo "$CARGO_TARGET_DIR/wasm32-wasip2/release"
+cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
+echo "$CARGO_TARGET_DIR/wasm32-wasip2/guest"

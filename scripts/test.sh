@@ -7,7 +7,7 @@ source scripts/env.sh
 
 eval "$(scripts/services.sh up)"
 scripts/build-guests.sh >/dev/null
-export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/release"
+export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
 cargo test --workspace --all-targets "$@"

@@ -16,7 +16,7 @@ pub fn default_dir() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice/target")))
         .unwrap_or_else(|| PathBuf::from("target"));
-    target.join("wasm32-wasip2").join("release")
+    target.join("wasm32-wasip2").join("guest")
 }
 
 pub fn runtime() -> anyhow::Result<Runtime> {

@@ -11,7 +11,7 @@ use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
-/// `<target>/wasm32-wasip2/release` next to this test binary's target folder.
+/// `<target>/wasm32-wasip2/guest` next to this test binary's target folder.
 pub fn guests_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("SLUICE_GUESTS_DIR") {
         return PathBuf::from(dir);
@@ -22,7 +22,7 @@ pub fn guests_dir() -> PathBuf {
         .ancestors()
         .nth(3)
         .expect("test binary inside a cargo target folder");
-    target.join("wasm32-wasip2").join("release")
+    target.join("wasm32-wasip2").join("guest")
 }
 
 /// The bytes of a guest component built by `scripts/build-guests.sh`.

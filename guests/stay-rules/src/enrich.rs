@@ -141,7 +141,7 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8(enrich(b" { } ").unwrap()).unwrap(),
-            r#" {"stay_category":"Erroneous data"}"#
+            r#" { "stay_category":"Erroneous data"}"#
         );
     }
 
