@@ -13,10 +13,13 @@ use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::{Limits, Transformer};
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` does not, and
+    // then this is a quick check that native and WebAssembly agree.
+    let benchmarking = std::env::args().any(|a| a == "--bench");
     let count: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(if benchmarking { 1_000_000 } else { 2_000 });
     eprintln!("generating {count} bookings...");
     let records: Vec<KafkaRecord> = ExpediaGenerator::new(1, StayMix::default())
         .take(count)
@@ -46,12 +49,13 @@ fn main() {
     };
 
     // Warm up both sides and check they agree before timing anything.
-    let native_sample: Vec<Vec<u8>> = records[..1000]
+    let sample = &records[..count.min(1000)];
+    let native_sample: Vec<Vec<u8>> = sample
         .iter()
         .map(|r| stay_rules::enrich(r.value.as_deref().unwrap_or_default()).expect("native"))
         .collect();
     let wasm_sample: Vec<Vec<u8>> = new_transformer()
-        .process(&records[..1000])
+        .process(sample)
         .into_iter()
         .map(|o| match o {
             Ok(Outcome::Emit(mut out)) => out.remove(0).value.unwrap_or_default(),
