@@ -96,16 +96,42 @@ fn main() {
         rows.push((format!("wasm, batches of {batch}"), elapsed));
     }
 
+    // The same calls on `{}` values: what crossing the boundary costs per
+    // record when there is almost nothing to parse.
+    let empty: Vec<KafkaRecord> = records
+        .iter()
+        .map(|r| KafkaRecord {
+            value: Some(b"{}".to_vec()),
+            ..r.clone()
+        })
+        .collect();
+    let mut transformer = new_transformer();
+    let boundary = time(|| {
+        for chunk in empty.chunks(1_000) {
+            std::hint::black_box(transformer.process(chunk));
+        }
+    });
+    rows.push(("wasm, batches of 1000, {}".to_owned(), boundary));
+    let native_empty = time(|| {
+        for record in &empty {
+            std::hint::black_box(
+                stay_rules::enrich(record.value.as_deref().unwrap_or_default()).ok(),
+            );
+        }
+    });
+    rows.push(("native Rust, {}".to_owned(), native_empty));
+
     println!("\nstay-category over {count} records\n");
     println!(
-        "{:<28} {:>14} {:>10} {:>16}",
-        "mode", "records/s", "seconds", "time vs native"
+        "{:<28} {:>14} {:>10} {:>10} {:>16}",
+        "mode", "records/s", "seconds", "µs/record", "time vs native"
     );
     for (mode, elapsed) in &rows {
         println!(
-            "{mode:<28} {:>14.0} {:>10.3} {:>15.2}x",
+            "{mode:<28} {:>14.0} {:>10.3} {:>10.3} {:>15.2}x",
             count as f64 / elapsed.as_secs_f64(),
             elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / count as f64,
             elapsed.as_secs_f64() / native.as_secs_f64()
         );
     }
