@@ -202,6 +202,21 @@ lock_state() {
   flock 8
 }
 
+# tansu 0.6.0's sqlite schema has no index on header(topition, offset_id),
+# and its fetch looks up each record's headers: every fetched record scans
+# the whole header table, so reads slow down as the broker's history grows
+# (measured here: 12 s for one fetch of 3,300 records with 50,000 headers
+# stored; 0.5 s for 10,000 records with the index). The broker creates its
+# tables at start, so the index goes in once it answers; it is idempotent.
+index_tansu_headers() {
+  python3 - "$SLUICE_STATE/tansu.db" <<'PY' || die "could not index tansu's header table"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+db.execute("create index if not exists sluice_header_record on header (topition, offset_id)")
+db.commit()
+PY
+}
+
 cmd_up() {
   "$HERE/setup.sh" >&2
   lock_state
@@ -209,6 +224,7 @@ cmd_up() {
   for name in "${SERVICES[@]}"; do
     start "$name"
   done
+  index_tansu_headers
   print_exports
 }
 
