@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared settings for the project's scripts; sourced, not run.
 # Build outputs live outside the clone so a fresh clone on the same machine
 # (CI's) reuses them instead of rebuilding wasmtime and librdkafka.
