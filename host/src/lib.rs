@@ -4,6 +4,7 @@
 //! [`kafka`] reads and produces, [`runtime`] runs WebAssembly transforms over
 //! batches of records, [`parquet`] writes columnar files.
 
+pub mod config;
 pub mod generate;
 pub mod kafka;
 pub mod parquet;

@@ -1,0 +1,204 @@
+//! `topics.json`: which topics to export and from where, with the seed's
+//! offset controls.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{ConfigError, parse_value, read_json};
+
+/// One entry of seed 000's `topics.json`, plus Sluice's additions.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TopicEntry {
+    pub topic: String,
+    /// The consumer group whose committed offsets a run starts from (when
+    /// no offsets are given) and commits to (after the upload succeeded).
+    pub group_id: String,
+    /// Most records read from each partition; `null` reads to the end.
+    #[serde(default)]
+    pub num_messages: Option<u64>,
+    /// Start from the earliest available offset instead of the group's.
+    #[serde(default)]
+    pub reset_offsets: bool,
+    /// Explicit start offsets; only these partitions are read.
+    #[serde(default)]
+    pub starting_offsets: Option<BTreeMap<String, i64>>,
+    /// Added to the offsets written to Parquet; Kafka reads real offsets.
+    #[serde(default)]
+    pub offset_increment: Option<BTreeMap<String, i64>>,
+    /// Addition: how record values are decoded.
+    #[serde(default)]
+    pub value_format: Option<ValueFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// Confluent wire format: magic byte 0, schema id, Avro body.
+    Avro,
+    Json,
+    Raw,
+}
+
+impl TopicEntry {
+    /// Start offsets by partition, checked.
+    pub fn starting_offsets(&self) -> BTreeMap<i32, i64> {
+        partition_map(self.starting_offsets.as_ref())
+    }
+
+    /// Offset adjustments by partition, checked.
+    pub fn offset_increment(&self) -> BTreeMap<i32, i64> {
+        partition_map(self.offset_increment.as_ref())
+    }
+
+    fn check(&self) -> Result<(), (String, String)> {
+        if self.topic.trim().is_empty() {
+            return Err(("topic".into(), "is empty".into()));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(("group_id".into(), "is empty".into()));
+        }
+        for (field, map) in [
+            ("starting_offsets", &self.starting_offsets),
+            ("offset_increment", &self.offset_increment),
+        ] {
+            for (key, value) in map.iter().flatten() {
+                match key.parse::<i32>() {
+                    Ok(p) if p >= 0 => {}
+                    _ => {
+                        return Err((
+                            format!("{field}.{key}"),
+                            format!("`{key}` is not a partition number"),
+                        ));
+                    }
+                }
+                if field == "starting_offsets" && *value < 0 {
+                    return Err((
+                        format!("{field}.{key}"),
+                        format!("offset {value} is negative"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn partition_map(map: Option<&BTreeMap<String, i64>>) -> BTreeMap<i32, i64> {
+    map.into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.parse().ok()?, *v)))
+        .collect()
+}
+
+/// Reads `topics.json`: a JSON array of entries.
+pub fn read_topics(path: &Path) -> Result<Vec<TopicEntry>, ConfigError> {
+    let (entries, _): (Vec<serde_json::Value>, _) = read_json(path)?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let name = value.get("topic").and_then(|t| t.as_str());
+            let at = match name {
+                Some(name) => format!("entry {index} (topic `{name}`)"),
+                None => format!("entry {index}"),
+            };
+            let entry: TopicEntry = parse_value(path, value, at.clone())?;
+            entry
+                .check()
+                .map_err(|(field, reason)| ConfigError::Field {
+                    file: path.to_owned(),
+                    location: format!("{at}, field `{field}`"),
+                    reason,
+                })?;
+            Ok(entry)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Vec<TopicEntry>, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("topics.json");
+        std::fs::write(&path, text).unwrap();
+        read_topics(&path)
+    }
+
+    #[test]
+    fn the_seeds_example_reads_as_is() {
+        let entries = read(
+            r#"[
+  {
+    "topic": "example_topic_1",
+    "group_id": "consumer_group_1",
+    "num_messages": 100,
+    "reset_offsets": false,
+    "starting_offsets": null,
+    "offset_increment": { "0": 0 }
+  },
+  {
+    "topic": "example_topic_2",
+    "group_id": "consumer_group_2",
+    "num_messages": 50,
+    "reset_offsets": true,
+    "starting_offsets": { "0": 100, "1": 200 },
+    "offset_increment": { "0": 10, "1": 20 }
+  }
+]"#,
+        )
+        .unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].num_messages, Some(100));
+        assert!(entries[0].starting_offsets().is_empty());
+        assert_eq!(
+            entries[1].starting_offsets(),
+            BTreeMap::from([(0, 100), (1, 200)])
+        );
+        assert_eq!(
+            entries[1].offset_increment(),
+            BTreeMap::from([(0, 10), (1, 20)])
+        );
+        assert!(entries[1].reset_offsets);
+    }
+
+    #[test]
+    fn errors_name_the_entry_and_the_field() {
+        let error = read(r#"[{"topic": "a", "group_id": "g"}, {"topic": "orders", "group_id": "g", "num_messages": "ten"}]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("topics.json"), "{error}");
+        assert!(error.contains("entry 1 (topic `orders`)"), "{error}");
+        assert!(error.contains("field `num_messages`"), "{error}");
+
+        let error =
+            read(r#"[{"topic": "orders", "group_id": "g", "starting_offsets": {"zero": 5}}]"#)
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("field `starting_offsets.zero`"), "{error}");
+
+        let error =
+            read(r#"[{"topic": "orders", "group_id": "g", "starting_offsets": {"0": -5}}]"#)
+                .unwrap_err()
+                .to_string();
+        assert!(error.contains("negative"), "{error}");
+
+        let error = read(r#"[{"group_id": "g"}]"#).unwrap_err().to_string();
+        assert!(
+            error.contains("entry 0") && error.contains("topic"),
+            "{error}"
+        );
+
+        let error = read(r#"{"topic": "x"}"#).unwrap_err().to_string();
+        assert!(error.contains("expected a sequence"), "{error}");
+    }
+
+    #[test]
+    fn value_format_is_an_addition() {
+        let entries = read(r#"[{"topic": "t", "group_id": "g", "value_format": "json"}]"#).unwrap();
+        assert_eq!(entries[0].value_format, Some(ValueFormat::Json));
+    }
+}
