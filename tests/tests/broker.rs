@@ -26,6 +26,7 @@ fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {
         .enumerate()
         .map(|(i, value)| ProduceRecord {
             topic: topic.to_owned(),
+            partition: None,
             key: Some(i.to_string().into_bytes()),
             value: value.clone(),
             headers: vec![Header {

@@ -74,6 +74,7 @@ pub fn produce_expedia(
             .take(chunk as usize)
             .map(|value| ProduceRecord {
                 topic: topic.to_owned(),
+                partition: None,
                 key: Some(value["id"].to_string().into_bytes()),
                 value: Some(value.to_string().into_bytes()),
                 headers: Vec::new(),

@@ -34,6 +34,34 @@ pub enum KafkaError {
         topic: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error("topic `{topic}` has no partition {partition} (it has {partitions})")]
+    UnknownPartition {
+        topic: String,
+        partition: i32,
+        partitions: usize,
+    },
+    #[error(
+        "topic `{topic}` partition {partition}: offset {offset} is outside the available range {low}..{high}"
+    )]
+    OffsetOutOfRange {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        low: i64,
+        high: i64,
+    },
+    #[error("reading the offsets group `{group}` committed on topic `{topic}`: {source}")]
+    Committed {
+        topic: String,
+        group: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("committing offsets of group `{group}` on topic `{topic}`: {source}")]
+    Commit {
+        topic: String,
+        group: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
 }

@@ -5,11 +5,13 @@ mod config;
 mod convert;
 mod error;
 mod producer;
+mod read_plan;
 mod reader;
 mod topics;
 
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use producer::{ProduceRecord, Producer};
+pub use read_plan::{ReadPlan, Start};
 pub use reader::{BoundedReader, PartitionRange};
 pub use topics::ensure_topic;

@@ -16,6 +16,8 @@ use crate::record::Header;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProduceRecord {
     pub topic: String,
+    /// A fixed partition; `None` lets the key pick one.
+    pub partition: Option<i32>,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<Header>,
@@ -73,6 +75,9 @@ impl Producer {
     ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
         let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
             .headers(to_kafka_headers(&record.headers));
+        if let Some(partition) = record.partition {
+            kafka_record = kafka_record.partition(partition);
+        }
         if let Some(key) = &record.key {
             kafka_record = kafka_record.key(key.as_slice());
         }

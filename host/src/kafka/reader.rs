@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
+use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
 
 /// The offsets of one partition a reader covers: `start..end`.
@@ -26,6 +27,7 @@ pub struct BoundedReader {
     topic: String,
     consumer: BaseConsumer,
     /// Partitions not yet read to their end, by partition id.
+    group_id: String,
     pending: BTreeMap<i32, PartitionRange>,
     ranges: Vec<PartitionRange>,
     idle_timeout: Duration,
@@ -34,9 +36,15 @@ pub struct BoundedReader {
 impl BoundedReader {
     /// Opens `topic` from the earliest available offset of each partition.
     pub fn from_earliest(config: &KafkaConfig, topic: &str) -> Result<Self, KafkaError> {
+        Self::open(config, &ReadPlan::earliest(topic))
+    }
+
+    /// Opens the ranges `plan` resolves to on the broker now.
+    pub fn open(config: &KafkaConfig, plan: &ReadPlan) -> Result<Self, KafkaError> {
+        let topic = plan.topic.as_str();
         let consumer: BaseConsumer = config
             .client_config()
-            .set("group.id", "sluice-bounded-reader")
+            .set("group.id", &plan.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
@@ -45,7 +53,7 @@ impl BoundedReader {
                 brokers: config.bootstrap_servers.clone(),
                 source,
             })?;
-        let ranges = partition_ranges(&consumer, config, topic)?;
+        let ranges = plan.ranges(&consumer, config)?;
         let mut assignment = TopicPartitionList::new();
         for range in ranges.iter().filter(|r| r.start < r.end) {
             assignment
@@ -64,12 +72,14 @@ impl BoundedReader {
             })?;
         tracing::info!(
             topic,
+            group = plan.group_id,
             partitions = ranges.len(),
             records = ranges.iter().map(|r| r.end - r.start).sum::<i64>(),
             "reader opened"
         );
         Ok(BoundedReader {
             topic: topic.to_owned(),
+            group_id: plan.group_id.clone(),
             consumer,
             pending: ranges
                 .iter()
@@ -79,6 +89,25 @@ impl BoundedReader {
             ranges,
             idle_timeout: Duration::from_secs(30),
         })
+    }
+
+    /// Commits, for the plan's group, that every record before each given
+    /// offset is done: `(partition, next offset to read)`. Call it only once
+    /// what was read is safely written.
+    pub fn commit(&self, next_offsets: &[(i32, i64)]) -> Result<(), KafkaError> {
+        let commit_error = |source| KafkaError::Commit {
+            topic: self.topic.clone(),
+            group: self.group_id.clone(),
+            source,
+        };
+        let mut list = TopicPartitionList::new();
+        for (partition, offset) in next_offsets {
+            list.add_partition_offset(&self.topic, *partition, Offset::Offset(*offset))
+                .map_err(commit_error)?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(commit_error)
     }
 
     /// What this reader covers, one range per partition.
@@ -139,11 +168,12 @@ impl BoundedReader {
     }
 }
 
-fn partition_ranges(
+/// The partition ids of `topic`, or an error naming it when it is unknown.
+pub(super) fn partitions(
     consumer: &BaseConsumer,
     config: &KafkaConfig,
     topic: &str,
-) -> Result<Vec<PartitionRange>, KafkaError> {
+) -> Result<Vec<i32>, KafkaError> {
     let metadata = consumer
         .fetch_metadata(Some(topic), config.request_timeout)
         .map_err(|source| KafkaError::Metadata {
@@ -162,21 +192,21 @@ fn partition_ranges(
             brokers: config.bootstrap_servers.clone(),
         });
     }
-    partitions
-        .into_iter()
-        .map(|partition| {
-            let (start, end) = consumer
-                .fetch_watermarks(topic, partition, config.request_timeout)
-                .map_err(|source| KafkaError::Read {
-                    topic: topic.to_owned(),
-                    partition,
-                    source,
-                })?;
-            Ok(PartitionRange {
-                partition,
-                start,
-                end,
-            })
+    Ok(partitions)
+}
+
+/// `(low, high)`: the first offset still stored and the next one to be written.
+pub(super) fn watermarks(
+    consumer: &BaseConsumer,
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    consumer
+        .fetch_watermarks(topic, partition, config.request_timeout)
+        .map_err(|source| KafkaError::Read {
+            topic: topic.to_owned(),
+            partition,
+            source,
         })
-        .collect()
 }

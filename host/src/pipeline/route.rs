@@ -73,6 +73,7 @@ impl Routing {
                 headers.push(version.clone());
                 out.push(ProduceRecord {
                     topic: topic.clone(),
+                    partition: None,
                     key: output.key.clone(),
                     value: output.value.clone(),
                     headers,
@@ -102,6 +103,7 @@ impl Routing {
         );
         out.push(ProduceRecord {
             topic: self.dead_letter.clone(),
+            partition: None,
             key: input.key.clone(),
             value: input.value.clone(),
             headers: dead_letter::headers(input, transform, kind, reason),

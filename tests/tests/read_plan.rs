@@ -1,0 +1,201 @@
+//! Seed 000's offset controls against the real broker: the four scenarios
+//! of its README, committed offsets, caps and bad offsets.
+
+use std::collections::BTreeMap;
+
+use sluice_host::config::TopicEntry;
+use sluice_host::kafka::{
+    BoundedReader, KafkaConfig, KafkaError, ProduceRecord, Producer, ReadPlan, ensure_topic,
+};
+use sluice_tests::{broker, fresh_topic};
+
+/// A topic with `per_partition` records in each of 3 partitions; values
+/// say where they were written: `p<partition>-<index>`.
+fn topic_with_records(config: &KafkaConfig, per_partition: i64) -> String {
+    let topic = fresh_topic("plan");
+    ensure_topic(config, &topic, 3).unwrap();
+    let records: Vec<ProduceRecord> = (0..3)
+        .flat_map(|p| (0..per_partition).map(move |i| (p, i)))
+        .map(|(p, i)| ProduceRecord {
+            topic: topic.clone(),
+            partition: Some(p),
+            key: None,
+            value: Some(format!("p{p}-{i}").into_bytes()),
+            headers: Vec::new(),
+        })
+        .collect();
+    Producer::new(config).unwrap().send_all(&records).unwrap();
+    topic
+}
+
+fn entry(topic: &str, group: &str, json: serde_json::Value) -> TopicEntry {
+    let mut value = serde_json::json!({"topic": topic, "group_id": group});
+    value
+        .as_object_mut()
+        .unwrap()
+        .extend(json.as_object().unwrap().clone());
+    serde_json::from_value(value).unwrap()
+}
+
+/// (partition, offset, value) of everything the plan reads, sorted.
+fn read(config: &KafkaConfig, plan: &ReadPlan) -> Vec<(i32, i64, String)> {
+    let mut reader = BoundedReader::open(config, plan).unwrap();
+    let mut out = Vec::new();
+    while let Some(batch) = reader.next_batch(7).unwrap() {
+        out.extend(batch.into_iter().map(|r| {
+            (
+                r.partition,
+                r.offset,
+                String::from_utf8(r.value.unwrap()).unwrap(),
+            )
+        }));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn scenario_1_specific_offsets_on_one_partition() {
+    let config = broker();
+    let topic = topic_with_records(&config, 10);
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"num_messages": 4, "starting_offsets": {"0": 5}, "offset_increment": {"0": 0}}),
+    ));
+    let records = read(&config, &plan);
+    let expected: Vec<_> = (5..9).map(|i| (0, i, format!("p0-{i}"))).collect();
+    assert_eq!(records, expected);
+}
+
+#[test]
+fn scenario_2_specific_offsets_on_several_partitions() {
+    let config = broker();
+    let topic = topic_with_records(&config, 10);
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"num_messages": 100, "starting_offsets": {"0": 8, "1": 6}}),
+    ));
+    let records = read(&config, &plan);
+    let expected = vec![
+        (0, 8, "p0-8".to_owned()),
+        (0, 9, "p0-9".to_owned()),
+        (1, 6, "p1-6".to_owned()),
+        (1, 7, "p1-7".to_owned()),
+        (1, 8, "p1-8".to_owned()),
+        (1, 9, "p1-9".to_owned()),
+    ];
+    assert_eq!(
+        records, expected,
+        "partition 2 is not read; the end is the high watermark"
+    );
+}
+
+#[test]
+fn scenario_3_reset_reads_every_partition_from_the_start() {
+    let config = broker();
+    let topic = topic_with_records(&config, 10);
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"num_messages": 3, "reset_offsets": true, "starting_offsets": null}),
+    ));
+    let records = read(&config, &plan);
+    let expected: Vec<_> = (0..3)
+        .flat_map(|p| (0..3).map(move |i| (p, i, format!("p{p}-{i}"))))
+        .collect();
+    assert_eq!(records, expected);
+}
+
+#[test]
+fn scenario_4_offset_increment_shifts_written_offsets_not_reads() {
+    let config = broker();
+    let topic = topic_with_records(&config, 5);
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"reset_offsets": true, "offset_increment": {"0": 200}}),
+    ));
+    let records = read(&config, &plan);
+    assert_eq!(
+        records.len(),
+        15,
+        "Kafka reads the real offsets of every partition"
+    );
+    let adjusted: BTreeMap<(i32, i64), i64> = records
+        .iter()
+        .map(|(p, o, _)| ((*p, *o), plan.adjusted_offset(*p, *o)))
+        .collect();
+    assert_eq!(adjusted[&(0, 3)], 203);
+    assert_eq!(adjusted[&(1, 3)], 3);
+}
+
+#[test]
+fn the_group_resumes_from_its_committed_offsets() {
+    let config = broker();
+    let topic = topic_with_records(&config, 10);
+    let group = fresh_topic("group");
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &group,
+        serde_json::json!({"num_messages": 4}),
+    ));
+
+    // Nothing committed yet: the group starts at the earliest offsets.
+    let mut reader = BoundedReader::open(&config, &plan).unwrap();
+    let mut first = Vec::new();
+    while let Some(batch) = reader.next_batch(100).unwrap() {
+        first.extend(batch);
+    }
+    assert_eq!(first.len(), 12);
+    assert!(first.iter().all(|r| r.offset < 4));
+    reader.commit(&[(0, 4), (1, 4), (2, 4)]).unwrap();
+    drop(reader);
+
+    let second = read(&config, &plan);
+    let expected: Vec<_> = (0..3)
+        .flat_map(|p| (4..8).map(move |i| (p, i, format!("p{p}-{i}"))))
+        .collect();
+    assert_eq!(
+        second, expected,
+        "reading resumes where the commit left off"
+    );
+}
+
+#[test]
+fn offsets_outside_the_partition_are_refused_with_the_range() {
+    let config = broker();
+    let topic = topic_with_records(&config, 5);
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"starting_offsets": {"1": 99}}),
+    ));
+    match BoundedReader::open(&config, &plan) {
+        Err(KafkaError::OffsetOutOfRange {
+            partition,
+            offset,
+            low,
+            high,
+            ..
+        }) => {
+            assert_eq!((partition, offset, low, high), (1, 99, 0, 5));
+        }
+        Err(other) => panic!("expected OffsetOutOfRange, got {other}"),
+        Ok(_) => panic!("expected OffsetOutOfRange"),
+    }
+
+    let plan = ReadPlan::from_entry(&entry(
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({"starting_offsets": {"7": 0}}),
+    ));
+    let error = BoundedReader::open(&config, &plan)
+        .err()
+        .expect("partition 7 does not exist");
+    assert!(
+        error.to_string().contains("no partition 7 (it has 3)"),
+        "{error}"
+    );
+}
