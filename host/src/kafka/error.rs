@@ -54,13 +54,13 @@ pub enum KafkaError {
     Committed {
         topic: String,
         group: String,
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     #[error("committing offsets of group `{group}` on topic `{topic}`: {source}")]
     Commit {
         topic: String,
         group: String,
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },

@@ -151,7 +151,7 @@ impl ReadPlan {
             .map_err(|source| KafkaError::Committed {
                 topic: self.topic.clone(),
                 group: self.group_id.clone(),
-                source,
+                source: Box::new(source),
             })?;
         Ok(committed
             .elements()

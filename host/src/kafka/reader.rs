@@ -98,7 +98,7 @@ impl BoundedReader {
         let commit_error = |source| KafkaError::Commit {
             topic: self.topic.clone(),
             group: self.group_id.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut list = TopicPartitionList::new();
         for (partition, offset) in next_offsets {
