@@ -5,6 +5,7 @@
 //! batches of records, [`parquet`] writes columnar files.
 
 pub mod config;
+pub mod export;
 pub mod generate;
 pub mod kafka;
 pub mod parquet;

@@ -1,0 +1,266 @@
+//! The export against the real broker, written to a local folder and read
+//! back with the parquet reader.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sluice_host::config::TopicEntry;
+use sluice_host::export::{ExportOptions, export_topic};
+use sluice_host::kafka::{KafkaConfig, ProduceRecord, Producer, ReadPlan, ensure_topic};
+use sluice_tests::{broker, fresh_topic};
+
+fn produce(config: &KafkaConfig, topic: &str, partition: i32, values: &[&str]) {
+    let records: Vec<ProduceRecord> = values
+        .iter()
+        .map(|v| ProduceRecord {
+            topic: topic.to_owned(),
+            partition: Some(partition),
+            key: None,
+            value: Some(v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        })
+        .collect();
+    Producer::new(config).unwrap().send_all(&records).unwrap();
+}
+
+fn json_values(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!(r#"{{"i":{i}}}"#)).collect()
+}
+
+fn plan(topic: &str, group: &str, extra: serde_json::Value) -> ReadPlan {
+    let mut value = serde_json::json!({"topic": topic, "group_id": group});
+    value
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let entry: TopicEntry = serde_json::from_value(value).unwrap();
+    ReadPlan::from_entry(&entry)
+}
+
+fn files(root: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn read_parquet(path: &Path) -> RecordBatch {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+    assert_eq!(batches.len(), 1, "small test files have one row group");
+    batches.remove(0)
+}
+
+fn int64(batch: &RecordBatch, column: &str) -> Vec<i64> {
+    let array = batch.column_by_name(column).unwrap();
+    array
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+#[test]
+fn files_per_partition_named_by_offsets_then_the_group_resumes() {
+    let config = broker();
+    let topic = fresh_topic("orders");
+    ensure_topic(&config, &topic, 3).unwrap();
+    let mut p0 = json_values(0, 10);
+    p0[4] = "not json".to_owned();
+    produce(
+        &config,
+        &topic,
+        0,
+        &p0.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    produce(
+        &config,
+        &topic,
+        1,
+        &json_values(0, 3)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let group = fresh_topic("export-group");
+    let root = tempfile::tempdir().unwrap();
+    let options = ExportOptions::new(root.path(), "run-1");
+
+    let report = export_topic(
+        &config,
+        &plan(&topic, &group, serde_json::json!({})),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (report.records, report.dead_lettered, report.partitions),
+        (13, 1, 2)
+    );
+    let written: Vec<String> = files(root.path())
+        .iter()
+        .map(|p| {
+            p.strip_prefix(root.path())
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        written,
+        vec![
+            format!("_dead_letters/topic={topic}/run-1.jsonl"),
+            format!("topic={topic}/partition=0/{topic}+0+0-9.parquet"),
+            format!("topic={topic}/partition=1/{topic}+1+0-2.parquet"),
+        ]
+    );
+    let batch = read_parquet(&report.files[0].path);
+    assert_eq!(
+        int64(&batch, "kafka_offset"),
+        vec![0, 1, 2, 3, 5, 6, 7, 8, 9]
+    );
+    let values = batch.column_by_name("value").unwrap();
+    let values = values.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(values.value(4), r#"{"i":5}"#);
+    let dead = std::fs::read_to_string(report.dead_letter_file.as_ref().unwrap()).unwrap();
+    let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
+    assert_eq!(
+        (dead["partition"].as_i64(), dead["offset"].as_i64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(dead["value_hex"], hex_of("not json"));
+
+    // Committed: a second run finds nothing new, then only what came since.
+    let again = export_topic(
+        &config,
+        &plan(&topic, &group, serde_json::json!({})),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!((again.records, again.files.len()), (0, 0));
+    produce(
+        &config,
+        &topic,
+        1,
+        &json_values(3, 5)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let third = export_topic(
+        &config,
+        &plan(&topic, &group, serde_json::json!({})),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(third.records, 2);
+    assert_eq!(
+        third.files[0].path.file_name().unwrap().to_string_lossy(),
+        format!("{topic}+1+3-4.parquet")
+    );
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_rerun_of_the_same_range_rewrites_the_same_file() {
+    let config = broker();
+    let topic = fresh_topic("clicks");
+    ensure_topic(&config, &topic, 1).unwrap();
+    produce(
+        &config,
+        &topic,
+        0,
+        &json_values(0, 20)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let options = ExportOptions::new(root.path(), "run");
+    let range = serde_json::json!({"starting_offsets": {"0": 5}, "num_messages": 10, "offset_increment": {"0": 1000}});
+
+    let first = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), range.clone()),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    let content = std::fs::read(&first.files[0].path).unwrap();
+    let second = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), range),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(first.files[0].path, second.files[0].path);
+    assert_eq!(files(root.path()).len(), 1, "no duplicate file");
+    assert_eq!(
+        std::fs::read(&second.files[0].path).unwrap(),
+        content,
+        "identical bytes"
+    );
+    let batch = read_parquet(&second.files[0].path);
+    assert_eq!(int64(&batch, "kafka_offset"), (5..15).collect::<Vec<_>>());
+    assert_eq!(
+        int64(&batch, "offset"),
+        (1005..1015).collect::<Vec<_>>(),
+        "offset_increment applied"
+    );
+    assert_eq!(batch.column_by_name("timestamp").unwrap().null_count(), 0);
+}
+
+#[test]
+fn a_row_cap_starts_new_files() {
+    let config = broker();
+    let topic = fresh_topic("big");
+    ensure_topic(&config, &topic, 1).unwrap();
+    produce(
+        &config,
+        &topic,
+        0,
+        &json_values(0, 25)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let mut options = ExportOptions::new(root.path(), "run");
+    options.max_rows_per_file = 10;
+    options.batch_size = 10;
+    let report = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    let ranges: Vec<(i64, i64, u64)> = report
+        .files
+        .iter()
+        .map(|f| (f.first, f.last, f.rows))
+        .collect();
+    assert_eq!(ranges, vec![(0, 9, 10), (10, 19, 10), (20, 24, 5)]);
+}
