@@ -95,3 +95,96 @@ fn a_missing_component_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/thing.wasm"), "{stderr}");
 }
+
+mod export {
+    use std::process::Command;
+
+    use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
+    use sluice_tests::{broker, fresh_topic};
+
+    fn export(dir: &std::path::Path, topics: &str) -> std::process::Output {
+        std::fs::write(dir.join("topics.json"), topics).unwrap();
+        let brokers = broker().bootstrap_servers;
+        std::fs::write(
+            dir.join("connections.json"),
+            format!(r#"{{"bootstrap_servers": "{brokers}"}}"#),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("export")
+            .arg("--topics")
+            .arg(dir.join("topics.json"))
+            .arg("--connections")
+            .arg(dir.join("connections.json"))
+            .arg("--out")
+            .arg(dir.join("out"))
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn one_failing_topic_does_not_stop_the_others() {
+        let config = broker();
+        let good = fresh_topic("cli-export");
+        ensure_topic(&config, &good, 2).unwrap();
+        let records: Vec<ProduceRecord> = (0..6)
+            .map(|i| ProduceRecord {
+                topic: good.clone(),
+                partition: Some(i % 2),
+                key: None,
+                value: Some(format!(r#"{{"n":{i}}}"#).into_bytes()),
+                headers: Vec::new(),
+            })
+            .collect();
+        Producer::new(&config).unwrap().send_all(&records).unwrap();
+        let missing = fresh_topic("cli-missing");
+        let dir = tempfile::tempdir().unwrap();
+        let topics = format!(
+            r#"[{{"topic": "{good}", "group_id": "{good}-g", "num_messages": null, "reset_offsets": true,
+                  "starting_offsets": null, "offset_increment": {{"0": 0}}}},
+                {{"topic": "{missing}", "group_id": "g", "reset_offsets": true}}]"#
+        );
+        let output = export(dir.path(), &topics);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "a failed topic fails the run"
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let good_line = stdout
+            .lines()
+            .find(|l| l.starts_with(&good))
+            .expect("summary row");
+        let cells: Vec<&str> = good_line.split_whitespace().collect();
+        assert_eq!(&cells[1..5], ["2", "6", "0", "2"], "{stdout}");
+        assert!(good_line.ends_with("ok"), "{stdout}");
+        let missing_line = stdout
+            .lines()
+            .find(|l| l.starts_with(&missing))
+            .expect("summary row");
+        assert!(
+            missing_line.contains("FAILED") && missing_line.contains("does not exist"),
+            "{stdout}"
+        );
+        let partition_0 = dir
+            .path()
+            .join(format!("out/topic={good}/partition=0/{good}+0+0-2.parquet"));
+        assert!(partition_0.is_file(), "{stdout}");
+    }
+
+    #[test]
+    fn a_bad_topics_file_names_the_entry_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = export(
+            dir.path(),
+            r#"[{"topic": "t", "group_id": "g", "num_messages": -1}]"#,
+        );
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("topics.json") && stderr.contains("entry 0 (topic `t`)"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("field `num_messages`"), "{stderr}");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod demo;
+mod export;
 mod generate;
 mod progress;
 mod run;
@@ -74,6 +75,9 @@ enum Command {
     /// Read a topic to its end through an aggregator and write its result
     /// as a Parquet file.
     Aggregate(aggregate::AggregateArgs),
+    /// Export topics to Parquet files (seed 000's topics.json and
+    /// connections.json), committing group offsets after the files are in place.
+    Export(export::ExportArgs),
     /// Produce generated records to a topic.
     Gen(generate::GenArgs),
     /// The whole job on embedded defaults: generate bookings, categorise
@@ -86,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Transform(a) => transform::run(a),
         Command::Run(a) => run::run(a),
         Command::Aggregate(a) => aggregate::run(a),
+        Command::Export(a) => export::run(a),
         Command::Gen(a) => generate::run(a),
         Command::Demo(a) => demo::run(a),
     }

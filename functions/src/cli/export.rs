@@ -1,0 +1,172 @@
+//! `sluice export --topics topics.json --connections connections.json`:
+//! seed 000's exporter. Topics run concurrently; one failing does not stop
+//! the others; the summary says which failed and why.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use indicatif::MultiProgress;
+use sluice_host::config::{Connections, TopicEntry, ValueFormat, read_topics};
+use sluice_host::export::{ExportOptions, TopicReport, export_topic};
+use sluice_host::kafka::{KafkaConfig, ReadPlan};
+use sluice_host::parquet::ValueColumn;
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Seed 000's topics.json.
+    #[arg(long)]
+    topics: PathBuf,
+    /// Seed 000's connections.json.
+    #[arg(long)]
+    connections: PathBuf,
+    /// Folder to write to [default: the connections' storage_url when it is
+    /// a file:// URL, else ./sluice-out].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A file holding this many rows is closed and a new one started.
+    #[arg(long, default_value_t = 1_000_000)]
+    max_rows_per_file: u64,
+}
+
+pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let connections = Connections::read(&args.connections)?;
+    let entries = read_topics(&args.topics)?;
+    let root = output_root(&args, &connections)?;
+    let kafka = connections.kafka_config();
+    let run_id = format!(
+        "run-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+    );
+    let bars = MultiProgress::new();
+    let results: Vec<(String, anyhow::Result<TopicReport>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .iter()
+            .map(|entry| {
+                let (kafka, root, run_id, bars) = (&kafka, &root, &run_id, &bars);
+                let max_rows = args.max_rows_per_file;
+                scope.spawn(move || {
+                    let span = tracing::info_span!("export", topic = entry.topic, run_id);
+                    let _entered = span.enter();
+                    let result = export_one(kafka, entry, root, run_id, max_rows, bars);
+                    if let Err(error) = &result {
+                        tracing::error!(error = format!("{error:#}"), "topic export failed");
+                    }
+                    (entry.topic.clone(), result)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    ("?".into(), Err(anyhow::anyhow!("export thread panicked")))
+                })
+            })
+            .collect()
+    });
+    print_summary(&run_id, &root, &results);
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn export_one(
+    kafka: &KafkaConfig,
+    entry: &TopicEntry,
+    root: &std::path::Path,
+    run_id: &str,
+    max_rows_per_file: u64,
+    bars: &MultiProgress,
+) -> anyhow::Result<TopicReport> {
+    let value = match entry.value_format.unwrap_or(ValueFormat::Json) {
+        ValueFormat::Json => ValueColumn::Json,
+        ValueFormat::Raw => ValueColumn::Raw,
+        ValueFormat::Avro => {
+            bail!("value_format avro needs the Schema Registry decoder, which is not built yet")
+        }
+    };
+    let mut options = ExportOptions::new(root, run_id);
+    options.value = value;
+    options.max_rows_per_file = max_rows_per_file;
+    let bar = bars.add(super::progress::bar(0, &entry.topic));
+    let report = export_topic(kafka, &ReadPlan::from_entry(entry), &options, |n| {
+        bar.set_position(n)
+    })
+    .with_context(|| format!("exporting topic {}", entry.topic))?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn output_root(args: &ExportArgs, connections: &Connections) -> anyhow::Result<PathBuf> {
+    if let Some(out) = &args.out {
+        return Ok(out.clone());
+    }
+    match connections.storage_url.as_deref() {
+        None => Ok(PathBuf::from("sluice-out")),
+        Some(url) => match url.strip_prefix("file://") {
+            Some(path) => Ok(PathBuf::from(path)),
+            None => bail!(
+                "{}: storage_url `{url}`: only file:// is supported by this build (Azure Data Lake \
+                 output is not built yet); pass --out DIR",
+                args.connections.display()
+            ),
+        },
+    }
+}
+
+fn print_summary(
+    run_id: &str,
+    root: &std::path::Path,
+    results: &[(String, anyhow::Result<TopicReport>)],
+) {
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|(topic, result)| match result {
+            Ok(r) => vec![
+                topic.clone(),
+                r.partitions.to_string(),
+                r.records.to_string(),
+                r.dead_lettered.to_string(),
+                r.files.len().to_string(),
+                r.bytes().to_string(),
+                format!("{:.1}", r.seconds),
+                "ok".into(),
+            ],
+            Err(e) => vec![
+                topic.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("FAILED: {e:#}"),
+            ],
+        })
+        .collect();
+    println!("export {run_id} into {}\n", root.display());
+    print!(
+        "{}",
+        super::table::render(
+            &[
+                "topic",
+                "partitions",
+                "records",
+                "dead letters",
+                "files",
+                "bytes",
+                "seconds",
+                "status"
+            ],
+            &rows
+        )
+    );
+}
