@@ -12,3 +12,4 @@ pub mod parquet;
 pub mod pipeline;
 pub mod record;
 pub mod runtime;
+pub mod storage;

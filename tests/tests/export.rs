@@ -9,6 +9,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice_host::config::TopicEntry;
 use sluice_host::export::{ExportOptions, export_topic};
 use sluice_host::kafka::{KafkaConfig, ProduceRecord, Producer, ReadPlan, ensure_topic};
+use sluice_host::storage::{AzureCredentials, Storage};
 use sluice_tests::{broker, fresh_topic};
 
 fn produce(config: &KafkaConfig, topic: &str, partition: i32, values: &[&str]) {
@@ -23,6 +24,10 @@ fn produce(config: &KafkaConfig, topic: &str, partition: i32, values: &[&str]) {
         })
         .collect();
     Producer::new(config).unwrap().send_all(&records).unwrap();
+}
+
+fn local(root: &Path) -> Storage {
+    Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
 }
 
 fn json_values(from: usize, to: usize) -> Vec<String> {
@@ -100,11 +105,13 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     );
     let group = fresh_topic("export-group");
     let root = tempfile::tempdir().unwrap();
-    let options = ExportOptions::new(root.path(), "run-1");
+    let storage = local(root.path());
+    let options = ExportOptions::new("run-1");
 
     let report = export_topic(
         &config,
         &plan(&topic, &group, serde_json::json!({})),
+        &storage,
         &options,
         |_| {},
     )
@@ -130,7 +137,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
             format!("topic={topic}/partition=1/{topic}+1+0-2.parquet"),
         ]
     );
-    let batch = read_parquet(&report.files[0].path);
+    let batch = read_parquet(&root.path().join(&report.files[0].key));
     assert_eq!(
         int64(&batch, "kafka_offset"),
         vec![0, 1, 2, 3, 5, 6, 7, 8, 9]
@@ -138,7 +145,8 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     let values = batch.column_by_name("value").unwrap();
     let values = values.as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(values.value(4), r#"{"i":5}"#);
-    let dead = std::fs::read_to_string(report.dead_letter_file.as_ref().unwrap()).unwrap();
+    let dead = std::fs::read_to_string(root.path().join(report.dead_letter_file.as_ref().unwrap()))
+        .unwrap();
     let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
     assert_eq!(
         (dead["partition"].as_i64(), dead["offset"].as_i64()),
@@ -150,6 +158,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     let again = export_topic(
         &config,
         &plan(&topic, &group, serde_json::json!({})),
+        &storage,
         &options,
         |_| {},
     )
@@ -167,13 +176,14 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     let third = export_topic(
         &config,
         &plan(&topic, &group, serde_json::json!({})),
+        &storage,
         &options,
         |_| {},
     )
     .unwrap();
     assert_eq!(third.records, 2);
     assert_eq!(
-        third.files[0].path.file_name().unwrap().to_string_lossy(),
+        third.files[0].key.rsplit('/').next().unwrap(),
         format!("{topic}+1+3-4.parquet")
     );
 }
@@ -197,32 +207,35 @@ fn a_rerun_of_the_same_range_rewrites_the_same_file() {
             .collect::<Vec<_>>(),
     );
     let root = tempfile::tempdir().unwrap();
-    let options = ExportOptions::new(root.path(), "run");
+    let storage = local(root.path());
+    let options = ExportOptions::new("run");
     let range = serde_json::json!({"starting_offsets": {"0": 5}, "num_messages": 10, "offset_increment": {"0": 1000}});
 
     let first = export_topic(
         &config,
         &plan(&topic, &fresh_topic("g"), range.clone()),
+        &storage,
         &options,
         |_| {},
     )
     .unwrap();
-    let content = std::fs::read(&first.files[0].path).unwrap();
+    let content = std::fs::read(root.path().join(&first.files[0].key)).unwrap();
     let second = export_topic(
         &config,
         &plan(&topic, &fresh_topic("g"), range),
+        &storage,
         &options,
         |_| {},
     )
     .unwrap();
-    assert_eq!(first.files[0].path, second.files[0].path);
+    assert_eq!(first.files[0].key, second.files[0].key);
     assert_eq!(files(root.path()).len(), 1, "no duplicate file");
     assert_eq!(
-        std::fs::read(&second.files[0].path).unwrap(),
+        std::fs::read(root.path().join(&second.files[0].key)).unwrap(),
         content,
         "identical bytes"
     );
-    let batch = read_parquet(&second.files[0].path);
+    let batch = read_parquet(&root.path().join(&second.files[0].key));
     assert_eq!(int64(&batch, "kafka_offset"), (5..15).collect::<Vec<_>>());
     assert_eq!(
         int64(&batch, "offset"),
@@ -247,12 +260,14 @@ fn a_row_cap_starts_new_files() {
             .collect::<Vec<_>>(),
     );
     let root = tempfile::tempdir().unwrap();
-    let mut options = ExportOptions::new(root.path(), "run");
+    let storage = local(root.path());
+    let mut options = ExportOptions::new("run");
     options.max_rows_per_file = 10;
     options.batch_size = 10;
     let report = export_topic(
         &config,
         &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
+        &storage,
         &options,
         |_| {},
     )

@@ -12,6 +12,7 @@ use sluice_host::config::{Connections, TopicEntry, ValueFormat, read_topics};
 use sluice_host::export::{ExportOptions, TopicReport, export_topic};
 use sluice_host::kafka::{KafkaConfig, ReadPlan};
 use sluice_host::parquet::ValueColumn;
+use sluice_host::storage::Storage;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -21,10 +22,11 @@ pub struct ExportArgs {
     /// Seed 000's connections.json.
     #[arg(long)]
     connections: PathBuf,
-    /// Folder to write to [default: the connections' storage_url when it is
-    /// a file:// URL, else ./sluice-out].
+    /// Where to write: a folder, file://, az:// or abfss:// URL [default:
+    /// the connections' storage_url, else their Azure filesystem, else
+    /// ./sluice-out].
     #[arg(long)]
-    out: Option<PathBuf>,
+    out: Option<String>,
     /// A file holding this many rows is closed and a new one started.
     #[arg(long, default_value_t = 1_000_000)]
     max_rows_per_file: u64,
@@ -33,7 +35,13 @@ pub struct ExportArgs {
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let connections = Connections::read(&args.connections)?;
     let entries = read_topics(&args.topics)?;
-    let root = output_root(&args, &connections)?;
+    let url = args
+        .out
+        .clone()
+        .unwrap_or_else(|| connections.storage_url());
+    let storage = Storage::open(&url, &connections.azure_credentials())
+        .with_context(|| format!("opening storage from {}", args.connections.display()))?;
+    let root = storage.url().to_owned();
     let kafka = connections.kafka_config();
     let run_id = format!(
         "run-{}",
@@ -47,12 +55,12 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let handles: Vec<_> = entries
             .iter()
             .map(|entry| {
-                let (kafka, root, run_id, bars) = (&kafka, &root, &run_id, &bars);
+                let (kafka, storage, run_id, bars) = (&kafka, &storage, &run_id, &bars);
                 let max_rows = args.max_rows_per_file;
                 scope.spawn(move || {
                     let span = tracing::info_span!("export", topic = entry.topic, run_id);
                     let _entered = span.enter();
-                    let result = export_one(kafka, entry, root, run_id, max_rows, bars);
+                    let result = export_one(kafka, entry, storage, run_id, max_rows, bars);
                     if let Err(error) = &result {
                         tracing::error!(error = format!("{error:#}"), "topic export failed");
                     }
@@ -81,7 +89,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 fn export_one(
     kafka: &KafkaConfig,
     entry: &TopicEntry,
-    root: &std::path::Path,
+    storage: &Storage,
     run_id: &str,
     max_rows_per_file: u64,
     bars: &MultiProgress,
@@ -93,7 +101,7 @@ fn export_one(
             bail!("value_format avro needs the Schema Registry decoder, which is not built yet")
         }
     };
-    let mut options = ExportOptions::new(root, run_id);
+    let mut options = ExportOptions::new(run_id);
     options.value = value;
     options.max_rows_per_file = max_rows_per_file;
     let bar = bars.add(super::progress::bar(0, &entry.topic));
@@ -103,23 +111,6 @@ fn export_one(
     .with_context(|| format!("exporting topic {}", entry.topic))?;
     bar.finish_and_clear();
     Ok(report)
-}
-
-fn output_root(args: &ExportArgs, connections: &Connections) -> anyhow::Result<PathBuf> {
-    if let Some(out) = &args.out {
-        return Ok(out.clone());
-    }
-    match connections.storage_url.as_deref() {
-        None => Ok(PathBuf::from("sluice-out")),
-        Some(url) => match url.strip_prefix("file://") {
-            Some(path) => Ok(PathBuf::from(path)),
-            None => bail!(
-                "{}: storage_url `{url}`: only file:// is supported by this build (Azure Data Lake \
-                 output is not built yet); pass --out DIR",
-                args.connections.display()
-            ),
-        },
-    }
 }
 
 fn print_summary(
@@ -152,7 +143,7 @@ fn print_summary(
             ],
         })
         .collect();
-    println!("export {run_id} into {}\n", root.display());
+    println!("export {run_id} into {root}\n");
     print!(
         "{}",
         super::table::render(

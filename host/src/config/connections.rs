@@ -34,6 +34,10 @@ pub struct Connections {
     /// Azure filesystem above when an account is set, else `./sluice-out`.
     #[serde(default)]
     pub storage_url: Option<String>,
+    /// Addition: the Blob endpoint, for the Azurite emulator
+    /// (`http://127.0.0.1:10000/devstoreaccount1`) or a sovereign cloud.
+    #[serde(default)]
+    pub azure_storage_endpoint: Option<String>,
     /// Addition: any other librdkafka property, passed through.
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
@@ -84,6 +88,31 @@ impl Connections {
             });
         }
         Ok(connections)
+    }
+
+    /// Where exports go: `storage_url`, else the seed's Azure filesystem,
+    /// else `./sluice-out`.
+    pub fn storage_url(&self) -> String {
+        if let Some(url) = &self.storage_url {
+            return url.clone();
+        }
+        match (
+            &self.azure_storage_account_name,
+            &self.azure_filesystem_name,
+        ) {
+            (Some(account), Some(filesystem)) => {
+                format!("abfss://{filesystem}@{account}.dfs.core.windows.net/")
+            }
+            _ => "sluice-out".to_owned(),
+        }
+    }
+
+    pub fn azure_credentials(&self) -> crate::storage::AzureCredentials {
+        crate::storage::AzureCredentials {
+            account: self.azure_storage_account_name.clone(),
+            key: self.azure_storage_account_key.clone(),
+            endpoint: self.azure_storage_endpoint.clone(),
+        }
     }
 
     /// The Kafka client settings these connections describe.

@@ -10,21 +10,21 @@ use serde_json::json;
 use super::topic::ExportError;
 use crate::parquet::Rejected;
 use crate::record::KafkaRecord;
+use crate::storage::Storage;
 
 pub struct DeadLetters {
     path: PathBuf,
+    key: String,
     out: Option<BufWriter<File>>,
     pub count: u64,
 }
 
 impl DeadLetters {
-    /// `<root>/_dead_letters/topic=T/<run id>.jsonl`, created on first use.
-    pub fn new(root: &Path, topic: &str, run_id: &str) -> Self {
+    /// Stored as `_dead_letters/topic=T/<run id>.jsonl`, created on first use.
+    pub fn new(staging_dir: &Path, topic: &str, run_id: &str) -> Self {
         DeadLetters {
-            path: root
-                .join("_dead_letters")
-                .join(format!("topic={topic}"))
-                .join(format!("{run_id}.jsonl")),
+            path: staging_dir.join(format!("{topic}.dead-letters.jsonl")),
+            key: format!("_dead_letters/topic={topic}/{run_id}.jsonl"),
             out: None,
             count: 0,
         }
@@ -63,16 +63,17 @@ impl DeadLetters {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<Option<PathBuf>, ExportError> {
-        match self.out {
-            Some(mut out) => {
-                out.flush().map_err(|source| ExportError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
-                Ok(Some(self.path))
-            }
-            None => Ok(None),
-        }
+    /// Stores the file, if anything was written; returns its key.
+    pub fn finish(self, storage: &Storage) -> Result<Option<String>, ExportError> {
+        let Some(mut out) = self.out else {
+            return Ok(None);
+        };
+        out.flush().map_err(|source| ExportError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        drop(out);
+        storage.upload(&self.path, &self.key)?;
+        Ok(Some(self.key))
     }
 }

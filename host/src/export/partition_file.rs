@@ -16,7 +16,10 @@ use super::topic::ExportError;
 /// A finished file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
-    pub path: PathBuf,
+    /// Where it was written locally; moved to `key` in storage after.
+    pub staging: PathBuf,
+    /// `topic=T/partition=P/T+P+<first>-<last>.parquet`.
+    pub key: String,
     pub partition: i32,
     /// Kafka offsets of the first and last record in the file.
     pub first: i64,
@@ -26,7 +29,6 @@ pub struct WrittenFile {
 }
 
 pub struct PartitionFile {
-    dir: PathBuf,
     topic: String,
     partition: i32,
     staging: PathBuf,
@@ -40,19 +42,19 @@ pub struct PartitionFile {
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 impl PartitionFile {
+    /// Starts a file in `staging_dir`.
     pub fn create(
-        root: &Path,
+        staging_dir: &Path,
         topic: &str,
         partition: i32,
         first: i64,
         schema: SchemaRef,
     ) -> Result<Self, ExportError> {
-        let dir = super::topic::partition_dir(root, topic, partition);
-        std::fs::create_dir_all(&dir).map_err(|source| ExportError::Io {
-            path: dir.clone(),
+        std::fs::create_dir_all(staging_dir).map_err(|source| ExportError::Io {
+            path: staging_dir.to_owned(),
             source,
         })?;
-        let staging = dir.join(format!(".{topic}+{partition}+{first}.parquet.partial"));
+        let staging = staging_dir.join(format!("{topic}+{partition}+{first}.parquet.partial"));
         let file = File::create(&staging).map_err(|source| ExportError::Io {
             path: staging.clone(),
             source,
@@ -68,7 +70,6 @@ impl PartitionFile {
             }
         })?;
         Ok(PartitionFile {
-            dir,
             topic: topic.to_owned(),
             partition,
             staging,
@@ -98,7 +99,7 @@ impl PartitionFile {
         Ok(())
     }
 
-    /// Closes the file and moves it to its final name.
+    /// Closes the file; the caller moves it to its key.
     pub fn finish(mut self) -> Result<WrittenFile, ExportError> {
         let writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
@@ -108,18 +109,19 @@ impl PartitionFile {
             path: self.staging.clone(),
             reason: e.to_string(),
         })?;
-        let name = format!(
-            "{}+{}+{}-{}.parquet",
-            self.topic, self.partition, self.first, self.last
+        let key = format!(
+            "topic={topic}/partition={partition}/{topic}+{partition}+{first}-{last}.parquet",
+            topic = self.topic,
+            partition = self.partition,
+            first = self.first,
+            last = self.last,
         );
-        let path = self.dir.join(name);
-        std::fs::rename(&self.staging, &path).map_err(|source| ExportError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(&self.staging)
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(WrittenFile {
-            path,
+            staging: self.staging.clone(),
+            key,
             partition: self.partition,
             first: self.first,
             last: self.last,

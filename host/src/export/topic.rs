@@ -1,7 +1,7 @@
 //! One topic's export run: plan, read, write per-partition files, commit.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::dead_letters::DeadLetters;
@@ -9,6 +9,7 @@ use super::partition_file::{PartitionFile, WrittenFile};
 use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan};
 use crate::parquet::{ValueColumn, kafka_batch, kafka_schema};
 use crate::record::KafkaRecord;
+use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -21,12 +22,12 @@ pub enum ExportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
 }
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
-    /// Folder the files go under.
-    pub root: PathBuf,
     pub value: ValueColumn,
     /// Records read per step.
     pub batch_size: usize,
@@ -37,9 +38,8 @@ pub struct ExportOptions {
 }
 
 impl ExportOptions {
-    pub fn new(root: impl Into<PathBuf>, run_id: impl Into<String>) -> Self {
+    pub fn new(run_id: impl Into<String>) -> Self {
         ExportOptions {
-            root: root.into(),
             value: ValueColumn::Json,
             batch_size: 5_000,
             max_rows_per_file: 1_000_000,
@@ -56,7 +56,8 @@ pub struct TopicReport {
     pub records: u64,
     pub dead_lettered: u64,
     pub files: Vec<WrittenFile>,
-    pub dead_letter_file: Option<PathBuf>,
+    /// Storage key of the dead-letter file, when there is one.
+    pub dead_letter_file: Option<String>,
     pub seconds: f64,
 }
 
@@ -69,6 +70,7 @@ impl TopicReport {
 pub fn export_topic(
     config: &KafkaConfig,
     plan: &ReadPlan,
+    storage: &Storage,
     options: &ExportOptions,
     mut progress: impl FnMut(u64),
 ) -> Result<TopicReport, ExportError> {
@@ -82,7 +84,8 @@ pub fn export_topic(
         partitions: reader.ranges().iter().filter(|r| r.start < r.end).count(),
         ..TopicReport::default()
     };
-    let mut dead_letters = DeadLetters::new(&options.root, topic, &options.run_id);
+    let staging = storage.staging_dir(&options.run_id);
+    let mut dead_letters = DeadLetters::new(&staging, topic, &options.run_id);
 
     while let Some(batch) = reader.next_batch(options.batch_size.max(1))? {
         report.records += batch.len() as u64;
@@ -90,7 +93,7 @@ pub fn export_topic(
             let (rows, rejected) =
                 kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o)).map_err(
                     |e| ExportError::Parquet {
-                        path: options.root.clone(),
+                        path: staging.clone(),
                         reason: e.to_string(),
                     },
                 )?;
@@ -105,7 +108,7 @@ pub fn export_topic(
             let file = match open.entry(partition) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => e.insert(PartitionFile::create(
-                    &options.root,
+                    &staging,
                     topic,
                     partition,
                     first.offset,
@@ -116,16 +119,16 @@ pub fn export_topic(
             if file.rows() >= options.max_rows_per_file
                 && let Some(full) = open.remove(&partition)
             {
-                report.files.push(full.finish()?);
+                report.files.push(store(storage, full)?);
             }
         }
         progress(report.records);
     }
     for (_, file) in std::mem::take(&mut open) {
-        report.files.push(file.finish()?);
+        report.files.push(store(storage, file)?);
     }
     report.dead_lettered = dead_letters.count;
-    report.dead_letter_file = dead_letters.finish()?;
+    report.dead_letter_file = dead_letters.finish(storage)?;
 
     // Every record of every range is now in a file or a dead-letter file.
     let done: Vec<(i32, i64)> = reader
@@ -137,6 +140,9 @@ pub fn export_topic(
     if !done.is_empty() {
         reader.commit(&done)?;
     }
+    // Empty once every file is stored; left alone (with the reason logged)
+    // otherwise.
+    let _ = std::fs::remove_dir(&staging);
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         topic,
@@ -161,8 +167,9 @@ fn by_partition(batch: &[KafkaRecord]) -> BTreeMap<i32, Vec<KafkaRecord>> {
     groups
 }
 
-/// Where a file for `topic` and `partition` goes under `root`.
-pub fn partition_dir(root: &Path, topic: &str, partition: i32) -> PathBuf {
-    root.join(format!("topic={topic}"))
-        .join(format!("partition={partition}"))
+/// Closes a file and moves it to its key in storage.
+fn store(storage: &Storage, file: PartitionFile) -> Result<WrittenFile, ExportError> {
+    let written = file.finish()?;
+    storage.upload(&written.staging, &written.key)?;
+    Ok(written)
 }
