@@ -143,3 +143,60 @@ pub mod independent {
         }
     }
 }
+
+/// The Azurite blob endpoint `scripts/services.sh up` started, and the one
+/// thing `object_store` cannot do there: create a container.
+pub mod azurite {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use hmac::{Hmac, Mac};
+    use sluice_host::storage::AzureCredentials;
+
+    /// Azurite's fixed, publicly documented development account.
+    pub const ACCOUNT: &str = "devstoreaccount1";
+    pub const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    fn port() -> u16 {
+        std::env::var("SLUICE_AZURITE_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(10000)
+    }
+
+    pub fn credentials() -> AzureCredentials {
+        AzureCredentials {
+            account: Some(ACCOUNT.to_owned()),
+            key: Some(KEY.to_owned()),
+            endpoint: Some(format!("http://127.0.0.1:{}/{ACCOUNT}", port())),
+        }
+    }
+
+    /// Creates a container with a Shared Key signed request, as the Blob
+    /// API documents it; returns the HTTP status line.
+    pub fn create_container(name: &str) -> String {
+        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+        let version = "2021-08-06";
+        let string_to_sign = format!(
+            "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
+        );
+        let key = STANDARD.decode(KEY).expect("key is base64");
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(string_to_sign.as_bytes());
+        let signature = STANDARD.encode(mac.finalize().into_bytes());
+        let request = format!(
+            "PUT /{ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+             x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
+             Authorization: SharedKey {ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            port = port()
+        );
+        let mut stream = TcpStream::connect(("127.0.0.1", port())).expect("Azurite is running");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        response.lines().next().unwrap_or_default().to_owned()
+    }
+}

@@ -279,3 +279,63 @@ fn a_row_cap_starts_new_files() {
         .collect();
     assert_eq!(ranges, vec![(0, 9, 10), (10, 19, 10), (20, 24, 5)]);
 }
+
+#[test]
+fn an_export_to_azure_storage_is_read_back_from_azurite() {
+    use sluice_tests::azurite;
+
+    let config = broker();
+    let topic = fresh_topic("azure");
+    ensure_topic(&config, &topic, 1).unwrap();
+    produce(
+        &config,
+        &topic,
+        0,
+        &json_values(0, 7)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let container = fresh_topic("exports").replace('.', "-").to_lowercase();
+    let container: String = container
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(60)
+        .collect();
+    let status = azurite::create_container(&container);
+    assert!(status.contains("201"), "container created: {status}");
+
+    let url = format!(
+        "abfss://{container}@{}.dfs.core.windows.net/landing",
+        azurite::ACCOUNT
+    );
+    let storage = Storage::open(&url, &azurite::credentials()).unwrap();
+    let options = ExportOptions::new("run");
+    let report = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
+        &storage,
+        &options,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(report.files.len(), 1);
+    assert!(
+        !report.files[0].staging.exists(),
+        "the local staging file is removed after upload"
+    );
+
+    // Read back through the Blob API, then as Parquet.
+    let bytes = storage.get(&report.files[0].key).unwrap();
+    assert_eq!(bytes.len() as u64, report.files[0].bytes);
+    let batch = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(int64(&batch, "kafka_offset"), (0..7).collect::<Vec<_>>());
+    let missing = storage.get("topic=nothing/here.parquet");
+    assert!(missing.is_err());
+}
