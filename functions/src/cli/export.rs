@@ -105,19 +105,19 @@ fn export_one(
     options.value = value;
     options.max_rows_per_file = max_rows_per_file;
     let bar = bars.add(super::progress::bar(0, &entry.topic));
-    let report = export_topic(kafka, &ReadPlan::from_entry(entry), &options, |n| {
-        bar.set_position(n)
-    })
+    let report = export_topic(
+        kafka,
+        &ReadPlan::from_entry(entry),
+        storage,
+        &options,
+        |n| bar.set_position(n),
+    )
     .with_context(|| format!("exporting topic {}", entry.topic))?;
     bar.finish_and_clear();
     Ok(report)
 }
 
-fn print_summary(
-    run_id: &str,
-    root: &std::path::Path,
-    results: &[(String, anyhow::Result<TopicReport>)],
-) {
+fn print_summary(run_id: &str, root: &str, results: &[(String, anyhow::Result<TopicReport>)]) {
     let rows: Vec<Vec<String>> = results
         .iter()
         .map(|(topic, result)| match result {
