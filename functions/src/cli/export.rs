@@ -33,6 +33,45 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let run = export_all(&args)?;
+    print_summary(&run.run_id, &run.root, &run.results);
+    Ok(if run.failed() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One export run over every entry of `topics.json`.
+pub struct ExportRun {
+    pub run_id: String,
+    /// Where the files went.
+    pub root: String,
+    /// Per topic, in the order of `topics.json`.
+    pub results: Vec<(String, anyhow::Result<TopicReport>)>,
+}
+
+impl ExportRun {
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|(_, r)| r.is_err()).count()
+    }
+}
+
+impl ExportArgs {
+    /// The files as the serverless entry point finds them.
+    pub fn new(topics: PathBuf, connections: PathBuf, out: Option<String>) -> Self {
+        ExportArgs {
+            topics,
+            connections,
+            out,
+            max_rows_per_file: 1_000_000,
+        }
+    }
+}
+
+/// Runs every topic concurrently; an error here means nothing ran (bad
+/// configuration); per-topic failures are in the result.
+pub fn export_all(args: &ExportArgs) -> anyhow::Result<ExportRun> {
     let connections = Connections::read(&args.connections)?;
     let entries = read_topics(&args.topics)?;
     let url = args
@@ -77,12 +116,10 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             })
             .collect()
     });
-    print_summary(&run_id, &root, &results);
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(ExportRun {
+        run_id,
+        root,
+        results,
     })
 }
 

@@ -2,10 +2,11 @@
 
 mod aggregate;
 mod demo;
-mod export;
+pub mod export;
 mod generate;
 mod progress;
 mod run;
+mod serve;
 mod table;
 mod transform;
 
@@ -78,6 +79,9 @@ enum Command {
     /// Export topics to Parquet files (seed 000's topics.json and
     /// connections.json), committing group offsets after the files are in place.
     Export(export::ExportArgs),
+    /// Serve the Azure Functions custom-handler protocol (and the same
+    /// routes standalone) on $FUNCTIONS_CUSTOMHANDLER_PORT.
+    Serve(serve::ServeArgs),
     /// Produce generated records to a topic.
     Gen(generate::GenArgs),
     /// The whole job on embedded defaults: generate bookings, categorise
@@ -92,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Aggregate(a) => aggregate::run(a),
         Command::Export(a) => export::run(a),
         Command::Gen(a) => generate::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
     }
 }

@@ -1,0 +1,149 @@
+//! The timer payloads Microsoft documents for custom handlers, posted to
+//! the router in-process (the Functions host itself cannot run here),
+//! against the real broker.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
+use sluice_tests::{broker, fresh_topic};
+use tower::ServiceExt;
+
+use super::{AppConfig, router};
+
+struct App {
+    dir: tempfile::TempDir,
+    config: AppConfig,
+}
+
+/// A function app whose topics.json lists `topics` (each reset to earliest).
+fn app(topics: &[&str]) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let entries: Vec<Value> = topics
+        .iter()
+        .map(|t| json!({"topic": t, "group_id": format!("{t}-g"), "reset_offsets": true}))
+        .collect();
+    std::fs::write(
+        dir.path().join("topics.json"),
+        Value::from(entries).to_string(),
+    )
+    .unwrap();
+    let connections = json!({"bootstrap_servers": broker().bootstrap_servers});
+    std::fs::write(dir.path().join("connections.json"), connections.to_string()).unwrap();
+    let config = AppConfig {
+        topics: dir.path().join("topics.json"),
+        connections: dir.path().join("connections.json"),
+        out: Some(dir.path().join("out").to_string_lossy().into_owned()),
+    };
+    App { dir, config }
+}
+
+fn topic_with(records: usize) -> String {
+    let config = broker();
+    let topic = fresh_topic("timer");
+    ensure_topic(&config, &topic, 1).unwrap();
+    let batch: Vec<ProduceRecord> = (0..records)
+        .map(|i| ProduceRecord {
+            topic: topic.clone(),
+            partition: Some(0),
+            key: None,
+            value: Some(format!(r#"{{"i":{i}}}"#).into_bytes()),
+            headers: Vec::new(),
+        })
+        .collect();
+    Producer::new(&config).unwrap().send_all(&batch).unwrap();
+    topic
+}
+
+async fn post(config: AppConfig, body: String) -> (StatusCode, Value) {
+    let request = Request::post("/Export")
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    let response = router(config).oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_past_due_timer_with_a_double_encoded_payload_runs_the_export() {
+    let topic = topic_with(5);
+    let app = app(&[&topic]);
+    // As the host sends it: the binding value is a JSON string.
+    let timer =
+        json!({"Schedule": {"AdjustForDST": true}, "ScheduleStatus": null, "IsPastDue": true})
+            .to_string();
+    let body = json!({"Data": {"timer": timer}, "Metadata": {"sys": {"MethodName": "Export", "UtcNow": "2026-11-22T01:00:00Z", "RandGuid": "x"}}});
+    let (status, response) = post(app.config.clone(), body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let value = &response["ReturnValue"];
+    assert_eq!(value["past_due"], true);
+    assert_eq!(value["topics"][0]["status"], "ok");
+    assert_eq!(value["topics"][0]["records"], 5);
+    assert_eq!(value["topics"][0]["files"], 1);
+    assert!(
+        response["Logs"][0].as_str().unwrap().contains("past due"),
+        "{response}"
+    );
+    let file = app.dir.path().join(format!(
+        "out/topic={topic}/partition=0/{topic}+0+0-4.parquet"
+    ));
+    assert!(file.is_file());
+}
+
+#[tokio::test]
+async fn an_object_payload_with_schedule_status_and_string_flags_is_accepted() {
+    let topic = topic_with(2);
+    let app = app(&[&topic]);
+    let body = json!({"Data": {"myTimer": {"ScheduleStatus": {"Last": "2026-11-22T00:45:00Z", "Next": "2026-11-22T01:00:00Z", "LastUpdated": "2026-11-22T00:45:00Z"}, "IsPastDue": "false"}}, "Metadata": {}});
+    let (status, response) = post(app.config, body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["ReturnValue"]["past_due"], false);
+    assert_eq!(response["ReturnValue"]["topics"][0]["records"], 2);
+}
+
+#[tokio::test]
+async fn a_failing_topic_answers_500_and_names_it() {
+    let good = topic_with(1);
+    let missing = fresh_topic("timer-missing");
+    let app = app(&[&good, &missing]);
+    let body = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let (status, response) = post(app.config, body.to_string()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let topics = &response["ReturnValue"]["topics"];
+    assert_eq!(
+        topics[0]["status"], "ok",
+        "the other topic still ran: {response}"
+    );
+    assert_eq!(topics[1]["status"], "failed");
+    assert!(
+        topics[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"),
+        "{response}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_configuration_is_reported_with_the_field() {
+    let app = app(&["whatever"]);
+    std::fs::write(&app.config.topics, r#"[{"topic": "t", "group_id": 7}]"#).unwrap();
+    let body = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}});
+    let (status, response) = post(app.config, body.to_string()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let error = response["ReturnValue"]["error"].as_str().unwrap();
+    assert!(error.contains("field `group_id`"), "{error}");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_refused() {
+    let app = app(&["whatever"]);
+    let (status, _) = post(app.config, "not json".into()).await;
+    assert!(status.is_client_error(), "{status}");
+}
