@@ -113,6 +113,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
         &plan(&topic, &group, serde_json::json!({})),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -160,6 +161,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
         &plan(&topic, &group, serde_json::json!({})),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -178,6 +180,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
         &plan(&topic, &group, serde_json::json!({})),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -216,6 +219,7 @@ fn a_rerun_of_the_same_range_rewrites_the_same_file() {
         &plan(&topic, &fresh_topic("g"), range.clone()),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -225,6 +229,7 @@ fn a_rerun_of_the_same_range_rewrites_the_same_file() {
         &plan(&topic, &fresh_topic("g"), range),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -269,6 +274,7 @@ fn a_row_cap_starts_new_files() {
         &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -316,6 +322,7 @@ fn an_export_to_azure_storage_is_read_back_from_azurite() {
         &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
         &storage,
         &options,
+        None,
         |_| {},
     )
     .unwrap();
@@ -338,4 +345,47 @@ fn an_export_to_azure_storage_is_read_back_from_azurite() {
     assert_eq!(int64(&batch, "kafka_offset"), (0..7).collect::<Vec<_>>());
     let missing = storage.get("topic=nothing/here.parquet");
     assert!(missing.is_err());
+}
+
+#[test]
+fn an_aggregator_result_lands_beside_the_data() {
+    use sluice_host::generate::{ExpediaGenerator, StayMix};
+    use sluice_host::runtime::Limits;
+
+    let config = broker();
+    let topic = fresh_topic("expedia-export");
+    ensure_topic(&config, &topic, 2).unwrap();
+    let bookings: Vec<String> = ExpediaGenerator::new(21, StayMix::default())
+        .take(300)
+        .map(|b| b.to_string())
+        .collect();
+    produce(
+        &config,
+        &topic,
+        1,
+        &bookings.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let root = tempfile::tempdir().unwrap();
+    let storage = local(root.path());
+    let summary = sluice_tests::transform("stay-summary")
+        .aggregator(Limits::default(), std::sync::Arc::default())
+        .unwrap();
+    let report = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
+        &storage,
+        &ExportOptions::new("run-9"),
+        Some(summary),
+        |_| {},
+    )
+    .unwrap();
+    let (key, rows) = report.aggregate.clone().unwrap();
+    assert_eq!(
+        key,
+        format!("_aggregates/stay-summary/topic={topic}/run-9.parquet")
+    );
+    let batch = read_parquet(&root.path().join(&key));
+    assert_eq!(batch.num_rows(), rows);
+    let total: i64 = int64(&batch, "count_all").iter().sum();
+    assert_eq!(total, 300, "every exported booking is counted once");
 }

@@ -12,7 +12,9 @@ use sluice_host::config::{Connections, TopicEntry, ValueFormat, read_topics};
 use sluice_host::export::{ExportOptions, TopicReport, export_topic};
 use sluice_host::kafka::{KafkaConfig, ReadPlan};
 use sluice_host::parquet::ValueColumn;
+use sluice_host::runtime::Limits;
 use sluice_host::storage::Storage;
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct ExportArgs {
@@ -142,11 +144,21 @@ fn export_one(
     options.value = value;
     options.max_rows_per_file = max_rows_per_file;
     let bar = bars.add(super::progress::bar(0, &entry.topic));
+    let aggregator = match &entry.aggregator {
+        Some(name) => {
+            let runtime = crate::transforms::runtime()?;
+            let dir = crate::transforms::default_dir();
+            let transform = crate::transforms::load(&runtime, name, &dir)?;
+            Some(transform.aggregator(Limits::default(), Arc::default())?)
+        }
+        None => None,
+    };
     let report = export_topic(
         kafka,
         &ReadPlan::from_entry(entry),
         storage,
         &options,
+        aggregator,
         |n| bar.set_position(n),
     )
     .with_context(|| format!("exporting topic {}", entry.topic))?;

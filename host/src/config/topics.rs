@@ -30,6 +30,10 @@ pub struct TopicEntry {
     /// Addition: how record values are decoded.
     #[serde(default)]
     pub value_format: Option<ValueFormat>,
+    /// Addition: an aggregator (name or `.wasm` path) run over the records
+    /// of each export; its result is written beside the data.
+    #[serde(default)]
+    pub aggregator: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -9,6 +9,7 @@ use super::partition_file::{PartitionFile, WrittenFile};
 use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan};
 use crate::parquet::{ValueColumn, kafka_batch, kafka_schema};
 use crate::record::KafkaRecord;
+use crate::runtime::{Aggregator, GuestError};
 use crate::storage::{Storage, StorageError};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,16 @@ pub enum ExportError {
     },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Aggregator(#[from] GuestError),
+    #[error("aggregator `{aggregator}` result {index} is not JSON: {reason}")]
+    AggregateNotJson {
+        aggregator: String,
+        index: usize,
+        reason: String,
+    },
+    #[error(transparent)]
+    AggregateTable(#[from] crate::parquet::ParquetError),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +69,8 @@ pub struct TopicReport {
     pub files: Vec<WrittenFile>,
     /// Storage key of the dead-letter file, when there is one.
     pub dead_letter_file: Option<String>,
+    /// Storage key and row count of the aggregator's result, when one ran.
+    pub aggregate: Option<(String, usize)>,
     pub seconds: f64,
 }
 
@@ -72,6 +85,7 @@ pub fn export_topic(
     plan: &ReadPlan,
     storage: &Storage,
     options: &ExportOptions,
+    mut aggregator: Option<Aggregator>,
     mut progress: impl FnMut(u64),
 ) -> Result<TopicReport, ExportError> {
     let started = Instant::now();
@@ -89,6 +103,9 @@ pub fn export_topic(
 
     while let Some(batch) = reader.next_batch(options.batch_size.max(1))? {
         report.records += batch.len() as u64;
+        if let Some(aggregator) = &mut aggregator {
+            aggregator.add(&batch)?;
+        }
         for (partition, records) in by_partition(&batch) {
             let (rows, rejected) =
                 kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o)).map_err(
@@ -129,6 +146,15 @@ pub fn export_topic(
     }
     report.dead_lettered = dead_letters.count;
     report.dead_letter_file = dead_letters.finish(storage)?;
+    if let Some(aggregator) = aggregator {
+        report.aggregate = Some(store_aggregate(
+            storage,
+            &staging,
+            topic,
+            &options.run_id,
+            aggregator,
+        )?);
+    }
 
     // Every record of every range is now in a file or a dead-letter file.
     let done: Vec<(i32, i64)> = reader
@@ -165,6 +191,37 @@ fn by_partition(batch: &[KafkaRecord]) -> BTreeMap<i32, Vec<KafkaRecord>> {
             .push(record.clone());
     }
     groups
+}
+
+/// The aggregator's rows as Parquet at
+/// `_aggregates/<aggregator>/topic=T/<run id>.parquet`.
+fn store_aggregate(
+    storage: &Storage,
+    staging: &std::path::Path,
+    topic: &str,
+    run_id: &str,
+    aggregator: Aggregator,
+) -> Result<(String, usize), ExportError> {
+    let name = aggregator.transform().name().to_owned();
+    let rows = aggregator
+        .finish()?
+        .iter()
+        .enumerate()
+        .map(|(index, record)| {
+            serde_json::from_slice(record.value.as_deref().unwrap_or_default()).map_err(|e| {
+                ExportError::AggregateNotJson {
+                    aggregator: name.clone(),
+                    index,
+                    reason: e.to_string(),
+                }
+            })
+        })
+        .collect::<Result<Vec<serde_json::Value>, _>>()?;
+    let local = staging.join(format!("{topic}.{name}.parquet"));
+    let count = crate::parquet::write_json_records(&local, &rows)?;
+    let key = format!("_aggregates/{name}/topic={topic}/{run_id}.parquet");
+    storage.upload(&local, &key)?;
+    Ok((key, count))
 }
 
 /// Closes a file and moves it to its key in storage.
