@@ -99,8 +99,8 @@ fn a_missing_component_is_a_clear_error() {
 mod export {
     use std::process::Command;
 
-    use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
-    use sluice_tests::{broker, fresh_topic};
+    use sluice_host::kafka::ensure_topic;
+    use sluice_tests::{broker, fresh_topic, produce_to};
 
     fn export(dir: &std::path::Path, topics: &str) -> std::process::Output {
         std::fs::write(dir.join("topics.json"), topics).unwrap();
@@ -127,16 +127,10 @@ mod export {
         let config = broker();
         let good = fresh_topic("cli-export");
         ensure_topic(&config, &good, 2).unwrap();
-        let records: Vec<ProduceRecord> = (0..6)
-            .map(|i| ProduceRecord {
-                topic: good.clone(),
-                partition: Some(i % 2),
-                key: None,
-                value: Some(format!(r#"{{"n":{i}}}"#).into_bytes()),
-                headers: Vec::new(),
-            })
-            .collect();
-        Producer::new(&config).unwrap().send_all(&records).unwrap();
+        for partition in 0..2 {
+            let values: Vec<String> = (0..3).map(|i| format!(r#"{{"n":{i}}}"#)).collect();
+            produce_to(&config, &good, partition, &values);
+        }
         let missing = fresh_topic("cli-missing");
         let dir = tempfile::tempdir().unwrap();
         let topics = format!(

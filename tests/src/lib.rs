@@ -200,3 +200,33 @@ pub mod azurite {
         response.lines().next().unwrap_or_default().to_owned()
     }
 }
+
+/// Produces `values` to one partition of `topic`, acknowledged on return.
+pub fn produce_to(config: &KafkaConfig, topic: &str, partition: i32, values: &[String]) {
+    let records: Vec<sluice_host::kafka::ProduceRecord> = values
+        .iter()
+        .map(|v| sluice_host::kafka::ProduceRecord {
+            topic: topic.to_owned(),
+            partition: Some(partition),
+            key: None,
+            value: Some(v.as_bytes().to_vec()),
+            headers: Vec::new(),
+        })
+        .collect();
+    sluice_host::kafka::Producer::new(config)
+        .expect("producer")
+        .send_all(&records)
+        .expect("records acknowledged");
+}
+
+/// The read plan of a `topics.json` entry for `topic` and `group`, with
+/// the fields in `extra` added.
+pub fn plan(topic: &str, group: &str, extra: serde_json::Value) -> sluice_host::kafka::ReadPlan {
+    let mut value = serde_json::json!({"topic": topic, "group_id": group});
+    if let (Some(entry), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+        entry.extend(extra.clone());
+    }
+    let entry: sluice_host::config::TopicEntry =
+        serde_json::from_value(value).expect("a valid entry");
+    sluice_host::kafka::ReadPlan::from_entry(&entry)
+}

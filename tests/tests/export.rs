@@ -6,25 +6,10 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use sluice_host::config::TopicEntry;
 use sluice_host::export::{ExportOptions, export_topic};
-use sluice_host::kafka::{KafkaConfig, ProduceRecord, Producer, ReadPlan, ensure_topic};
+use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::{AzureCredentials, Storage};
-use sluice_tests::{broker, fresh_topic};
-
-fn produce(config: &KafkaConfig, topic: &str, partition: i32, values: &[&str]) {
-    let records: Vec<ProduceRecord> = values
-        .iter()
-        .map(|v| ProduceRecord {
-            topic: topic.to_owned(),
-            partition: Some(partition),
-            key: None,
-            value: Some(v.as_bytes().to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(config).unwrap().send_all(&records).unwrap();
-}
+use sluice_tests::{broker, fresh_topic, plan, produce_to};
 
 fn local(root: &Path) -> Storage {
     Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
@@ -32,16 +17,6 @@ fn local(root: &Path) -> Storage {
 
 fn json_values(from: usize, to: usize) -> Vec<String> {
     (from..to).map(|i| format!(r#"{{"i":{i}}}"#)).collect()
-}
-
-fn plan(topic: &str, group: &str, extra: serde_json::Value) -> ReadPlan {
-    let mut value = serde_json::json!({"topic": topic, "group_id": group});
-    value
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let entry: TopicEntry = serde_json::from_value(value).unwrap();
-    ReadPlan::from_entry(&entry)
 }
 
 fn files(root: &Path) -> Vec<PathBuf> {
@@ -88,21 +63,8 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     ensure_topic(&config, &topic, 3).unwrap();
     let mut p0 = json_values(0, 10);
     p0[4] = "not json".to_owned();
-    produce(
-        &config,
-        &topic,
-        0,
-        &p0.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
-    produce(
-        &config,
-        &topic,
-        1,
-        &json_values(0, 3)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 0, &p0);
+    produce_to(&config, &topic, 1, &json_values(0, 3));
     let group = fresh_topic("export-group");
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());
@@ -166,15 +128,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     )
     .unwrap();
     assert_eq!((again.records, again.files.len()), (0, 0));
-    produce(
-        &config,
-        &topic,
-        1,
-        &json_values(3, 5)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 1, &json_values(3, 5));
     let third = export_topic(
         &config,
         &plan(&topic, &group, serde_json::json!({})),
@@ -200,15 +154,7 @@ fn a_rerun_of_the_same_range_rewrites_the_same_file() {
     let config = broker();
     let topic = fresh_topic("clicks");
     ensure_topic(&config, &topic, 1).unwrap();
-    produce(
-        &config,
-        &topic,
-        0,
-        &json_values(0, 20)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 0, &json_values(0, 20));
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());
     let options = ExportOptions::new("run");
@@ -255,15 +201,7 @@ fn a_row_cap_starts_new_files() {
     let config = broker();
     let topic = fresh_topic("big");
     ensure_topic(&config, &topic, 1).unwrap();
-    produce(
-        &config,
-        &topic,
-        0,
-        &json_values(0, 25)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 0, &json_values(0, 25));
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());
     let mut options = ExportOptions::new("run");
@@ -293,15 +231,7 @@ fn an_export_to_azure_storage_is_read_back_from_azurite() {
     let config = broker();
     let topic = fresh_topic("azure");
     ensure_topic(&config, &topic, 1).unwrap();
-    produce(
-        &config,
-        &topic,
-        0,
-        &json_values(0, 7)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 0, &json_values(0, 7));
     let container = fresh_topic("exports").replace('.', "-").to_lowercase();
     let container: String = container
         .chars()
@@ -359,12 +289,7 @@ fn an_aggregator_result_lands_beside_the_data() {
         .take(300)
         .map(|b| b.to_string())
         .collect();
-    produce(
-        &config,
-        &topic,
-        1,
-        &bookings.iter().map(String::as_str).collect::<Vec<_>>(),
-    );
+    produce_to(&config, &topic, 1, &bookings);
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());
     let summary = sluice_tests::transform("stay-summary")

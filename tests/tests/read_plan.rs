@@ -3,38 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use sluice_host::config::TopicEntry;
-use sluice_host::kafka::{
-    BoundedReader, KafkaConfig, KafkaError, ProduceRecord, Producer, ReadPlan, ensure_topic,
-};
-use sluice_tests::{broker, fresh_topic};
+use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ensure_topic};
+use sluice_tests::{broker, fresh_topic, plan, produce_to};
 
 /// A topic with `per_partition` records in each of 3 partitions; values
 /// say where they were written: `p<partition>-<index>`.
 fn topic_with_records(config: &KafkaConfig, per_partition: i64) -> String {
     let topic = fresh_topic("plan");
     ensure_topic(config, &topic, 3).unwrap();
-    let records: Vec<ProduceRecord> = (0..3)
-        .flat_map(|p| (0..per_partition).map(move |i| (p, i)))
-        .map(|(p, i)| ProduceRecord {
-            topic: topic.clone(),
-            partition: Some(p),
-            key: None,
-            value: Some(format!("p{p}-{i}").into_bytes()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(config).unwrap().send_all(&records).unwrap();
+    for p in 0..3 {
+        let values: Vec<String> = (0..per_partition).map(|i| format!("p{p}-{i}")).collect();
+        produce_to(config, &topic, p, &values);
+    }
     topic
-}
-
-fn entry(topic: &str, group: &str, json: serde_json::Value) -> TopicEntry {
-    let mut value = serde_json::json!({"topic": topic, "group_id": group});
-    value
-        .as_object_mut()
-        .unwrap()
-        .extend(json.as_object().unwrap().clone());
-    serde_json::from_value(value).unwrap()
 }
 
 /// (partition, offset, value) of everything the plan reads, sorted.
@@ -58,12 +39,12 @@ fn read(config: &KafkaConfig, plan: &ReadPlan) -> Vec<(i32, i64, String)> {
 fn scenario_1_specific_offsets_on_one_partition() {
     let config = broker();
     let topic = topic_with_records(&config, 10);
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"num_messages": 4, "starting_offsets": {"0": 5}, "offset_increment": {"0": 0}}),
-    ));
-    let records = read(&config, &plan);
+    );
+    let records = read(&config, &read_plan);
     let expected: Vec<_> = (5..9).map(|i| (0, i, format!("p0-{i}"))).collect();
     assert_eq!(records, expected);
 }
@@ -72,12 +53,12 @@ fn scenario_1_specific_offsets_on_one_partition() {
 fn scenario_2_specific_offsets_on_several_partitions() {
     let config = broker();
     let topic = topic_with_records(&config, 10);
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"num_messages": 100, "starting_offsets": {"0": 8, "1": 6}}),
-    ));
-    let records = read(&config, &plan);
+    );
+    let records = read(&config, &read_plan);
     let expected = vec![
         (0, 8, "p0-8".to_owned()),
         (0, 9, "p0-9".to_owned()),
@@ -96,12 +77,12 @@ fn scenario_2_specific_offsets_on_several_partitions() {
 fn scenario_3_reset_reads_every_partition_from_the_start() {
     let config = broker();
     let topic = topic_with_records(&config, 10);
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"num_messages": 3, "reset_offsets": true, "starting_offsets": null}),
-    ));
-    let records = read(&config, &plan);
+    );
+    let records = read(&config, &read_plan);
     let expected: Vec<_> = (0..3)
         .flat_map(|p| (0..3).map(move |i| (p, i, format!("p{p}-{i}"))))
         .collect();
@@ -112,12 +93,12 @@ fn scenario_3_reset_reads_every_partition_from_the_start() {
 fn scenario_4_offset_increment_shifts_written_offsets_not_reads() {
     let config = broker();
     let topic = topic_with_records(&config, 5);
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"reset_offsets": true, "offset_increment": {"0": 200}}),
-    ));
-    let records = read(&config, &plan);
+    );
+    let records = read(&config, &read_plan);
     assert_eq!(
         records.len(),
         15,
@@ -125,7 +106,7 @@ fn scenario_4_offset_increment_shifts_written_offsets_not_reads() {
     );
     let adjusted: BTreeMap<(i32, i64), i64> = records
         .iter()
-        .map(|(p, o, _)| ((*p, *o), plan.adjusted_offset(*p, *o)))
+        .map(|(p, o, _)| ((*p, *o), read_plan.adjusted_offset(*p, *o)))
         .collect();
     assert_eq!(adjusted[&(0, 3)], 203);
     assert_eq!(adjusted[&(1, 3)], 3);
@@ -136,14 +117,10 @@ fn the_group_resumes_from_its_committed_offsets() {
     let config = broker();
     let topic = topic_with_records(&config, 10);
     let group = fresh_topic("group");
-    let plan = ReadPlan::from_entry(&entry(
-        &topic,
-        &group,
-        serde_json::json!({"num_messages": 4}),
-    ));
+    let read_plan = plan(&topic, &group, serde_json::json!({"num_messages": 4}));
 
     // Nothing committed yet: the group starts at the earliest offsets.
-    let mut reader = BoundedReader::open(&config, &plan).unwrap();
+    let mut reader = BoundedReader::open(&config, &read_plan).unwrap();
     let mut first = Vec::new();
     while let Some(batch) = reader.next_batch(100).unwrap() {
         first.extend(batch);
@@ -153,7 +130,7 @@ fn the_group_resumes_from_its_committed_offsets() {
     reader.commit(&[(0, 4), (1, 4), (2, 4)]).unwrap();
     drop(reader);
 
-    let second = read(&config, &plan);
+    let second = read(&config, &read_plan);
     let expected: Vec<_> = (0..3)
         .flat_map(|p| (4..8).map(move |i| (p, i, format!("p{p}-{i}"))))
         .collect();
@@ -167,12 +144,12 @@ fn the_group_resumes_from_its_committed_offsets() {
 fn offsets_outside_the_partition_are_refused_with_the_range() {
     let config = broker();
     let topic = topic_with_records(&config, 5);
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"starting_offsets": {"1": 99}}),
-    ));
-    match BoundedReader::open(&config, &plan) {
+    );
+    match BoundedReader::open(&config, &read_plan) {
         Err(KafkaError::OffsetOutOfRange {
             partition,
             offset,
@@ -186,12 +163,12 @@ fn offsets_outside_the_partition_are_refused_with_the_range() {
         Ok(_) => panic!("expected OffsetOutOfRange"),
     }
 
-    let plan = ReadPlan::from_entry(&entry(
+    let read_plan = plan(
         &topic,
         &fresh_topic("g"),
         serde_json::json!({"starting_offsets": {"7": 0}}),
-    ));
-    let error = BoundedReader::open(&config, &plan)
+    );
+    let error = BoundedReader::open(&config, &read_plan)
         .err()
         .expect("partition 7 does not exist");
     assert!(

@@ -6,8 +6,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
-use sluice_tests::{broker, fresh_topic};
+use sluice_host::kafka::ensure_topic;
+use sluice_tests::{broker, fresh_topic, produce_to};
 use tower::ServiceExt;
 
 use super::{AppConfig, router};
@@ -43,16 +43,8 @@ fn topic_with(records: usize) -> String {
     let config = broker();
     let topic = fresh_topic("timer");
     ensure_topic(&config, &topic, 1).unwrap();
-    let batch: Vec<ProduceRecord> = (0..records)
-        .map(|i| ProduceRecord {
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(format!(r#"{{"i":{i}}}"#).into_bytes()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&batch).unwrap();
+    let values: Vec<String> = (0..records).map(|i| format!(r#"{{"i":{i}}}"#)).collect();
+    produce_to(&config, &topic, 0, &values);
     topic
 }
 
