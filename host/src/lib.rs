@@ -4,6 +4,7 @@
 //! [`kafka`] reads and produces, [`runtime`] runs WebAssembly transforms over
 //! batches of records, [`parquet`] writes columnar files.
 
+pub mod codec;
 pub mod config;
 pub mod export;
 pub mod generate;

@@ -230,3 +230,81 @@ pub fn plan(topic: &str, group: &str, extra: serde_json::Value) -> sluice_host::
         serde_json::from_value(value).expect("a valid entry");
     sluice_host::kafka::ReadPlan::from_entry(&entry)
 }
+
+/// A Schema Registry for tests, answering `GET /schemas/ids/{id}` exactly as
+/// Confluent's does (no such server can be installed here), and counting
+/// the requests so that caching can be checked.
+pub mod schema_registry {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub struct TestRegistry {
+        pub url: String,
+        requests: Arc<AtomicUsize>,
+    }
+
+    impl TestRegistry {
+        pub fn requests(&self) -> usize {
+            self.requests.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Serves `schemas` (id, Avro schema JSON) until the process ends.
+    pub fn start(schemas: Vec<(u32, String)>) -> TestRegistry {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                // Skip the headers: GET requests here have no body.
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    line.clear();
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+                let found = path
+                    .strip_prefix("/schemas/ids/")
+                    .and_then(|id| id.parse::<u32>().ok())
+                    .and_then(|id| schemas.iter().find(|(i, _)| *i == id));
+                let (status, body) = match found {
+                    Some((_, schema)) => {
+                        ("200 OK", serde_json::json!({"schema": schema}).to_string())
+                    }
+                    None => (
+                        "404 Not Found",
+                        serde_json::json!({"error_code": 40403, "message": "Schema not found"})
+                            .to_string(),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/vnd.schemaregistry.v1+json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = (&stream).write_all(response.as_bytes());
+            }
+        });
+        TestRegistry { url, requests }
+    }
+
+    /// `value` encoded with `schema` in the Confluent wire format.
+    pub fn confluent_avro(
+        id: u32,
+        schema: &apache_avro::Schema,
+        value: apache_avro::types::Value,
+    ) -> Vec<u8> {
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(&id.to_be_bytes());
+        bytes.extend(apache_avro::to_avro_datum(schema, value).expect("value matches its schema"));
+        bytes
+    }
+}

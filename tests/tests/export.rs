@@ -314,3 +314,113 @@ fn an_aggregator_result_lands_beside_the_data() {
     let total: i64 = int64(&batch, "count_all").iter().sum();
     assert_eq!(total, 300, "every exported booking is counted once");
 }
+
+#[test]
+fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettered() {
+    use apache_avro::Schema;
+    use apache_avro::types::Value as Avro;
+    use sluice_host::codec::SchemaRegistry;
+    use sluice_host::kafka::{ProduceRecord, Producer};
+    use sluice_tests::schema_registry::{confluent_avro, start};
+
+    let v1 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
+    let v2 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#;
+    let registry = start(vec![(1, v1.to_owned()), (2, v2.to_owned())]);
+    let (s1, s2) = (
+        Schema::parse_str(v1).unwrap(),
+        Schema::parse_str(v2).unwrap(),
+    );
+    let user1 = |id: i64| {
+        Avro::Record(vec![
+            ("id".into(), Avro::Long(id)),
+            ("name".into(), Avro::String(format!("u{id}"))),
+        ])
+    };
+    let user2 = |id: i64| {
+        Avro::Record(vec![
+            ("id".into(), Avro::Long(id)),
+            ("name".into(), Avro::String(format!("u{id}"))),
+            (
+                "email".into(),
+                Avro::Union(1, Box::new(Avro::String(format!("u{id}@x")))),
+            ),
+        ])
+    };
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    values.extend((0..3).map(|i| confluent_avro(1, &s1, user1(i))));
+    values.extend((3..6).map(|i| confluent_avro(2, &s2, user2(i))));
+    values.push(br#"{"plain":"json"}"#.to_vec()); // offset 6: no magic byte
+    values.push(confluent_avro(1, &s1, user1(7))[..3].to_vec()); // offset 7: truncated
+    values.push({
+        let mut unknown = confluent_avro(1, &s1, user1(8));
+        unknown[4] = 9; // offset 8: schema id 9, unknown to the registry
+        unknown
+    });
+
+    let config = broker();
+    let topic = fresh_topic("users-avro");
+    ensure_topic(&config, &topic, 1).unwrap();
+    let records: Vec<ProduceRecord> = values
+        .into_iter()
+        .map(|v| ProduceRecord {
+            topic: topic.clone(),
+            partition: Some(0),
+            key: None,
+            value: Some(v),
+            headers: Vec::new(),
+        })
+        .collect();
+    Producer::new(&config).unwrap().send_all(&records).unwrap();
+
+    let root = tempfile::tempdir().unwrap();
+    let storage = local(root.path());
+    let mut options = ExportOptions::new("avro-run");
+    options.registry = Some(std::sync::Arc::new(
+        SchemaRegistry::new(&registry.url).unwrap(),
+    ));
+    let report = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
+        &storage,
+        &options,
+        None,
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        (report.records, report.dead_lettered, report.files.len()),
+        (9, 3, 1)
+    );
+
+    let batch = read_parquet(&root.path().join(&report.files[0].key));
+    let values = batch.column_by_name("value").unwrap();
+    let values = values.as_any().downcast_ref::<StringArray>().unwrap();
+    let decoded: Vec<serde_json::Value> = (0..values.len())
+        .map(|i| serde_json::from_str(values.value(i)).unwrap())
+        .collect();
+    assert_eq!(decoded[0], serde_json::json!({"id": 0, "name": "u0"}));
+    assert_eq!(
+        decoded[5],
+        serde_json::json!({"id": 5, "name": "u5", "email": "u5@x"})
+    );
+    assert_eq!(decoded.len(), 6);
+
+    let dead = std::fs::read_to_string(root.path().join(report.dead_letter_file.unwrap())).unwrap();
+    let reasons: Vec<String> = dead
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(reasons[0].contains("magic byte is 123"), "{reasons:?}");
+    assert!(reasons[1].contains("too short"), "{reasons:?}");
+    assert!(
+        reasons[2].contains("schema 9") && reasons[2].contains("404"),
+        "{reasons:?}"
+    );
+    // Schemas 1 and 2 fetched once each, schema 9 tried once: the cache works.
+    assert_eq!(registry.requests(), 3);
+}

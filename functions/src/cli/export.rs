@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use indicatif::MultiProgress;
+use sluice_host::codec::SchemaRegistry;
 use sluice_host::config::{Connections, TopicEntry, ValueFormat, read_topics};
 use sluice_host::export::{ExportOptions, TopicReport, export_topic};
 use sluice_host::kafka::{KafkaConfig, ReadPlan};
@@ -97,11 +98,13 @@ pub fn export_all(args: &ExportArgs) -> anyhow::Result<ExportRun> {
             .iter()
             .map(|entry| {
                 let (kafka, storage, run_id, bars) = (&kafka, &storage, &run_id, &bars);
+                let connections = &connections;
                 let max_rows = args.max_rows_per_file;
                 scope.spawn(move || {
                     let span = tracing::info_span!("export", topic = entry.topic, run_id);
                     let _entered = span.enter();
-                    let result = export_one(kafka, entry, storage, run_id, max_rows, bars);
+                    let result =
+                        export_one(kafka, entry, connections, storage, run_id, max_rows, bars);
                     if let Err(error) = &result {
                         tracing::error!(error = format!("{error:#}"), "topic export failed");
                     }
@@ -128,21 +131,24 @@ pub fn export_all(args: &ExportArgs) -> anyhow::Result<ExportRun> {
 fn export_one(
     kafka: &KafkaConfig,
     entry: &TopicEntry,
+    connections: &Connections,
     storage: &Storage,
     run_id: &str,
     max_rows_per_file: u64,
     bars: &MultiProgress,
 ) -> anyhow::Result<TopicReport> {
-    let value = match entry.value_format.unwrap_or(ValueFormat::Json) {
-        ValueFormat::Json => ValueColumn::Json,
-        ValueFormat::Raw => ValueColumn::Raw,
-        ValueFormat::Avro => {
-            bail!("value_format avro needs the Schema Registry decoder, which is not built yet")
-        }
-    };
     let mut options = ExportOptions::new(run_id);
-    options.value = value;
     options.max_rows_per_file = max_rows_per_file;
+    match entry.value_format.unwrap_or(ValueFormat::Json) {
+        ValueFormat::Json => options.value = ValueColumn::Json,
+        ValueFormat::Raw => options.value = ValueColumn::Raw,
+        ValueFormat::Avro => {
+            let Some(url) = &connections.schema_registry_url else {
+                bail!("value_format avro needs schema_registry_url in connections.json");
+            };
+            options.registry = Some(Arc::new(SchemaRegistry::new(url)?));
+        }
+    }
     let bar = bars.add(super::progress::bar(0, &entry.topic));
     let aggregator = match &entry.aggregator {
         Some(name) => {

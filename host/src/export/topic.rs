@@ -2,11 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::dead_letters::DeadLetters;
 use super::partition_file::{PartitionFile, WrittenFile};
+use crate::codec::{SchemaRegistry, decode_confluent};
 use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan};
+use crate::parquet::Rejected;
 use crate::parquet::{ValueColumn, kafka_batch, kafka_schema};
 use crate::record::KafkaRecord;
 use crate::runtime::{Aggregator, GuestError};
@@ -46,6 +49,9 @@ pub struct ExportOptions {
     pub max_rows_per_file: u64,
     /// Names the dead-letter file of this run.
     pub run_id: String,
+    /// Decode values as Confluent-framed Avro with this registry; they are
+    /// written as JSON text.
+    pub registry: Option<Arc<SchemaRegistry>>,
 }
 
 impl ExportOptions {
@@ -55,6 +61,7 @@ impl ExportOptions {
             batch_size: 5_000,
             max_rows_per_file: 1_000_000,
             run_id: run_id.into(),
+            registry: None,
         }
     }
 }
@@ -107,6 +114,10 @@ pub fn export_topic(
             aggregator.add(&batch)?;
         }
         for (partition, records) in by_partition(&batch) {
+            let records = match &options.registry {
+                Some(registry) => decode_avro(records, registry, &mut dead_letters)?,
+                None => records,
+            };
             let (rows, rejected) =
                 kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o)).map_err(
                     |e| ExportError::Parquet {
@@ -179,6 +190,36 @@ pub fn export_topic(
         "topic exported"
     );
     Ok(report)
+}
+
+/// Avro values replaced by their JSON; undecodable records dead-lettered.
+fn decode_avro(
+    records: Vec<KafkaRecord>,
+    registry: &SchemaRegistry,
+    dead_letters: &mut DeadLetters,
+) -> Result<Vec<KafkaRecord>, ExportError> {
+    let mut decoded = Vec::with_capacity(records.len());
+    for mut record in records {
+        let Some(value) = &record.value else {
+            decoded.push(record);
+            continue;
+        };
+        match decode_confluent(value, registry) {
+            Ok(json) => {
+                record.value = Some(json.to_string().into_bytes());
+                decoded.push(record);
+            }
+            Err(error) => {
+                let rejected = Rejected {
+                    partition: record.partition,
+                    offset: record.offset,
+                    reason: error.to_string(),
+                };
+                dead_letters.write(&rejected, &record)?;
+            }
+        }
+    }
+    Ok(decoded)
 }
 
 /// The batch's records grouped by partition, each group in offset order.
