@@ -113,7 +113,7 @@ pub fn export_topic(
         if let Some(aggregator) = &mut aggregator {
             aggregator.add(&batch)?;
         }
-        for (partition, records) in by_partition(&batch) {
+        for (partition, records) in by_partition(batch) {
             let records = match &options.registry {
                 Some(registry) => decode_avro(records, registry, &mut dead_letters)?,
                 None => records,
@@ -223,13 +223,10 @@ fn decode_avro(
 }
 
 /// The batch's records grouped by partition, each group in offset order.
-fn by_partition(batch: &[KafkaRecord]) -> BTreeMap<i32, Vec<KafkaRecord>> {
+fn by_partition(batch: Vec<KafkaRecord>) -> BTreeMap<i32, Vec<KafkaRecord>> {
     let mut groups: BTreeMap<i32, Vec<KafkaRecord>> = BTreeMap::new();
     for record in batch {
-        groups
-            .entry(record.partition)
-            .or_default()
-            .push(record.clone());
+        groups.entry(record.partition).or_default().push(record);
     }
     groups
 }
