@@ -182,3 +182,119 @@ mod export {
         assert!(stderr.contains("field `num_messages`"), "{stderr}");
     }
 }
+
+mod fetch {
+    use std::process::Command;
+
+    use sluice_host::kafka::ensure_topic;
+    use sluice_tests::{broker, fresh_topic, guests_dir, produce_to};
+
+    fn topic() -> String {
+        let config = broker();
+        let topic = fresh_topic("cli-fetch");
+        ensure_topic(&config, &topic, 1).unwrap();
+        let values = vec![
+            r#"{"id":0,"srch_ci":"2017-08-13","srch_co":"2017-08-14"}"#.to_owned(),
+            r#"{"id":1,"srch_ci":"2017-08-13","srch_co":"2017-08-30"}"#.to_owned(),
+            "not json, with a comma".to_owned(),
+            r#"{"id":3}"#.to_owned(),
+        ];
+        produce_to(&config, &topic, 0, &values);
+        topic
+    }
+
+    fn fetch(args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .arg("fetch")
+            .args(args)
+            .env("SLUICE_KAFKA_BROKERS", broker().bootstrap_servers)
+            .env("SLUICE_TRANSFORMS_DIR", guests_dir())
+            .output()
+            .unwrap()
+    }
+
+    #[test]
+    fn json_lines_with_a_dry_run_outcome_beside_each_record() {
+        let topic = topic();
+        let output = fetch(&[
+            "--topic",
+            &topic,
+            "--offset",
+            "1",
+            "--count",
+            "2",
+            "--transform",
+            "stay-category",
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "count is respected");
+        assert_eq!(lines[0]["offset"], 1);
+        assert_eq!(
+            lines[0]["outcome"]["emit"][0]["stay_category"],
+            "Standard extended stay"
+        );
+        assert_eq!(lines[1]["value"], "not json, with a comma");
+        assert!(
+            lines[1]["outcome"]["fail"]
+                .as_str()
+                .unwrap()
+                .contains("not valid JSON")
+        );
+    }
+
+    #[test]
+    fn csv_quotes_and_parquet_files_and_bad_offsets() {
+        let topic = topic();
+        let output = fetch(&[
+            "--topic", &topic, "--offset", "2", "--count", "100", "--format", "csv",
+        ]);
+        let csv = String::from_utf8(output.stdout).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "partition,offset,timestamp,key,value");
+        assert_eq!(lines.len(), 3, "stops at the end of the partition: {csv}");
+        assert!(lines[1].ends_with(",,\"not json, with a comma\""), "{csv}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("records.parquet");
+        let output = fetch(&[
+            "--topic",
+            &topic,
+            "--format",
+            "parquet",
+            "--out",
+            file.to_str().unwrap(),
+            "--count",
+            "4",
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows, 4);
+
+        let output = fetch(&["--topic", &topic, "--offset", "50"]);
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("outside the available range 0..4"),
+            "{stderr}"
+        );
+    }
+}

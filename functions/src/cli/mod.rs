@@ -3,6 +3,7 @@
 mod aggregate;
 mod demo;
 pub mod export;
+mod fetch;
 mod generate;
 mod progress;
 mod run;
@@ -82,6 +83,9 @@ enum Command {
     /// Serve the Azure Functions custom-handler protocol (and the same
     /// routes standalone) on $FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve(serve::ServeArgs),
+    /// Fetch records at given offsets as JSON lines, CSV or Parquet,
+    /// optionally with a transform's dry-run outcome beside each.
+    Fetch(fetch::FetchArgs),
     /// Produce generated records to a topic.
     Gen(generate::GenArgs),
     /// The whole job on embedded defaults: generate bookings, categorise
@@ -95,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Run(a) => run::run(a),
         Command::Aggregate(a) => aggregate::run(a),
         Command::Export(a) => export::run(a),
+        Command::Fetch(a) => fetch::run(a),
         Command::Gen(a) => generate::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
