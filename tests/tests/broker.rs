@@ -300,3 +300,40 @@ fn an_unknown_topic_is_named() {
         Ok(_) => panic!("expected UnknownTopic for {missing}"),
     }
 }
+
+/// tansu 0.6.0's sqlite schema has no index on `header(topition, offset_id)`
+/// and its fetch looks up every record's headers, so reads slowed to 12 s
+/// per fetch once the broker held 50,000 headers (the demo stalled).
+/// `scripts/services.sh up` adds the index; this checks it is there.
+#[test]
+fn the_brokers_header_table_is_indexed() {
+    let state = std::env::var("SLUICE_STATE").unwrap_or_else(|_| {
+        let cache = std::env::var("SLUICE_CACHE").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/sluice",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        format!("{cache}/run")
+    });
+    let db = format!("{state}/tansu.db");
+    assert!(
+        std::path::Path::new(&db).is_file(),
+        "tansu's database at {db}"
+    );
+    let output = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); \
+             print([r[0] for r in db.execute(\"select name from sqlite_master where type='index' and tbl_name='header'\")])",
+            &db,
+        ])
+        .output()
+        .expect("python3 runs");
+    let indexes = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        indexes.contains("sluice_header_record"),
+        "indexes on header: {indexes} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
