@@ -248,3 +248,64 @@ fn metadata_reaches_the_guest() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn clickstream_aggregate_matches_an_independent_computation() {
+    use sluice_host::generate::ClickstreamGenerator;
+
+    let events: Vec<Value> = ClickstreamGenerator::new(4, 1_750_000_000)
+        .take(10_000)
+        .collect();
+    // Independently: group, then (latest - earliest) / unique users, floored.
+    /// clicks, users, earliest and latest timestamp of one (url, country).
+    type Group = (u64, HashSet<String>, i64, i64);
+    let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
+    for e in &events {
+        let key = (
+            e["url"].as_str().unwrap().to_owned(),
+            e["country"].as_str().unwrap().to_owned(),
+        );
+        let ts = e["timestamp"].as_i64().unwrap();
+        let g = groups
+            .entry(key)
+            .or_insert((0, HashSet::new(), i64::MAX, i64::MIN));
+        g.0 += 1;
+        g.1.insert(e["user_id"].as_str().unwrap().to_owned());
+        g.2 = g.2.min(ts);
+        g.3 = g.3.max(ts);
+    }
+
+    let mut window = transform("clickstream-agg")
+        .aggregator(Limits::default(), Arc::default())
+        .unwrap();
+    let values: Vec<Vec<u8>> = events.iter().map(|e| e.to_string().into_bytes()).collect();
+    for chunk in records(&values).chunks(2_500) {
+        window.add(chunk).unwrap();
+    }
+    let rows: Vec<Value> = window
+        .finish()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .collect();
+    assert_eq!(rows.len(), groups.len());
+    for row in &rows {
+        let key = (
+            row["url"].as_str().unwrap().to_owned(),
+            row["country"].as_str().unwrap().to_owned(),
+        );
+        let (clicks, users, earliest, latest) = &groups[&key];
+        assert_eq!(row["clicks"], *clicks);
+        assert_eq!(row["unique_users"], users.len() as u64);
+        let seconds = (latest - earliest) / users.len() as i64;
+        let expected = format!(
+            "{:02}:{:02}:{:02}",
+            seconds / 3600,
+            (seconds % 3600) / 60,
+            seconds % 60
+        );
+        assert_eq!(row["avg_time_spent"], expected, "{key:?}");
+    }
+    let total: u64 = rows.iter().map(|r| r["clicks"].as_u64().unwrap()).sum();
+    assert_eq!(total, 10_000);
+}

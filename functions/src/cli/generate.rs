@@ -2,10 +2,10 @@
 //! topic, with a progress bar and the rate at the end.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use sluice_host::generate::{ExpediaGenerator, StayMix};
+use sluice_host::generate::{ClickstreamGenerator, ExpediaGenerator, StayMix};
 use sluice_host::kafka::{KafkaConfig, ProduceRecord, Producer, ensure_topic};
 
 use super::Broker;
@@ -35,6 +35,8 @@ pub struct GenArgs {
 enum Kind {
     /// Hotel booking searches (seed 001).
     Expedia,
+    /// Web click events (seed 004).
+    Clickstream,
 }
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +45,21 @@ pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     match args.kind {
         Kind::Expedia => {
             produce_expedia(&config, &args.topic, args.count, args.seed, args.partitions)?
+        }
+        Kind::Clickstream => {
+            let start = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or_default();
+            let events = ClickstreamGenerator::new(args.seed, start);
+            produce(
+                &config,
+                &args.topic,
+                args.count,
+                args.partitions,
+                events,
+                "user_id",
+            )?
         }
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -63,19 +80,32 @@ pub fn produce_expedia(
     seed: u64,
     partitions: i32,
 ) -> anyhow::Result<()> {
+    let bookings = ExpediaGenerator::new(seed, StayMix::default());
+    produce(config, topic, count, partitions, bookings, "id")
+}
+
+/// Produces `count` generated events keyed by `key_field`, in acknowledged
+/// chunks, with a progress bar.
+fn produce(
+    config: &KafkaConfig,
+    topic: &str,
+    count: u64,
+    partitions: i32,
+    mut events: impl Iterator<Item = serde_json::Value>,
+    key_field: &str,
+) -> anyhow::Result<()> {
     ensure_topic(config, topic, partitions)?;
     let producer = Producer::new(config)?;
     let progress = super::progress::bar(count, "generating");
-    let mut generator = ExpediaGenerator::new(seed, StayMix::default());
     let mut sent = 0;
     while sent < count {
         let chunk = (count - sent).min(5_000);
-        let batch: Vec<ProduceRecord> = (&mut generator)
+        let batch: Vec<ProduceRecord> = (&mut events)
             .take(chunk as usize)
             .map(|value| ProduceRecord {
                 topic: topic.to_owned(),
                 partition: None,
-                key: Some(value["id"].to_string().into_bytes()),
+                key: Some(value[key_field].to_string().into_bytes()),
                 value: Some(value.to_string().into_bytes()),
                 headers: Vec::new(),
             })
