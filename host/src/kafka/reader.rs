@@ -47,7 +47,10 @@ impl BoundedReader {
             .set("group.id", &plan.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false")
+            // The end of a partition ends its range even when the offsets
+            // just below the high watermark are gone (compaction,
+            // transaction markers) and no record reaches the end.
+            .set("enable.partition.eof", "true")
             .create()
             .map_err(|source| KafkaError::Client {
                 brokers: config.bootstrap_servers.clone(),
@@ -132,11 +135,20 @@ impl BoundedReader {
                 }
                 continue;
             };
-            let message = result.map_err(|source| KafkaError::Read {
-                topic: self.topic.clone(),
-                partition: -1,
-                source,
-            })?;
+            let message = match result {
+                Ok(message) => message,
+                Err(rdkafka::error::KafkaError::PartitionEOF(partition)) => {
+                    self.pending.remove(&partition);
+                    continue;
+                }
+                Err(source) => {
+                    return Err(KafkaError::Read {
+                        topic: self.topic.clone(),
+                        partition: -1,
+                        source,
+                    });
+                }
+            };
             last_record = Instant::now();
             let record = to_record(&message);
             let Some(&range) = self.pending.get(&record.partition) else {
