@@ -17,6 +17,24 @@ fn records(values: &[Vec<u8>]) -> Vec<KafkaRecord> {
         .collect()
 }
 
+/// `values` through a fresh window of aggregator `name`, added in batches
+/// of `batch`; the result rows as JSON.
+fn aggregate(name: &str, values: &[Value], batch: usize) -> Vec<Value> {
+    let mut window = transform(name)
+        .aggregator(Limits::default(), Arc::default())
+        .unwrap();
+    let bytes: Vec<Vec<u8>> = values.iter().map(|v| v.to_string().into_bytes()).collect();
+    for chunk in records(&bytes).chunks(batch) {
+        window.add(chunk).unwrap();
+    }
+    window
+        .finish()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .collect()
+}
+
 fn categorise(values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
     let mut transformer = transform("stay-category")
         .transformer(Limits::default(), Arc::default())
@@ -184,22 +202,7 @@ fn stay_summary_counts_match_an_independent_computation() {
         hotels.insert(booking["hotel_id"].to_string());
     }
 
-    let mut window = transform("stay-summary")
-        .aggregator(Limits::default(), Arc::default())
-        .unwrap();
-    let values: Vec<Vec<u8>> = bookings
-        .iter()
-        .map(|b| b.to_string().into_bytes())
-        .collect();
-    for chunk in records(&values).chunks(1000) {
-        window.add(chunk).unwrap();
-    }
-    let rows: Vec<Value> = window
-        .finish()
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
-        .collect();
+    let rows = aggregate("stay-summary", &bookings, 1000);
     assert_eq!(rows.len(), expected.len());
     for row in &rows {
         let category = row["stay_category"].as_str().unwrap();
@@ -275,19 +278,7 @@ fn clickstream_aggregate_matches_an_independent_computation() {
         g.3 = g.3.max(ts);
     }
 
-    let mut window = transform("clickstream-agg")
-        .aggregator(Limits::default(), Arc::default())
-        .unwrap();
-    let values: Vec<Vec<u8>> = events.iter().map(|e| e.to_string().into_bytes()).collect();
-    for chunk in records(&values).chunks(2_500) {
-        window.add(chunk).unwrap();
-    }
-    let rows: Vec<Value> = window
-        .finish()
-        .unwrap()
-        .iter()
-        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
-        .collect();
+    let rows = aggregate("clickstream-agg", &events, 2_500);
     assert_eq!(rows.len(), groups.len());
     for row in &rows {
         let key = (

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use sluice_guest::{Aggregate, KafkaRecord, Level, OutputRecord, log};
+use sluice_guest::{Aggregate, KafkaRecord, OutputRecord, add_values};
 
 use crate::Window;
 
@@ -15,23 +15,7 @@ struct ClickstreamAgg;
 
 impl Aggregate for ClickstreamAgg {
     fn add(batch: Vec<KafkaRecord>) {
-        WINDOW.with_borrow_mut(|window| {
-            for record in batch {
-                let result = match &record.value {
-                    Some(value) => window.add(value),
-                    None => Err("record has no value".to_owned()),
-                };
-                if let Err(reason) = result {
-                    log(
-                        Level::Warn,
-                        &format!(
-                            "skipped topic {} partition {} offset {}: {reason}",
-                            record.topic, record.partition, record.offset
-                        ),
-                    );
-                }
-            }
-        });
+        WINDOW.with_borrow_mut(|window| add_values(batch, |value| window.add(value)));
     }
 
     fn finish() -> Vec<OutputRecord> {

@@ -53,3 +53,24 @@ impl OutputRecord {
         }
     }
 }
+
+/// Hands each record's value to `add`; a record without a value, or one
+/// `add` refuses, is logged with where it came from and skipped, since an
+/// aggregator has no dead-letter outcome.
+pub fn add_values(batch: Vec<KafkaRecord>, mut add: impl FnMut(&[u8]) -> Result<(), String>) {
+    for record in batch {
+        let result = match &record.value {
+            Some(value) => add(value),
+            None => Err("record has no value".to_owned()),
+        };
+        if let Err(reason) = result {
+            log(
+                Level::Warn,
+                &format!(
+                    "skipped topic {} partition {} offset {}: {reason}",
+                    record.topic, record.partition, record.offset
+                ),
+            );
+        }
+    }
+}

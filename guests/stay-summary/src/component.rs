@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use sluice_guest::{Aggregate, KafkaRecord, Level, OutputRecord, log};
+use sluice_guest::{Aggregate, KafkaRecord, OutputRecord, add_values};
 
 use crate::Summary;
 
@@ -15,25 +15,7 @@ struct StaySummary;
 
 impl Aggregate for StaySummary {
     fn add(batch: Vec<KafkaRecord>) {
-        WINDOW.with_borrow_mut(|summary| {
-            for record in batch {
-                let result = match &record.value {
-                    Some(value) => summary.add(value),
-                    None => Err("record has no value".to_owned()),
-                };
-                if let Err(reason) = result {
-                    // An aggregator has no dead-letter outcome; the host
-                    // logs this line with the transform's name.
-                    log(
-                        Level::Warn,
-                        &format!(
-                            "skipped topic {} partition {} offset {}: {reason}",
-                            record.topic, record.partition, record.offset
-                        ),
-                    );
-                }
-            }
-        });
+        WINDOW.with_borrow_mut(|summary| add_values(batch, |value| summary.add(value)));
     }
 
     fn finish() -> Vec<OutputRecord> {
