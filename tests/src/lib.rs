@@ -308,3 +308,16 @@ pub mod schema_registry {
         bytes
     }
 }
+
+/// A small Parquet file's single row group.
+pub fn read_parquet(path: &std::path::Path) -> arrow_array::RecordBatch {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("a Parquet file")
+        .build()
+        .expect("a reader");
+    let mut batches: Vec<arrow_array::RecordBatch> =
+        reader.collect::<Result<_, _>>().expect("readable rows");
+    assert_eq!(batches.len(), 1, "small test files have one row group");
+    batches.remove(0)
+}

@@ -2,12 +2,10 @@
 //! `scripts/services.sh up`): topics in, guests, topics and Parquet out.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::{Array, Int64Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 use sluice_host::generate::{ExpediaGenerator, StayMix};
 use sluice_host::kafka::{
@@ -243,13 +241,7 @@ fn the_stay_summary_of_a_topic_lands_in_parquet() {
         entry.0 += 1;
         entry.1.insert(booking["hotel_id"].to_string());
     }
-    let batch = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    let batch = sluice_tests::read_parquet(&path);
     let column = |name: &str| batch.column_by_name(name).unwrap().clone();
     let categories = column("stay_category");
     let categories = categories.as_any().downcast_ref::<StringArray>().unwrap();

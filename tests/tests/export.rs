@@ -1,7 +1,6 @@
 //! The export against the real broker, written to a local folder and read
 //! back with the parquet reader.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::{Array, Int64Array, RecordBatch, StringArray};
@@ -9,7 +8,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice_host::export::{ExportOptions, export_topic};
 use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::{AzureCredentials, Storage};
-use sluice_tests::{broker, fresh_topic, plan, produce_to};
+use sluice_tests::{broker, fresh_topic, plan, produce_to, read_parquet};
 
 fn local(root: &Path) -> Storage {
     Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
@@ -34,16 +33,6 @@ fn files(root: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
-}
-
-fn read_parquet(path: &Path) -> RecordBatch {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap();
-    let mut batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
-    assert_eq!(batches.len(), 1, "small test files have one row group");
-    batches.remove(0)
 }
 
 fn int64(batch: &RecordBatch, column: &str) -> Vec<i64> {
