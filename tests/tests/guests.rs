@@ -300,3 +300,63 @@ fn clickstream_aggregate_matches_an_independent_computation() {
     let total: u64 = rows.iter().map(|r| r["clicks"].as_u64().unwrap()).sum();
     assert_eq!(total, 10_000);
 }
+
+#[test]
+fn routing_sends_records_to_declared_outputs_or_the_dead_letter_topic() {
+    use sluice_host::pipeline::{Routed, Routing, header};
+    use sluice_host::record::OutputRecord;
+
+    let transform = transform("misbehave");
+    let input = KafkaRecord::from_value("in", 7, b"{}".to_vec());
+    let emit = |topic: Option<&str>| {
+        Ok(Outcome::Emit(vec![OutputRecord {
+            topic: topic.map(str::to_owned),
+            key: Some(b"k".to_vec()),
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        }]))
+    };
+    let routing = |outputs: &[&str]| Routing {
+        outputs: outputs.iter().map(|o| o.to_string()).collect(),
+        dead_letter: "dlq".into(),
+    };
+
+    let mut out = Vec::new();
+    assert_eq!(
+        routing(&["a", "b"]).route(&transform, &input, emit(None), &mut out),
+        Routed::Emitted(2)
+    );
+    assert_eq!(
+        out.iter().map(|r| r.topic.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert!(out.iter().all(|r| {
+        r.value.as_deref() == Some(&b"v"[..])
+            && r.headers
+                .iter()
+                .filter(|h| h.key == header::TRANSFORM)
+                .count()
+                == 1
+    }));
+
+    let mut out = Vec::new();
+    assert_eq!(
+        routing(&["a", "b"]).route(&transform, &input, emit(Some("b")), &mut out),
+        Routed::Emitted(1)
+    );
+    assert_eq!(out[0].topic, "b");
+
+    for (outputs, topic) in [(&["a"][..], Some("elsewhere")), (&[][..], None)] {
+        let mut out = Vec::new();
+        let routed = routing(outputs).route(&transform, &input, emit(topic), &mut out);
+        assert_eq!(routed, Routed::DeadLettered);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].topic, "dlq");
+        let kind = out[0]
+            .headers
+            .iter()
+            .find(|h| h.key == header::ERROR_KIND)
+            .unwrap();
+        assert_eq!(kind.value.as_deref(), Some(&b"contract"[..]));
+    }
+}

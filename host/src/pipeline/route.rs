@@ -63,22 +63,35 @@ impl Routing {
             value: Some(stamp(transform).into_bytes()),
         };
         let before = out.len();
-        for output in outputs {
-            let topics = match &output.topic {
-                Some(topic) => std::slice::from_ref(topic),
-                None => self.outputs.as_slice(),
+        for mut output in outputs {
+            output.headers.push(version.clone());
+            let topics = match output.topic.take() {
+                Some(topic) => vec![topic],
+                None => self.outputs.clone(),
             };
-            for topic in topics {
-                let mut headers = output.headers.clone();
-                headers.push(version.clone());
+            // Every topic but the last gets a copy; the last takes the record,
+            // so the common single-output case copies no value.
+            let Some((last, others)) = topics.split_last() else {
+                out.truncate(before);
+                let reason = "emitted a record with no topic, and the pipeline declares no outputs";
+                return self.dead_letter(transform, input, "contract", reason, out);
+            };
+            for topic in others {
                 out.push(ProduceRecord {
                     topic: topic.clone(),
                     partition: None,
                     key: output.key.clone(),
                     value: output.value.clone(),
-                    headers,
+                    headers: output.headers.clone(),
                 });
             }
+            out.push(ProduceRecord {
+                topic: last.clone(),
+                partition: None,
+                key: output.key,
+                value: output.value,
+                headers: output.headers,
+            });
         }
         Routed::Emitted(out.len() - before)
     }
