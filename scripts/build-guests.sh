@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-guests=(stay-category stay-summary clickstream-agg misbehave)
+guests=(stay-category stay-summary clickstream-agg misbehave language-detect)
 args=()
 for guest in "${guests[@]}"; do args+=(-p "$guest"); done
 cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
