@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use sluice_host::enrich::TransformRef;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 /// `$SLUICE_TRANSFORMS_DIR`, else where `scripts/build-guests.sh` puts them.
@@ -51,4 +52,24 @@ pub fn load(runtime: &Runtime, name_or_path: &str, dir: &Path) -> anyhow::Result
     runtime
         .load(name_or_path, &wasm)
         .with_context(|| format!("loading transform {}", file.display()))
+}
+
+/// Loads the transform a pipeline names, checking a pinned version against
+/// the component's hash.
+pub fn load_ref(
+    runtime: &Runtime,
+    reference: &TransformRef,
+    dir: &Path,
+) -> anyhow::Result<Arc<Transform>> {
+    let transform = load(runtime, reference.name(), dir)?;
+    if let Some(pinned) = reference.pinned_version()
+        && !transform.version().starts_with(pinned)
+    {
+        bail!(
+            "transform `{}` is pinned to version {pinned}, but the one found is {}",
+            reference.name(),
+            transform.short_version()
+        );
+    }
+    Ok(transform)
 }

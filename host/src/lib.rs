@@ -5,6 +5,7 @@
 //! batches of records, [`parquet`] writes columnar files.
 
 pub mod codec;
+pub mod enrich;
 pub mod config;
 pub mod export;
 pub mod generate;

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod demo;
+pub mod enrich;
 pub mod export;
 mod fetch;
 mod generate;
@@ -80,6 +81,9 @@ enum Command {
     /// Export topics to Parquet files (seed 000's topics.json and
     /// connections.json), committing group offsets after the files are in place.
     Export(export::ExportArgs),
+    /// Run a pipeline as a long-running consumer-group worker (joins,
+    /// several outputs, dead letters; at-least-once).
+    Enrich(enrich::EnrichArgs),
     /// Serve the Azure Functions custom-handler protocol (and the same
     /// routes standalone) on $FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve(serve::ServeArgs),
@@ -101,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(a),
         Command::Fetch(a) => fetch::run(a),
         Command::Gen(a) => generate::run(a),
+        Command::Enrich(a) => enrich::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
     }

@@ -62,6 +62,12 @@ pub enum KafkaError {
         group: String,
         source: Box<rdkafka::error::KafkaError>,
     },
+    #[error("consumer group `{group}` on topics {topics}: {source}")]
+    Consume {
+        group: String,
+        topics: String,
+        source: rdkafka::error::KafkaError,
+    },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
 }

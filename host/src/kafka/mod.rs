@@ -4,6 +4,8 @@
 mod config;
 mod convert;
 mod error;
+mod group;
+mod progress;
 mod producer;
 mod read_plan;
 mod reader;
@@ -11,6 +13,9 @@ mod topics;
 
 pub use config::KafkaConfig;
 pub use error::KafkaError;
+pub use group::{GroupConsumer, GroupStart, Polled};
+pub use progress::OffsetTracker;
+pub use rdkafka::consumer::CommitMode;
 pub use producer::{ProduceRecord, Producer};
 pub use read_plan::{ReadPlan, Start};
 pub use reader::{BoundedReader, PartitionRange};

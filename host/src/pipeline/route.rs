@@ -96,7 +96,8 @@ impl Routing {
         Routed::Emitted(out.len() - before)
     }
 
-    fn dead_letter(
+    /// Appends `input` bound for the dead-letter topic, with why in headers.
+    pub fn dead_letter(
         &self,
         transform: &Transform,
         input: &KafkaRecord,

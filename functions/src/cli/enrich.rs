@@ -1,0 +1,108 @@
+//! `sluice enrich --pipeline FILE`: a long-running consumer-group worker.
+//! Start more with the same pipeline to share the partitions; SIGTERM or
+//! Ctrl-C stops it after the current step, with what is finished committed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
+use sluice_host::kafka::ensure_topic;
+
+use super::{Broker, TransformsDir};
+
+#[derive(Debug, clap::Args)]
+pub struct EnrichArgs {
+    /// Pipeline definition (JSON): inputs, outputs, transform, join, ...
+    #[arg(long)]
+    pipeline: PathBuf,
+    /// Partitions for output and dead-letter topics that do not exist yet.
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Seconds between progress lines in the log.
+    #[arg(long, default_value_t = 10)]
+    progress_every: u64,
+    #[command(flatten)]
+    broker: Broker,
+    #[command(flatten)]
+    transforms: TransformsDir,
+}
+
+pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
+    let definition = read_definition(&args.pipeline)?;
+    let config = args.broker.config();
+    let runtime = crate::transforms::runtime()?;
+    let transform = crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?;
+    for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
+        ensure_topic(&config, topic, args.partitions)?;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(stop.clone())?;
+    let mut enricher = Enricher::new(definition.clone(), &transform)?;
+    let every = Duration::from_secs(args.progress_every.max(1));
+    let mut last_report = Instant::now();
+    let total = run_worker(&config, &mut enricher, WorkerOptions::default(), &stop, |enricher, total| {
+        if last_report.elapsed() >= every {
+            last_report = Instant::now();
+            tracing::info!(
+                pipeline = enricher.definition().name,
+                read = total.read,
+                produced = total.produced,
+                dead_lettered = total.dead_lettered,
+                waiting = enricher.pending(),
+                "progress"
+            );
+        }
+    })
+    .with_context(|| format!("pipeline `{}`", definition.name))?;
+    println!(
+        "pipeline {}: read {}, produced {}, dropped {}, dead-lettered {}, joined {}, incomplete {}",
+        definition.name,
+        total.read,
+        total.produced,
+        total.dropped,
+        total.dead_lettered,
+        total.joined,
+        total.incomplete
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn read_definition(path: &PathBuf) -> anyhow::Result<PipelineDefinition> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading pipeline {}", path.display()))?;
+    PipelineDefinition::from_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
+/// Sets `stop` on SIGTERM (what Kubernetes, systemd and the Functions host
+/// send) or SIGINT.
+fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("starting the signal listener")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            signals.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) else {
+                    tracing::error!("cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL");
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
+                    _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
+                }
+                stop.store(true, Ordering::SeqCst);
+            });
+        })
+        .context("starting the signal listener")?;
+    Ok(())
+}

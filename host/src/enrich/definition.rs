@@ -1,0 +1,412 @@
+//! A pipeline definition: which topics in and out, which transform, whether
+//! to join, where failures go. The JSON document the registry stores and
+//! `sluice enrich --pipeline` reads; every error names the field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runtime::Limits;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineDefinition {
+    pub name: String,
+    /// Topics read; with a join, one record per topic makes one input.
+    pub inputs: Vec<String>,
+    /// Topics a transform may emit to; a record naming no topic goes to all.
+    pub outputs: Vec<String>,
+    pub transform: TransformRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinSpec>,
+    /// Where records that cannot be processed go, with the reason in headers.
+    pub dead_letter: String,
+    #[serde(default)]
+    pub value_format: EnrichFormat,
+    /// Read-only key/value pairs the guest sees through `host.metadata`
+    /// (seed 002's `metadatas`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub limits: LimitSpec,
+    /// Consumer group of the workers; `sluice-<name>` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// Where a group with no committed offset starts.
+    #[serde(default)]
+    pub start: StartFrom,
+    /// Records handed to the guest per call, at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+/// A transform by name: its active version, or a pinned one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TransformRef {
+    Active(String),
+    Pinned {
+        name: String,
+        /// A prefix (at least 8 hex digits) of the component's SHA-256.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
+    },
+}
+
+impl TransformRef {
+    pub fn name(&self) -> &str {
+        match self {
+            TransformRef::Active(name) | TransformRef::Pinned { name, .. } => name,
+        }
+    }
+
+    pub fn pinned_version(&self) -> Option<&str> {
+        match self {
+            TransformRef::Active(_) => None,
+            TransformRef::Pinned { version, .. } => version.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinSpec {
+    /// Dotted path of the id in each record's JSON value, such as `id` or
+    /// `booking.id`.
+    pub key: String,
+    /// How long the first record of an id waits for the others.
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// Ids waiting at once, at most; past it the oldest is timed out early.
+    #[serde(default = "default_max_pending")]
+    pub max_pending: usize,
+}
+
+impl JoinSpec {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// What happens to the records of an id that did not arrive from every input
+/// in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnTimeout {
+    /// Discard them, as seed 002's workers do.
+    #[default]
+    Drop,
+    /// Merge what arrived and run the transform on it.
+    EmitPartial,
+    /// Send each one to the dead-letter topic.
+    DeadLetter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrichFormat {
+    /// Values must be JSON; one that is not is dead-lettered before the guest
+    /// sees it.
+    #[default]
+    Json,
+    /// Values are handed over as they are.
+    Raw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: usize,
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+}
+
+impl Default for LimitSpec {
+    fn default() -> Self {
+        LimitSpec {
+            memory_mb: default_memory_mb(),
+            deadline_ms: default_deadline_ms(),
+        }
+    }
+}
+
+impl LimitSpec {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_mb << 20,
+            deadline: Duration::from_millis(self.deadline_ms),
+        }
+    }
+}
+
+fn default_batch_size() -> usize {
+    500
+}
+
+fn default_max_pending() -> usize {
+    100_000
+}
+
+fn default_memory_mb() -> usize {
+    Limits::default().memory_bytes >> 20
+}
+
+fn default_deadline_ms() -> u64 {
+    Limits::default().deadline.as_millis() as u64
+}
+
+/// A definition that cannot be used; `field` is the JSON path of the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline definition{}: {reason}", at(.pipeline, .field))]
+pub struct DefinitionError {
+    pub pipeline: Option<String>,
+    pub field: String,
+    pub reason: String,
+}
+
+fn at(pipeline: &Option<String>, field: &str) -> String {
+    let name = pipeline
+        .as_deref()
+        .map(|n| format!(" `{n}`"))
+        .unwrap_or_default();
+    if field.is_empty() {
+        name
+    } else {
+        format!("{name}, field `{field}`")
+    }
+}
+
+impl PipelineDefinition {
+    /// Parses and checks a definition.
+    pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| DefinitionError {
+                pipeline: None,
+                field: String::new(),
+                reason: format!("not valid JSON: {e}"),
+            })?;
+        Self::from_value(&value)
+    }
+
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, DefinitionError> {
+        let pipeline = value.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let definition: PipelineDefinition =
+            serde_path_to_error::deserialize(value).map_err(|e| DefinitionError {
+                pipeline: pipeline.clone(),
+                field: match e.path().to_string() {
+                    root if root == "." => String::new(),
+                    path => path,
+                },
+                reason: e.inner().to_string(),
+            })?;
+        definition.validate()?;
+        Ok(definition)
+    }
+
+    pub fn group_id(&self) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("sluice-{}", self.name))
+    }
+
+    pub fn metadata_pairs(&self) -> crate::runtime::Metadata {
+        std::sync::Arc::new(
+            self.metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
+    }
+
+    fn validate(&self) -> Result<(), DefinitionError> {
+        let fail = |field: &str, reason: String| {
+            Err(DefinitionError {
+                pipeline: Some(self.name.clone()),
+                field: field.to_owned(),
+                reason,
+            })
+        };
+        if self.name.trim().is_empty() {
+            return fail("name", "must not be empty".into());
+        }
+        for (field, topics) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
+            if topics.is_empty() {
+                return fail(field, "names no topic; at least one is needed".into());
+            }
+            if let Some((i, _)) = topics.iter().enumerate().find(|(_, t)| t.trim().is_empty()) {
+                return fail(&format!("{field}[{i}]"), "is an empty topic name".into());
+            }
+            for (i, topic) in topics.iter().enumerate() {
+                if topics[..i].contains(topic) {
+                    return fail(&format!("{field}[{i}]"), format!("`{topic}` is listed twice"));
+                }
+            }
+        }
+        if let Some(i) = self.outputs.iter().position(|o| self.inputs.contains(o)) {
+            return fail(
+                &format!("outputs[{i}]"),
+                format!("`{}` is also an input: the pipeline would read its own output", self.outputs[i]),
+            );
+        }
+        if self.dead_letter.trim().is_empty() {
+            return fail("dead_letter", "must name a topic".into());
+        }
+        if self.inputs.contains(&self.dead_letter) || self.outputs.contains(&self.dead_letter) {
+            return fail(
+                "dead_letter",
+                format!("`{}` is also an input or output topic", self.dead_letter),
+            );
+        }
+        if self.transform.name().trim().is_empty() {
+            return fail("transform.name", "must not be empty".into());
+        }
+        if let Some(version) = self.transform.pinned_version()
+            && (version.len() < 8 || !version.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return fail(
+                "transform.version",
+                format!("`{version}` is not a version: give at least 8 hex digits of its SHA-256"),
+            );
+        }
+        if self.batch_size == 0 {
+            return fail("batch_size", "must be at least 1".into());
+        }
+        if self.limits.memory_mb == 0 {
+            return fail("limits.memory_mb", "must be at least 1".into());
+        }
+        if self.limits.deadline_ms == 0 {
+            return fail("limits.deadline_ms", "must be at least 1".into());
+        }
+        if let Some(join) = &self.join {
+            if self.inputs.len() < 2 {
+                return fail("join", "a join needs at least two inputs".into());
+            }
+            if self.value_format != EnrichFormat::Json {
+                return fail("value_format", "a join reads ids from JSON values: use `json`".into());
+            }
+            if join.key.split('.').any(|part| part.trim().is_empty()) {
+                return fail("join.key", format!("`{}` is not a dotted field path", join.key));
+            }
+            if join.timeout_ms == 0 {
+                return fail("join.timeout_ms", "must be at least 1".into());
+            }
+            if join.max_pending == 0 {
+                return fail("join.max_pending", "must be at least 1".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn minimal() -> serde_json::Value {
+        json!({
+            "name": "expedia-ext",
+            "inputs": ["expedia"],
+            "outputs": ["expedia_ext"],
+            "transform": "stay-category",
+            "dead_letter": "expedia.dlq",
+        })
+    }
+
+    fn error_of(value: serde_json::Value) -> DefinitionError {
+        PipelineDefinition::from_value(&value).expect_err("definition should be refused")
+    }
+
+    #[test]
+    fn minimal_definition_gets_defaults() {
+        let d = PipelineDefinition::from_value(&minimal()).unwrap();
+        assert_eq!(d.transform, TransformRef::Active("stay-category".into()));
+        assert_eq!(d.value_format, EnrichFormat::Json);
+        assert_eq!(d.group_id(), "sluice-expedia-ext");
+        assert_eq!(d.batch_size, 500);
+        assert_eq!(d.limits.limits(), Limits::default());
+        assert!(d.join.is_none());
+    }
+
+    #[test]
+    fn full_definition_round_trips() {
+        let mut v = minimal();
+        v["inputs"] = json!(["a", "b"]);
+        v["transform"] = json!({"name": "stay-category", "version": "0123abcd"});
+        v["join"] = json!({"key": "booking.id", "timeout_ms": 500, "on_timeout": "emit_partial"});
+        v["metadata"] = json!({"lang": "en"});
+        v["limits"] = json!({"memory_mb": 32});
+        let d = PipelineDefinition::from_value(&v).unwrap();
+        assert_eq!(d.transform.pinned_version(), Some("0123abcd"));
+        let join = d.join.as_ref().unwrap();
+        assert_eq!(join.on_timeout, OnTimeout::EmitPartial);
+        assert_eq!(join.max_pending, 100_000);
+        assert_eq!(d.limits.limits().memory_bytes, 32 << 20);
+        let again = PipelineDefinition::from_value(&serde_json::to_value(&d).unwrap()).unwrap();
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = minimal();
+        v["join"] = json!({"key": "id", "timeout_ms": "soon"});
+        v["inputs"] = json!(["a", "b"]);
+        let e = error_of(v);
+        assert_eq!(e.field, "join.timeout_ms");
+        assert!(e.to_string().contains("expedia-ext"), "{e}");
+
+        let mut v = minimal();
+        v["outputz"] = json!([]);
+        assert!(error_of(v).reason.contains("outputz"));
+
+        let mut v = minimal();
+        v.as_object_mut().unwrap().remove("dead_letter");
+        assert!(error_of(v).reason.contains("dead_letter"));
+    }
+
+    #[test]
+    fn inconsistent_definitions_are_refused() {
+        let cases = [
+            (json!({"inputs": []}), "inputs"),
+            (json!({"outputs": ["expedia"]}), "outputs[0]"),
+            (json!({"inputs": ["a", "a"]}), "inputs[1]"),
+            (json!({"dead_letter": "expedia_ext"}), "dead_letter"),
+            (json!({"join": {"key": "id", "timeout_ms": 10}}), "join"),
+            (json!({"transform": {"name": "x", "version": "zz"}}), "transform.version"),
+            (json!({"batch_size": 0}), "batch_size"),
+            (
+                json!({"inputs": ["a", "b"], "join": {"key": "id..x", "timeout_ms": 10}}),
+                "join.key",
+            ),
+            (
+                json!({"inputs": ["a", "b"], "value_format": "raw",
+                       "join": {"key": "id", "timeout_ms": 10}}),
+                "value_format",
+            ),
+        ];
+        for (patch, field) in cases {
+            let mut v = minimal();
+            for (k, val) in patch.as_object().unwrap() {
+                v[k] = val.clone();
+            }
+            assert_eq!(error_of(v).field, field, "patch {patch}");
+        }
+    }
+
+    #[test]
+    fn not_json_is_reported() {
+        let e = PipelineDefinition::from_json("{").unwrap_err();
+        assert!(e.reason.starts_with("not valid JSON"), "{e}");
+    }
+}

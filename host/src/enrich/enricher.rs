@@ -1,0 +1,241 @@
+//! The core both entry points share (the `sluice enrich` worker and the
+//! Kafka-trigger function): records in, records to produce out, plus the
+//! input records that are finished once those are acknowledged.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::de::IgnoredAny;
+
+use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
+use super::join::{Added, Incomplete, JoinBuffer};
+use crate::kafka::ProduceRecord;
+use crate::pipeline::{Routed, Routing};
+use crate::record::{KafkaRecord, RecordRef};
+use crate::runtime::{RuntimeError, Transform, Transformer};
+
+/// Counts of what happened to input records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EnrichStats {
+    pub read: u64,
+    /// Records (joined or not) the transform emitted something for.
+    pub emitted: u64,
+    /// Records produced to output topics.
+    pub produced: u64,
+    pub dropped: u64,
+    pub dead_lettered: u64,
+    /// Ids whose records arrived from every input.
+    pub joined: u64,
+    /// Ids given up before every input arrived.
+    pub incomplete: u64,
+}
+
+impl EnrichStats {
+    pub fn add(&mut self, other: &EnrichStats) {
+        self.read += other.read;
+        self.emitted += other.emitted;
+        self.produced += other.produced;
+        self.dropped += other.dropped;
+        self.dead_lettered += other.dead_lettered;
+        self.joined += other.joined;
+        self.incomplete += other.incomplete;
+    }
+}
+
+/// The result of one step: produce `produce`, wait for every
+/// acknowledgement, then count `finished` as done.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub produce: Vec<ProduceRecord>,
+    pub finished: Vec<RecordRef>,
+    pub stats: EnrichStats,
+}
+
+/// A record for the transform, and the inputs it stands for.
+struct Ready {
+    record: KafkaRecord,
+    members: Vec<RecordRef>,
+}
+
+pub struct Enricher {
+    definition: PipelineDefinition,
+    transformer: Transformer,
+    routing: Routing,
+    join: Option<JoinBuffer>,
+}
+
+impl Enricher {
+    pub fn new(
+        definition: PipelineDefinition,
+        transform: &Arc<Transform>,
+    ) -> Result<Self, RuntimeError> {
+        let transformer =
+            transform.transformer(definition.limits.limits(), definition.metadata_pairs())?;
+        let routing = Routing {
+            outputs: definition.outputs.clone(),
+            dead_letter: definition.dead_letter.clone(),
+        };
+        let join = definition
+            .join
+            .clone()
+            .map(|spec| JoinBuffer::new(spec, definition.inputs.clone()));
+        Ok(Enricher {
+            definition,
+            transformer,
+            routing,
+            join,
+        })
+    }
+
+    pub fn definition(&self) -> &PipelineDefinition {
+        &self.definition
+    }
+
+    pub fn transform(&self) -> &Arc<Transform> {
+        self.transformer.transform()
+    }
+
+    /// Uses `transform` from the next step on; the step in progress, if
+    /// any, finished with the old one.
+    pub fn swap_transform(&mut self, transform: &Arc<Transform>) -> Result<(), RuntimeError> {
+        self.transformer = transform.transformer(
+            self.definition.limits.limits(),
+            self.definition.metadata_pairs(),
+        )?;
+        Ok(())
+    }
+
+    /// Ids waiting in the join.
+    pub fn pending(&self) -> usize {
+        self.join.as_ref().map_or(0, JoinBuffer::pending)
+    }
+
+    /// When the next waiting id times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.join.as_ref().and_then(JoinBuffer::next_deadline)
+    }
+
+    /// Forgets the ids waiting in the join: after a rebalance, or when a
+    /// trigger invocation ends, their records are read again.
+    pub fn forget_pending(&mut self) {
+        if let Some(join) = &mut self.join {
+            join.clear();
+        }
+    }
+
+    /// Runs `records` through the join (if any) and the transform, and gives
+    /// up the ids whose time ran out by `now`.
+    pub fn process(&mut self, records: Vec<KafkaRecord>, now: Instant) -> Step {
+        let mut step = Step::default();
+        let mut ready = Vec::with_capacity(records.len());
+        let mut incomplete = Vec::new();
+        for record in records {
+            step.stats.read += 1;
+            if let Some(join) = &mut self.join {
+                match join.add(record, now, &mut incomplete) {
+                    Ok(Added::Waiting) => {}
+                    Ok(Added::Complete(joined)) => {
+                        step.stats.joined += 1;
+                        ready.push(Ready {
+                            record: joined.record,
+                            members: joined.members,
+                        });
+                    }
+                    Err(rejected) => {
+                        self.dead_letter(&rejected.record, "decode", &rejected.reason, &mut step);
+                    }
+                }
+                continue;
+            }
+            if let Err(reason) = self.check_format(&record) {
+                self.dead_letter(&record, "decode", &reason, &mut step);
+                continue;
+            }
+            let members = vec![record.locator()];
+            ready.push(Ready { record, members });
+        }
+        if let Some(join) = &mut self.join {
+            incomplete.extend(join.expire(now));
+        }
+        for gone in incomplete {
+            self.give_up(gone, &mut ready, &mut step);
+        }
+        self.run_transform(ready, &mut step);
+        step
+    }
+
+    fn check_format(&self, record: &KafkaRecord) -> Result<(), String> {
+        match self.definition.value_format {
+            EnrichFormat::Raw => Ok(()),
+            EnrichFormat::Json => {
+                let value = record.value.as_deref().ok_or("record has no value")?;
+                serde_json::from_slice::<IgnoredAny>(value)
+                    .map(|_| ())
+                    .map_err(|e| format!("value is not JSON: {e}"))
+            }
+        }
+    }
+
+    fn give_up(&mut self, gone: Incomplete, ready: &mut Vec<Ready>, step: &mut Step) {
+        step.stats.incomplete += 1;
+        let action = self
+            .definition
+            .join
+            .as_ref()
+            .map_or(OnTimeout::Drop, |j| j.on_timeout);
+        let reason = gone.to_string();
+        tracing::info!(pipeline = self.definition.name, ?action, reason, "join incomplete");
+        step.finished.extend(gone.superseded.iter().cloned());
+        match action {
+            OnTimeout::Drop => {
+                step.stats.dropped += gone.arrived.len() as u64;
+                step.finished.extend(gone.arrived.iter().map(KafkaRecord::locator));
+            }
+            OnTimeout::DeadLetter => {
+                for record in &gone.arrived {
+                    self.dead_letter(record, "join-timeout", &reason, step);
+                }
+            }
+            OnTimeout::EmitPartial => ready.push(Ready {
+                record: gone.partial,
+                members: gone.arrived.iter().map(KafkaRecord::locator).collect(),
+            }),
+        }
+    }
+
+    fn run_transform(&mut self, ready: Vec<Ready>, step: &mut Step) {
+        if ready.is_empty() {
+            return;
+        }
+        for chunk in ready.chunks(self.definition.batch_size) {
+            let inputs: Vec<KafkaRecord> = chunk.iter().map(|r| r.record.clone()).collect();
+            let results = self.transformer.process(&inputs);
+            for ((input, result), ready) in inputs.iter().zip(results).zip(chunk) {
+                let routed =
+                    self.routing
+                        .route(self.transformer.transform(), input, result, &mut step.produce);
+                match routed {
+                    Routed::Emitted(n) => {
+                        step.stats.emitted += 1;
+                        step.stats.produced += n as u64;
+                    }
+                    Routed::Dropped => step.stats.dropped += 1,
+                    Routed::DeadLettered => step.stats.dead_lettered += 1,
+                }
+                step.finished.extend(ready.members.iter().cloned());
+            }
+        }
+    }
+
+    fn dead_letter(&self, record: &KafkaRecord, kind: &str, reason: &str, step: &mut Step) {
+        self.routing.dead_letter(
+            self.transformer.transform(),
+            record,
+            kind,
+            reason,
+            &mut step.produce,
+        );
+        step.stats.dead_lettered += 1;
+        step.finished.push(record.locator());
+    }
+}

@@ -1,0 +1,512 @@
+//! Joining records from several topics by an id in their JSON values, the
+//! way seed 002's workers do: once a record with the same id has arrived
+//! from every input, their top-level fields are merged (and their `content`
+//! objects merged field by field) into one record for the transform.
+//! Waiting ids are bounded in number and in time.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::definition::JoinSpec;
+use crate::record::{Header, KafkaRecord, RecordRef};
+
+/// Header on a joined record: `topic/partition/offset` of every member.
+pub const MEMBERS_HEADER: &str = "sluice.join.members";
+/// Header on a partial record (timeout with `emit_partial`): the inputs that
+/// never arrived.
+pub const MISSING_HEADER: &str = "sluice.join.missing";
+
+/// Records with one id from every input, merged.
+#[derive(Debug)]
+pub struct Joined {
+    pub record: KafkaRecord,
+    /// Every input record this one stands for, superseded duplicates included.
+    pub members: Vec<RecordRef>,
+}
+
+/// An id that stopped waiting before every input arrived.
+#[derive(Debug)]
+pub struct Incomplete {
+    pub id: String,
+    pub arrived: Vec<KafkaRecord>,
+    pub missing: Vec<String>,
+    /// Earlier records of the same id and topic that a later one replaced.
+    pub superseded: Vec<RecordRef>,
+    pub cause: IncompleteCause,
+    /// The partial merge of what arrived, with the missing inputs named in a
+    /// header.
+    pub partial: KafkaRecord,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncompleteCause {
+    TimedOut(Duration),
+    /// The buffer was full and this id had waited longest.
+    Evicted { max_pending: usize },
+}
+
+impl std::fmt::Display for Incomplete {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let missing = self.missing.join(", ");
+        match self.cause {
+            IncompleteCause::TimedOut(timeout) => write!(
+                f,
+                "id `{}`: nothing arrived from {missing} within {} ms",
+                self.id,
+                timeout.as_millis()
+            ),
+            IncompleteCause::Evicted { max_pending } => write!(
+                f,
+                "id `{}`: evicted before {missing} arrived, because {max_pending} ids \
+                 were already waiting (join.max_pending)",
+                self.id
+            ),
+        }
+    }
+}
+
+/// What adding one record did.
+#[derive(Debug)]
+pub enum Added {
+    Waiting,
+    Complete(Joined),
+}
+
+/// A record that cannot take part in the join; the reason names the field.
+#[derive(Debug)]
+pub struct Rejected {
+    pub record: KafkaRecord,
+    pub reason: String,
+}
+
+struct Part {
+    record: KafkaRecord,
+    value: Map<String, Value>,
+}
+
+struct Pending {
+    generation: u64,
+    since: Instant,
+    parts: Vec<Option<Part>>,
+    superseded: Vec<RecordRef>,
+}
+
+pub struct JoinBuffer {
+    spec: JoinSpec,
+    inputs: Vec<String>,
+    pending: HashMap<String, Pending>,
+    /// Ids in arrival order; an entry whose generation no longer matches the
+    /// pending one is stale (that id completed) and is skipped.
+    arrivals: VecDeque<(String, u64)>,
+    generation: u64,
+}
+
+impl JoinBuffer {
+    pub fn new(spec: JoinSpec, inputs: Vec<String>) -> Self {
+        JoinBuffer {
+            spec,
+            inputs,
+            pending: HashMap::new(),
+            arrivals: VecDeque::new(),
+            generation: 0,
+        }
+    }
+
+    /// Ids waiting for more inputs.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forgets every waiting id (their records were not committed, so
+    /// they will be read again).
+    pub fn clear(&mut self) {
+        self.pending.clear();
+        self.arrivals.clear();
+    }
+
+    /// Adds a record. When the buffer is full, the id that waited longest is
+    /// given up first and returned in `evicted`.
+    pub fn add(
+        &mut self,
+        record: KafkaRecord,
+        now: Instant,
+        evicted: &mut Vec<Incomplete>,
+    ) -> Result<Added, Rejected> {
+        let Some(slot) = self.inputs.iter().position(|t| *t == record.topic) else {
+            let reason = format!("topic `{}` is not an input of this join", record.topic);
+            return Err(Rejected { record, reason });
+        };
+        let (id, value) = match self.id_of(&record) {
+            Ok(found) => found,
+            Err(reason) => return Err(Rejected { record, reason }),
+        };
+        if !self.pending.contains_key(&id) {
+            while self.pending.len() >= self.spec.max_pending {
+                let Some(oldest) = self.pop_oldest() else { break };
+                let cause = IncompleteCause::Evicted {
+                    max_pending: self.spec.max_pending,
+                };
+                tracing::error!(
+                    id = oldest.0,
+                    max_pending = self.spec.max_pending,
+                    "join buffer full: giving up the id that waited longest"
+                );
+                evicted.push(self.incomplete(oldest.0, oldest.1, cause));
+            }
+            self.generation += 1;
+            self.arrivals.push_back((id.clone(), self.generation));
+            self.pending.insert(
+                id.clone(),
+                Pending {
+                    generation: self.generation,
+                    since: now,
+                    parts: (0..self.inputs.len()).map(|_| None).collect(),
+                    superseded: Vec::new(),
+                },
+            );
+        }
+        let entry = self.pending.get_mut(&id).expect("inserted above");
+        if let Some(earlier) = entry.parts[slot].replace(Part { record, value }) {
+            tracing::warn!(
+                id,
+                topic = earlier.record.topic,
+                partition = earlier.record.partition,
+                offset = earlier.record.offset,
+                "a later record with the same id replaced this one in the join"
+            );
+            entry.superseded.push(earlier.record.locator());
+        }
+        if entry.parts.iter().all(Option::is_some) {
+            let entry = self.pending.remove(&id).expect("present");
+            let mut members = entry.superseded;
+            let parts: Vec<Part> = entry.parts.into_iter().flatten().collect();
+            members.extend(parts.iter().map(|p| p.record.locator()));
+            let record = merge(parts, &[]);
+            return Ok(Added::Complete(Joined { record, members }));
+        }
+        Ok(Added::Waiting)
+    }
+
+    /// Gives up every id that has waited `timeout` or longer.
+    pub fn expire(&mut self, now: Instant) -> Vec<Incomplete> {
+        let timeout = self.spec.timeout();
+        let mut expired = Vec::new();
+        while let Some((id, generation)) = self.arrivals.front() {
+            match self.pending.get(id) {
+                Some(p) if p.generation == *generation => {
+                    if now.duration_since(p.since) < timeout {
+                        break;
+                    }
+                    let Some((id, pending)) = self.pop_oldest() else { break };
+                    expired.push(self.incomplete(id, pending, IncompleteCause::TimedOut(timeout)));
+                }
+                _ => {
+                    self.arrivals.pop_front();
+                }
+            }
+        }
+        expired
+    }
+
+    /// When the id that has waited longest times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.arrivals
+            .iter()
+            .find_map(|(id, generation)| {
+                self.pending
+                    .get(id)
+                    .filter(|p| p.generation == *generation)
+            })
+            .map(|p| p.since + self.spec.timeout())
+    }
+
+    fn pop_oldest(&mut self) -> Option<(String, Pending)> {
+        while let Some((id, generation)) = self.arrivals.pop_front() {
+            if self
+                .pending
+                .get(&id)
+                .is_some_and(|p| p.generation == generation)
+            {
+                let pending = self.pending.remove(&id)?;
+                return Some((id, pending));
+            }
+        }
+        None
+    }
+
+    fn incomplete(&self, id: String, pending: Pending, cause: IncompleteCause) -> Incomplete {
+        let missing: Vec<String> = pending
+            .parts
+            .iter()
+            .zip(&self.inputs)
+            .filter(|(part, _)| part.is_none())
+            .map(|(_, topic)| topic.clone())
+            .collect();
+        let parts: Vec<Part> = pending.parts.into_iter().flatten().collect();
+        let arrived = parts.iter().map(|p| p.record.clone()).collect();
+        let partial = merge(parts, &missing);
+        Incomplete {
+            id,
+            arrived,
+            missing,
+            superseded: pending.superseded,
+            cause,
+            partial,
+        }
+    }
+
+    /// The id at the join key's path, as text (a number and the same number
+    /// written as a string join together), and the parsed value.
+    fn id_of(&self, record: &KafkaRecord) -> Result<(String, Map<String, Value>), String> {
+        let bytes = record.value.as_deref().ok_or("record has no value")?;
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| format!("value is not JSON: {e}"))?;
+        let Value::Object(object) = value else {
+            return Err("value is not a JSON object".to_owned());
+        };
+        let mut at = object.get(self.key_head());
+        for part in self.spec.key.split('.').skip(1) {
+            at = at.and_then(|v| v.get(part));
+        }
+        let id = match at {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Bool(b)) => b.to_string(),
+            Some(Value::Null) | None => {
+                return Err(format!("join key `{}` is missing", self.spec.key));
+            }
+            Some(_) => {
+                return Err(format!(
+                    "join key `{}` is not a string or a number",
+                    self.spec.key
+                ));
+            }
+        };
+        Ok((id, object))
+    }
+
+    fn key_head(&self) -> &str {
+        self.spec.key.split('.').next().unwrap_or_default()
+    }
+}
+
+/// Merges parts in input order: later inputs' top-level fields win, and
+/// `content` objects are merged field by field, as seed 002 does.
+fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
+    let members = parts
+        .iter()
+        .map(|p| format!("{}/{}/{}", p.record.topic, p.record.partition, p.record.offset))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut merged = Map::new();
+    let mut headers = Vec::new();
+    let mut key = None;
+    let mut timestamp = None;
+    let mut last = None;
+    for part in parts {
+        for (field, value) in part.value {
+            match (merged.get_mut(&field), value) {
+                (Some(Value::Object(content)), Value::Object(more)) if field == "content" => {
+                    content.extend(more);
+                }
+                (_, value) => {
+                    merged.insert(field, value);
+                }
+            }
+        }
+        key = key.or(part.record.key.clone());
+        timestamp = timestamp.max(part.record.timestamp);
+        headers.extend(part.record.headers.iter().cloned());
+        last = Some(part.record);
+    }
+    headers.push(text_header(MEMBERS_HEADER, members));
+    if !missing.is_empty() {
+        headers.push(text_header(MISSING_HEADER, missing.join(",")));
+    }
+    // The record is reported (and dead-lettered) as the member that arrived
+    // last in input order; the members header names all of them.
+    let last = last.expect("a join entry has at least one part");
+    KafkaRecord {
+        topic: last.topic,
+        partition: last.partition,
+        offset: last.offset,
+        timestamp,
+        key,
+        value: Some(Value::Object(merged).to_string().into_bytes()),
+        headers,
+    }
+}
+
+fn text_header(key: &str, value: String) -> Header {
+    Header {
+        key: key.to_owned(),
+        value: Some(value.into_bytes()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::definition::OnTimeout;
+    use serde_json::json;
+
+    fn spec(timeout_ms: u64, max_pending: usize) -> JoinSpec {
+        JoinSpec {
+            key: "id".into(),
+            timeout_ms,
+            on_timeout: OnTimeout::Drop,
+            max_pending,
+        }
+    }
+
+    fn buffer(max_pending: usize) -> JoinBuffer {
+        JoinBuffer::new(spec(100, max_pending), vec!["a".into(), "b".into()])
+    }
+
+    fn record(topic: &str, offset: i64, value: Value) -> KafkaRecord {
+        let mut r = KafkaRecord::from_value(topic, offset, value.to_string().into_bytes());
+        r.timestamp = Some(offset);
+        r
+    }
+
+    fn value_of(r: &KafkaRecord) -> Value {
+        serde_json::from_slice(r.value.as_deref().unwrap()).unwrap()
+    }
+
+    fn header<'a>(r: &'a KafkaRecord, key: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
+    }
+
+    #[test]
+    fn merges_top_level_fields_and_content() {
+        let mut join = buffer(10);
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        let first = json!({"id": 7, "source": "a", "content": {"text": "hi", "x": 1}});
+        let second = json!({"id": "7", "lang": "en", "content": {"x": 2, "y": 3}});
+        assert!(matches!(
+            join.add(record("b", 4, second), now, &mut evicted),
+            Ok(Added::Waiting)
+        ));
+        let Ok(Added::Complete(joined)) = join.add(record("a", 9, first), now, &mut evicted) else {
+            panic!("expected the join to complete");
+        };
+        assert_eq!(
+            value_of(&joined.record),
+            json!({"id": "7", "source": "a", "lang": "en", "content": {"text": "hi", "x": 2, "y": 3}})
+        );
+        assert_eq!(header(&joined.record, MEMBERS_HEADER), Some("a/0/9,b/0/4"));
+        assert_eq!(joined.members.len(), 2);
+        assert_eq!(joined.record.timestamp, Some(9));
+        assert_eq!(join.pending(), 0);
+        assert!(evicted.is_empty());
+    }
+
+    #[test]
+    fn times_out_with_the_missing_inputs_named() {
+        let mut join = buffer(10);
+        let start = Instant::now();
+        let mut evicted = Vec::new();
+        join.add(record("a", 1, json!({"id": 1})), start, &mut evicted)
+            .unwrap();
+        join.add(record("a", 2, json!({"id": 2})), start + Duration::from_millis(60), &mut evicted)
+            .unwrap();
+        assert_eq!(join.next_deadline(), Some(start + Duration::from_millis(100)));
+        assert!(join.expire(start + Duration::from_millis(99)).is_empty());
+        let expired = join.expire(start + Duration::from_millis(100));
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].id, "1");
+        assert_eq!(expired[0].missing, ["b"]);
+        assert_eq!(header(&expired[0].partial, MISSING_HEADER), Some("b"));
+        assert!(expired[0].to_string().contains("nothing arrived from b within 100 ms"));
+        assert_eq!(join.pending(), 1);
+    }
+
+    #[test]
+    fn a_completed_id_does_not_time_out_later() {
+        let mut join = buffer(10);
+        let start = Instant::now();
+        let mut evicted = Vec::new();
+        join.add(record("a", 1, json!({"id": 1})), start, &mut evicted)
+            .unwrap();
+        join.add(record("b", 1, json!({"id": 1})), start, &mut evicted)
+            .unwrap();
+        assert!(join.expire(start + Duration::from_secs(5)).is_empty());
+        assert_eq!(join.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_full_buffer_evicts_the_oldest_id() {
+        let mut join = buffer(2);
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        for id in 1..=3 {
+            join.add(record("a", id, json!({"id": id})), now, &mut evicted)
+                .unwrap();
+        }
+        assert_eq!(join.pending(), 2);
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(evicted[0].id, "1");
+        assert!(matches!(evicted[0].cause, IncompleteCause::Evicted { max_pending: 2 }));
+    }
+
+    #[test]
+    fn a_duplicate_replaces_the_earlier_record_but_keeps_it_accounted() {
+        let mut join = buffer(10);
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        join.add(record("a", 1, json!({"id": 1, "v": "old"})), now, &mut evicted)
+            .unwrap();
+        join.add(record("a", 2, json!({"id": 1, "v": "new"})), now, &mut evicted)
+            .unwrap();
+        let Ok(Added::Complete(joined)) =
+            join.add(record("b", 3, json!({"id": 1})), now, &mut evicted)
+        else {
+            panic!("expected completion");
+        };
+        assert_eq!(value_of(&joined.record)["v"], "new");
+        let offsets: Vec<i64> = joined.members.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, [1, 2, 3]);
+    }
+
+    #[test]
+    fn records_without_a_usable_id_are_rejected_with_the_reason() {
+        let mut join = buffer(10);
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        let cases = [
+            (KafkaRecord::from_value("a", 1, b"not json".to_vec()), "not JSON"),
+            (record("a", 2, json!([1])), "not a JSON object"),
+            (record("a", 3, json!({"name": "x"})), "join key `id` is missing"),
+            (record("a", 4, json!({"id": {"x": 1}})), "not a string or a number"),
+            (record("c", 5, json!({"id": 1})), "not an input"),
+        ];
+        for (input, expected) in cases {
+            let rejected = join.add(input, now, &mut evicted).unwrap_err();
+            assert!(rejected.reason.contains(expected), "{}", rejected.reason);
+        }
+        assert_eq!(join.pending(), 0);
+    }
+
+    #[test]
+    fn nested_key_paths_are_followed() {
+        let mut join = JoinBuffer::new(
+            JoinSpec {
+                key: "booking.id".into(),
+                ..spec(100, 10)
+            },
+            vec!["a".into(), "b".into()],
+        );
+        let now = Instant::now();
+        let mut evicted = Vec::new();
+        join.add(record("a", 1, json!({"booking": {"id": "x"}})), now, &mut evicted)
+            .unwrap();
+        let done = join.add(record("b", 1, json!({"booking": {"id": "x"}})), now, &mut evicted);
+        assert!(matches!(done, Ok(Added::Complete(_))));
+    }
+}

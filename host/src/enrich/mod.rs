@@ -1,0 +1,30 @@
+//! Enrichment pipelines: records from one or more input topics, optionally
+//! joined by id, through a transformer, to one or more output topics, with
+//! failures dead-lettered. At-least-once: an input offset is committed only
+//! when that record and every earlier one in its partition is finished.
+
+mod definition;
+mod enricher;
+mod join;
+mod worker;
+
+pub use definition::{
+    DefinitionError, EnrichFormat, JoinSpec, LimitSpec, OnTimeout, PipelineDefinition, StartFrom,
+    TransformRef,
+};
+pub use enricher::{EnrichStats, Enricher, Step};
+pub use join::{MEMBERS_HEADER, MISSING_HEADER};
+pub use worker::{WorkerOptions, run_worker};
+
+use crate::kafka::KafkaError;
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrichError {
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}

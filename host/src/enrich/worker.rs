@@ -1,0 +1,100 @@
+//! The long-running consumer-group worker: poll, enrich, produce and wait
+//! for acknowledgements, then let the finished offsets be committed. Scale
+//! out by starting more workers with the same pipeline (same group).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::EnrichError;
+use super::definition::StartFrom;
+use super::enricher::{EnrichStats, Enricher};
+use crate::kafka::{CommitMode, GroupConsumer, GroupStart, KafkaConfig, Producer};
+
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerOptions {
+    /// Longest a poll waits for the first record.
+    pub poll_wait: Duration,
+    /// How often finished offsets are committed while running.
+    pub commit_interval: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            poll_wait: Duration::from_millis(200),
+            commit_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Runs until `stop` is set, then commits what is finished and returns the
+/// totals. `between_steps` runs after every step, outside any batch: the
+/// place to report progress or swap the transform.
+pub fn run_worker(
+    config: &KafkaConfig,
+    enricher: &mut Enricher,
+    options: WorkerOptions,
+    stop: &AtomicBool,
+    mut between_steps: impl FnMut(&mut Enricher, &EnrichStats),
+) -> Result<EnrichStats, EnrichError> {
+    let definition = enricher.definition().clone();
+    let group = definition.group_id();
+    let start = match definition.start {
+        StartFrom::Earliest => GroupStart::Earliest,
+        StartFrom::Latest => GroupStart::Latest,
+    };
+    let producer = Producer::new(config)?;
+    let mut consumer = GroupConsumer::subscribe(config, &group, &definition.inputs, start)?;
+    tracing::info!(
+        pipeline = definition.name,
+        group,
+        inputs = definition.inputs.join(","),
+        transform = enricher.transform().name(),
+        version = enricher.transform().short_version(),
+        "worker started"
+    );
+    let mut total = EnrichStats::default();
+    let mut last_commit = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let wait = enricher
+            .next_deadline()
+            .map_or(options.poll_wait, |deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(options.poll_wait)
+            });
+        let polled = consumer.poll(definition.batch_size, wait);
+        if polled.rebalanced {
+            // Waiting join members were not committed; whoever owns their
+            // partitions now reads them again.
+            enricher.forget_pending();
+        }
+        let step = enricher.process(polled.records, Instant::now());
+        if !step.produce.is_empty() {
+            producer.send_all(&step.produce)?;
+        }
+        consumer.finished(&step.finished);
+        total.add(&step.stats);
+        if last_commit.elapsed() >= options.commit_interval {
+            // An asynchronous commit that fails (the group is rebalancing)
+            // is retried by the next one; nothing is lost meanwhile.
+            if let Err(error) = consumer.commit(CommitMode::Async) {
+                tracing::warn!(group, %error, "commit failed; will retry");
+            }
+            last_commit = Instant::now();
+        }
+        between_steps(enricher, &total);
+    }
+    let committed = consumer.commit(CommitMode::Sync)?;
+    tracing::info!(
+        pipeline = definition.name,
+        read = total.read,
+        produced = total.produced,
+        dead_lettered = total.dead_lettered,
+        waiting = enricher.pending(),
+        unfinished = consumer.unfinished(),
+        partitions_committed = committed,
+        "worker stopped"
+    );
+    Ok(total)
+}

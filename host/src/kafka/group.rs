@@ -1,0 +1,218 @@
+//! A consumer-group member that commits only finished records: the caller
+//! reports each record finished (produced and acknowledged, dead-lettered or
+//! dropped) and the commit position of a partition never passes an
+//! unfinished one. When the group takes partitions away, what is finished is
+//! committed first and the rest is left for the next owner to read again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::config::KafkaConfig;
+use super::convert::to_record;
+use super::error::KafkaError;
+use super::progress::OffsetTracker;
+use crate::record::{KafkaRecord, RecordRef};
+
+/// Records received by one poll, and whether the group reassigned
+/// partitions since the last one (anything waiting must then be forgotten:
+/// it will be read again from the committed positions).
+#[derive(Debug, Default)]
+pub struct Polled {
+    pub records: Vec<KafkaRecord>,
+    pub rebalanced: bool,
+}
+
+pub struct GroupConsumer {
+    consumer: BaseConsumer<GroupContext>,
+    group: String,
+    topics: String,
+}
+
+struct GroupContext {
+    group: String,
+    tracker: Mutex<OffsetTracker>,
+    rebalanced: AtomicBool,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(partitions) => {
+                let mut tracker = lock(&self.tracker);
+                let commits = tracker.take_commits();
+                if let Err(error) = commit(consumer, &commits, CommitMode::Sync) {
+                    tracing::warn!(
+                        group = self.group,
+                        %error,
+                        "committing before giving partitions up failed; the next owner re-reads them"
+                    );
+                }
+                tracker.clear();
+                self.rebalanced.store(true, Ordering::SeqCst);
+                tracing::info!(group = self.group, partitions = partitions.count(), "partitions revoked");
+            }
+            Rebalance::Assign(partitions) => {
+                tracing::info!(group = self.group, partitions = partitions.count(), "partitions assigned");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(group = self.group, %error, "rebalance error");
+            }
+        }
+    }
+}
+
+fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
+    // The tracker holds plain data; a panic elsewhere leaves it usable.
+    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    positions: &[(String, i32, i64)],
+    mode: CommitMode,
+) -> rdkafka::error::KafkaResult<()> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in positions {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+    }
+    consumer.commit(&list, mode)
+}
+
+/// Where a group with no committed offsets starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStart {
+    Earliest,
+    Latest,
+}
+
+impl GroupConsumer {
+    /// Joins `group` and subscribes to `topics`. Offsets are never committed
+    /// automatically.
+    pub fn subscribe(
+        config: &KafkaConfig,
+        group: &str,
+        topics: &[String],
+        start: GroupStart,
+    ) -> Result<Self, KafkaError> {
+        let context = GroupContext {
+            group: group.to_owned(),
+            tracker: Mutex::default(),
+            rebalanced: AtomicBool::new(false),
+        };
+        let mut client = config.client_config();
+        client
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set(
+                "auto.offset.reset",
+                match start {
+                    GroupStart::Earliest => "earliest",
+                    GroupStart::Latest => "latest",
+                },
+            );
+        // A worker killed without leaving should not hold its partitions
+        // for long; the user's properties still take precedence.
+        for (key, value) in [("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")] {
+            if !config.properties.contains_key(key) {
+                client.set(key, value);
+            }
+        }
+        let consumer: BaseConsumer<GroupContext> =
+            client
+                .create_with_context(context)
+                .map_err(|source| KafkaError::Client {
+                    brokers: config.bootstrap_servers.clone(),
+                    source,
+                })?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|source| KafkaError::Consume {
+                group: group.to_owned(),
+                topics: topics.join(", "),
+                source,
+            })?;
+        Ok(GroupConsumer {
+            consumer,
+            group: group.to_owned(),
+            topics: topics.join(", "),
+        })
+    }
+
+    /// Up to `max` records: waits at most `wait` for the first, then takes
+    /// what is already there. Every record returned counts as unfinished
+    /// until [`GroupConsumer::finished`] is called for it.
+    pub fn poll(&mut self, max: usize, wait: Duration) -> Polled {
+        let mut polled = Polled::default();
+        let deadline = Instant::now() + wait;
+        while polled.records.len() < max {
+            let timeout = if polled.records.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let message = self.consumer.poll(timeout);
+            if self.context().rebalanced.swap(false, Ordering::SeqCst) {
+                // Records taken before the revocation belong to the old
+                // assignment; their next owner reads them.
+                polled.records.clear();
+                polled.rebalanced = true;
+            }
+            match message {
+                None => break,
+                Some(Ok(message)) => polled.records.push(to_record(&message)),
+                Some(Err(error)) => {
+                    // librdkafka recovers from these by itself (a topic not
+                    // yet created, a broker restarting); the stream goes on.
+                    tracing::warn!(group = self.group, topics = self.topics, %error, "consumer error");
+                    if polled.records.is_empty() && Instant::now() >= deadline {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut tracker = lock(&self.context().tracker);
+        for record in &polled.records {
+            tracker.seen(&record.locator());
+        }
+        polled
+    }
+
+    pub fn finished<'a>(&self, records: impl IntoIterator<Item = &'a RecordRef>) {
+        let mut tracker = lock(&self.context().tracker);
+        for record in records {
+            tracker.finished(record);
+        }
+    }
+
+    /// Records received and not yet finished.
+    pub fn unfinished(&self) -> usize {
+        lock(&self.context().tracker).unfinished()
+    }
+
+    /// Commits every partition whose position moved; `Sync` waits for the
+    /// broker's answer. Returns how many partitions were committed.
+    pub fn commit(&self, mode: CommitMode) -> Result<usize, KafkaError> {
+        let positions = lock(&self.context().tracker).take_commits();
+        commit(&self.consumer, &positions, mode).map_err(|source| KafkaError::Commit {
+            topic: self.topics.clone(),
+            group: self.group.clone(),
+            source: Box::new(source),
+        })?;
+        Ok(positions.len())
+    }
+
+    fn context(&self) -> &GroupContext {
+        self.consumer.context()
+    }
+}
