@@ -5,8 +5,8 @@
 //! batches of records, [`parquet`] writes columnar files.
 
 pub mod codec;
-pub mod enrich;
 pub mod config;
+pub mod enrich;
 pub mod export;
 pub mod generate;
 pub mod kafka;

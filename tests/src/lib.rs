@@ -321,3 +321,25 @@ pub fn read_parquet(path: &std::path::Path) -> arrow_array::RecordBatch {
     assert_eq!(batches.len(), 1, "small test files have one row group");
     batches.remove(0)
 }
+
+/// Every record of `topic`, all partitions, from the earliest offset to the
+/// end at the time of the call.
+pub fn read_all(config: &KafkaConfig, topic: &str) -> Vec<sluice_host::record::KafkaRecord> {
+    let mut reader =
+        sluice_host::kafka::BoundedReader::from_earliest(config, topic).expect("open topic");
+    let mut all = Vec::new();
+    while let Some(batch) = reader.next_batch(500).expect("read topic") {
+        all.extend(batch);
+    }
+    all
+}
+
+/// The value of header `key` as text; panics when the record lacks it.
+pub fn header_text<'a>(record: &'a sluice_host::record::KafkaRecord, key: &str) -> &'a str {
+    record
+        .headers
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
+        .unwrap_or_else(|| panic!("record has no text header {key}: {:?}", record.headers))
+}

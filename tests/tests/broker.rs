@@ -15,7 +15,7 @@ use sluice_host::parquet::write_json_records;
 use sluice_host::pipeline::{Routing, TopicRun, aggregate_topic, header, transform_topic};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::runtime::Limits;
-use sluice_tests::{broker, fresh_topic, independent, transform};
+use sluice_tests::{broker, fresh_topic, header_text, independent, read_all, transform};
 
 fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {
     ensure_topic(config, topic, 3).unwrap();
@@ -34,25 +34,6 @@ fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {
         })
         .collect();
     Producer::new(config).unwrap().send_all(&records).unwrap();
-}
-
-fn read_all(config: &KafkaConfig, topic: &str) -> Vec<KafkaRecord> {
-    let mut reader = BoundedReader::from_earliest(config, topic).unwrap();
-    let mut all = Vec::new();
-    while let Some(batch) = reader.next_batch(500).unwrap() {
-        all.extend(batch);
-    }
-    all
-}
-
-fn header_text<'a>(record: &'a KafkaRecord, key: &str) -> &'a str {
-    record
-        .headers
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value.as_deref())
-        .map(|v| std::str::from_utf8(v).unwrap())
-        .unwrap_or_else(|| panic!("header {key} missing on {:?}", record.locator()))
 }
 
 fn routing(output: &str) -> Routing {

@@ -35,7 +35,8 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     let definition = read_definition(&args.pipeline)?;
     let config = args.broker.config();
     let runtime = crate::transforms::runtime()?;
-    let transform = crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?;
+    let transform =
+        crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?;
     for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
         ensure_topic(&config, topic, args.partitions)?;
     }
@@ -44,19 +45,25 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     let mut enricher = Enricher::new(definition.clone(), &transform)?;
     let every = Duration::from_secs(args.progress_every.max(1));
     let mut last_report = Instant::now();
-    let total = run_worker(&config, &mut enricher, WorkerOptions::default(), &stop, |enricher, total| {
-        if last_report.elapsed() >= every {
-            last_report = Instant::now();
-            tracing::info!(
-                pipeline = enricher.definition().name,
-                read = total.read,
-                produced = total.produced,
-                dead_lettered = total.dead_lettered,
-                waiting = enricher.pending(),
-                "progress"
-            );
-        }
-    })
+    let total = run_worker(
+        &config,
+        &mut enricher,
+        WorkerOptions::default(),
+        &stop,
+        |enricher, total| {
+            if last_report.elapsed() >= every {
+                last_report = Instant::now();
+                tracing::info!(
+                    pipeline = enricher.definition().name,
+                    read = total.read,
+                    produced = total.produced,
+                    dead_lettered = total.dead_lettered,
+                    waiting = enricher.pending(),
+                    "progress"
+                );
+            }
+        },
+    )
     .with_context(|| format!("pipeline `{}`", definition.name))?;
     println!(
         "pipeline {}: read {}, produced {}, dropped {}, dead-lettered {}, joined {}, incomplete {}",
@@ -93,7 +100,9 @@ fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
                 ) else {
-                    tracing::error!("cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL");
+                    tracing::error!(
+                        "cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL"
+                    );
                     return;
                 };
                 tokio::select! {

@@ -190,17 +190,19 @@ fn at(pipeline: &Option<String>, field: &str) -> String {
 impl PipelineDefinition {
     /// Parses and checks a definition.
     pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| DefinitionError {
-                pipeline: None,
-                field: String::new(),
-                reason: format!("not valid JSON: {e}"),
-            })?;
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DefinitionError {
+            pipeline: None,
+            field: String::new(),
+            reason: format!("not valid JSON: {e}"),
+        })?;
         Self::from_value(&value)
     }
 
     pub fn from_value(value: &serde_json::Value) -> Result<Self, DefinitionError> {
-        let pipeline = value.get("name").and_then(|n| n.as_str()).map(str::to_owned);
+        let pipeline = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned);
         let definition: PipelineDefinition =
             serde_path_to_error::deserialize(value).map_err(|e| DefinitionError {
                 pipeline: pipeline.clone(),
@@ -249,14 +251,20 @@ impl PipelineDefinition {
             }
             for (i, topic) in topics.iter().enumerate() {
                 if topics[..i].contains(topic) {
-                    return fail(&format!("{field}[{i}]"), format!("`{topic}` is listed twice"));
+                    return fail(
+                        &format!("{field}[{i}]"),
+                        format!("`{topic}` is listed twice"),
+                    );
                 }
             }
         }
         if let Some(i) = self.outputs.iter().position(|o| self.inputs.contains(o)) {
             return fail(
                 &format!("outputs[{i}]"),
-                format!("`{}` is also an input: the pipeline would read its own output", self.outputs[i]),
+                format!(
+                    "`{}` is also an input: the pipeline would read its own output",
+                    self.outputs[i]
+                ),
             );
         }
         if self.dead_letter.trim().is_empty() {
@@ -293,10 +301,16 @@ impl PipelineDefinition {
                 return fail("join", "a join needs at least two inputs".into());
             }
             if self.value_format != EnrichFormat::Json {
-                return fail("value_format", "a join reads ids from JSON values: use `json`".into());
+                return fail(
+                    "value_format",
+                    "a join reads ids from JSON values: use `json`".into(),
+                );
             }
             if join.key.split('.').any(|part| part.trim().is_empty()) {
-                return fail("join.key", format!("`{}` is not a dotted field path", join.key));
+                return fail(
+                    "join.key",
+                    format!("`{}` is not a dotted field path", join.key),
+                );
             }
             if join.timeout_ms == 0 {
                 return fail("join.timeout_ms", "must be at least 1".into());
@@ -383,7 +397,10 @@ mod tests {
             (json!({"inputs": ["a", "a"]}), "inputs[1]"),
             (json!({"dead_letter": "expedia_ext"}), "dead_letter"),
             (json!({"join": {"key": "id", "timeout_ms": 10}}), "join"),
-            (json!({"transform": {"name": "x", "version": "zz"}}), "transform.version"),
+            (
+                json!({"transform": {"name": "x", "version": "zz"}}),
+                "transform.version",
+            ),
             (json!({"batch_size": 0}), "batch_size"),
             (
                 json!({"inputs": ["a", "b"], "join": {"key": "id..x", "timeout_ms": 10}}),

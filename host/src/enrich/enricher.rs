@@ -184,12 +184,18 @@ impl Enricher {
             .as_ref()
             .map_or(OnTimeout::Drop, |j| j.on_timeout);
         let reason = gone.to_string();
-        tracing::info!(pipeline = self.definition.name, ?action, reason, "join incomplete");
+        tracing::info!(
+            pipeline = self.definition.name,
+            ?action,
+            reason,
+            "join incomplete"
+        );
         step.finished.extend(gone.superseded.iter().cloned());
         match action {
             OnTimeout::Drop => {
                 step.stats.dropped += gone.arrived.len() as u64;
-                step.finished.extend(gone.arrived.iter().map(KafkaRecord::locator));
+                step.finished
+                    .extend(gone.arrived.iter().map(KafkaRecord::locator));
             }
             OnTimeout::DeadLetter => {
                 for record in &gone.arrived {
@@ -211,9 +217,12 @@ impl Enricher {
             let inputs: Vec<KafkaRecord> = chunk.iter().map(|r| r.record.clone()).collect();
             let results = self.transformer.process(&inputs);
             for ((input, result), ready) in inputs.iter().zip(results).zip(chunk) {
-                let routed =
-                    self.routing
-                        .route(self.transformer.transform(), input, result, &mut step.produce);
+                let routed = self.routing.route(
+                    self.transformer.transform(),
+                    input,
+                    result,
+                    &mut step.produce,
+                );
                 match routed {
                     Routed::Emitted(n) => {
                         step.stats.emitted += 1;

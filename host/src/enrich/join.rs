@@ -44,7 +44,9 @@ pub struct Incomplete {
 pub enum IncompleteCause {
     TimedOut(Duration),
     /// The buffer was full and this id had waited longest.
-    Evicted { max_pending: usize },
+    Evicted {
+        max_pending: usize,
+    },
 }
 
 impl std::fmt::Display for Incomplete {
@@ -133,18 +135,20 @@ impl JoinBuffer {
         record: KafkaRecord,
         now: Instant,
         evicted: &mut Vec<Incomplete>,
-    ) -> Result<Added, Rejected> {
+    ) -> Result<Added, Box<Rejected>> {
         let Some(slot) = self.inputs.iter().position(|t| *t == record.topic) else {
             let reason = format!("topic `{}` is not an input of this join", record.topic);
-            return Err(Rejected { record, reason });
+            return Err(Box::new(Rejected { record, reason }));
         };
         let (id, value) = match self.id_of(&record) {
             Ok(found) => found,
-            Err(reason) => return Err(Rejected { record, reason }),
+            Err(reason) => return Err(Box::new(Rejected { record, reason })),
         };
         if !self.pending.contains_key(&id) {
             while self.pending.len() >= self.spec.max_pending {
-                let Some(oldest) = self.pop_oldest() else { break };
+                let Some(oldest) = self.pop_oldest() else {
+                    break;
+                };
                 let cause = IncompleteCause::Evicted {
                     max_pending: self.spec.max_pending,
                 };
@@ -199,7 +203,9 @@ impl JoinBuffer {
                     if now.duration_since(p.since) < timeout {
                         break;
                     }
-                    let Some((id, pending)) = self.pop_oldest() else { break };
+                    let Some((id, pending)) = self.pop_oldest() else {
+                        break;
+                    };
                     expired.push(self.incomplete(id, pending, IncompleteCause::TimedOut(timeout)));
                 }
                 _ => {
@@ -215,9 +221,7 @@ impl JoinBuffer {
         self.arrivals
             .iter()
             .find_map(|(id, generation)| {
-                self.pending
-                    .get(id)
-                    .filter(|p| p.generation == *generation)
+                self.pending.get(id).filter(|p| p.generation == *generation)
             })
             .map(|p| p.since + self.spec.timeout())
     }
@@ -297,7 +301,12 @@ impl JoinBuffer {
 fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     let members = parts
         .iter()
-        .map(|p| format!("{}/{}/{}", p.record.topic, p.record.partition, p.record.offset))
+        .map(|p| {
+            format!(
+                "{}/{}/{}",
+                p.record.topic, p.record.partition, p.record.offset
+            )
+        })
         .collect::<Vec<_>>()
         .join(",");
     let mut merged = Map::new();
@@ -414,16 +423,27 @@ mod tests {
         let mut evicted = Vec::new();
         join.add(record("a", 1, json!({"id": 1})), start, &mut evicted)
             .unwrap();
-        join.add(record("a", 2, json!({"id": 2})), start + Duration::from_millis(60), &mut evicted)
-            .unwrap();
-        assert_eq!(join.next_deadline(), Some(start + Duration::from_millis(100)));
+        join.add(
+            record("a", 2, json!({"id": 2})),
+            start + Duration::from_millis(60),
+            &mut evicted,
+        )
+        .unwrap();
+        assert_eq!(
+            join.next_deadline(),
+            Some(start + Duration::from_millis(100))
+        );
         assert!(join.expire(start + Duration::from_millis(99)).is_empty());
         let expired = join.expire(start + Duration::from_millis(100));
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].id, "1");
         assert_eq!(expired[0].missing, ["b"]);
         assert_eq!(header(&expired[0].partial, MISSING_HEADER), Some("b"));
-        assert!(expired[0].to_string().contains("nothing arrived from b within 100 ms"));
+        assert!(
+            expired[0]
+                .to_string()
+                .contains("nothing arrived from b within 100 ms")
+        );
         assert_eq!(join.pending(), 1);
     }
 
@@ -452,7 +472,10 @@ mod tests {
         assert_eq!(join.pending(), 2);
         assert_eq!(evicted.len(), 1);
         assert_eq!(evicted[0].id, "1");
-        assert!(matches!(evicted[0].cause, IncompleteCause::Evicted { max_pending: 2 }));
+        assert!(matches!(
+            evicted[0].cause,
+            IncompleteCause::Evicted { max_pending: 2 }
+        ));
     }
 
     #[test]
@@ -460,10 +483,18 @@ mod tests {
         let mut join = buffer(10);
         let now = Instant::now();
         let mut evicted = Vec::new();
-        join.add(record("a", 1, json!({"id": 1, "v": "old"})), now, &mut evicted)
-            .unwrap();
-        join.add(record("a", 2, json!({"id": 1, "v": "new"})), now, &mut evicted)
-            .unwrap();
+        join.add(
+            record("a", 1, json!({"id": 1, "v": "old"})),
+            now,
+            &mut evicted,
+        )
+        .unwrap();
+        join.add(
+            record("a", 2, json!({"id": 1, "v": "new"})),
+            now,
+            &mut evicted,
+        )
+        .unwrap();
         let Ok(Added::Complete(joined)) =
             join.add(record("b", 3, json!({"id": 1})), now, &mut evicted)
         else {
@@ -480,10 +511,19 @@ mod tests {
         let now = Instant::now();
         let mut evicted = Vec::new();
         let cases = [
-            (KafkaRecord::from_value("a", 1, b"not json".to_vec()), "not JSON"),
+            (
+                KafkaRecord::from_value("a", 1, b"not json".to_vec()),
+                "not JSON",
+            ),
             (record("a", 2, json!([1])), "not a JSON object"),
-            (record("a", 3, json!({"name": "x"})), "join key `id` is missing"),
-            (record("a", 4, json!({"id": {"x": 1}})), "not a string or a number"),
+            (
+                record("a", 3, json!({"name": "x"})),
+                "join key `id` is missing",
+            ),
+            (
+                record("a", 4, json!({"id": {"x": 1}})),
+                "not a string or a number",
+            ),
             (record("c", 5, json!({"id": 1})), "not an input"),
         ];
         for (input, expected) in cases {
@@ -504,9 +544,17 @@ mod tests {
         );
         let now = Instant::now();
         let mut evicted = Vec::new();
-        join.add(record("a", 1, json!({"booking": {"id": "x"}})), now, &mut evicted)
-            .unwrap();
-        let done = join.add(record("b", 1, json!({"booking": {"id": "x"}})), now, &mut evicted);
+        join.add(
+            record("a", 1, json!({"booking": {"id": "x"}})),
+            now,
+            &mut evicted,
+        )
+        .unwrap();
+        let done = join.add(
+            record("b", 1, json!({"booking": {"id": "x"}})),
+            now,
+            &mut evicted,
+        );
         assert!(matches!(done, Ok(Added::Complete(_))));
     }
 }

@@ -66,7 +66,7 @@ pub enum KafkaError {
     Consume {
         group: String,
         topics: String,
-        source: rdkafka::error::KafkaError,
+        source: Box<rdkafka::error::KafkaError>,
     },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },

@@ -55,10 +55,18 @@ impl ConsumerContext for GroupContext {
                 }
                 tracker.clear();
                 self.rebalanced.store(true, Ordering::SeqCst);
-                tracing::info!(group = self.group, partitions = partitions.count(), "partitions revoked");
+                tracing::info!(
+                    group = self.group,
+                    partitions = partitions.count(),
+                    "partitions revoked"
+                );
             }
             Rebalance::Assign(partitions) => {
-                tracing::info!(group = self.group, partitions = partitions.count(), "partitions assigned");
+                tracing::info!(
+                    group = self.group,
+                    partitions = partitions.count(),
+                    "partitions assigned"
+                );
             }
             Rebalance::Error(error) => {
                 tracing::warn!(group = self.group, %error, "rebalance error");
@@ -69,7 +77,9 @@ impl ConsumerContext for GroupContext {
 
 fn lock(tracker: &Mutex<OffsetTracker>) -> MutexGuard<'_, OffsetTracker> {
     // The tracker holds plain data; a panic elsewhere leaves it usable.
-    tracker.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    tracker
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn commit<C: ConsumerContext>(
@@ -122,7 +132,10 @@ impl GroupConsumer {
             );
         // A worker killed without leaving should not hold its partitions
         // for long; the user's properties still take precedence.
-        for (key, value) in [("session.timeout.ms", "10000"), ("heartbeat.interval.ms", "1000")] {
+        for (key, value) in [
+            ("session.timeout.ms", "10000"),
+            ("heartbeat.interval.ms", "1000"),
+        ] {
             if !config.properties.contains_key(key) {
                 client.set(key, value);
             }
@@ -140,7 +153,7 @@ impl GroupConsumer {
             .map_err(|source| KafkaError::Consume {
                 group: group.to_owned(),
                 topics: topics.join(", "),
-                source,
+                source: Box::new(source),
             })?;
         Ok(GroupConsumer {
             consumer,

@@ -94,7 +94,10 @@ mod tests {
         tracker.finished(&at(0, 10));
         tracker.finished(&at(0, 12));
         assert_eq!(tracker.take_commits(), [("t".into(), 0, 11)]);
-        assert!(tracker.take_commits().is_empty(), "unchanged positions are not repeated");
+        assert!(
+            tracker.take_commits().is_empty(),
+            "unchanged positions are not repeated"
+        );
         for offset in [11, 13, 14] {
             tracker.finished(&at(0, offset));
         }

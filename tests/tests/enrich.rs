@@ -1,0 +1,350 @@
+//! Enrichment pipelines against the real broker: the worker in-process,
+//! consumer groups, joins, timeouts, poison records, committed offsets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_host::enrich::{
+    EnrichStats, Enricher, MEMBERS_HEADER, MISSING_HEADER, PipelineDefinition, WorkerOptions,
+    run_worker,
+};
+use sluice_host::generate::{ExpediaGenerator, StayMix};
+use sluice_host::kafka::{KafkaConfig, ensure_topic};
+use sluice_host::pipeline::header;
+use sluice_host::record::KafkaRecord;
+use sluice_tests::{
+    broker, fresh_topic, header_text, independent, produce_to, read_all, transform,
+};
+
+/// A worker running in a thread until `stop`.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<EnrichStats>,
+}
+
+impl Worker {
+    fn start(definition: &PipelineDefinition) -> Worker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let definition = definition.clone();
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let guest = transform(definition.transform.name());
+            let mut enricher = Enricher::new(definition, &guest).expect("enricher");
+            let options = WorkerOptions {
+                poll_wait: Duration::from_millis(50),
+                commit_interval: Duration::from_millis(200),
+            };
+            run_worker(&broker(), &mut enricher, options, &flag, |_, _| {}).expect("worker ran")
+        });
+        Worker { stop, handle }
+    }
+
+    fn stop(self) -> EnrichStats {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().expect("worker thread")
+    }
+}
+
+struct Topics {
+    inputs: Vec<String>,
+    output: String,
+    dead_letter: String,
+}
+
+fn topics(inputs: usize, partitions: i32) -> Topics {
+    let config = broker();
+    let topics = Topics {
+        inputs: (0..inputs).map(|_| fresh_topic("enrich-in")).collect(),
+        output: fresh_topic("enrich-out"),
+        dead_letter: fresh_topic("enrich-dlq"),
+    };
+    for topic in topics
+        .inputs
+        .iter()
+        .chain([&topics.output, &topics.dead_letter])
+    {
+        ensure_topic(&config, topic, partitions).unwrap();
+    }
+    topics
+}
+
+fn definition(topics: &Topics, transform: &str, extra: Value) -> PipelineDefinition {
+    let mut value = json!({
+        "name": fresh_topic("pipeline"),
+        "inputs": topics.inputs,
+        "outputs": [topics.output],
+        "transform": transform,
+        "dead_letter": topics.dead_letter,
+        "batch_size": 100,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        value[k] = v.clone();
+    }
+    PipelineDefinition::from_value(&value).unwrap()
+}
+
+/// Waits until `topic`s together hold `count` records (or fails after 60 s).
+fn wait_for(config: &KafkaConfig, topics: &[&str], count: usize) {
+    let start = Instant::now();
+    loop {
+        let have: usize = topics.iter().map(|t| read_all(config, t).len()).sum();
+        if have >= count {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {have} of {count} records arrived in {topics:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn json_of(record: &KafkaRecord) -> Value {
+    serde_json::from_slice(record.value.as_deref().unwrap()).unwrap()
+}
+
+fn spread(config: &KafkaConfig, topic: &str, values: &[Value], partitions: i32) {
+    for p in 0..partitions {
+        let part: Vec<String> = values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i as i32 % partitions == p)
+            .map(|(_, v)| v.to_string())
+            .collect();
+        produce_to(config, topic, p, &part);
+    }
+}
+
+#[test]
+fn expedia_to_expedia_ext_accounts_for_every_record() {
+    let config = broker();
+    let topics = topics(1, 3);
+    let bookings: Vec<Value> = ExpediaGenerator::new(21, StayMix::default())
+        .take(3000)
+        .collect();
+    spread(&config, &topics.inputs[0], &bookings, 3);
+    let garbage: Vec<String> = (0..3).map(|i| format!("garbage {i}")).collect();
+    produce_to(&config, &topics.inputs[0], 1, &garbage);
+    let pipeline = definition(&topics, "stay-category", json!({}));
+    let worker = Worker::start(&pipeline);
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 3003);
+    let stats = worker.stop();
+    assert_eq!((stats.read, stats.dead_lettered), (3003, 3));
+
+    let expected: HashMap<i64, &'static str> = bookings
+        .iter()
+        .map(|b| (b["id"].as_i64().unwrap(), independent::category(b)))
+        .collect();
+    let mut seen = HashMap::new();
+    for record in read_all(&config, &topics.output) {
+        let value = json_of(&record);
+        assert!(header_text(&record, header::TRANSFORM).starts_with("stay-category@"));
+        let id = value["id"].as_i64().unwrap();
+        assert_eq!(value["stay_category"], expected[&id], "booking {id}");
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    let mut dead: Vec<String> = read_all(&config, &topics.dead_letter)
+        .iter()
+        .map(|record| {
+            assert_eq!(header_text(record, header::ERROR_KIND), "decode");
+            assert_eq!(header_text(record, header::SOURCE_TOPIC), topics.inputs[0]);
+            String::from_utf8(record.value.clone().unwrap()).unwrap()
+        })
+        .collect();
+    dead.sort();
+    assert_eq!(dead, garbage, "the values that are not JSON, unchanged");
+    assert_eq!(seen.len(), expected.len(), "every booking accounted for");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "none twice in one clean run"
+    );
+
+    // Everything was committed: a second worker of the group reads nothing.
+    let again = Worker::start(&pipeline);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(again.stop().read, 0);
+}
+
+fn join_definition(topics: &Topics, on_timeout: &str, timeout_ms: u64) -> PipelineDefinition {
+    definition(
+        topics,
+        "misbehave",
+        json!({"join": {"key": "id", "timeout_ms": timeout_ms, "on_timeout": on_timeout}}),
+    )
+}
+
+/// Ids `0..complete` go to both inputs; `complete..total` only to the first.
+fn produce_join_inputs(config: &KafkaConfig, topics: &Topics, complete: usize, total: usize) {
+    let first: Vec<Value> = (0..total)
+        .map(|id| json!({"id": id, "source": "a", "content": {"text": format!("text {id}")}}))
+        .collect();
+    let second: Vec<Value> = (0..complete)
+        .map(|id| json!({"id": id, "author": format!("user{id}"), "content": {"sentiment": "ok"}}))
+        .collect();
+    spread(config, &topics.inputs[0], &first, 2);
+    spread(config, &topics.inputs[1], &second, 2);
+}
+
+#[test]
+fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {
+    let config = broker();
+    let topics = topics(2, 2);
+    produce_join_inputs(&config, &topics, 40, 40);
+    let worker = Worker::start(&join_definition(&topics, "drop", 30_000));
+    wait_for(&config, &[&topics.output], 40);
+    let stats = worker.stop();
+    assert_eq!((stats.read, stats.joined, stats.incomplete), (80, 40, 0));
+    let mut ids = Vec::new();
+    for record in read_all(&config, &topics.output) {
+        let value = json_of(&record);
+        let id = value["id"].as_u64().unwrap();
+        assert_eq!(
+            value,
+            json!({"id": id, "source": "a", "author": format!("user{id}"),
+                   "content": {"text": format!("text {id}"), "sentiment": "ok"}})
+        );
+        assert_eq!(header_text(&record, MEMBERS_HEADER).split(',').count(), 2);
+        ids.push(id);
+    }
+    ids.sort();
+    assert_eq!(ids, (0..40).collect::<Vec<_>>());
+}
+
+/// 20 ids complete, 10 never get their second half; the timeout is short.
+fn run_timeout_case(on_timeout: &str) -> (Topics, PipelineDefinition, EnrichStats) {
+    let config = broker();
+    let topics = topics(2, 2);
+    produce_join_inputs(&config, &topics, 20, 30);
+    let pipeline = join_definition(&topics, on_timeout, 500);
+    let worker = Worker::start(&pipeline);
+    wait_for(&config, &[&topics.output], 20);
+    let start = Instant::now();
+    let stats = loop {
+        std::thread::sleep(Duration::from_millis(300));
+        if start.elapsed() > Duration::from_secs(4) {
+            break worker.stop();
+        }
+    };
+    (topics, pipeline, stats)
+}
+
+#[test]
+fn on_timeout_drop_discards_incomplete_ids_and_commits_them() {
+    let (topics, pipeline, stats) = run_timeout_case("drop");
+    assert_eq!(
+        (stats.joined, stats.incomplete, stats.dropped),
+        (20, 10, 10)
+    );
+    let config = broker();
+    assert_eq!(read_all(&config, &topics.output).len(), 20);
+    assert!(read_all(&config, &topics.dead_letter).is_empty());
+    // Given up is finished: the group does not read them again.
+    let again = Worker::start(&pipeline);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(again.stop().read, 0);
+}
+
+#[test]
+fn on_timeout_dead_letter_sends_each_arrived_record_with_the_reason() {
+    let (topics, _, stats) = run_timeout_case("dead_letter");
+    assert_eq!(
+        (stats.joined, stats.incomplete, stats.dead_lettered),
+        (20, 10, 10)
+    );
+    let config = broker();
+    let dead = read_all(&config, &topics.dead_letter);
+    let mut ids: Vec<u64> = dead
+        .iter()
+        .map(|r| json_of(r)["id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (20..30).collect::<Vec<_>>());
+    for record in &dead {
+        assert_eq!(header_text(record, header::ERROR_KIND), "join-timeout");
+        let reason = header_text(record, header::ERROR_REASON);
+        assert!(
+            reason.contains(&format!(
+                "nothing arrived from {} within 500 ms",
+                topics.inputs[1]
+            )),
+            "{reason}"
+        );
+        assert_eq!(header_text(record, header::SOURCE_TOPIC), topics.inputs[0]);
+    }
+}
+
+#[test]
+fn on_timeout_emit_partial_transforms_what_arrived() {
+    let (topics, _, stats) = run_timeout_case("emit_partial");
+    assert_eq!((stats.joined, stats.incomplete), (20, 10));
+    let config = broker();
+    let out = read_all(&config, &topics.output);
+    assert_eq!(out.len(), 30);
+    let partial: BTreeMap<u64, &KafkaRecord> = out
+        .iter()
+        .filter(|r| r.headers.iter().any(|h| h.key == MISSING_HEADER))
+        .map(|r| (json_of(r)["id"].as_u64().unwrap(), r))
+        .collect();
+    assert_eq!(
+        partial.keys().copied().collect::<Vec<_>>(),
+        (20..30).collect::<Vec<_>>()
+    );
+    for record in partial.values() {
+        assert_eq!(header_text(record, MISSING_HEADER), topics.inputs[1]);
+        assert!(json_of(record).get("author").is_none());
+    }
+}
+
+#[test]
+fn poison_records_are_dead_lettered_while_the_rest_flows() {
+    let config = broker();
+    let topics = topics(1, 1);
+    let mut values: Vec<String> = (0..30).map(|i| json!({"i": i}).to_string()).collect();
+    values[5] = "this is not json".to_owned();
+    values[12] = json!({"do": "trap"}).to_string();
+    values[20] = json!({"do": "loop"}).to_string();
+    values[25] = json!({"do": "fail", "reason": "no hotel"}).to_string();
+    produce_to(&config, &topics.inputs[0], 0, &values);
+    let pipeline = definition(
+        &topics,
+        "misbehave",
+        json!({"limits": {"deadline_ms": 300}, "batch_size": 10}),
+    );
+    let worker = Worker::start(&pipeline);
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 30);
+    let stats = worker.stop();
+    assert_eq!(
+        (stats.read, stats.produced, stats.dead_lettered),
+        (30, 26, 4)
+    );
+
+    let out: Vec<i64> = read_all(&config, &topics.output)
+        .iter()
+        .map(|r| json_of(r)["i"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (0..30).filter(|i| ![5, 12, 20, 25].contains(i)).collect();
+    assert_eq!(out, expected, "the rest flows, in order");
+
+    let dead: HashMap<i64, KafkaRecord> = read_all(&config, &topics.dead_letter)
+        .into_iter()
+        .map(|r| (header_text(&r, header::SOURCE_OFFSET).parse().unwrap(), r))
+        .collect();
+    let kind = |offset: i64| header_text(&dead[&offset], header::ERROR_KIND).to_owned();
+    let reason = |offset: i64| header_text(&dead[&offset], header::ERROR_REASON).to_owned();
+    assert_eq!(kind(5), "decode");
+    assert!(reason(5).contains("value is not JSON"), "{}", reason(5));
+    assert_eq!(dead[&5].value.as_deref(), Some(&b"this is not json"[..]));
+    assert_eq!(kind(12), "trap");
+    assert!(reason(12).contains("asked to trap"), "{}", reason(12));
+    assert_eq!(kind(20), "deadline");
+    assert_eq!(kind(25), "rejected");
+    assert_eq!(reason(25), "no hotel");
+    for record in dead.values() {
+        assert!(header_text(record, header::TRANSFORM).starts_with("misbehave@"));
+        assert_eq!(header_text(record, header::SOURCE_PARTITION), "0");
+    }
+}
