@@ -22,6 +22,11 @@ pub struct EnrichArgs {
     /// Partitions for output and dead-letter topics that do not exist yet.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// A stable name for this worker in its group (Kafka static membership):
+    /// a restarted worker takes its partitions back at once instead of
+    /// after the group notices the old one is gone. One per worker.
+    #[arg(long, env = "SLUICE_INSTANCE_ID")]
+    instance_id: Option<String>,
     /// Seconds between progress lines in the log.
     #[arg(long, default_value_t = 10)]
     progress_every: u64,
@@ -33,7 +38,10 @@ pub struct EnrichArgs {
 
 pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     let definition = read_definition(&args.pipeline)?;
-    let config = args.broker.config();
+    let mut config = args.broker.config();
+    if let Some(id) = &args.instance_id {
+        config = config.with("group.instance.id", id);
+    }
     let runtime = crate::transforms::runtime()?;
     let transform =
         crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?;

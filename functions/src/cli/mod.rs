@@ -43,11 +43,24 @@ struct Broker {
     /// Kafka bootstrap servers.
     #[arg(long, env = "SLUICE_KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
     brokers: String,
+    /// Any librdkafka property as key=value (repeatable; in the environment,
+    /// comma-separated): security.protocol, sasl.*, session.timeout.ms, ...
+    #[arg(
+        long = "kafka-property",
+        env = "SLUICE_KAFKA_PROPERTIES",
+        value_delimiter = ',',
+        value_parser = parse_pair
+    )]
+    properties: Vec<(String, String)>,
 }
 
 impl Broker {
     fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(&self.brokers)
+        self.properties
+            .iter()
+            .fold(KafkaConfig::new(&self.brokers), |config, (k, v)| {
+                config.with(k, v)
+            })
     }
 }
 
