@@ -67,7 +67,7 @@ fn sigkill_mid_stream_loses_nothing() {
                 let records: Vec<ProduceRecord> = (slice * 100..(slice + 1) * 100)
                     .map(|id| ProduceRecord {
                         topic: input.clone(),
-                        partition: Some((id % 3) as i32),
+                        partition: Some(id % 3),
                         key: None,
                         value: Some(json!({"id": id}).to_string().into_bytes()),
                         headers: Vec::new(),
@@ -98,7 +98,7 @@ fn sigkill_mid_stream_loses_nothing() {
         "the killed workers made progress before dying"
     );
 
-    let mut last = start_worker(&pipeline, &dir.path().join("worker-last.log"));
+    let last = start_worker(&pipeline, &dir.path().join("worker-last.log"));
     let start = Instant::now();
     let mut seen = ids_in(&output);
     while (seen.len() as u64) < TOTAL && start.elapsed() < Duration::from_secs(90) {
