@@ -76,6 +76,37 @@ fn an_endless_loop_is_stopped_at_its_deadline() {
     assert!(echoed(&next[0]), "{next:?}");
 }
 
+/// Regression: a transform outliving the `Runtime` value it came from (the
+/// Kafka-trigger route loads one and keeps only the transform) used to lose
+/// the epoch thread with it, and a looping guest then ran forever.
+#[test]
+fn deadlines_fire_after_the_runtime_value_is_dropped() {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: None,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let loaded = runtime.load("misbehave", &guest("misbehave")).unwrap();
+    drop(runtime);
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let mut transformer = loaded.transformer(limits, Arc::default()).unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let results = transformer.process(&asks(&[r#"{"do":"loop"}"#]));
+        let _ = done.send(results[0].as_ref().map_err(|e| e.failure.clone()).err());
+    });
+    let failure = result
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the loop was never interrupted");
+    assert_eq!(
+        failure,
+        Some(GuestFailure::Deadline(Duration::from_millis(200)))
+    );
+}
+
 #[test]
 fn a_loop_inside_a_batch_is_pinned_to_its_record() {
     let limits = Limits {

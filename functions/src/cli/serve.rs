@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::handler::{AppConfig, router};
+use crate::handler::{AppConfig, EnrichConfig, router};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -21,6 +21,13 @@ pub struct ServeArgs {
     /// Where exports go (overrides the connections' storage).
     #[arg(long, env = "SLUICE_EXPORT_URL")]
     out: Option<String>,
+    /// Pipeline definition behind the Kafka-triggered `/Enrich` route.
+    #[arg(long, env = "SLUICE_PIPELINE")]
+    pipeline: Option<PathBuf>,
+    #[command(flatten)]
+    broker: super::Broker,
+    #[command(flatten)]
+    transforms: super::TransformsDir,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -30,6 +37,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             topics: args.topics,
             connections: args.connections,
             out: args.out,
+            enrich: args.pipeline.map(|pipeline| EnrichConfig {
+                pipeline,
+                kafka: args.broker.config(),
+                transforms_dir: args.transforms.dir(),
+            }),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await

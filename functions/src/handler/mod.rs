@@ -2,8 +2,12 @@
 //! `{Data, Metadata}` to `/{FunctionName}` and expects
 //! `{Outputs, Logs, ReturnValue}` back. The same router runs standalone.
 
+mod enrich;
 mod invocation;
+mod kafka_event;
 mod timer;
+
+pub use enrich::EnrichConfig;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +21,25 @@ pub struct AppConfig {
     pub topics: PathBuf,
     pub connections: PathBuf,
     pub out: Option<String>,
+    /// The pipeline behind `POST /Enrich`, if this app runs one.
+    pub enrich: Option<EnrichConfig>,
+}
+
+/// What the routes share: the configuration and the loaded pipeline.
+pub struct AppState {
+    pub config: AppConfig,
+    enricher: enrich::EnrichSlot,
 }
 
 pub fn router(config: AppConfig) -> Router {
+    let state = AppState {
+        config,
+        enricher: Default::default(),
+    };
     Router::new()
         .route("/Export", post(timer::export))
-        .with_state(Arc::new(config))
+        .route("/Enrich", post(enrich::enrich))
+        .with_state(Arc::new(state))
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use tower::ServiceExt;
 
 use super::{AppConfig, router};
 
+mod enrich;
+
 struct App {
     dir: tempfile::TempDir,
     config: AppConfig,
@@ -35,6 +37,7 @@ fn app(topics: &[&str]) -> App {
         topics: dir.path().join("topics.json"),
         connections: dir.path().join("connections.json"),
         out: Some(dir.path().join("out").to_string_lossy().into_owned()),
+        enrich: None,
     };
     App { dir, config }
 }
@@ -49,7 +52,13 @@ fn topic_with(records: usize) -> String {
 }
 
 async fn post(config: AppConfig, body: String) -> (StatusCode, Value) {
-    let request = Request::post("/Export")
+    call(config, "/Export", body).await
+}
+
+/// Posts `body` to `path` of a router built from `config`; the answer's
+/// status and JSON body.
+async fn call(config: AppConfig, path: &str, body: String) -> (StatusCode, Value) {
+    let request = Request::post(path)
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();

@@ -9,12 +9,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::AppConfig;
+use super::AppState;
 use super::invocation::{InvocationRequest, InvocationResponse, decoded, flag};
 use crate::cli::export::{ExportArgs, export_all};
 
 pub async fn export(
-    State(config): State<Arc<AppConfig>>,
+    State(state): State<Arc<AppState>>,
     Json(request): Json<InvocationRequest>,
 ) -> (StatusCode, Json<InvocationResponse>) {
     tracing::debug!(metadata = %request.metadata, "timer invocation");
@@ -29,6 +29,7 @@ pub async fn export(
     if past_due {
         logs.push("timer is past due; running once now".to_owned());
     }
+    let config = &state.config;
     let args = ExportArgs::new(
         config.topics.clone(),
         config.connections.clone(),

@@ -236,7 +236,9 @@ impl Enricher {
         }
     }
 
-    fn dead_letter(&self, record: &KafkaRecord, kind: &str, reason: &str, step: &mut Step) {
+    /// Sends `record` to the dead-letter topic with `kind` and `reason`:
+    /// for records refused before they reach the pipeline.
+    pub fn dead_letter(&self, record: &KafkaRecord, kind: &str, reason: &str, step: &mut Step) {
         self.routing.dead_letter(
             self.transformer.transform(),
             record,

@@ -17,7 +17,11 @@ pub fn ensure_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> Resul
         .client_config()
         .create()
         .map_err(|e| create_error(e.to_string()))?;
-    let options = AdminOptions::new().operation_timeout(Some(config.request_timeout));
+    // Both bounds: without the request timeout an unreachable broker makes
+    // the call wait for librdkafka's default of a minute.
+    let options = AdminOptions::new()
+        .request_timeout(Some(config.request_timeout))
+        .operation_timeout(Some(config.request_timeout));
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let results = futures_executor::block_on(admin.create_topics([&new_topic], &options))
         .map_err(|e| create_error(e.to_string()))?;

@@ -151,6 +151,7 @@ impl Runtime {
             cache,
             pre,
             epoch_tick: inner.epoch_tick,
+            _runtime: self.clone(),
         }))
     }
 
@@ -212,6 +213,9 @@ pub struct Transform {
     cache: CacheOutcome,
     pre: TransformPre,
     epoch_tick: Duration,
+    /// Keeps the engine's epoch thread alive as long as the transform:
+    /// without it, deadlines would never fire.
+    _runtime: Runtime,
 }
 
 impl Transform {

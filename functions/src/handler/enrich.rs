@@ -1,0 +1,153 @@
+//! `POST /Enrich`: the Kafka-triggered enrichment function. The extension
+//! commits the batch's offsets whatever the answer, so every record must be
+//! accounted for here: a poison record is dead-lettered and the batch goes
+//! on; only when producing fails (the broker is unreachable) is the answer
+//! non-2xx, so the batch is retried. Outputs are produced directly (not
+//! through the Kafka output binding): one invocation may write to several
+//! topics and the dead-letter topic, and must know they were acknowledged
+//! before it answers.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use sluice_host::enrich::{Enricher, PipelineDefinition, Step};
+use sluice_host::kafka::{KafkaConfig, Producer, ensure_topic};
+use sluice_host::record::KafkaRecord;
+
+use super::AppState;
+use super::invocation::{InvocationRequest, InvocationResponse};
+use super::kafka_event::events;
+
+/// Where the enrichment function finds its pipeline and broker.
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    pub pipeline: PathBuf,
+    pub kafka: KafkaConfig,
+    pub transforms_dir: PathBuf,
+}
+
+/// The pipeline, loaded on the first invocation and kept: its join state
+/// spans invocations.
+pub struct LiveEnricher {
+    enricher: Enricher,
+    producer: Producer,
+}
+
+pub type EnrichSlot = Mutex<Option<LiveEnricher>>;
+
+impl LiveEnricher {
+    fn start(config: &EnrichConfig) -> anyhow::Result<Self> {
+        let definition = crate::cli::enrich::read_definition(&config.pipeline)?;
+        let runtime = crate::transforms::runtime()?;
+        let transform =
+            crate::transforms::load_ref(&runtime, &definition.transform, &config.transforms_dir)?;
+        for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
+            ensure_topic(&config.kafka, topic, 3)?;
+        }
+        Ok(LiveEnricher {
+            enricher: Enricher::new(definition, &transform)?,
+            producer: Producer::new(&config.kafka)?,
+        })
+    }
+
+    fn definition(&self) -> &PipelineDefinition {
+        self.enricher.definition()
+    }
+}
+
+pub async fn enrich(
+    State(state): State<Arc<AppState>>,
+    Json(request): Json<InvocationRequest>,
+) -> (StatusCode, Json<InvocationResponse>) {
+    tracing::debug!(metadata = %request.metadata, "kafka trigger invocation");
+    let binding = request.data.values().next().cloned().unwrap_or(Value::Null);
+    let run = tokio::task::spawn_blocking(move || invoke(&state, &binding)).await;
+    match run {
+        Ok(Ok(answer)) => (StatusCode::OK, Json(answer)),
+        Ok(Err(error)) => failure(format!("{error:#}")),
+        Err(error) => failure(format!("enrichment crashed: {error}")),
+    }
+}
+
+fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationResponse> {
+    let config = state
+        .config
+        .enrich
+        .as_ref()
+        .context("no pipeline configured for /Enrich: set SLUICE_PIPELINE")?;
+    let mut slot = state
+        .enricher
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if slot.is_none() {
+        *slot = Some(LiveEnricher::start(config)?);
+    }
+    let live = slot.as_mut().context("pipeline not loaded")?;
+    let mut records = Vec::new();
+    let mut unreadable = Vec::new();
+    for event in events(binding) {
+        match event {
+            Ok(record) => records.push(record),
+            Err(bad) => unreadable.push(bad),
+        }
+    }
+    let mut step: Step = live.enricher.process(records, Instant::now());
+    for bad in &unreadable {
+        // Nothing says where it came from; the reason and the text do.
+        let record = KafkaRecord {
+            partition: -1,
+            offset: -1,
+            ..KafkaRecord::from_value("", -1, bad.text.clone().into_bytes())
+        };
+        live.enricher
+            .dead_letter(&record, "trigger-payload", &bad.reason, &mut step);
+    }
+    live.producer.send_all(&step.produce).with_context(|| {
+        format!(
+            "pipeline `{}`: producing the batch's results",
+            live.definition().name
+        )
+    })?;
+    let stats = step.stats;
+    let waiting = live.enricher.pending();
+    Ok(InvocationResponse {
+        logs: vec![format!(
+            "pipeline {}: {} records, {} produced, {} dead-lettered",
+            live.definition().name,
+            stats.read + unreadable.len() as u64,
+            stats.produced,
+            stats.dead_lettered,
+        )],
+        return_value: json!({
+            "pipeline": live.definition().name,
+            "read": stats.read,
+            "unreadable": unreadable.len(),
+            "produced": stats.produced,
+            "dropped": stats.dropped,
+            "dead_lettered": stats.dead_lettered,
+            "joined": stats.joined,
+            "incomplete": stats.incomplete,
+            "waiting": waiting,
+        }),
+        ..InvocationResponse::default()
+    })
+}
+
+fn failure(message: String) -> (StatusCode, Json<InvocationResponse>) {
+    tracing::error!(
+        error = message,
+        "enrich invocation failed; the batch should be retried"
+    );
+    let response = InvocationResponse {
+        logs: vec![message.clone()],
+        return_value: json!({"error": message}),
+        ..InvocationResponse::default()
+    };
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(response))
+}

@@ -1,0 +1,176 @@
+//! `POST /Enrich` with the Kafka-trigger payloads the extension sends
+//! (single and batch, double-encoded, base64 headers), in-process against
+//! the real broker.
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use sluice_host::kafka::{KafkaConfig, ensure_topic};
+use sluice_host::pipeline::header;
+use sluice_tests::{broker, fresh_topic, guests_dir, header_text, read_all};
+
+use super::call;
+use crate::handler::{AppConfig, EnrichConfig};
+
+struct Pipeline {
+    _dir: tempfile::TempDir,
+    config: AppConfig,
+    input: String,
+    output: String,
+    dead_letter: String,
+}
+
+fn pipeline(kafka: KafkaConfig) -> Pipeline {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, dead_letter) = (
+        fresh_topic("trigger-in"),
+        fresh_topic("trigger-out"),
+        fresh_topic("trigger-dlq"),
+    );
+    let definition = json!({
+        "name": "trigger", "inputs": [input], "outputs": [output],
+        "dead_letter": dead_letter, "transform": "misbehave",
+        "limits": {"deadline_ms": 300},
+    });
+    let path = dir.path().join("pipeline.json");
+    std::fs::write(&path, definition.to_string()).unwrap();
+    let config = AppConfig {
+        topics: dir.path().join("topics.json"),
+        connections: dir.path().join("connections.json"),
+        out: None,
+        enrich: Some(EnrichConfig {
+            pipeline: path,
+            kafka,
+            transforms_dir: guests_dir(),
+        }),
+    };
+    Pipeline {
+        _dir: dir,
+        config,
+        input,
+        output,
+        dead_letter,
+    }
+}
+
+/// One event as the extension serialises it (a JSON string).
+fn kevent(topic: &str, offset: i64, value: &str) -> String {
+    json!({
+        "Offset": offset, "Partition": 0, "Topic": topic,
+        "Timestamp": "2026-11-22T01:00:00.000Z", "Key": null, "Value": value,
+        "Headers": [{"Key": "trace-id", "Value": STANDARD.encode(format!("t{offset}"))}],
+    })
+    .to_string()
+}
+
+fn metadata(topic: &str) -> Value {
+    // Metadata values arrive as strings, JSON-encoded strings among them.
+    json!({"Topic": format!("\"{topic}\""), "Partition": "0", "Offset": "0",
+           "sys": {"MethodName": "Enrich", "UtcNow": "2026-11-22T01:00:00Z"}})
+}
+
+#[tokio::test]
+async fn a_single_event_is_enriched_and_produced() {
+    let p = pipeline(broker());
+    let body = json!({
+        "Data": {"kevent": kevent(&p.input, 0, r#"{"id":1}"#)},
+        "Metadata": metadata(&p.input),
+    });
+    let (status, response) = call(p.config.clone(), "/Enrich", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["ReturnValue"]["read"], 1);
+    assert_eq!(response["ReturnValue"]["produced"], 1);
+    let out = read_all(&broker(), &p.output);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].value.as_deref(), Some(&br#"{"id":1}"#[..]));
+    assert_eq!(
+        header_text(&out[0], "trace-id"),
+        "t0",
+        "base64 header decoded"
+    );
+    assert!(header_text(&out[0], header::TRANSFORM).starts_with("misbehave@"));
+}
+
+#[tokio::test]
+async fn a_batch_with_poison_records_dead_letters_them_and_answers_200() {
+    let p = pipeline(broker());
+    let events = vec![
+        kevent(&p.input, 10, r#"{"id":1}"#),
+        kevent(&p.input, 11, "not json at all"),
+        kevent(&p.input, 12, r#"{"do":"trap"}"#),
+        "{\"Offset\": 13".to_owned(),
+        kevent(&p.input, 14, r#"{"do":"loop"}"#),
+        kevent(&p.input, 15, r#"{"id":2}"#),
+    ];
+    // Cardinality MANY: the list itself arrives as a JSON string.
+    let body = json!({
+        "Data": {"kevents": Value::from(events).to_string()},
+        "Metadata": metadata(&p.input),
+    });
+    let (status, response) = call(p.config.clone(), "/Enrich", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let result = &response["ReturnValue"];
+    assert_eq!(
+        (result["read"].as_u64(), result["unreadable"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(
+        result["dead_lettered"], 4,
+        "three poison records and the unreadable event"
+    );
+
+    let config = broker();
+    let ids: Vec<Value> = read_all(&config, &p.output)
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(r.value.as_deref().unwrap()).unwrap()["id"].clone()
+        })
+        .collect();
+    assert_eq!(ids, [json!(1), json!(2)]);
+    let mut dead: Vec<(String, String)> = read_all(&config, &p.dead_letter)
+        .iter()
+        .map(|r| {
+            (
+                header_text(r, header::ERROR_KIND).to_owned(),
+                header_text(r, header::SOURCE_OFFSET).to_owned(),
+            )
+        })
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        [
+            ("deadline".into(), "14".into()),
+            ("decode".into(), "11".into()),
+            ("trap".into(), "12".into()),
+            ("trigger-payload".into(), "-1".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn without_a_pipeline_the_route_says_what_to_set() {
+    let mut p = pipeline(broker());
+    p.config.enrich = None;
+    let body = json!({"Data": {"kevent": kevent("t", 0, "{}")}, "Metadata": {}});
+    let (status, response) = call(p.config, "/Enrich", body.to_string()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        response["ReturnValue"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_PIPELINE")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_broker_answers_non_2xx_so_the_batch_is_retried() {
+    let mut kafka = KafkaConfig::new("127.0.0.1:1").with("message.timeout.ms", "2000");
+    kafka.request_timeout = std::time::Duration::from_secs(2);
+    let p = pipeline(kafka);
+    ensure_topic(&broker(), &p.input, 1).unwrap();
+    let body = json!({"Data": {"kevent": kevent(&p.input, 0, r#"{"id":1}"#)}, "Metadata": {}});
+    let (status, response) = call(p.config, "/Enrich", body.to_string()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{response}");
+}
