@@ -189,25 +189,53 @@ fn produce_join_inputs(config: &KafkaConfig, topics: &Topics, complete: usize, t
     spread(config, &topics.inputs[1], &second, 2);
 }
 
+/// Seed 002's language worker: posts and their authors joined by id, then
+/// the language-detect guest sets `content.language`.
 #[test]
 fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {
     let config = broker();
     let topics = topics(2, 2);
-    produce_join_inputs(&config, &topics, 40, 40);
-    let worker = Worker::start(&join_definition(&topics, "drop", 30_000));
+    let sentences = [
+        ("en", "The weather was lovely this morning so we walked along the river to the old market"),
+        ("fr", "Nous avons passé une excellente soirée avec nos amis dans ce petit restaurant du quartier"),
+        ("de", "Am Wochenende fahren wir mit dem Zug in die Berge und wandern dort zwei Tage lang"),
+        ("es", "Mañana por la tarde vamos a visitar a mis abuelos que viven en un pueblo cerca del mar"),
+    ];
+    let posts: Vec<Value> = (0..40)
+        .map(|id| json!({"id": id, "source": "posts", "content": {"text": sentences[id % 4].1}}))
+        .collect();
+    let authors: Vec<Value> = (0..40)
+        .map(|id| json!({"id": id, "author": format!("user{id}"), "content": {"sentiment": "ok"}}))
+        .collect();
+    spread(&config, &topics.inputs[0], &posts, 2);
+    spread(&config, &topics.inputs[1], &authors, 2);
+    let pipeline = definition(
+        &topics,
+        "language-detect",
+        json!({"join": {"key": "id", "timeout_ms": 30_000}}),
+    );
+    let worker = Worker::start(&pipeline);
     wait_for(&config, &[&topics.output], 40);
     let stats = worker.stop();
     assert_eq!((stats.read, stats.joined, stats.incomplete), (80, 40, 0));
     let mut ids = Vec::new();
     for record in read_all(&config, &topics.output) {
-        let value = json_of(&record);
-        let id = value["id"].as_u64().unwrap();
+        let mut value = json_of(&record);
+        let id = value["id"].as_u64().unwrap() as usize;
+        let confidence = value["content"]
+            .as_object_mut()
+            .unwrap()
+            .remove("language_confidence")
+            .unwrap();
+        assert!(confidence.as_f64().unwrap() > 0.5, "{confidence}");
         assert_eq!(
             value,
-            json!({"id": id, "source": "a", "author": format!("user{id}"),
-                   "content": {"text": format!("text {id}"), "sentiment": "ok"}})
+            json!({"id": id, "source": "posts", "author": format!("user{id}"),
+                   "content": {"text": sentences[id % 4].1, "sentiment": "ok",
+                               "language": sentences[id % 4].0}})
         );
         assert_eq!(header_text(&record, MEMBERS_HEADER).split(',').count(), 2);
+        assert!(header_text(&record, header::TRANSFORM).starts_with("language-detect@"));
         ids.push(id);
     }
     ids.sort();
@@ -308,11 +336,13 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
     values[12] = json!({"do": "trap"}).to_string();
     values[20] = json!({"do": "loop"}).to_string();
     values[25] = json!({"do": "fail", "reason": "no hotel"}).to_string();
+    values[3] = json!({"do": "metadata", "i": 3}).to_string();
     produce_to(&config, &topics.inputs[0], 0, &values);
     let pipeline = definition(
         &topics,
         "misbehave",
-        json!({"limits": {"deadline_ms": 300}, "batch_size": 10}),
+        json!({"limits": {"deadline_ms": 300}, "batch_size": 10,
+               "metadata": {"team": "search"}}),
     );
     let worker = Worker::start(&pipeline);
     wait_for(&config, &[&topics.output, &topics.dead_letter], 30);
@@ -322,10 +352,12 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
         (30, 26, 4)
     );
 
-    let out: Vec<i64> = read_all(&config, &topics.output)
+    let out: Vec<Value> = read_all(&config, &topics.output)
         .iter()
-        .map(|r| json_of(r)["i"].as_i64().unwrap())
+        .map(json_of)
         .collect();
+    assert_eq!(out[3], json!({"team": "search"}), "the guest sees the metadata");
+    let out: Vec<i64> = out.iter().map(|v| v["i"].as_i64().unwrap_or(3)).collect();
     let expected: Vec<i64> = (0..30).filter(|i| ![5, 12, 20, 25].contains(i)).collect();
     assert_eq!(out, expected, "the rest flows, in order");
 
