@@ -13,5 +13,6 @@ pub mod kafka;
 pub mod parquet;
 pub mod pipeline;
 pub mod record;
+pub mod registry;
 pub mod runtime;
 pub mod storage;

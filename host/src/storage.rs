@@ -67,27 +67,14 @@ impl Storage {
             None => Target::Local(PathBuf::from(url)),
             Some("file") => Target::Local(PathBuf::from(&url["file://".len()..])),
             Some("az" | "abfs" | "abfss" | "azure" | "adl") => {
-                let parsed = url::Url::parse(url).map_err(|e| url_error(e.to_string()))?;
-                let mut builder = MicrosoftAzureBuilder::new().with_url(url);
-                if let Some(account) = &azure.account {
-                    builder = builder.with_account(account);
-                }
-                if let Some(key) = &azure.key {
-                    builder = builder.with_access_key(key);
-                }
-                if let Some(endpoint) = &azure.endpoint {
-                    builder = builder
-                        .with_endpoint(endpoint.clone())
-                        .with_allow_http(endpoint.starts_with("http://"));
-                }
-                let store = builder.build().map_err(|e| url_error(e.to_string()))?;
+                let (store, prefix) = azure_store(url, azure)?;
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| url_error(format!("starting the I/O runtime: {e}")))?;
                 Target::Remote {
-                    store: Arc::new(store),
-                    prefix: parsed.path().trim_matches('/').to_owned(),
+                    store,
+                    prefix,
                     runtime,
                 }
             }
@@ -198,7 +185,60 @@ impl Storage {
     }
 }
 
-fn object_path(prefix: &str, key: &str) -> ObjectPath {
+/// An object store for `url` (a local folder, created if missing, or Azure)
+/// and the key prefix inside it; for callers that need conditional puts and
+/// listings, which a plain folder copy cannot give.
+pub fn open_object_store(
+    url: &str,
+    azure: &AzureCredentials,
+) -> Result<(Arc<dyn ObjectStore>, String), StorageError> {
+    let local = match url.split_once("://") {
+        None => Some(url),
+        Some(("file", path)) => Some(path),
+        Some(_) => None,
+    };
+    let Some(dir) = local else {
+        return azure_store(url, azure);
+    };
+    std::fs::create_dir_all(dir).map_err(|source| StorageError::Local {
+        path: PathBuf::from(dir),
+        source,
+    })?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| {
+        StorageError::Url {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok((Arc::new(store), String::new()))
+}
+
+fn azure_store(
+    url: &str,
+    azure: &AzureCredentials,
+) -> Result<(Arc<dyn ObjectStore>, String), StorageError> {
+    let url_error = |reason: String| StorageError::Url {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| url_error(e.to_string()))?;
+    let mut builder = MicrosoftAzureBuilder::new().with_url(url);
+    if let Some(account) = &azure.account {
+        builder = builder.with_account(account);
+    }
+    if let Some(key) = &azure.key {
+        builder = builder.with_access_key(key);
+    }
+    if let Some(endpoint) = &azure.endpoint {
+        builder = builder
+            .with_endpoint(endpoint.clone())
+            .with_allow_http(endpoint.starts_with("http://"));
+    }
+    let store = builder.build().map_err(|e| url_error(e.to_string()))?;
+    Ok((Arc::new(store), parsed.path().trim_matches('/').to_owned()))
+}
+
+pub(crate) fn object_path(prefix: &str, key: &str) -> ObjectPath {
     if prefix.is_empty() {
         ObjectPath::from(key)
     } else {

@@ -343,3 +343,19 @@ pub fn header_text<'a>(record: &'a sluice_host::record::KafkaRecord, key: &str) 
         .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
         .unwrap_or_else(|| panic!("record has no text header {key}: {:?}", record.headers))
 }
+
+/// A fresh Azurite container (created) and an `abfss://` URL to a folder in
+/// it, for storage and registry tests.
+pub fn azurite_url(prefix: &str, folder: &str) -> String {
+    let container: String = fresh_topic(prefix)
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(60)
+        .collect();
+    let status = azurite::create_container(&container);
+    assert!(status.contains("201"), "container created: {status}");
+    format!(
+        "abfss://{container}@{}.dfs.core.windows.net/{folder}",
+        azurite::ACCOUNT
+    )
+}

@@ -196,10 +196,22 @@ fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {
     let config = broker();
     let topics = topics(2, 2);
     let sentences = [
-        ("en", "The weather was lovely this morning so we walked along the river to the old market"),
-        ("fr", "Nous avons passé une excellente soirée avec nos amis dans ce petit restaurant du quartier"),
-        ("de", "Am Wochenende fahren wir mit dem Zug in die Berge und wandern dort zwei Tage lang"),
-        ("es", "Mañana por la tarde vamos a visitar a mis abuelos que viven en un pueblo cerca del mar"),
+        (
+            "en",
+            "The weather was lovely this morning so we walked along the river to the old market",
+        ),
+        (
+            "fr",
+            "Nous avons passé une excellente soirée avec nos amis dans ce petit restaurant du quartier",
+        ),
+        (
+            "de",
+            "Am Wochenende fahren wir mit dem Zug in die Berge und wandern dort zwei Tage lang",
+        ),
+        (
+            "es",
+            "Mañana por la tarde vamos a visitar a mis abuelos que viven en un pueblo cerca del mar",
+        ),
     ];
     let posts: Vec<Value> = (0..40)
         .map(|id| json!({"id": id, "source": "posts", "content": {"text": sentences[id % 4].1}}))
@@ -356,7 +368,11 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
         .iter()
         .map(json_of)
         .collect();
-    assert_eq!(out[3], json!({"team": "search"}), "the guest sees the metadata");
+    assert_eq!(
+        out[3],
+        json!({"team": "search"}),
+        "the guest sees the metadata"
+    );
     let out: Vec<i64> = out.iter().map(|v| v["i"].as_i64().unwrap_or(3)).collect();
     let expected: Vec<i64> = (0..30).filter(|i| ![5, 12, 20, 25].contains(i)).collect();
     assert_eq!(out, expected, "the rest flows, in order");

@@ -1,0 +1,511 @@
+//! The registry: transforms and pipeline definitions in the object store
+//! (a local folder, or Azure), so that new versions are uploaded and
+//! activated without redeploying anything.
+//!
+//! Layout under the registry URL:
+//! - `transforms/<name>/blobs/<sha256>.wasm`: content-addressed components;
+//! - `transforms/<name>/manifests/<sequence>.json`: the manifest, one
+//!   immutable object per change. A change is written with put-if-absent at
+//!   the next sequence number, so of two concurrent writers exactly one wins
+//!   and the other re-reads and retries; readers take the highest number, so
+//!   they never see a half-written manifest. (Put-if-absent works on a local
+//!   folder too, where object_store has no ETag-conditional update.)
+//! - `pipelines/<name>.json`: pipeline definitions.
+
+mod manifest;
+mod watch;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+pub use manifest::{Change, Manifest, VersionInfo};
+pub use watch::TransformWatch;
+
+use crate::enrich::{DefinitionError, PipelineDefinition, TransformRef};
+use crate::runtime::{Runtime, RuntimeError, Transform, World};
+use crate::storage::{AzureCredentials, StorageError, object_path, open_object_store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("registry {location}: {reason}")]
+    Store { location: String, reason: String },
+    #[error("`{name}` is not a valid name: use 1 to 64 of a-z, 0-9, `-` and `_`")]
+    BadName { name: String },
+    #[error("no transform `{name}` in the registry")]
+    UnknownTransform { name: String },
+    #[error("transform `{name}` has no active version: activate one first")]
+    NoActiveVersion { name: String },
+    #[error("transform `{name}` has no version `{version}`")]
+    UnknownVersion { name: String, version: String },
+    #[error(
+        "version `{version}` of `{name}` is ambiguous: give at least 8 hex digits matching one version"
+    )]
+    AmbiguousVersion { name: String, version: String },
+    #[error("transform `{name}` has no earlier version to roll back to")]
+    NothingToRollBack { name: String },
+    #[error("version {version} of `{name}` is active: activate another one before deleting it")]
+    DeleteActive { name: String, version: String },
+    #[error("the upload is {size} bytes; the limit is {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("refused: {0}")]
+    Invalid(#[from] RuntimeError),
+    #[error("manifest of `{name}` kept changing under {attempts} attempts; try again")]
+    Conflict { name: String, attempts: u32 },
+    #[error("no pipeline `{name}` in the registry")]
+    UnknownPipeline { name: String },
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+}
+
+impl RegistryError {
+    /// Whether the caller asked for something wrong (as opposed to the
+    /// store failing): what an HTTP API answers with 4xx.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(
+            self,
+            RegistryError::Storage(_)
+                | RegistryError::Store { .. }
+                | RegistryError::Conflict { .. }
+        )
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::UnknownTransform { .. }
+                | RegistryError::UnknownVersion { .. }
+                | RegistryError::UnknownPipeline { .. }
+        )
+    }
+}
+
+/// The outcome of an upload.
+#[derive(Debug, Clone)]
+pub struct Uploaded {
+    pub info: VersionInfo,
+    pub manifest: Manifest,
+}
+
+/// Manifest writes retried this many times against concurrent writers.
+const ATTEMPTS: u32 = 16;
+/// Manifests older than this many changes are removed after a write.
+const KEEP_MANIFESTS: u64 = 16;
+/// Default cap on an uploaded component.
+pub const DEFAULT_MAX_UPLOAD: usize = 64 << 20;
+
+pub struct Registry {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+    max_upload: usize,
+}
+
+impl Registry {
+    pub fn open(url: &str, azure: &AzureCredentials) -> Result<Self, RegistryError> {
+        let (store, prefix) = open_object_store(url, azure)?;
+        Ok(Registry {
+            store,
+            prefix,
+            url: url.to_owned(),
+            max_upload: DEFAULT_MAX_UPLOAD,
+        })
+    }
+
+    pub fn with_max_upload(mut self, bytes: usize) -> Self {
+        self.max_upload = bytes;
+        self
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn max_upload(&self) -> usize {
+        self.max_upload
+    }
+
+    /// Validates `wasm` (a component of the transformer or aggregator world
+    /// that compiles), stores it and records the version; nothing becomes
+    /// visible if any step fails.
+    pub async fn upload(
+        &self,
+        runtime: &Runtime,
+        name: &str,
+        wasm: Bytes,
+        activate: bool,
+    ) -> Result<Uploaded, RegistryError> {
+        check_name(name)?;
+        if wasm.len() > self.max_upload {
+            return Err(RegistryError::TooLarge {
+                size: wasm.len(),
+                limit: self.max_upload,
+            });
+        }
+        let loaded = {
+            let (runtime, name, wasm) = (runtime.clone(), name.to_owned(), wasm.clone());
+            // Compiling takes seconds for a large component: off the I/O
+            // threads.
+            tokio::task::spawn_blocking(move || runtime.load(&name, &wasm))
+                .await
+                .map_err(|e| RegistryError::Store {
+                    location: self.url.clone(),
+                    reason: format!("validation crashed: {e}"),
+                })??
+        };
+        let info = VersionInfo {
+            version: loaded.version().to_owned(),
+            uploaded_at_ms: now_ms(),
+            size: wasm.len() as u64,
+            world: match loaded.world() {
+                World::Transformer => "transformer".into(),
+                World::Aggregator => "aggregator".into(),
+            },
+        };
+        self.put(&blob_key(name, &info.version), wasm, PutMode::Overwrite)
+            .await?;
+        let manifest = self
+            .change(
+                name,
+                Change::Add {
+                    info: info.clone(),
+                    activate,
+                },
+            )
+            .await?;
+        tracing::info!(
+            transform = name,
+            version = &info.version[..12],
+            activate,
+            "transform uploaded"
+        );
+        Ok(Uploaded { info, manifest })
+    }
+
+    /// The latest manifest of `name`.
+    pub async fn manifest(&self, name: &str) -> Result<Manifest, RegistryError> {
+        check_name(name)?;
+        match self.latest(name).await? {
+            Some((_, manifest)) => Ok(manifest),
+            None => Err(RegistryError::UnknownTransform {
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    /// The latest sequence number of `name`'s manifest, from one listing:
+    /// what a watcher polls.
+    pub async fn sequence(&self, name: &str) -> Result<Option<u64>, RegistryError> {
+        Ok(self.sequences(name).await?.into_iter().max())
+    }
+
+    /// Every transform's manifest, by name.
+    pub async fn list(&self) -> Result<Vec<Manifest>, RegistryError> {
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&self.path("transforms")))
+            .await
+            .map_err(|e| self.store_error("transforms", e))?;
+        let mut manifests = Vec::new();
+        for dir in listing.common_prefixes {
+            if let Some(name) = dir.filename()
+                && let Some((_, manifest)) = self.latest(name).await?
+            {
+                manifests.push(manifest);
+            }
+        }
+        manifests.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(manifests)
+    }
+
+    pub async fn activate(&self, name: &str, version: &str) -> Result<Manifest, RegistryError> {
+        self.change(name, Change::Activate(version.to_owned()))
+            .await
+    }
+
+    pub async fn rollback(&self, name: &str) -> Result<Manifest, RegistryError> {
+        self.change(name, Change::Rollback).await
+    }
+
+    /// Removes a version that is not active (its component stays in the
+    /// store for pipelines that pinned it before, until cleaned up).
+    pub async fn delete_version(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Manifest, RegistryError> {
+        self.change(name, Change::Delete(version.to_owned())).await
+    }
+
+    /// Loads the version `reference` names: the active one, or a pinned one.
+    pub async fn resolve(
+        &self,
+        runtime: &Runtime,
+        reference: &TransformRef,
+    ) -> Result<Arc<Transform>, RegistryError> {
+        let name = reference.name();
+        let manifest = self.manifest(name).await?;
+        let version = match reference.pinned_version() {
+            Some(prefix) => manifest.find(prefix)?.version.clone(),
+            None => manifest
+                .active
+                .clone()
+                .ok_or_else(|| RegistryError::NoActiveVersion {
+                    name: name.to_owned(),
+                })?,
+        };
+        self.load(runtime, name, &version).await
+    }
+
+    /// Loads one stored version of `name`, compiling off the I/O threads.
+    pub async fn load(
+        &self,
+        runtime: &Runtime,
+        name: &str,
+        version: &str,
+    ) -> Result<Arc<Transform>, RegistryError> {
+        let key = blob_key(name, version);
+        let wasm = self
+            .get(&key)
+            .await?
+            .ok_or_else(|| RegistryError::UnknownVersion {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            })?;
+        let (runtime, name) = (runtime.clone(), name.to_owned());
+        Ok(
+            tokio::task::spawn_blocking(move || runtime.load(&name, &wasm))
+                .await
+                .map_err(|e| RegistryError::Store {
+                    location: key,
+                    reason: format!("loading crashed: {e}"),
+                })??,
+        )
+    }
+
+    /// Creates or replaces a pipeline definition (checked first).
+    pub async fn put_pipeline(&self, definition: &PipelineDefinition) -> Result<(), RegistryError> {
+        check_name(&definition.name)?;
+        let text = serde_json::to_vec_pretty(definition).map_err(|e| RegistryError::Store {
+            location: pipeline_key(&definition.name),
+            reason: e.to_string(),
+        })?;
+        self.put(
+            &pipeline_key(&definition.name),
+            Bytes::from(text),
+            PutMode::Overwrite,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn pipeline(&self, name: &str) -> Result<PipelineDefinition, RegistryError> {
+        check_name(name)?;
+        let bytes =
+            self.get(&pipeline_key(name))
+                .await?
+                .ok_or_else(|| RegistryError::UnknownPipeline {
+                    name: name.to_owned(),
+                })?;
+        let text = String::from_utf8_lossy(&bytes);
+        Ok(PipelineDefinition::from_json(&text)?)
+    }
+
+    pub async fn pipelines(&self) -> Result<Vec<PipelineDefinition>, RegistryError> {
+        let mut listing = self.store.list(Some(&self.path("pipelines")));
+        let mut names = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.store_error("pipelines", e))?;
+            if let Some(name) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        let mut definitions = Vec::with_capacity(names.len());
+        for name in names {
+            definitions.push(self.pipeline(&name).await?);
+        }
+        Ok(definitions)
+    }
+
+    pub async fn delete_pipeline(&self, name: &str) -> Result<(), RegistryError> {
+        self.pipeline(name).await?;
+        let key = pipeline_key(name);
+        self.store
+            .delete(&self.path(&key))
+            .await
+            .map_err(|e| self.store_error(&key, e))
+    }
+
+    /// Applies `change` to the latest manifest and writes the result at the
+    /// next sequence number; when another writer got there first, re-reads
+    /// and tries again.
+    async fn change(&self, name: &str, change: Change) -> Result<Manifest, RegistryError> {
+        check_name(name)?;
+        for attempt in 1..=ATTEMPTS {
+            let current = match (self.latest(name).await?, &change) {
+                (Some((_, manifest)), _) => manifest,
+                (None, Change::Add { .. }) => Manifest::empty(name),
+                (None, _) => {
+                    return Err(RegistryError::UnknownTransform {
+                        name: name.to_owned(),
+                    });
+                }
+            };
+            let next = current.apply(&change)?;
+            let text = serde_json::to_vec_pretty(&next).map_err(|e| RegistryError::Store {
+                location: name.to_owned(),
+                reason: e.to_string(),
+            })?;
+            let key = manifest_key(name, next.sequence);
+            if self.put(&key, Bytes::from(text), PutMode::Create).await? {
+                self.prune(name, next.sequence).await;
+                return Ok(next);
+            }
+            tracing::debug!(
+                transform = name,
+                attempt,
+                "manifest changed meanwhile; retrying"
+            );
+        }
+        Err(RegistryError::Conflict {
+            name: name.to_owned(),
+            attempts: ATTEMPTS,
+        })
+    }
+
+    async fn latest(&self, name: &str) -> Result<Option<(u64, Manifest)>, RegistryError> {
+        let Some(sequence) = self.sequence(name).await? else {
+            return Ok(None);
+        };
+        let key = manifest_key(name, sequence);
+        let bytes = self.get(&key).await?.ok_or_else(|| RegistryError::Store {
+            location: key.clone(),
+            reason: "the manifest disappeared while being read".to_owned(),
+        })?;
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Store {
+            location: key,
+            reason: format!("not a manifest: {e}"),
+        })?;
+        Ok(Some((sequence, manifest)))
+    }
+
+    async fn sequences(&self, name: &str) -> Result<Vec<u64>, RegistryError> {
+        let dir = format!("transforms/{name}/manifests");
+        let mut listing = self.store.list(Some(&self.path(&dir)));
+        let mut sequences = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.store_error(&dir, e))?;
+            if let Some(n) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".json"))
+                .and_then(|n| n.parse().ok())
+            {
+                sequences.push(n);
+            }
+        }
+        Ok(sequences)
+    }
+
+    /// Best effort: old manifests only cost listing time.
+    async fn prune(&self, name: &str, latest: u64) {
+        let Ok(sequences) = self.sequences(name).await else {
+            return;
+        };
+        for old in sequences
+            .into_iter()
+            .filter(|s| s + KEEP_MANIFESTS < latest)
+        {
+            let _ = self
+                .store
+                .delete(&self.path(&manifest_key(name, old)))
+                .await;
+        }
+    }
+
+    /// Writes `bytes` at `key`; `false` when `PutMode::Create` found the key
+    /// taken (another writer won).
+    async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<bool, RegistryError> {
+        let options = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(key), PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(false),
+            Err(e) => Err(self.store_error(key, e)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, RegistryError> {
+        let result = match self.store.get(&self.path(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.store_error(key, e)),
+        };
+        let bytes = result.bytes().await.map_err(|e| self.store_error(key, e))?;
+        Ok(Some(bytes))
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        object_path(&self.prefix, key)
+    }
+
+    fn store_error(&self, key: &str, error: object_store::Error) -> RegistryError {
+        RegistryError::Store {
+            location: format!("{}/{key}", self.url.trim_end_matches('/')),
+            reason: error.to_string(),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), RegistryError> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::BadName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn blob_key(name: &str, version: &str) -> String {
+    format!("transforms/{name}/blobs/{version}.wasm")
+}
+
+fn manifest_key(name: &str, sequence: u64) -> String {
+    format!("transforms/{name}/manifests/{sequence:020}.json")
+}
+
+fn pipeline_key(name: &str) -> String {
+    format!("pipelines/{name}.json")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
