@@ -359,3 +359,42 @@ pub fn azurite_url(prefix: &str, folder: &str) -> String {
         azurite::ACCOUNT
     )
 }
+
+/// An enrichment worker running in a thread until stopped, switching to
+/// newly activated versions when given a registry watch.
+pub struct EnrichWorker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    handle: std::thread::JoinHandle<sluice_host::enrich::EnrichStats>,
+}
+
+impl EnrichWorker {
+    pub fn start(
+        definition: &sluice_host::enrich::PipelineDefinition,
+        transform: Arc<Transform>,
+        watch: Option<sluice_host::registry::TransformWatch>,
+    ) -> EnrichWorker {
+        use sluice_host::enrich::{Enricher, WorkerOptions, run_worker};
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let definition = definition.clone();
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut enricher = Enricher::new(definition, &transform).expect("enricher");
+            let options = WorkerOptions {
+                poll_wait: std::time::Duration::from_millis(50),
+                commit_interval: std::time::Duration::from_millis(200),
+            };
+            run_worker(&broker(), &mut enricher, options, &flag, |enricher, _| {
+                if let Some(watch) = &watch {
+                    watch.swap_into(enricher).expect("swap to the new version");
+                }
+            })
+            .expect("worker ran")
+        });
+        EnrichWorker { stop, handle }
+    }
+
+    pub fn stop(self) -> sluice_host::enrich::EnrichStats {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.join().expect("worker thread")
+    }
+}

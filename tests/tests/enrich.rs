@@ -2,50 +2,23 @@
 //! consumer groups, joins, timeouts, poison records, committed offsets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice_host::enrich::{
-    EnrichStats, Enricher, MEMBERS_HEADER, MISSING_HEADER, PipelineDefinition, WorkerOptions,
-    run_worker,
-};
+use sluice_host::enrich::{EnrichStats, MEMBERS_HEADER, MISSING_HEADER, PipelineDefinition};
 use sluice_host::generate::{ExpediaGenerator, StayMix};
 use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::pipeline::header;
 use sluice_host::record::KafkaRecord;
 use sluice_tests::{
-    broker, fresh_topic, header_text, independent, produce_to, read_all, transform,
+    EnrichWorker, broker, fresh_topic, header_text, independent, produce_to, read_all, transform,
 };
 
-/// A worker running in a thread until `stop`.
-struct Worker {
-    stop: Arc<AtomicBool>,
-    handle: JoinHandle<EnrichStats>,
-}
+struct Worker;
 
 impl Worker {
-    fn start(definition: &PipelineDefinition) -> Worker {
-        let stop = Arc::new(AtomicBool::new(false));
-        let definition = definition.clone();
-        let flag = stop.clone();
-        let handle = std::thread::spawn(move || {
-            let guest = transform(definition.transform.name());
-            let mut enricher = Enricher::new(definition, &guest).expect("enricher");
-            let options = WorkerOptions {
-                poll_wait: Duration::from_millis(50),
-                commit_interval: Duration::from_millis(200),
-            };
-            run_worker(&broker(), &mut enricher, options, &flag, |_, _| {}).expect("worker ran")
-        });
-        Worker { stop, handle }
-    }
-
-    fn stop(self) -> EnrichStats {
-        self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().expect("worker thread")
+    fn start(definition: &PipelineDefinition) -> EnrichWorker {
+        EnrichWorker::start(definition, transform(definition.transform.name()), None)
     }
 }
 

@@ -11,14 +11,24 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
 use sluice_host::kafka::ensure_topic;
+use sluice_host::registry::TransformWatch;
 
 use super::{Broker, TransformsDir};
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["pipeline", "name"])))]
 pub struct EnrichArgs {
     /// Pipeline definition (JSON): inputs, outputs, transform, join, ...
     #[arg(long)]
-    pipeline: PathBuf,
+    pipeline: Option<PathBuf>,
+    /// A pipeline stored in the registry, by name.
+    #[arg(long, requires = "url")]
+    name: Option<String>,
+    /// How often the registry is checked for a newly activated version.
+    #[arg(long, default_value_t = 500)]
+    reload_ms: u64,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
     /// Partitions for output and dead-letter topics that do not exist yet.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
@@ -37,14 +47,50 @@ pub struct EnrichArgs {
 }
 
 pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
-    let definition = read_definition(&args.pipeline)?;
+    let registry = args.registry.open()?;
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the I/O runtime")?;
+    let definition = match (&args.pipeline, &args.name, &registry) {
+        (Some(path), _, _) => read_definition(path)?,
+        (None, Some(name), Some(registry)) => io
+            .block_on(registry.pipeline(name))
+            .with_context(|| format!("reading pipeline `{name}` from the registry"))?,
+        _ => anyhow::bail!("give --pipeline FILE, or --name NAME with --registry URL"),
+    };
     let mut config = args.broker.config();
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }
     let runtime = crate::transforms::runtime()?;
-    let transform =
-        crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?;
+    let transform = match &registry {
+        Some(registry) => io
+            .block_on(registry.resolve(&runtime, &definition.transform))
+            .with_context(|| {
+                format!(
+                    "loading transform `{}` from the registry",
+                    definition.transform.name()
+                )
+            })?,
+        None => {
+            crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?
+        }
+    };
+    // A pinned version stays; otherwise the active one is followed.
+    let watch = match (&registry, definition.transform.pinned_version()) {
+        (Some(registry), None) => Some(
+            TransformWatch::spawn(
+                registry.clone(),
+                runtime.clone(),
+                definition.transform.name().to_owned(),
+                transform.version().to_owned(),
+                Duration::from_millis(args.reload_ms.max(50)),
+            )
+            .context("starting the registry watcher")?,
+        ),
+        _ => None,
+    };
     for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
         ensure_topic(&config, topic, args.partitions)?;
     }
@@ -59,6 +105,11 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         WorkerOptions::default(),
         &stop,
         |enricher, total| {
+            if let Some(watch) = &watch
+                && let Err(error) = watch.swap_into(enricher)
+            {
+                tracing::error!(%error, "cannot switch to the new version; keeping the current one");
+            }
             if last_report.elapsed() >= every {
                 last_report = Instant::now();
                 tracing::info!(

@@ -7,6 +7,7 @@ pub mod export;
 mod fetch;
 mod generate;
 mod progress;
+pub mod registry;
 mod run;
 mod serve;
 mod table;
@@ -103,6 +104,10 @@ enum Command {
     /// Fetch records at given offsets as JSON lines, CSV or Parquet,
     /// optionally with a transform's dry-run outcome beside each.
     Fetch(fetch::FetchArgs),
+    /// Upload, list, activate and roll back transforms in the registry.
+    Transforms(registry::TransformsArgs),
+    /// Create, list and delete pipeline definitions in the registry.
+    Pipelines(registry::PipelinesArgs),
     /// Produce generated records to a topic.
     Gen(generate::GenArgs),
     /// The whole job on embedded defaults: generate bookings, categorise
@@ -117,6 +122,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Aggregate(a) => aggregate::run(a),
         Command::Export(a) => export::run(a),
         Command::Fetch(a) => fetch::run(a),
+        Command::Transforms(a) => registry::transforms(a),
+        Command::Pipelines(a) => registry::pipelines(a),
         Command::Gen(a) => generate::run(a),
         Command::Enrich(a) => enrich::run(a),
         Command::Serve(a) => serve::run(a),

@@ -47,6 +47,21 @@ impl TransformWatch {
         })
     }
 
+    /// Switches `enricher` to the newly activated version if there is one;
+    /// call it between batches. Returns whether it switched.
+    pub fn swap_into(
+        &self,
+        enricher: &mut crate::enrich::Enricher,
+    ) -> Result<bool, crate::runtime::RuntimeError> {
+        match self.take_update() {
+            Some(transform) => {
+                enricher.swap_transform(&transform)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// The newly activated transform, once, when there is one.
     pub fn take_update(&self) -> Option<Arc<Transform>> {
         self.ready
