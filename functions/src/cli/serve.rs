@@ -6,6 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use std::sync::Arc;
+
+use crate::handler::admin::Admin;
 use crate::handler::{AppConfig, EnrichConfig, router};
 
 #[derive(Debug, clap::Args)]
@@ -28,9 +31,23 @@ pub struct ServeArgs {
     broker: super::Broker,
     #[command(flatten)]
     transforms: super::TransformsDir,
+    /// The registry behind the admin API (`/api/transforms`, `/api/pipelines`).
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+    /// The key admin requests must present (x-functions-key or Bearer).
+    #[arg(long, env = "SLUICE_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let admin = match args.registry.open()? {
+        Some(registry) => Some(Arc::new(Admin {
+            registry,
+            runtime: crate::transforms::runtime()?,
+            key: args.admin_key.clone(),
+        })),
+        None => None,
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let app = router(AppConfig {
@@ -42,6 +59,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 kafka: args.broker.config(),
                 transforms_dir: args.transforms.dir(),
             }),
+            admin,
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
             .await

@@ -2,6 +2,7 @@
 //! `{Data, Metadata}` to `/{FunctionName}` and expects
 //! `{Outputs, Logs, ReturnValue}` back. The same router runs standalone.
 
+pub mod admin;
 mod enrich;
 mod invocation;
 mod kafka_event;
@@ -23,6 +24,17 @@ pub struct AppConfig {
     pub out: Option<String>,
     /// The pipeline behind `POST /Enrich`, if this app runs one.
     pub enrich: Option<EnrichConfig>,
+    /// The registry behind the admin API, if this app serves one.
+    pub admin: Option<Arc<admin::Admin>>,
+}
+
+impl std::fmt::Debug for admin::Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("registry", &self.registry.url())
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// What the routes share: the configuration and the loaded pipeline.
@@ -32,14 +44,19 @@ pub struct AppState {
 }
 
 pub fn router(config: AppConfig) -> Router {
+    let admin = config.admin.clone();
     let state = AppState {
         config,
         enricher: Default::default(),
     };
-    Router::new()
+    let app = Router::new()
         .route("/Export", post(timer::export))
         .route("/Enrich", post(enrich::enrich))
-        .with_state(Arc::new(state))
+        .with_state(Arc::new(state));
+    match admin {
+        Some(admin) => app.merge(admin::routes(admin)),
+        None => app,
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use tower::ServiceExt;
 
 use super::{AppConfig, router};
 
+mod admin;
 mod enrich;
 
 struct App {
@@ -38,6 +39,7 @@ fn app(topics: &[&str]) -> App {
         connections: dir.path().join("connections.json"),
         out: Some(dir.path().join("out").to_string_lossy().into_owned()),
         enrich: None,
+        admin: None,
     };
     App { dir, config }
 }

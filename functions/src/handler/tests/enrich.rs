@@ -44,6 +44,7 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
             kafka,
             transforms_dir: guests_dir(),
         }),
+        admin: None,
     };
     Pipeline {
         _dir: dir,

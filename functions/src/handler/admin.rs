@@ -1,0 +1,275 @@
+//! The admin API under `/api`: transforms (upload, list, activate, roll
+//! back, delete a version) and pipelines (create, update, get, list,
+//! delete, and a bulk create-or-update like seed 002's
+//! `POST /api/consumer_configs`). Every route needs the admin key.
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_host::registry::{Manifest, Registry, RegistryError};
+use sluice_host::runtime::Runtime;
+
+/// What the admin routes need.
+pub struct Admin {
+    pub registry: Arc<Registry>,
+    pub runtime: Runtime,
+    /// The secret callers must present; `None` disables the admin API.
+    pub key: Option<String>,
+}
+
+pub fn routes(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/api/transforms", get(list_transforms))
+        .route(
+            "/api/transforms/{name}",
+            get(get_transform).put(upload_transform),
+        )
+        .route("/api/transforms/{name}/activate", post(activate))
+        .route("/api/transforms/{name}/rollback", post(rollback))
+        .route(
+            "/api/transforms/{name}/versions/{version}",
+            delete(delete_version),
+        )
+        .route("/api/pipelines", get(list_pipelines).post(apply_pipelines))
+        .route(
+            "/api/pipelines/{name}",
+            get(get_pipeline).put(put_pipeline).delete(delete_pipeline),
+        )
+        .layer(middleware::from_fn_with_state(admin.clone(), require_key))
+        .with_state(admin)
+}
+
+/// An error as the API answers it: a status and `{"error": message}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        let status = match &error {
+            e if e.is_not_found() => StatusCode::NOT_FOUND,
+            RegistryError::DeleteActive { .. } | RegistryError::Conflict { .. } => {
+                StatusCode::CONFLICT
+            }
+            RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RegistryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            e if e.is_client_error() => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(%error, "admin request failed");
+        }
+        ApiError(status, error.to_string())
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(status: StatusCode, body: impl serde::Serialize) -> ApiResult {
+    Ok((status, Json(body)).into_response())
+}
+
+/// Accepts the Functions `x-functions-key` header or `Authorization:
+/// Bearer`; anything else gets 401 and reaches no handler.
+async fn require_key(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
+    let Some(expected) = admin.key.as_deref() else {
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the admin API is disabled: no admin key is configured (SLUICE_ADMIN_KEY)".into(),
+        )
+        .into_response();
+    };
+    match presented_key(request.headers()) {
+        Some(given) if same(given.as_bytes(), expected.as_bytes()) => next.run(request).await,
+        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "wrong admin key".into()).into_response(),
+        None => ApiError(
+            StatusCode::UNAUTHORIZED,
+            "an admin key is required: send x-functions-key or Authorization: Bearer".into(),
+        )
+        .into_response(),
+    }
+}
+
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-functions-key").and_then(|v| v.to_str().ok()) {
+        return Some(key);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Compares in time independent of where the first difference is.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    #[serde(default)]
+    activate: bool,
+}
+
+async fn upload_transform(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadQuery>,
+    body: Body,
+) -> ApiResult {
+    let limit = admin.registry.max_upload();
+    let wasm = to_bytes(body, limit).await.map_err(|_| {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the upload is larger than the limit of {limit} bytes"),
+        )
+    })?;
+    let uploaded = admin
+        .registry
+        .upload(&admin.runtime, &name, wasm, query.activate)
+        .await?;
+    ok(
+        StatusCode::CREATED,
+        json!({
+            "name": name,
+            "version": uploaded.info.version,
+            "world": uploaded.info.world,
+            "size": uploaded.info.size,
+            "active": uploaded.manifest.active.as_ref() == Some(&uploaded.info.version),
+        }),
+    )
+}
+
+fn summary(manifest: &Manifest) -> Value {
+    json!({
+        "name": manifest.name,
+        "active": manifest.active,
+        "versions": manifest.versions.len(),
+    })
+}
+
+async fn list_transforms(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let manifests = admin.registry.list().await?;
+    ok(
+        StatusCode::OK,
+        manifests.iter().map(summary).collect::<Vec<_>>(),
+    )
+}
+
+async fn get_transform(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.manifest(&name).await?)
+}
+
+#[derive(Deserialize)]
+struct ActivateBody {
+    version: String,
+}
+
+async fn activate(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    body: Result<Json<ActivateBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let Json(body) = body.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"version\": \"...\"}}: {}", e.body_text()),
+        )
+    })?;
+    ok(
+        StatusCode::OK,
+        admin.registry.activate(&name, &body.version).await?,
+    )
+}
+
+async fn rollback(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.rollback(&name).await?)
+}
+
+async fn delete_version(
+    State(admin): State<Arc<Admin>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        admin.registry.delete_version(&name, &version).await?,
+    )
+}
+
+async fn list_pipelines(State(admin): State<Arc<Admin>>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.pipelines().await?)
+}
+
+async fn get_pipeline(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.pipeline(&name).await?)
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn json_body(
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Value, ApiError> {
+    body.map(|Json(v)| v)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+async fn put_pipeline(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let mut value = json_body(body)?;
+    match value.get("name").and_then(Value::as_str) {
+        Some(given) if given != name => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("the body's name `{given}` differs from the path's `{name}`"),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            if let Some(object) = value.as_object_mut() {
+                object.insert("name".into(), Value::String(name.clone()));
+            }
+        }
+    }
+    let definitions = crate::cli::registry::definitions(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    for definition in &definitions {
+        admin.registry.put_pipeline(definition).await?;
+    }
+    ok(StatusCode::OK, &definitions[0])
+}
+
+/// Create or update several pipelines at once; all are checked before any
+/// is stored.
+async fn apply_pipelines(
+    State(admin): State<Arc<Admin>>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let value = json_body(body)?;
+    let definitions = crate::cli::registry::definitions(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    for definition in &definitions {
+        admin.registry.put_pipeline(definition).await?;
+    }
+    let names: Vec<&str> = definitions.iter().map(|d| d.name.as_str()).collect();
+    ok(StatusCode::OK, json!({"applied": names}))
+}
+
+async fn delete_pipeline(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    admin.registry.delete_pipeline(&name).await?;
+    ok(StatusCode::OK, json!({"deleted": name}))
+}

@@ -1,0 +1,306 @@
+//! The admin API in-process, on a registry in a temporary folder.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice_host::registry::Registry;
+use sluice_host::storage::AzureCredentials;
+use sluice_tests::{guest, runtime};
+use tower::ServiceExt;
+
+use crate::handler::admin::Admin;
+use crate::handler::{AppConfig, router};
+
+const KEY: &str = "s3cret-admin-key";
+
+struct App {
+    _dir: tempfile::TempDir,
+    config: AppConfig,
+}
+
+fn app(key: Option<&str>) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(
+        dir.path().join("registry").to_str().unwrap(),
+        &AzureCredentials::default(),
+    )
+    .unwrap();
+    let config = AppConfig {
+        topics: dir.path().join("topics.json"),
+        connections: dir.path().join("connections.json"),
+        out: None,
+        enrich: None,
+        admin: Some(Arc::new(Admin {
+            registry: Arc::new(registry),
+            runtime: runtime().clone(),
+            key: key.map(str::to_owned),
+        })),
+    };
+    App { _dir: dir, config }
+}
+
+enum Auth {
+    None,
+    FunctionsKey(&'static str),
+    Bearer(&'static str),
+}
+
+async fn send(
+    app: &App,
+    method: Method,
+    path: &str,
+    auth: Auth,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    request = match auth {
+        Auth::None => request,
+        Auth::FunctionsKey(key) => request.header("x-functions-key", key),
+        Auth::Bearer(key) => request.header("authorization", format!("Bearer {key}")),
+    };
+    if body.first() == Some(&b'{') || body.first() == Some(&b'[') {
+        request = request.header("content-type", "application/json");
+    }
+    let response = router(app.config.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn admin(app: &App, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+    send(app, method, path, Auth::FunctionsKey(KEY), body).await
+}
+
+fn routes() -> Vec<(Method, &'static str, Vec<u8>)> {
+    vec![
+        (Method::GET, "/api/transforms", vec![]),
+        (
+            Method::PUT,
+            "/api/transforms/t?activate=true",
+            guest("misbehave"),
+        ),
+        (Method::GET, "/api/transforms/t", vec![]),
+        (
+            Method::POST,
+            "/api/transforms/t/activate",
+            br#"{"version":"0123456789"}"#.to_vec(),
+        ),
+        (Method::POST, "/api/transforms/t/rollback", vec![]),
+        (
+            Method::DELETE,
+            "/api/transforms/t/versions/0123456789",
+            vec![],
+        ),
+        (Method::GET, "/api/pipelines", vec![]),
+        (Method::POST, "/api/pipelines", b"[]".to_vec()),
+        (Method::GET, "/api/pipelines/p", vec![]),
+        (Method::PUT, "/api/pipelines/p", b"{}".to_vec()),
+        (Method::DELETE, "/api/pipelines/p", vec![]),
+    ]
+}
+
+#[tokio::test]
+async fn every_admin_route_needs_the_key_and_changes_nothing_without_it() {
+    let app = app(Some(KEY));
+    for (method, path, body) in routes() {
+        for auth in [
+            Auth::None,
+            Auth::FunctionsKey("wrong"),
+            Auth::Bearer("wrong"),
+        ] {
+            let (status, response) = send(&app, method.clone(), path, auth, body.clone()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+            assert!(
+                response["error"].as_str().is_some(),
+                "JSON error for {method} {path}"
+            );
+        }
+    }
+    let (status, listed) = admin(&app, Method::GET, "/api/transforms", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(listed, json!([]), "nothing was uploaded without the key");
+    let (status, _) = send(
+        &app,
+        Method::GET,
+        "/api/transforms",
+        Auth::Bearer(KEY),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "Bearer works as well as x-functions-key"
+    );
+}
+
+#[tokio::test]
+async fn without_a_configured_key_the_admin_api_is_closed() {
+    let app = app(None);
+    let (status, response) = send(
+        &app,
+        Method::GET,
+        "/api/transforms",
+        Auth::Bearer(KEY),
+        vec![],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        response["error"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_ADMIN_KEY")
+    );
+}
+
+#[tokio::test]
+async fn transforms_are_uploaded_activated_rolled_back_and_deleted() {
+    let app = app(Some(KEY));
+    let (status, first) = admin(
+        &app,
+        Method::PUT,
+        "/api/transforms/lang?activate=true",
+        guest("misbehave"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(
+        (first["world"].as_str(), first["active"].as_bool()),
+        (Some("transformer"), Some(true))
+    );
+    let (status, second) = admin(
+        &app,
+        Method::PUT,
+        "/api/transforms/lang",
+        guest("language-detect"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(second["active"], false);
+    let v1 = first["version"].as_str().unwrap().to_owned();
+    let v2 = second["version"].as_str().unwrap().to_owned();
+
+    let (status, refused) = admin(
+        &app,
+        Method::PUT,
+        "/api/transforms/lang?activate=true",
+        b"not wasm".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused["error"].as_str().unwrap().starts_with("refused:"),
+        "{refused}"
+    );
+
+    let body = json!({"version": &v2[..12]}).to_string().into_bytes();
+    let (status, manifest) = admin(&app, Method::POST, "/api/transforms/lang/activate", body).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(manifest["active"], v2.as_str());
+    let (_, manifest) = admin(&app, Method::POST, "/api/transforms/lang/rollback", vec![]).await;
+    assert_eq!(manifest["active"], v1.as_str());
+
+    let path = format!("/api/transforms/lang/versions/{v1}");
+    let (status, error) = admin(&app, Method::DELETE, &path, vec![]).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    let path = format!("/api/transforms/lang/versions/{v2}");
+    let (status, manifest) = admin(&app, Method::DELETE, &path, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(manifest["versions"].as_array().unwrap().len(), 1);
+
+    let (_, listed) = admin(&app, Method::GET, "/api/transforms", vec![]).await;
+    assert_eq!(
+        listed,
+        json!([{"name": "lang", "active": v1, "versions": 1}])
+    );
+    let (status, _) = admin(&app, Method::GET, "/api/transforms/nope", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, error) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/lang/activate",
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"].as_str().unwrap().contains("version"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn pipelines_bulk_create_or_update_get_list_and_delete() {
+    let app = app(Some(KEY));
+    let pipeline = |name: &str, output: &str| {
+        json!({"name": name, "inputs": ["posts"], "outputs": [output],
+               "transform": "language-detect", "dead_letter": "posts.dlq"})
+    };
+    let bulk = json!([pipeline("worker1", "out1"), pipeline("worker2", "out2")]);
+    let (status, applied) = admin(
+        &app,
+        Method::POST,
+        "/api/pipelines",
+        bulk.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    assert_eq!(applied, json!({"applied": ["worker1", "worker2"]}));
+
+    let mut update = pipeline("worker1", "out9");
+    update.as_object_mut().unwrap().remove("name");
+    let (status, _) = admin(
+        &app,
+        Method::PUT,
+        "/api/pipelines/worker1",
+        update.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, got) = admin(&app, Method::GET, "/api/pipelines/worker1", vec![]).await;
+    assert_eq!(got["outputs"], json!(["out9"]));
+
+    let bad = json!([pipeline("worker3", "x"), {"name": "broken", "inputs": []}]);
+    let (status, error) = admin(
+        &app,
+        Method::POST,
+        "/api/pipelines",
+        bad.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"].as_str().unwrap().contains("entry [1]"),
+        "{error}"
+    );
+    let (_, listed) = admin(&app, Method::GET, "/api/pipelines", vec![]).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["worker1", "worker2"],
+        "a bad bulk request stores nothing"
+    );
+
+    let (status, _) = admin(&app, Method::DELETE, "/api/pipelines/worker2", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = admin(&app, Method::GET, "/api/pipelines/worker2", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mismatch = pipeline("other", "x").to_string().into_bytes();
+    let (status, _) = admin(&app, Method::PUT, "/api/pipelines/worker1", mismatch).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
