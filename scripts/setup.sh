@@ -11,7 +11,8 @@ TANSU_VERSION=0.6.0
 # Newer Azurite releases need Node >= 21.
 AZURITE_VERSION=3.35.0
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
-APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev)
+# chromium: the web page is tested in headless Chromium.
+APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev chromium)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

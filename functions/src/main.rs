@@ -2,6 +2,7 @@
 //! `sluice-host`; the serverless entry points reuse the same calls.
 
 mod cli;
+mod fetch;
 mod handler;
 mod logging;
 mod transforms;

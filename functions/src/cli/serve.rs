@@ -8,7 +8,13 @@ use anyhow::Context;
 
 use std::sync::Arc;
 
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{HeaderName, HeaderValue};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::fetch::FetchLimits;
 use crate::handler::admin::Admin;
+use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, EnrichConfig, router};
 
 #[derive(Debug, clap::Args)]
@@ -37,19 +43,40 @@ pub struct ServeArgs {
     /// The key admin requests must present (x-functions-key or Bearer).
     #[arg(long, env = "SLUICE_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// The key `/api/fetch` and `/api/transforms/{name}/invoke` need
+    /// [default: the admin key].
+    #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// Origins allowed to call the API from a browser (comma-separated, or
+    /// `*`); none by default.
+    #[arg(long, env = "SLUICE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Interface to listen on.
+    #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1")]
+    listen: String,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let admin = match args.registry.open()? {
-        Some(registry) => Some(Arc::new(Admin {
+    let runtime = crate::transforms::runtime()?;
+    let registry = args.registry.open()?;
+    let admin = registry.clone().map(|registry| {
+        Arc::new(Admin {
             registry,
-            runtime: crate::transforms::runtime()?,
+            runtime: runtime.clone(),
             key: args.admin_key.clone(),
-        })),
-        None => None,
-    };
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
+        })
+    });
+    let data = Arc::new(DataApi {
+        kafka: args.broker.config(),
+        limits: FetchLimits::default(),
+        key: args.api_key.clone().or_else(|| args.admin_key.clone()),
+        runtime,
+        registry,
+        transforms_dir: args.transforms.dir(),
+    });
+    let cors = cors(&args.cors_origins)?;
+    let io = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    io.block_on(async {
         let app = router(AppConfig {
             topics: args.topics,
             connections: args.connections,
@@ -60,10 +87,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 transforms_dir: args.transforms.dir(),
             }),
             admin,
-        });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+            data: Some(data),
+        })
+        .layer(cors);
+        let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
             .await
-            .with_context(|| format!("listening on 127.0.0.1:{}", args.port))?;
+            .with_context(|| format!("listening on {}:{}", args.listen, args.port))?;
         tracing::info!(port = args.port, "serving the custom-handler protocol");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -73,4 +102,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Browsers may call the API from these origins; none unless configured.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers([
+        CONTENT_TYPE,
+        AUTHORIZATION,
+        HeaderName::from_static("x-functions-key"),
+    ]);
+    if origins.iter().any(|o| o == "*") {
+        return Ok(layer.allow_origin(Any));
+    }
+    let allowed = origins
+        .iter()
+        .filter(|o| !o.is_empty())
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin `{o}`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(layer.allow_origin(AllowOrigin::list(allowed)))
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -48,7 +48,7 @@ pub fn routes(admin: Arc<Admin>) -> Router {
 }
 
 /// An error as the API answers it: a status and `{"error": message}`.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -81,41 +81,9 @@ fn ok(status: StatusCode, body: impl serde::Serialize) -> ApiResult {
     Ok((status, Json(body)).into_response())
 }
 
-/// Accepts the Functions `x-functions-key` header or `Authorization:
-/// Bearer`; anything else gets 401 and reaches no handler.
 async fn require_key(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
-    let Some(expected) = admin.key.as_deref() else {
-        return ApiError(
-            StatusCode::UNAUTHORIZED,
-            "the admin API is disabled: no admin key is configured (SLUICE_ADMIN_KEY)".into(),
-        )
-        .into_response();
-    };
-    match presented_key(request.headers()) {
-        Some(given) if same(given.as_bytes(), expected.as_bytes()) => next.run(request).await,
-        Some(_) => ApiError(StatusCode::UNAUTHORIZED, "wrong admin key".into()).into_response(),
-        None => ApiError(
-            StatusCode::UNAUTHORIZED,
-            "an admin key is required: send x-functions-key or Authorization: Bearer".into(),
-        )
-        .into_response(),
-    }
-}
-
-pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get("x-functions-key").and_then(|v| v.to_str().ok()) {
-        return Some(key);
-    }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-}
-
-/// Compares in time independent of where the first difference is.
-pub fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let closed = "the admin API is disabled: no admin key is configured (SLUICE_ADMIN_KEY)";
+    super::auth::guard(admin.key.as_deref(), closed, request, next).await
 }
 
 #[derive(Deserialize)]

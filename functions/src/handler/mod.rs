@@ -3,6 +3,8 @@
 //! `{Outputs, Logs, ReturnValue}` back. The same router runs standalone.
 
 pub mod admin;
+mod auth;
+pub mod data;
 mod enrich;
 mod invocation;
 mod kafka_event;
@@ -26,6 +28,17 @@ pub struct AppConfig {
     pub enrich: Option<EnrichConfig>,
     /// The registry behind the admin API, if this app serves one.
     pub admin: Option<Arc<admin::Admin>>,
+    /// The fetch and invoke API and the fetch page, if this app serves them.
+    pub data: Option<Arc<data::DataApi>>,
+}
+
+impl std::fmt::Debug for data::DataApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataApi")
+            .field("brokers", &self.kafka.bootstrap_servers)
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for admin::Admin {
@@ -45,6 +58,7 @@ pub struct AppState {
 
 pub fn router(config: AppConfig) -> Router {
     let admin = config.admin.clone();
+    let data = config.data.clone();
     let state = AppState {
         config,
         enricher: Default::default(),
@@ -53,8 +67,12 @@ pub fn router(config: AppConfig) -> Router {
         .route("/Export", post(timer::export))
         .route("/Enrich", post(enrich::enrich))
         .with_state(Arc::new(state));
-    match admin {
+    let app = match admin {
         Some(admin) => app.merge(admin::routes(admin)),
+        None => app,
+    };
+    match data {
+        Some(data) => app.merge(data::routes(data)),
         None => app,
     }
 }

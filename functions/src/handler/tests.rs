@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use super::{AppConfig, router};
 
 mod admin;
+mod data;
 mod enrich;
 
 struct App {
@@ -40,6 +41,7 @@ fn app(topics: &[&str]) -> App {
         out: Some(dir.path().join("out").to_string_lossy().into_owned()),
         enrich: None,
         admin: None,
+        data: None,
     };
     App { dir, config }
 }

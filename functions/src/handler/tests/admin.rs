@@ -38,6 +38,7 @@ fn app(key: Option<&str>) -> App {
             runtime: runtime().clone(),
             key: key.map(str::to_owned),
         })),
+        data: None,
     };
     App { _dir: dir, config }
 }

@@ -45,6 +45,7 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
             transforms_dir: guests_dir(),
         }),
         admin: None,
+        data: None,
     };
     Pipeline {
         _dir: dir,

@@ -1,0 +1,359 @@
+//! The data API under `/api`: `GET /api/fetch` (records at offsets, with an
+//! optional dry run of a transform) and `POST /api/transforms/{name}/invoke`
+//! (a transform on records posted in the request, seed 003's on-demand
+//! API), plus the fetch page at `/`. Reads reach only the configured
+//! cluster; every request needs the API key.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_host::enrich::TransformRef;
+use sluice_host::kafka::{KafkaConfig, KafkaError};
+use sluice_host::record::{Header, KafkaRecord};
+use sluice_host::registry::Registry;
+use sluice_host::runtime::{Runtime, Transform};
+
+use super::admin::ApiError;
+use crate::fetch::{FetchLimits, FetchQuery, dry_run, fetch, outcome_json, record_json};
+
+pub struct DataApi {
+    pub kafka: KafkaConfig,
+    pub limits: FetchLimits,
+    pub key: Option<String>,
+    pub runtime: Runtime,
+    /// Transforms come from the registry when there is one, else from here.
+    pub registry: Option<Arc<Registry>>,
+    pub transforms_dir: PathBuf,
+}
+
+pub fn routes(api: Arc<DataApi>) -> Router {
+    let protected = Router::new()
+        .route("/api/fetch", get(fetch_route))
+        .route("/api/transforms/{name}/invoke", post(invoke))
+        .layer(middleware::from_fn_with_state(api.clone(), require_key))
+        .with_state(api);
+    Router::new().route("/", get(page)).merge(protected)
+}
+
+async fn require_key(State(api): State<Arc<DataApi>>, request: Request, next: Next) -> Response {
+    let closed = "the data API is closed: no API key is configured (SLUICE_API_KEY)";
+    super::auth::guard(api.key.as_deref(), closed, request, next).await
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("page.html"))
+}
+
+#[derive(Debug, Deserialize)]
+struct FetchParams {
+    topic: String,
+    /// One partition or a comma-separated list.
+    #[serde(default)]
+    partition: Option<String>,
+    /// One offset for every partition, or one per partition.
+    #[serde(default)]
+    offset: Option<String>,
+    #[serde(default)]
+    count: Option<u64>,
+    /// json (default), ndjson, csv or parquet; else the Accept header.
+    #[serde(default)]
+    format: Option<String>,
+    /// A transform to dry-run on the records.
+    #[serde(default)]
+    transform: Option<String>,
+    /// With `transform`: a version (prefix) instead of the active one.
+    #[serde(default)]
+    version: Option<String>,
+}
+
+fn numbers<T: std::str::FromStr>(
+    field: &str,
+    text: Option<&str>,
+    default: T,
+) -> Result<Vec<T>, ApiError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(vec![default]),
+        Some(text) => text
+            .split(',')
+            .map(|part| {
+                part.trim().parse().map_err(|_| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        format!("`{field}`: `{part}` is not a number"),
+                    )
+                })
+            })
+            .collect(),
+    }
+}
+
+fn query_of(params: &FetchParams) -> Result<FetchQuery, ApiError> {
+    let partitions: Vec<i32> = numbers("partition", params.partition.as_deref(), 0)?;
+    let offsets: Vec<i64> = numbers("offset", params.offset.as_deref(), 0)?;
+    if offsets.len() != 1 && offsets.len() != partitions.len() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`offset` has {} values for {} partitions: give one, or one per partition",
+                offsets.len(),
+                partitions.len()
+            ),
+        ));
+    }
+    let starts: BTreeMap<i32, i64> = partitions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (*p, offsets[if offsets.len() == 1 { 0 } else { i }]))
+        .collect();
+    Ok(FetchQuery {
+        topic: params.topic.clone(),
+        starts,
+        count: params.count.unwrap_or(10),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    NdJson,
+    Csv,
+    Parquet,
+}
+
+fn format_of(params: &FetchParams, accept: Option<&str>) -> Result<Format, ApiError> {
+    let named = params.format.as_deref().map(str::to_ascii_lowercase);
+    match named.as_deref() {
+        Some("json") => Ok(Format::Json),
+        Some("ndjson" | "jsonl") => Ok(Format::NdJson),
+        Some("csv") => Ok(Format::Csv),
+        Some("parquet") => Ok(Format::Parquet),
+        Some(other) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("`format`: `{other}` is not one of json, ndjson, csv, parquet"),
+        )),
+        None => Ok(match accept.unwrap_or_default() {
+            a if a.contains("text/csv") => Format::Csv,
+            a if a.contains("application/x-ndjson") => Format::NdJson,
+            a if a.contains("application/vnd.apache.parquet") => Format::Parquet,
+            _ => Format::Json,
+        }),
+    }
+}
+
+fn kafka_error(error: KafkaError) -> ApiError {
+    let status = match &error {
+        KafkaError::UnknownTopic { .. } | KafkaError::UnknownPartition { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        KafkaError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    ApiError(status, error.to_string())
+}
+
+async fn load_transform(
+    api: &DataApi,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<Transform>, ApiError> {
+    let reference = TransformRef::Pinned {
+        name: name.to_owned(),
+        version: version.map(str::to_owned),
+    };
+    match &api.registry {
+        Some(registry) => registry
+            .resolve(&api.runtime, &reference)
+            .await
+            .map_err(ApiError::from),
+        None => {
+            let (runtime, dir, name) = (
+                api.runtime.clone(),
+                api.transforms_dir.clone(),
+                name.to_owned(),
+            );
+            tokio::task::spawn_blocking(move || {
+                crate::transforms::load_ref(&runtime, &reference, &dir)
+            })
+            .await
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("transform `{name}`: {e:#}")))
+        }
+    }
+}
+
+async fn fetch_route(
+    State(api): State<Arc<DataApi>>,
+    headers: axum::http::HeaderMap,
+    params: Result<Query<FetchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let query = query_of(&params)?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = format_of(&params, accept)?;
+    let transform = match &params.transform {
+        Some(name) if !name.is_empty() => {
+            Some(load_transform(&api, name, params.version.as_deref()).await?)
+        }
+        _ => None,
+    };
+    let (kafka, limits) = (api.kafka.clone(), api.limits);
+    let read = tokio::task::spawn_blocking(move || {
+        let fetched = fetch(&kafka, &query, &limits).map_err(kafka_error)?;
+        let outcomes = match &transform {
+            Some(t) => Some(
+                dry_run(t, &fetched.records)
+                    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?,
+            ),
+            None => None,
+        };
+        Ok::<_, ApiError>((query, fetched, outcomes))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (query, fetched, outcomes) = read?;
+    let records = &fetched.records;
+    let body_of = |write: &dyn Fn(&mut Vec<u8>) -> anyhow::Result<()>| {
+        let mut body = Vec::new();
+        write(&mut body)
+            .map(|_| body)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))
+    };
+    let (content_type, body) = match format {
+        Format::Json => {
+            let end_reached = fetched.limited_by.is_none();
+            let ends: BTreeMap<String, i64> = fetched
+                .ends
+                .iter()
+                .map(|(p, e)| (p.to_string(), *e))
+                .collect();
+            let value = json!({
+                "topic": query.topic,
+                "records": records.iter().enumerate().map(|(i, r)| record_json(r, outcomes.as_ref().and_then(|o| o.get(i)))).collect::<Vec<_>>(),
+                "returned": records.len(),
+                "complete": end_reached,
+                "limited_by": fetched.limited_by,
+                "range_ends": ends,
+                "note": if end_reached { "every requested record that exists was returned; a read never waits past the partition's end" } else { "a limit stopped the read; ask again from the next offset" },
+            });
+            ("application/json", value.to_string().into_bytes())
+        }
+        Format::NdJson => (
+            "application/x-ndjson",
+            body_of(&|out| {
+                crate::fetch::write_json_lines(records, outcomes.as_deref(), out)
+                    .map_err(Into::into)
+            })?,
+        ),
+        Format::Csv => (
+            "text/csv; charset=utf-8",
+            body_of(&|out| crate::fetch::write_csv(records, out).map_err(Into::into))?,
+        ),
+        Format::Parquet => (
+            "application/vnd.apache.parquet",
+            body_of(&|out| crate::fetch::write_parquet(records, out))?,
+        ),
+    };
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    if let Some(limit) = fetched.limited_by {
+        let value = serde_json::to_value(limit)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert("x-sluice-limited-by", value);
+        }
+    }
+    Ok(response)
+}
+
+/// A record to invoke a transform on: a bare JSON value, or
+/// `{"key", "value", "headers"}` with `"value"` as JSON or text.
+fn invoke_record(i: usize, item: &Value) -> KafkaRecord {
+    let as_bytes = |v: &Value| match v {
+        Value::String(s) => s.clone().into_bytes(),
+        other => other.to_string().into_bytes(),
+    };
+    let structured = item.as_object().filter(|o| {
+        o.contains_key("value")
+            && o.keys()
+                .all(|k| ["key", "value", "headers"].contains(&k.as_str()))
+    });
+    let mut record = KafkaRecord::from_value("invoke", i as i64, Vec::new());
+    match structured {
+        Some(object) => {
+            record.value = object.get("value").filter(|v| !v.is_null()).map(as_bytes);
+            record.key = object.get("key").filter(|v| !v.is_null()).map(as_bytes);
+            if let Some(Value::Object(headers)) = object.get("headers") {
+                record.headers = headers
+                    .iter()
+                    .map(|(k, v)| Header {
+                        key: k.clone(),
+                        value: Some(as_bytes(v)),
+                    })
+                    .collect();
+            }
+        }
+        None => record.value = Some(as_bytes(item)),
+    }
+    record
+}
+
+#[derive(Debug, Deserialize)]
+struct InvokeParams {
+    #[serde(default)]
+    version: Option<String>,
+}
+
+async fn invoke(
+    State(api): State<Arc<DataApi>>,
+    Path(name): Path<String>,
+    Query(params): Query<InvokeParams>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let items = match body {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    if items.len() as u64 > api.limits.max_count {
+        return Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} records; at most {} per request",
+                items.len(),
+                api.limits.max_count
+            ),
+        ));
+    }
+    let records: Vec<KafkaRecord> = items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| invoke_record(i, v))
+        .collect();
+    let transform = load_transform(&api, &name, params.version.as_deref()).await?;
+    let version = transform.short_version().to_owned();
+    let outcomes = tokio::task::spawn_blocking(move || dry_run(&transform, &records))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(Json(json!({
+        "transform": name,
+        "version": version,
+        "outcomes": outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}

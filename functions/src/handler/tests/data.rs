@@ -1,0 +1,477 @@
+//! `GET /api/fetch`, `POST /api/transforms/{name}/invoke` and the fetch page,
+//! in-process against the real broker; the page in real headless Chromium.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
+use sluice_host::record::Header;
+use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
+use tower::ServiceExt;
+
+use crate::fetch::FetchLimits;
+use crate::handler::data::DataApi;
+use crate::handler::{AppConfig, router};
+
+const KEY: &str = "data-key";
+
+fn app_with(limits: FetchLimits) -> AppConfig {
+    AppConfig {
+        topics: "topics.json".into(),
+        connections: "connections.json".into(),
+        out: None,
+        enrich: None,
+        admin: None,
+        data: Some(Arc::new(DataApi {
+            kafka: broker(),
+            limits,
+            key: Some(KEY.into()),
+            runtime: runtime().clone(),
+            registry: None,
+            transforms_dir: guests_dir(),
+        })),
+    }
+}
+
+fn app() -> AppConfig {
+    app_with(FetchLimits::default())
+}
+
+/// A topic with `per_partition` JSON records `{"p": partition, "i": n}` in
+/// each of `partitions` partitions, each with a header.
+fn topic(partitions: i32, per_partition: usize) -> String {
+    let config = broker();
+    let topic = fresh_topic("fetch");
+    ensure_topic(&config, &topic, partitions).unwrap();
+    let records: Vec<ProduceRecord> = (0..partitions)
+        .flat_map(|p| {
+            let topic = topic.clone();
+            (0..per_partition).map(move |i| ProduceRecord {
+                topic: topic.clone(),
+                partition: Some(p),
+                key: Some(format!("k{i}").into_bytes()),
+                value: Some(json!({"p": p, "i": i}).to_string().into_bytes()),
+                headers: vec![Header {
+                    key: "source".into(),
+                    value: Some(b"test".to_vec()),
+                }],
+            })
+        })
+        .collect();
+    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    topic
+}
+
+async fn get(config: &AppConfig, uri: &str, accept: Option<&str>) -> (StatusCode, String, Vec<u8>) {
+    let mut request = Request::get(uri).header("x-functions-key", KEY);
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = router(config.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, content_type, bytes)
+}
+
+async fn get_json(config: &AppConfig, uri: &str) -> (StatusCode, Value) {
+    let (status, _, bytes) = get(config, uri, None).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn offsets(body: &Value) -> Vec<(i64, i64)> {
+    body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_returns_what_exists_and_says_whether_it_is_complete() {
+    let t = topic(2, 20);
+    let config = app();
+    let (status, body) = get_json(
+        &config,
+        &format!("/api/fetch?topic={t}&partition=0&offset=5&count=10"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(offsets(&body), (5..15).map(|o| (0, o)).collect::<Vec<_>>());
+    assert_eq!(body["complete"], true);
+    let first = &body["records"][0];
+    assert_eq!(first["value"], json!({"p": 0, "i": 5}));
+    assert_eq!(
+        (first["key"].as_str(), first["headers"]["source"].as_str()),
+        (Some("k5"), Some("test"))
+    );
+
+    // Past the end: what exists, at once.
+    let (_, body) = get_json(
+        &config,
+        &format!("/api/fetch?topic={t}&partition=1&offset=15&count=100"),
+    )
+    .await;
+    assert_eq!(offsets(&body), (15..20).map(|o| (1, o)).collect::<Vec<_>>());
+    assert_eq!(body["complete"], true);
+
+    // Several partitions, one offset each.
+    let (_, body) = get_json(
+        &config,
+        &format!("/api/fetch?topic={t}&partition=0,1&offset=18,19&count=5"),
+    )
+    .await;
+    assert_eq!(offsets(&body), [(0, 18), (0, 19), (1, 19)]);
+}
+
+#[tokio::test]
+async fn limits_cannot_be_exceeded_and_are_reported() {
+    let t = topic(1, 30);
+    let tight = app_with(FetchLimits {
+        max_count: 8,
+        max_bytes: 100,
+        max_time: Duration::from_secs(10),
+    });
+    let (_, body) = get_json(&tight, &format!("/api/fetch?topic={t}&count=3")).await;
+    assert_eq!(
+        (body["returned"].as_u64(), body["complete"].as_bool()),
+        (Some(3), Some(true))
+    );
+    let (_, body) = get_json(&tight, &format!("/api/fetch?topic={t}&count=50")).await;
+    assert_eq!(body["limited_by"], "bytes", "{body}");
+    assert!(body["returned"].as_u64().unwrap() < 8);
+    let counted = app_with(FetchLimits {
+        max_count: 8,
+        ..FetchLimits::default()
+    });
+    let (status, _, _) = get(&counted, &format!("/api/fetch?topic={t}&count=50"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = get_json(&counted, &format!("/api/fetch?topic={t}&count=50")).await;
+    assert_eq!(
+        (body["returned"].as_u64(), body["limited_by"].as_str()),
+        (Some(8), Some("count"))
+    );
+}
+
+#[tokio::test]
+async fn every_format_by_parameter_or_accept_header() {
+    let t = topic(1, 4);
+    let config = app();
+    let base = format!("/api/fetch?topic={t}&count=4");
+    let (_, content_type, body) = get(&config, &format!("{base}&format=ndjson"), None).await;
+    assert_eq!(content_type, "application/x-ndjson");
+    let lines: Vec<Value> = String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[3]["value"]["i"], 3);
+
+    for (uri, accept) in [
+        (format!("{base}&format=csv"), None),
+        (base.clone(), Some("text/csv")),
+    ] {
+        let (status, content_type, body) = get(&config, &uri, accept).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(content_type.starts_with("text/csv"));
+        let text = String::from_utf8(body).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], "partition,offset,timestamp,key,value");
+        assert_eq!(rows.len(), 5);
+        assert!(rows[1].ends_with(r#","{""p"":0,""i"":0}""#), "{}", rows[1]);
+    }
+
+    let (_, content_type, body) = get(&config, &format!("{base}&format=parquet"), None).await;
+    assert_eq!(content_type, "application/vnd.apache.parquet");
+    let reader =
+        parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(body)).unwrap();
+    use parquet::file::reader::FileReader;
+    assert_eq!(reader.metadata().file_metadata().num_rows(), 4);
+}
+
+#[tokio::test]
+async fn errors_name_the_problem() {
+    let t = topic(1, 5);
+    let config = app();
+    let missing = fresh_topic("no-such");
+    let cases = [
+        (
+            format!("/api/fetch?topic={missing}"),
+            StatusCode::NOT_FOUND,
+            "does not exist",
+        ),
+        (
+            format!("/api/fetch?topic={t}&partition=4"),
+            StatusCode::NOT_FOUND,
+            "no partition 4",
+        ),
+        (
+            format!("/api/fetch?topic={t}&offset=99"),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "0..5",
+        ),
+        (
+            format!("/api/fetch?topic={t}&format=xml"),
+            StatusCode::BAD_REQUEST,
+            "`format`",
+        ),
+        (
+            format!("/api/fetch?topic={t}&partition=x"),
+            StatusCode::BAD_REQUEST,
+            "`partition`",
+        ),
+        (
+            format!("/api/fetch?topic={t}&partition=0,1&offset=1,2,3"),
+            StatusCode::BAD_REQUEST,
+            "`offset`",
+        ),
+        ("/api/fetch".to_owned(), StatusCode::BAD_REQUEST, "topic"),
+        (
+            format!("/api/fetch?topic={t}&transform=nope"),
+            StatusCode::NOT_FOUND,
+            "nope",
+        ),
+    ];
+    for (uri, status, text) in cases {
+        let (got, body) = get_json(&config, &uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(text),
+            "{uri}: `{error}` should mention `{text}`"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_dry_run_shows_each_record_beside_its_outcome() {
+    let config = broker();
+    let t = fresh_topic("dry");
+    ensure_topic(&config, &t, 1).unwrap();
+    let values = [
+        json!({"i": 1}),
+        json!({"do": "drop"}),
+        json!({"do": "fail", "reason": "no hotel"}),
+        json!({"do": "trap"}),
+    ];
+    sluice_tests::produce_to(
+        &config,
+        &t,
+        0,
+        &values.iter().map(Value::to_string).collect::<Vec<_>>(),
+    );
+    let (status, body) = get_json(
+        &app(),
+        &format!("/api/fetch?topic={t}&count=4&transform=misbehave"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcomes: Vec<&Value> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["outcome"])
+        .collect();
+    assert_eq!(
+        outcomes[0],
+        &json!({"emit": [{"topic": null, "value": {"i": 1}}]})
+    );
+    assert_eq!(outcomes[1], &json!({"drop": true}));
+    assert_eq!(outcomes[2], &json!({"fail": "no hotel"}));
+    assert_eq!(outcomes[3]["kind"], "trap");
+    assert!(outcomes[3]["error"].as_str().unwrap().contains("offset 3"));
+}
+
+async fn post(
+    config: &AppConfig,
+    uri: &str,
+    key: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut request = Request::post(uri).header("content-type", "application/json");
+    if let Some(key) = key {
+        request = request.header("authorization", format!("Bearer {key}"));
+    }
+    let response = router(config.clone())
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn invoke_runs_a_transform_on_posted_records() {
+    let config = app();
+    let records = json!([
+        {"i": 1},
+        {"do": "drop"},
+        {"key": "k", "value": {"do": "fail", "reason": "bad"}, "headers": {"h": "v"}},
+        {"value": "{\"do\":\"trap\"}"},
+    ]);
+    let (status, body) = post(
+        &config,
+        "/api/transforms/misbehave/invoke",
+        Some(KEY),
+        records,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let outcomes = body["outcomes"].as_array().unwrap();
+    assert_eq!(
+        outcomes[0],
+        json!({"emit": [{"topic": null, "value": {"i": 1}}]})
+    );
+    assert_eq!(outcomes[1], json!({"drop": true}));
+    assert_eq!(outcomes[2], json!({"fail": "bad"}));
+    assert_eq!(outcomes[3]["kind"], "trap");
+    assert_eq!(body["version"].as_str().unwrap().len(), 12);
+
+    let (status, _) = post(
+        &config,
+        "/api/transforms/nope/invoke",
+        Some(KEY),
+        json!([1]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_api_needs_the_key_but_the_page_does_not() {
+    let config = app();
+    let (status, body) = post(
+        &config,
+        "/api/transforms/misbehave/invoke",
+        None,
+        json!([1]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = post(
+        &config,
+        "/api/transforms/misbehave/invoke",
+        Some("wrong"),
+        json!([1]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let response = router(config.clone())
+        .oneshot(
+            Request::get("/api/fetch?topic=x")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = router(config)
+        .oneshot(Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&page).contains("/api/fetch"));
+}
+
+/// Where the page test leaves its screenshot: `<target>/screenshots/`.
+fn screenshot_path() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("fetch-page.png")
+}
+
+fn chromium(args: &[String]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--window-size=1280,720",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("run chromium (scripts/setup.sh installs it)");
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_fetches_and_shows_records_in_chromium() {
+    let t = topic(1, 6);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(axum::serve(listener, router(app())).into_future());
+    let url = format!(
+        "http://127.0.0.1:{port}/?topic={t}&partition=0&offset=2&count=3&transform=misbehave&run=1#key={KEY}"
+    );
+    let shot = screenshot_path();
+    let (dom, _) = tokio::task::spawn_blocking({
+        let (url, shot) = (url.clone(), shot.clone());
+        move || {
+            let dom = chromium(&["--dump-dom".into(), url.clone()]);
+            let picture = chromium(&[format!("--screenshot={}", shot.display()), url]);
+            (String::from_utf8_lossy(&dom.stdout).into_owned(), picture)
+        }
+    })
+    .await
+    .unwrap();
+    server.abort();
+    assert!(dom.contains("3 records"), "status line in: {dom}");
+    for offset in 2..5 {
+        assert!(
+            dom.contains(&format!("<td>{offset}</td>")),
+            "offset {offset} in the table"
+        );
+    }
+    assert!(dom.contains(r#"{"p":0,"i":4}"#), "values in the table");
+    assert!(dom.contains("emit"), "the dry-run outcome column");
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "screenshot written to {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+}
