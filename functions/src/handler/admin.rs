@@ -5,17 +5,18 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::registry::{Manifest, Registry, RegistryError};
 use sluice_host::runtime::Runtime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What the admin routes need.
 pub struct Admin {
@@ -25,24 +26,15 @@ pub struct Admin {
     pub key: Option<String>,
 }
 
-pub fn routes(admin: Arc<Admin>) -> Router {
-    Router::new()
-        .route("/api/transforms", get(list_transforms))
-        .route(
-            "/api/transforms/{name}",
-            get(get_transform).put(upload_transform),
-        )
-        .route("/api/transforms/{name}/activate", post(activate))
-        .route("/api/transforms/{name}/rollback", post(rollback))
-        .route(
-            "/api/transforms/{name}/versions/{version}",
-            delete(delete_version),
-        )
-        .route("/api/pipelines", get(list_pipelines).post(apply_pipelines))
-        .route(
-            "/api/pipelines/{name}",
-            get(get_pipeline).put(put_pipeline).delete(delete_pipeline),
-        )
+pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_transforms))
+        .routes(routes!(get_transform, upload_transform))
+        .routes(routes!(activate))
+        .routes(routes!(rollback))
+        .routes(routes!(delete_version))
+        .routes(routes!(list_pipelines, apply_pipelines))
+        .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
         .layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
 }
@@ -92,6 +84,14 @@ struct UploadQuery {
     activate: bool,
 }
 
+#[utoipa::path(put, path = "/api/transforms/{name}", tag = "registry",
+    summary = "Upload a component; validated before anything is recorded",
+    params(("name" = String, Path, description = "Transform name"), ("activate" = Option<bool>, Query, description = "Make it the active version")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, description = "Stored: name, version, world, size, active"),
+        (status = 413, description = "Larger than the upload limit"),
+        (status = 422, description = "Not a component of the transformer or aggregator world")),
+    security(("functions_key" = []), ("bearer" = [])))]
 async fn upload_transform(
     State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
@@ -129,6 +129,9 @@ fn summary(manifest: &Manifest) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/api/transforms", tag = "registry",
+    summary = "Transforms with their active version",
+    responses((status = 200, description = "[{name, active, versions}]")), security(("functions_key" = []), ("bearer" = [])))]
 async fn list_transforms(State(admin): State<Arc<Admin>>) -> ApiResult {
     let manifests = admin.registry.list().await?;
     ok(
@@ -137,6 +140,9 @@ async fn list_transforms(State(admin): State<Arc<Admin>>) -> ApiResult {
     )
 }
 
+#[utoipa::path(get, path = "/api/transforms/{name}", tag = "registry",
+    summary = "A transform's manifest: versions, active, activation history",
+    params(("name" = String, Path, description = "Transform name")), responses((status = 200, description = "The manifest"), (status = 404, description = "No such transform")), security(("functions_key" = []), ("bearer" = [])))]
 async fn get_transform(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
     ok(StatusCode::OK, admin.registry.manifest(&name).await?)
 }
@@ -146,6 +152,10 @@ struct ActivateBody {
     version: String,
 }
 
+#[utoipa::path(post, path = "/api/transforms/{name}/activate", tag = "registry",
+    summary = "Make a version (8+ hex digits of it) the active one",
+    params(("name" = String, Path, description = "Transform name")), request_body(content = serde_json::Value, description = "{\"version\": \"...\"}"),
+    responses((status = 200, description = "The new manifest"), (status = 404, description = "No such version")), security(("functions_key" = []), ("bearer" = [])))]
 async fn activate(
     State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
@@ -163,10 +173,17 @@ async fn activate(
     )
 }
 
+#[utoipa::path(post, path = "/api/transforms/{name}/rollback", tag = "registry",
+    summary = "Go back to the version active before the current one",
+    params(("name" = String, Path, description = "Transform name")), responses((status = 200, description = "The new manifest"), (status = 400, description = "Nothing to roll back to")), security(("functions_key" = []), ("bearer" = [])))]
 async fn rollback(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
     ok(StatusCode::OK, admin.registry.rollback(&name).await?)
 }
 
+#[utoipa::path(delete, path = "/api/transforms/{name}/versions/{version}", tag = "registry",
+    summary = "Remove a version that is not active",
+    params(("name" = String, Path, description = "Transform name"), ("version" = String, Path, description = "Version (8+ hex digits)")),
+    responses((status = 200, description = "The new manifest"), (status = 409, description = "The version is active")), security(("functions_key" = []), ("bearer" = [])))]
 async fn delete_version(
     State(admin): State<Arc<Admin>>,
     Path((name, version)): Path<(String, String)>,
@@ -177,10 +194,15 @@ async fn delete_version(
     )
 }
 
+#[utoipa::path(get, path = "/api/pipelines", tag = "pipelines",
+    summary = "Every pipeline definition", responses((status = 200, description = "The definitions")), security(("functions_key" = []), ("bearer" = [])))]
 async fn list_pipelines(State(admin): State<Arc<Admin>>) -> ApiResult {
     ok(StatusCode::OK, admin.registry.pipelines().await?)
 }
 
+#[utoipa::path(get, path = "/api/pipelines/{name}", tag = "pipelines",
+    summary = "One pipeline definition", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, description = "The definition"), (status = 404, description = "No such pipeline")), security(("functions_key" = []), ("bearer" = [])))]
 async fn get_pipeline(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
     ok(StatusCode::OK, admin.registry.pipeline(&name).await?)
 }
@@ -193,6 +215,10 @@ fn json_body(
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
+#[utoipa::path(put, path = "/api/pipelines/{name}", tag = "pipelines",
+    summary = "Create or replace a pipeline definition", params(("name" = String, Path, description = "Pipeline name")),
+    request_body(content = serde_json::Value, description = "A pipeline definition"),
+    responses((status = 200, description = "Stored"), (status = 400, description = "Invalid; the message names the field")), security(("functions_key" = []), ("bearer" = [])))]
 async fn put_pipeline(
     State(admin): State<Arc<Admin>>,
     Path(name): Path<String>,
@@ -223,6 +249,10 @@ async fn put_pipeline(
 
 /// Create or update several pipelines at once; all are checked before any
 /// is stored.
+#[utoipa::path(post, path = "/api/pipelines", tag = "pipelines",
+    summary = "Create or update several pipelines; all are checked before any is stored",
+    request_body(content = serde_json::Value, description = "A definition or a list of them"),
+    responses((status = 200, description = "{applied: [names]}"), (status = 400, description = "Invalid; names the entry and field")), security(("functions_key" = []), ("bearer" = [])))]
 async fn apply_pipelines(
     State(admin): State<Arc<Admin>>,
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
@@ -237,6 +267,9 @@ async fn apply_pipelines(
     ok(StatusCode::OK, json!({"applied": names}))
 }
 
+#[utoipa::path(delete, path = "/api/pipelines/{name}", tag = "pipelines",
+    summary = "Delete a pipeline definition", params(("name" = String, Path, description = "Pipeline name")),
+    responses((status = 200, description = "Deleted"), (status = 404, description = "No such pipeline")), security(("functions_key" = []), ("bearer" = [])))]
 async fn delete_pipeline(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
     admin.registry.delete_pipeline(&name).await?;
     ok(StatusCode::OK, json!({"deleted": name}))

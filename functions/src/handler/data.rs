@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::enrich::TransformRef;
@@ -22,6 +22,9 @@ use sluice_host::kafka::{KafkaConfig, KafkaError};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::registry::Registry;
 use sluice_host::runtime::{Runtime, Transform};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::admin::ApiError;
 use crate::fetch::{FetchLimits, FetchQuery, dry_run, fetch, outcome_json, record_json};
@@ -36,13 +39,14 @@ pub struct DataApi {
     pub transforms_dir: PathBuf,
 }
 
-pub fn routes(api: Arc<DataApi>) -> Router {
-    let protected = Router::new()
-        .route("/api/fetch", get(fetch_route))
-        .route("/api/transforms/{name}/invoke", post(invoke))
+/// The API routes (documented) and the page (not part of the API).
+pub fn routes(api: Arc<DataApi>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(fetch_route))
+        .routes(routes!(invoke))
         .layer(middleware::from_fn_with_state(api.clone(), require_key))
-        .with_state(api);
-    Router::new().route("/", get(page)).merge(protected)
+        .with_state(api)
+        .route("/", get(page))
 }
 
 async fn require_key(State(api): State<Arc<DataApi>>, request: Request, next: Next) -> Response {
@@ -54,7 +58,8 @@ async fn page() -> Html<&'static str> {
     Html(include_str!("page.html"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FetchParams {
     topic: String,
     /// One partition or a comma-separated list.
@@ -191,6 +196,13 @@ async fn load_transform(
     }
 }
 
+#[utoipa::path(get, path = "/api/fetch", tag = "data",
+    summary = "Records at offsets, optionally with a transform's dry-run outcome",
+    params(FetchParams),
+    responses((status = 200, description = "JSON (records, complete, limited_by), NDJSON, CSV or Parquet"),
+        (status = 404, description = "Unknown topic, partition or transform"),
+        (status = 416, description = "Offset outside the partition; the message gives the range")),
+    security(("functions_key" = []), ("bearer" = [])))]
 async fn fetch_route(
     State(api): State<Arc<DataApi>>,
     headers: axum::http::HeaderMap,
@@ -312,12 +324,19 @@ fn invoke_record(i: usize, item: &Value) -> KafkaRecord {
     record
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct InvokeParams {
     #[serde(default)]
     version: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/transforms/{name}/invoke", tag = "data",
+    summary = "Run a transform on records posted in the request",
+    params(("name" = String, Path, description = "Transform name"), InvokeParams),
+    request_body(content = serde_json::Value, description = "A list of JSON values, or of {key, value, headers}"),
+    responses((status = 200, description = "{transform, version, outcomes}"), (status = 404, description = "Unknown transform")),
+    security(("functions_key" = []), ("bearer" = [])))]
 async fn invoke(
     State(api): State<Arc<DataApi>>,
     Path(name): Path<String>,

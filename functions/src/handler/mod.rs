@@ -8,6 +8,7 @@ pub mod data;
 mod enrich;
 mod invocation;
 mod kafka_event;
+mod openapi;
 mod timer;
 
 pub use enrich::EnrichConfig;
@@ -15,8 +16,11 @@ pub use enrich::EnrichConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
-use axum::routing::post;
+use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 /// What the function app was configured with.
 #[derive(Debug, Clone)]
@@ -57,24 +61,28 @@ pub struct AppState {
 }
 
 pub fn router(config: AppConfig) -> Router {
-    let admin = config.admin.clone();
-    let data = config.data.clone();
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi());
+    if let Some(admin) = config.admin.clone() {
+        api = api.merge(admin::routes(admin));
+    }
+    if let Some(data) = config.data.clone() {
+        api = api.merge(data::routes(data));
+    }
+    let (api, document) = api.split_for_parts();
     let state = AppState {
         config,
         enricher: Default::default(),
     };
-    let app = Router::new()
+    Router::new()
         .route("/Export", post(timer::export))
         .route("/Enrich", post(enrich::enrich))
-        .with_state(Arc::new(state));
-    let app = match admin {
-        Some(admin) => app.merge(admin::routes(admin)),
-        None => app,
-    };
-    match data {
-        Some(data) => app.merge(data::routes(data)),
-        None => app,
-    }
+        .with_state(Arc::new(state))
+        .merge(api)
+        .route(
+            "/api/openapi.json",
+            get(move || async move { Json(document) }),
+        )
+        .route("/api/docs", get(openapi::swagger_ui))
 }
 
 #[cfg(test)]

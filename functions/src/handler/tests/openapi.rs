@@ -1,0 +1,131 @@
+//! The OpenAPI document against the router: every documented operation is
+//! served (the router answers it, not its 404/405 fallback), and every API
+//! route is documented.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sluice_host::registry::Registry;
+use sluice_host::storage::AzureCredentials;
+use sluice_tests::{broker, guests_dir, runtime};
+use tower::ServiceExt;
+
+use crate::fetch::FetchLimits;
+use crate::handler::admin::Admin;
+use crate::handler::data::DataApi;
+use crate::handler::{AppConfig, router};
+
+fn full_app(dir: &std::path::Path) -> AppConfig {
+    let registry =
+        Arc::new(Registry::open(dir.to_str().unwrap(), &AzureCredentials::default()).unwrap());
+    AppConfig {
+        topics: "topics.json".into(),
+        connections: "connections.json".into(),
+        out: None,
+        enrich: None,
+        admin: Some(Arc::new(Admin {
+            registry: registry.clone(),
+            runtime: runtime().clone(),
+            key: Some("k".into()),
+        })),
+        data: Some(Arc::new(DataApi {
+            kafka: broker(),
+            limits: FetchLimits::default(),
+            key: Some("k".into()),
+            runtime: runtime().clone(),
+            registry: Some(registry),
+            transforms_dir: guests_dir(),
+        })),
+    }
+}
+
+async fn send(config: &AppConfig, method: Method, uri: &str) -> (StatusCode, Vec<u8>) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("x-functions-key", "k")
+        .header("content-type", "application/json")
+        .body(Body::from("{}"))
+        .unwrap();
+    let response = router(config.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    (
+        status,
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+}
+
+#[tokio::test]
+async fn the_document_and_the_routes_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = full_app(dir.path());
+    let (status, body) = send(&config, Method::GET, "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    let paths = document["paths"].as_object().unwrap();
+    let documented: BTreeSet<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| (method.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("GET", "/api/fetch"),
+        ("POST", "/api/transforms/{name}/invoke"),
+        ("GET", "/api/transforms"),
+        ("GET", "/api/transforms/{name}"),
+        ("PUT", "/api/transforms/{name}"),
+        ("POST", "/api/transforms/{name}/activate"),
+        ("POST", "/api/transforms/{name}/rollback"),
+        ("DELETE", "/api/transforms/{name}/versions/{version}"),
+        ("GET", "/api/pipelines"),
+        ("POST", "/api/pipelines"),
+        ("GET", "/api/pipelines/{name}"),
+        ("PUT", "/api/pipelines/{name}"),
+        ("DELETE", "/api/pipelines/{name}"),
+    ]
+    .into_iter()
+    .map(|(m, p)| (m.to_owned(), p.to_owned()))
+    .collect();
+    assert_eq!(
+        documented, expected,
+        "every API route documented, nothing else"
+    );
+    assert!(document["components"]["securitySchemes"]["functions_key"].is_object());
+
+    for (method, path) in &documented {
+        let uri = path
+            .replace("{name}", "nothing-here")
+            .replace("{version}", "0123456789abcdef")
+            + if path == "/api/fetch" { "?topic=x" } else { "" };
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = send(&config, method.clone(), &uri).await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        // A handler's 404 explains itself in JSON; the router's is empty.
+        let handled = serde_json::from_slice::<Value>(&body)
+            .map(|v| v.get("error").is_some() || status.is_success())
+            .unwrap_or(false);
+        assert!(
+            handled,
+            "{method} {uri} answered {status} from the router, not a handler"
+        );
+    }
+
+    let (status, page) = send(&config, Method::GET, "/api/docs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&page).contains("/api/openapi.json"));
+}
