@@ -51,6 +51,9 @@ impl BoundedReader {
             // just below the high watermark are gone (compaction,
             // transaction markers) and no record reaches the end.
             .set("enable.partition.eof", "true")
+            // A bounded read wants the partition's end reported at once, not
+            // after the broker's default half-second wait for more records.
+            .set("fetch.wait.max.ms", "20")
             .create()
             .map_err(|source| KafkaError::Client {
                 brokers: config.bootstrap_servers.clone(),
