@@ -9,6 +9,7 @@ pub mod config;
 pub mod enrich;
 pub mod export;
 pub mod generate;
+pub mod import;
 pub mod kafka;
 pub mod parquet;
 pub mod pipeline;

@@ -6,6 +6,7 @@ pub mod enrich;
 pub mod export;
 mod fetch;
 mod generate;
+mod import;
 mod progress;
 pub mod registry;
 mod run;
@@ -110,6 +111,9 @@ enum Command {
     Pipelines(registry::PipelinesArgs),
     /// Produce generated records to a topic.
     Gen(generate::GenArgs),
+    /// Import JSON lines, Avro and Parquet files from a folder or Azure
+    /// storage into a topic, one JSON record per row (resumable).
+    Import(import::ImportArgs),
     /// The whole job on embedded defaults: generate bookings, categorise
     /// them into expedia_ext, summarise to Parquet, print the summary.
     Demo(demo::DemoArgs),
@@ -125,6 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Transforms(a) => registry::transforms(a),
         Command::Pipelines(a) => registry::pipelines(a),
         Command::Gen(a) => generate::run(a),
+        Command::Import(a) => import::run(a),
         Command::Enrich(a) => enrich::run(a),
         Command::Serve(a) => serve::run(a),
         Command::Demo(a) => demo::run(a),
