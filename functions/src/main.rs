@@ -10,7 +10,14 @@ mod transforms;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let args = cli::Args::parse();
+    // A Lambda bootstrap is started without arguments: serve its events.
+    let lambda =
+        std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args().len() == 1;
+    let args = if lambda {
+        cli::Args::parse_from(["sluice", "serve"])
+    } else {
+        cli::Args::parse()
+    };
     logging::init(args.log_format);
     match cli::run(args) {
         Ok(code) => code,

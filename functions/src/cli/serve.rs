@@ -90,6 +90,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             data: Some(data),
         })
         .layer(cors);
+        // On AWS Lambda the runtime API hands us events; the same router
+        // answers them (API Gateway v2 / function URL payloads).
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            tracing::info!("serving AWS Lambda events");
+            return lambda_http::run(app)
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
+        }
         let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
             .await
             .with_context(|| format!("listening on {}:{}", args.listen, args.port))?;
