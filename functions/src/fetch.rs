@@ -7,9 +7,10 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sluice_host::codec::{SchemaRegistry, decode_confluent};
 use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, Start};
 use sluice_host::parquet::{ValueColumn, kafka_batch};
-use sluice_host::record::{KafkaRecord, Outcome};
+use sluice_host::record::{Header, KafkaRecord, Outcome};
 use sluice_host::runtime::{GuestError, Limits, Transform};
 
 /// Where to read: partitions and the offset each starts at.
@@ -109,6 +110,27 @@ pub fn fetch(
         limited_by,
         ends,
     })
+}
+
+/// Header set on a fetched record whose value could not be decoded; its
+/// value is then shown as stored.
+pub const DECODE_ERROR_HEADER: &str = "sluice.decode.error";
+
+/// Replaces Confluent-framed Avro values with their JSON text, using the
+/// writer's schema from the registry.
+pub fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) {
+    for record in records {
+        let Some(bytes) = record.value.as_deref() else {
+            continue;
+        };
+        match decode_confluent(bytes, registry) {
+            Ok(value) => record.value = Some(value.to_string().into_bytes()),
+            Err(error) => record.headers.push(Header {
+                key: DECODE_ERROR_HEADER.to_owned(),
+                value: Some(error.to_string().into_bytes()),
+            }),
+        }
+    }
 }
 
 /// What a transform would do with each record: the dry run.

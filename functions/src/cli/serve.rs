@@ -12,6 +12,8 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
+use sluice_host::codec::SchemaRegistry;
+
 use crate::fetch::FetchLimits;
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
@@ -51,6 +53,9 @@ pub struct ServeArgs {
     /// `*`); none by default.
     #[arg(long, env = "SLUICE_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
+    /// Confluent Schema Registry, for `/api/fetch?value_format=avro`.
+    #[arg(long, env = "SLUICE_SCHEMA_REGISTRY_URL")]
+    schema_registry_url: Option<String>,
     /// Interface to listen on.
     #[arg(long, env = "SLUICE_LISTEN", default_value = "127.0.0.1")]
     listen: String,
@@ -73,6 +78,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         runtime,
         registry,
         transforms_dir: args.transforms.dir(),
+        schema_registry: args
+            .schema_registry_url
+            .as_deref()
+            .map(SchemaRegistry::new)
+            .transpose()
+            .context("schema registry")?
+            .map(Arc::new),
     });
     let cors = cors(&args.cors_origins)?;
     let io = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -17,6 +17,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_host::codec::SchemaRegistry;
 use sluice_host::enrich::TransformRef;
 use sluice_host::kafka::{KafkaConfig, KafkaError};
 use sluice_host::record::{Header, KafkaRecord};
@@ -37,6 +38,8 @@ pub struct DataApi {
     /// Transforms come from the registry when there is one, else from here.
     pub registry: Option<Arc<Registry>>,
     pub transforms_dir: PathBuf,
+    /// For `value_format=avro`.
+    pub schema_registry: Option<Arc<SchemaRegistry>>,
 }
 
 /// The API routes (documented) and the page (not part of the API).
@@ -79,6 +82,10 @@ struct FetchParams {
     /// With `transform`: a version (prefix) instead of the active one.
     #[serde(default)]
     version: Option<String>,
+    /// `avro` decodes Confluent-framed Avro through the schema registry;
+    /// otherwise values are shown as stored (JSON or text).
+    #[serde(default)]
+    value_format: Option<String>,
 }
 
 fn numbers<T: std::str::FromStr>(
@@ -218,9 +225,28 @@ async fn fetch_route(
         }
         _ => None,
     };
+    let avro = match params.value_format.as_deref() {
+        None | Some("" | "json" | "raw") => None,
+        Some("avro") => Some(api.schema_registry.clone().ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
+                    .into(),
+            )
+        })?),
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("`value_format`: `{other}` is not one of json, raw, avro"),
+            ));
+        }
+    };
     let (kafka, limits) = (api.kafka.clone(), api.limits);
     let read = tokio::task::spawn_blocking(move || {
-        let fetched = fetch(&kafka, &query, &limits).map_err(kafka_error)?;
+        let mut fetched = fetch(&kafka, &query, &limits).map_err(kafka_error)?;
+        if let Some(registry) = &avro {
+            crate::fetch::decode_avro(&mut fetched.records, registry);
+        }
         let outcomes = match &transform {
             Some(t) => Some(
                 dry_run(t, &fetched.records)

@@ -11,30 +11,18 @@ use super::CodecError;
 #[derive(Debug)]
 pub struct SchemaRegistry {
     url: String,
-    client: reqwest::Client,
-    runtime: tokio::runtime::Runtime,
     cache: Mutex<HashMap<u32, Arc<Schema>>>,
 }
 
 impl SchemaRegistry {
     pub fn new(url: &str) -> Result<Self, CodecError> {
-        let error = |reason: String| CodecError::Registry {
+        url::Url::parse(url).map_err(|e| CodecError::Registry {
             url: url.to_owned(),
             id: 0,
-            reason,
-        };
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| error(e.to_string()))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| error(e.to_string()))?;
+            reason: e.to_string(),
+        })?;
         Ok(SchemaRegistry {
             url: url.trim_end_matches('/').to_owned(),
-            client,
-            runtime,
             cache: Mutex::default(),
         })
     }
@@ -50,10 +38,20 @@ impl SchemaRegistry {
             reason,
         };
         let url = format!("{}/schemas/ids/{id}", self.url);
-        let (status, body) = self
-            .runtime
+        // A runtime and client per fetch: schemas are fetched once each, and
+        // a registry that owned a runtime could not be dropped from async
+        // code (the HTTP app drops it on shutdown).
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| error(e.to_string()))?;
+        let (status, body) = runtime
             .block_on(async {
-                let response = self.client.get(&url).send().await?;
+                let response = client.get(&url).send().await?;
                 let status = response.status();
                 Ok::<_, reqwest::Error>((status, response.text().await?))
             })

@@ -33,6 +33,7 @@ fn app_with(limits: FetchLimits) -> AppConfig {
             runtime: runtime().clone(),
             registry: None,
             transforms_dir: guests_dir(),
+            schema_registry: None,
         })),
     }
 }
@@ -474,4 +475,74 @@ async fn the_page_fetches_and_shows_records_in_chromium() {
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 1000, "screenshot written to {}", shot.display());
     eprintln!("screenshot: {}", shot.display());
+}
+
+#[tokio::test]
+async fn avro_values_are_decoded_through_the_schema_registry() {
+    use apache_avro::Schema;
+    use apache_avro::types::Value as Avro;
+    use sluice_tests::schema_registry::{confluent_avro, start};
+
+    let schema = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
+    let registry = start(vec![(7, schema.to_owned())]);
+    let parsed = Schema::parse_str(schema).unwrap();
+    let user = Avro::Record(vec![
+        ("id".into(), Avro::Long(42)),
+        ("name".into(), Avro::String("ada".into())),
+    ]);
+    let config = broker();
+    let t = fresh_topic("fetch-avro");
+    ensure_topic(&config, &t, 1).unwrap();
+    let records = [confluent_avro(7, &parsed, user), b"not avro".to_vec()]
+        .into_iter()
+        .map(|value| ProduceRecord {
+            topic: t.clone(),
+            partition: Some(0),
+            key: None,
+            value: Some(value),
+            headers: Vec::new(),
+        })
+        .collect::<Vec<_>>();
+    Producer::new(&config).unwrap().send_all(&records).unwrap();
+
+    let mut with_registry = app();
+    if let Some(data) = with_registry.data.as_mut() {
+        let mut api = DataApi {
+            kafka: data.kafka.clone(),
+            limits: data.limits,
+            key: data.key.clone(),
+            runtime: data.runtime.clone(),
+            registry: None,
+            transforms_dir: data.transforms_dir.clone(),
+            schema_registry: None,
+        };
+        api.schema_registry = Some(Arc::new(
+            sluice_host::codec::SchemaRegistry::new(&registry.url).unwrap(),
+        ));
+        *data = Arc::new(api);
+    }
+    let (status, body) = get_json(
+        &with_registry,
+        &format!("/api/fetch?topic={t}&count=2&value_format=avro"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["records"][0]["value"],
+        json!({"id": 42, "name": "ada"})
+    );
+    assert_eq!(body["records"][1]["value"], "not avro", "shown as stored");
+    let reason = body["records"][1]["headers"]["sluice.decode.error"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("Confluent wire format"), "{reason}");
+
+    let (status, body) = get_json(&app(), &format!("/api/fetch?topic={t}&value_format=avro")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("SLUICE_SCHEMA_REGISTRY_URL")
+    );
 }

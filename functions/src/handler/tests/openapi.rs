@@ -39,6 +39,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             runtime: runtime().clone(),
             registry: Some(registry),
             transforms_dir: guests_dir(),
+            schema_registry: None,
         })),
     }
 }
