@@ -253,6 +253,15 @@ pub mod schema_registry {
 
     /// Serves `schemas` (id, Avro schema JSON) until the process ends.
     pub fn start(schemas: Vec<(u32, String)>) -> TestRegistry {
+        start_with_subjects(schemas, Vec::new())
+    }
+
+    /// Also serves `subjects`: each a name and the schema ids of its
+    /// versions 1, 2, ... (`/subjects/{s}/versions[/{v}]`).
+    pub fn start_with_subjects(
+        schemas: Vec<(u32, String)>,
+        subjects: Vec<(String, Vec<u32>)>,
+    ) -> TestRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -271,14 +280,15 @@ pub mod schema_registry {
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
                 let path = request_line.split_whitespace().nth(1).unwrap_or_default();
-                let found = path
-                    .strip_prefix("/schemas/ids/")
-                    .and_then(|id| id.parse::<u32>().ok())
-                    .and_then(|id| schemas.iter().find(|(i, _)| *i == id));
-                let (status, body) = match found {
-                    Some((_, schema)) => {
-                        ("200 OK", serde_json::json!({"schema": schema}).to_string())
-                    }
+                let schema = |id: u32| {
+                    schemas
+                        .iter()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, s)| s.clone())
+                };
+                let body = answer(path, &schema, &subjects);
+                let (status, body) = match body {
+                    Some(body) => ("200 OK", body.to_string()),
                     None => (
                         "404 Not Found",
                         serde_json::json!({"error_code": 40403, "message": "Schema not found"})
@@ -294,6 +304,29 @@ pub mod schema_registry {
             }
         });
         TestRegistry { url, requests }
+    }
+
+    fn answer(
+        path: &str,
+        schema: &dyn Fn(u32) -> Option<String>,
+        subjects: &[(String, Vec<u32>)],
+    ) -> Option<serde_json::Value> {
+        if let Some(id) = path.strip_prefix("/schemas/ids/") {
+            return schema(id.parse().ok()?).map(|s| serde_json::json!({"schema": s}));
+        }
+        let rest = path.strip_prefix("/subjects/")?;
+        let (name, versions) = rest.split_once("/versions")?;
+        let ids = &subjects.iter().find(|(n, _)| n == name)?.1;
+        match versions.strip_prefix('/') {
+            None => Some(serde_json::json!((1..=ids.len()).collect::<Vec<_>>())),
+            Some(version) => {
+                let version: usize = version.parse().ok()?;
+                let id = *ids.get(version.checked_sub(1)?)?;
+                Some(
+                    serde_json::json!({"subject": name, "version": version, "id": id, "schema": schema(id)?}),
+                )
+            }
+        }
     }
 
     /// `value` encoded with `schema` in the Confluent wire format.

@@ -308,13 +308,18 @@ fn an_aggregator_result_lands_beside_the_data() {
 fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettered() {
     use apache_avro::Schema;
     use apache_avro::types::Value as Avro;
+    use arrow_array::{Array, Int64Array};
     use sluice_host::codec::SchemaRegistry;
     use sluice_host::kafka::{ProduceRecord, Producer};
-    use sluice_tests::schema_registry::{confluent_avro, start};
+    use sluice_tests::schema_registry::{confluent_avro, start_with_subjects};
 
     let v1 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
     let v2 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#;
-    let registry = start(vec![(1, v1.to_owned()), (2, v2.to_owned())]);
+    let topic = fresh_topic("users-avro");
+    let registry = start_with_subjects(
+        vec![(1, v1.to_owned()), (2, v2.to_owned())],
+        vec![(format!("{topic}-value"), vec![1, 2])],
+    );
     let (s1, s2) = (
         Schema::parse_str(v1).unwrap(),
         Schema::parse_str(v2).unwrap(),
@@ -347,7 +352,6 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     });
 
     let config = broker();
-    let topic = fresh_topic("users-avro");
     ensure_topic(&config, &topic, 1).unwrap();
     let records: Vec<ProduceRecord> = values
         .into_iter()
@@ -393,6 +397,17 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
         serde_json::json!({"id": 5, "name": "u5", "email": "u5@x"})
     );
     assert_eq!(decoded.len(), 6);
+    // Typed columns merged from both versions of `<topic>-value`: one file.
+    let ids = batch.column_by_name("id").unwrap();
+    let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+    assert_eq!(ids.values().to_vec(), [0, 1, 2, 3, 4, 5]);
+    let emails = batch.column_by_name("email").unwrap();
+    let emails = emails.as_any().downcast_ref::<StringArray>().unwrap();
+    assert!(emails.is_null(0), "version 1 rows have no email");
+    assert_eq!(emails.value(5), "u5@x");
+    let names = batch.column_by_name("name").unwrap();
+    let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(names.value(0), "u0");
 
     let dead = std::fs::read_to_string(root.path().join(report.dead_letter_file.unwrap())).unwrap();
     let reasons: Vec<String> = dead
@@ -410,6 +425,7 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
         reasons[2].contains("schema 9") && reasons[2].contains("404"),
         "{reasons:?}"
     );
-    // Schemas 1 and 2 fetched once each, schema 9 tried once: the cache works.
-    assert_eq!(registry.requests(), 3);
+    // The subject's version list and its two versions (which fill the
+    // cache for ids 1 and 2), then schema 9 tried once.
+    assert_eq!(registry.requests(), 4);
 }

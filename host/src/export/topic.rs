@@ -10,7 +10,10 @@ use super::partition_file::{PartitionFile, WrittenFile};
 use crate::codec::{SchemaRegistry, decode_confluent};
 use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan};
 use crate::parquet::Rejected;
-use crate::parquet::{ValueColumn, kafka_batch, kafka_schema};
+use crate::parquet::{
+    ValueColumn, ValueField, kafka_batch, kafka_schema, merged_fields, schema_with,
+    with_value_columns,
+};
 use crate::record::KafkaRecord;
 use crate::runtime::{Aggregator, GuestError};
 use crate::storage::{Storage, StorageError};
@@ -98,7 +101,11 @@ pub fn export_topic(
     let started = Instant::now();
     let topic = plan.topic.as_str();
     let mut reader = BoundedReader::open(config, plan)?;
-    let schema = kafka_schema(options.value);
+    let typed = match &options.registry {
+        Some(registry) => typed_value_fields(registry, topic),
+        None => Vec::new(),
+    };
+    let schema = schema_with(&kafka_schema(options.value), &typed);
     let mut open: BTreeMap<i32, PartitionFile> = BTreeMap::new();
     let mut report = TopicReport {
         topic: topic.to_owned(),
@@ -118,13 +125,18 @@ pub fn export_topic(
                 Some(registry) => decode_avro(records, registry, &mut dead_letters)?,
                 None => records,
             };
+            let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
+                path: staging.clone(),
+                reason: e.to_string(),
+            };
             let (rows, rejected) =
-                kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o)).map_err(
-                    |e| ExportError::Parquet {
-                        path: staging.clone(),
-                        reason: e.to_string(),
-                    },
-                )?;
+                kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o))
+                    .map_err(parquet_error)?;
+            let rows = if typed.is_empty() {
+                rows
+            } else {
+                with_value_columns(&rows, &typed).map_err(parquet_error)?
+            };
             for r in &rejected {
                 if let Some(record) = records.iter().find(|x| x.offset == r.offset) {
                     dead_letters.write(r, record)?;
@@ -190,6 +202,38 @@ pub fn export_topic(
         "topic exported"
     );
     Ok(report)
+}
+
+/// Typed columns for the fields of every version of `<topic>-value` (the
+/// registry's default subject naming); none when the subject is unknown,
+/// and the values stay JSON text only.
+fn typed_value_fields(registry: &SchemaRegistry, topic: &str) -> Vec<ValueField> {
+    let subject = format!("{topic}-value");
+    match registry.subject_schemas(&subject) {
+        Ok(Some(schemas)) => {
+            let fields = merged_fields(&schemas);
+            tracing::info!(
+                topic,
+                subject,
+                versions = schemas.len(),
+                columns = fields.len(),
+                "typed value columns from the schema registry"
+            );
+            fields
+        }
+        Ok(None) => {
+            tracing::warn!(
+                topic,
+                subject,
+                "subject not in the schema registry: values are written as JSON text only"
+            );
+            Vec::new()
+        }
+        Err(error) => {
+            tracing::warn!(topic, subject, %error, "cannot read the subject's schemas: values are written as JSON text only");
+            Vec::new()
+        }
+    }
 }
 
 /// Avro values replaced by their JSON; undecodable records dead-lettered.

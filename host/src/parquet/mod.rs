@@ -1,9 +1,11 @@
-//! Parquet output. Today: JSON records (an aggregator's result) written as a
-//! typed table; the export's streaming writer with Kafka metadata columns
-//! grows beside it.
+//! Parquet output: JSON records (an aggregator's result) as a typed table,
+//! and Kafka records with their metadata columns, the value as JSON text or
+//! bytes, and typed value columns from Avro schemas.
 
+mod avro_columns;
 mod json_table;
 mod kafka_table;
 
+pub use avro_columns::{ValueField, merged_fields, schema_with, with_value_columns};
 pub use json_table::{ParquetError, write_json_records};
 pub use kafka_table::{Rejected, ValueColumn, schema as kafka_schema, to_batch as kafka_batch};
