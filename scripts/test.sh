@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+# CI builds once: incremental artifacts would only take disk (gigabytes).
+if [[ "${CI:-}" == true ]]; then
+  export CARGO_INCREMENTAL=0
+fi
+scripts/prune-target.sh
 eval "$(scripts/services.sh up)"
 scripts/build-guests.sh >/dev/null
 export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
