@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+command -v python3 >/dev/null || exit 0
 
 python3 - "$CARGO_TARGET_DIR" <<'PY'
 import collections, os, re, sys
