@@ -1,5 +1,7 @@
 //! `sluice transforms ...` and `sluice pipelines ...`: the registry from the
-//! command line, straight against its URL (a folder or Azure storage).
+//! command line, straight against its URL (a folder or Azure storage) or
+//! through a running app's admin HTTP API (`registry_api.rs`). Each
+//! subcommand is written once against [`Backend`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,26 +10,34 @@ use std::sync::Arc;
 use anyhow::Context;
 use bytes::Bytes;
 use clap::Subcommand;
+use serde::Deserialize;
 use serde_json::Value;
 use sluice_host::enrich::PipelineDefinition;
 use sluice_host::registry::{Manifest, Registry};
+
+use api::AdminApi;
+
+// A child module kept beside this file, so `cli/mod.rs` needs no change.
+#[path = "registry_api.rs"]
+mod api;
 use sluice_host::storage::AzureCredentials;
 
-/// Where the registry is.
+/// Where the registry is. The flags may follow a subcommand
+/// (`sluice transforms list --registry DIR`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
     /// Registry URL: a folder, `file://…`, `az://container/dir` or
     /// `abfss://filesystem@account.dfs.core.windows.net/dir`.
-    #[arg(long = "registry", env = "SLUICE_REGISTRY")]
+    #[arg(long = "registry", env = "SLUICE_REGISTRY", global = true)]
     pub url: Option<String>,
     /// Azure storage account (seed 000's azure_storage_account_name).
-    #[arg(long, env = "SLUICE_AZURE_ACCOUNT")]
+    #[arg(long, env = "SLUICE_AZURE_ACCOUNT", global = true)]
     pub azure_account: Option<String>,
     /// Azure storage account key.
-    #[arg(long, env = "SLUICE_AZURE_KEY", hide_env_values = true)]
+    #[arg(long, env = "SLUICE_AZURE_KEY", hide_env_values = true, global = true)]
     pub azure_key: Option<String>,
     /// Blob endpoint, for Azurite or a sovereign cloud.
-    #[arg(long, env = "SLUICE_AZURE_ENDPOINT")]
+    #[arg(long, env = "SLUICE_AZURE_ENDPOINT", global = true)]
     pub azure_endpoint: Option<String>,
 }
 
@@ -52,12 +62,62 @@ impl RegistryArgs {
     }
 }
 
+/// Where `transforms` and `pipelines` work: the registry itself or the
+/// admin API of an app serving it; exactly one of the two.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Admin HTTP API of a running app instead of the registry itself:
+    /// `http://127.0.0.1:8080`, `https://myapp.azurewebsites.net`.
+    #[arg(
+        long = "api",
+        value_name = "URL",
+        env = "SLUICE_API_URL",
+        global = true
+    )]
+    api: Option<String>,
+    /// The app's admin key (sent as x-functions-key), with --api.
+    #[arg(
+        long = "key",
+        value_name = "KEY",
+        env = "SLUICE_ADMIN_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    key: Option<String>,
+}
+
+impl TargetArgs {
+    fn open(&self) -> anyhow::Result<Box<dyn Backend>> {
+        match (&self.registry.url, &self.api) {
+            (Some(_), None) => Ok(Box::new(Direct {
+                registry: self.registry.require()?,
+                io: io()?,
+            })),
+            (None, Some(api)) => {
+                tracing::debug!(api = %api, "registry through the admin API");
+                Ok(Box::new(AdminApi::new(api, self.key.as_deref())?))
+            }
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both a registry and an admin API are given: use either --registry URL \
+                 (SLUICE_REGISTRY) or --api URL (SLUICE_API_URL), not both"
+            ),
+            (None, None) => anyhow::bail!(
+                "no registry: give --registry URL (or set SLUICE_REGISTRY) to use the \
+                 registry directly, or --api URL --key KEY (or set SLUICE_API_URL and \
+                 SLUICE_ADMIN_KEY) to go through a running app's admin API"
+            ),
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct TransformsArgs {
     #[command(subcommand)]
     command: TransformsCommand,
     #[command(flatten)]
-    registry: RegistryArgs,
+    target: TargetArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +146,7 @@ pub struct PipelinesArgs {
     #[command(subcommand)]
     command: PipelinesCommand,
     #[command(flatten)]
-    registry: RegistryArgs,
+    target: TargetArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +164,120 @@ enum PipelinesCommand {
     },
 }
 
+/// A transform in a listing.
+#[derive(Debug, Deserialize)]
+pub struct TransformSummary {
+    pub name: String,
+    pub active: Option<String>,
+    /// How many versions it has.
+    pub versions: usize,
+}
+
+impl From<&Manifest> for TransformSummary {
+    fn from(manifest: &Manifest) -> Self {
+        TransformSummary {
+            name: manifest.name.clone(),
+            active: manifest.active.clone(),
+            versions: manifest.versions.len(),
+        }
+    }
+}
+
+/// What an upload stored.
+#[derive(Debug)]
+pub struct UploadOutcome {
+    pub version: String,
+    pub world: String,
+    pub size: u64,
+    /// Whether it is the active version now.
+    pub active: bool,
+}
+
+/// The registry operations the subcommands need, the same whether they go
+/// to the store or through the admin API.
+pub trait Backend {
+    fn upload(&self, name: &str, wasm: Vec<u8>, activate: bool) -> anyhow::Result<UploadOutcome>;
+    fn list(&self) -> anyhow::Result<Vec<TransformSummary>>;
+    fn manifest(&self, name: &str) -> anyhow::Result<Manifest>;
+    fn activate(&self, name: &str, version: &str) -> anyhow::Result<Manifest>;
+    fn rollback(&self, name: &str) -> anyhow::Result<Manifest>;
+    fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest>;
+    /// Stores one definition or a list (all checked first); their names.
+    fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>>;
+    fn pipelines(&self) -> anyhow::Result<Vec<PipelineDefinition>>;
+    fn pipeline(&self, name: &str) -> anyhow::Result<PipelineDefinition>;
+    fn delete_pipeline(&self, name: &str) -> anyhow::Result<()>;
+}
+
+/// Straight against the registry's store.
+struct Direct {
+    registry: Arc<Registry>,
+    io: tokio::runtime::Runtime,
+}
+
+impl Backend for Direct {
+    fn upload(&self, name: &str, wasm: Vec<u8>, activate: bool) -> anyhow::Result<UploadOutcome> {
+        let runtime = crate::transforms::runtime()?;
+        let uploaded =
+            self.io.block_on(
+                self.registry
+                    .upload(&runtime, name, Bytes::from(wasm), activate),
+            )?;
+        let active = uploaded.manifest.active.as_ref() == Some(&uploaded.info.version);
+        Ok(UploadOutcome {
+            version: uploaded.info.version,
+            world: uploaded.info.world,
+            size: uploaded.info.size,
+            active,
+        })
+    }
+
+    fn list(&self) -> anyhow::Result<Vec<TransformSummary>> {
+        let manifests = self.io.block_on(self.registry.list())?;
+        Ok(manifests.iter().map(TransformSummary::from).collect())
+    }
+
+    fn manifest(&self, name: &str) -> anyhow::Result<Manifest> {
+        Ok(self.io.block_on(self.registry.manifest(name))?)
+    }
+
+    fn activate(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
+        Ok(self.io.block_on(self.registry.activate(name, version))?)
+    }
+
+    fn rollback(&self, name: &str) -> anyhow::Result<Manifest> {
+        Ok(self.io.block_on(self.registry.rollback(name))?)
+    }
+
+    fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
+        Ok(self
+            .io
+            .block_on(self.registry.delete_version(name, version))?)
+    }
+
+    fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {
+        let definitions = self::definitions(definitions)?;
+        let mut names = Vec::with_capacity(definitions.len());
+        for definition in definitions {
+            self.io.block_on(self.registry.put_pipeline(&definition))?;
+            names.push(definition.name);
+        }
+        Ok(names)
+    }
+
+    fn pipelines(&self) -> anyhow::Result<Vec<PipelineDefinition>> {
+        Ok(self.io.block_on(self.registry.pipelines())?)
+    }
+
+    fn pipeline(&self, name: &str) -> anyhow::Result<PipelineDefinition> {
+        Ok(self.io.block_on(self.registry.pipeline(name))?)
+    }
+
+    fn delete_pipeline(&self, name: &str) -> anyhow::Result<()> {
+        Ok(self.io.block_on(self.registry.delete_pipeline(name))?)
+    }
+}
+
 fn io() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -112,8 +286,7 @@ fn io() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {
-    let registry = args.registry.require()?;
-    let io = io()?;
+    let backend = args.target.open()?;
     match args.command {
         TransformsCommand::Upload {
             file,
@@ -122,20 +295,21 @@ pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {
         } => {
             let wasm =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let runtime = crate::transforms::runtime()?;
-            let uploaded = io
-                .block_on(registry.upload(&runtime, &name, Bytes::from(wasm), activate))
+            let uploaded = backend
+                .upload(&name, wasm, activate)
                 .with_context(|| format!("uploading {} as `{name}`", file.display()))?;
             println!(
                 "{name} {} ({}, {} bytes){}",
-                uploaded.info.version,
-                uploaded.info.world,
-                uploaded.info.size,
-                if activate { ", active" } else { "" }
+                uploaded.version,
+                uploaded.world,
+                uploaded.size,
+                if uploaded.active { ", active" } else { "" }
             );
         }
         TransformsCommand::List { name: Some(name) } => {
-            let manifest = io.block_on(registry.manifest(&name))?;
+            let manifest = backend
+                .manifest(&name)
+                .with_context(|| format!("reading transform `{name}`"))?;
             for v in &manifest.versions {
                 let mark = if manifest.active.as_ref() == Some(&v.version) {
                     "*"
@@ -146,56 +320,58 @@ pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {
             }
         }
         TransformsCommand::List { name: None } => {
-            for manifest in io.block_on(registry.list())? {
-                println!("{}", summary(&manifest));
+            for transform in backend.list().context("listing transforms")? {
+                println!("{}", summary(&transform));
             }
         }
         TransformsCommand::Activate { name, version } => {
-            println!(
-                "{}",
-                summary(&io.block_on(registry.activate(&name, &version))?)
-            );
+            let manifest = backend
+                .activate(&name, &version)
+                .with_context(|| format!("activating `{name}` version {version}"))?;
+            println!("{}", summary(&TransformSummary::from(&manifest)));
         }
         TransformsCommand::Rollback { name } => {
-            println!("{}", summary(&io.block_on(registry.rollback(&name))?));
+            let manifest = backend
+                .rollback(&name)
+                .with_context(|| format!("rolling back `{name}`"))?;
+            println!("{}", summary(&TransformSummary::from(&manifest)));
         }
         TransformsCommand::Delete { name, version } => {
-            println!(
-                "{}",
-                summary(&io.block_on(registry.delete_version(&name, &version))?)
-            );
+            let manifest = backend
+                .delete_version(&name, &version)
+                .with_context(|| format!("deleting `{name}` version {version}"))?;
+            println!("{}", summary(&TransformSummary::from(&manifest)));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary(manifest: &Manifest) -> String {
+fn summary(transform: &TransformSummary) -> String {
     format!(
         "{} active {} ({} versions)",
-        manifest.name,
-        manifest.active.as_deref().unwrap_or("none"),
-        manifest.versions.len()
+        transform.name,
+        transform.active.as_deref().unwrap_or("none"),
+        transform.versions
     )
 }
 
 pub fn pipelines(args: PipelinesArgs) -> anyhow::Result<ExitCode> {
-    let registry = args.registry.require()?;
-    let io = io()?;
+    let backend = args.target.open()?;
     match args.command {
         PipelinesCommand::Apply { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let value: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not valid JSON", file.display()))?;
-            for definition in
-                definitions(&value).with_context(|| format!("in {}", file.display()))?
-            {
-                io.block_on(registry.put_pipeline(&definition))?;
-                println!("applied {}", definition.name);
+            let applied = backend
+                .apply_pipelines(&value)
+                .with_context(|| format!("applying {}", file.display()))?;
+            for name in applied {
+                println!("applied {name}");
             }
         }
         PipelinesCommand::List => {
-            for definition in io.block_on(registry.pipelines())? {
+            for definition in backend.pipelines().context("listing pipelines")? {
                 println!(
                     "{}: {} -> {} via {}",
                     definition.name,
@@ -206,11 +382,15 @@ pub fn pipelines(args: PipelinesArgs) -> anyhow::Result<ExitCode> {
             }
         }
         PipelinesCommand::Get { name } => {
-            let definition = io.block_on(registry.pipeline(&name))?;
+            let definition = backend
+                .pipeline(&name)
+                .with_context(|| format!("reading pipeline `{name}`"))?;
             println!("{}", serde_json::to_string_pretty(&definition)?);
         }
         PipelinesCommand::Delete { name } => {
-            io.block_on(registry.delete_pipeline(&name))?;
+            backend
+                .delete_pipeline(&name)
+                .with_context(|| format!("deleting pipeline `{name}`"))?;
             println!("deleted {name}");
         }
     }
