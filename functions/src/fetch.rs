@@ -13,11 +13,11 @@ use sluice_host::parquet::{ValueColumn, kafka_batch};
 use sluice_host::record::{Header, KafkaRecord, Outcome};
 use sluice_host::runtime::{GuestError, Limits, Transform};
 
-/// Where to read: partitions and the offset each starts at.
+/// Where to read: partitions and the offset (or time) each starts at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchQuery {
     pub topic: String,
-    pub starts: BTreeMap<i32, i64>,
+    pub start: Start,
     /// Records per partition, at most.
     pub count: u64,
 }
@@ -74,7 +74,7 @@ pub fn fetch(
     let plan = ReadPlan {
         topic: query.topic.clone(),
         group_id: "sluice-fetch".into(),
-        start: Start::Offsets(query.starts.clone()),
+        start: query.start.clone(),
         max_per_partition: Some(count),
         offset_increment: BTreeMap::new(),
     };
@@ -104,6 +104,12 @@ pub fn fetch(
             limited_by = Some(LimitedBy::Time);
             break;
         }
+    }
+    if let Start::Timestamp { millis, .. } = query.start {
+        // Brokers answer a time past the last record with "the end", but
+        // some (tansu) with the first offset: records older than asked for
+        // are not what the caller wants either way.
+        records.retain(|r| r.timestamp.is_none_or(|t| t >= millis));
     }
     Ok(Fetched {
         records,

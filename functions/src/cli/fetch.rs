@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use sluice_host::kafka::Start;
 
 use crate::fetch::{
     FetchLimits, FetchQuery, dry_run, fetch, write_csv, write_json_lines, write_parquet,
@@ -25,6 +26,10 @@ pub struct FetchArgs {
     /// First offset to read.
     #[arg(long, default_value_t = 0)]
     offset: i64,
+    /// Start at the first record at or after this time (Unix epoch
+    /// milliseconds) instead of `--offset`.
+    #[arg(long, conflicts_with = "offset")]
+    from_timestamp: Option<i64>,
     /// Most records to return; never past the partition's end.
     #[arg(long, default_value_t = 10)]
     count: u64,
@@ -53,7 +58,13 @@ enum Format {
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let query = FetchQuery {
         topic: args.topic.clone(),
-        starts: BTreeMap::from([(args.partition, args.offset)]),
+        start: match args.from_timestamp {
+            Some(millis) => Start::Timestamp {
+                partitions: vec![args.partition],
+                millis,
+            },
+            None => Start::Offsets(BTreeMap::from([(args.partition, args.offset)])),
+        },
         count: args.count,
     };
     // The command line is trusted with any count; only the HTTP API caps it.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::enrich::TransformRef;
-use sluice_host::kafka::{KafkaConfig, KafkaError};
+use sluice_host::kafka::{KafkaConfig, KafkaError, Start};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::registry::Registry;
 use sluice_host::runtime::{Runtime, Transform};
@@ -71,6 +71,10 @@ struct FetchParams {
     /// One offset for every partition, or one per partition.
     #[serde(default)]
     offset: Option<String>,
+    /// Instead of offsets: start at the first record at or after this time,
+    /// Unix epoch milliseconds or RFC 3339 (`2026-11-22T01:00:00Z`).
+    #[serde(default)]
+    from_timestamp: Option<String>,
     #[serde(default)]
     count: Option<u64>,
     /// json (default), ndjson, csv or parquet; else the Accept header.
@@ -122,16 +126,49 @@ fn query_of(params: &FetchParams) -> Result<FetchQuery, ApiError> {
             ),
         ));
     }
-    let starts: BTreeMap<i32, i64> = partitions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| (*p, offsets[if offsets.len() == 1 { 0 } else { i }]))
-        .collect();
+    let start = match params.from_timestamp.as_deref().map(str::trim) {
+        Some(time) if !time.is_empty() => {
+            if params.offset.is_some() {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    "give `offset` or `from_timestamp`, not both".into(),
+                ));
+            }
+            Start::Timestamp {
+                partitions,
+                millis: millis_of(time)?,
+            }
+        }
+        _ => Start::Offsets(
+            partitions
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (*p, offsets[if offsets.len() == 1 { 0 } else { i }]))
+                .collect(),
+        ),
+    };
     Ok(FetchQuery {
         topic: params.topic.clone(),
-        starts,
+        start,
         count: params.count.unwrap_or(10),
     })
+}
+
+/// Epoch milliseconds, or an RFC 3339 time.
+fn millis_of(time: &str) -> Result<i64, ApiError> {
+    time.parse::<i64>()
+        .ok()
+        .or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(time)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("`from_timestamp`: `{time}` is neither epoch milliseconds nor RFC 3339"),
+            )
+        })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

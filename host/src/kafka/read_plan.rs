@@ -27,6 +27,9 @@ pub enum Start {
     Committed,
     /// These partitions only, from these offsets.
     Offsets(BTreeMap<i32, i64>),
+    /// From the first record at or after `millis` (Unix epoch, UTC) in these
+    /// partitions (all when empty).
+    Timestamp { partitions: Vec<i32>, millis: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,21 +88,22 @@ impl ReadPlan {
     ) -> Result<Vec<PartitionRange>, KafkaError> {
         let topic = self.topic.as_str();
         let partitions = super::reader::partitions(consumer, config, topic)?;
-        let wanted: Vec<i32> = match &self.start {
-            Start::Offsets(offsets) => {
-                if let Some(missing) = offsets.keys().find(|p| !partitions.contains(p)) {
-                    return Err(KafkaError::UnknownPartition {
-                        topic: topic.to_owned(),
-                        partition: *missing,
-                        partitions: partitions.len(),
-                    });
-                }
-                offsets.keys().copied().collect()
-            }
-            Start::Earliest | Start::Committed => partitions,
+        let named: Vec<i32> = match &self.start {
+            Start::Offsets(offsets) => offsets.keys().copied().collect(),
+            Start::Timestamp { partitions, .. } => partitions.clone(),
+            Start::Earliest | Start::Committed => Vec::new(),
         };
-        let committed = match self.start {
+        if let Some(missing) = named.iter().find(|p| !partitions.contains(p)) {
+            return Err(KafkaError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition: *missing,
+                partitions: partitions.len(),
+            });
+        }
+        let wanted = if named.is_empty() { partitions } else { named };
+        let found = match self.start {
             Start::Committed => self.committed(consumer, config, &wanted)?,
+            Start::Timestamp { millis, .. } => self.at_time(consumer, config, &wanted, millis)?,
             _ => BTreeMap::new(),
         };
         wanted
@@ -108,7 +112,13 @@ impl ReadPlan {
                 let (low, high) = super::reader::watermarks(consumer, config, topic, partition)?;
                 let start = match &self.start {
                     Start::Earliest => low,
-                    Start::Committed => committed.get(&partition).copied().unwrap_or(low).max(low),
+                    Start::Committed => found.get(&partition).copied().unwrap_or(low).max(low),
+                    // No record at or after the time: nothing to read.
+                    Start::Timestamp { .. } => found
+                        .get(&partition)
+                        .copied()
+                        .unwrap_or(high)
+                        .clamp(low, high),
                     Start::Offsets(offsets) => {
                         let start = offsets[&partition];
                         if start < low || start > high {
@@ -134,6 +144,39 @@ impl ReadPlan {
                 })
             })
             .collect()
+    }
+
+    /// The first offset at or after `millis` in each partition; partitions
+    /// with no such record are left out.
+    fn at_time(
+        &self,
+        consumer: &BaseConsumer,
+        config: &KafkaConfig,
+        partitions: &[i32],
+        millis: i64,
+    ) -> Result<BTreeMap<i32, i64>, KafkaError> {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition_offset(&self.topic, *partition, Offset::Offset(millis))
+                .map_err(|source| KafkaError::Metadata {
+                    topic: self.topic.clone(),
+                    source,
+                })?;
+        }
+        let found = consumer
+            .offsets_for_times(list, config.request_timeout)
+            .map_err(|source| KafkaError::Metadata {
+                topic: self.topic.clone(),
+                source,
+            })?;
+        Ok(found
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => Some((e.partition(), offset)),
+                _ => None,
+            })
+            .collect())
     }
 
     fn committed(

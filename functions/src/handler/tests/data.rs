@@ -546,3 +546,50 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
             .contains("SLUICE_SCHEMA_REGISTRY_URL")
     );
 }
+
+#[tokio::test]
+async fn fetch_can_start_at_a_time() {
+    let config = broker();
+    let t = fresh_topic("fetch-time");
+    ensure_topic(&config, &t, 1).unwrap();
+    let before: Vec<String> = (0..3)
+        .map(|i| json!({"batch": "before", "i": i}).to_string())
+        .collect();
+    sluice_tests::produce_to(&config, &t, 0, &before);
+    std::thread::sleep(Duration::from_millis(1100));
+    let cut = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let after: Vec<String> = (0..2)
+        .map(|i| json!({"batch": "after", "i": i}).to_string())
+        .collect();
+    sluice_tests::produce_to(&config, &t, 0, &after);
+
+    let app = app();
+    let (status, body) = get_json(
+        &app,
+        &format!("/api/fetch?topic={t}&from_timestamp={cut}&count=10"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(offsets(&body), [(0, 3), (0, 4)]);
+    let rfc3339 = chrono::DateTime::from_timestamp_millis(cut as i64)
+        .unwrap()
+        .to_rfc3339();
+    let uri = format!(
+        "/api/fetch?topic={t}&count=10&from_timestamp={}",
+        rfc3339.replace('+', "%2B")
+    );
+    let (_, body) = get_json(&app, &uri).await;
+    assert_eq!(offsets(&body), [(0, 3), (0, 4)], "RFC 3339 works the same");
+    let later = cut + 60_000;
+    let (_, body) = get_json(
+        &app,
+        &format!("/api/fetch?topic={t}&from_timestamp={later}"),
+    )
+    .await;
+    assert_eq!(body["returned"], 0, "nothing at or after a future time");
+    let (status, _) = get_json(&app, &format!("/api/fetch?topic={t}&from_timestamp=soon")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
