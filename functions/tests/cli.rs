@@ -295,3 +295,33 @@ mod fetch {
         );
     }
 }
+
+#[test]
+fn gen_rate_limits_how_fast_records_are_produced() {
+    let topic = sluice_tests::fresh_topic("gen-rate");
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "gen", "expedia", "--topic", &topic, "--count", "300", "--rate", "200",
+        ])
+        .env(
+            "SLUICE_KAFKA_BROKERS",
+            sluice_tests::broker().bootstrap_servers,
+        )
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // 300 records at 200/s cannot finish before 1.5 s; a lower bound only,
+    // a loaded machine may take longer.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(1200),
+        "300 records at --rate 200 took only {elapsed:?}"
+    );
+    let records = sluice_tests::read_all(&sluice_tests::broker(), &topic);
+    assert_eq!(records.len(), 300);
+}

@@ -1,12 +1,14 @@
-//! `sluice gen expedia --topic T --count N`: deterministic records into a
-//! topic, with a progress bar and the rate at the end.
+//! `sluice gen expedia --topic T --count N [--rate R]`: deterministic records
+//! into a topic, with a progress bar and the rate at the end.
 
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use sluice_host::generate::{ClickstreamGenerator, ExpediaGenerator, StayMix};
-use sluice_host::kafka::{KafkaConfig, ProduceRecord, Producer, ensure_topic};
+use sluice_host::generate::{
+    ClickstreamGenerator, ExpediaGenerator, Generator, Pacing, StayMix, produce_generated,
+};
+use sluice_host::kafka::{KafkaConfig, ensure_topic};
 
 use super::Broker;
 
@@ -21,6 +23,10 @@ pub struct GenArgs {
     /// Number of records.
     #[arg(long, default_value_t = 10_000)]
     count: u64,
+    /// Records per second on average (default: as fast as the broker takes
+    /// them).
+    #[arg(long, value_parser = parse_rate)]
+    rate: Option<f64>,
     /// Same seed, same records.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -39,29 +45,40 @@ enum Kind {
     Clickstream,
 }
 
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a positive number of records per second"
+        )),
+    }
+}
+
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
     let config = args.broker.config();
-    let started = Instant::now();
-    match args.kind {
-        Kind::Expedia => {
-            produce_expedia(&config, &args.topic, args.count, args.seed, args.partitions)?
-        }
+    let generator = match args.kind {
+        Kind::Expedia => Generator::Expedia(ExpediaGenerator::new(args.seed, StayMix::default())),
         Kind::Clickstream => {
             let start = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or_default();
-            let events = ClickstreamGenerator::new(args.seed, start);
-            produce(
-                &config,
-                &args.topic,
-                args.count,
-                args.partitions,
-                events,
-                "user_id",
-            )?
+            Generator::Clickstream(ClickstreamGenerator::new(args.seed, start))
         }
-    }
+    };
+    let pacing = Pacing {
+        rate: args.rate,
+        ..Pacing::default()
+    };
+    let started = Instant::now();
+    produce(
+        &config,
+        &args.topic,
+        args.count,
+        args.partitions,
+        pacing,
+        generator,
+    )?;
     let seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "produced {} records to {} in {seconds:.1} s ({:.0} records/s)",
@@ -80,42 +97,32 @@ pub fn produce_expedia(
     seed: u64,
     partitions: i32,
 ) -> anyhow::Result<()> {
-    let bookings = ExpediaGenerator::new(seed, StayMix::default());
-    produce(config, topic, count, partitions, bookings, "id")
+    let bookings = Generator::Expedia(ExpediaGenerator::new(seed, StayMix::default()));
+    produce(
+        config,
+        topic,
+        count,
+        partitions,
+        Pacing::default(),
+        bookings,
+    )
 }
 
-/// Produces `count` generated events keyed by `key_field`, in acknowledged
-/// chunks, with a progress bar.
+/// Creates the topic if missing, then produces with a progress bar.
 fn produce(
     config: &KafkaConfig,
     topic: &str,
     count: u64,
     partitions: i32,
-    mut events: impl Iterator<Item = serde_json::Value>,
-    key_field: &str,
+    pacing: Pacing,
+    generator: Generator,
 ) -> anyhow::Result<()> {
     ensure_topic(config, topic, partitions)?;
-    let producer = Producer::new(config)?;
     let progress = super::progress::bar(count, "generating");
-    let mut sent = 0;
-    while sent < count {
-        let chunk = (count - sent).min(5_000);
-        let batch: Vec<ProduceRecord> = (&mut events)
-            .take(chunk as usize)
-            .map(|value| ProduceRecord {
-                topic: topic.to_owned(),
-                partition: None,
-                key: Some(value[key_field].to_string().into_bytes()),
-                value: Some(value.to_string().into_bytes()),
-                headers: Vec::new(),
-            })
-            .collect();
-        producer
-            .send_all(&batch)
-            .with_context(|| format!("producing generated records {sent}.. to {topic}"))?;
-        sent += chunk;
-        progress.set_position(sent);
-    }
+    produce_generated(config, topic, count, pacing, generator, |sent| {
+        progress.set_position(sent)
+    })
+    .with_context(|| format!("generating {count} records into {topic}"))?;
     progress.finish_and_clear();
     Ok(())
 }

@@ -3,8 +3,10 @@
 
 mod clickstream;
 mod expedia;
+mod produce;
 mod rng;
 
 pub use clickstream::ClickstreamGenerator;
 pub use expedia::{ExpediaGenerator, StayMix};
+pub use produce::{GenerateError, Generator, Pacing, due, produce_generated};
 pub use rng::SplitMix64;
