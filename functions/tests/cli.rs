@@ -238,7 +238,10 @@ mod fetch {
             .collect();
         assert_eq!(lines.len(), 2, "count is respected");
         assert_eq!(lines[0]["offset"], 1);
-        assert_eq!(lines[0]["outcome"]["emit"][0]["stay_category"], "Long stay");
+        assert_eq!(
+            lines[0]["outcome"]["emit"][0]["value"]["stay_category"],
+            "Long stay"
+        );
         assert_eq!(lines[1]["value"], "not json, with a comma");
         assert!(
             lines[1]["outcome"]["fail"]
