@@ -431,3 +431,13 @@ impl EnrichWorker {
         self.handle.join().expect("worker thread")
     }
 }
+
+/// Runs `future` to completion on a fresh current-thread runtime, for
+/// tests of the async registry API.
+pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}

@@ -221,19 +221,7 @@ fn an_export_to_azure_storage_is_read_back_from_azurite() {
     let topic = fresh_topic("azure");
     ensure_topic(&config, &topic, 1).unwrap();
     produce_to(&config, &topic, 0, &json_values(0, 7));
-    let container = fresh_topic("exports").replace('.', "-").to_lowercase();
-    let container: String = container
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-        .take(60)
-        .collect();
-    let status = azurite::create_container(&container);
-    assert!(status.contains("201"), "container created: {status}");
-
-    let url = format!(
-        "abfss://{container}@{}.dfs.core.windows.net/landing",
-        azurite::ACCOUNT
-    );
+    let url = sluice_tests::azurite_url("exports", "landing");
     let storage = Storage::open(&url, &azurite::credentials()).unwrap();
     let options = ExportOptions::new("run");
     let report = export_topic(

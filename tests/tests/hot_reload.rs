@@ -12,15 +12,9 @@ use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::pipeline::header;
 use sluice_host::registry::{Registry, TransformWatch};
 use sluice_host::storage::AzureCredentials;
-use sluice_tests::{EnrichWorker, broker, fresh_topic, guest, header_text, read_all, runtime};
-
-fn block_on<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
+use sluice_tests::{
+    EnrichWorker, block_on, broker, fresh_topic, guest, header_text, read_all, runtime,
+};
 
 #[test]
 fn a_running_worker_switches_to_a_newly_activated_version() {

@@ -9,15 +9,7 @@ use serde_json::json;
 use sluice_host::enrich::{PipelineDefinition, TransformRef};
 use sluice_host::registry::{Registry, RegistryError};
 use sluice_host::storage::AzureCredentials;
-use sluice_tests::{azurite, azurite_url, guest, runtime};
-
-fn block_on<T>(future: impl Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(future)
-}
+use sluice_tests::{azurite, azurite_url, block_on, guest, runtime};
 
 /// A local registry (kept alive by the returned folder) and one on Azurite.
 fn registries() -> Vec<(String, Registry, Option<tempfile::TempDir>)> {

@@ -169,14 +169,7 @@ impl ReadPlan {
                 topic: self.topic.clone(),
                 source,
             })?;
-        Ok(found
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some((e.partition(), offset)),
-                _ => None,
-            })
-            .collect())
+        Ok(known_offsets(&found))
     }
 
     fn committed(
@@ -196,13 +189,18 @@ impl ReadPlan {
                 group: self.group_id.clone(),
                 source: Box::new(source),
             })?;
-        Ok(committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some((e.partition(), offset)),
-                _ => None,
-            })
-            .collect())
+        Ok(known_offsets(&committed))
     }
+}
+
+/// The partitions of `list` with a concrete offset; the others (none
+/// committed, no record at the time) are left out.
+fn known_offsets(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
+    list.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect()
 }
