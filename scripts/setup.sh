@@ -10,9 +10,13 @@ CARGO_BIN="${CARGO_HOME:-$HOME/.cargo}/bin"
 TANSU_VERSION=0.6.0
 # Newer Azurite releases need Node >= 21.
 AZURITE_VERSION=3.35.0
+# The Lambda Runtime API emulator (`cargo lambda watch`) the Lambda test runs under.
+CARGO_LAMBDA_VERSION=1.9.2
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
-APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev chromium)
+# python3-venv: cargo-lambda comes from PyPI into its own virtualenv.
+APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev chromium
+  python3-venv)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -105,6 +109,23 @@ ensure_azurite() {
   azurite_ok || die "azurite $AZURITE_VERSION not found after npm install"
 }
 
+cargo_lambda_ok() {
+  local bin="$SLUICE_CACHE/cargo-lambda/bin/cargo-lambda"
+  [[ -x "$bin" ]] && "$bin" lambda --version 2>/dev/null | grep -qwF "$CARGO_LAMBDA_VERSION"
+}
+
+ensure_cargo_lambda() {
+  if cargo_lambda_ok; then
+    return
+  fi
+  log "installing cargo-lambda $CARGO_LAMBDA_VERSION into $SLUICE_CACHE/cargo-lambda"
+  rm -rf "$SLUICE_CACHE/cargo-lambda"
+  python3 -m venv "$SLUICE_CACHE/cargo-lambda" >&2
+  "$SLUICE_CACHE/cargo-lambda/bin/pip" install --quiet --disable-pip-version-check \
+    "cargo-lambda==$CARGO_LAMBDA_VERSION" >&2
+  cargo_lambda_ok || die "cargo-lambda $CARGO_LAMBDA_VERSION not found after pip install"
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
@@ -113,6 +134,7 @@ main() {
   ensure_apt_packages
   ensure_tansu
   ensure_azurite
+  ensure_cargo_lambda
 }
 
 main "$@"

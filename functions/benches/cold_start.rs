@@ -5,8 +5,6 @@
 //! `cargo bench -p sluice --bench cold_start` (needs the broker from
 //! `scripts/services.sh up` and `scripts/build-guests.sh`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,29 +12,10 @@ use bytes::Bytes;
 use sluice_host::kafka::ensure_topic;
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
+use sluice_tests::http::{self, free_port};
 use sluice_tests::{broker, fresh_topic, guest, produce_to, runtime};
 
 const KEY: &str = "bench-key";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// The status code of one GET, or `None` while nothing listens.
-fn status(port: u16, path: &str) -> Option<u16> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-functions-key: {KEY}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    let line = String::from_utf8_lossy(&response);
-    line.split_whitespace().nth(1)?.parse().ok()
-}
 
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
@@ -77,15 +56,15 @@ fn main() {
         // First the page (the process is up and serving), then the fetch
         // (its first Kafka connection included).
         let listening = loop {
-            match status(port, "/") {
+            match http::get(port, "/", &[]).map(|r| r.status) {
                 Some(200) => break started.elapsed(),
                 Some(other) => panic!("/ answered {other}"),
                 None if started.elapsed() > Duration::from_secs(30) => panic!("never answered"),
                 None => std::thread::sleep(Duration::from_micros(200)),
             }
         };
-        let answered = match status(port, &path) {
-            Some(200) => started.elapsed(),
+        let answered = match http::get(port, &path, &[("x-functions-key", KEY)]) {
+            Some(r) if r.status == 200 => started.elapsed(),
             other => panic!("{path} answered {other:?}"),
         };
         let _ = child.kill();

@@ -85,26 +85,12 @@ pub fn fetch(
         .iter()
         .map(|r| (r.partition, r.end))
         .collect();
-    let mut records = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(batch) = reader.next_batch(500)? {
-        for record in batch {
-            bytes +=
-                record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len);
-            if bytes > limits.max_bytes {
-                return Ok(Fetched {
-                    records,
-                    limited_by: Some(LimitedBy::Bytes),
-                    ends,
-                });
-            }
-            records.push(record);
-        }
-        if started.elapsed() > limits.max_time {
-            limited_by = Some(LimitedBy::Time);
-            break;
-        }
-    }
+    let read = read_within(&mut reader, limits, started);
+    // Closing a consumer waits for its prefetch in flight and its broker
+    // threads (tens of milliseconds); the caller has its records already.
+    std::thread::spawn(move || drop(reader));
+    let (mut records, read_limited_by) = read?;
+    let limited_by = read_limited_by.or(limited_by);
     if let Start::Timestamp { millis, .. } = query.start {
         // Brokers answer a time past the last record with "the end", but
         // some (tansu) with the first offset: records older than asked for
@@ -116,6 +102,30 @@ pub fn fetch(
         limited_by,
         ends,
     })
+}
+
+/// Reads `reader` to its end or to the first limit reached.
+fn read_within(
+    reader: &mut BoundedReader,
+    limits: &FetchLimits,
+    started: Instant,
+) -> Result<(Vec<KafkaRecord>, Option<LimitedBy>), KafkaError> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(batch) = reader.next_batch(500)? {
+        for record in batch {
+            bytes +=
+                record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len);
+            if bytes > limits.max_bytes {
+                return Ok((records, Some(LimitedBy::Bytes)));
+            }
+            records.push(record);
+        }
+        if started.elapsed() > limits.max_time {
+            return Ok((records, Some(LimitedBy::Time)));
+        }
+    }
+    Ok((records, None))
 }
 
 /// Header set on a fetched record whose value could not be decoded; its

@@ -2,11 +2,11 @@
 //! a real `sluice serve` (`--api URL --key KEY`), checked against the same
 //! commands run straight on the server's registry folder (`--registry`).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use sluice_tests::http::{self, free_port};
 
 const KEY: &str = "cli-test-admin-key";
 
@@ -34,11 +34,7 @@ impl Server {
     fn start() -> Server {
         let dir = tempfile::tempdir().unwrap();
         let registry = dir.path().join("registry");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
         for var in TARGET_VARS {
@@ -65,24 +61,16 @@ impl Server {
         server
     }
 
-    /// Polls `GET /` until the server answers.
     fn wait_ready(&self, port: u16) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let request = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-                let mut answer = String::new();
-                if stream.write_all(request.as_bytes()).is_ok()
-                    && stream.read_to_string(&mut answer).is_ok()
-                    && answer.starts_with("HTTP/1.1 ")
-                {
-                    return;
-                }
-            }
+        while http::get(port, "/", &[]).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "sluice serve did not answer in time:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("sluice serve did not answer in time:\n{}", self.log());
     }
 
     fn log(&self) -> String {

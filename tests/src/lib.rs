@@ -10,6 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
+pub mod http;
+
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
 /// `<target>/wasm32-wasip2/guest` next to this test binary's target folder.
 pub fn guests_dir() -> PathBuf {
@@ -147,9 +149,6 @@ pub mod independent {
 /// The Azurite blob endpoint `scripts/services.sh up` started, and the one
 /// thing `object_store` cannot do there: create a container.
 pub mod azurite {
-    use std::io::{Read, Write};
-    use std::net::TcpStream;
-
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use hmac::{Hmac, Mac};
@@ -176,8 +175,8 @@ pub mod azurite {
     }
 
     /// Creates a container with a Shared Key signed request, as the Blob
-    /// API documents it; returns the HTTP status line.
-    pub fn create_container(name: &str) -> String {
+    /// API documents it; returns the HTTP answer.
+    pub fn create_container(name: &str) -> crate::http::Response {
         let date = httpdate::fmt_http_date(std::time::SystemTime::now());
         let version = "2021-08-06";
         let string_to_sign = format!(
@@ -186,18 +185,22 @@ pub mod azurite {
         let key = STANDARD.decode(KEY).expect("key is base64");
         let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
         mac.update(string_to_sign.as_bytes());
-        let signature = STANDARD.encode(mac.finalize().into_bytes());
-        let request = format!(
-            "PUT /{ACCOUNT}/{name}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-             x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
-             Authorization: SharedKey {ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            port = port()
+        let authorization = format!(
+            "SharedKey {ACCOUNT}:{}",
+            STANDARD.encode(mac.finalize().into_bytes())
         );
-        let mut stream = TcpStream::connect(("127.0.0.1", port())).expect("Azurite is running");
-        stream.write_all(request.as_bytes()).expect("send");
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        response.lines().next().unwrap_or_default().to_owned()
+        crate::http::request(
+            port(),
+            "PUT",
+            &format!("/{ACCOUNT}/{name}?restype=container"),
+            &[
+                ("x-ms-date", &date),
+                ("x-ms-version", version),
+                ("Authorization", &authorization),
+            ],
+            &[],
+        )
+        .expect("Azurite is running")
     }
 }
 
@@ -385,8 +388,8 @@ pub fn azurite_url(prefix: &str, folder: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
         .take(60)
         .collect();
-    let status = azurite::create_container(&container);
-    assert!(status.contains("201"), "container created: {status}");
+    let created = azurite::create_container(&container);
+    assert_eq!(created.status, 201, "container created: {}", created.text());
     format!(
         "abfss://{container}@{}.dfs.core.windows.net/{folder}",
         azurite::ACCOUNT

@@ -45,9 +45,31 @@ impl KafkaConfig {
         // librdkafka's default log goes to stderr unstructured; route it
         // through `log`-less silence unless the user asks for debug output.
         config.set("log_level", "3");
+        // librdkafka lets a new client open a connection only once per half
+        // of this backoff (50 ms by default); a short-lived client (a fetch,
+        // a cold start) would spend most of its life waiting for its first
+        // metadata. Retries still back off exponentially to
+        // reconnect.backoff.max.ms.
+        config.set("reconnect.backoff.ms", "10");
         for (key, value) in &self.properties {
             config.set(key, value);
         }
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_connections_are_quick_unless_the_user_says_otherwise() {
+        let default = KafkaConfig::new("b:9092").client_config();
+        assert_eq!(default.get("reconnect.backoff.ms"), Some("10"));
+        let chosen = KafkaConfig::new("b:9092")
+            .with("reconnect.backoff.ms", "250")
+            .client_config();
+        assert_eq!(chosen.get("reconnect.backoff.ms"), Some("250"));
+        assert_eq!(chosen.get("bootstrap.servers"), Some("b:9092"));
     }
 }

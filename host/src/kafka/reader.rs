@@ -52,8 +52,9 @@ impl BoundedReader {
             // transaction markers) and no record reaches the end.
             .set("enable.partition.eof", "true")
             // A bounded read wants the partition's end reported at once, not
-            // after the broker's default half-second wait for more records.
-            .set("fetch.wait.max.ms", "20")
+            // after the broker's default half-second wait for more records;
+            // and tansu holds even a fetch that found records this long.
+            .set("fetch.wait.max.ms", "5")
             .create()
             .map_err(|source| KafkaError::Client {
                 brokers: config.bootstrap_servers.clone(),

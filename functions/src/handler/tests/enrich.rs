@@ -97,6 +97,8 @@ async fn a_single_event_is_enriched_and_produced() {
 #[tokio::test]
 async fn a_batch_with_poison_records_dead_letters_them_and_answers_200() {
     let p = pipeline(broker());
+    // One partition: the outputs carry no key, and their order is checked.
+    ensure_topic(&broker(), &p.output, 1).unwrap();
     let events = vec![
         kevent(&p.input, 10, r#"{"id":1}"#),
         kevent(&p.input, 11, "not json at all"),
