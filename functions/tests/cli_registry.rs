@@ -265,6 +265,29 @@ fn registry_commands_through_the_admin_api_match_the_registry() {
             "pinned: a,b -> out via {name}\nposts-enriched: posts -> posts_enriched via {name}\n"
         )
     );
+    let topics = write(
+        server.dir.path(),
+        "topics.json",
+        r#"[{"topic": "posts_enriched", "group_id": "export-g"}]"#,
+    );
+    assert_eq!(
+        server.both(&["pipelines", "topology", "--topics", &topics]),
+        format!(
+            "pipeline pinned ({name}@{}, join on id within 1000 ms): a, b -> out; failures -> dlq\n\
+             pipeline posts-enriched ({name}): posts -> posts_enriched; failures -> posts.dlq\n\
+             export posts_enriched: posts_enriched -> Parquet files\n",
+            &v1[..12]
+        )
+    );
+    let dot = server.both(&["pipelines", "topology", "--format", "dot"]);
+    assert!(dot.starts_with("digraph sluice {"), "{dot}");
+    for edge in [
+        r#""topic:posts" -> "pipeline:posts-enriched";"#,
+        r#""pipeline:posts-enriched" -> "topic:posts_enriched";"#,
+        r#""pipeline:pinned" -> "topic:dlq" [style=dashed, color=red];"#,
+    ] {
+        assert!(dot.contains(edge), "{edge} in {dot}");
+    }
     let pinned = server.both(&["pipelines", "get", "pinned"]);
     let pinned: serde_json::Value = serde_json::from_str(&pinned).unwrap();
     assert_eq!(pinned["join"]["key"], "id");

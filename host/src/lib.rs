@@ -17,3 +17,4 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod storage;
+pub mod topology;

@@ -12,6 +12,7 @@ pub mod registry;
 mod run;
 mod serve;
 mod table;
+mod topology;
 mod transform;
 
 use std::path::PathBuf;

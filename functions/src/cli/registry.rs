@@ -8,6 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sluice_host::config::read_topics;
+use sluice_host::topology::topology;
+
+use super::topology::{TopologyFormat, render};
 use bytes::Bytes;
 use clap::Subcommand;
 use serde::Deserialize;
@@ -161,6 +165,15 @@ enum PipelinesCommand {
     },
     Delete {
         name: String,
+    },
+    /// Which pipelines (and exports) read and write which topics, with
+    /// warnings for loops and shared consumer groups.
+    Topology {
+        /// The export's topics.json, to show the exports too.
+        #[arg(long)]
+        topics: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: TopologyFormat,
     },
 }
 
@@ -392,6 +405,15 @@ pub fn pipelines(args: PipelinesArgs) -> anyhow::Result<ExitCode> {
                 .delete_pipeline(&name)
                 .with_context(|| format!("deleting pipeline `{name}`"))?;
             println!("deleted {name}");
+        }
+        PipelinesCommand::Topology { topics, format } => {
+            let pipelines = backend.pipelines().context("listing pipelines")?;
+            let exports = match &topics {
+                Some(path) => read_topics(path)?,
+                None => Vec::new(),
+            };
+            let graph = topology(&pipelines, &exports, None);
+            print!("{}", render(&graph, format)?);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -15,9 +15,10 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use sluice_host::codec::SchemaRegistry;
 
 use crate::fetch::FetchLimits;
-use crate::handler::admin::Admin;
+use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, EnrichConfig, router};
+use sluice_host::config::Connections;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -69,6 +70,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             registry,
             runtime: runtime.clone(),
             key: args.admin_key.clone(),
+            exports: Some(ExportFiles {
+                topics: args.topics.clone(),
+                storage: args.out.clone().or_else(|| {
+                    Connections::read(&args.connections)
+                        .ok()
+                        .map(|c| c.storage_url())
+                }),
+            }),
         })
     });
     let data = Arc::new(DataApi {

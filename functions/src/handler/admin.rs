@@ -3,6 +3,7 @@
 //! delete, and a bulk create-or-update like seed 002's
 //! `POST /api/consumer_configs`). Every route needs the admin key.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -13,8 +14,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_host::config::read_topics;
 use sluice_host::registry::{Manifest, Registry, RegistryError};
 use sluice_host::runtime::Runtime;
+use sluice_host::topology::topology;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,6 +27,14 @@ pub struct Admin {
     pub runtime: Runtime,
     /// The secret callers must present; `None` disables the admin API.
     pub key: Option<String>,
+    /// The export's topics.json (read on each request, so the topology
+    /// shows it as deployed) and where its files go.
+    pub exports: Option<ExportFiles>,
+}
+
+pub struct ExportFiles {
+    pub topics: PathBuf,
+    pub storage: Option<String>,
 }
 
 pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
@@ -35,6 +46,7 @@ pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
         .routes(routes!(delete_version))
         .routes(routes!(list_pipelines, apply_pipelines))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
+        .routes(routes!(get_topology))
         .layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
 }
@@ -205,6 +217,27 @@ async fn list_pipelines(State(admin): State<Arc<Admin>>) -> ApiResult {
     responses((status = 200, description = "The definition"), (status = 404, description = "No such pipeline")), security(("functions_key" = []), ("bearer" = [])))]
 async fn get_pipeline(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
     ok(StatusCode::OK, admin.registry.pipeline(&name).await?)
+}
+
+#[utoipa::path(get, path = "/api/topology", tag = "pipelines",
+    summary = "Which pipelines and exports read and write which topics, in layers from the sources, with warnings (loops, shared consumer groups)",
+    responses((status = 200, description = "{workers, topics, warnings}")), security(("functions_key" = []), ("bearer" = [])))]
+async fn get_topology(State(admin): State<Arc<Admin>>) -> ApiResult {
+    let pipelines = admin.registry.pipelines().await?;
+    let mut unreadable = None;
+    let (exports, storage) = match &admin.exports {
+        Some(files) if files.topics.exists() => match read_topics(&files.topics) {
+            Ok(entries) => (entries, files.storage.as_deref()),
+            Err(error) => {
+                unreadable = Some(format!("exports left out: {error}"));
+                (Vec::new(), None)
+            }
+        },
+        _ => (Vec::new(), None),
+    };
+    let mut graph = topology(&pipelines, &exports, storage);
+    graph.warnings.extend(unreadable);
+    ok(StatusCode::OK, graph)
 }
 
 /// A JSON body, or a 400 that says what is wrong with it.

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
+use axum::response::Html;
 use axum::routing::{get, post};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -68,12 +69,13 @@ pub fn router(config: AppConfig) -> Router {
     if let Some(data) = config.data.clone() {
         api = api.merge(data::routes(data));
     }
+    let topology_page = config.admin.is_some();
     let (api, document) = api.split_for_parts();
     let state = AppState {
         config,
         enricher: Default::default(),
     };
-    Router::new()
+    let app = Router::new()
         .route("/Export", post(timer::export))
         .route("/Enrich", post(enrich::enrich))
         .with_state(Arc::new(state))
@@ -82,7 +84,16 @@ pub fn router(config: AppConfig) -> Router {
             "/api/openapi.json",
             get(move || async move { Json(document) }),
         )
-        .route("/api/docs", get(openapi::swagger_ui))
+        .route("/api/docs", get(openapi::swagger_ui));
+    if topology_page {
+        // The page asks for the admin key itself; it holds no data.
+        app.route(
+            "/topology",
+            get(|| async { Html(include_str!("topology.html")) }),
+        )
+    } else {
+        app
+    }
 }
 
 #[cfg(test)]

@@ -153,3 +153,53 @@ async fn a_body_that_is_not_json_is_refused() {
     let (status, _) = post(app.config, "not json".into()).await;
     assert!(status.is_client_error(), "{status}");
 }
+
+/// Where page tests leave their screenshots: `<target>/screenshots/`.
+fn screenshot_path(file: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).unwrap().to_path_buf();
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(file)
+}
+
+/// Headless Chromium with the flags the machine notes ask for and a fresh
+/// profile; panics with its stderr when it fails.
+fn chromium(args: &[String]) -> std::process::Output {
+    let profile = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+            "--window-size=1280,720",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .expect("run chromium (scripts/setup.sh installs it)");
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The page at `url` as Chromium renders it: its DOM once scripts ran, and
+/// a screenshot saved as `<target>/screenshots/<file>`.
+pub fn render_page(url: &str, file: &str) -> String {
+    let shot = screenshot_path(file);
+    let dom = chromium(&["--dump-dom".into(), url.to_owned()]);
+    chromium(&[format!("--screenshot={}", shot.display()), url.to_owned()]);
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 1000, "screenshot written to {}", shot.display());
+    eprintln!("screenshot: {}", shot.display());
+    String::from_utf8_lossy(&dom.stdout).into_owned()
+}

@@ -11,7 +11,8 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::{guest, runtime};
 use tower::ServiceExt;
 
-use crate::handler::admin::Admin;
+use super::render_page;
+use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::{AppConfig, router};
 
 const KEY: &str = "s3cret-admin-key";
@@ -37,6 +38,10 @@ fn app(key: Option<&str>) -> App {
             registry: Arc::new(registry),
             runtime: runtime().clone(),
             key: key.map(str::to_owned),
+            exports: Some(ExportFiles {
+                topics: dir.path().join("topics.json"),
+                storage: Some("abfss://lake@acct.dfs.core.windows.net/raw".into()),
+            }),
         })),
         data: None,
     };
@@ -106,6 +111,7 @@ fn routes() -> Vec<(Method, &'static str, Vec<u8>)> {
         (Method::GET, "/api/pipelines/p", vec![]),
         (Method::PUT, "/api/pipelines/p", b"{}".to_vec()),
         (Method::DELETE, "/api/pipelines/p", vec![]),
+        (Method::GET, "/api/topology", vec![]),
     ]
 }
 
@@ -304,4 +310,130 @@ async fn pipelines_bulk_create_or_update_get_list_and_delete() {
     let mismatch = pipeline("other", "x").to_string().into_bytes();
     let (status, _) = admin(&app, Method::PUT, "/api/pipelines/worker1", mismatch).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_topology_joins_stored_pipelines_and_the_deployed_exports() {
+    let app = app(Some(KEY));
+    let (status, empty) = admin(&app, Method::GET, "/api/topology", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(empty, json!({"workers": [], "topics": [], "warnings": []}));
+
+    let pipelines = json!([
+        {"name": "enrich", "inputs": ["stays", "reviews"], "outputs": ["stays_ext"],
+         "dead_letter": "enrich_dlq", "transform": {"name": "stay-category", "version": "0123456789ab"},
+         "join": {"key": "id", "timeout_ms": 60000}},
+        {"name": "back", "inputs": ["stays_ext"], "outputs": ["stays"],
+         "dead_letter": "back_dlq", "transform": "misbehave"},
+    ]);
+    let (status, applied) = admin(
+        &app,
+        Method::POST,
+        "/api/pipelines",
+        pipelines.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    std::fs::write(
+        app._dir.path().join("topics.json"),
+        r#"[{"topic": "stays_ext", "group_id": "export-g"}]"#,
+    )
+    .unwrap();
+
+    let (status, graph) = admin(&app, Method::GET, "/api/topology", vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{graph}");
+    let worker = |id: &str| {
+        graph["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {graph}"))
+            .clone()
+    };
+    let enrich = worker("pipeline:enrich");
+    assert_eq!(enrich["input_topics"], json!(["stays", "reviews"]));
+    assert_eq!(enrich["transform_version"], "0123456789ab");
+    assert_eq!(enrich["join"], json!({"key": "id", "timeout_ms": 60000}));
+    assert_eq!(
+        worker("export:stays_ext")["sink"],
+        "Parquet files under abfss://lake@acct.dfs.core.windows.net/raw/stays_ext"
+    );
+    let roles: Vec<(String, String)> = graph["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_str().unwrap().to_owned(),
+                t["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        roles.contains(&("reviews".into(), "source".into())),
+        "{roles:?}"
+    );
+    assert!(
+        roles.contains(&("enrich_dlq".into(), "dead_letter".into())),
+        "{roles:?}"
+    );
+    let warnings = graph["warnings"].to_string();
+    assert!(warnings.contains("loop: pipeline:"), "{warnings}");
+
+    std::fs::write(app._dir.path().join("topics.json"), "[{").unwrap();
+    let (status, graph) = admin(&app, Method::GET, "/api/topology", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    let warnings = graph["warnings"].to_string();
+    assert!(warnings.contains("exports left out"), "{warnings}");
+    assert_eq!(graph["workers"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_page_draws_the_graph_in_chromium() {
+    let app = app(Some(KEY));
+    let pipelines = json!([
+        {"name": "enrich", "inputs": ["stays", "reviews"], "outputs": ["stays_ext"],
+         "dead_letter": "enrich_dlq", "transform": "stay-category",
+         "join": {"key": "id", "timeout_ms": 60000}},
+        {"name": "detect-language", "inputs": ["stays_ext"], "outputs": ["stays_lang"],
+         "dead_letter": "detect_dlq", "transform": "language-detect"},
+    ]);
+    let (status, applied) = admin(
+        &app,
+        Method::POST,
+        "/api/pipelines",
+        pipelines.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    std::fs::write(
+        app._dir.path().join("topics.json"),
+        r#"[{"topic": "stays_lang", "group_id": "export-g"}]"#,
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(axum::serve(listener, router(app.config.clone())).into_future());
+    let url = format!("http://127.0.0.1:{port}/topology#key={KEY}");
+    let dom = tokio::task::spawn_blocking(move || render_page(&url, "topology-page.png"))
+        .await
+        .unwrap();
+    server.abort();
+    assert!(dom.contains("3 workers, 6 topics"), "status line in: {dom}");
+    for node in [
+        r#"data-id="pipeline:enrich""#,
+        r#"data-id="pipeline:detect-language""#,
+        r#"data-id="export:stays_lang""#,
+        r#"data-id="reviews""#,
+    ] {
+        assert!(dom.contains(node), "{node} drawn");
+    }
+    assert!(
+        dom.contains(r#"data-from="stays_ext" data-to="pipeline:detect-language""#)
+            || dom.contains(r#"data-to="pipeline:detect-language" data-from="stays_ext""#),
+        "an edge from stays_ext to detect-language"
+    );
+    assert!(dom.contains("edge dead-letter"), "dead-letter edges drawn");
+    assert!(dom.contains("Parquet files under"), "the export's sink");
 }

@@ -31,6 +31,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             registry: registry.clone(),
             runtime: runtime().clone(),
             key: Some("k".into()),
+            exports: None,
         })),
         data: Some(Arc::new(DataApi {
             kafka: broker(),
@@ -97,6 +98,7 @@ async fn the_document_and_the_routes_match() {
         ("GET", "/api/pipelines/{name}"),
         ("PUT", "/api/pipelines/{name}"),
         ("DELETE", "/api/pipelines/{name}"),
+        ("GET", "/api/topology"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
