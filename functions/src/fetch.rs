@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sluice_host::codec::{SchemaRegistry, decode_confluent};
-use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, Start};
+use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ReaderPool, Start};
 use sluice_host::parquet::{ValueColumn, kafka_batch};
 use sluice_host::record::{Header, KafkaRecord, Outcome};
 use sluice_host::runtime::{GuestError, Limits, Transform};
@@ -59,8 +59,16 @@ pub struct Fetched {
     pub ends: Vec<(i32, i64)>,
 }
 
+/// The consumer group fetches read as; nothing is ever committed to it.
+const FETCH_GROUP: &str = "sluice-fetch";
+
+/// Consumers for [`fetch`], kept connected between fetches.
+pub fn reader_pool(config: KafkaConfig) -> ReaderPool {
+    ReaderPool::new(config, FETCH_GROUP)
+}
+
 pub fn fetch(
-    config: &KafkaConfig,
+    readers: &ReaderPool,
     query: &FetchQuery,
     limits: &FetchLimits,
 ) -> Result<Fetched, KafkaError> {
@@ -73,23 +81,21 @@ pub fn fetch(
     };
     let plan = ReadPlan {
         topic: query.topic.clone(),
-        group_id: "sluice-fetch".into(),
+        group_id: readers.group_id().to_owned(),
         start: query.start.clone(),
         max_per_partition: Some(count),
         offset_increment: BTreeMap::new(),
     };
     let started = Instant::now();
-    let mut reader = BoundedReader::open(config, &plan)?;
-    let ends = reader
-        .ranges()
-        .iter()
-        .map(|r| (r.partition, r.end))
-        .collect();
-    let read = read_within(&mut reader, limits, started);
-    // Closing a consumer waits for its prefetch in flight and its broker
-    // threads (tens of milliseconds); the caller has its records already.
-    std::thread::spawn(move || drop(reader));
-    let (mut records, read_limited_by) = read?;
+    let (mut records, read_limited_by, ends) = readers.read(&plan, |reader| {
+        let ends = reader
+            .ranges()
+            .iter()
+            .map(|r| (r.partition, r.end))
+            .collect();
+        let (records, limited_by) = read_within(reader, limits, started)?;
+        Ok((records, limited_by, ends))
+    })?;
     let limited_by = read_limited_by.or(limited_by);
     if let Start::Timestamp { millis, .. } = query.start {
         // Brokers answer a time past the last record with "the end", but

@@ -176,3 +176,71 @@ fn offsets_outside_the_partition_are_refused_with_the_range() {
         "{error}"
     );
 }
+
+/// One pooled consumer serves read after read, across topics, partitions
+/// and offsets, each read seeing exactly its own range; a failed plan
+/// (unknown topic) keeps the consumer.
+#[test]
+fn a_pooled_consumer_reads_each_range_exactly_after_other_reads() {
+    use sluice_host::kafka::{ReaderPool, Start};
+
+    let config = broker();
+    let (a, b) = (
+        topic_with_records(&config, 10),
+        topic_with_records(&config, 5),
+    );
+    let pool = ReaderPool::new(config.clone(), "pool-test");
+    pool.warm().unwrap();
+    assert_eq!(pool.idle(), 1);
+    let read = |topic: &str, partition: i32, offset: i64, count: u64| {
+        let plan = ReadPlan {
+            topic: topic.to_owned(),
+            group_id: "pool-test".into(),
+            start: Start::Offsets(BTreeMap::from([(partition, offset)])),
+            max_per_partition: Some(count),
+            offset_increment: BTreeMap::new(),
+        };
+        pool.read(&plan, |reader| {
+            let mut out = Vec::new();
+            while let Some(batch) = reader.next_batch(3)? {
+                out.extend(batch.into_iter().map(|r| {
+                    (
+                        r.topic,
+                        r.partition,
+                        r.offset,
+                        String::from_utf8(r.value.unwrap()).unwrap(),
+                    )
+                }));
+            }
+            Ok(out)
+        })
+    };
+    let expect = |topic: &str, partition: i32, offsets: std::ops::Range<i64>| {
+        offsets
+            .map(|o| (topic.to_owned(), partition, o, format!("p{partition}-{o}")))
+            .collect::<Vec<_>>()
+    };
+    for (topic, partition, offset, count, expected) in [
+        (&a, 0, 3, 4, expect(&a, 0, 3..7)),
+        (&b, 0, 0, 100, expect(&b, 0, 0..5)),
+        (&a, 1, 8, 100, expect(&a, 1, 8..10)),
+        (&a, 0, 0, 3, expect(&a, 0, 0..3)),
+        (&b, 2, 4, 1, expect(&b, 2, 4..5)),
+        (&a, 0, 9, 5, expect(&a, 0, 9..10)),
+        (&a, 0, 3, 4, expect(&a, 0, 3..7)),
+    ] {
+        assert_eq!(
+            read(topic, partition, offset, count).unwrap(),
+            expected,
+            "{topic} partition {partition} from {offset}"
+        );
+        assert_eq!(pool.idle(), 1, "the one consumer went back to the pool");
+    }
+    let unknown = read("no-such-topic-for-the-pool", 0, 0, 1).unwrap_err();
+    assert!(
+        matches!(unknown, KafkaError::UnknownTopic { .. }),
+        "{unknown}"
+    );
+    assert_eq!(pool.idle(), 1, "a bad plan keeps the consumer");
+    assert_eq!(read(&b, 1, 0, 2).unwrap(), expect(&b, 1, 0..2));
+}

@@ -12,7 +12,8 @@ use anyhow::{Context, bail};
 use sluice_host::kafka::Start;
 
 use crate::fetch::{
-    FetchLimits, FetchQuery, dry_run, fetch, write_csv, write_json_lines, write_parquet,
+    FetchLimits, FetchQuery, dry_run, fetch, reader_pool, write_csv, write_json_lines,
+    write_parquet,
 };
 
 use super::{Broker, TransformsDir};
@@ -73,7 +74,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         max_bytes: usize::MAX,
         max_time: Duration::MAX,
     };
-    let records = fetch(&args.broker.config(), &query, &limits)?.records;
+    let records = fetch(&reader_pool(args.broker.config()), &query, &limits)?.records;
     let outcomes = match &args.transform {
         Some(name) => {
             let runtime = crate::transforms::runtime()?;

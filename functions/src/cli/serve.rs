@@ -14,7 +14,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use sluice_host::codec::SchemaRegistry;
 
-use crate::fetch::FetchLimits;
+use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, EnrichConfig, router};
@@ -80,8 +80,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             }),
         })
     });
+    let readers = Arc::new(reader_pool(args.broker.config()));
+    {
+        // Connecting now, while the server starts, takes that off the first
+        // fetch; a cluster that is down only shows in the fetches.
+        let readers = readers.clone();
+        std::thread::spawn(move || {
+            if let Err(error) = readers.warm() {
+                tracing::warn!(%error, "could not connect to the cluster ahead of the first fetch");
+            }
+        });
+    }
     let data = Arc::new(DataApi {
-        kafka: args.broker.config(),
+        readers,
         limits: FetchLimits::default(),
         key: args.api_key.clone().or_else(|| args.admin_key.clone()),
         runtime,

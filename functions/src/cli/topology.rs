@@ -78,6 +78,10 @@ fn quoted(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+fn edge(out: &mut String, from: &str, to: &str, attributes: &str) {
+    let _ = writeln!(out, "  {} -> {}{attributes};", quoted(from), quoted(to));
+}
+
 fn dot(topology: &Topology) -> String {
     let mut out = String::from("digraph sluice {\n  rankdir=LR;\n");
     for topic in &topology.topics {
@@ -99,40 +103,30 @@ fn dot(topology: &Topology) -> String {
             quoted(&worker.id),
             quoted(&format!("{}{}", worker.name, what_it_runs(worker)))
         );
+        let topic = |name: &str| format!("topic:{name}");
         for input in &worker.input_topics {
-            let _ = writeln!(
-                out,
-                "  {} -> {};",
-                quoted(&format!("topic:{input}")),
-                quoted(&worker.id)
-            );
+            edge(&mut out, &topic(input), &worker.id, "");
         }
         for output in &worker.output_topics {
-            let _ = writeln!(
-                out,
-                "  {} -> {};",
-                quoted(&worker.id),
-                quoted(&format!("topic:{output}"))
-            );
+            edge(&mut out, &worker.id, &topic(output), "");
         }
         if let Some(dead_letter) = &worker.dead_letter_topic {
-            let _ = writeln!(
-                out,
-                "  {} -> {} [style=dashed, color=red];",
-                quoted(&worker.id),
-                quoted(&format!("topic:{dead_letter}"))
+            edge(
+                &mut out,
+                &worker.id,
+                &topic(dead_letter),
+                " [style=dashed, color=red]",
             );
         }
         if let Some(sink) = &worker.sink {
             let sink_id = format!("sink:{}", worker.id);
             let _ = writeln!(
                 out,
-                "  {} [shape=folder, label={}];\n  {} -> {};",
+                "  {} [shape=folder, label={}];",
                 quoted(&sink_id),
-                quoted(sink),
-                quoted(&worker.id),
-                quoted(&sink_id)
+                quoted(sink)
             );
+            edge(&mut out, &worker.id, &sink_id, "");
         }
     }
     out.push_str("}\n");

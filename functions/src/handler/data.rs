@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::enrich::TransformRef;
-use sluice_host::kafka::{KafkaConfig, KafkaError, Start};
+use sluice_host::kafka::{KafkaError, ReaderPool, Start};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::registry::Registry;
 use sluice_host::runtime::{Runtime, Transform};
@@ -31,7 +31,8 @@ use super::admin::ApiError;
 use crate::fetch::{FetchLimits, FetchQuery, dry_run, fetch, outcome_json, record_json};
 
 pub struct DataApi {
-    pub kafka: KafkaConfig,
+    /// Connected consumers for fetches from the configured cluster.
+    pub readers: Arc<ReaderPool>,
     pub limits: FetchLimits,
     pub key: Option<String>,
     pub runtime: Runtime,
@@ -278,9 +279,9 @@ async fn fetch_route(
             ));
         }
     };
-    let (kafka, limits) = (api.kafka.clone(), api.limits);
+    let (readers, limits) = (api.readers.clone(), api.limits);
     let read = tokio::task::spawn_blocking(move || {
-        let mut fetched = fetch(&kafka, &query, &limits).map_err(kafka_error)?;
+        let mut fetched = fetch(&readers, &query, &limits).map_err(kafka_error)?;
         if let Some(registry) = &avro {
             crate::fetch::decode_avro(&mut fetched.records, registry);
         }

@@ -40,7 +40,7 @@ pub struct AppConfig {
 impl std::fmt::Debug for data::DataApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DataApi")
-            .field("brokers", &self.kafka.bootstrap_servers)
+            .field("brokers", &self.readers.config().bootstrap_servers)
             .field("key", &self.key.as_ref().map(|_| "<set>"))
             .finish()
     }

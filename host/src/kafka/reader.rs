@@ -41,26 +41,19 @@ impl BoundedReader {
 
     /// Opens the ranges `plan` resolves to on the broker now.
     pub fn open(config: &KafkaConfig, plan: &ReadPlan) -> Result<Self, KafkaError> {
-        let topic = plan.topic.as_str();
-        let consumer: BaseConsumer = config
-            .client_config()
-            .set("group.id", &plan.group_id)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            // The end of a partition ends its range even when the offsets
-            // just below the high watermark are gone (compaction,
-            // transaction markers) and no record reaches the end.
-            .set("enable.partition.eof", "true")
-            // A bounded read wants the partition's end reported at once, not
-            // after the broker's default half-second wait for more records;
-            // and tansu holds even a fetch that found records this long.
-            .set("fetch.wait.max.ms", "5")
-            .create()
-            .map_err(|source| KafkaError::Client {
-                brokers: config.bootstrap_servers.clone(),
-                source,
-            })?;
+        let consumer = bounded_consumer(config, &plan.group_id)?;
         let ranges = plan.ranges(&consumer, config)?;
+        Self::assigned(consumer, ranges, plan)
+    }
+
+    /// A reader of `ranges` (resolved from `plan`) on a consumer made by
+    /// [`bounded_consumer`] for the plan's group.
+    pub(super) fn assigned(
+        consumer: BaseConsumer,
+        ranges: Vec<PartitionRange>,
+        plan: &ReadPlan,
+    ) -> Result<Self, KafkaError> {
+        let topic = plan.topic.as_str();
         let mut assignment = TopicPartitionList::new();
         for range in ranges.iter().filter(|r| r.start < r.end) {
             assignment
@@ -117,6 +110,17 @@ impl BoundedReader {
             .map_err(commit_error)
     }
 
+    /// The consumer, with nothing assigned any more, for another read.
+    pub(super) fn into_consumer(self) -> Result<BaseConsumer, KafkaError> {
+        self.consumer
+            .unassign()
+            .map_err(|source| KafkaError::Metadata {
+                topic: self.topic.clone(),
+                source,
+            })?;
+        Ok(self.consumer)
+    }
+
     /// What this reader covers, one range per partition.
     pub fn ranges(&self) -> &[PartitionRange] {
         &self.ranges
@@ -155,9 +159,14 @@ impl BoundedReader {
             };
             last_record = Instant::now();
             let record = to_record(&message);
+            // A consumer used for an earlier read may still hand out what it
+            // fetched then.
             let Some(&range) = self.pending.get(&record.partition) else {
                 continue;
             };
+            if record.topic != self.topic || record.offset < range.start {
+                continue;
+            }
             // Offsets can have gaps (compaction, transaction markers), so a
             // partition is done at the first offset at or past its end.
             if record.offset + 1 >= range.end {
@@ -182,6 +191,36 @@ impl BoundedReader {
                 .join(", "),
         }
     }
+}
+
+/// A consumer for bounded reads by `group_id`: no automatic commits, the
+/// end of each partition reported.
+pub(super) fn bounded_consumer(
+    config: &KafkaConfig,
+    group_id: &str,
+) -> Result<BaseConsumer, KafkaError> {
+    config
+        .client_config()
+        .set("group.id", group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        // The end of a partition ends its range even when the offsets
+        // just below the high watermark are gone (compaction,
+        // transaction markers) and no record reaches the end.
+        .set("enable.partition.eof", "true")
+        // A bounded read wants the partition's end reported at once, not
+        // after the broker's default half-second wait for more records;
+        // and tansu holds even a fetch that found records this long.
+        .set("fetch.wait.max.ms", "1")
+        // Connect to every broker as soon as metadata names them, not when
+        // a request first needs one: librdkafka spaces such connections
+        // at least 11 ms apart, which a small read would spend waiting.
+        .set("enable.sparse.connections", "false")
+        .create()
+        .map_err(|source| KafkaError::Client {
+            brokers: config.bootstrap_servers.clone(),
+            source,
+        })
 }
 
 /// The partition ids of `topic`, or an error naming it when it is unknown.

@@ -312,6 +312,20 @@ async fn pipelines_bulk_create_or_update_get_list_and_delete() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
+/// Stores `pipelines` and lists `export` in the app's topics.json.
+async fn deploy(app: &App, pipelines: &Value, export: &str) {
+    let (status, applied) = admin(
+        app,
+        Method::POST,
+        "/api/pipelines",
+        pipelines.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{applied}");
+    let topics = json!([{"topic": export, "group_id": "export-g"}]);
+    std::fs::write(app._dir.path().join("topics.json"), topics.to_string()).unwrap();
+}
+
 #[tokio::test]
 async fn the_topology_joins_stored_pipelines_and_the_deployed_exports() {
     let app = app(Some(KEY));
@@ -326,19 +340,7 @@ async fn the_topology_joins_stored_pipelines_and_the_deployed_exports() {
         {"name": "back", "inputs": ["stays_ext"], "outputs": ["stays"],
          "dead_letter": "back_dlq", "transform": "misbehave"},
     ]);
-    let (status, applied) = admin(
-        &app,
-        Method::POST,
-        "/api/pipelines",
-        pipelines.to_string().into_bytes(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{applied}");
-    std::fs::write(
-        app._dir.path().join("topics.json"),
-        r#"[{"topic": "stays_ext", "group_id": "export-g"}]"#,
-    )
-    .unwrap();
+    deploy(&app, &pipelines, "stays_ext").await;
 
     let (status, graph) = admin(&app, Method::GET, "/api/topology", vec![]).await;
     assert_eq!(status, StatusCode::OK, "{graph}");
@@ -399,19 +401,7 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
         {"name": "detect-language", "inputs": ["stays_ext"], "outputs": ["stays_lang"],
          "dead_letter": "detect_dlq", "transform": "language-detect"},
     ]);
-    let (status, applied) = admin(
-        &app,
-        Method::POST,
-        "/api/pipelines",
-        pipelines.to_string().into_bytes(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{applied}");
-    std::fs::write(
-        app._dir.path().join("topics.json"),
-        r#"[{"topic": "stays_lang", "group_id": "export-g"}]"#,
-    )
-    .unwrap();
+    deploy(&app, &pipelines, "stays_lang").await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(axum::serve(listener, router(app.config.clone())).into_future());

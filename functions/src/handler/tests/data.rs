@@ -14,7 +14,7 @@ use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
 use tower::ServiceExt;
 
 use super::render_page;
-use crate::fetch::FetchLimits;
+use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
 
@@ -28,7 +28,7 @@ fn app_with(limits: FetchLimits) -> AppConfig {
         enrich: None,
         admin: None,
         data: Some(Arc::new(DataApi {
-            kafka: broker(),
+            readers: Arc::new(reader_pool(broker())),
             limits,
             key: Some(KEY.into()),
             runtime: runtime().clone(),
@@ -462,7 +462,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
     let mut with_registry = app();
     if let Some(data) = with_registry.data.as_mut() {
         let mut api = DataApi {
-            kafka: data.kafka.clone(),
+            readers: data.readers.clone(),
             limits: data.limits,
             key: data.key.clone(),
             runtime: data.runtime.clone(),

@@ -14,7 +14,7 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, guests_dir, runtime};
 use tower::ServiceExt;
 
-use crate::fetch::FetchLimits;
+use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
@@ -34,7 +34,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             exports: None,
         })),
         data: Some(Arc::new(DataApi {
-            kafka: broker(),
+            readers: Arc::new(reader_pool(broker())),
             limits: FetchLimits::default(),
             key: Some("k".into()),
             runtime: runtime().clone(),
