@@ -102,7 +102,7 @@ enum Command {
     Enrich(enrich::EnrichArgs),
     /// Serve the Azure Functions custom-handler protocol (and the same
     /// routes standalone) on $FUNCTIONS_CUSTOMHANDLER_PORT.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Fetch records at given offsets as JSON lines, CSV or Parquet,
     /// optionally with a transform's dry-run outcome beside each.
     Fetch(fetch::FetchArgs),
@@ -132,7 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Gen(a) => generate::run(a),
         Command::Import(a) => import::run(a),
         Command::Enrich(a) => enrich::run(a),
-        Command::Serve(a) => serve::run(a),
+        Command::Serve(a) => serve::run(*a),
         Command::Demo(a) => demo::run(a),
     }
 }

@@ -17,7 +17,8 @@ use sluice_host::codec::SchemaRegistry;
 use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, EnrichConfig, router};
+use crate::handler::oauth::{OAuth, OAuthConfig};
+use crate::handler::{AppConfig, EnrichConfig, OAuthRule, router};
 use sluice_host::config::Connections;
 
 #[derive(Debug, clap::Args)]
@@ -50,6 +51,25 @@ pub struct ServeArgs {
     /// [default: the admin key].
     #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// OAuth2: accept bearer tokens (JWTs) from this issuer besides the
+    /// keys, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`.
+    #[arg(long, env = "SLUICE_OAUTH_ISSUER", requires = "oauth_audience")]
+    oauth_issuer: Option<String>,
+    /// The audience (`aud`) tokens must be issued for.
+    #[arg(long, env = "SLUICE_OAUTH_AUDIENCE", requires = "oauth_issuer")]
+    oauth_audience: Option<String>,
+    /// The issuer's signing keys [default: `jwks_uri` from the issuer's
+    /// `/.well-known/openid-configuration`].
+    #[arg(long, env = "SLUICE_OAUTH_JWKS_URL")]
+    oauth_jwks_url: Option<String>,
+    /// A role or scope tokens need for the data API (`/api/fetch`,
+    /// `/api/transforms/{name}/invoke`) [default: none].
+    #[arg(long, env = "SLUICE_OAUTH_ROLE")]
+    oauth_role: Option<String>,
+    /// The role or scope tokens need for the admin API; without it, the
+    /// admin API takes only the admin key.
+    #[arg(long, env = "SLUICE_OAUTH_ADMIN_ROLE")]
+    oauth_admin_role: Option<String>,
     /// Origins allowed to call the API from a browser (comma-separated, or
     /// `*`); none by default.
     #[arg(long, env = "SLUICE_CORS_ORIGINS", value_delimiter = ',')]
@@ -62,7 +82,31 @@ pub struct ServeArgs {
     listen: String,
 }
 
+/// The OAuth2 rules for the data and the admin API, when an issuer is set.
+fn oauth_rules(args: &ServeArgs) -> (Option<OAuthRule>, Option<OAuthRule>) {
+    let (Some(issuer), Some(audience)) = (&args.oauth_issuer, &args.oauth_audience) else {
+        return (None, None);
+    };
+    let verifier = Arc::new(OAuth::new(OAuthConfig {
+        issuer: issuer.clone(),
+        audience: audience.clone(),
+        jwks_url: args.oauth_jwks_url.clone(),
+        refetch_after: std::time::Duration::from_secs(30),
+    }));
+    let rule = |role: &Option<String>| OAuthRule {
+        verifier: verifier.clone(),
+        role: role.clone(),
+    };
+    (
+        Some(rule(&args.oauth_role)),
+        args.oauth_admin_role
+            .as_ref()
+            .map(|_| rule(&args.oauth_admin_role)),
+    )
+}
+
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (data_oauth, admin_oauth) = oauth_rules(&args);
     let runtime = crate::transforms::runtime()?;
     let registry = args.registry.open()?;
     let admin = registry.clone().map(|registry| {
@@ -70,6 +114,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             registry,
             runtime: runtime.clone(),
             key: args.admin_key.clone(),
+            oauth: admin_oauth,
             exports: Some(ExportFiles {
                 topics: args.topics.clone(),
                 storage: args.out.clone().or_else(|| {
@@ -95,6 +140,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         readers,
         limits: FetchLimits::default(),
         key: args.api_key.clone().or_else(|| args.admin_key.clone()),
+        oauth: data_oauth,
         runtime,
         registry,
         transforms_dir: args.transforms.dir(),

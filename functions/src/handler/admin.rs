@@ -21,12 +21,16 @@ use sluice_host::topology::topology;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::auth::OAuthRule;
+
 /// What the admin routes need.
 pub struct Admin {
     pub registry: Arc<Registry>,
     pub runtime: Runtime,
     /// The secret callers must present; `None` disables the admin API.
     pub key: Option<String>,
+    /// OAuth2 tokens accepted besides the key.
+    pub oauth: Option<OAuthRule>,
     /// The export's topics.json (read on each request, so the topology
     /// shows it as deployed) and where its files go.
     pub exports: Option<ExportFiles>,
@@ -87,7 +91,14 @@ fn ok(status: StatusCode, body: impl serde::Serialize) -> ApiResult {
 
 async fn require_key(State(admin): State<Arc<Admin>>, request: Request, next: Next) -> Response {
     let closed = "the admin API is disabled: no admin key is configured (SLUICE_ADMIN_KEY)";
-    super::auth::guard(admin.key.as_deref(), closed, request, next).await
+    super::auth::guard(
+        admin.key.as_deref(),
+        admin.oauth.as_ref(),
+        closed,
+        request,
+        next,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::admin::ApiError;
+use super::auth::OAuthRule;
 use crate::fetch::{FetchLimits, FetchQuery, dry_run, fetch, outcome_json, record_json};
 
 pub struct DataApi {
@@ -35,6 +36,8 @@ pub struct DataApi {
     pub readers: Arc<ReaderPool>,
     pub limits: FetchLimits,
     pub key: Option<String>,
+    /// OAuth2 tokens accepted besides the key.
+    pub oauth: Option<OAuthRule>,
     pub runtime: Runtime,
     /// Transforms come from the registry when there is one, else from here.
     pub registry: Option<Arc<Registry>>,
@@ -55,7 +58,14 @@ pub fn routes(api: Arc<DataApi>) -> OpenApiRouter {
 
 async fn require_key(State(api): State<Arc<DataApi>>, request: Request, next: Next) -> Response {
     let closed = "the data API is closed: no API key is configured (SLUICE_API_KEY)";
-    super::auth::guard(api.key.as_deref(), closed, request, next).await
+    super::auth::guard(
+        api.key.as_deref(),
+        api.oauth.as_ref(),
+        closed,
+        request,
+        next,
+    )
+    .await
 }
 
 async fn page() -> Html<&'static str> {

@@ -8,9 +8,11 @@ pub mod data;
 mod enrich;
 mod invocation;
 mod kafka_event;
+pub mod oauth;
 mod openapi;
 mod timer;
 
+pub use auth::OAuthRule;
 pub use enrich::EnrichConfig;
 
 use std::path::PathBuf;

@@ -28,7 +28,12 @@ impl Modify for Keys {
         );
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("the key, or an OAuth2 JWT when SLUICE_OAUTH_ISSUER is set")
+                    .build(),
+            ),
         );
     }
 }

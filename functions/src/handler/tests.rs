@@ -15,6 +15,7 @@ use super::{AppConfig, router};
 mod admin;
 mod data;
 mod enrich;
+mod oauth;
 mod openapi;
 
 struct App {

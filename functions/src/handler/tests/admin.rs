@@ -38,6 +38,7 @@ fn app(key: Option<&str>) -> App {
             registry: Arc::new(registry),
             runtime: runtime().clone(),
             key: key.map(str::to_owned),
+            oauth: None,
             exports: Some(ExportFiles {
                 topics: dir.path().join("topics.json"),
                 storage: Some("abfss://lake@acct.dfs.core.windows.net/raw".into()),
