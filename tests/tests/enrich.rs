@@ -369,3 +369,66 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
         assert_eq!(header_text(record, header::SOURCE_PARTITION), "0");
     }
 }
+
+/// W3C Trace Context goes on through a pipeline: an output continues its
+/// input's trace with a span of its own, a dead-lettered record too, and an
+/// input without one starts a trace.
+#[test]
+fn outputs_and_dead_letters_continue_the_input_trace() {
+    use sluice_host::kafka::{ProduceRecord, Producer};
+    use sluice_host::pipeline::{TRACEPARENT, TraceContext};
+    use sluice_host::record::Header;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let config = broker();
+    let topics = topics(1, 1);
+    let record = |value: Value, traced: bool| ProduceRecord {
+        topic: topics.inputs[0].clone(),
+        partition: Some(0),
+        key: None,
+        value: Some(value.to_string().into_bytes()),
+        headers: if traced {
+            vec![Header {
+                key: TRACEPARENT.into(),
+                value: Some(PARENT.as_bytes().to_vec()),
+            }]
+        } else {
+            Vec::new()
+        },
+    };
+    Producer::new(&config)
+        .unwrap()
+        .send_all(&[
+            record(json!({"i": 0}), true),
+            record(json!({"i": 1}), false),
+            record(json!({"do": "fail", "reason": "no"}), true),
+        ])
+        .unwrap();
+    let worker = Worker::start(&definition(&topics, "misbehave", json!({})));
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 3);
+    worker.stop();
+
+    let context = |r: &KafkaRecord| {
+        let traceparents: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|h| h.key == TRACEPARENT)
+            .map(|h| std::str::from_utf8(h.value.as_deref().unwrap()).unwrap())
+            .collect();
+        assert_eq!(traceparents.len(), 1, "one traceparent: {traceparents:?}");
+        TraceContext::parse(traceparents[0]).expect("a valid traceparent")
+    };
+    let parent = TraceContext::parse(PARENT).unwrap();
+    let out = read_all(&config, &topics.output);
+    assert_eq!(out.len(), 2);
+    let traced = context(&out[0]);
+    assert_eq!(
+        traced.trace_id, parent.trace_id,
+        "the input's trace goes on"
+    );
+    assert_ne!(traced.span_id, parent.span_id, "in a span of its own");
+    assert_ne!(context(&out[1]).trace_id, parent.trace_id, "a new trace");
+    let dead = read_all(&config, &topics.dead_letter);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(context(&dead[0]).trace_id, parent.trace_id);
+}

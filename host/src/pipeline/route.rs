@@ -3,6 +3,7 @@
 
 use super::dead_letter::{self, stamp};
 use super::header;
+use super::trace::TraceContext;
 use crate::kafka::ProduceRecord;
 use crate::record::{Header, KafkaRecord, Outcome};
 use crate::runtime::{GuestError, Transform};
@@ -58,13 +59,16 @@ impl Routing {
             );
             return self.dead_letter(transform, input, "contract", &reason, out);
         }
+        let stage = stamp(transform);
+        let trace = TraceContext::for_processing(input, &stage);
         let version = Header {
             key: header::TRANSFORM.to_owned(),
-            value: Some(stamp(transform).into_bytes()),
+            value: Some(stage.into_bytes()),
         };
         let before = out.len();
         for mut output in outputs {
             output.headers.push(version.clone());
+            trace.stamp(&mut output.headers);
             let topics = match output.topic.take() {
                 Some(topic) => vec![topic],
                 None => self.outputs.clone(),
@@ -105,7 +109,11 @@ impl Routing {
         reason: &str,
         out: &mut Vec<ProduceRecord>,
     ) -> Routed {
+        let mut headers = dead_letter::headers(input, transform, kind, reason);
+        let trace = TraceContext::for_processing(input, &stamp(transform));
+        trace.stamp(&mut headers);
         tracing::warn!(
+            trace_id = trace.trace_id_hex(),
             transform = transform.name(),
             version = transform.short_version(),
             topic = input.topic,
@@ -120,7 +128,7 @@ impl Routing {
             partition: None,
             key: input.key.clone(),
             value: input.value.clone(),
-            headers: dead_letter::headers(input, transform, kind, reason),
+            headers,
         });
         Routed::DeadLettered
     }
