@@ -10,6 +10,7 @@ mod invocation;
 mod kafka_event;
 pub mod oauth;
 mod openapi;
+mod request_trace;
 mod timer;
 
 pub use auth::OAuthRule;
@@ -87,7 +88,7 @@ pub fn router(config: AppConfig) -> Router {
             get(move || async move { Json(document) }),
         )
         .route("/api/docs", get(openapi::swagger_ui));
-    if topology_page {
+    let app = if topology_page {
         // The page asks for the admin key itself; it holds no data.
         app.route(
             "/topology",
@@ -95,7 +96,8 @@ pub fn router(config: AppConfig) -> Router {
         )
     } else {
         app
-    }
+    };
+    app.layer(axum::middleware::from_fn(request_trace::trace_requests))
 }
 
 #[cfg(test)]

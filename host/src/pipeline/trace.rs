@@ -63,6 +63,10 @@ impl TraceContext {
         hex::encode(self.trace_id)
     }
 
+    pub fn span_id_hex(&self) -> String {
+        hex::encode(self.span_id)
+    }
+
     /// The span of `stage` (e.g. `name@version`) processing `input`: a
     /// child of the input's context, or the root of a new, sampled trace.
     pub fn for_processing(input: &KafkaRecord, stage: &str) -> Self {
@@ -74,19 +78,22 @@ impl TraceContext {
             .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
             .and_then(TraceContext::parse);
         let coordinates = format!("{}\n{}\n{}", input.topic, input.partition, input.offset);
+        TraceContext::derive(parent, &format!("{coordinates}\n{stage}"))
+    }
+
+    /// A child of `parent` (or a new, sampled trace) whose ids are derived
+    /// from `seed`: the same seed under the same parent gives the same span.
+    pub fn derive(parent: Option<TraceContext>, seed: &str) -> Self {
         let (trace_id, sampled) = match parent {
             Some(p) => (p.trace_id, p.sampled),
             None => {
-                let digest = Sha256::digest(format!("trace\n{coordinates}"));
+                let digest = Sha256::digest(format!("trace\n{seed}"));
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&digest[..16]);
                 (id, true)
             }
         };
-        let digest = Sha256::digest(format!(
-            "span\n{}\n{coordinates}\n{stage}",
-            hex::encode(trace_id)
-        ));
+        let digest = Sha256::digest(format!("span\n{}\n{seed}", hex::encode(trace_id)));
         let mut span_id = [0u8; 8];
         span_id.copy_from_slice(&digest[..8]);
         TraceContext {
