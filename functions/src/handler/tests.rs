@@ -68,13 +68,43 @@ async fn call(config: AppConfig, path: &str, body: String) -> (StatusCode, Value
         .header("content-type", "application/json")
         .body(Body::from(body))
         .unwrap();
-    let response = router(config).oneshot(request).await.unwrap();
+    let answered = answer(&config, request).await;
+    (answered.status, answered.json())
+}
+
+/// What a router built from `config` answers to `request`, in-process.
+pub struct Answered {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+impl Answered {
+    /// The body as JSON, or `null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub async fn answer(config: &AppConfig, request: Request<Body>) -> Answered {
+    let response = router(config.clone()).oneshot(request).await.unwrap();
     let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answered {
         status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+        content_type,
+        body: body.to_vec(),
+    }
 }
 
 #[tokio::test]

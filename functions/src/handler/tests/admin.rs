@@ -4,14 +4,12 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
 use sluice_tests::{guest, runtime};
-use tower::ServiceExt;
 
-use super::render_page;
+use super::{answer, render_page};
 use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::{AppConfig, router};
 
@@ -71,16 +69,8 @@ async fn send(
     if body.first() == Some(&b'{') || body.first() == Some(&b'[') {
         request = request.header("content-type", "application/json");
     }
-    let response = router(app.config.clone())
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let answered = answer(&app.config, request.body(Body::from(body)).unwrap()).await;
+    (answered.status, answered.json())
 }
 
 async fn admin(app: &App, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {

@@ -13,7 +13,7 @@ use sluice_host::record::Header;
 use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
 use tower::ServiceExt;
 
-use super::render_page;
+use super::{answer, render_page};
 use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
@@ -74,24 +74,8 @@ async fn get(config: &AppConfig, uri: &str, accept: Option<&str>) -> (StatusCode
     if let Some(accept) = accept {
         request = request.header("accept", accept);
     }
-    let response = router(config.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, content_type, bytes)
+    let answered = answer(config, request.body(Body::empty()).unwrap()).await;
+    (answered.status, answered.content_type, answered.body)
 }
 
 async fn get_json(config: &AppConfig, uri: &str) -> (StatusCode, Value) {
@@ -322,16 +306,8 @@ async fn post(
     if let Some(key) = key {
         request = request.header("authorization", format!("Bearer {key}"));
     }
-    let response = router(config.clone())
-        .oneshot(request.body(Body::from(body.to_string())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let answered = answer(config, request.body(Body::from(body.to_string())).unwrap()).await;
+    (answered.status, answered.json())
 }
 
 #[tokio::test]

@@ -18,13 +18,13 @@ use serde_json::{Value, json};
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
-use tower::ServiceExt;
 
+use super::answer;
 use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig, TokenError};
-use crate::handler::{AppConfig, OAuthRule, router};
+use crate::handler::{AppConfig, OAuthRule};
 
 const ISSUER_PATH: &str = "/tenant/v2.0";
 const AUDIENCE: &str = "api://sluice";
@@ -154,21 +154,12 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
 }
 
 async fn get_with(config: &AppConfig, path: &str, authorization: &str) -> (StatusCode, String) {
-    let response = router(config.clone())
-        .oneshot(
-            Request::get(path)
-                .header("authorization", authorization)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
+    let request = Request::get(path)
+        .header("authorization", authorization)
+        .body(Body::empty())
         .unwrap();
-    let status = response.status();
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let answered = answer(config, request).await;
+    (answered.status, answered.text())
 }
 
 #[tokio::test]

@@ -7,17 +7,16 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use serde_json::Value;
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, guests_dir, runtime};
-use tower::ServiceExt;
 
+use super::answer;
 use crate::fetch::{FetchLimits, reader_pool};
+use crate::handler::AppConfig;
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, router};
 
 fn full_app(dir: &std::path::Path) -> AppConfig {
     let registry =
@@ -55,18 +54,8 @@ async fn send(config: &AppConfig, method: Method, uri: &str) -> (StatusCode, Vec
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .unwrap();
-    let response = router(config.clone()).oneshot(request).await.unwrap();
-    let status = response.status();
-    (
-        status,
-        response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
+    let answered = answer(config, request).await;
+    (answered.status, answered.body)
 }
 
 #[tokio::test]
