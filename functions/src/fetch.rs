@@ -251,7 +251,7 @@ pub fn write_csv(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Resul
 }
 
 pub fn write_parquet<W: Write + Send>(records: &[KafkaRecord], out: W) -> anyhow::Result<()> {
-    let (batch, _) = kafka_batch(records, ValueColumn::Raw, |_, o| o)?;
+    let batch = kafka_batch(records, ValueColumn::Raw, |_, o| o)?;
     let mut writer = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None)?;
     writer.write(&batch)?;
     writer.close()?;

@@ -6,10 +6,13 @@
 
 pub mod codec;
 pub mod config;
+#[doc(hidden)]
+pub mod crash;
 pub mod enrich;
 pub mod export;
 pub mod generate;
 pub mod import;
+pub mod io;
 pub mod kafka;
 pub mod parquet;
 pub mod pipeline;
@@ -18,3 +21,4 @@ pub mod registry;
 pub mod runtime;
 pub mod storage;
 pub mod topology;
+pub mod transforms;

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
+pub mod arbitrary;
 pub mod http;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
@@ -209,6 +210,7 @@ pub fn produce_to(config: &KafkaConfig, topic: &str, partition: i32, values: &[S
     let records: Vec<sluice_host::kafka::ProduceRecord> = values
         .iter()
         .map(|v| sluice_host::kafka::ProduceRecord {
+            timestamp: None,
             topic: topic.to_owned(),
             partition: Some(partition),
             key: None,

@@ -23,6 +23,7 @@ fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {
         .iter()
         .enumerate()
         .map(|(i, value)| ProduceRecord {
+            timestamp: None,
             topic: topic.to_owned(),
             partition: None,
             key: Some(i.to_string().into_bytes()),

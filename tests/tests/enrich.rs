@@ -383,6 +383,7 @@ fn outputs_and_dead_letters_continue_the_input_trace() {
     let config = broker();
     let topics = topics(1, 1);
     let record = |value: Value, traced: bool| ProduceRecord {
+        timestamp: None,
         topic: topics.inputs[0].clone(),
         partition: Some(0),
         key: None,

@@ -61,6 +61,7 @@ fn a_running_worker_switches_to_a_newly_activated_version() {
             for slice in 0..30 {
                 let records: Vec<ProduceRecord> = (slice * 100..(slice + 1) * 100)
                     .map(|id| ProduceRecord {
+                        timestamp: None,
                         topic: input.clone(),
                         partition: Some(0),
                         key: None,

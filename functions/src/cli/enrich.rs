@@ -13,7 +13,7 @@ use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worke
 use sluice_host::kafka::ensure_topic;
 use sluice_host::registry::TransformWatch;
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["pipeline", "name"])))]
@@ -27,8 +27,6 @@ pub struct EnrichArgs {
     /// How often the registry is checked for a newly activated version.
     #[arg(long, default_value_t = 500)]
     reload_ms: u64,
-    #[command(flatten)]
-    registry: super::registry::RegistryArgs,
     /// Partitions for output and dead-letter topics that do not exist yet.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
@@ -42,41 +40,36 @@ pub struct EnrichArgs {
     progress_every: u64,
     #[command(flatten)]
     broker: Broker,
+    /// The registry (pipelines by name, transforms followed as they are
+    /// activated), or a folder of transforms.
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
-    let registry = args.registry.open()?;
-    let io = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")?;
+    let transforms = args.transforms.source()?;
+    let registry = transforms.registry_store().cloned();
     let definition = match (&args.pipeline, &args.name, &registry) {
-        (Some(path), _, _) => read_definition(path)?,
-        (None, Some(name), Some(registry)) => io
-            .block_on(registry.pipeline(name))
-            .with_context(|| format!("reading pipeline `{name}` from the registry"))?,
+        (Some(path), _, _) => PipelineDefinition::read(path)?,
+        (None, Some(name), Some(registry)) => {
+            let (registry, name) = (registry.clone(), name.clone());
+            sluice_host::io::wait(async move { registry.pipeline(&name).await })
+                .context("reading the pipeline from the registry")?
+        }
         _ => anyhow::bail!("give --pipeline FILE, or --name NAME with --registry URL"),
     };
     let mut config = args.broker.config();
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }
-    let runtime = crate::transforms::runtime()?;
-    let transform = match &registry {
-        Some(registry) => io
-            .block_on(registry.resolve(&runtime, &definition.transform))
-            .with_context(|| {
-                format!(
-                    "loading transform `{}` from the registry",
-                    definition.transform.name()
-                )
-            })?,
-        None => {
-            crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?
-        }
-    };
+    let transform = transforms.load(&definition.transform).with_context(|| {
+        format!(
+            "loading transform `{}` from {}",
+            definition.transform.name(),
+            transforms.describe()
+        )
+    })?;
+    let runtime = transforms.runtime().clone();
     // A pinned version stays; otherwise the active one is followed.
     let watch = match (&registry, definition.transform.pinned_version()) {
         (Some(registry), None) => Some(
@@ -135,12 +128,6 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         total.incomplete
     );
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn read_definition(path: &PathBuf) -> anyhow::Result<PipelineDefinition> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading pipeline {}", path.display()))?;
-    PipelineDefinition::from_json(&text).with_context(|| format!("in {}", path.display()))
 }
 
 /// Sets `stop` on SIGTERM (what Kubernetes, systemd and the Functions host

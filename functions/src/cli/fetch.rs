@@ -16,7 +16,7 @@ use crate::fetch::{
     write_parquet,
 };
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
@@ -40,13 +40,17 @@ pub struct FetchArgs {
     /// Write here instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Dry run: show what this transformer would do with each record.
-    #[arg(long)]
+    /// Dry run: show what this transformer (by name) would do with each
+    /// record.
+    #[arg(long, value_name = "NAME")]
     transform: Option<String>,
+    /// Dry run of a transformer component file, instead of a name.
+    #[arg(long, value_name = "FILE", conflicts_with = "transform")]
+    wasm: Option<PathBuf>,
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -75,13 +79,15 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         max_time: Duration::MAX,
     };
     let records = fetch(&reader_pool(args.broker.config()), &query, &limits)?.records;
-    let outcomes = match &args.transform {
-        Some(name) => {
-            let runtime = crate::transforms::runtime()?;
-            let transform = crate::transforms::load(&runtime, name, &args.transforms.dir())?;
-            Some(dry_run(&transform, &records)?)
-        }
-        None => None,
+    let outcomes = if args.transform.is_some() || args.wasm.is_some() {
+        let transform = super::chosen_transform(
+            args.transform.as_deref(),
+            args.wasm.as_deref(),
+            &args.transforms,
+        )?;
+        Some(dry_run(&transform, &records)?)
+    } else {
+        None
     };
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(

@@ -269,7 +269,7 @@ impl Backend for Direct {
     }
 
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {
-        let definitions = self::definitions(definitions)?;
+        let definitions = PipelineDefinition::one_or_many(definitions)?;
         let mut names = Vec::with_capacity(definitions.len());
         for definition in definitions {
             self.io.block_on(self.registry.put_pipeline(&definition))?;
@@ -417,18 +417,4 @@ pub fn pipelines(args: PipelinesArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// One definition or a list of them, all checked before any is applied.
-pub fn definitions(value: &Value) -> anyhow::Result<Vec<PipelineDefinition>> {
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                PipelineDefinition::from_value(item).with_context(|| format!("entry [{i}]"))
-            })
-            .collect(),
-        single => Ok(vec![PipelineDefinition::from_value(single)?]),
-    }
 }

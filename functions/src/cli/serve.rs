@@ -20,6 +20,7 @@ use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig};
 use crate::handler::{AppConfig, EnrichConfig, OAuthRule, router};
 use sluice_host::config::Connections;
+use sluice_host::enrich::PipelineDefinition;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -39,11 +40,11 @@ pub struct ServeArgs {
     pipeline: Option<PathBuf>,
     #[command(flatten)]
     broker: super::Broker,
+    /// The registry behind the admin API (`/api/transforms`,
+    /// `/api/pipelines`) and every named transform; without one, named
+    /// transforms come from the transforms folder and the admin API is off.
     #[command(flatten)]
-    transforms: super::TransformsDir,
-    /// The registry behind the admin API (`/api/transforms`, `/api/pipelines`).
-    #[command(flatten)]
-    registry: super::registry::RegistryArgs,
+    transforms: super::TransformsFrom,
     /// The key admin requests must present (x-functions-key or Bearer).
     #[arg(long, env = "SLUICE_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
@@ -107,12 +108,20 @@ fn oauth_rules(args: &ServeArgs) -> (Option<OAuthRule>, Option<OAuthRule>) {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (data_oauth, admin_oauth) = oauth_rules(&args);
-    let runtime = crate::transforms::runtime()?;
-    let registry = args.registry.open()?;
-    let admin = registry.clone().map(|registry| {
+    let transforms = Arc::new(args.transforms.source()?);
+    // Refused now, not at the first invocation: a pipeline the trigger
+    // cannot run safely should stop the deployment, not lose records later.
+    let enrich = match &args.pipeline {
+        Some(path) => Some(EnrichConfig::new(
+            PipelineDefinition::read(path)?,
+            args.broker.config(),
+        )?),
+        None => None,
+    };
+    let admin = transforms.registry_store().cloned().map(|registry| {
         Arc::new(Admin {
             registry,
-            runtime: runtime.clone(),
+            runtime: transforms.runtime().clone(),
             key: args.admin_key.clone(),
             oauth: admin_oauth,
             exports: Some(ExportFiles {
@@ -141,9 +150,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         limits: FetchLimits::default(),
         key: args.api_key.clone().or_else(|| args.admin_key.clone()),
         oauth: data_oauth,
-        runtime,
-        registry,
-        transforms_dir: args.transforms.dir(),
+        transforms: transforms.clone(),
         schema_registry: args
             .schema_registry_url
             .as_deref()
@@ -159,13 +166,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             topics: args.topics,
             connections: args.connections,
             out: args.out,
-            enrich: args.pipeline.map(|pipeline| EnrichConfig {
-                pipeline,
-                kafka: args.broker.config(),
-                transforms_dir: args.transforms.dir(),
-            }),
+            enrich,
             admin,
             data: Some(data),
+            transforms,
         })
         .layer(cors);
         // On AWS Lambda the runtime API hands us events; the same router

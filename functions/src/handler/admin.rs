@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::config::read_topics;
+use sluice_host::enrich::PipelineDefinition;
 use sluice_host::registry::{Manifest, Registry, RegistryError};
 use sluice_host::runtime::Runtime;
 use sluice_host::topology::topology;
@@ -269,26 +270,53 @@ async fn put_pipeline(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let mut value = json_body(body)?;
-    match value.get("name").and_then(Value::as_str) {
-        Some(given) if given != name => {
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be one pipeline definition (a JSON object), not {}; \
+                 to apply a list, POST it to /api/pipelines",
+                kind_of(&value)
+            ),
+        ));
+    };
+    match object.get("name") {
+        Some(Value::String(given)) if *given != name => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("the body's name `{given}` differs from the path's `{name}`"),
             ));
         }
-        Some(_) => {}
+        Some(Value::String(_)) => {}
         None => {
-            if let Some(object) = value.as_object_mut() {
-                object.insert("name".into(), Value::String(name.clone()));
-            }
+            object.insert("name".into(), Value::String(name.clone()));
+        }
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "pipeline definition, field `name`: expected the name `{name}` as a string, not {}",
+                    kind_of(other)
+                ),
+            ));
         }
     }
-    let definitions = crate::cli::registry::definitions(&value)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
-    for definition in &definitions {
-        admin.registry.put_pipeline(definition).await?;
+    let definition = PipelineDefinition::from_value(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    admin.registry.put_pipeline(&definition).await?;
+    ok(StatusCode::OK, &definition)
+}
+
+/// What a JSON value is, for messages about bodies of the wrong shape.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
-    ok(StatusCode::OK, &definitions[0])
 }
 
 /// Create or update several pipelines at once; all are checked before any
@@ -302,8 +330,17 @@ async fn apply_pipelines(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let value = json_body(body)?;
-    let definitions = crate::cli::registry::definitions(&value)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be a pipeline definition or a list of them, not {}",
+                kind_of(&value)
+            ),
+        ));
+    }
+    let definitions = PipelineDefinition::one_or_many(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     for definition in &definitions {
         admin.registry.put_pipeline(definition).await?;
     }

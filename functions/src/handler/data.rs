@@ -5,7 +5,6 @@
 //! cluster; every request needs the API key.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -18,11 +17,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::codec::SchemaRegistry;
-use sluice_host::enrich::TransformRef;
 use sluice_host::kafka::{KafkaError, ReaderPool, Start};
 use sluice_host::record::{Header, KafkaRecord};
-use sluice_host::registry::Registry;
-use sluice_host::runtime::{Runtime, Transform};
+use sluice_host::runtime::Transform;
+use sluice_host::transforms::{SourceError, TransformSource};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -38,10 +36,8 @@ pub struct DataApi {
     pub key: Option<String>,
     /// OAuth2 tokens accepted besides the key.
     pub oauth: Option<OAuthRule>,
-    pub runtime: Runtime,
-    /// Transforms come from the registry when there is one, else from here.
-    pub registry: Option<Arc<Registry>>,
-    pub transforms_dir: PathBuf,
+    /// Where named transforms come from: the registry, or a folder.
+    pub transforms: Arc<TransformSource>,
     /// For `value_format=avro`.
     pub schema_registry: Option<Arc<SchemaRegistry>>,
 }
@@ -216,38 +212,41 @@ fn kafka_error(error: KafkaError) -> ApiError {
             StatusCode::NOT_FOUND
         }
         KafkaError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        KafkaError::BadTopicName { .. } => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_GATEWAY,
     };
     ApiError(status, error.to_string())
 }
 
+/// A named transform, from the app's one source; a name that is not a
+/// name (a path, say) is a 400 naming the rule.
 async fn load_transform(
     api: &DataApi,
     name: &str,
     version: Option<&str>,
 ) -> Result<Arc<Transform>, ApiError> {
-    let reference = TransformRef::Pinned {
-        name: name.to_owned(),
-        version: version.map(str::to_owned),
-    };
-    match &api.registry {
-        Some(registry) => registry
-            .resolve(&api.runtime, &reference)
-            .await
-            .map_err(ApiError::from),
-        None => {
-            let (runtime, dir, name) = (
-                api.runtime.clone(),
-                api.transforms_dir.clone(),
-                name.to_owned(),
-            );
-            tokio::task::spawn_blocking(move || {
-                crate::transforms::load_ref(&runtime, &reference, &dir)
-            })
-            .await
-            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError(StatusCode::NOT_FOUND, format!("transform `{name}`: {e:#}")))
-        }
+    let (source, name, version) = (
+        api.transforms.clone(),
+        name.to_owned(),
+        version.map(str::to_owned),
+    );
+    tokio::task::spawn_blocking(move || source.load_named(&name, version.as_deref()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}
+
+impl From<SourceError> for ApiError {
+    fn from(error: SourceError) -> Self {
+        let status = if error.is_not_found() {
+            StatusCode::NOT_FOUND
+        } else if error.is_client_error() {
+            StatusCode::BAD_REQUEST
+        } else {
+            tracing::error!(%error, "loading a transform failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        ApiError(status, error.to_string())
     }
 }
 

@@ -7,7 +7,6 @@
 //! topics and the dead-letter topic, and must know they were acknowledged
 //! before it answers.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -19,17 +18,35 @@ use serde_json::{Value, json};
 use sluice_host::enrich::{Enricher, PipelineDefinition, Step};
 use sluice_host::kafka::{KafkaConfig, Producer, ensure_topic};
 use sluice_host::record::KafkaRecord;
+use sluice_host::transforms::TransformSource;
 
 use super::AppState;
 use super::invocation::{InvocationRequest, InvocationResponse};
 use super::kafka_event::events;
 
-/// Where the enrichment function finds its pipeline and broker.
+/// The enrichment function's pipeline (checked when the app starts, see
+/// [`EnrichConfig::new`]) and broker.
 #[derive(Debug, Clone)]
 pub struct EnrichConfig {
-    pub pipeline: PathBuf,
+    definition: PipelineDefinition,
     pub kafka: KafkaConfig,
-    pub transforms_dir: PathBuf,
+}
+
+impl EnrichConfig {
+    /// Refuses a pipeline with a join: its records wait for their partners
+    /// in memory across invocations, and the Kafka extension commits each
+    /// batch's offsets when the invocation ends, so an instance that scales
+    /// in or restarts loses every waiting record. Joins run in `sluice
+    /// enrich`, which commits only what is finished.
+    pub fn new(definition: PipelineDefinition, kafka: KafkaConfig) -> anyhow::Result<Self> {
+        if definition.join.is_some() {
+            anyhow::bail!(
+                "pipeline `{}` joins its inputs, which the Kafka-triggered /Enrich function                  cannot do without losing waiting records (the trigger commits every batch when                  the invocation ends, and waiting records live in memory): run it with                  `sluice enrich --pipeline FILE`, a consumer-group worker that commits only                  finished records",
+                definition.name
+            );
+        }
+        Ok(EnrichConfig { definition, kafka })
+    }
 }
 
 /// The pipeline, loaded on the first invocation and kept: its join state
@@ -42,11 +59,11 @@ pub struct LiveEnricher {
 pub type EnrichSlot = Mutex<Option<LiveEnricher>>;
 
 impl LiveEnricher {
-    fn start(config: &EnrichConfig) -> anyhow::Result<Self> {
-        let definition = crate::cli::enrich::read_definition(&config.pipeline)?;
-        let runtime = crate::transforms::runtime()?;
-        let transform =
-            crate::transforms::load_ref(&runtime, &definition.transform, &config.transforms_dir)?;
+    fn start(config: &EnrichConfig, transforms: &TransformSource) -> anyhow::Result<Self> {
+        let definition = config.definition.clone();
+        let transform = transforms
+            .load(&definition.transform)
+            .with_context(|| format!("pipeline `{}`", definition.name))?;
         for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
             ensure_topic(&config.kafka, topic, 3)?;
         }
@@ -86,7 +103,7 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if slot.is_none() {
-        *slot = Some(LiveEnricher::start(config)?);
+        *slot = Some(LiveEnricher::start(config, &state.config.transforms)?);
     }
     let live = slot.as_mut().context("pipeline not loaded")?;
     let mut records = Vec::new();

@@ -339,6 +339,7 @@ impl FileImport<'_> {
             value: Some(value.into_bytes()),
         };
         ProduceRecord {
+            timestamp: None,
             topic: self.topic.to_owned(),
             partition: None,
             key,

@@ -8,6 +8,10 @@ pub enum KafkaError {
         brokers: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error(
+        "`{topic}` is not a topic name: Kafka allows 1 to 249 of a-z, A-Z, 0-9, `.`, `_` and `-`"
+    )]
+    BadTopicName { topic: String },
     #[error("topic `{topic}` does not exist on {brokers}")]
     UnknownTopic { topic: String, brokers: String },
     #[error("reading metadata of topic `{topic}`: {source}")]

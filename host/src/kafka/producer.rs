@@ -21,6 +21,10 @@ pub struct ProduceRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<Header>,
+    /// Milliseconds since the Unix epoch; `None` lets the producer stamp
+    /// the time it sends. Derived records keep their input's time, so a
+    /// downstream event-time join sees when things happened.
+    pub timestamp: Option<i64>,
 }
 
 pub struct Producer {
@@ -83,6 +87,9 @@ impl Producer {
         }
         if let Some(value) = &record.value {
             kafka_record = kafka_record.payload(value.as_slice());
+        }
+        if let Some(timestamp) = record.timestamp {
+            kafka_record = kafka_record.timestamp(timestamp);
         }
         loop {
             match self.inner.send_result(kafka_record) {

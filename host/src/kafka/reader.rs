@@ -19,8 +19,11 @@ use crate::record::KafkaRecord;
 pub struct PartitionRange {
     pub partition: i32,
     pub start: i64,
-    /// Exclusive: the high watermark seen when the reader opened.
+    /// Exclusive: at most the high watermark seen when the reader opened.
     pub end: i64,
+    /// The partition's first stored offset and high watermark then.
+    pub low: i64,
+    pub high: i64,
 }
 
 pub struct BoundedReader {
@@ -41,9 +44,20 @@ impl BoundedReader {
 
     /// Opens the ranges `plan` resolves to on the broker now.
     pub fn open(config: &KafkaConfig, plan: &ReadPlan) -> Result<Self, KafkaError> {
+        Self::open_with(config, plan, Ok::<_, KafkaError>)
+    }
+
+    /// Opens the ranges `plan` resolves to, as `adjust` changes them: a
+    /// sink that knows better what it still needs (what it already stored)
+    /// moves the starts and ends; each range's watermarks are in it.
+    pub fn open_with<E: From<KafkaError>>(
+        config: &KafkaConfig,
+        plan: &ReadPlan,
+        adjust: impl FnOnce(Vec<PartitionRange>) -> Result<Vec<PartitionRange>, E>,
+    ) -> Result<Self, E> {
         let consumer = bounded_consumer(config, &plan.group_id)?;
-        let ranges = plan.ranges(&consumer, config)?;
-        Self::assigned(consumer, ranges, plan)
+        let ranges = adjust(plan.ranges(&consumer, config)?)?;
+        Ok(Self::assigned(consumer, ranges, plan)?)
     }
 
     /// A reader of `ranges` (resolved from `plan`) on a consumer made by
@@ -229,6 +243,7 @@ pub(super) fn partitions(
     config: &KafkaConfig,
     topic: &str,
 ) -> Result<Vec<i32>, KafkaError> {
+    super::topics::check_topic_name(topic)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), config.request_timeout)
         .map_err(|source| KafkaError::Metadata {

@@ -7,6 +7,25 @@ use rdkafka::types::RDKafkaErrorCode;
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 
+/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not
+/// `.` or `..`. Checked before a name reaches the broker, so a request
+/// naming something else is told so instead of getting a broker error.
+pub fn check_topic_name(topic: &str) -> Result<(), KafkaError> {
+    let valid = (1..=249).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && topic != "."
+        && topic != "..";
+    if valid {
+        Ok(())
+    } else {
+        Err(KafkaError::BadTopicName {
+            topic: topic.chars().take(80).collect(),
+        })
+    }
+}
+
 /// Creates `topic` with `partitions` partitions; an existing topic is fine.
 pub fn ensure_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> Result<(), KafkaError> {
     let create_error = |reason: String| KafkaError::CreateTopic {

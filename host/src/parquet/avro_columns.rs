@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use apache_avro::Schema as AvroSchema;
+use apache_avro::types::Value as AvroValue;
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder,
 };
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef};
-use serde_json::Value;
 
 /// Names the metadata columns use; a value field with one of them is
 /// written as `value_<name>`.
@@ -105,84 +105,218 @@ pub fn schema_with(base: &SchemaRef, fields: &[ValueField]) -> SchemaRef {
     Arc::new(Schema::new(all))
 }
 
-/// `batch` (whose `value` column holds each record's JSON) with the typed
-/// columns appended, filled from that JSON.
+/// One typed value of a record, ready for its column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int32(i32),
+    Int64(i64),
+    Float32(f32),
+    Float64(f64),
+    Bytes(Vec<u8>),
+    Text(String),
+}
+
+/// The cells of one decoded record, one per field, taken from the Avro
+/// value itself (no JSON round trip). A value that its column cannot hold
+/// exactly (a long past int32, a double that a float would round) is an
+/// error naming the field, so the record is dead-lettered rather than
+/// written changed.
+pub fn typed_cells(record: &AvroValue, fields: &[ValueField]) -> Result<Vec<Cell>, String> {
+    let AvroValue::Record(items) = unwrap_union(record) else {
+        return Err(
+            "the value is not an Avro record, so it has no fields for the typed columns".into(),
+        );
+    };
+    fields
+        .iter()
+        .map(|field| {
+            let value = items
+                .iter()
+                .find(|(name, _)| *name == field.source)
+                .map_or(&AvroValue::Null, |(_, v)| v);
+            cell(field.field.data_type(), value)
+                .map_err(|reason| format!("field `{}`: {reason}", field.source))
+        })
+        .collect()
+}
+
+fn unwrap_union(value: &AvroValue) -> &AvroValue {
+    match value {
+        AvroValue::Union(_, inner) => unwrap_union(inner),
+        other => other,
+    }
+}
+
+/// Beyond this, an integer has no exact double (2^53).
+const EXACT_IN_F64: i64 = 1 << 53;
+
+fn cell(data_type: &DataType, value: &AvroValue) -> Result<Cell, String> {
+    use AvroValue as V;
+    let value = unwrap_union(value);
+    if matches!(value, V::Null) {
+        return Ok(Cell::Null);
+    }
+    let refused = || {
+        Err(format!(
+            "{} does not fit a {data_type} column without loss",
+            describe(value)
+        ))
+    };
+    Ok(match (data_type, value) {
+        (DataType::Boolean, V::Boolean(b)) => Cell::Bool(*b),
+        (DataType::Int32, V::Int(n) | V::Date(n) | V::TimeMillis(n)) => Cell::Int32(*n),
+        (DataType::Int32, V::Long(n)) => match i32::try_from(*n) {
+            Ok(n) => Cell::Int32(n),
+            Err(_) => return refused(),
+        },
+        (DataType::Int64, V::Int(n) | V::Date(n) | V::TimeMillis(n)) => Cell::Int64(i64::from(*n)),
+        (
+            DataType::Int64,
+            V::Long(n)
+            | V::TimeMicros(n)
+            | V::TimestampMillis(n)
+            | V::TimestampMicros(n)
+            | V::TimestampNanos(n)
+            | V::LocalTimestampMillis(n)
+            | V::LocalTimestampMicros(n)
+            | V::LocalTimestampNanos(n),
+        ) => Cell::Int64(*n),
+        (DataType::Float32, V::Float(f)) => Cell::Float32(*f),
+        (DataType::Float32, V::Double(d)) => {
+            let narrowed = *d as f32;
+            if f64::from(narrowed) == *d || d.is_nan() {
+                Cell::Float32(narrowed)
+            } else {
+                return refused();
+            }
+        }
+        (DataType::Float64, V::Double(d)) => Cell::Float64(*d),
+        (DataType::Float64, V::Float(f)) => Cell::Float64(f64::from(*f)),
+        (DataType::Float64, V::Int(n)) => Cell::Float64(f64::from(*n)),
+        (DataType::Float64, V::Long(n)) if n.abs() <= EXACT_IN_F64 => Cell::Float64(*n as f64),
+        (DataType::Binary, V::Bytes(b) | V::Fixed(_, b)) => Cell::Bytes(b.clone()),
+        (DataType::Utf8, V::String(s) | V::Enum(_, s)) => Cell::Text(s.clone()),
+        (DataType::Utf8, V::Uuid(u)) => Cell::Text(u.as_hyphenated().to_string()),
+        (DataType::Utf8, other) => match serde_json::Value::try_from(other.clone()) {
+            Ok(json) => Cell::Text(json.to_string()),
+            Err(e) => return Err(format!("cannot be written as JSON text: {e}")),
+        },
+        _ => return refused(),
+    })
+}
+
+/// A value's kind and, for numbers, the value, for an error message.
+fn describe(value: &AvroValue) -> String {
+    match value {
+        AvroValue::Int(n) => format!("int {n}"),
+        AvroValue::Long(n) => format!("long {n}"),
+        AvroValue::Float(f) => format!("float {f}"),
+        AvroValue::Double(d) => format!("double {d}"),
+        AvroValue::Boolean(b) => format!("boolean {b}"),
+        AvroValue::String(_) => "a string".into(),
+        AvroValue::Bytes(_) | AvroValue::Fixed(..) => "bytes".into(),
+        AvroValue::Array(_) => "an array".into(),
+        AvroValue::Map(_) => "a map".into(),
+        AvroValue::Record(_) => "a record".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// `batch` with one column per field appended, filled from `rows` (the
+/// cells of each of the batch's rows, in order).
 pub fn with_value_columns(
     batch: &RecordBatch,
     fields: &[ValueField],
+    rows: &[Vec<Cell>],
 ) -> Result<RecordBatch, ArrowError> {
-    let values = batch
-        .column_by_name("value")
-        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| ArrowError::SchemaError("no JSON `value` column".into()))?;
-    let parsed: Vec<Value> = (0..values.len())
-        .map(|i| {
-            if values.is_null(i) {
-                Value::Null
-            } else {
-                serde_json::from_str(values.value(i)).unwrap_or(Value::Null)
-            }
-        })
-        .collect();
+    if rows.len() != batch.num_rows() {
+        return Err(ArrowError::InvalidArgumentError(format!(
+            "{} rows of typed cells for {} rows",
+            rows.len(),
+            batch.num_rows()
+        )));
+    }
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
-    for field in fields {
-        let cells = parsed
-            .iter()
-            .map(|v| v.get(&field.source).unwrap_or(&Value::Null));
+    for (index, field) in fields.iter().enumerate() {
+        let cells = rows.iter().map(|row| row.get(index).unwrap_or(&Cell::Null));
         columns.push(column(field.field.data_type(), cells));
     }
     RecordBatch::try_new(schema_with(&batch.schema(), fields), columns)
 }
 
-fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Value>) -> ArrayRef {
+fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRef {
     match data_type {
         DataType::Boolean => {
             let mut b = BooleanBuilder::new();
-            cells.for_each(|v| b.append_option(v.as_bool()));
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Bool(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
             Arc::new(b.finish())
         }
         DataType::Int32 => {
             let mut b = Int32Builder::new();
-            cells.for_each(|v| b.append_option(v.as_i64().and_then(|n| i32::try_from(n).ok())));
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Int32(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
             Arc::new(b.finish())
         }
         DataType::Int64 => {
             let mut b = Int64Builder::new();
-            cells.for_each(|v| b.append_option(v.as_i64()));
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Int64(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
             Arc::new(b.finish())
         }
         DataType::Float32 => {
             let mut b = Float32Builder::new();
-            cells.for_each(|v| b.append_option(v.as_f64().map(|f| f as f32)));
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Float32(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
             Arc::new(b.finish())
         }
         DataType::Float64 => {
             let mut b = Float64Builder::new();
-            cells.for_each(|v| b.append_option(v.as_f64()));
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Float64(v) = c {
+                    Some(*v)
+                } else {
+                    None
+                })
+            });
             Arc::new(b.finish())
         }
         DataType::Binary => {
             let mut b = BinaryBuilder::new();
-            // apache-avro writes bytes to JSON as a list of numbers.
-            cells.for_each(|v| match v.as_array() {
-                Some(items) => {
-                    let bytes: Vec<u8> = items
-                        .iter()
-                        .filter_map(|i| i.as_u64().and_then(|n| u8::try_from(n).ok()))
-                        .collect();
-                    b.append_value(bytes);
-                }
-                None => b.append_null(),
+            cells.for_each(|c| {
+                b.append_option(if let Cell::Bytes(v) = c {
+                    Some(v)
+                } else {
+                    None
+                })
             });
             Arc::new(b.finish())
         }
         _ => {
             let mut b = StringBuilder::new();
-            cells.for_each(|v| match v {
-                Value::Null => b.append_null(),
-                Value::String(s) => b.append_value(s),
-                other => b.append_value(other.to_string()),
-            });
+            cells.for_each(|c| b.append_option(if let Cell::Text(v) = c { Some(v) } else { None }));
             Arc::new(b.finish())
         }
     }
@@ -229,42 +363,69 @@ mod tests {
         assert!(fields.iter().all(|f| f.field.is_nullable()));
     }
 
+    fn field(name: &str, data_type: DataType) -> ValueField {
+        ValueField {
+            source: name.into(),
+            field: Field::new(name, data_type, true),
+        }
+    }
+
     #[test]
-    fn columns_are_filled_from_each_rows_json() {
-        let schema = Arc::new(Schema::new(vec![Field::new("value", DataType::Utf8, true)]));
-        let values = StringArray::from(vec![
-            Some(r#"{"id": 1, "tags": ["a"]}"#),
-            Some(r#"{"id": 2}"#),
-            None,
-        ]);
-        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
-        let fields = vec![
-            ValueField {
-                source: "id".into(),
-                field: Field::new("id", DataType::Int64, true),
-            },
-            ValueField {
-                source: "tags".into(),
-                field: Field::new("tags", DataType::Utf8, true),
-            },
+    fn cells_come_from_the_avro_value_and_missing_fields_are_null() {
+        use apache_avro::types::Value as V;
+        let fields = [
+            field("id", DataType::Int64),
+            field("tags", DataType::Utf8),
+            field("email", DataType::Utf8),
         ];
-        let out = with_value_columns(&batch, &fields).unwrap();
+        let record = V::Record(vec![
+            ("id".into(), V::Long(1)),
+            ("tags".into(), V::Array(vec![V::String("a".into())])),
+        ]);
+        let cells = typed_cells(&record, &fields).unwrap();
+        assert_eq!(
+            cells,
+            [Cell::Int64(1), Cell::Text(r#"["a"]"#.into()), Cell::Null]
+        );
+        let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int32, false)]));
+        let base = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(arrow_array::Int32Array::from(vec![7, 8]))],
+        )
+        .unwrap();
+        let rows = vec![cells, vec![Cell::Int64(2), Cell::Null, Cell::Null]];
+        let out = with_value_columns(&base, &fields, &rows).unwrap();
         let ids = out
             .column_by_name("id")
             .unwrap()
             .as_any()
             .downcast_ref::<Int64Array>()
             .unwrap();
-        assert_eq!(ids.iter().collect::<Vec<_>>(), [Some(1), Some(2), None]);
-        let tags = out
-            .column_by_name("tags")
-            .unwrap()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .unwrap();
-        assert_eq!(
-            tags.iter().collect::<Vec<_>>(),
-            [Some(r#"["a"]"#), None, None]
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [Some(1), Some(2)]);
+    }
+
+    #[test]
+    fn a_value_its_column_cannot_hold_exactly_is_an_error_naming_the_field() {
+        use apache_avro::types::Value as V;
+        let record = |v: V| V::Record(vec![("n".into(), v)]);
+        let int32 = [field("n", DataType::Int32)];
+        let float32 = [field("n", DataType::Float32)];
+        let reason = typed_cells(&record(V::Long(3_000_000_000)), &int32).unwrap_err();
+        assert!(
+            reason.contains("field `n`") && reason.contains("3000000000"),
+            "{reason}"
         );
+        assert_eq!(
+            typed_cells(&record(V::Long(-5)), &int32).unwrap(),
+            [Cell::Int32(-5)]
+        );
+        assert!(typed_cells(&record(V::Double(0.1)), &float32).is_err());
+        assert_eq!(
+            typed_cells(&record(V::Double(0.5)), &float32).unwrap(),
+            [Cell::Float32(0.5)]
+        );
+        let text = [field("n", DataType::Utf8)];
+        assert!(typed_cells(&record(V::Array(vec![V::Double(f64::NAN)])), &text).is_err());
+        assert!(typed_cells(&V::Long(1), &int32).is_err(), "not a record");
     }
 }

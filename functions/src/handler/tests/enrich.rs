@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use sluice_host::enrich::PipelineDefinition;
 use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::pipeline::header;
-use sluice_tests::{broker, fresh_topic, guests_dir, header_text, read_all};
+use sluice_tests::{broker, fresh_topic, header_text, read_all};
 
 use super::call;
 use crate::handler::{AppConfig, EnrichConfig};
@@ -33,19 +34,15 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
         "dead_letter": dead_letter, "transform": "misbehave",
         "limits": {"deadline_ms": 300},
     });
-    let path = dir.path().join("pipeline.json");
-    std::fs::write(&path, definition.to_string()).unwrap();
+    let definition = PipelineDefinition::from_value(&definition).unwrap();
     let config = AppConfig {
         topics: dir.path().join("topics.json"),
         connections: dir.path().join("connections.json"),
         out: None,
-        enrich: Some(EnrichConfig {
-            pipeline: path,
-            kafka,
-            transforms_dir: guests_dir(),
-        }),
+        enrich: Some(EnrichConfig::new(definition, kafka).unwrap()),
         admin: None,
         data: None,
+        transforms: super::folder_transforms(),
     };
     Pipeline {
         _dir: dir,
