@@ -321,7 +321,6 @@ resource "azurerm_linux_function_app" "main" {
   https_only                    = true
   public_network_access_enabled = true
   builtin_logging_enabled       = false
-  client_certificate_mode       = "Optional"
   zip_deploy_file               = var.package
 
   ftp_publish_basic_authentication_enabled       = false

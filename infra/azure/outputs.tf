@@ -2,13 +2,13 @@
 # Key Vault (see the README).
 
 output "app_url" {
-  description = "The function app: the fetch page at /, the API under /api/."
+  description = "The function app; the Functions host routes /api/... (fetch, transforms, pipelines) to Sluice."
   value       = "https://${azurerm_linux_function_app.main.default_hostname}"
 }
 
-output "fetch_page_url" {
-  description = "The fetch page."
-  value       = "https://${azurerm_linux_function_app.main.default_hostname}/"
+output "fetch_url" {
+  description = "The fetch API (GET, with topic, partition, offset, count)."
+  value       = "https://${azurerm_linux_function_app.main.default_hostname}/api/fetch"
 }
 
 output "api_docs_url" {
