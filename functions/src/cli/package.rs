@@ -23,10 +23,32 @@ use zip::write::SimpleFileOptions;
 /// The function app as checked in, in `functions/app/`; the package takes
 /// it from there so it is written once.
 const HOST_JSON: &str = include_str!("../../app/host.json");
-const FUNCTIONS: &[(&str, &str)] = &[
-    ("Api", include_str!("../../app/Api/function.json")),
-    ("Enrich", include_str!("../../app/Enrich/function.json")),
-    ("Export", include_str!("../../app/Export/function.json")),
+
+/// Each function of the app, and the files it cannot run without: a
+/// function whose files are not given is left out of the package, since its
+/// trigger would only fail (every timer tick, every Kafka batch).
+struct Function {
+    name: &'static str,
+    json: &'static str,
+    needs: &'static [&'static str],
+}
+
+const FUNCTIONS: &[Function] = &[
+    Function {
+        name: "Api",
+        json: include_str!("../../app/Api/function.json"),
+        needs: &[],
+    },
+    Function {
+        name: "Enrich",
+        json: include_str!("../../app/Enrich/function.json"),
+        needs: &[PIPELINE],
+    },
+    Function {
+        name: "Export",
+        json: include_str!("../../app/Export/function.json"),
+        needs: &[TOPICS, CONNECTIONS],
+    },
 ];
 
 /// Names inside the package, which the deployed settings point at
@@ -58,14 +80,15 @@ pub struct PackageArgs {
     /// Build it with `cargo build --release -p sluice`.
     #[arg(long)]
     binary: Option<PathBuf>,
-    /// topics.json for the export (packaged as `topics.json`).
+    /// topics.json for the export (packaged as `topics.json`). The Export
+    /// function is packaged when both it and --connections are given.
     #[arg(long)]
     topics: Option<PathBuf>,
     /// connections.json (packaged as `connections.json`).
     #[arg(long)]
     connections: Option<PathBuf>,
     /// The pipeline definition the Kafka-triggered Enrich function runs
-    /// (packaged as `pipeline.json`; Azure only).
+    /// (packaged as `pipeline.json`, with the Enrich function; Azure only).
     #[arg(long)]
     pipeline: Option<PathBuf>,
     /// A folder of transform components (`.wasm`), packaged under
@@ -104,35 +127,27 @@ pub fn run(args: PackageArgs) -> anyhow::Result<ExitCode> {
             std::env::current_exe().context("finding this sluice binary to package")?
         }
     };
+    if args.target == Target::Lambda
+        && let Some(pipeline) = &args.pipeline
+    {
+        bail!(
+            "--pipeline {}: the Kafka-triggered Enrich function runs only on Azure \
+             Functions; on AWS run `sluice enrich --pipeline FILE` as a worker instead",
+            pipeline.display()
+        );
+    }
+    // The small files first: a bad one is reported before a large binary
+    // is read.
+    let files = config_files(&args)?;
     let executable = read_binary(&binary, args.target)?;
     let mut entries = match args.target {
-        Target::Azure => azure_app(executable)?,
-        Target::Lambda => {
-            if let Some(pipeline) = &args.pipeline {
-                bail!(
-                    "--pipeline {}: the Kafka-triggered Enrich function runs only on Azure \
-                     Functions; on AWS run `sluice enrich --pipeline FILE` as a worker instead",
-                    pipeline.display()
-                );
-            }
-            vec![Entry {
-                name: "bootstrap".into(),
-                ..executable
-            }]
-        }
+        Target::Azure => azure_app(executable, &files)?,
+        Target::Lambda => vec![Entry {
+            name: "bootstrap".into(),
+            ..executable
+        }],
     };
-    entries.extend(config_files(&args)?);
-    if args.target == Target::Azure {
-        for (file, name) in [(&args.topics, TOPICS), (&args.connections, CONNECTIONS)] {
-            if file.is_none() {
-                tracing::warn!(
-                    "no {name} given: the Export function needs one in the app \
-                     (--{})",
-                    name.trim_end_matches(".json")
-                );
-            }
-        }
-    }
+    entries.extend(files);
     let file_name = match args.target {
         Target::Azure => "sluice-azure.zip",
         Target::Lambda => "sluice-lambda.zip",
@@ -144,15 +159,23 @@ pub fn run(args: PackageArgs) -> anyhow::Result<ExitCode> {
         .len();
     println!("{} ({})", zip_path.display(), human(size));
     for entry in &entries {
-        let mode = if entry.executable { "rwxr-xr-x" } else { "rw-r--r--" };
-        println!("  {mode} {:>10}  {}", human(entry.bytes.len() as u64), entry.name);
+        let mode = if entry.executable {
+            "rwxr-xr-x"
+        } else {
+            "rw-r--r--"
+        };
+        println!(
+            "  {mode} {:>10}  {}",
+            human(entry.bytes.len() as u64),
+            entry.name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The custom-handler app: host.json, each function's folder, and the
-/// binary under the name host.json starts.
-fn azure_app(executable: Entry) -> anyhow::Result<Vec<Entry>> {
+/// The custom-handler app: host.json, the folder of each function whose
+/// files are given, and the binary under the name host.json starts.
+fn azure_app(executable: Entry, files: &[Entry]) -> anyhow::Result<Vec<Entry>> {
     let host: Value =
         serde_json::from_str(HOST_JSON).context("functions/app/host.json (built in)")?;
     let path = host
@@ -166,10 +189,32 @@ fn azure_app(executable: Entry) -> anyhow::Result<Vec<Entry>> {
             ..executable
         },
     ];
-    for (function, json) in FUNCTIONS {
-        serde_json::from_str::<Value>(json)
-            .with_context(|| format!("functions/app/{function}/function.json (built in)"))?;
-        entries.push(Entry::text(format!("{function}/function.json"), json));
+    for function in FUNCTIONS {
+        let missing: Vec<&str> = function
+            .needs
+            .iter()
+            .copied()
+            .filter(|need| !files.iter().any(|f| f.name == *need))
+            .collect();
+        if !missing.is_empty() {
+            let flags: Vec<String> = missing
+                .iter()
+                .map(|m| format!("--{}", m.trim_end_matches(".json")))
+                .collect();
+            println!(
+                "function {} left out: it needs {} ({})",
+                function.name,
+                missing.join(" and "),
+                flags.join(" ")
+            );
+            continue;
+        }
+        serde_json::from_str::<Value>(function.json)
+            .with_context(|| format!("functions/app/{}/function.json (built in)", function.name))?;
+        entries.push(Entry::text(
+            format!("{}/function.json", function.name),
+            function.json,
+        ));
     }
     Ok(entries)
 }
@@ -178,7 +223,8 @@ fn azure_app(executable: Entry) -> anyhow::Result<Vec<Entry>> {
 /// little-endian Linux ELF file, x86-64 for Azure Functions (its Linux
 /// workers), x86-64 or arm64 for Lambda.
 fn read_binary(path: &Path, target: Target) -> anyhow::Result<Entry> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading binary {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading binary {}", path.display()))?;
     let not_elf = || {
         anyhow::anyhow!(
             "binary {}: not a 64-bit Linux executable (ELF); build sluice on Linux or \
@@ -219,8 +265,7 @@ fn read_binary(path: &Path, target: Target) -> anyhow::Result<Entry> {
 fn config_files(args: &PackageArgs) -> anyhow::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut add = |path: &Path, name: String| -> anyhow::Result<()> {
-        let bytes =
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         entries.push(Entry {
             name,
             bytes,
@@ -255,8 +300,8 @@ fn config_files(args: &PackageArgs) -> anyhow::Result<Vec<Entry>> {
 /// The `.wasm` files directly in `dir`, in name order, each a component
 /// (what the runtime loads), so a core module or a stray file is refused now.
 fn components(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let listing =
-        std::fs::read_dir(dir).with_context(|| format!("reading transforms folder {}", dir.display()))?;
+    let listing = std::fs::read_dir(dir)
+        .with_context(|| format!("reading transforms folder {}", dir.display()))?;
     let mut files = Vec::new();
     for item in listing {
         let path = item
@@ -291,7 +336,8 @@ fn write_zip(path: &Path, entries: &[Entry]) -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<()> {
         let file = File::create(&partial)?;
         let mut zip = zip::ZipWriter::new(BufWriter::new(file));
-        let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        let options =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         let mut folders = std::collections::BTreeSet::new();
         for entry in entries {
             if let Some((folder, _)) = entry.name.rsplit_once('/')
