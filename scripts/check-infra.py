@@ -26,7 +26,8 @@ from pathlib import Path
 import hcl2
 
 SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
-HELP_ENV = re.compile(r"\[env: ([A-Z][A-Z0-9_]*)")
+# `\s+`: a wrapped help line may break right after `[env:`.
+HELP_ENV = re.compile(r"\[env:\s+([A-Z][A-Z0-9_]*)")
 SOURCE_ENV = re.compile(r'env::var(?:_os)?\(\s*"(SLUICE_[A-Z0-9_]+)"')
 FUNCTION_JSON_REF = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)%")
 
