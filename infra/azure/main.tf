@@ -133,6 +133,8 @@ resource "azurerm_storage_account" "host" {
     }
   }
 
+  # Deprecated in azurerm 4 for azurerm_storage_account_queue_properties,
+  # which checkov's CKV_AZURE_33 does not read yet; works until azurerm 5.
   queue_properties {
     logging {
       delete                = true
@@ -347,13 +349,12 @@ resource "azurerm_linux_function_app" "main" {
     }
   }
 
+  # FUNCTIONS_WORKER_RUNTIME=custom comes from use_custom_runtime above;
+  # WEBSITE_RUN_FROM_PACKAGE mounts the zip read-only as the app's content
+  # (what zip_deploy_file uploads, and `az functionapp deployment source
+  # config-zip` later).
   app_settings = merge(
-    # The platform's own: the custom-handler worker, and the zip mounted
-    # read-only as the app's content (what zip_deploy_file uploads).
-    {
-      FUNCTIONS_WORKER_RUNTIME = "custom"
-      WEBSITE_RUN_FROM_PACKAGE = "1"
-    },
+    { WEBSITE_RUN_FROM_PACKAGE = "1" },
     { for name, value in local.sluice_settings : name => value if value != null },
   )
 
