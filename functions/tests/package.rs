@@ -48,13 +48,24 @@ fn package(args: &[&str], out: &Path) -> Output {
 }
 
 fn package_with(sluice: &Path, args: &[&str], out: &Path) -> Output {
-    Command::new(sluice)
-        .arg("package")
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .output()
-        .expect("run sluice package")
+    let mut command = Command::new(sluice);
+    command.arg("package").args(args).arg("--out").arg(out);
+    output(&mut command)
+}
+
+/// Runs `command`. A binary this test just wrote can be "busy" for a
+/// moment: a process another test thread forks meanwhile holds a copy of
+/// the write handle until it execs. Trying again then is enough.
+fn output(command: &mut Command) -> Output {
+    for _ in 0..50 {
+        match command.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result.expect("run the command"),
+        }
+    }
+    panic!("{command:?} stayed busy");
 }
 
 fn assert_ok(output: &Output) {
@@ -160,12 +171,9 @@ fn run_unpacked(entry: &Unpacked, dir: &Path, name: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, &entry.bytes).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(entry.mode & 0o7777)).unwrap();
-    let output = Command::new(&path)
-        .arg("--version")
-        .output()
-        .expect("the unpacked binary runs");
-    assert!(output.status.success());
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let ran = output(Command::new(&path).arg("--version"));
+    assert!(ran.status.success(), "the unpacked {name} failed");
+    String::from_utf8_lossy(&ran.stdout).into_owned()
 }
 
 #[test]
