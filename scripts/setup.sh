@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs: the wasm target, C build
 # tools (rdkafka bundles librdkafka and compiles it), the tansu broker,
-# Azurite, and the infra/ checkers. Idempotent and non-interactive; a run with everything present takes
-# well under a second, so services.sh calls it on every `up`.
+# Azurite and the infra/ checkers. Idempotent and non-interactive; a run
+# with everything present takes well under a second, so services.sh calls it
+# on every `up`.
 set -euo pipefail
 
 SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -167,7 +168,9 @@ main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
   mkdir -p "$SLUICE_CACHE"
-  # `setup.sh infra-tools`: only what scripts/check-infra.sh needs.
+  # `setup.sh infra-tools`: only what scripts/check-infra.sh needs (a
+  # python3 with venv; on Debian's own python3, the full setup's
+  # python3-venv).
   if [[ "${1:-}" == infra-tools ]]; then
     ensure_infra_tools
     return
