@@ -7,6 +7,7 @@ pub mod export;
 mod fetch;
 mod generate;
 mod import;
+mod package;
 mod progress;
 pub mod registry;
 mod run;
@@ -150,6 +151,9 @@ enum Command {
     /// The whole job on embedded defaults: generate bookings, categorise
     /// them into expedia_ext, summarise to Parquet, print the summary.
     Demo(demo::DemoArgs),
+    /// Build the deployable zip: the Azure Functions app or the AWS Lambda
+    /// bootstrap, with the configuration files given.
+    Package(package::PackageArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -166,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Enrich(a) => enrich::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Demo(a) => demo::run(a),
+        Command::Package(a) => package::run(a),
     }
 }
 
