@@ -138,3 +138,17 @@ fn registry() -> &'static SchemaRegistry {
     });
     registry
 }
+
+/// A stream of frames naming a schema the registry does not have costs one
+/// request, not one per frame; each frame still gets the reason.
+#[test]
+fn an_unknown_schema_id_is_asked_for_once_while_its_answer_stands() {
+    let server = sluice_tests::schema_registry::start(Vec::new());
+    let registry = SchemaRegistry::new(&server.url).unwrap();
+    let frame = [0u8, 0, 0, 0, 9, 2, 4];
+    for _ in 0..50 {
+        let error = decode_confluent(&frame, &registry).unwrap_err().to_string();
+        assert!(error.contains("schema 9") && error.contains("404"), "{error}");
+    }
+    assert_eq!(server.requests(), 1);
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
-use sluice_host::kafka::ensure_topic;
+use sluice_host::kafka::{create_topic, require_topics};
 use sluice_host::registry::TransformWatch;
 
 use super::{Broker, TransformsFrom};
@@ -27,9 +27,17 @@ pub struct EnrichArgs {
     /// How often the registry is checked for a newly activated version.
     #[arg(long, default_value_t = 500)]
     reload_ms: u64,
-    /// Partitions for output and dead-letter topics that do not exist yet.
-    #[arg(long, default_value_t = 3)]
+    /// Create output and dead-letter topics that do not exist yet (else the
+    /// worker refuses to start, naming the missing topic).
+    #[arg(long)]
+    create_topics: bool,
+    /// With --create-topics: partitions of a created topic.
+    #[arg(long, default_value_t = 3, requires = "create_topics")]
     partitions: i32,
+    /// With --create-topics: replicas of a created topic [default: the
+    /// broker's default.replication.factor].
+    #[arg(long, default_value_t = -1, requires = "create_topics", allow_negative_numbers = true)]
+    replication_factor: i32,
     /// A stable name for this worker in its group (Kafka static membership):
     /// a restarted worker takes its partitions back at once instead of
     /// after the group notices the old one is gone. One per worker.
@@ -84,8 +92,14 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
-    for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
-        ensure_topic(&config, topic, args.partitions)?;
+    let written = definition.outputs.iter().chain([&definition.dead_letter]);
+    if args.create_topics {
+        for topic in written {
+            create_topic(&config, topic, args.partitions, args.replication_factor)?;
+        }
+    } else {
+        require_topics(&config, written.map(String::as_str))
+            .with_context(|| format!("pipeline `{}`", definition.name))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(stop.clone())?;

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use sluice_host::config::{Connections, read_topics};
+use sluice_host::enrich::PipelineDefinition;
 use zip::write::SimpleFileOptions;
 
 /// The function app as checked in, in `functions/app/`; the package takes
@@ -282,7 +283,10 @@ fn config_files(args: &PackageArgs) -> anyhow::Result<Vec<Entry>> {
         add(path, CONNECTIONS.into())?;
     }
     if let Some(path) = &args.pipeline {
-        super::enrich::read_definition(path).context("checking the pipeline file")?;
+        PipelineDefinition::read(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|definition| Ok(definition.check_for_trigger()?))
+            .context("checking the pipeline file")?;
         add(path, PIPELINE.into())?;
     }
     if let Some(dir) = &args.transforms {

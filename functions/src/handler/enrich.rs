@@ -16,7 +16,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sluice_host::enrich::{Enricher, PipelineDefinition, Step};
-use sluice_host::kafka::{KafkaConfig, Producer, ensure_topic};
+use sluice_host::kafka::{KafkaConfig, Producer, require_topics};
 use sluice_host::record::KafkaRecord;
 use sluice_host::transforms::TransformSource;
 
@@ -33,18 +33,10 @@ pub struct EnrichConfig {
 }
 
 impl EnrichConfig {
-    /// Refuses a pipeline with a join: its records wait for their partners
-    /// in memory across invocations, and the Kafka extension commits each
-    /// batch's offsets when the invocation ends, so an instance that scales
-    /// in or restarts loses every waiting record. Joins run in `sluice
-    /// enrich`, which commits only what is finished.
+    /// Refuses a pipeline the trigger cannot run without losing records
+    /// (one with a join; see `PipelineDefinition::check_for_trigger`).
     pub fn new(definition: PipelineDefinition, kafka: KafkaConfig) -> anyhow::Result<Self> {
-        if definition.join.is_some() {
-            anyhow::bail!(
-                "pipeline `{}` joins its inputs, which the Kafka-triggered /Enrich function                  cannot do without losing waiting records (the trigger commits every batch when                  the invocation ends, and waiting records live in memory): run it with                  `sluice enrich --pipeline FILE`, a consumer-group worker that commits only                  finished records",
-                definition.name
-            );
-        }
+        definition.check_for_trigger()?;
         Ok(EnrichConfig { definition, kafka })
     }
 }
@@ -64,9 +56,16 @@ impl LiveEnricher {
         let transform = transforms
             .load(&definition.transform)
             .with_context(|| format!("pipeline `{}`", definition.name))?;
-        for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
-            ensure_topic(&config.kafka, topic, 3)?;
-        }
+        // The app's topics are provisioned with the cluster (infra/);
+        // creating them here would guess partitions and replication.
+        require_topics(
+            &config.kafka,
+            definition
+                .outputs
+                .iter()
+                .chain([&definition.dead_letter])
+                .map(String::as_str),
+        )?;
         Ok(LiveEnricher {
             enricher: Enricher::new(definition, &transform)?,
             producer: Producer::new(&config.kafka)?,

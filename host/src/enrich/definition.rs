@@ -75,8 +75,14 @@ pub struct JoinSpec {
     /// Dotted path of the id in each record's JSON value, such as `id` or
     /// `booking.id`.
     pub key: String,
-    /// How long the first record of an id waits for the others.
+    /// How far apart in event time (the records' timestamps) the members of
+    /// one id may be: an id whose first record is older than this, as the
+    /// stream's time goes, is given up.
     pub timeout_ms: u64,
+    /// How much later than the stream's time a member may arrive and still
+    /// join (records of several partitions interleave out of order).
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u64,
     #[serde(default)]
     pub on_timeout: OnTimeout,
     /// Ids waiting at once, at most; past it the oldest is timed out early.
@@ -87,6 +93,10 @@ pub struct JoinSpec {
 impl JoinSpec {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms)
     }
 }
 
@@ -152,6 +162,10 @@ impl LimitSpec {
 
 fn default_batch_size() -> usize {
     500
+}
+
+fn default_grace_ms() -> u64 {
+    1_000
 }
 
 fn default_max_pending() -> usize {
@@ -267,6 +281,28 @@ impl PipelineDefinition {
         Self::from_json(&text).map_err(|source| DefinitionFileError::Invalid {
             path: path.to_owned(),
             source,
+        })
+    }
+
+    /// Whether the pipeline can run behind a Kafka trigger (the Azure
+    /// Functions Kafka extension, `POST /Enrich`). A join cannot: its records
+    /// wait for their partners in memory across invocations, while the
+    /// extension commits each batch's offsets when its invocation ends, so an
+    /// instance that scales in or restarts would lose every waiting record.
+    pub fn check_for_trigger(&self) -> Result<(), DefinitionError> {
+        if self.join.is_none() {
+            return Ok(());
+        }
+        Err(DefinitionError {
+            entry: None,
+            pipeline: Some(self.name.clone()),
+            field: "join".into(),
+            reason: "a join cannot run behind the Kafka trigger (the trigger commits every \
+                     batch when its invocation ends, and waiting records live in memory, so a \
+                     restart or scale-in would lose them): run this pipeline with `sluice \
+                     enrich --pipeline FILE`, a consumer-group worker that commits only \
+                     finished records"
+                .into(),
         })
     }
 

@@ -14,7 +14,8 @@ use crate::kafka::{CommitMode, GroupConsumer, GroupStart, KafkaConfig, Producer}
 pub struct WorkerOptions {
     /// Longest a poll waits for the first record.
     pub poll_wait: Duration,
-    /// How often finished offsets are committed while running.
+    /// How often finished offsets are committed while running; zero commits
+    /// after every step, so a crash repeats at most the records in flight.
     pub commit_interval: Duration,
 }
 
@@ -22,7 +23,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             poll_wait: Duration::from_millis(200),
-            commit_interval: Duration::from_secs(1),
+            commit_interval: Duration::ZERO,
         }
     }
 }

@@ -63,8 +63,14 @@ pub enum ImportError {
         file: String,
         source: Box<KafkaError>,
     },
-    #[error("starting the I/O runtime: {0}")]
-    Runtime(String),
+    #[error(
+        "another import of this folder into the topic is running (lock {location}, held by {owner}, refreshed {seconds} s ago): wait for it to end; a lock of an import that died is taken over after ten minutes"
+    )]
+    Busy {
+        location: String,
+        owner: String,
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +162,7 @@ pub fn import(
     mut on_progress: impl FnMut(&ImportProgress),
 ) -> Result<ImportReport, ImportError> {
     let source = Source::open(url, azure)?;
+    let lock = ledger::ImportLock::take(&source, topic)?;
     let mut ledger = Ledger::load(&source, topic)?;
     let mut report = ImportReport::default();
     let mut todo = Vec::new();
@@ -166,11 +173,16 @@ pub fn import(
             continue;
         };
         match ledger.file(&file.path) {
-            Some(before) if before.size != file.size => {
+            Some(before)
+                if before.size != file.size
+                    || before.version.is_some() && file.version.is_some() && before.version != file.version =>
+            {
                 let reason = format!(
-                    "changed since it was imported ({} bytes then, {} now); remove its entry from {} to import it again",
+                    "changed since it was imported ({} bytes, version {} then; {} bytes, version {} now); remove its entry from {} to import it again",
                     before.size,
+                    before.version.as_deref().unwrap_or("unknown"),
                     file.size,
+                    file.version.as_deref().unwrap_or("unknown"),
                     source.describe(&progress_key(topic))
                 );
                 warn!(file = %file.path, "{reason}");
@@ -196,6 +208,7 @@ pub fn import(
     for (file, format) in todo {
         let mut importer = FileImport {
             source: &source,
+            lock: &lock,
             ledger: &mut ledger,
             producer: &producer,
             topic,
@@ -251,6 +264,7 @@ impl From<ImportError> for FileError {
 
 struct FileImport<'a> {
     source: &'a Source,
+    lock: &'a ledger::ImportLock<'a>,
     ledger: &'a mut Ledger,
     producer: &'a Producer,
     topic: &'a str,
@@ -317,10 +331,12 @@ impl FileImport<'_> {
     fn save(&mut self, rows: u64, done: bool) -> Result<(), ImportError> {
         let progress = FileProgress {
             size: self.file.size,
+            version: self.file.version.clone(),
             rows,
             done,
         };
-        self.ledger.record(self.source, &self.file.path, progress)
+        self.ledger.record(self.source, &self.file.path, progress)?;
+        self.lock.refresh_now_and_then()
     }
 
     fn record(&self, value: Value, row: u64) -> ProduceRecord {

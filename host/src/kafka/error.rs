@@ -72,6 +72,13 @@ pub enum KafkaError {
         topics: String,
         source: Box<rdkafka::error::KafkaError>,
     },
+    #[error("{setting}: {reason}")]
+    Unsupported { setting: String, reason: String },
+    #[error(
+        "topic `{topic}` does not exist on {brokers}: create it (with the partitions and replication \
+         your cluster needs), or let the worker create it with --create-topics"
+    )]
+    MissingTopic { topic: String, brokers: String },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
 }

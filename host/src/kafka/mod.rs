@@ -21,4 +21,4 @@ pub use progress::OffsetTracker;
 pub use rdkafka::consumer::CommitMode;
 pub use read_plan::{ReadPlan, Start};
 pub use reader::{BoundedReader, PartitionRange};
-pub use topics::{check_topic_name, ensure_topic};
+pub use topics::{check_topic_name, create_topic, ensure_topic, require_topics};

@@ -54,9 +54,13 @@ fn fixture() -> Fixture {
         runtime().clone(),
         sluice_tests::guests_dir(),
     ));
+    let (output, dead_letter) = (fresh_topic("fuzz-out"), fresh_topic("fuzz-dlq"));
+    for created in [&output, &dead_letter] {
+        ensure_topic(&broker(), created, 1).unwrap();
+    }
     let pipeline = PipelineDefinition::from_value(&json!({
-        "name": "fuzz", "inputs": [topic], "outputs": [fresh_topic("fuzz-out")],
-        "dead_letter": fresh_topic("fuzz-dlq"), "transform": "misbehave",
+        "name": "fuzz", "inputs": [topic], "outputs": [output],
+        "dead_letter": dead_letter, "transform": "misbehave",
     }))
     .unwrap();
     let config = AppConfig {
