@@ -485,7 +485,7 @@ impl PrivateBroker {
     }
 
     pub fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(&format!("127.0.0.1:{}", self.port))
+        KafkaConfig::new(format!("127.0.0.1:{}", self.port))
     }
 
     /// Kills the broker (SIGKILL, as a crash would) and waits for it to exit.
@@ -510,7 +510,13 @@ impl PrivateBroker {
             .open(self.dir.path().join("tansu.log"))
             .expect("the broker's log");
         let child = std::process::Command::new(tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .env("RUST_LOG", "warn")

@@ -91,9 +91,7 @@ fn spread(config: &KafkaConfig, topic: &str, values: &[Value], partitions: i32, 
             .filter(|(i, _)| *i as i32 % partitions == p)
             .map(|(i, v)| (i, v.to_string()))
             .unzip();
-        sluice_tests::produce_stamped(config, topic, p, &part, |k| {
-            Some(at + indexes[k] as i64)
-        });
+        sluice_tests::produce_stamped(config, topic, p, &part, |k| Some(at + indexes[k] as i64));
     }
 }
 
@@ -513,7 +511,10 @@ fn a_second_worker_joining_mid_join_loses_no_waiting_record() {
     let pipeline = join_definition(&topics, "dead_letter", 60_000);
     let one = Worker::start(&pipeline);
     std::thread::sleep(Duration::from_secs(4));
-    assert!(read_all(&config, &topics.output).is_empty(), "still waiting");
+    assert!(
+        read_all(&config, &topics.output).is_empty(),
+        "still waiting"
+    );
     let two = Worker::start(&pipeline);
     // tansu completes a join after about half the session timeout (10 s).
     std::thread::sleep(Duration::from_secs(7));
@@ -539,9 +540,15 @@ fn cooperative_rebalancing_is_refused_with_the_reason() {
     let mut enricher = Enricher::new(pipeline, &transform("misbehave")).unwrap();
     let config = broker().with("partition.assignment.strategy", "cooperative-sticky");
     let stop = std::sync::atomic::AtomicBool::new(true);
-    let error = run_worker(&config, &mut enricher, WorkerOptions::default(), &stop, |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let error = run_worker(
+        &config,
+        &mut enricher,
+        WorkerOptions::default(),
+        &stop,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("cooperative-sticky") && error.contains("range"),
         "{error}"

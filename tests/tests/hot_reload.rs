@@ -185,7 +185,9 @@ fn a_version_that_fails_to_load_is_tried_again() {
         Duration::from_millis(50),
     )
     .unwrap();
-    let blob = dir.path().join(format!("transforms/retry/blobs/{new}.wasm"));
+    let blob = dir
+        .path()
+        .join(format!("transforms/retry/blobs/{new}.wasm"));
     let aside = dir.path().join("aside.wasm");
     std::fs::rename(&blob, &aside).unwrap();
     block_on(registry.activate("retry", &new)).unwrap();

@@ -147,31 +147,20 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
 /// Sets `stop` on SIGTERM (what Kubernetes, systemd and the Functions host
 /// send) or SIGINT.
 fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .context("starting the signal listener")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            signals.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    tracing::error!(
-                        "cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL"
-                    );
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
-                    _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
-                }
-                stop.store(true, Ordering::SeqCst);
-            });
-        })
-        .context("starting the signal listener")?;
+    sluice_host::io::handle().spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
     Ok(())
 }

@@ -7,6 +7,7 @@ mod auth;
 pub mod backstop;
 pub mod data;
 mod enrich;
+mod error;
 mod invocation;
 mod kafka_event;
 pub mod oauth;
@@ -44,25 +45,6 @@ pub struct AppConfig {
     /// Where every route finds named transforms (the fetch's dry run, the
     /// trigger's pipeline, the export's aggregators).
     pub transforms: Arc<TransformSource>,
-}
-
-impl std::fmt::Debug for data::DataApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataApi")
-            .field("brokers", &self.readers.config().bootstrap_servers)
-            .field("transforms", &self.transforms.describe())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for admin::Admin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin")
-            .field("registry", &self.registry.url())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
 }
 
 /// What the routes share: the configuration and the loaded pipeline.

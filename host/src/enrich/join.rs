@@ -650,7 +650,10 @@ mod tests {
         let replay = run(&|_| start);
         assert_eq!(live, replay);
         let joined = live.iter().filter(|(_, j, _)| *j).count();
-        assert!(joined > 5 && joined < 35, "a mix of joins and timeouts: {joined}");
+        assert!(
+            joined > 5 && joined < 35,
+            "a mix of joins and timeouts: {joined}"
+        );
     }
 
     #[test]

@@ -7,13 +7,15 @@
 //! is in place.
 
 mod dead_letters;
+mod error;
 mod layout;
 mod partition_file;
 mod run;
 mod stored;
 mod topic;
 
+pub use error::ExportError;
 pub use layout::{aggregate_key, data_key, dead_letter_key};
 pub use partition_file::WrittenFile;
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
-pub use topic::{ExportError, ExportOptions, TopicReport, export_topic};
+pub use topic::{ExportOptions, TopicReport, export_topic};

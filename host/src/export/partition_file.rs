@@ -12,8 +12,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::dead_letters::DeadLetters;
+use super::error::ExportError;
 use super::layout;
-use super::topic::ExportError;
 use crate::record::KafkaRecord;
 
 /// A finished file.

@@ -7,13 +7,14 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::topic::{ExportError, ExportOptions, TopicReport, export_topic};
+use super::error::ExportError;
+use super::topic::{ExportOptions, TopicReport, export_topic};
 use crate::codec::{CodecError, SchemaRegistry};
 use crate::config::{Connections, TopicEntry, ValueFormat};
 use crate::kafka::ReadPlan;
-use crate::parquet::ValueColumn;
 use crate::runtime::Limits;
 use crate::storage::{Storage, StorageError};
+use crate::table::ValueColumn;
 use crate::transforms::{SourceError, TransformSource};
 
 /// A run that could not start: nothing was read or written.

@@ -7,43 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::error::ExportError;
 use super::layout;
 use super::partition_file::{PartitionFile, WrittenFile};
 use super::stored::StoredPartition;
 use crate::codec::{SchemaRegistry, avro_to_json, decode_confluent_avro};
-use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, PartitionRange, ReadPlan, Start};
-use crate::parquet::{
+use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
+use crate::record::KafkaRecord;
+use crate::runtime::Aggregator;
+use crate::storage::Storage;
+use crate::table::{
     Cell, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields, schema_with,
     typed_cells, with_value_columns,
 };
-use crate::record::KafkaRecord;
-use crate::runtime::{Aggregator, GuestError};
-use crate::storage::{Storage, StorageError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error("writing {}: {reason}", path.display())]
-    Parquet { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Aggregator(#[from] GuestError),
-    #[error("aggregator `{aggregator}` result {index} is not JSON: {reason}")]
-    AggregateNotJson {
-        aggregator: String,
-        index: usize,
-        reason: String,
-    },
-    #[error(transparent)]
-    AggregateTable(#[from] crate::parquet::ParquetError),
-}
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -487,7 +463,7 @@ fn store_aggregate(
         })
         .collect::<Result<Vec<serde_json::Value>, _>>()?;
     let local = staging.join(format!("{topic}.{name}.parquet"));
-    let count = crate::parquet::write_json_records(&local, &rows)?;
+    let count = crate::table::write_json_records(&local, &rows)?;
     let key = layout::aggregate_key(&name, topic, run_id);
     storage.upload(&local, &key)?;
     Ok((key, count))

@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::error::KafkaError;
-use super::reader::PartitionRange;
+use super::metadata::{self, PartitionRange};
 use crate::config::TopicEntry;
 
 /// Where each partition's read starts.
@@ -97,7 +97,7 @@ impl ReadPlan {
         config: &KafkaConfig,
     ) -> Result<Vec<PartitionRange>, KafkaError> {
         let topic = self.topic.as_str();
-        let partitions = super::reader::partitions(consumer, config, topic)?;
+        let partitions = metadata::partitions(consumer, config, topic)?;
         let named: Vec<i32> = match &self.start {
             Start::Offsets(offsets) => offsets.keys().copied().collect(),
             Start::Timestamp { partitions, .. } => partitions.clone(),
@@ -119,7 +119,7 @@ impl ReadPlan {
         wanted
             .into_iter()
             .map(|partition| {
-                let (low, high) = super::reader::watermarks(consumer, config, topic, partition)?;
+                let (low, high) = metadata::watermarks(consumer, config, topic, partition)?;
                 let start = match &self.start {
                     Start::Earliest => low,
                     Start::Committed => found.get(&partition).copied().unwrap_or(low).max(low),

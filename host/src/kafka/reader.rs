@@ -11,20 +11,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
+use super::metadata::PartitionRange;
 use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
-
-/// The offsets of one partition a reader covers: `start..end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRange {
-    pub partition: i32,
-    pub start: i64,
-    /// Exclusive: at most the high watermark seen when the reader opened.
-    pub end: i64,
-    /// The partition's first stored offset and high watermark then.
-    pub low: i64,
-    pub high: i64,
-}
 
 pub struct BoundedReader {
     topic: String,
@@ -233,50 +222,6 @@ pub(super) fn bounded_consumer(
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: config.bootstrap_servers.clone(),
-            source,
-        })
-}
-
-/// The partition ids of `topic`, or an error naming it when it is unknown.
-pub(super) fn partitions(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-) -> Result<Vec<i32>, KafkaError> {
-    super::topics::check_topic_name(topic)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), config.request_timeout)
-        .map_err(|source| KafkaError::Metadata {
-            topic: topic.to_owned(),
-            source,
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(KafkaError::UnknownTopic {
-            topic: topic.to_owned(),
-            brokers: config.bootstrap_servers.clone(),
-        });
-    }
-    Ok(partitions)
-}
-
-/// `(low, high)`: the first offset still stored and the next one to be written.
-pub(super) fn watermarks(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-) -> Result<(i64, i64), KafkaError> {
-    consumer
-        .fetch_watermarks(topic, partition, config.request_timeout)
-        .map_err(|source| KafkaError::Read {
-            topic: topic.to_owned(),
-            partition,
             source,
         })
 }

@@ -14,9 +14,9 @@ use sluice_tests::{broker, fresh_topic};
 use tower::ServiceExt;
 
 use super::{answer, render_page};
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const KEY: &str = "data-key";
 

@@ -20,11 +20,11 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, fresh_topic, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig, TokenError};
 use crate::handler::{AppConfig, OAuthRule};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const ISSUER_PATH: &str = "/tenant/v2.0";
 const AUDIENCE: &str = "api://sluice";
