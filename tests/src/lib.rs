@@ -82,7 +82,7 @@ pub fn fresh_topic(prefix: &str) -> String {
     )
 }
 
-/// Seed 001's categories computed a second, independent way: counting the
+/// The expedia stay categories computed a second, independent way: counting the
 /// days one by one with the calendar rules, to check the guests against.
 pub mod independent {
     use serde_json::Value;

@@ -173,7 +173,7 @@ fn produce_join_inputs(config: &KafkaConfig, topics: &Topics, complete: usize, t
     spread(config, &topics.inputs[1], &second, 2, at);
 }
 
-/// Seed 002's language worker: posts and their authors joined by id, then
+/// The ETL workers' language worker: posts and their authors joined by id, then
 /// the language-detect guest sets `content.language`.
 #[test]
 fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {

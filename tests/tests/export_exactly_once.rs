@@ -528,3 +528,39 @@ fn the_aggregator_sees_exactly_the_records_the_files_keep_decoded() {
         "every decoded booking once, the bad frame never"
     );
 }
+
+/// Kafka topic names often hold dots (`orders.eu`, `expedia_ext.2026`):
+/// each partition still gets its own staging file and its own stored file.
+#[test]
+fn a_topic_name_with_dots_gets_one_file_per_partition() {
+    let config = broker();
+    let topic = format!("eo.dotted.{}", fresh_topic("t"));
+    ensure_topic(&config, &topic, 3).unwrap();
+    for partition in 0..3 {
+        let mut rows = values(0, 5);
+        rows[2] = "not json".into();
+        produce_to(&config, &topic, partition, &rows);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let report = export(
+        &config,
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({}),
+        &local(root.path()),
+        &ExportOptions::new("run"),
+    );
+    assert_eq!(
+        (report.records, report.dead_lettered, report.files.len()),
+        (15, 3, 3)
+    );
+    let (rows, names) = stored_rows(root.path());
+    assert_eq!(rows.len(), 12);
+    assert_eq!(
+        names,
+        (0..3)
+            .map(|p| format!("topic={topic}/partition={p}/{topic}+{p}+0-4.parquet"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(report.dead_letter_files().count(), 3);
+}

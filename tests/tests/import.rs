@@ -79,7 +79,7 @@ fn jsonl(rows: impl IntoIterator<Item = Value>) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Seed 001's expedia records as the data set ships them: an Avro object
+/// The expedia records as the data set ships them: an Avro object
 /// container file, snappy-compressed as Spark writes them.
 fn expedia_avro(ids: std::ops::Range<i64>) -> Vec<u8> {
     let schema = Schema::parse_str(

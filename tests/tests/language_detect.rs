@@ -1,4 +1,4 @@
-//! The language-detect guest (seed 002) in the real runtime: detected
+//! The language-detect guest (the ETL workers' language worker) in the real runtime: detected
 //! languages, what it keeps, and what it refuses.
 
 use std::sync::Arc;

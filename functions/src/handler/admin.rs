@@ -1,6 +1,6 @@
 //! The admin API under `/api`: transforms (upload, list, activate, roll
 //! back, delete a version) and pipelines (create, update, get, list,
-//! delete, and a bulk create-or-update like seed 002's
+//! delete, and a bulk create-or-update like the ETL workers'
 //! `POST /api/consumer_configs`). Every route needs the admin key.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Every request in a span of its own (seed 003 traces its API calls): the
+//! Every request in a span of its own (as the consumer skeleton traced its API calls): the
 //! caller's `traceparent` is continued (or a trace started), the answer
 //! carries the request's `traceparent` back, and one log line per request
 //! says what was asked, the status and how long it took, with the trace id.

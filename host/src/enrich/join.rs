@@ -412,7 +412,7 @@ impl JoinBuffer {
 }
 
 /// Merges parts in input order: later inputs' top-level fields win, and
-/// `content` objects are merged field by field, as seed 002 does.
+/// `content` objects are merged field by field, as the Python ETL workers do.
 fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     let members = parts
         .iter()

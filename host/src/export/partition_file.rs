@@ -65,8 +65,11 @@ impl PartitionFile {
             path: staging_dir.to_owned(),
             source,
         })?;
-        let stem = staging_dir.join(format!("{topic}+{partition}+{first}"));
-        let staging = stem.with_extension("parquet.partial");
+        // Names put together as text: `Path::with_extension` would cut a
+        // topic name at its last dot (`orders.eu+0+5` -> `orders.parquet`),
+        // and every partition of such a topic would share one file.
+        let stem = format!("{topic}+{partition}+{first}");
+        let staging = staging_dir.join(format!("{stem}.parquet.partial"));
         let file = File::create(&staging).map_err(|source| ExportError::Io {
             path: staging.clone(),
             source,
@@ -87,7 +90,7 @@ impl PartitionFile {
             block,
             staging,
             writer: Some(writer),
-            dead_letters: DeadLetters::new(stem.with_extension("jsonl.partial")),
+            dead_letters: DeadLetters::new(staging_dir.join(format!("{stem}.jsonl.partial"))),
             first,
             last: first,
             rows: 0,

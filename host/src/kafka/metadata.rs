@@ -4,6 +4,8 @@
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::logs::Logged;
+
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 
@@ -21,7 +23,7 @@ pub struct PartitionRange {
 
 /// The partition ids of `topic`, or an error naming it when it is unknown.
 pub(super) fn partitions(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Logged>,
     config: &KafkaConfig,
     topic: &str,
 ) -> Result<Vec<i32>, KafkaError> {
@@ -49,7 +51,7 @@ pub(super) fn partitions(
 
 /// `(low, high)`: the first offset still stored and the next one to be written.
 pub(super) fn watermarks(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Logged>,
     config: &KafkaConfig,
     topic: &str,
     partition: i32,

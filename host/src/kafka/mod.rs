@@ -5,6 +5,7 @@ mod config;
 mod convert;
 mod error;
 mod group;
+mod logs;
 mod metadata;
 mod pool;
 mod producer;

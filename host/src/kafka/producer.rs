@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use super::config::KafkaConfig;
 use super::convert::to_kafka_headers;
 use super::error::KafkaError;
+use super::logs::Logged;
 use crate::record::Header;
 
 /// A record bound for a named topic.
@@ -28,7 +29,7 @@ pub struct ProduceRecord {
 }
 
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<Logged>,
 }
 
 /// Records sent whose acknowledgements are still to be collected.
@@ -81,7 +82,7 @@ impl Producer {
             .client_config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
-            .create()
+            .create_with_context(Logged)
             .map_err(|source| KafkaError::Client {
                 brokers: config.bootstrap_servers.clone(),
                 source,

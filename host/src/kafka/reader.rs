@@ -11,13 +11,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
+use super::logs::Logged;
 use super::metadata::PartitionRange;
 use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
 
 pub struct BoundedReader {
     topic: String,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Logged>,
     /// Partitions not yet read to their end, by partition id.
     group_id: String,
     pending: BTreeMap<i32, PartitionRange>,
@@ -52,7 +53,7 @@ impl BoundedReader {
     /// A reader of `ranges` (resolved from `plan`) on a consumer made by
     /// [`bounded_consumer`] for the plan's group.
     pub(super) fn assigned(
-        consumer: BaseConsumer,
+        consumer: BaseConsumer<Logged>,
         ranges: Vec<PartitionRange>,
         plan: &ReadPlan,
     ) -> Result<Self, KafkaError> {
@@ -114,7 +115,7 @@ impl BoundedReader {
     }
 
     /// The consumer, with nothing assigned any more, for another read.
-    pub(super) fn into_consumer(self) -> Result<BaseConsumer, KafkaError> {
+    pub(super) fn into_consumer(self) -> Result<BaseConsumer<Logged>, KafkaError> {
         self.consumer
             .unassign()
             .map_err(|source| KafkaError::Metadata {
@@ -201,7 +202,7 @@ impl BoundedReader {
 pub(super) fn bounded_consumer(
     config: &KafkaConfig,
     group_id: &str,
-) -> Result<BaseConsumer, KafkaError> {
+) -> Result<BaseConsumer<Logged>, KafkaError> {
     config
         .client_config()
         .set("group.id", group_id)
@@ -219,7 +220,7 @@ pub(super) fn bounded_consumer(
         // a request first needs one: librdkafka spaces such connections
         // at least 11 ms apart, which a small read would spend waiting.
         .set("enable.sparse.connections", "false")
-        .create()
+        .create_with_context(Logged)
         .map_err(|source| KafkaError::Client {
             brokers: config.bootstrap_servers.clone(),
             source,

@@ -2,11 +2,11 @@
 //! asked, and Kafka's naming rule.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::config::KafkaConfig;
 use super::error::KafkaError;
+use super::logs::Logged;
 
 /// Creates `topic` with `partitions` partitions and one replica; an
 /// existing topic is fine. For generators, demos and tests on one broker:
@@ -52,9 +52,9 @@ pub fn create_topic(
         topic: topic.to_owned(),
         reason,
     };
-    let admin: AdminClient<DefaultClientContext> = config
+    let admin: AdminClient<Logged> = config
         .client_config()
-        .create()
+        .create_with_context(Logged)
         .map_err(|e| create_error(e.to_string()))?;
     // Both bounds: without the request timeout an unreachable broker makes
     // the call wait for librdkafka's default of a minute.

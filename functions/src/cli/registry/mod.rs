@@ -32,7 +32,7 @@ pub struct RegistryArgs {
     /// `abfss://filesystem@account.dfs.core.windows.net/dir`.
     #[arg(long = "registry", env = "SLUICE_REGISTRY", global = true)]
     pub url: Option<String>,
-    /// Azure storage account (seed 000's azure_storage_account_name).
+    /// Azure storage account (azure_storage_account_name in connections.json).
     #[arg(long, env = "SLUICE_AZURE_ACCOUNT", global = true)]
     pub azure_account: Option<String>,
     /// Azure storage account key.
