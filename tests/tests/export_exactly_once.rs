@@ -564,3 +564,45 @@ fn a_topic_name_with_dots_gets_one_file_per_partition() {
     );
     assert_eq!(report.dead_letter_files().count(), 3);
 }
+
+/// Many partitions, each with an open file: the row groups they hold in
+/// memory together stay within the budget (the largest are written out),
+/// and nothing is lost or repeated on the way.
+#[test]
+fn open_files_write_their_row_groups_out_within_a_memory_budget() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let config = broker();
+    let topic = fresh_topic("eo-budget");
+    ensure_topic(&config, &topic, 8).unwrap();
+    let padding = "x".repeat(400);
+    let rows: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"i":{i},"pad":"{padding}"}}"#))
+        .collect();
+    for partition in 0..8 {
+        produce_to(&config, &topic, partition, &rows);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mut options = ExportOptions::new("run");
+    options.memory_budget = 64 << 10;
+    options.batch_size = 100;
+    let report = export(
+        &config,
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({}),
+        &local(root.path()),
+        &options,
+    );
+    assert_eq!((report.records, report.files.len()), (2400, 8));
+    let mut groups = 0;
+    for file in &report.files {
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(root.path().join(&file.key)).unwrap())
+                .unwrap();
+        groups += reader.metadata().num_row_groups();
+    }
+    assert!(groups > 8, "row groups were written out early: {groups}");
+    let (stored, _) = stored_rows(root.path());
+    assert_eq!(stored.len(), 2400);
+    assert!(stored.values().all(|n| *n == 1));
+}

@@ -18,4 +18,4 @@ pub use error::ExportError;
 pub use layout::{aggregate_key, data_key, dead_letter_key};
 pub use partition_file::WrittenFile;
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
-pub use topic::{ExportOptions, TopicReport, export_topic};
+pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, export_topic};

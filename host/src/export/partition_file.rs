@@ -120,6 +120,22 @@ impl PartitionFile {
         Ok(())
     }
 
+    /// Bytes the open row group holds in memory.
+    pub fn buffered(&self) -> usize {
+        self.writer.as_ref().map_or(0, ArrowWriter::memory_size)
+    }
+
+    /// Writes the open row group out, freeing its memory.
+    pub fn flush_row_group(&mut self) -> Result<(), ExportError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        writer.flush().map_err(|e| ExportError::Parquet {
+            path: self.staging.clone(),
+            reason: e.to_string(),
+        })
+    }
+
     /// Keeps `record` in the range's dead-letter file with the reason.
     pub fn dead_letter(&mut self, record: &KafkaRecord, reason: &str) -> Result<(), ExportError> {
         self.dead_letters.write(record, reason)

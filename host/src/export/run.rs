@@ -49,6 +49,8 @@ pub struct RunSettings {
     pub out: Option<String>,
     /// Files cover blocks of this many offsets (see [`ExportOptions`]).
     pub max_rows_per_file: u64,
+    /// Bytes the open row groups of one topic may hold in memory.
+    pub memory_budget: usize,
 }
 
 impl Default for RunSettings {
@@ -56,6 +58,7 @@ impl Default for RunSettings {
         RunSettings {
             out: None,
             max_rows_per_file: ExportOptions::new("").max_rows_per_file,
+            memory_budget: super::topic::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -153,6 +156,7 @@ fn topic_options(
 ) -> Result<ExportOptions, TopicError> {
     let mut options = ExportOptions::new(run_id);
     options.max_rows_per_file = settings.max_rows_per_file;
+    options.memory_budget = settings.memory_budget;
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,
