@@ -12,9 +12,12 @@ TANSU_VERSION=0.6.0
 AZURITE_VERSION=3.35.0
 # The Lambda Runtime API emulator (`cargo lambda watch`) the Lambda test runs under.
 CARGO_LAMBDA_VERSION=1.9.2
+# Builds the Python guests (guests/python) into components. 0.25.1 bundles
+# CPython 3.14 and targets WASI 0.2.x, which wasmtime-wasi 48 provides.
+COMPONENTIZE_PY_VERSION=0.25.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
-# python3-venv: cargo-lambda comes from PyPI into its own virtualenv.
+# python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
 APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev chromium
   python3-venv)
 
@@ -126,6 +129,23 @@ ensure_cargo_lambda() {
   cargo_lambda_ok || die "cargo-lambda $CARGO_LAMBDA_VERSION not found after pip install"
 }
 
+componentize_py_ok() {
+  local bin="$SLUICE_CACHE/componentize-py/bin/componentize-py"
+  [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qwF "$COMPONENTIZE_PY_VERSION"
+}
+
+ensure_componentize_py() {
+  if componentize_py_ok; then
+    return
+  fi
+  log "installing componentize-py $COMPONENTIZE_PY_VERSION into $SLUICE_CACHE/componentize-py"
+  rm -rf "$SLUICE_CACHE/componentize-py"
+  python3 -m venv "$SLUICE_CACHE/componentize-py" >&2
+  "$SLUICE_CACHE/componentize-py/bin/pip" install --quiet --disable-pip-version-check \
+    "componentize-py==$COMPONENTIZE_PY_VERSION" >&2
+  componentize_py_ok || die "componentize-py $COMPONENTIZE_PY_VERSION not found after pip install"
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
@@ -135,6 +155,7 @@ main() {
   ensure_tansu
   ensure_azurite
   ensure_cargo_lambda
+  ensure_componentize_py
 }
 
 main "$@"
