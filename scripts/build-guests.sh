@@ -2,7 +2,8 @@
 # Builds the transforms in guests/ as wasm32-wasip2 components and prints the
 # folder that holds them (the tests and the demo read them from there): the
 # Rust guests with cargo, the Python guests (guests/python/*/app.py) with
-# componentize-py, which scripts/setup.sh installs.
+# componentize-py and the JavaScript ones (guests/js/*/app.js) with
+# componentize-js, both installed by scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -84,6 +85,35 @@ if [[ ! -x "$componentize_py" ]]; then
   exit 1
 fi
 mkdir -p "$work" "$out"
+# --- JavaScript guests -------------------------------------------------------
+# Each folder of guests/js with an app.js is one component named after the
+# folder; the files beside the folders (the SDK) are imported by relative
+# path. Stamped like the Python guests.
+componentize_js="$SLUICE_CACHE/componentize-js/node_modules/.bin/componentize-js"
+js_work="$CARGO_TARGET_DIR/js-guests"
+
+build_js_guest() {
+  local guest_dir=$1 name hash stamp world
+  name=$(basename "$guest_dir")
+  hash=$({
+    "$componentize_js" --version
+    sha256sum wit/sluice.wit
+    find guests/js -type f ! -path '*/node_modules/*' -print0 | sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -d' ' -f1)
+  stamp="$js_work/$name.stamp"
+  if [[ -f "$out/$name.wasm" && -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+    return
+  fi
+  world=transformer
+  if grep -qE '^export const aggregate\b' "$guest_dir/app.js"; then world=aggregator; fi
+  log "building $name ($world) with componentize-js $("$componentize_js" --version)"
+  # No wasi:http: the host links none, and a guest has no network.
+  "$componentize_js" "$guest_dir/app.js" --wit wit --world-name "$world" \
+    --disable http fetch-event -o "$js_work/$name.wasm" >&2
+  mv "$js_work/$name.wasm" "$out/$name.wasm"
+  printf '%s\n' "$hash" > "$stamp"
+}
+
 # Stub bindings (the same dataclasses, host functions unconnected) so that
 # the benchmark can run a Python guest's code in CPython as well.
 rm -rf "$work/bindings"
@@ -101,5 +131,14 @@ for app in guests/python/*/app.py; do
   fi
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
+
+if [[ ! -x "$componentize_js" ]]; then
+  log "error: componentize-js not found at $componentize_js: run scripts/setup.sh"
+  exit 1
+fi
+mkdir -p "$js_work"
+for app in guests/js/*/app.js; do
+  build_js_guest "$(dirname "$app")"
+done
 
 echo "$out"

@@ -15,6 +15,8 @@ CARGO_LAMBDA_VERSION=1.9.2
 # Builds the Python guests (guests/python) into components. 0.25.1 bundles
 # CPython 3.14 and targets WASI 0.2.x, which wasmtime-wasi 48 provides.
 COMPONENTIZE_PY_VERSION=0.25.1
+# Builds the JavaScript guests (guests/js); from npm, engine included.
+COMPONENTIZE_JS_VERSION=0.23.0
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
 # python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
@@ -146,6 +148,25 @@ ensure_componentize_py() {
   componentize_py_ok || die "componentize-py $COMPONENTIZE_PY_VERSION not found after pip install"
 }
 
+componentize_js_ok() {
+  local manifest="$SLUICE_CACHE/componentize-js/node_modules/@bytecodealliance/componentize-js/package.json"
+  [[ -f "$manifest" ]] &&
+    node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
+      "$manifest" "$COMPONENTIZE_JS_VERSION"
+}
+
+ensure_componentize_js() {
+  if componentize_js_ok; then
+    return
+  fi
+  log "installing componentize-js $COMPONENTIZE_JS_VERSION into $SLUICE_CACHE/componentize-js"
+  mkdir -p "$SLUICE_CACHE/componentize-js"
+  npm install --prefix "$SLUICE_CACHE/componentize-js" \
+    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" \
+    --no-audit --no-fund --loglevel=error >&2
+  componentize_js_ok || die "componentize-js $COMPONENTIZE_JS_VERSION not found after npm install"
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
@@ -156,6 +177,7 @@ main() {
   ensure_azurite
   ensure_cargo_lambda
   ensure_componentize_py
+  ensure_componentize_js
 }
 
 main "$@"

@@ -51,7 +51,8 @@ def main():
                 emitted = getattr(outcome, "value", None)
                 f.write(emitted[0].value if isinstance(emitted, list) and emitted else b"-")
                 f.write(b"\n")
-    print(json.dumps({"records": len(records), "seconds": seconds}))
+    # The SDK sends print() to the host's log; the report goes to the real stdout.
+    sys.__stdout__.write(json.dumps({"records": len(records), "seconds": seconds}) + "\n")
 
 
 if __name__ == "__main__":

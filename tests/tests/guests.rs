@@ -1,6 +1,6 @@
 //! The real guest components, run in the real runtime (no broker needed).
-//! Tests of behaviour a transform shares with its Python port run once per
-//! implementation (the `rust` and `python` modules at the end).
+//! Tests of behaviour a transform shares with its ports run once per
+//! implementation (the `rust`, `python` and `javascript` modules at the end).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -211,6 +211,45 @@ fn stay_summary_counts_match_an_independent_computation(guest: &str) {
     assert_eq!(total, 12_000);
 }
 
+/// An aggregator has no dead-letter topic: what it cannot count is skipped
+/// (and logged), the rest counted; rows carry their category as key.
+fn stay_summary_skips_what_it_cannot_count(guest: &str) {
+    let values: Vec<Vec<u8>> = vec![
+        br#"{"hotel_id": 1, "stay_category": "Short stay"}"#.to_vec(),
+        b"[1]".to_vec(),
+        b"not json".to_vec(),
+        br#"{"hotel_id": 2, "srch_ci": "2017-08-01", "srch_co": "2017-08-31"}"#.to_vec(),
+        br#""text""#.to_vec(),
+        br#"{"hotel_id": 3, "stay_category": 7}"#.to_vec(),
+    ];
+    let mut window = transform(guest)
+        .aggregator(Limits::default(), Arc::default())
+        .unwrap();
+    window.add(&records(&values)).unwrap();
+    let rows: Vec<(Option<Vec<u8>>, String)> = window
+        .finish()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let value: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            (r.key, value.to_string())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                Some(b"Short stay".to_vec()),
+                r#"{"stay_category":"Short stay","count_all":1,"count_distinct":1}"#.to_owned()
+            ),
+            (
+                Some(b"Long stay".to_vec()),
+                r#"{"stay_category":"Long stay","count_all":1,"count_distinct":1}"#.to_owned()
+            ),
+        ]
+    );
+}
+
 fn worlds_are_checked_when_instantiating(summary: &str, category: &str) {
     let summary = transform(summary);
     assert_eq!(summary.world(), World::Aggregator);
@@ -361,11 +400,27 @@ fn routing_sends_records_to_declared_outputs_or_the_dead_letter_topic() {
     }
 }
 
-/// The Python port gives the Rust guest's output on the same input: every
-/// field, in the same order, with the same values (numbers compared as JSON
-/// numbers: Python writes `1.50` as `1.5`, serde_json reads both alike).
-#[test]
-fn stay_category_py_matches_the_rust_guest_field_for_field() {
+/// JSON values equal field for field, in the same order; numbers equal as
+/// numbers (Python writes `1.50` as `1.5`, JavaScript `1234.0` as `1234`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_json(va, vb))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// A port gives the Rust guest's output on the same input: every field, in
+/// the same order, with the same values; and fails where it fails.
+fn port_matches_the_rust_guest_field_for_field(port: &str) {
     let mut values: Vec<Vec<u8>> = ExpediaGenerator::new(23, StayMix::default())
         .take(5000)
         .map(|b| b.to_string().into_bytes())
@@ -376,62 +431,95 @@ fn stay_category_py_matches_the_rust_guest_field_for_field() {
         br#"{"srch_ci": "2017\u002d08-13", "srch_co": "2017-08-14", "name": "H\u00f4tel \u263a"}"#.to_vec(),
         br#"{"srch_ci": "0000-03-01", "srch_co": "0000-03-09"}"#.to_vec(),
         br#"{"srch_ci": "2016-02-29", "srch_co": "2016-03-01", "nested": {"a": [1, 2.5, null, true]}}"#.to_vec(),
-        br#"{"srch_ci": "Ù¢017-08-13", "srch_co": "2017-08-20"}"#.to_vec(),
+        // An Arabic-Indic digit: ten characters, but not ten ASCII bytes.
+        "{\"srch_ci\": \"\u{662}017-08-13\", \"srch_co\": \"2017-08-20\"}"
+            .as_bytes()
+            .to_vec(),
         b" { } ".to_vec(),
         b"[1, 2]".to_vec(),
         b"not json".to_vec(),
     ]);
-    let normalise = |outcome: Result<Value, String>| outcome.map(|v| v.to_string()).map_err(|_| ());
     let rust = categorise("stay-category", &values);
-    let python = categorise("stay-category-py", &values);
-    for ((value, rust), python) in values.iter().zip(rust).zip(python) {
-        assert_eq!(
-            normalise(python),
-            normalise(rust),
-            "{}",
-            String::from_utf8_lossy(value)
-        );
+    let ported = categorise(port, &values);
+    for ((value, rust), ported) in values.iter().zip(rust).zip(ported) {
+        let input = String::from_utf8_lossy(value);
+        match (rust, ported) {
+            (Ok(rust), Ok(ported)) => {
+                assert!(same_json(&ported, &rust), "{input}: {ported} != {rust}")
+            }
+            (Err(_), Err(_)) => {}
+            (rust, ported) => panic!("{input}: {port} gave {ported:?}, the Rust guest {rust:?}"),
+        }
     }
 }
 
-/// Each test body above, once per implementation: the Rust guests and their
-/// Python ports (guests/python).
-macro_rules! per_implementation {
-    ($($module:ident: $category:literal, $summary:literal, $misbehave:literal;)*) => {$(
-        mod $module {
-            #[test]
-            fn stay_category_rules_at_every_boundary() {
-                super::stay_category_rules_at_every_boundary($category)
-            }
-            #[test]
-            fn values_that_are_not_objects_fail_alone() {
-                super::values_that_are_not_objects_fail_alone($category)
-            }
-            #[test]
-            fn a_tombstone_fails_with_a_reason() {
-                super::a_tombstone_fails_with_a_reason($category)
-            }
-            #[test]
-            fn generated_bookings_match_an_independent_categorisation() {
-                super::generated_bookings_match_an_independent_categorisation($category)
-            }
-            #[test]
-            fn stay_summary_counts_match_an_independent_computation() {
-                super::stay_summary_counts_match_an_independent_computation($summary)
-            }
-            #[test]
-            fn worlds_are_checked_when_instantiating() {
-                super::worlds_are_checked_when_instantiating($summary, $category)
-            }
-            #[test]
-            fn metadata_reaches_the_guest() {
-                super::metadata_reaches_the_guest($misbehave)
-            }
+/// The stay-category tests, for one implementation.
+macro_rules! stay_category_tests {
+    ($guest:literal) => {
+        #[test]
+        fn stay_category_rules_at_every_boundary() {
+            super::stay_category_rules_at_every_boundary($guest)
         }
-    )*};
+        #[test]
+        fn values_that_are_not_objects_fail_alone() {
+            super::values_that_are_not_objects_fail_alone($guest)
+        }
+        #[test]
+        fn a_tombstone_fails_with_a_reason() {
+            super::a_tombstone_fails_with_a_reason($guest)
+        }
+        #[test]
+        fn generated_bookings_match_an_independent_categorisation() {
+            super::generated_bookings_match_an_independent_categorisation($guest)
+        }
+    };
 }
 
-per_implementation! {
-    rust: "stay-category", "stay-summary", "misbehave";
-    python: "stay-category-py", "stay-summary-py", "misbehave-py";
+/// The aggregator, world and metadata tests, for one implementation.
+macro_rules! summary_world_and_metadata_tests {
+    ($summary:literal, $category:literal, $misbehave:literal) => {
+        #[test]
+        fn stay_summary_counts_match_an_independent_computation() {
+            super::stay_summary_counts_match_an_independent_computation($summary)
+        }
+        #[test]
+        fn stay_summary_skips_what_it_cannot_count() {
+            super::stay_summary_skips_what_it_cannot_count($summary)
+        }
+        #[test]
+        fn worlds_are_checked_when_instantiating() {
+            super::worlds_are_checked_when_instantiating($summary, $category)
+        }
+        #[test]
+        fn metadata_reaches_the_guest() {
+            super::metadata_reaches_the_guest($misbehave)
+        }
+    };
+}
+
+/// The Rust guests.
+mod rust {
+    stay_category_tests!("stay-category");
+    summary_world_and_metadata_tests!("stay-summary", "stay-category", "misbehave");
+}
+
+/// Their Python ports (guests/python).
+mod python {
+    stay_category_tests!("stay-category-py");
+    summary_world_and_metadata_tests!("stay-summary-py", "stay-category-py", "misbehave-py");
+
+    #[test]
+    fn matches_the_rust_guest_field_for_field() {
+        super::port_matches_the_rust_guest_field_for_field("stay-category-py")
+    }
+}
+
+/// The JavaScript port of stay-category (guests/js).
+mod javascript {
+    stay_category_tests!("stay-category-js");
+
+    #[test]
+    fn matches_the_rust_guest_field_for_field() {
+        super::port_matches_the_rust_guest_field_for_field("stay-category-js")
+    }
 }

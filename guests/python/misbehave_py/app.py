@@ -66,7 +66,9 @@ def probe():
         "environ": _try(lambda: dict(os.environ)),
         "open": _try(lambda: open("/etc/hostname").read()),
         "listdir": _try(lambda: os.listdir("/")),
-        "socket": _try(lambda: socket.create_connection(("127.0.0.1", 9092), timeout=1) and "connected"),
+        # A bytes host: a str one needs the idna codec, itself a late import.
+        "socket": _try(lambda: socket.socket().connect((b"127.0.0.1", 9092)) or "connected"),
+        "strptime": _try(lambda: datetime.datetime.strptime("2017-08-13", "%Y-%m-%d").isoformat()),
         "thread": _try(_thread),
         "subprocess": _try(lambda: subprocess.run(["true"]).returncode),
         "import_unused_stdlib": _try(lambda: _import("fractions")),

@@ -35,6 +35,11 @@ subprocesses; clocks read the Unix epoch and random numbers repeat, so the
 same input always gives the same output.
 """
 
+# Imported now, while the component is built: a module first imported while
+# records are processed is not found (the sandbox has no files), and
+# datetime.strptime imports this one on its first call.
+import _strptime  # noqa: F401
+
 from . import _host
 from ._exports import aggregator, batch_transformer, transformer
 from ._host import log, metadata

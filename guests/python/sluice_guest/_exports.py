@@ -154,17 +154,19 @@ def aggregator(factory, *, raw=False):
     """
     from wit_world import exports  # only in the aggregator world's bindings
 
+    # componentize-py makes a new `Aggregate` object for every call, so the
+    # window lives beside the class: one per component instance, and the
+    # host makes a fresh instance for every window.
+    windows = []
+
+    def window():
+        if not windows:
+            windows.append(factory())
+        return windows[0]
+
     class Aggregate(exports.Aggregate):
-        def __init__(self):
-            self._window = None
-
-        def _state(self):
-            if self._window is None:
-                self._window = factory()
-            return self._window
-
         def add(self, batch):
-            window = self._state()
+            state = window()
             for r in batch:
                 try:
                     if raw:
@@ -173,7 +175,7 @@ def aggregator(factory, *, raw=False):
                         raise NotJson(TOMBSTONE)
                     else:
                         message = decode(r.value)
-                    window.add(message)
+                    state.add(message)
                 except MemoryError:
                     raise
                 except (NotJson, Reject) as e:
@@ -182,7 +184,7 @@ def aggregator(factory, *, raw=False):
                     _host.log("warn", f"skipped {_where(r)}: {failure_reason(e)}")
 
         def finish(self):
-            rows = self._state().finish()
+            rows = window().finish()
             if rows is None:
                 return []
             return [output_record(row, None, []) for row in rows]

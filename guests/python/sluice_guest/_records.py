@@ -2,6 +2,7 @@
 how both cross to and from the WIT types of wit/sluice.wit."""
 
 import json
+import re
 import traceback
 
 from wit_world.imports import types as _wit
@@ -30,8 +31,33 @@ def _no_constants(name):
     raise ValueError(f"{name} is not a JSON value")
 
 
+#: Deepest nesting read, as serde_json reads it in the Rust guests. CPython's
+#: C parser recurses once per level and, in WebAssembly, runs out of stack
+#: around 1,000 levels, which traps instead of raising RecursionError.
+MAX_DEPTH = 128
+_STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(value):
+    # Cheap for nearly every record: fewer brackets than levels allowed.
+    if value.count(b"{") + value.count(b"[") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for token in _STRUCTURE.finditer(value):
+        bracket = token.group()
+        if bracket in (b"{", b"["):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif bracket in (b"}", b"]"):
+            depth -= 1
+    return False
+
+
 def decode(value):
     """The JSON value of a record's bytes, or `NotJson` saying why not."""
+    if _too_deep(value):
+        raise NotJson(f"value is not valid JSON: nested more than {MAX_DEPTH} levels deep")
     try:
         # Decoding first keeps json.loads from guessing UTF-16 or UTF-32
         # from the first bytes, as it does for bytes.
