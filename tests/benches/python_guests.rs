@@ -244,7 +244,10 @@ fn cpython(target: &Path, input: &Path, output: Option<&Path>) -> (usize, Durati
         .unwrap_or_else(|| PathBuf::from("python3"));
     let mut command = Command::new(&python);
     command
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/cpython_guest.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/cpython_guest.py"
+        ))
         .arg(work.join("bindings/transformer"))
         .arg(work.join("stay_category_py/src"))
         .arg(input)

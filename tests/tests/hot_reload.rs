@@ -18,8 +18,13 @@ use sluice_tests::{
     EnrichWorker, block_on, broker, fresh_topic, guest, header_text, read_all, runtime,
 };
 
+/// The two tests take turns: compiling the Python component takes every
+/// core for a while, and the other test's switch is timed.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_running_worker_switches_to_a_newly_activated_version() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     switches_to(runtime(), "language-detect");
 }
 
@@ -29,6 +34,7 @@ fn a_running_worker_switches_to_a_newly_activated_version() {
 /// filled first: what is timed here is the switch, not Cranelift.
 #[test]
 fn a_running_worker_switches_to_a_newly_activated_python_version() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cache = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(cache.path().to_owned()),
@@ -106,15 +112,10 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
 
     std::thread::sleep(Duration::from_millis(1200));
     let uploaded_at = Instant::now();
-    let new = block_on(registry.upload(
-        runtime,
-        "live",
-        Bytes::from(guest(new_guest)),
-        true,
-    ))
-    .unwrap()
-    .info
-    .version;
+    let new = block_on(registry.upload(runtime, "live", Bytes::from(guest(new_guest)), true))
+        .unwrap()
+        .info
+        .version;
     let stamp_new = format!("live@{}", &new[..12]);
     let switched_after = loop {
         let out = read_all(&config, &output);

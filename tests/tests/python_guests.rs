@@ -115,7 +115,11 @@ fn an_exception_in_the_process_hook_is_the_reason_too() {
 #[test]
 fn the_content_example_adds_a_sentiment_and_keeps_everything_else() {
     let texts = [
-        ("Lovely hotel, friendly staff and a great breakfast", "positive", 3),
+        (
+            "Lovely hotel, friendly staff and a great breakfast",
+            "positive",
+            3,
+        ),
         ("Dirty room, rude staff, the worst stay", "negative", -3),
         ("We arrived on Tuesday", "neutral", 0),
         ("Great location but noisy", "neutral", 0),
@@ -143,8 +147,15 @@ fn the_content_example_adds_a_sentiment_and_keeps_everything_else() {
     assert_eq!(failed(&results[5]), "content.text is not a string");
 
     // The pipeline metadata changes the threshold.
-    let strict = run("sentiment-py", &[("sentiment_threshold", "4")], &messages[..1]);
-    assert_eq!(json_of(single(&strict[0]))["content"]["sentiment"], "neutral");
+    let strict = run(
+        "sentiment-py",
+        &[("sentiment_threshold", "4")],
+        &messages[..1],
+    );
+    assert_eq!(
+        json_of(single(&strict[0]))["content"]["sentiment"],
+        "neutral"
+    );
 }
 
 #[test]
@@ -263,7 +274,10 @@ fn values_python_cannot_read_or_write_back_fail_alone() {
         .process(&records);
     for i in [0, 1, 2, 5] {
         let reason = failed(&results[i]);
-        assert!(reason.starts_with("value is not valid JSON"), "{i}: {reason}");
+        assert!(
+            reason.starts_with("value is not valid JSON"),
+            "{i}: {reason}"
+        );
     }
     assert!(
         failed(&results[5]).contains("nested more than 128 levels"),
@@ -293,7 +307,11 @@ fn the_sandbox_withholds_clocks_files_network_threads_and_late_imports() {
     assert_eq!(ok("sleep"), Value::Null, "sleep returns at once");
     assert_eq!(ok("environ"), json!({}));
     assert_eq!(ok("urandom"), "5a5a5a5a", "the host's fixed random bytes");
-    assert_eq!(ok("strptime"), "2017-08-13T00:00:00", "the SDK imports _strptime");
+    assert_eq!(
+        ok("strptime"),
+        "2017-08-13T00:00:00",
+        "the SDK imports _strptime"
+    );
     assert!(error("open").starts_with("FileNotFoundError"));
     assert!(error("listdir").starts_with("FileNotFoundError"));
     assert!(error("thread").starts_with("RuntimeError: can't start new thread"));
