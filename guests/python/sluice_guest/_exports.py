@@ -16,6 +16,10 @@ def _where(r):
     return f"topic {r.topic} partition {r.partition} offset {r.offset}"
 
 
+def _name(function):
+    return getattr(function, "__qualname__", None) or repr(function)
+
+
 def _report(error, r):
     # The dead-letter reason is one line; the author needs the whole
     # traceback to find the bug, so it goes to the log.
@@ -65,7 +69,7 @@ def transformer(process, *, raw=False):
         def process(self, batch):
             return [one(r) for r in batch]
 
-    Transform.__doc__ = f"Sluice transformer around {process.__qualname__}."
+    Transform.__doc__ = f"Sluice transformer around {_name(process)}."
     return Transform
 
 
@@ -86,7 +90,7 @@ def batch_transformer(process_batch, *, raw=False):
         if not isinstance(results, list) or len(results) != len(records):
             count = len(results) if isinstance(results, list) else type(results).__name__
             raise _Contract(
-                f"{process_batch.__qualname__}() returned {count} results "
+                f"{_name(process_batch)}() returned {count} results "
                 f"for {len(records)} records; expected a list with one per record"
             )
         return results
@@ -133,7 +137,7 @@ def batch_transformer(process_batch, *, raw=False):
                     done[place] = o
             return done
 
-    Transform.__doc__ = f"Sluice transformer around {process_batch.__qualname__}."
+    Transform.__doc__ = f"Sluice transformer around {_name(process_batch)}."
     return Transform
 
 
@@ -189,5 +193,5 @@ def aggregator(factory, *, raw=False):
                 return []
             return [output_record(row, None, []) for row in rows]
 
-    Aggregate.__doc__ = f"Sluice aggregator around {getattr(factory, '__qualname__', factory)}."
+    Aggregate.__doc__ = f"Sluice aggregator around {_name(factory)}."
     return Aggregate
