@@ -85,6 +85,28 @@ if [[ ! -x "$componentize_py" ]]; then
   exit 1
 fi
 mkdir -p "$work" "$out"
+# Clones and worktrees of this repository share the target folder: one build
+# of the script guests at a time.
+exec 8>"$work/build.lock"
+flock 8
+# Stub bindings (the same dataclasses, host functions unconnected) so that
+# the benchmark can run a Python guest's code in CPython as well.
+rm -rf "$work/bindings"
+for world in transformer aggregator; do
+  "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
+done
+# Two at a time: componentize-py is mostly single-threaded.
+pids=()
+for app in guests/python/*/app.py; do
+  build_python_guest "$(dirname "$app")" &
+  pids+=($!)
+  if ((${#pids[@]} >= 2)); then
+    wait "${pids[0]}"
+    pids=("${pids[@]:1}")
+  fi
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+
 # --- JavaScript guests -------------------------------------------------------
 # Each folder of guests/js with an app.js is one component named after the
 # folder; the files beside the folders (the SDK) are imported by relative
@@ -113,24 +135,6 @@ build_js_guest() {
   mv "$js_work/$name.wasm" "$out/$name.wasm"
   printf '%s\n' "$hash" > "$stamp"
 }
-
-# Stub bindings (the same dataclasses, host functions unconnected) so that
-# the benchmark can run a Python guest's code in CPython as well.
-rm -rf "$work/bindings"
-for world in transformer aggregator; do
-  "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
-done
-# Two at a time: componentize-py is mostly single-threaded.
-pids=()
-for app in guests/python/*/app.py; do
-  build_python_guest "$(dirname "$app")" &
-  pids+=($!)
-  if ((${#pids[@]} >= 2)); then
-    wait "${pids[0]}"
-    pids=("${pids[@]:1}")
-  fi
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
 
 if [[ ! -x "$componentize_js" ]]; then
   log "error: componentize-js not found at $componentize_js: run scripts/setup.sh"

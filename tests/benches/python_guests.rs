@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice_host::generate::{ExpediaGenerator, StayMix};
 use sluice_host::record::{KafkaRecord, Outcome};
-use sluice_host::runtime::{CacheOutcome, Limits, Runtime, RuntimeConfig, Transform};
+use sluice_host::runtime::{CacheOutcome, Limits, Runtime, RuntimeConfig, Transform, content_hash};
 use sluice_tests::{guest, guests_dir};
 
 const BATCH: usize = 1_000;
@@ -56,6 +56,7 @@ fn main() {
     let cache = if benchmarking {
         scratch.path()
     } else {
+        keep_only_current(&persistent, &["stay-category", "stay-category-py"]);
         persistent.as_path()
     };
     println!("\nloading (cache in {})\n", cache.display());
@@ -174,6 +175,21 @@ fn load_twice(name: &str, cache: &Path) -> Arc<Transform> {
         first_outcome.as_secs_f64() * 1e3
     );
     cached
+}
+
+/// Removes the artifacts of earlier builds from the smoke run's cache, so
+/// that it holds two components' worth, not one per build ever tested.
+fn keep_only_current(cache: &Path, guests: &[&str]) {
+    let current: Vec<String> = guests.iter().map(|g| content_hash(&guest(g))).collect();
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !current.iter().any(|hash| name.starts_with(hash.as_str())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn transformer(transform: &Arc<Transform>) -> sluice_host::runtime::Transformer {
