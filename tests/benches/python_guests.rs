@@ -109,6 +109,18 @@ fn main() {
     });
     let rust_wasm = throughput(&rust, &records);
     let python_wasm = throughput(&python, &records);
+    // The same calls on `{}` values: what the boundary and the SDK cost per
+    // record when there is almost nothing to parse.
+    let empty: Vec<KafkaRecord> = records
+        .iter()
+        .map(|r| KafkaRecord {
+            value: Some(b"{}".to_vec()),
+            ..r.clone()
+        })
+        .collect();
+    let python_empty = throughput(&python, &empty);
+    write_values(&values, &empty);
+    let (_, cpython_empty) = cpython(&target, &values, None);
     write_values(&values, &records);
     let (processed, cpython_time) = cpython(&target, &values, None);
     assert_eq!(processed, count);
@@ -123,6 +135,8 @@ fn main() {
         ("Rust guest, wasm", rust_wasm),
         ("Python guest, wasm (py 3.14)", python_wasm),
         ("same Python, CPython 3.11 native", cpython_time),
+        ("Python guest, wasm, {} values", python_empty),
+        ("CPython 3.11 native, {} values", cpython_empty),
     ] {
         println!(
             "{mode:<34} {:>12.0} {:>10.2} {:>11.2}x {:>11.2}x",

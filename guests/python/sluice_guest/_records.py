@@ -31,6 +31,12 @@ def _no_constants(name):
     raise ValueError(f"{name} is not a JSON value")
 
 
+# Made once: json.loads and json.dumps with options build a new decoder or
+# encoder on every call, a good part of the time spent on a small record.
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 #: Deepest nesting read, as serde_json reads it in the Rust guests. CPython's
 #: C parser recurses once per level and, in WebAssembly, runs out of stack
 #: around 1,000 levels, which traps instead of raising RecursionError.
@@ -61,7 +67,7 @@ def decode(value):
     try:
         # Decoding first keeps json.loads from guessing UTF-16 or UTF-32
         # from the first bytes, as it does for bytes.
-        return json.loads(value.decode("utf-8"), parse_constant=_no_constants)
+        return _DECODER.decode(value.decode("utf-8"))
     except (ValueError, RecursionError) as e:
         raise NotJson(f"value is not valid JSON: {e}") from None
 
@@ -71,7 +77,7 @@ def encode(value):
     compact JSON (UTF-8, field order kept)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def failure_reason(error):
