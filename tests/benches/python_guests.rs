@@ -40,6 +40,7 @@ fn main() {
     for name in [
         "stay-category",
         "stay-category-py",
+        "stay-category-js",
         "stay-summary-py",
         "language-detect",
         "language-detect-py",
@@ -56,7 +57,10 @@ fn main() {
     let cache = if benchmarking {
         scratch.path()
     } else {
-        keep_only_current(&persistent, &["stay-category", "stay-category-py"]);
+        keep_only_current(
+            &persistent,
+            &["stay-category", "stay-category-py", "stay-category-js"],
+        );
         persistent.as_path()
     };
     println!("\nloading (cache in {})\n", cache.display());
@@ -66,6 +70,7 @@ fn main() {
     );
     let rust = load_twice("stay-category", cache);
     let python = load_twice("stay-category-py", cache);
+    let javascript = load_twice("stay-category-js", cache);
 
     eprintln!("generating {count} bookings...");
     let records: Vec<KafkaRecord> = ExpediaGenerator::new(1, StayMix::default())
@@ -82,6 +87,18 @@ fn main() {
         expected,
         "stay_category_py in WebAssembly disagrees with the Rust guest"
     );
+    // JavaScript writes 1234.0 as 1234: compared as numbers.
+    let js_sample: Vec<Value> = emitted(&javascript, sample)
+        .iter()
+        .map(|v| serde_json::from_slice(v).unwrap_or(Value::Null))
+        .collect();
+    for (js, expected) in js_sample.iter().zip(&expected) {
+        let expected: Value = serde_json::from_str(expected).unwrap_or(Value::Null);
+        assert!(
+            same_numbers(js, &expected),
+            "stay_category_js disagrees with the Rust guest: {js} != {expected}"
+        );
+    }
     let values = target.join("python-guests").join("bench-input.jsonl");
     write_values(&values, sample);
     let cpython_out = values.with_extension("cpython-out");
@@ -109,6 +126,7 @@ fn main() {
     });
     let rust_wasm = throughput(&rust, &records);
     let python_wasm = throughput(&python, &records);
+    let javascript_wasm = throughput(&javascript, &records);
     // The same calls on `{}` values: what the boundary and the SDK cost per
     // record when there is almost nothing to parse.
     let empty: Vec<KafkaRecord> = records
@@ -135,6 +153,7 @@ fn main() {
         ("Rust guest, wasm", rust_wasm),
         ("Python guest, wasm (py 3.14)", python_wasm),
         ("same Python, CPython 3.11 native", cpython_time),
+        ("JavaScript guest, wasm", javascript_wasm),
         ("Python guest, wasm, {} values", python_empty),
         ("CPython 3.11 native, {} values", cpython_empty),
     ] {
@@ -189,6 +208,20 @@ fn load_twice(name: &str, cache: &Path) -> Arc<Transform> {
         first_outcome.as_secs_f64() * 1e3
     );
     cached
+}
+
+/// Equal JSON values, numbers compared as numbers.
+fn same_numbers(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_numbers(va, vb))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
 }
 
 /// Removes the artifacts of earlier builds from the smoke run's cache, so
