@@ -6,7 +6,7 @@
 //! guests.rs, sandbox.rs, language_detect.rs, enrich.rs and hot_reload.rs.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
 use sluice_host::pipeline::{Routed, Routing, header};
@@ -16,9 +16,28 @@ use sluice_tests::transform;
 
 type RecordResult = Result<Outcome, GuestError>;
 
+/// What the host logs, from the first guest call of this process on: every
+/// test starts by calling this, so the subscriber is the process's own
+/// before any guest logs (a subscriber set for one thread only misses
+/// lines while other threads register the same log call sites).
+fn host_log() -> &'static Captured {
+    static LOG: OnceLock<Captured> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = Captured::default();
+        let sink = captured.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .init();
+        captured
+    })
+}
+
 /// `values` as one batch (offsets from 100) through a fresh transformer of
 /// `guest` with `metadata`.
 fn run(guest: &str, metadata: &[(&str, &str)], values: &[Value]) -> Vec<RecordResult> {
+    host_log();
     let metadata = metadata
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -55,6 +74,7 @@ fn failed(result: &RecordResult) -> &str {
 
 #[test]
 fn an_exception_dead_letters_its_record_with_the_traceback_last_line() {
+    host_log();
     let results = run(
         "misbehave-py",
         &[],
@@ -97,6 +117,7 @@ fn an_exception_dead_letters_its_record_with_the_traceback_last_line() {
 
 #[test]
 fn an_exception_in_the_process_hook_is_the_reason_too() {
+    host_log();
     // The example reads its threshold with int(): a bad metadata value
     // raises inside process() for every record with text.
     let message = json!({"id": 1, "content": {"text": "great stay"}});
@@ -114,6 +135,7 @@ fn an_exception_in_the_process_hook_is_the_reason_too() {
 
 #[test]
 fn the_content_example_adds_a_sentiment_and_keeps_everything_else() {
+    host_log();
     let texts = [
         (
             "Lovely hotel, friendly staff and a great breakfast",
@@ -160,6 +182,7 @@ fn the_content_example_adds_a_sentiment_and_keeps_everything_else() {
 
 #[test]
 fn batch_outputs_choose_topic_key_and_headers() {
+    host_log();
     let mut record = KafkaRecord::from_value(
         "in",
         5,
@@ -200,7 +223,7 @@ fn batch_outputs_choose_topic_key_and_headers() {
     assert_eq!(echoed.headers[0].key, "trace");
 }
 
-/// Collects what the host logs while it is in scope (this thread only).
+/// Collects what the host logs.
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -216,16 +239,7 @@ impl Write for Captured {
 
 #[test]
 fn python_logging_and_print_reach_the_host_log() {
-    use tracing_subscriber::util::SubscriberInitExt;
-
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let guard = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-        .finish()
-        .set_default();
+    host_log();
     let results = run(
         "misbehave-py",
         &[],
@@ -234,9 +248,8 @@ fn python_logging_and_print_reach_the_host_log() {
             json!({"do": "print", "message": "printed from Python"}),
         ],
     );
-    drop(guard);
     assert_eq!(results, vec![Ok(Outcome::Drop), Ok(Outcome::Drop)]);
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(host_log().0.lock().unwrap().clone()).unwrap();
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle))
@@ -253,6 +266,7 @@ fn python_logging_and_print_reach_the_host_log() {
 
 #[test]
 fn values_python_cannot_read_or_write_back_fail_alone() {
+    host_log();
     let guest = "misbehave-py";
     let values: Vec<Vec<u8>> = vec![
         br#"{"a": NaN}"#.to_vec(),
@@ -292,6 +306,7 @@ fn values_python_cannot_read_or_write_back_fail_alone() {
 
 #[test]
 fn the_sandbox_withholds_clocks_files_network_threads_and_late_imports() {
+    host_log();
     let probes = |results: Vec<RecordResult>| json_of(single(&results[0]));
     let first = probes(run("misbehave-py", &[], &[json!({"do": "probe"})]));
     let ok = |name: &str| first[name]["ok"].clone();
