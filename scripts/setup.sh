@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs: the wasm target, C build
-# tools (rdkafka bundles librdkafka and compiles it), the tansu broker and
-# Azurite. Idempotent and non-interactive; a run with everything present takes
-# well under a second, so services.sh calls it on every `up`.
+# tools (rdkafka bundles librdkafka and compiles it), the tansu broker,
+# Azurite and the infra/ checkers. Idempotent and non-interactive; a run
+# with everything present takes well under a second, so services.sh calls it
+# on every `up`.
 set -euo pipefail
 
 SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -17,6 +18,10 @@ CARGO_LAMBDA_VERSION=1.9.2
 COMPONENTIZE_PY_VERSION=0.25.1
 # Builds the JavaScript guests (guests/js); from npm, engine included.
 COMPONENTIZE_JS_VERSION=0.23.0
+# scripts/check-infra.sh: the Terraform parser and the static scan, each in
+# its own virtualenv (checkov pins its own fork of the same `hcl2` module).
+PYTHON_HCL2_VERSION=8.1.4
+CHECKOV_VERSION=3.3.30
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
 # python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
@@ -167,9 +172,50 @@ ensure_componentize_js() {
   componentize_js_ok || die "componentize-js $COMPONENTIZE_JS_VERSION not found after npm install"
 }
 
+# pip_version VENV PACKAGE: the version of PACKAGE installed in VENV, if any.
+pip_version() {
+  "$1/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' \
+    "$2" 2>/dev/null
+}
+
+# pip_tool NAME PACKAGE VERSION: $SLUICE_CACHE/infra-tools/NAME holds
+# PACKAGE==VERSION, or is made anew with it. Reading the installed version
+# is fast; running the tools is not (checkov takes seconds to start).
+pip_tool() {
+  local venv="$SLUICE_CACHE/infra-tools/$1" package=$2 version=$3
+  if [[ "$(pip_version "$venv" "$package")" == "$version" ]]; then
+    return
+  fi
+  log "installing $package $version into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" >&2
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$package==$version" >&2
+  [[ "$(pip_version "$venv" "$package")" == "$version" ]] ||
+    die "$package $version not found in $venv after pip install"
+}
+
+# Under a lock of its own, so that `setup.sh infra-tools` need not wait for
+# a whole setup (a tansu build) to finish, nor race one.
+ensure_infra_tools() {
+  (
+    exec 8>"$SLUICE_CACHE/infra-tools.lock"
+    flock 8
+    pip_tool hcl2 python-hcl2 "$PYTHON_HCL2_VERSION"
+    pip_tool checkov checkov "$CHECKOV_VERSION"
+  )
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
+  mkdir -p "$SLUICE_CACHE"
+  # `setup.sh infra-tools`: only what scripts/check-infra.sh needs (a
+  # python3 with venv; on Debian's own python3, the full setup's
+  # python3-venv).
+  if [[ "${1:-}" == infra-tools ]]; then
+    ensure_infra_tools
+    return
+  fi
   take_lock
   ensure_wasm_target
   ensure_apt_packages
@@ -178,6 +224,7 @@ main() {
   ensure_cargo_lambda
   ensure_componentize_py
   ensure_componentize_js
+  ensure_infra_tools
 }
 
 main "$@"

@@ -16,3 +16,6 @@ export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
 cargo test --workspace --all-targets "$@"
+# infra/ without a cloud: parse, cross-check the settings against the
+# binary cargo test just built, static scan (about 10 s).
+scripts/check-infra.sh

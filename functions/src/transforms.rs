@@ -1,11 +1,12 @@
-//! Finding a transform by name: a path to a `.wasm` file, or a name looked up
-//! in the transforms folder (until the registry serves them).
+//! What the command line and the app share about transforms: the runtime
+//! they run in, where the guest build puts them, and loading an explicit
+//! `.wasm` file (only ever through a flag that says it is a file; a name is
+//! looked up by `sluice_host::transforms::TransformSource`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use sluice_host::enrich::TransformRef;
+use anyhow::Context;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 /// `$SLUICE_TRANSFORMS_DIR`, else where `scripts/build-guests.sh` puts them.
@@ -24,52 +25,9 @@ pub fn runtime() -> anyhow::Result<Runtime> {
     Runtime::new(RuntimeConfig::default()).context("starting the WebAssembly runtime")
 }
 
-/// Loads `name_or_path`: an existing file, or `<dir>/<name>.wasm` (a `-` in
-/// the name may be `_` in the file name, as cargo writes it).
-pub fn load(runtime: &Runtime, name_or_path: &str, dir: &Path) -> anyhow::Result<Arc<Transform>> {
-    let as_path = Path::new(name_or_path);
-    if as_path.is_file() {
-        return runtime
-            .load_file(as_path)
-            .with_context(|| format!("loading transform {}", as_path.display()));
-    }
-    let candidates = [
-        dir.join(format!("{name_or_path}.wasm")),
-        dir.join(format!("{}.wasm", name_or_path.replace('-', "_"))),
-    ];
-    let Some(file) = candidates.iter().find(|c| c.is_file()) else {
-        bail!(
-            "no transform `{name_or_path}`: not a file, and none of {} exists \
-             (build the guests with scripts/build-guests.sh or set SLUICE_TRANSFORMS_DIR)",
-            candidates
-                .iter()
-                .map(|c| c.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    };
-    let wasm = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+/// A `.wasm` file given with a `--wasm` flag.
+pub fn load_file(runtime: &Runtime, path: &Path) -> anyhow::Result<Arc<Transform>> {
     runtime
-        .load(name_or_path, &wasm)
-        .with_context(|| format!("loading transform {}", file.display()))
-}
-
-/// Loads the transform a pipeline names, checking a pinned version against
-/// the component's hash.
-pub fn load_ref(
-    runtime: &Runtime,
-    reference: &TransformRef,
-    dir: &Path,
-) -> anyhow::Result<Arc<Transform>> {
-    let transform = load(runtime, reference.name(), dir)?;
-    if let Some(pinned) = reference.pinned_version()
-        && !transform.version().starts_with(pinned)
-    {
-        bail!(
-            "transform `{}` is pinned to version {pinned}, but the one found is {}",
-            reference.name(),
-            transform.short_version()
-        );
-    }
-    Ok(transform)
+        .load_file(path)
+        .with_context(|| format!("loading the transform file {}", path.display()))
 }

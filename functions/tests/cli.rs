@@ -252,6 +252,29 @@ mod fetch {
     }
 
     #[test]
+    fn a_transform_name_is_never_taken_as_a_path_but_wasm_takes_a_file() {
+        let topic = topic();
+        let file = guests_dir().join("stay_category.wasm");
+        let file = file.to_str().unwrap();
+        let as_name = fetch(&["--topic", &topic, "--count", "1", "--transform", file]);
+        assert!(!as_name.status.success());
+        let error = String::from_utf8_lossy(&as_name.stderr);
+        assert!(error.contains("not a path"), "{error}");
+        let as_file = fetch(&["--topic", &topic, "--count", "1", "--wasm", file]);
+        assert!(
+            as_file.status.success(),
+            "{}",
+            String::from_utf8_lossy(&as_file.stderr)
+        );
+        let line: serde_json::Value =
+            serde_json::from_str(String::from_utf8(as_file.stdout).unwrap().trim()).unwrap();
+        assert_eq!(
+            line["outcome"]["emit"][0]["value"]["stay_category"],
+            "Short stay"
+        );
+    }
+
+    #[test]
     fn csv_quotes_and_parquet_files_and_bad_offsets() {
         let topic = topic();
         let output = fetch(&[

@@ -66,6 +66,7 @@ fn sigkill_mid_stream_loses_nothing() {
             for slice in 0..60 {
                 let records: Vec<ProduceRecord> = (slice * 100..(slice + 1) * 100)
                     .map(|id| ProduceRecord {
+                        timestamp: None,
                         topic: input.clone(),
                         partition: Some(id % 3),
                         key: None,

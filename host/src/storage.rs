@@ -1,7 +1,7 @@
 //! Where finished files go: a local folder, or Azure Blob Storage / ADLS
 //! Gen2 (`az://`, `abfss://`) through `object_store`. Files are written
-//! locally first and uploaded whole, so a half-written file never appears
-//! and a failed upload leaves the previous version in place.
+//! locally first and moved into place whole, so a half-written file never
+//! appears and a failed upload leaves the previous version in place.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -27,8 +27,8 @@ pub enum StorageError {
     Remote { location: String, reason: String },
 }
 
-/// Azure credentials: seed 000's account name and key, and an endpoint for
-/// the Azurite emulator or a sovereign cloud.
+/// Azure credentials: the account name and key of the connections.json
+/// file, and an endpoint for the Azurite emulator or a sovereign cloud.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AzureCredentials {
     pub account: Option<String>,
@@ -47,7 +47,6 @@ enum Target {
     Remote {
         store: Arc<dyn ObjectStore>,
         prefix: String,
-        runtime: tokio::runtime::Runtime,
     },
 }
 
@@ -58,30 +57,21 @@ impl Storage {
     /// `file:///dir` or a plain path: a local folder. `az://container/dir`,
     /// `abfss://filesystem@account.dfs.core.windows.net/dir`: Azure.
     pub fn open(url: &str, azure: &AzureCredentials) -> Result<Self, StorageError> {
-        let url_error = |reason: String| StorageError::Url {
-            url: url.to_owned(),
-            reason,
-        };
         let scheme = url.split_once("://").map(|(s, _)| s);
         let target = match scheme {
             None => Target::Local(PathBuf::from(url)),
             Some("file") => Target::Local(PathBuf::from(&url["file://".len()..])),
             Some("az" | "abfs" | "abfss" | "azure" | "adl") => {
                 let (store, prefix) = azure_store(url, azure)?;
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| url_error(format!("starting the I/O runtime: {e}")))?;
-                Target::Remote {
-                    store,
-                    prefix,
-                    runtime,
-                }
+                Target::Remote { store, prefix }
             }
             Some(other) => {
-                return Err(url_error(format!(
-                    "unsupported scheme `{other}` (use file://, az:// or abfss://)"
-                )));
+                return Err(StorageError::Url {
+                    url: url.to_owned(),
+                    reason: format!(
+                        "unsupported scheme `{other}` (use file://, az:// or abfss://)"
+                    ),
+                });
             }
         };
         Ok(Storage {
@@ -94,8 +84,9 @@ impl Storage {
         &self.url
     }
 
-    /// Where a local file waits before `upload`: the folder itself for local
-    /// storage (the upload is then a rename), a temporary folder otherwise.
+    /// Where a local file waits before `upload`: inside the folder itself
+    /// for local storage (the upload is then a rename on one file system), a
+    /// temporary folder otherwise.
     pub fn staging_dir(&self, run_id: &str) -> PathBuf {
         match &self.target {
             Target::Local(root) => root.join(".staging").join(run_id),
@@ -104,6 +95,8 @@ impl Storage {
     }
 
     /// Moves `local` to `key`, replacing what was there, and removes `local`.
+    /// When this returns, the file is durable: on a local folder the file
+    /// and its folder are synced to disk, on Azure the blob is committed.
     pub fn upload(&self, local: &Path, key: &str) -> Result<(), StorageError> {
         let local_error = |source| StorageError::Local {
             path: local.to_owned(),
@@ -112,44 +105,63 @@ impl Storage {
         match &self.target {
             Target::Local(root) => {
                 let path = root.join(key);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|source| StorageError::Local {
-                        path: dir.to_owned(),
-                        source,
-                    })?;
-                }
-                std::fs::rename(local, &path).map_err(local_error)
+                let dir = path.parent().unwrap_or(root);
+                std::fs::create_dir_all(dir).map_err(|source| StorageError::Local {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                // Without these syncs a power cut after the rename (and after
+                // the caller commits Kafka offsets) can leave an empty or
+                // missing file: rename is atomic, not durable.
+                std::fs::File::open(local)
+                    .and_then(|f| f.sync_all())
+                    .map_err(local_error)?;
+                std::fs::rename(local, &path).map_err(local_error)?;
+                sync_dir(dir)
             }
-            Target::Remote {
-                store,
-                prefix,
-                runtime,
-            } => {
+            Target::Remote { store, prefix } => {
                 let location = object_path(prefix, key);
                 let mut file = std::fs::File::open(local).map_err(local_error)?;
-                let remote_error = |reason: String| StorageError::Remote {
-                    location: format!("{}/{key}", self.url),
-                    reason,
-                };
-                runtime.block_on(async {
-                    let mut writer =
-                        BufWriter::with_capacity(store.clone(), location, UPLOAD_CHUNK);
-                    let mut chunk = vec![0u8; UPLOAD_CHUNK];
-                    loop {
-                        let n = file.read(&mut chunk).map_err(local_error)?;
-                        if n == 0 {
-                            break;
-                        }
-                        writer
-                            .write_all(&chunk[..n])
-                            .await
-                            .map_err(|e| remote_error(e.to_string()))?;
+                let store = store.clone();
+                let remote_location = format!("{}/{key}", self.url);
+                let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+                let upload = crate::io::handle().spawn(async move {
+                    let mut writer = BufWriter::with_capacity(store, location, UPLOAD_CHUNK);
+                    while let Some(chunk) = chunks.recv().await {
+                        writer.write_all(&chunk).await?;
                     }
-                    writer
-                        .shutdown()
-                        .await
-                        .map_err(|e| remote_error(e.to_string()))
-                })?;
+                    writer.shutdown().await
+                });
+                // Read here and hand chunks over, so the file is read on
+                // this thread and at most two chunks are in memory.
+                loop {
+                    let mut chunk = vec![0u8; UPLOAD_CHUNK];
+                    let n = file.read(&mut chunk).map_err(local_error)?;
+                    if n == 0 {
+                        break;
+                    }
+                    chunk.truncate(n);
+                    if sender.blocking_send(chunk).is_err() {
+                        break; // the upload failed; its error is reported below
+                    }
+                }
+                drop(sender);
+                let outcome = crate::io::wait(upload);
+                match outcome {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        return Err(StorageError::Remote {
+                            location: remote_location,
+                            reason: e.to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        return Err(StorageError::Remote {
+                            location: remote_location,
+                            reason: format!("upload task failed: {e}"),
+                        });
+                    }
+                }
                 std::fs::remove_file(local).map_err(local_error)
             }
         }
@@ -164,25 +176,98 @@ impl Storage {
                     .map(Bytes::from)
                     .map_err(|source| StorageError::Local { path, source })
             }
-            Target::Remote {
-                store,
-                prefix,
-                runtime,
-            } => runtime.block_on(async {
-                let remote_error = |e: object_store::Error| StorageError::Remote {
-                    location: format!("{}/{key}", self.url),
-                    reason: e.to_string(),
-                };
-                store
-                    .get(&object_path(prefix, key))
-                    .await
-                    .map_err(remote_error)?
-                    .bytes()
-                    .await
-                    .map_err(remote_error)
-            }),
+            Target::Remote { store, prefix } => {
+                let store = store.clone();
+                let path = object_path(prefix, key);
+                crate::io::wait(async move { store.get(&path).await?.bytes().await })
+                    .map_err(|e| self.remote_error(key, e))
+            }
         }
     }
+
+    /// The keys directly inside the folder `dir` (a key prefix ending
+    /// without `/`), sorted; none when the folder does not exist.
+    pub fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let mut keys = match &self.target {
+            Target::Local(root) => {
+                let path = root.join(dir);
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(source) => return Err(StorageError::Local { path, source }),
+                };
+                let mut keys = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|source| StorageError::Local {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    let is_file = entry.file_type().map(|t| t.is_file()).unwrap_or(false);
+                    if let (true, Some(name)) = (is_file, entry.file_name().to_str()) {
+                        keys.push(format!("{dir}/{name}"));
+                    }
+                }
+                keys
+            }
+            Target::Remote { store, prefix } => {
+                let store = store.clone();
+                let folder = object_path(prefix, dir);
+                let listed = crate::io::wait(async move {
+                    store
+                        .list_with_delimiter(Some(&folder))
+                        .await
+                        .map(|l| l.objects)
+                })
+                .map_err(|e| self.remote_error(dir, e))?;
+                listed
+                    .iter()
+                    .filter_map(|meta| meta.location.filename())
+                    .map(|name| format!("{dir}/{name}"))
+                    .collect()
+            }
+        };
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// Removes `key`; removing what is not there is not an error.
+    pub fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match &self.target {
+            Target::Local(root) => {
+                let path = root.join(key);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => path.parent().map_or(Ok(()), sync_dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(source) => Err(StorageError::Local { path, source }),
+                }
+            }
+            Target::Remote { store, prefix } => {
+                let store = store.clone();
+                let path = object_path(prefix, key);
+                match crate::io::wait(async move { store.delete(&path).await }) {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(self.remote_error(key, e)),
+                }
+            }
+        }
+    }
+
+    fn remote_error(&self, key: &str, error: object_store::Error) -> StorageError {
+        StorageError::Remote {
+            location: format!("{}/{key}", self.url),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// Makes a rename or removal in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StorageError::Local {
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 /// An object store for `url` (a local folder, created if missing, or Azure)
@@ -243,5 +328,30 @@ pub(crate) fn object_path(prefix: &str, key: &str) -> ObjectPath {
         ObjectPath::from(key)
     } else {
         ObjectPath::from(format!("{prefix}/{key}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_folder_lists_uploads_and_deletes() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        assert_eq!(storage.list("a/b").unwrap(), Vec::<String>::new());
+        let staging = storage.staging_dir("r");
+        std::fs::create_dir_all(&staging).unwrap();
+        for name in ["y.txt", "x.txt"] {
+            let local = staging.join(name);
+            std::fs::write(&local, name).unwrap();
+            storage.upload(&local, &format!("a/b/{name}")).unwrap();
+            assert!(!local.exists(), "moved, not copied");
+        }
+        assert_eq!(storage.list("a/b").unwrap(), ["a/b/x.txt", "a/b/y.txt"]);
+        assert_eq!(storage.get("a/b/x.txt").unwrap(), Bytes::from("x.txt"));
+        storage.delete("a/b/x.txt").unwrap();
+        storage.delete("a/b/x.txt").unwrap();
+        assert_eq!(storage.list("a/b").unwrap(), ["a/b/y.txt"]);
     }
 }

@@ -209,6 +209,7 @@ fn raw_record(topic: &str, i: usize) -> ProduceRecord {
     let value = format!("{head}{}\"}}", "x".repeat(padding));
     debug_assert_eq!(value.len(), 300);
     ProduceRecord {
+        timestamp: None,
         topic: topic.to_owned(),
         partition: None,
         key: Some(i.to_string().into_bytes()),

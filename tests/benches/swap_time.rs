@@ -92,6 +92,7 @@ fn main() {
                     .map(|_| {
                         id += 1;
                         ProduceRecord {
+                            timestamp: None,
                             topic: input.clone(),
                             partition: Some(0),
                             key: None,

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
+pub mod arbitrary;
 pub mod http;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
@@ -206,9 +207,23 @@ pub mod azurite {
 
 /// Produces `values` to one partition of `topic`, acknowledged on return.
 pub fn produce_to(config: &KafkaConfig, topic: &str, partition: i32, values: &[String]) {
+    produce_stamped(config, topic, partition, values, |_| None);
+}
+
+/// As [`produce_to`], each record with the event time `timestamp(i)` gives
+/// its `i`-th value (ms since the Unix epoch; `None`: the time it is sent).
+pub fn produce_stamped(
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+    values: &[String],
+    timestamp: impl Fn(usize) -> Option<i64>,
+) {
     let records: Vec<sluice_host::kafka::ProduceRecord> = values
         .iter()
-        .map(|v| sluice_host::kafka::ProduceRecord {
+        .enumerate()
+        .map(|(i, v)| sluice_host::kafka::ProduceRecord {
+            timestamp: timestamp(i),
             topic: topic.to_owned(),
             partition: Some(partition),
             key: None,
@@ -443,4 +458,88 @@ pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
         .build()
         .expect("a tokio runtime")
         .block_on(future)
+}
+
+/// A broker of a test's own (tansu, sqlite in a temporary folder, a free
+/// port), for tests that stop and restart it: the shared broker serves
+/// every other test running at the same time.
+pub struct PrivateBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateBroker {
+    pub fn start() -> PrivateBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let mut broker = PrivateBroker {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            port,
+            child: None,
+        };
+        broker.launch();
+        broker
+    }
+
+    pub fn config(&self) -> KafkaConfig {
+        KafkaConfig::new(format!("127.0.0.1:{}", self.port))
+    }
+
+    /// Kills the broker (SIGKILL, as a crash would) and waits for it to exit.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn launch(&mut self) {
+        let tansu = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .expect("CARGO_HOME or HOME")
+            .join("bin/tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("tansu.log"))
+            .expect("the broker's log");
+        let child = std::process::Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.dir.path())
+            .env("RUST_LOG", "warn")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start tansu (scripts/setup.sh installs it)");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private broker did not listen on {}",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -80,16 +80,26 @@ fn json_of(record: &KafkaRecord) -> Value {
     serde_json::from_slice(record.value.as_deref().unwrap()).unwrap()
 }
 
-fn spread(config: &KafkaConfig, topic: &str, values: &[Value], partitions: i32) {
+/// `values` over `partitions` partitions by index; the `i`-th one's event
+/// time is `at + i` ms, so records of one id in several inputs have the
+/// same time however slowly they are produced (joins run in event time).
+fn spread(config: &KafkaConfig, topic: &str, values: &[Value], partitions: i32, at: i64) {
     for p in 0..partitions {
-        let part: Vec<String> = values
+        let (indexes, part): (Vec<usize>, Vec<String>) = values
             .iter()
             .enumerate()
             .filter(|(i, _)| *i as i32 % partitions == p)
-            .map(|(_, v)| v.to_string())
-            .collect();
-        produce_to(config, topic, p, &part);
+            .map(|(i, v)| (i, v.to_string()))
+            .unzip();
+        sluice_tests::produce_stamped(config, topic, p, &part, |k| Some(at + indexes[k] as i64));
     }
+}
+
+/// Now, in ms since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[test]
@@ -99,7 +109,7 @@ fn expedia_to_expedia_ext_accounts_for_every_record() {
     let bookings: Vec<Value> = ExpediaGenerator::new(21, StayMix::default())
         .take(3000)
         .collect();
-    spread(&config, &topics.inputs[0], &bookings, 3);
+    spread(&config, &topics.inputs[0], &bookings, 3, now_ms());
     let garbage: Vec<String> = (0..3).map(|i| format!("garbage {i}")).collect();
     produce_to(&config, &topics.inputs[0], 1, &garbage);
     let pipeline = definition(&topics, "stay-category", json!({}));
@@ -158,8 +168,9 @@ fn produce_join_inputs(config: &KafkaConfig, topics: &Topics, complete: usize, t
     let second: Vec<Value> = (0..complete)
         .map(|id| json!({"id": id, "author": format!("user{id}"), "content": {"sentiment": "ok"}}))
         .collect();
-    spread(config, &topics.inputs[0], &first, 2);
-    spread(config, &topics.inputs[1], &second, 2);
+    let at = now_ms();
+    spread(config, &topics.inputs[0], &first, 2, at);
+    spread(config, &topics.inputs[1], &second, 2, at);
 }
 
 /// Seed 002's language worker: posts and their authors joined by id, then
@@ -192,8 +203,9 @@ fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {
     let authors: Vec<Value> = (0..40)
         .map(|id| json!({"id": id, "author": format!("user{id}"), "content": {"sentiment": "ok"}}))
         .collect();
-    spread(&config, &topics.inputs[0], &posts, 2);
-    spread(&config, &topics.inputs[1], &authors, 2);
+    let at = now_ms();
+    spread(&config, &topics.inputs[0], &posts, 2, at);
+    spread(&config, &topics.inputs[1], &authors, 2, at);
     let pipeline = definition(
         &topics,
         "language-detect",
@@ -408,6 +420,7 @@ fn outputs_and_dead_letters_continue_the_input_trace() {
     let config = broker();
     let topics = topics(1, 1);
     let record = |value: Value, traced: bool| ProduceRecord {
+        timestamp: None,
         topic: topics.inputs[0].clone(),
         partition: Some(0),
         key: None,
@@ -456,4 +469,113 @@ fn outputs_and_dead_letters_continue_the_input_trace() {
     let dead = read_all(&config, &topics.dead_letter);
     assert_eq!(dead.len(), 1);
     assert_eq!(context(&dead[0]).trace_id, parent.trace_id);
+}
+
+/// A backlog read long after it was written joins by when things happened,
+/// not by when the worker read them: members 100 ms apart join, members
+/// 3 s apart time out, although all of them arrive at once.
+#[test]
+fn a_backlog_joins_in_event_time_as_the_live_stream_would_have() {
+    let config = broker();
+    let topics = topics(2, 1);
+    let at = now_ms() - 60_000;
+    let ids: Vec<i64> = (0..20).collect();
+    let first: Vec<String> = ids.iter().map(|id| json!({"id": id}).to_string()).collect();
+    let second: Vec<String> = ids
+        .iter()
+        .map(|id| json!({"id": id, "second": true}).to_string())
+        .collect();
+    let gap = |id: i64| if id % 2 == 0 { 100 } else { 3_000 };
+    sluice_tests::produce_stamped(&config, &topics.inputs[0], 0, &first, |i| {
+        Some(at + i as i64 * 1_000)
+    });
+    sluice_tests::produce_stamped(&config, &topics.inputs[1], 0, &second, |i| {
+        Some(at + i as i64 * 1_000 + gap(i as i64))
+    });
+    let pipeline = join_definition(&topics, "dead_letter", 1_000);
+    let worker = Worker::start(&pipeline);
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 30);
+    let stats = worker.stop();
+    assert_eq!((stats.joined, stats.incomplete), (10, 20), "{stats:?}");
+    let mut joined: Vec<i64> = read_all(&config, &topics.output)
+        .iter()
+        .map(|r| json_of(r)["id"].as_i64().unwrap())
+        .collect();
+    joined.sort();
+    assert_eq!(joined, (0..20).step_by(2).collect::<Vec<_>>());
+    let timed_out: BTreeMap<i64, usize> =
+        read_all(&config, &topics.dead_letter)
+            .iter()
+            .fold(BTreeMap::new(), |mut m, r| {
+                *m.entry(json_of(r)["id"].as_i64().unwrap()).or_insert(0) += 1;
+                m
+            });
+    assert!(
+        timed_out.iter().all(|(id, n)| id % 2 == 1 && *n == 2),
+        "each half of every odd id given up: {timed_out:?}"
+    );
+    // The joined records keep their event time (the later member's).
+    for record in read_all(&config, &topics.output) {
+        let id = json_of(&record)["id"].as_i64().unwrap();
+        assert_eq!(record.timestamp, Some(at + id * 1_000 + 100));
+    }
+}
+
+/// A second worker joins the group while ids wait in the first one's join:
+/// the rebalance takes partitions from the first, which forgets what was
+/// waiting (uncommitted), and whoever owns the partitions then reads those
+/// records again. Every id still joins; none times out or is lost.
+#[test]
+fn a_second_worker_joining_mid_join_loses_no_waiting_record() {
+    let config = broker();
+    let topics = topics(2, 4);
+    let first: Vec<Value> = (0..40).map(|id| json!({"id": id, "half": 1})).collect();
+    let second: Vec<Value> = (0..40).map(|id| json!({"id": id, "half": 2})).collect();
+    let at = now_ms();
+    spread(&config, &topics.inputs[0], &first, 4, at);
+    let pipeline = join_definition(&topics, "dead_letter", 60_000);
+    let one = Worker::start(&pipeline);
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        read_all(&config, &topics.output).is_empty(),
+        "still waiting"
+    );
+    let two = Worker::start(&pipeline);
+    // tansu completes a join after about half the session timeout (10 s).
+    std::thread::sleep(Duration::from_secs(7));
+    spread(&config, &topics.inputs[1], &second, 4, at + 1_000);
+    wait_for(&config, &[&topics.output], 40);
+    let (a, b) = (one.stop(), two.stop());
+    let mut joined: Vec<i64> = read_all(&config, &topics.output)
+        .iter()
+        .map(|r| json_of(r)["id"].as_i64().unwrap())
+        .collect();
+    joined.sort();
+    joined.dedup();
+    assert_eq!(joined, (0..40).collect::<Vec<_>>(), "{a:?} {b:?}");
+    assert!(read_all(&config, &topics.dead_letter).is_empty());
+    assert!(b.read > 0, "the second worker took partitions: {b:?}");
+}
+
+#[test]
+fn cooperative_rebalancing_is_refused_with_the_reason() {
+    use sluice_host::enrich::{Enricher, WorkerOptions, run_worker};
+    let topics = topics(2, 1);
+    let pipeline = join_definition(&topics, "drop", 1_000);
+    let mut enricher = Enricher::new(pipeline, &transform("misbehave")).unwrap();
+    let config = broker().with("partition.assignment.strategy", "cooperative-sticky");
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let error = run_worker(
+        &config,
+        &mut enricher,
+        WorkerOptions::default(),
+        &stop,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("cooperative-sticky") && error.contains("range"),
+        "{error}"
+    );
 }

@@ -84,7 +84,7 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     assert_eq!(
         written,
         vec![
-            format!("_dead_letters/topic={topic}/run-1.jsonl"),
+            format!("_dead_letters/topic={topic}/partition=0/{topic}+0+0-9.jsonl"),
             format!("topic={topic}/partition=0/{topic}+0+0-9.parquet"),
             format!("topic={topic}/partition=1/{topic}+1+0-2.parquet"),
         ]
@@ -97,8 +97,15 @@ fn files_per_partition_named_by_offsets_then_the_group_resumes() {
     let values = batch.column_by_name("value").unwrap();
     let values = values.as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(values.value(4), r#"{"i":5}"#);
-    let dead = std::fs::read_to_string(root.path().join(report.dead_letter_file.as_ref().unwrap()))
-        .unwrap();
+    let dead = std::fs::read_to_string(
+        root.path().join(
+            report
+                .dead_letter_files()
+                .next()
+                .expect("a dead-letter file"),
+        ),
+    )
+    .unwrap();
     let dead: serde_json::Value = serde_json::from_str(dead.trim()).unwrap();
     assert_eq!(
         (dead["partition"].as_i64(), dead["offset"].as_i64()),
@@ -344,6 +351,7 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     let records: Vec<ProduceRecord> = values
         .into_iter()
         .map(|v| ProduceRecord {
+            timestamp: None,
             topic: topic.clone(),
             partition: Some(0),
             key: None,
@@ -397,7 +405,15 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     let names = names.as_any().downcast_ref::<StringArray>().unwrap();
     assert_eq!(names.value(0), "u0");
 
-    let dead = std::fs::read_to_string(root.path().join(report.dead_letter_file.unwrap())).unwrap();
+    let dead = std::fs::read_to_string(
+        root.path().join(
+            report
+                .dead_letter_files()
+                .next()
+                .expect("a dead-letter file"),
+        ),
+    )
+    .unwrap();
     let reasons: Vec<String> = dead
         .lines()
         .map(|l| {

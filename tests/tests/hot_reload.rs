@@ -93,6 +93,7 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
             for slice in 0..30 {
                 let records: Vec<ProduceRecord> = (slice * 100..(slice + 1) * 100)
                     .map(|id| ProduceRecord {
+                        timestamp: None,
                         topic: input.clone(),
                         partition: Some(0),
                         key: None,
@@ -179,4 +180,57 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
         switched_after < Duration::from_secs(15),
         "switch took {switched_after:?}"
     );
+}
+
+/// A version that cannot be loaded when it is activated (its component is
+/// not readable yet: a storage hiccup) is tried again until it loads,
+/// instead of the worker keeping the old version until the next activation.
+#[test]
+fn a_version_that_fails_to_load_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(dir.path().to_str().unwrap(), &AzureCredentials::default()).unwrap(),
+    );
+    let old = block_on(registry.upload(runtime(), "retry", Bytes::from(guest("misbehave")), true))
+        .unwrap()
+        .info
+        .version;
+    let new = block_on(registry.upload(
+        runtime(),
+        "retry",
+        Bytes::from(guest("stay-category")),
+        false,
+    ))
+    .unwrap()
+    .info
+    .version;
+    let watch = TransformWatch::spawn(
+        registry.clone(),
+        runtime().clone(),
+        "retry".into(),
+        old,
+        Duration::from_millis(50),
+    )
+    .unwrap();
+    let blob = dir
+        .path()
+        .join(format!("transforms/retry/blobs/{new}.wasm"));
+    let aside = dir.path().join("aside.wasm");
+    std::fs::rename(&blob, &aside).unwrap();
+    block_on(registry.activate("retry", &new)).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(watch.take_update().is_none(), "nothing loadable yet");
+    std::fs::rename(&aside, &blob).unwrap();
+    let start = Instant::now();
+    let loaded = loop {
+        if let Some(transform) = watch.take_update() {
+            break transform;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the watch never tried again"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(loaded.version(), new);
 }

@@ -511,3 +511,69 @@ fn imports_from_azurite_and_resumes_there() {
         .collect();
     assert_eq!(avro_rows, (0..70).map(expedia_json).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_file_rewritten_with_the_same_size_is_noticed_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let first = jsonl((0..4).map(|i| json!({"id": i, "v": "a"})));
+    write(dir.path(), "same.jsonl", &first);
+    let topic = topic();
+    run(folder, &topic, &ImportOptions::default());
+    // Same length, other content, a later modification time.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let second = jsonl((0..4).map(|i| json!({"id": i, "v": "b"})));
+    assert_eq!(first.len(), second.len());
+    write(dir.path(), "same.jsonl", &second);
+    let report = run(folder, &topic, &ImportOptions::default());
+    assert_eq!(report.failed.len(), 1, "{report:?}");
+    assert!(
+        report.failed[0]
+            .reason
+            .contains("changed since it was imported")
+    );
+    assert_eq!(by_file(&topic)["same.jsonl"].len(), 4);
+}
+
+#[test]
+fn a_second_import_of_the_same_folder_and_topic_waits_its_turn() {
+    use sluice_host::import::ImportError;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    write(dir.path(), "orders.jsonl", &orders(0, 3));
+    let topic = topic();
+    // An import running now holds the lock.
+    let lock = dir.path().join(format!("_sluice_import/{topic}.lock"));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    std::fs::write(
+        &lock,
+        json!({"owner": "other", "refreshed_at_ms": now}).to_string(),
+    )
+    .unwrap();
+    let refused = import(
+        &broker(),
+        folder,
+        &AzureCredentials::default(),
+        &topic,
+        &ImportOptions::default(),
+        |_| {},
+    );
+    let Err(ImportError::Busy { owner, .. }) = refused else {
+        panic!("expected the import to refuse: {refused:?}");
+    };
+    assert_eq!(owner, "other");
+    assert!(read_all(&broker(), &topic).is_empty(), "nothing produced");
+    // A lock an import left when it died (not refreshed for long) is taken over.
+    std::fs::write(
+        &lock,
+        json!({"owner": "dead", "refreshed_at_ms": now - 3_600_000}).to_string(),
+    )
+    .unwrap();
+    let report = run(folder, &topic, &ImportOptions::default());
+    assert_eq!(report.rows(), 3);
+    assert!(!lock.exists(), "the lock is removed when the import ends");
+}

@@ -7,20 +7,23 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::Value;
 use sluice_host::kafka::KafkaConfig;
-use sluice_host::parquet::write_json_records;
 use sluice_host::pipeline::aggregate_topic;
 use sluice_host::runtime::{Limits, Transform};
+use sluice_host::table::write_json_records;
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 pub struct AggregateArgs {
     /// Topic to read, from its earliest offset up to its end at start.
     #[arg(long)]
     input: String,
-    /// Aggregator: a .wasm path or a name in the transforms folder.
-    #[arg(long)]
-    aggregator: String,
+    /// The aggregator, by name (in the registry or the transforms folder).
+    #[arg(long, value_name = "NAME", required_unless_present = "wasm")]
+    aggregator: Option<String>,
+    /// The aggregator as a component file, instead of a name.
+    #[arg(long, value_name = "FILE", conflicts_with = "aggregator")]
+    wasm: Option<PathBuf>,
     /// Folder the Parquet file goes to.
     #[arg(long, default_value = "sluice-out")]
     out: PathBuf,
@@ -29,13 +32,16 @@ pub struct AggregateArgs {
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 pub fn run(args: AggregateArgs) -> anyhow::Result<ExitCode> {
     let config = args.broker.config();
-    let runtime = crate::transforms::runtime()?;
-    let aggregator = crate::transforms::load(&runtime, &args.aggregator, &args.transforms.dir())?;
+    let aggregator = super::chosen_transform(
+        args.aggregator.as_deref(),
+        args.wasm.as_deref(),
+        &args.transforms,
+    )?;
     let result = aggregate_to_parquet(
         &config,
         &aggregator,

@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::ensure;
 use sluice_host::pipeline::Routing;
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -24,7 +24,7 @@ pub struct DemoArgs {
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -40,9 +40,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     super::generate::produce_expedia(&config, &input, args.records, args.seed, 3)?;
     eprintln!("loaded {} generated bookings into {input}", args.records);
 
-    let runtime = crate::transforms::runtime()?;
-    let dir = args.transforms.dir();
-    let categorise = crate::transforms::load(&runtime, "stay-category", &dir)?;
+    let transforms = args.transforms.source()?;
+    let categorise = transforms.load_named("stay-category", None)?;
     let routing = Routing {
         outputs: vec![output.clone()],
         dead_letter: format!("{output}.dlq"),
@@ -61,7 +60,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         stats.dead_lettered
     );
 
-    let summarise = crate::transforms::load(&runtime, "stay-summary", &dir)?;
+    let summarise = transforms.load_named("stay-summary", None)?;
     let summary =
         super::aggregate::aggregate_to_parquet(&config, &summarise, &output, &args.out, 5000)?;
     println!(

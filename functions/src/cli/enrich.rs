@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
-use sluice_host::kafka::ensure_topic;
+use sluice_host::kafka::{create_topic, require_topics};
 use sluice_host::registry::TransformWatch;
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["pipeline", "name"])))]
@@ -27,11 +27,17 @@ pub struct EnrichArgs {
     /// How often the registry is checked for a newly activated version.
     #[arg(long, default_value_t = 500)]
     reload_ms: u64,
-    #[command(flatten)]
-    registry: super::registry::RegistryArgs,
-    /// Partitions for output and dead-letter topics that do not exist yet.
-    #[arg(long, default_value_t = 3)]
+    /// Create output and dead-letter topics that do not exist yet (else the
+    /// worker refuses to start, naming the missing topic).
+    #[arg(long)]
+    create_topics: bool,
+    /// With --create-topics: partitions of a created topic.
+    #[arg(long, default_value_t = 3, requires = "create_topics")]
     partitions: i32,
+    /// With --create-topics: replicas of a created topic [default: the
+    /// broker's default.replication.factor].
+    #[arg(long, default_value_t = -1, requires = "create_topics", allow_negative_numbers = true)]
+    replication_factor: i32,
     /// A stable name for this worker in its group (Kafka static membership):
     /// a restarted worker takes its partitions back at once instead of
     /// after the group notices the old one is gone. One per worker.
@@ -42,41 +48,36 @@ pub struct EnrichArgs {
     progress_every: u64,
     #[command(flatten)]
     broker: Broker,
+    /// The registry (pipelines by name, transforms followed as they are
+    /// activated), or a folder of transforms.
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
-    let registry = args.registry.open()?;
-    let io = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")?;
+    let transforms = args.transforms.source()?;
+    let registry = transforms.registry_store().cloned();
     let definition = match (&args.pipeline, &args.name, &registry) {
-        (Some(path), _, _) => read_definition(path)?,
-        (None, Some(name), Some(registry)) => io
-            .block_on(registry.pipeline(name))
-            .with_context(|| format!("reading pipeline `{name}` from the registry"))?,
+        (Some(path), _, _) => PipelineDefinition::read(path)?,
+        (None, Some(name), Some(registry)) => {
+            let (registry, name) = (registry.clone(), name.clone());
+            sluice_host::io::wait(async move { registry.pipeline(&name).await })
+                .context("reading the pipeline from the registry")?
+        }
         _ => anyhow::bail!("give --pipeline FILE, or --name NAME with --registry URL"),
     };
     let mut config = args.broker.config();
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }
-    let runtime = crate::transforms::runtime()?;
-    let transform = match &registry {
-        Some(registry) => io
-            .block_on(registry.resolve(&runtime, &definition.transform))
-            .with_context(|| {
-                format!(
-                    "loading transform `{}` from the registry",
-                    definition.transform.name()
-                )
-            })?,
-        None => {
-            crate::transforms::load_ref(&runtime, &definition.transform, &args.transforms.dir())?
-        }
-    };
+    let transform = transforms.load(&definition.transform).with_context(|| {
+        format!(
+            "loading transform `{}` from {}",
+            definition.transform.name(),
+            transforms.describe()
+        )
+    })?;
+    let runtime = transforms.runtime().clone();
     // A pinned version stays; otherwise the active one is followed.
     let watch = match (&registry, definition.transform.pinned_version()) {
         (Some(registry), None) => Some(
@@ -91,8 +92,14 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => None,
     };
-    for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
-        ensure_topic(&config, topic, args.partitions)?;
+    let written = definition.outputs.iter().chain([&definition.dead_letter]);
+    if args.create_topics {
+        for topic in written {
+            create_topic(&config, topic, args.partitions, args.replication_factor)?;
+        }
+    } else {
+        require_topics(&config, written.map(String::as_str))
+            .with_context(|| format!("pipeline `{}`", definition.name))?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(stop.clone())?;
@@ -137,40 +144,23 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn read_definition(path: &PathBuf) -> anyhow::Result<PipelineDefinition> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading pipeline {}", path.display()))?;
-    PipelineDefinition::from_json(&text).with_context(|| format!("in {}", path.display()))
-}
-
 /// Sets `stop` on SIGTERM (what Kubernetes, systemd and the Functions host
 /// send) or SIGINT.
 fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .context("starting the signal listener")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            signals.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    tracing::error!(
-                        "cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL"
-                    );
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
-                    _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
-                }
-                stop.store(true, Ordering::SeqCst);
-            });
-        })
-        .context("starting the signal listener")?;
+    sluice_host::io::handle().spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
     Ok(())
 }

@@ -6,17 +6,14 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use sluice_host::kafka::Start;
 
-use crate::fetch::{
-    FetchLimits, FetchQuery, dry_run, fetch, reader_pool, write_csv, write_json_lines,
-    write_parquet,
-};
+use sluice_host::fetch::{Fetch, FetchLimits, FetchQuery, fetch, reader_pool};
 
-use super::{Broker, TransformsDir};
+use crate::render::{write_csv, write_json_lines, write_parquet};
+
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 pub struct FetchArgs {
@@ -40,13 +37,17 @@ pub struct FetchArgs {
     /// Write here instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Dry run: show what this transformer would do with each record.
-    #[arg(long)]
+    /// Dry run: show what this transformer (by name) would do with each
+    /// record.
+    #[arg(long, value_name = "NAME")]
     transform: Option<String>,
+    /// Dry run of a transformer component file, instead of a name.
+    #[arg(long, value_name = "FILE", conflicts_with = "transform")]
+    wasm: Option<PathBuf>,
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -68,21 +69,27 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         },
         count: args.count,
     };
+    let dry_run = if args.transform.is_some() || args.wasm.is_some() {
+        Some(super::chosen_transform(
+            args.transform.as_deref(),
+            args.wasm.as_deref(),
+            &args.transforms,
+        )?)
+    } else {
+        None
+    };
+    let how = Fetch {
+        avro: None,
+        dry_run,
+    };
     // The command line is trusted with any count; only the HTTP API caps it.
-    let limits = FetchLimits {
-        max_count: u64::MAX,
-        max_bytes: usize::MAX,
-        max_time: Duration::MAX,
-    };
-    let records = fetch(&reader_pool(args.broker.config()), &query, &limits)?.records;
-    let outcomes = match &args.transform {
-        Some(name) => {
-            let runtime = crate::transforms::runtime()?;
-            let transform = crate::transforms::load(&runtime, name, &args.transforms.dir())?;
-            Some(dry_run(&transform, &records)?)
-        }
-        None => None,
-    };
+    let fetched = fetch(
+        &reader_pool(args.broker.config()),
+        &query,
+        &FetchLimits::none(),
+        &how,
+    )?;
+    let (records, outcomes) = (fetched.records, fetched.outcomes);
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,

@@ -7,6 +7,7 @@ pub mod export;
 mod fetch;
 mod generate;
 mod import;
+mod package;
 mod progress;
 pub mod registry;
 mod run;
@@ -18,8 +19,10 @@ mod transform;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_host::kafka::KafkaConfig;
+use sluice_host::transforms::TransformSource;
 
 use crate::logging::LogFormat;
 
@@ -67,19 +70,49 @@ impl Broker {
     }
 }
 
-/// Where named transforms are found.
+/// Where named transforms are found: the registry when one is given, else
+/// a folder of `.wasm` files.
 #[derive(Debug, clap::Args)]
-struct TransformsDir {
-    /// Folder of `.wasm` transforms looked up by name.
+struct TransformsFrom {
+    /// Folder of `.wasm` transforms looked up by name, when no registry is
+    /// given [default: where scripts/build-guests.sh puts them].
     #[arg(long, env = "SLUICE_TRANSFORMS_DIR")]
     transforms_dir: Option<PathBuf>,
+    #[command(flatten)]
+    registry: registry::RegistryArgs,
 }
 
-impl TransformsDir {
-    fn dir(&self) -> PathBuf {
-        self.transforms_dir
-            .clone()
-            .unwrap_or_else(crate::transforms::default_dir)
+impl TransformsFrom {
+    fn source(&self) -> anyhow::Result<TransformSource> {
+        let runtime = crate::transforms::runtime()?;
+        Ok(match self.registry.open()? {
+            Some(registry) => TransformSource::registry(runtime, registry),
+            None => TransformSource::folder(
+                runtime,
+                self.transforms_dir
+                    .clone()
+                    .unwrap_or_else(crate::transforms::default_dir),
+            ),
+        })
+    }
+}
+
+/// A transform the user names (looked up where [`TransformsFrom`] says),
+/// or a `.wasm` file given as a file: a name is never taken as a path.
+fn chosen_transform(
+    name: Option<&str>,
+    file: Option<&std::path::Path>,
+    from: &TransformsFrom,
+) -> anyhow::Result<std::sync::Arc<sluice_host::runtime::Transform>> {
+    match (name, file) {
+        (_, Some(file)) => crate::transforms::load_file(&crate::transforms::runtime()?, file),
+        (Some(name), None) => {
+            let source = from.source()?;
+            source
+                .load_named(name, None)
+                .with_context(|| format!("transform `{name}` from {}", source.describe()))
+        }
+        (None, None) => anyhow::bail!("name a transform, or give its file with --wasm"),
     }
 }
 
@@ -118,6 +151,9 @@ enum Command {
     /// The whole job on embedded defaults: generate bookings, categorise
     /// them into expedia_ext, summarise to Parquet, print the summary.
     Demo(demo::DemoArgs),
+    /// Build the deployable zip: the Azure Functions app or the AWS Lambda
+    /// bootstrap, with the configuration files given.
+    Package(package::PackageArgs),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -134,6 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Enrich(a) => enrich::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Demo(a) => demo::run(a),
+        Command::Package(a) => package::run(a),
     }
 }
 

@@ -7,7 +7,7 @@ use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::pipeline::{Routing, RunStats, TopicRun, transform_topic};
 use sluice_host::runtime::Limits;
 
-use super::{Broker, TransformsDir};
+use super::{Broker, TransformsFrom};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -17,9 +17,12 @@ pub struct RunArgs {
     /// Output topic (repeatable); records that name no topic go to all.
     #[arg(long = "output", required = true)]
     outputs: Vec<String>,
-    /// Transformer: a .wasm path or a name in the transforms folder.
-    #[arg(long)]
-    transform: String,
+    /// The transformer, by name (in the registry or the transforms folder).
+    #[arg(long, value_name = "NAME", required_unless_present = "wasm")]
+    transform: Option<String>,
+    /// The transformer as a component file, instead of a name.
+    #[arg(long, value_name = "FILE", conflicts_with = "transform")]
+    wasm: Option<std::path::PathBuf>,
     /// Dead-letter topic [default: <first output>.dlq].
     #[arg(long)]
     dead_letter: Option<String>,
@@ -29,17 +32,20 @@ pub struct RunArgs {
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
-    transforms: TransformsDir,
+    transforms: TransformsFrom,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = args.broker.config();
-    let runtime = crate::transforms::runtime()?;
-    let transform = crate::transforms::load(&runtime, &args.transform, &args.transforms.dir())?;
+    let transform = super::chosen_transform(
+        args.transform.as_deref(),
+        args.wasm.as_deref(),
+        &args.transforms,
+    )?;
     let routing = Routing {
         dead_letter: args
             .dead_letter
-            .unwrap_or_else(|| format!("{}.dlq", args.outputs[0])),
+            .unwrap_or_else(|| format!("{}.dlq", args.outputs.first().map_or("sluice", |o| o))),
         outputs: args.outputs,
     };
     let stats = run_transform(&config, &transform, &args.input, routing, args.batch_size)?;

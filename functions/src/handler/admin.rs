@@ -15,13 +15,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::config::read_topics;
-use sluice_host::registry::{Manifest, Registry, RegistryError};
+use sluice_host::enrich::PipelineDefinition;
+use sluice_host::registry::{Manifest, Registry};
 use sluice_host::runtime::Runtime;
 use sluice_host::topology::topology;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::OAuthRule;
+use super::error::ApiError;
 
 /// What the admin routes need.
 pub struct Admin {
@@ -41,6 +43,15 @@ pub struct ExportFiles {
     pub storage: Option<String>,
 }
 
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("registry", &self.registry.url())
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_transforms))
@@ -53,34 +64,6 @@ pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
         .routes(routes!(get_topology))
         .layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
-}
-
-/// An error as the API answers it: a status and `{"error": message}`.
-pub struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(error: RegistryError) -> Self {
-        let status = match &error {
-            e if e.is_not_found() => StatusCode::NOT_FOUND,
-            RegistryError::DeleteActive { .. } | RegistryError::Conflict { .. } => {
-                StatusCode::CONFLICT
-            }
-            RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RegistryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            e if e.is_client_error() => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status.is_server_error() {
-            tracing::error!(%error, "admin request failed");
-        }
-        ApiError(status, error.to_string())
-    }
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -269,26 +252,53 @@ async fn put_pipeline(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let mut value = json_body(body)?;
-    match value.get("name").and_then(Value::as_str) {
-        Some(given) if given != name => {
+    let Some(object) = value.as_object_mut() else {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be one pipeline definition (a JSON object), not {}; \
+                 to apply a list, POST it to /api/pipelines",
+                kind_of(&value)
+            ),
+        ));
+    };
+    match object.get("name") {
+        Some(Value::String(given)) if *given != name => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("the body's name `{given}` differs from the path's `{name}`"),
             ));
         }
-        Some(_) => {}
+        Some(Value::String(_)) => {}
         None => {
-            if let Some(object) = value.as_object_mut() {
-                object.insert("name".into(), Value::String(name.clone()));
-            }
+            object.insert("name".into(), Value::String(name.clone()));
+        }
+        Some(other) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "pipeline definition, field `name`: expected the name `{name}` as a string, not {}",
+                    kind_of(other)
+                ),
+            ));
         }
     }
-    let definitions = crate::cli::registry::definitions(&value)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
-    for definition in &definitions {
-        admin.registry.put_pipeline(definition).await?;
+    let definition = PipelineDefinition::from_value(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    admin.registry.put_pipeline(&definition).await?;
+    ok(StatusCode::OK, &definition)
+}
+
+/// What a JSON value is, for messages about bodies of the wrong shape.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
-    ok(StatusCode::OK, &definitions[0])
 }
 
 /// Create or update several pipelines at once; all are checked before any
@@ -302,8 +312,17 @@ async fn apply_pipelines(
     body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
     let value = json_body(body)?;
-    let definitions = crate::cli::registry::definitions(&value)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("{e:#}")))?;
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the body must be a pipeline definition or a list of them, not {}",
+                kind_of(&value)
+            ),
+        ));
+    }
+    let definitions = PipelineDefinition::one_or_many(&value)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     for definition in &definitions {
         admin.registry.put_pipeline(definition).await?;
     }

@@ -7,7 +7,6 @@
 //! topics and the dead-letter topic, and must know they were acknowledged
 //! before it answers.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,19 +16,29 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sluice_host::enrich::{Enricher, PipelineDefinition, Step};
-use sluice_host::kafka::{KafkaConfig, Producer, ensure_topic};
+use sluice_host::kafka::{KafkaConfig, Producer, require_topics};
 use sluice_host::record::KafkaRecord;
+use sluice_host::transforms::TransformSource;
 
 use super::AppState;
 use super::invocation::{InvocationRequest, InvocationResponse};
 use super::kafka_event::events;
 
-/// Where the enrichment function finds its pipeline and broker.
+/// The enrichment function's pipeline (checked when the app starts, see
+/// [`EnrichConfig::new`]) and broker.
 #[derive(Debug, Clone)]
 pub struct EnrichConfig {
-    pub pipeline: PathBuf,
+    definition: PipelineDefinition,
     pub kafka: KafkaConfig,
-    pub transforms_dir: PathBuf,
+}
+
+impl EnrichConfig {
+    /// Refuses a pipeline the trigger cannot run without losing records
+    /// (one with a join; see `PipelineDefinition::check_for_trigger`).
+    pub fn new(definition: PipelineDefinition, kafka: KafkaConfig) -> anyhow::Result<Self> {
+        definition.check_for_trigger()?;
+        Ok(EnrichConfig { definition, kafka })
+    }
 }
 
 /// The pipeline, loaded on the first invocation and kept: its join state
@@ -42,14 +51,21 @@ pub struct LiveEnricher {
 pub type EnrichSlot = Mutex<Option<LiveEnricher>>;
 
 impl LiveEnricher {
-    fn start(config: &EnrichConfig) -> anyhow::Result<Self> {
-        let definition = crate::cli::enrich::read_definition(&config.pipeline)?;
-        let runtime = crate::transforms::runtime()?;
-        let transform =
-            crate::transforms::load_ref(&runtime, &definition.transform, &config.transforms_dir)?;
-        for topic in definition.outputs.iter().chain([&definition.dead_letter]) {
-            ensure_topic(&config.kafka, topic, 3)?;
-        }
+    fn start(config: &EnrichConfig, transforms: &TransformSource) -> anyhow::Result<Self> {
+        let definition = config.definition.clone();
+        let transform = transforms
+            .load(&definition.transform)
+            .with_context(|| format!("pipeline `{}`", definition.name))?;
+        // The app's topics are provisioned with the cluster (infra/);
+        // creating them here would guess partitions and replication.
+        require_topics(
+            &config.kafka,
+            definition
+                .outputs
+                .iter()
+                .chain([&definition.dead_letter])
+                .map(String::as_str),
+        )?;
         Ok(LiveEnricher {
             enricher: Enricher::new(definition, &transform)?,
             producer: Producer::new(&config.kafka)?,
@@ -86,7 +102,7 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if slot.is_none() {
-        *slot = Some(LiveEnricher::start(config)?);
+        *slot = Some(LiveEnricher::start(config, &state.config.transforms)?);
     }
     let live = slot.as_mut().context("pipeline not loaded")?;
     let mut records = Vec::new();

@@ -151,7 +151,25 @@ fn timestamp_ms(value: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever the trigger sends, each element is a record or a reason
+        /// to dead-letter it; nothing is lost and nothing panics.
+        #[test]
+        fn any_binding_gives_a_record_or_a_reason_per_element(value in sluice_tests::arbitrary::json()) {
+            for binding in [value.clone(), Value::String(value.to_string())] {
+                for event in events(&binding) {
+                    if let Err(unreadable) = event {
+                        prop_assert!(!unreadable.reason.is_empty());
+                    }
+                }
+            }
+        }
+    }
 
     fn sample(offset: i64) -> Value {
         json!({

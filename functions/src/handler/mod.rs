@@ -4,8 +4,10 @@
 
 pub mod admin;
 mod auth;
+pub mod backstop;
 pub mod data;
 mod enrich;
+mod error;
 mod invocation;
 mod kafka_event;
 pub mod oauth;
@@ -18,6 +20,8 @@ pub use enrich::EnrichConfig;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use sluice_host::transforms::TransformSource;
 
 use axum::Json;
 use axum::Router;
@@ -38,24 +42,9 @@ pub struct AppConfig {
     pub admin: Option<Arc<admin::Admin>>,
     /// The fetch and invoke API and the fetch page, if this app serves them.
     pub data: Option<Arc<data::DataApi>>,
-}
-
-impl std::fmt::Debug for data::DataApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataApi")
-            .field("brokers", &self.readers.config().bootstrap_servers)
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for admin::Admin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin")
-            .field("registry", &self.registry.url())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
+    /// Where every route finds named transforms (the fetch's dry run, the
+    /// trigger's pipeline, the export's aggregators).
+    pub transforms: Arc<TransformSource>,
 }
 
 /// What the routes share: the configuration and the loaded pipeline.
@@ -97,7 +86,8 @@ pub fn router(config: AppConfig) -> Router {
     } else {
         app
     };
-    app.layer(axum::middleware::from_fn(request_trace::trace_requests))
+    app.layer(backstop::layer())
+        .layer(axum::middleware::from_fn(request_trace::trace_requests))
 }
 
 #[cfg(test)]

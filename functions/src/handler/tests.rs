@@ -15,6 +15,7 @@ use super::{AppConfig, router};
 mod admin;
 mod data;
 mod enrich;
+mod fuzz;
 mod oauth;
 mod openapi;
 
@@ -44,8 +45,17 @@ fn app(topics: &[&str]) -> App {
         enrich: None,
         admin: None,
         data: None,
+        transforms: folder_transforms(),
     };
     App { dir, config }
+}
+
+/// Named transforms from the folder the guest build writes.
+fn folder_transforms() -> std::sync::Arc<sluice_host::transforms::TransformSource> {
+    std::sync::Arc::new(sluice_host::transforms::TransformSource::folder(
+        sluice_tests::runtime().clone(),
+        sluice_tests::guests_dir(),
+    ))
 }
 
 fn topic_with(records: usize) -> String {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::invocation::{InvocationRequest, InvocationResponse, decoded, flag};
-use crate::cli::export::{ExportArgs, export_all};
+use sluice_host::config::{Connections, read_topics};
+use sluice_host::export::{ExportRun, RunSettings, export_topics};
 
 pub async fn export(
     State(state): State<Arc<AppState>>,
@@ -29,13 +30,7 @@ pub async fn export(
     if past_due {
         logs.push("timer is past due; running once now".to_owned());
     }
-    let config = &state.config;
-    let args = ExportArgs::new(
-        config.topics.clone(),
-        config.connections.clone(),
-        config.out.clone(),
-    );
-    let run = tokio::task::spawn_blocking(move || export_all(&args)).await;
+    let run = tokio::task::spawn_blocking(move || run_export(&state)).await;
     let run = match run {
         Ok(Ok(run)) => run,
         Ok(Err(error)) => return failure(logs, format!("export did not start: {error:#}")),
@@ -49,7 +44,7 @@ pub async fn export(
                 "topic": topic, "status": "ok", "records": r.records, "files": r.files.len(),
                 "bytes": r.bytes(), "dead_lettered": r.dead_lettered, "seconds": r.seconds,
             }),
-            Err(e) => json!({"topic": topic, "status": "failed", "error": format!("{e:#}")}),
+            Err(e) => json!({"topic": topic, "status": "failed", "error": e.to_string()}),
         })
         .collect();
     logs.push(format!(
@@ -70,6 +65,25 @@ pub async fn export(
         ..InvocationResponse::default()
     };
     (status, Json(response))
+}
+
+/// The files are read on every invocation, so an edited topics.json takes
+/// effect at the next tick without a restart.
+fn run_export(state: &AppState) -> anyhow::Result<ExportRun> {
+    let config = &state.config;
+    let connections = Connections::read(&config.connections)?;
+    let topics = read_topics(&config.topics)?;
+    let settings = RunSettings {
+        out: config.out.clone(),
+        ..RunSettings::default()
+    };
+    Ok(export_topics(
+        &topics,
+        &connections,
+        &settings,
+        &config.transforms,
+        &|_, _| {},
+    )?)
 }
 
 fn failure(mut logs: Vec<String>, message: String) -> (StatusCode, Json<InvocationResponse>) {

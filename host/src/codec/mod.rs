@@ -5,7 +5,7 @@
 mod avro;
 mod registry;
 
-pub use avro::decode_confluent;
+pub use avro::{avro_to_json, decode_confluent, decode_confluent_avro};
 pub use registry::SchemaRegistry;
 
 /// A value that could not be decoded; the message says why.

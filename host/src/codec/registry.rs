@@ -1,17 +1,27 @@
 //! A Confluent Schema Registry client: `GET /schemas/ids/{id}`, each schema
-//! fetched once per process.
+//! fetched once per process, and an id the registry does not know asked
+//! again only after a while, so a stream of records with a bad id costs one
+//! round trip, not one per record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
 
 use super::CodecError;
 
+/// How long an answer of "no such schema" is believed.
+const MISS_TTL: Duration = Duration::from_secs(30);
+
 #[derive(Debug)]
 pub struct SchemaRegistry {
     url: String,
+    /// One connection pool for every request (TLS set up once).
+    client: reqwest::Client,
     cache: Mutex<HashMap<u32, Arc<Schema>>>,
+    /// Ids the registry could not give, when, and why.
+    misses: Mutex<HashMap<u32, (Instant, String)>>,
 }
 
 impl SchemaRegistry {
@@ -21,9 +31,19 @@ impl SchemaRegistry {
             id: 0,
             reason: e.to_string(),
         })?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| CodecError::Registry {
+                url: url.to_owned(),
+                id: 0,
+                reason: e.to_string(),
+            })?;
         Ok(SchemaRegistry {
             url: url.trim_end_matches('/').to_owned(),
+            client,
             cache: Mutex::default(),
+            misses: Mutex::default(),
         })
     }
 
@@ -37,11 +57,34 @@ impl SchemaRegistry {
             id,
             reason,
         };
-        let document = self
+        if let Some(reason) = self.recent_miss(id) {
+            return Err(error(reason));
+        }
+        let found = self
             .get(&format!("/schemas/ids/{id}"))
-            .map_err(&error)?
-            .ok_or_else(|| error("HTTP 404: no such schema".into()))?;
-        self.remember(id, &document).map_err(error)
+            .and_then(|d| d.ok_or_else(|| "HTTP 404: no such schema".to_owned()))
+            .and_then(|document| self.remember(id, &document));
+        match found {
+            Ok(schema) => Ok(schema),
+            Err(reason) => {
+                if let Ok(mut misses) = self.misses.lock() {
+                    misses.insert(id, (Instant::now(), reason.clone()));
+                }
+                Err(error(reason))
+            }
+        }
+    }
+
+    /// Why `id` could not be had, if it was asked for in the last MISS_TTL.
+    fn recent_miss(&self, id: u32) -> Option<String> {
+        let misses = self.misses.lock().ok()?;
+        let (when, reason) = misses.get(&id)?;
+        (when.elapsed() < MISS_TTL).then(|| {
+            format!(
+                "{reason} (remembered; asked again after {} s)",
+                MISS_TTL.as_secs()
+            )
+        })
     }
 
     /// Every version of `subject` (oldest first), or `None` when the
@@ -93,24 +136,13 @@ impl SchemaRegistry {
     /// `GET path` as JSON; `None` on 404.
     fn get(&self, path: &str) -> Result<Option<serde_json::Value>, String> {
         let url = format!("{}{path}", self.url);
-        // A runtime and client per request: schemas are fetched once each,
-        // and a registry that owned a runtime could not be dropped from
-        // async code (the HTTP app drops it on shutdown).
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let (status, body) = runtime
-            .block_on(async {
-                let response = client.get(&url).send().await?;
-                let status = response.status();
-                Ok::<_, reqwest::Error>((status, response.text().await?))
-            })
-            .map_err(|e| e.to_string())?;
+        let client = self.client.clone();
+        let (status, body) = crate::io::wait(async move {
+            let response = client.get(&url).send().await?;
+            let status = response.status();
+            Ok::<_, reqwest::Error>((status, response.text().await?))
+        })
+        .map_err(|e| e.to_string())?;
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

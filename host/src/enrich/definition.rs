@@ -75,8 +75,14 @@ pub struct JoinSpec {
     /// Dotted path of the id in each record's JSON value, such as `id` or
     /// `booking.id`.
     pub key: String,
-    /// How long the first record of an id waits for the others.
+    /// How far apart in event time (the records' timestamps) the members of
+    /// one id may be: an id whose first record is older than this, as the
+    /// stream's time goes, is given up.
     pub timeout_ms: u64,
+    /// How much later than the stream's time a member may arrive and still
+    /// join (records of several partitions interleave out of order).
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u64,
     #[serde(default)]
     pub on_timeout: OnTimeout,
     /// Ids waiting at once, at most; past it the oldest is timed out early.
@@ -87,6 +93,10 @@ pub struct JoinSpec {
 impl JoinSpec {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms)
     }
 }
 
@@ -154,6 +164,10 @@ fn default_batch_size() -> usize {
     500
 }
 
+fn default_grace_ms() -> u64 {
+    1_000
+}
+
 fn default_max_pending() -> usize {
     100_000
 }
@@ -168,11 +182,17 @@ fn default_deadline_ms() -> u64 {
 
 /// A definition that cannot be used; `field` is the JSON path of the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("pipeline definition{}: {reason}", at(.pipeline, .field))]
+#[error("{}pipeline definition{}: {reason}", entry_of(.entry), at(.pipeline, .field))]
 pub struct DefinitionError {
+    /// Which entry of a list, when the definition was one of several.
+    pub entry: Option<usize>,
     pub pipeline: Option<String>,
     pub field: String,
     pub reason: String,
+}
+
+fn entry_of(index: &Option<usize>) -> String {
+    index.map(|i| format!("entry [{i}]: ")).unwrap_or_default()
 }
 
 fn at(pipeline: &Option<String>, field: &str) -> String {
@@ -187,10 +207,26 @@ fn at(pipeline: &Option<String>, field: &str) -> String {
     }
 }
 
+/// A pipeline file that cannot be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DefinitionFileError {
+    #[error("reading the pipeline file {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        source: DefinitionError,
+    },
+}
+
 impl PipelineDefinition {
     /// Parses and checks a definition.
     pub fn from_json(text: &str) -> Result<Self, DefinitionError> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| DefinitionError {
+            entry: None,
             pipeline: None,
             field: String::new(),
             reason: format!("not valid JSON: {e}"),
@@ -205,6 +241,7 @@ impl PipelineDefinition {
             .map(str::to_owned);
         let definition: PipelineDefinition =
             serde_path_to_error::deserialize(value).map_err(|e| DefinitionError {
+                entry: None,
                 pipeline: pipeline.clone(),
                 field: match e.path().to_string() {
                     root if root == "." => String::new(),
@@ -214,6 +251,59 @@ impl PipelineDefinition {
             })?;
         definition.validate()?;
         Ok(definition)
+    }
+
+    /// One definition or a list of them (what `sluice pipelines apply` and
+    /// `POST /api/pipelines` take), every one checked; an error in a list
+    /// names the entry.
+    pub fn one_or_many(value: &serde_json::Value) -> Result<Vec<Self>, DefinitionError> {
+        match value {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    Self::from_value(item).map_err(|mut e| {
+                        e.entry = Some(i);
+                        e
+                    })
+                })
+                .collect(),
+            single => Ok(vec![Self::from_value(single)?]),
+        }
+    }
+
+    /// Reads one definition from a file.
+    pub fn read(path: &std::path::Path) -> Result<Self, DefinitionFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DefinitionFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|source| DefinitionFileError::Invalid {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// Whether the pipeline can run behind a Kafka trigger (the Azure
+    /// Functions Kafka extension, `POST /Enrich`). A join cannot: its records
+    /// wait for their partners in memory across invocations, while the
+    /// extension commits each batch's offsets when its invocation ends, so an
+    /// instance that scales in or restarts would lose every waiting record.
+    pub fn check_for_trigger(&self) -> Result<(), DefinitionError> {
+        if self.join.is_none() {
+            return Ok(());
+        }
+        Err(DefinitionError {
+            entry: None,
+            pipeline: Some(self.name.clone()),
+            field: "join".into(),
+            reason: "a join cannot run behind the Kafka trigger (the trigger commits every \
+                     batch when its invocation ends, and waiting records live in memory, so a \
+                     restart or scale-in would lose them): run this pipeline with `sluice \
+                     enrich --pipeline FILE`, a consumer-group worker that commits only \
+                     finished records"
+                .into(),
+        })
     }
 
     pub fn group_id(&self) -> String {
@@ -234,13 +324,21 @@ impl PipelineDefinition {
     fn validate(&self) -> Result<(), DefinitionError> {
         let fail = |field: &str, reason: String| {
             Err(DefinitionError {
+                entry: None,
                 pipeline: Some(self.name.clone()),
                 field: field.to_owned(),
                 reason,
             })
         };
-        if self.name.trim().is_empty() {
-            return fail("name", "must not be empty".into());
+        if !crate::transforms::is_valid(&self.name) {
+            return fail(
+                "name",
+                format!(
+                    "`{}` is not a valid pipeline name: use {}",
+                    self.name.chars().take(80).collect::<String>(),
+                    crate::transforms::NAME_RULE
+                ),
+            );
         }
         for (field, topics) in [("inputs", &self.inputs), ("outputs", &self.outputs)] {
             if topics.is_empty() {
@@ -276,8 +374,12 @@ impl PipelineDefinition {
                 format!("`{}` is also an input or output topic", self.dead_letter),
             );
         }
-        if self.transform.name().trim().is_empty() {
-            return fail("transform.name", "must not be empty".into());
+        if let Err(error) = crate::transforms::TransformName::parse(self.transform.name()) {
+            let field = match self.transform {
+                TransformRef::Active(_) => "transform",
+                TransformRef::Pinned { .. } => "transform.name",
+            };
+            return fail(field, error.to_string());
         }
         if let Some(version) = self.transform.pinned_version()
             && (version.len() < 8 || !version.chars().all(|c| c.is_ascii_hexdigit()))

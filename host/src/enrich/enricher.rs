@@ -125,8 +125,14 @@ impl Enricher {
 
     /// Runs `records` through the join (if any) and the transform, and gives
     /// up the ids whose time ran out by `now`.
-    pub fn process(&mut self, records: Vec<KafkaRecord>, now: Instant) -> Step {
+    pub fn process(&mut self, mut records: Vec<KafkaRecord>, now: Instant) -> Step {
         let mut step = Step::default();
+        if self.join.is_some() {
+            // A poll hands out records partition by partition; the join
+            // takes them in event-time order, as they happened (a stable
+            // sort keeps each partition's order among equal times).
+            records.sort_by_key(|r| r.timestamp);
+        }
         let mut ready = Vec::with_capacity(records.len());
         let mut incomplete = Vec::new();
         for record in records {
@@ -169,7 +175,11 @@ impl Enricher {
             EnrichFormat::Raw => Ok(()),
             EnrichFormat::Json => {
                 let value = record.value.as_deref().ok_or("record has no value")?;
-                serde_json::from_slice::<IgnoredAny>(value)
+                // serde_json skips over the insides of strings it is told to
+                // ignore, bytes that are not UTF-8 included.
+                let text = std::str::from_utf8(value)
+                    .map_err(|e| format!("value is not UTF-8 text (so not JSON): {e}"))?;
+                serde_json::from_str::<IgnoredAny>(text)
                     .map(|_| ())
                     .map_err(|e| format!("value is not JSON: {e}"))
             }

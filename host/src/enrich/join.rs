@@ -1,11 +1,24 @@
 //! Joining records from several topics by an id in their JSON values, the
-//! way seed 002's workers do: once a record with the same id has arrived
-//! from every input, their top-level fields are merged (and their `content`
-//! objects merged field by field) into one record for the transform.
-//! Waiting ids are bounded in number and in time.
+//! way the Python workers Sluice replaces do: once a record with the same
+//! id has arrived from every input, their top-level fields are merged (and
+//! their `content` objects merged field by field) into one record for the
+//! transform. Waiting ids are bounded in number and in time.
+//!
+//! Time is event time, as in Kafka Streams: the records' timestamps, not
+//! when they arrived. Each input's time is the latest timestamp it sent,
+//! and the stream's time is the earliest of them (a watermark), so an input
+//! read behind the others (a backlog read topic by topic) holds the join
+//! back instead of timing its partners out. An id is given up once the
+//! stream's time passes its first record's timestamp plus the timeout and
+//! the grace, and a record further than the timeout from the first one of
+//! its id does not join it. So replaying a backlog joins as the live run
+//! did. An input that sends nothing for longer than the grace has its time
+//! moved on by the wall clock, so a quiet stream still gives its waiting
+//! ids up; an input that has sent nothing at all holds the others for the
+//! grace after the first record, then no more.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
@@ -90,7 +103,8 @@ struct Part {
 
 struct Pending {
     generation: u64,
-    since: Instant,
+    /// Event time of the id's first record, in ms since the Unix epoch.
+    opened_at: i64,
     parts: Vec<Option<Part>>,
     superseded: Vec<RecordRef>,
 }
@@ -103,17 +117,68 @@ pub struct JoinBuffer {
     /// pending one is stale (that id completed) and is skipped.
     arrivals: VecDeque<(String, u64)>,
     generation: u64,
+    /// Per input: the latest timestamp it sent (ms) and when that record
+    /// arrived, the base from which a quiet input's time moves on.
+    input_times: Vec<Option<(i64, Instant)>>,
+    /// When the first record arrived (since the last `clear`).
+    started: Option<Instant>,
 }
 
 impl JoinBuffer {
     pub fn new(spec: JoinSpec, inputs: Vec<String>) -> Self {
+        let inputs_len = inputs.len();
         JoinBuffer {
             spec,
             inputs,
             pending: HashMap::new(),
             arrivals: VecDeque::new(),
             generation: 0,
+            input_times: vec![None; inputs_len],
+            started: None,
         }
+    }
+
+    fn timeout_ms(&self) -> i64 {
+        i64::try_from(self.spec.timeout_ms).unwrap_or(i64::MAX)
+    }
+
+    fn grace_ms(&self) -> i64 {
+        i64::try_from(self.spec.grace_ms).unwrap_or(i64::MAX)
+    }
+
+    /// The stream's time at `now`: the earliest of the inputs' times, each
+    /// moved on by the wall clock once that input has been quiet for longer
+    /// than the grace. An input that sent nothing yet holds the stream for
+    /// the grace after the first record arrived, then no longer counts.
+    fn stream_time_at(&self, now: Instant) -> i64 {
+        let waiting_for_an_input = self.input_times.iter().any(Option::is_none)
+            && self
+                .started
+                .is_some_and(|s| now.saturating_duration_since(s) <= self.spec.grace());
+        if waiting_for_an_input {
+            return i64::MIN;
+        }
+        self.input_times
+            .iter()
+            .flatten()
+            .map(|(latest, arrived)| {
+                let quiet = now.saturating_duration_since(*arrived);
+                if quiet > self.spec.grace() {
+                    let moved = i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX);
+                    latest.saturating_add(moved)
+                } else {
+                    *latest
+                }
+            })
+            .min()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// The deadline, in stream time, of an id opened at `opened_at`.
+    fn deadline_of(&self, opened_at: i64) -> i64 {
+        opened_at
+            .saturating_add(self.timeout_ms())
+            .saturating_add(self.grace_ms())
     }
 
     /// Ids waiting for more inputs.
@@ -126,15 +191,22 @@ impl JoinBuffer {
     pub fn clear(&mut self) {
         self.pending.clear();
         self.arrivals.clear();
+        // The records read again are older than the inputs' times now.
+        self.input_times.iter_mut().for_each(|t| *t = None);
+        self.started = None;
     }
 
-    /// Adds a record. When the buffer is full, the id that waited longest is
-    /// given up first and returned in `evicted`.
+    /// Adds a record that arrived at `now`. Ids given up on the way are
+    /// returned in `gone`: those whose time ran out in stream time (checked
+    /// before every record, so the outcome does not depend on how records
+    /// were batched), this id's earlier record when this one is further than
+    /// the timeout from it, and the id that waited longest when the buffer
+    /// is full.
     pub fn add(
         &mut self,
         record: KafkaRecord,
         now: Instant,
-        evicted: &mut Vec<Incomplete>,
+        gone: &mut Vec<Incomplete>,
     ) -> Result<Added, Box<Rejected>> {
         let Some(slot) = self.inputs.iter().position(|t| *t == record.topic) else {
             let reason = format!("topic `{}` is not an input of this join", record.topic);
@@ -144,6 +216,23 @@ impl JoinBuffer {
             Ok(found) => found,
             Err(reason) => return Err(Box::new(Rejected { record, reason })),
         };
+        // A record without a timestamp (Kafka before 0.10) happens now.
+        let at = record.timestamp.unwrap_or_else(wall_clock_ms);
+        self.started.get_or_insert(now);
+        if let Some(time) = self.input_times.get_mut(slot) {
+            let latest = time.map_or(at, |(latest, _)| latest.max(at));
+            *time = Some((latest, now));
+        }
+        let stream_time = self.stream_time_at(now);
+        gone.extend(self.expire_due(stream_time));
+        let outside = self
+            .pending
+            .get(&id)
+            .is_some_and(|p| at.abs_diff(p.opened_at) > self.spec.timeout_ms);
+        if outside && let Some(earlier) = self.pending.remove(&id) {
+            let cause = IncompleteCause::TimedOut(self.spec.timeout());
+            gone.push(self.incomplete(id.clone(), earlier, cause));
+        }
         if !self.pending.contains_key(&id) {
             while self.pending.len() >= self.spec.max_pending {
                 let Some(oldest) = self.pop_oldest() else {
@@ -157,7 +246,7 @@ impl JoinBuffer {
                     max_pending = self.spec.max_pending,
                     "join buffer full: giving up the id that waited longest"
                 );
-                evicted.push(self.incomplete(oldest.0, oldest.1, cause));
+                gone.push(self.incomplete(oldest.0, oldest.1, cause));
             }
             self.generation += 1;
             self.arrivals.push_back((id.clone(), self.generation));
@@ -165,14 +254,22 @@ impl JoinBuffer {
                 id.clone(),
                 Pending {
                     generation: self.generation,
-                    since: now,
+                    opened_at: at,
                     parts: (0..self.inputs.len()).map(|_| None).collect(),
                     superseded: Vec::new(),
                 },
             );
         }
-        let entry = self.pending.get_mut(&id).expect("inserted above");
-        if let Some(earlier) = entry.parts[slot].replace(Part { record, value }) {
+        let Some(entry) = self.pending.get_mut(&id) else {
+            // Inserted above; unreachable, but a record is never dropped.
+            let reason = "join bookkeeping lost the id (a bug)".to_owned();
+            return Err(Box::new(Rejected { record, reason }));
+        };
+        let Some(place) = entry.parts.get_mut(slot) else {
+            let reason = "join bookkeeping has no place for this input (a bug)".to_owned();
+            return Err(Box::new(Rejected { record, reason }));
+        };
+        if let Some(earlier) = place.replace(Part { record, value }) {
             tracing::warn!(
                 id,
                 topic = earlier.record.topic,
@@ -182,8 +279,9 @@ impl JoinBuffer {
             );
             entry.superseded.push(earlier.record.locator());
         }
-        if entry.parts.iter().all(Option::is_some) {
-            let entry = self.pending.remove(&id).expect("present");
+        if entry.parts.iter().all(Option::is_some)
+            && let Some(entry) = self.pending.remove(&id)
+        {
             let mut members = entry.superseded;
             let parts: Vec<Part> = entry.parts.into_iter().flatten().collect();
             members.extend(parts.iter().map(|p| p.record.locator()));
@@ -193,20 +291,26 @@ impl JoinBuffer {
         Ok(Added::Waiting)
     }
 
-    /// Gives up every id that has waited `timeout` or longer.
+    /// Gives up every id whose time ran out by `now` (the stream's time, as
+    /// moved on by the wall clock when the stream is quiet).
     pub fn expire(&mut self, now: Instant) -> Vec<Incomplete> {
-        let timeout = self.spec.timeout();
+        self.expire_due(self.stream_time_at(now))
+    }
+
+    /// Gives up the ids whose deadline `stream_time` has reached.
+    fn expire_due(&mut self, stream_time: i64) -> Vec<Incomplete> {
         let mut expired = Vec::new();
         while let Some((id, generation)) = self.arrivals.front() {
             match self.pending.get(id) {
                 Some(p) if p.generation == *generation => {
-                    if now.duration_since(p.since) < timeout {
+                    if stream_time < self.deadline_of(p.opened_at) {
                         break;
                     }
                     let Some((id, pending)) = self.pop_oldest() else {
                         break;
                     };
-                    expired.push(self.incomplete(id, pending, IncompleteCause::TimedOut(timeout)));
+                    let cause = IncompleteCause::TimedOut(self.spec.timeout());
+                    expired.push(self.incomplete(id, pending, cause));
                 }
                 _ => {
                     self.arrivals.pop_front();
@@ -216,14 +320,25 @@ impl JoinBuffer {
         expired
     }
 
-    /// When the id that has waited longest times out.
+    /// When the id that waited longest would be given up if nothing else
+    /// arrived: the wall-clock moment every quiet input's time reaches its
+    /// deadline. Ids open in arrival order, and in a live stream in event
+    /// time too, so the first one is the next due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.arrivals
+        let first = self.arrivals.iter().find_map(|(id, generation)| {
+            self.pending.get(id).filter(|p| p.generation == *generation)
+        })?;
+        let deadline = self.deadline_of(first.opened_at);
+        self.input_times
             .iter()
-            .find_map(|(id, generation)| {
-                self.pending.get(id).filter(|p| p.generation == *generation)
+            .flatten()
+            .map(|(latest, arrived)| {
+                let left = deadline.saturating_sub(*latest).max(0);
+                let left = Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX));
+                // A quiet input's time starts moving once the grace is over.
+                *arrived + left.max(self.spec.grace() + Duration::from_millis(1))
             })
-            .map(|p| p.since + self.spec.timeout())
+            .max()
     }
 
     fn pop_oldest(&mut self) -> Option<(String, Pending)> {
@@ -348,6 +463,12 @@ fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     }
 }
 
+fn wall_clock_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 fn text_header(key: &str, value: String) -> Header {
     Header {
         key: key.to_owned(),
@@ -365,6 +486,7 @@ mod tests {
         JoinSpec {
             key: "id".into(),
             timeout_ms,
+            grace_ms: 50,
             on_timeout: OnTimeout::Drop,
             max_pending,
         }
@@ -416,35 +538,122 @@ mod tests {
         assert!(evicted.is_empty());
     }
 
+    fn at(topic: &str, offset: i64, ts: i64, value: Value) -> KafkaRecord {
+        let mut r = record(topic, offset, value);
+        r.timestamp = Some(ts);
+        r
+    }
+
     #[test]
-    fn times_out_with_the_missing_inputs_named() {
+    fn an_id_times_out_in_event_time_with_the_missing_inputs_named() {
         let mut join = buffer(10);
         let start = Instant::now();
-        let mut evicted = Vec::new();
-        join.add(record("a", 1, json!({"id": 1})), start, &mut evicted)
+        let mut gone = Vec::new();
+        join.add(at("a", 1, 1000, json!({"id": 1})), start, &mut gone)
             .unwrap();
-        join.add(
-            record("a", 2, json!({"id": 2})),
-            start + Duration::from_millis(60),
-            &mut evicted,
-        )
-        .unwrap();
-        assert_eq!(
-            join.next_deadline(),
-            Some(start + Duration::from_millis(100))
-        );
-        assert!(join.expire(start + Duration::from_millis(99)).is_empty());
-        let expired = join.expire(start + Duration::from_millis(100));
-        assert_eq!(expired.len(), 1);
-        assert_eq!(expired[0].id, "1");
-        assert_eq!(expired[0].missing, ["b"]);
-        assert_eq!(header(&expired[0].partial, MISSING_HEADER), Some("b"));
+        join.add(at("a", 2, 1060, json!({"id": 2})), start, &mut gone)
+            .unwrap();
+        // Wall time alone does not time an id out while records flow...
+        assert!(join.expire(start + Duration::from_millis(40)).is_empty());
+        // ...the stream's time does: id 1's deadline is 1000 + 100 + 50 (and
+        // input b, which sent nothing, stops holding the stream after the
+        // grace).
+        let later = start + Duration::from_millis(60);
+        join.add(at("a", 3, 1149, json!({"id": 3})), later, &mut gone)
+            .unwrap();
+        assert!(gone.is_empty());
+        join.add(at("a", 4, 1150, json!({"id": 4})), later, &mut gone)
+            .unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].id, "1");
+        assert_eq!(gone[0].missing, ["b"]);
+        assert_eq!(header(&gone[0].partial, MISSING_HEADER), Some("b"));
         assert!(
-            expired[0]
+            gone[0]
                 .to_string()
                 .contains("nothing arrived from b within 100 ms")
         );
-        assert_eq!(join.pending(), 1);
+        assert_eq!(join.pending(), 3);
+    }
+
+    #[test]
+    fn a_member_further_than_the_timeout_does_not_join() {
+        let mut join = buffer(10);
+        let start = Instant::now();
+        let mut gone = Vec::new();
+        join.add(at("a", 1, 1000, json!({"id": 1})), start, &mut gone)
+            .unwrap();
+        let late = join.add(at("b", 1, 1101, json!({"id": 1})), start, &mut gone);
+        assert!(matches!(late, Ok(Added::Waiting)), "{late:?}");
+        assert_eq!(gone.len(), 1, "the first record of id 1 is given up");
+        assert_eq!(gone[0].missing, ["b"]);
+    }
+
+    #[test]
+    fn a_quiet_stream_gives_waiting_ids_up_by_the_wall_clock() {
+        let mut join = buffer(10);
+        let start = Instant::now();
+        let mut gone = Vec::new();
+        join.add(at("a", 1, 1000, json!({"id": 1})), start, &mut gone)
+            .unwrap();
+        let due = join.next_deadline().unwrap();
+        assert_eq!(due, start + Duration::from_millis(150));
+        assert!(join.expire(start + Duration::from_millis(149)).is_empty());
+        assert_eq!(join.expire(due).len(), 1);
+    }
+
+    /// What a run gave: per id, whether it joined and from which offsets.
+    fn outcomes(events: &[(Vec<Added>, Vec<Incomplete>)]) -> Vec<(String, bool, Vec<i64>)> {
+        let mut all = Vec::new();
+        for (added, gone) in events {
+            for a in added {
+                if let Added::Complete(joined) = a {
+                    let id = value_of(&joined.record)["id"].to_string();
+                    let offsets = joined.members.iter().map(|m| m.offset).collect();
+                    all.push((id, true, offsets));
+                }
+            }
+            for g in gone {
+                let offsets = g.arrived.iter().map(|r| r.offset).collect();
+                all.push((format!("\"{}\"", g.id), false, offsets));
+            }
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_replay_of_the_log_joins_exactly_as_the_live_run_did() {
+        // 40 ids: the second input's record comes 10 to 400 ms after the
+        // first's in event time; the timeout is 100 ms.
+        let mut log = Vec::new();
+        for id in 0..40i64 {
+            let first = id * 37;
+            log.push(at("a", id, first, json!({"id": id})));
+            log.push(at("b", id, first + (id * 53) % 400 + 10, json!({"id": id})));
+        }
+        log.sort_by_key(|r| r.timestamp);
+        let start = Instant::now();
+        let run = |arrival: &dyn Fn(&KafkaRecord) -> Instant| {
+            let mut join = buffer(1000);
+            let mut events = Vec::new();
+            for r in &log {
+                let now = arrival(r);
+                let mut gone = join.expire(now);
+                let added = join.add(r.clone(), now, &mut gone).unwrap();
+                events.push((vec![added], gone));
+            }
+            events.push((Vec::new(), join.expire(start + Duration::from_secs(3600))));
+            outcomes(&events)
+        };
+        let live = run(&|r| start + Duration::from_millis(r.timestamp.unwrap() as u64));
+        let replay = run(&|_| start);
+        assert_eq!(live, replay);
+        let joined = live.iter().filter(|(_, j, _)| *j).count();
+        assert!(
+            joined > 5 && joined < 35,
+            "a mix of joins and timeouts: {joined}"
+        );
     }
 
     #[test]

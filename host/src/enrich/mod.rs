@@ -9,8 +9,8 @@ mod join;
 mod worker;
 
 pub use definition::{
-    DefinitionError, EnrichFormat, JoinSpec, LimitSpec, OnTimeout, PipelineDefinition, StartFrom,
-    TransformRef,
+    DefinitionError, DefinitionFileError, EnrichFormat, JoinSpec, LimitSpec, OnTimeout,
+    PipelineDefinition, StartFrom, TransformRef,
 };
 pub use enricher::{EnrichStats, Enricher, Step};
 pub use join::{MEMBERS_HEADER, MISSING_HEADER};

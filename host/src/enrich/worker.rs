@@ -1,6 +1,8 @@
-//! The long-running consumer-group worker: poll, enrich, produce and wait
-//! for acknowledgements, then let the finished offsets be committed. Scale
-//! out by starting more workers with the same pipeline (same group).
+//! The long-running consumer-group worker: poll, enrich, produce, then let
+//! the finished offsets be committed once the acknowledgements are in. One
+//! batch is in flight while the next is polled and enriched, so the broker's
+//! round trip overlaps the work instead of adding to it. Scale out by
+//! starting more workers with the same pipeline (same group).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -8,13 +10,15 @@ use std::time::{Duration, Instant};
 use super::EnrichError;
 use super::definition::StartFrom;
 use super::enricher::{EnrichStats, Enricher};
-use crate::kafka::{CommitMode, GroupConsumer, GroupStart, KafkaConfig, Producer};
+use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
+use crate::record::RecordRef;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
     /// Longest a poll waits for the first record.
     pub poll_wait: Duration,
-    /// How often finished offsets are committed while running.
+    /// How often finished offsets are committed while running; zero commits
+    /// after every step, so a crash repeats at most the records in flight.
     pub commit_interval: Duration,
 }
 
@@ -22,7 +26,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
             poll_wait: Duration::from_millis(200),
-            commit_interval: Duration::from_secs(1),
+            commit_interval: Duration::ZERO,
         }
     }
 }
@@ -55,6 +59,9 @@ pub fn run_worker(
     );
     let mut total = EnrichStats::default();
     let mut last_commit = Instant::now();
+    // The batch sent last and the input records it finishes once its
+    // acknowledgements are in.
+    let mut in_flight: Option<(InFlight, Vec<RecordRef>)> = None;
     while !stop.load(Ordering::SeqCst) {
         let wait = enricher
             .next_deadline()
@@ -70,10 +77,12 @@ pub fn run_worker(
             enricher.forget_pending();
         }
         let step = enricher.process(polled.records, Instant::now());
-        if !step.produce.is_empty() {
-            producer.send_all(&step.produce)?;
+        let sent = producer.send(&step.produce)?;
+        if let Some((earlier, finished)) = in_flight.take() {
+            earlier.wait()?;
+            consumer.finished(&finished);
         }
-        consumer.finished(&step.finished);
+        in_flight = Some((sent, step.finished));
         total.add(&step.stats);
         if last_commit.elapsed() >= options.commit_interval {
             // An asynchronous commit that fails (the group is rebalancing)
@@ -84,6 +93,10 @@ pub fn run_worker(
             last_commit = Instant::now();
         }
         between_steps(enricher, &total);
+    }
+    if let Some((last, finished)) = in_flight.take() {
+        last.wait()?;
+        consumer.finished(&finished);
     }
     let committed = consumer.commit(CommitMode::Sync)?;
     tracing::info!(

@@ -1,41 +1,42 @@
-//! Records the export could not decode, kept beside the data as JSON lines
-//! (value in hex, with the reason), so nothing read is lost.
+//! Records of one data file's range that could not be written to it, kept
+//! beside the data as JSON lines (key and value in hex, with the reason), so
+//! nothing read is lost.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::topic::ExportError;
-use crate::parquet::Rejected;
+use super::error::ExportError;
 use crate::record::KafkaRecord;
-use crate::storage::Storage;
 
 pub struct DeadLetters {
     path: PathBuf,
-    key: String,
     out: Option<BufWriter<File>>,
-    pub count: u64,
+    count: u64,
 }
 
 impl DeadLetters {
-    /// Stored as `_dead_letters/topic=T/<run id>.jsonl`, created on first use.
-    pub fn new(staging_dir: &Path, topic: &str, run_id: &str) -> Self {
+    /// Written to `staging`, created on first use.
+    pub fn new(staging: PathBuf) -> Self {
         DeadLetters {
-            path: staging_dir.join(format!("{topic}.dead-letters.jsonl")),
-            key: format!("_dead_letters/topic={topic}/{run_id}.jsonl"),
+            path: staging,
             out: None,
             count: 0,
         }
     }
 
-    pub fn write(&mut self, rejected: &Rejected, record: &KafkaRecord) -> Result<(), ExportError> {
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn write(&mut self, record: &KafkaRecord, reason: &str) -> Result<(), ExportError> {
         tracing::warn!(
             topic = record.topic,
-            partition = rejected.partition,
-            offset = rejected.offset,
-            reason = rejected.reason,
+            partition = record.partition,
+            offset = record.offset,
+            reason,
             "record not exported; kept in the dead-letter file"
         );
         let io_error = |source| ExportError::Io {
@@ -43,16 +44,14 @@ impl DeadLetters {
             source,
         };
         if self.out.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(io_error)?;
-            }
             self.out = Some(BufWriter::new(File::create(&self.path).map_err(io_error)?));
         }
         let line = json!({
             "topic": record.topic,
-            "partition": rejected.partition,
-            "offset": rejected.offset,
-            "reason": rejected.reason,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": record.timestamp,
+            "reason": reason,
             "key_hex": record.key.as_deref().map(hex::encode),
             "value_hex": record.value.as_deref().map(hex::encode),
         });
@@ -63,17 +62,26 @@ impl DeadLetters {
         Ok(())
     }
 
-    /// Stores the file, if anything was written; returns its key.
-    pub fn finish(self, storage: &Storage) -> Result<Option<String>, ExportError> {
-        let Some(mut out) = self.out else {
+    /// Flushes the file; its path when anything was written.
+    pub fn finish(mut self) -> Result<Option<PathBuf>, ExportError> {
+        let Some(out) = self.out.take() else {
             return Ok(None);
         };
-        out.flush().map_err(|source| ExportError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        drop(out);
-        storage.upload(&self.path, &self.key)?;
-        Ok(Some(self.key))
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .map_err(|source| ExportError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        Ok(Some(std::mem::take(&mut self.path)))
+    }
+}
+
+impl Drop for DeadLetters {
+    /// Abandoned by an error: no staging file left behind.
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }

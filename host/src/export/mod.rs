@@ -1,11 +1,21 @@
-//! The export: a topic read by its plan, written as Parquet files named by
-//! what they hold (`topic=T/partition=P/T+P+<first>-<last>.parquet`, Kafka
-//! offsets), so a re-run of the same range replaces the same files; group
-//! offsets are committed only once every file is in place.
+//! The export: topics read by their plans, written as Parquet files named
+//! by the offsets they hold (`topic=T/partition=P/T+P+<first>-<last>.parquet`).
+//! The storage is the record of what was exported: a run goes on after the
+//! last offset stored, so a crash between storing files and committing
+//! offsets never stores a record twice, and a re-export of a range replaces
+//! the files it covers whole. Group offsets are committed once every file
+//! is in place.
 
 mod dead_letters;
+mod error;
+mod layout;
 mod partition_file;
+mod run;
+mod stored;
 mod topic;
 
+pub use error::ExportError;
+pub use layout::{aggregate_key, data_key, dead_letter_key};
 pub use partition_file::WrittenFile;
-pub use topic::{ExportError, ExportOptions, TopicReport, export_topic};
+pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
+pub use topic::{ExportOptions, TopicReport, export_topic};

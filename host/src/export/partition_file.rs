@@ -1,6 +1,6 @@
-//! One Parquet file of one partition, written under a staging name and
-//! renamed to its final name (with the last offset) when complete, so a
-//! reader or a re-run never sees half a file.
+//! One Parquet file of one partition and the dead letters of its range,
+//! written under staging names and stored under names that say which
+//! offsets they hold, so a reader or a re-run never sees half a file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::topic::ExportError;
+use super::dead_letters::DeadLetters;
+use super::error::ExportError;
+use super::layout;
+use crate::record::KafkaRecord;
 
 /// A finished file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,18 +24,25 @@ pub struct WrittenFile {
     /// `topic=T/partition=P/T+P+<first>-<last>.parquet`.
     pub key: String,
     pub partition: i32,
-    /// Kafka offsets of the first and last record in the file.
+    /// Kafka offsets of the first and last record of the range the file
+    /// covers, dead-lettered records included.
     pub first: i64,
     pub last: i64,
     pub rows: u64,
     pub bytes: u64,
+    /// Records of the range kept in the dead-letter file instead.
+    pub dead_lettered: u64,
+    /// That file's local path and storage key, when there are any.
+    pub dead_letters: Option<(PathBuf, String)>,
 }
 
 pub struct PartitionFile {
     topic: String,
     partition: i32,
+    block: i64,
     staging: PathBuf,
     writer: Option<ArrowWriter<File>>,
+    dead_letters: DeadLetters,
     first: i64,
     last: i64,
     rows: u64,
@@ -42,11 +52,12 @@ pub struct PartitionFile {
 const ROW_GROUP_ROWS: usize = 64 * 1024;
 
 impl PartitionFile {
-    /// Starts a file in `staging_dir`.
+    /// Starts the file of offset block `block` at offset `first`.
     pub fn create(
         staging_dir: &Path,
         topic: &str,
         partition: i32,
+        block: i64,
         first: i64,
         schema: SchemaRef,
     ) -> Result<Self, ExportError> {
@@ -54,7 +65,8 @@ impl PartitionFile {
             path: staging_dir.to_owned(),
             source,
         })?;
-        let staging = staging_dir.join(format!("{topic}+{partition}+{first}.parquet.partial"));
+        let stem = staging_dir.join(format!("{topic}+{partition}+{first}"));
+        let staging = stem.with_extension("parquet.partial");
         let file = File::create(&staging).map_err(|source| ExportError::Io {
             path: staging.clone(),
             source,
@@ -72,34 +84,45 @@ impl PartitionFile {
         Ok(PartitionFile {
             topic: topic.to_owned(),
             partition,
+            block,
             staging,
             writer: Some(writer),
+            dead_letters: DeadLetters::new(stem.with_extension("jsonl.partial")),
             first,
             last: first,
             rows: 0,
         })
     }
 
-    pub fn rows(&self) -> u64 {
-        self.rows
+    /// Which block of offsets the file covers.
+    pub fn block(&self) -> i64 {
+        self.block
     }
 
-    /// Appends rows; `last` is the Kafka offset of the last record handled.
+    /// Appends rows; `last` is the Kafka offset of the last record handled,
+    /// written or dead-lettered.
     pub fn write(&mut self, batch: &RecordBatch, last: i64) -> Result<(), ExportError> {
         let writer = self.writer.as_mut().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
             reason: "written after close".into(),
         })?;
-        writer.write(batch).map_err(|e| ExportError::Parquet {
-            path: self.staging.clone(),
-            reason: e.to_string(),
-        })?;
+        if batch.num_rows() > 0 {
+            writer.write(batch).map_err(|e| ExportError::Parquet {
+                path: self.staging.clone(),
+                reason: e.to_string(),
+            })?;
+        }
         self.rows += batch.num_rows() as u64;
-        self.last = last;
+        self.last = self.last.max(last);
         Ok(())
     }
 
-    /// Closes the file; the caller moves it to its key.
+    /// Keeps `record` in the range's dead-letter file with the reason.
+    pub fn dead_letter(&mut self, record: &KafkaRecord, reason: &str) -> Result<(), ExportError> {
+        self.dead_letters.write(record, reason)
+    }
+
+    /// Closes the file (and the dead letters); the caller stores them.
     pub fn finish(mut self) -> Result<WrittenFile, ExportError> {
         let writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
@@ -109,24 +132,29 @@ impl PartitionFile {
             path: self.staging.clone(),
             reason: e.to_string(),
         })?;
-        let key = format!(
-            "topic={topic}/partition={partition}/{topic}+{partition}+{first}-{last}.parquet",
-            topic = self.topic,
-            partition = self.partition,
-            first = self.first,
-            last = self.last,
-        );
         let bytes = std::fs::metadata(&self.staging)
             .map(|m| m.len())
-            .unwrap_or(0);
+            .map_err(|source| ExportError::Io {
+                path: self.staging.clone(),
+                source,
+            })?;
+        let dead_lettered = self.dead_letters.count();
+        let dead_letters =
+            std::mem::replace(&mut self.dead_letters, DeadLetters::new(PathBuf::new()));
+        let dead_letters = dead_letters.finish()?.map(|path| {
+            let key = layout::dead_letter_key(&self.topic, self.partition, self.first, self.last);
+            (path, key)
+        });
         Ok(WrittenFile {
             staging: self.staging.clone(),
-            key,
+            key: layout::data_key(&self.topic, self.partition, self.first, self.last),
             partition: self.partition,
             first: self.first,
             last: self.last,
             rows: self.rows,
             bytes,
+            dead_lettered,
+            dead_letters,
         })
     }
 }

@@ -1,59 +1,39 @@
-//! One topic's export run: plan, read, write per-partition files, commit.
+//! One topic's export run: plan the ranges from what the group committed
+//! and what the storage already holds, read, write one file per partition
+//! and block of offsets, store, commit.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dead_letters::DeadLetters;
+use super::error::ExportError;
+use super::layout;
 use super::partition_file::{PartitionFile, WrittenFile};
-use crate::codec::{SchemaRegistry, decode_confluent};
-use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan};
-use crate::parquet::Rejected;
-use crate::parquet::{
-    ValueColumn, ValueField, kafka_batch, kafka_schema, merged_fields, schema_with,
-    with_value_columns,
-};
+use super::stored::StoredPartition;
+use crate::codec::{SchemaRegistry, avro_to_json, decode_confluent_avro};
+use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
 use crate::record::KafkaRecord;
-use crate::runtime::{Aggregator, GuestError};
-use crate::storage::{Storage, StorageError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error("writing {}: {reason}", path.display())]
-    Parquet { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Aggregator(#[from] GuestError),
-    #[error("aggregator `{aggregator}` result {index} is not JSON: {reason}")]
-    AggregateNotJson {
-        aggregator: String,
-        index: usize,
-        reason: String,
-    },
-    #[error(transparent)]
-    AggregateTable(#[from] crate::parquet::ParquetError),
-}
+use crate::runtime::Aggregator;
+use crate::storage::Storage;
+use crate::table::{
+    Cell, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields, schema_with,
+    typed_cells, with_value_columns,
+};
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub value: ValueColumn,
     /// Records read per step.
     pub batch_size: usize,
-    /// A file holding this many rows is closed and a new one started.
+    /// Files cover blocks of this many offsets (`0..N`, `N..2N`, ...), so a
+    /// file holds at most this many rows, and where a file ends depends
+    /// only on the offsets, never on how the records were polled.
     pub max_rows_per_file: u64,
-    /// Names the dead-letter file of this run.
+    /// Names the staging folder and the aggregator's result of this run.
     pub run_id: String,
     /// Decode values as Confluent-framed Avro with this registry; they are
-    /// written as JSON text.
+    /// written as JSON text, with typed columns from the topic's subject.
     pub registry: Option<Arc<SchemaRegistry>>,
 }
 
@@ -73,12 +53,13 @@ impl ExportOptions {
 #[derive(Debug, Clone, Default)]
 pub struct TopicReport {
     pub topic: String,
+    /// Partitions with records to read.
     pub partitions: usize,
     pub records: u64,
     pub dead_lettered: u64,
     pub files: Vec<WrittenFile>,
-    /// Storage key of the dead-letter file, when there is one.
-    pub dead_letter_file: Option<String>,
+    /// Files of earlier runs that this run's files replaced.
+    pub superseded: usize,
     /// Storage key and row count of the aggregator's result, when one ran.
     pub aggregate: Option<(String, usize)>,
     pub seconds: f64,
@@ -87,6 +68,13 @@ pub struct TopicReport {
 impl TopicReport {
     pub fn bytes(&self) -> u64 {
         self.files.iter().map(|f| f.bytes).sum()
+    }
+
+    /// Storage keys of this run's dead-letter files.
+    pub fn dead_letter_files(&self) -> impl Iterator<Item = &str> {
+        self.files
+            .iter()
+            .filter_map(|f| f.dead_letters.as_ref().map(|(_, key)| key.as_str()))
     }
 }
 
@@ -100,98 +88,90 @@ pub fn export_topic(
 ) -> Result<TopicReport, ExportError> {
     let started = Instant::now();
     let topic = plan.topic.as_str();
-    let mut reader = BoundedReader::open(config, plan)?;
+    let mut stored: BTreeMap<i32, StoredPartition> = BTreeMap::new();
+    let mut reader = BoundedReader::open_with(config, plan, |ranges| {
+        ranges
+            .into_iter()
+            .map(|range| {
+                let held = StoredPartition::load(storage, topic, range.partition)?;
+                let range = still_needed(range, &held, plan);
+                stored.insert(range.partition, held);
+                Ok::<_, ExportError>(range)
+            })
+            .collect()
+    })?;
     let typed = match &options.registry {
         Some(registry) => typed_value_fields(registry, topic),
         None => Vec::new(),
     };
-    let schema = schema_with(&kafka_schema(options.value), &typed);
-    let mut open: BTreeMap<i32, PartitionFile> = BTreeMap::new();
+    let mut writer = TopicWriter {
+        topic,
+        plan,
+        storage,
+        options,
+        schema: schema_with(&kafka_schema(options.value), &typed),
+        typed,
+        staging: storage.staging_dir(&options.run_id),
+        stored: &stored,
+        open: BTreeMap::new(),
+        written: BTreeMap::new(),
+    };
     let mut report = TopicReport {
         topic: topic.to_owned(),
         partitions: reader.ranges().iter().filter(|r| r.start < r.end).count(),
         ..TopicReport::default()
     };
-    let staging = storage.staging_dir(&options.run_id);
-    let mut dead_letters = DeadLetters::new(&staging, topic, &options.run_id);
 
     while let Some(batch) = reader.next_batch(options.batch_size.max(1))? {
         report.records += batch.len() as u64;
-        if let Some(aggregator) = &mut aggregator {
-            aggregator.add(&batch)?;
-        }
         for (partition, records) in by_partition(batch) {
-            let records = match &options.registry {
-                Some(registry) => decode_avro(records, registry, &mut dead_letters)?,
-                None => records,
-            };
-            let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
-                path: staging.clone(),
-                reason: e.to_string(),
-            };
-            let (rows, rejected) =
-                kafka_batch(&records, options.value, |p, o| plan.adjusted_offset(p, o))
-                    .map_err(parquet_error)?;
-            let rows = if typed.is_empty() {
-                rows
-            } else {
-                with_value_columns(&rows, &typed).map_err(parquet_error)?
-            };
-            for r in &rejected {
-                if let Some(record) = records.iter().find(|x| x.offset == r.offset) {
-                    dead_letters.write(r, record)?;
-                }
-            }
-            let (Some(first), Some(last)) = (records.first(), records.last()) else {
-                continue;
-            };
-            let file = match open.entry(partition) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(PartitionFile::create(
-                    &staging,
-                    topic,
-                    partition,
-                    first.offset,
-                    schema.clone(),
-                )?),
-            };
-            file.write(&rows, last.offset)?;
-            if file.rows() >= options.max_rows_per_file
-                && let Some(full) = open.remove(&partition)
-            {
-                report.files.push(store(storage, full)?);
+            let kept = writer.write(partition, records)?;
+            if let Some(aggregator) = &mut aggregator {
+                // Exactly the records the files keep, decoded as they are.
+                aggregator.add(&kept)?;
             }
         }
         progress(report.records);
+        crate::crash_point!("export::mid-batch");
     }
-    for (_, file) in std::mem::take(&mut open) {
-        report.files.push(store(storage, file)?);
+    crate::crash_point!("export::before-upload");
+    writer.finish_all()?;
+    for (partition, files) in &writer.written {
+        let (Some(first), Some(last)) = (files.first(), files.last()) else {
+            continue;
+        };
+        if let Some(held) = stored.get(partition) {
+            let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+            report.superseded += held.remove_superseded(storage, first.first, last.last, &keys)?;
+        }
     }
-    report.dead_lettered = dead_letters.count;
-    report.dead_letter_file = dead_letters.finish(storage)?;
+    report.files = writer.written.into_values().flatten().collect();
+    report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
     if let Some(aggregator) = aggregator {
         report.aggregate = Some(store_aggregate(
             storage,
-            &staging,
+            &writer.staging,
             topic,
             &options.run_id,
             aggregator,
         )?);
     }
 
-    // Every record of every range is now in a file or a dead-letter file.
+    // Every record of every range is now in a stored file or its dead
+    // letters; the group's offsets follow (a convenience for lag tools and
+    // the next run's start: the storage decides where a run resumes).
     let done: Vec<(i32, i64)> = reader
         .ranges()
         .iter()
         .filter(|r| r.start < r.end)
         .map(|r| (r.partition, r.end))
         .collect();
+    crate::crash_point!("export::before-commit");
     if !done.is_empty() {
         reader.commit(&done)?;
     }
-    // Empty once every file is stored; left alone (with the reason logged)
-    // otherwise.
-    let _ = std::fs::remove_dir(&staging);
+    // Empty once every file is stored.
+    let _ = std::fs::remove_dir(&writer.staging);
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         topic,
@@ -199,9 +179,222 @@ pub fn export_topic(
         records = report.records,
         files = report.files.len(),
         dead_lettered = report.dead_lettered,
+        superseded = report.superseded,
         "topic exported"
     );
     Ok(report)
+}
+
+/// The part of `range` not yet in storage. From the group's offsets, a run
+/// goes on after the last offset stored, which is past the committed one
+/// when an earlier run stored its files and stopped before committing. A
+/// run from explicit offsets or the earliest ones re-exports what it is
+/// asked to; a stored file the range starts or ends inside is rewritten
+/// whole (its records read again), so the new files replace old ones
+/// entirely and no record is stored twice.
+fn still_needed(
+    range: PartitionRange,
+    stored: &StoredPartition,
+    plan: &ReadPlan,
+) -> PartitionRange {
+    let mut range = range;
+    if let Start::Committed = plan.start {
+        let Some(next) = stored.next_offset().filter(|next| *next > range.start) else {
+            return range;
+        };
+        if next > range.high {
+            tracing::warn!(
+                topic = plan.topic,
+                partition = range.partition,
+                stored_up_to = next - 1,
+                high_watermark = range.high,
+                "the storage holds offsets past the partition's end (was the topic re-created, or \
+                 is this folder another cluster's?): nothing is read until the partition passes them"
+            );
+        }
+        range.start = next.min(range.high);
+        range.end = plan.capped_end(range.start, range.high);
+        return range;
+    }
+    if range.start >= range.end {
+        return range;
+    }
+    if let Some(file) = stored.covering(range.start) {
+        // Records below the low watermark are gone: such a file cannot be
+        // rewritten, so the read goes on after it instead.
+        range.start = if file.first >= range.low {
+            file.first
+        } else {
+            file.last + 1
+        };
+    }
+    if let Some(file) = stored.covering(range.end - 1) {
+        range.end = if file.last < range.high {
+            file.last + 1
+        } else {
+            file.first
+        };
+    }
+    range.end = range.end.max(range.start);
+    range
+}
+
+/// The open files of a topic's run and what they need to write.
+struct TopicWriter<'a> {
+    topic: &'a str,
+    plan: &'a ReadPlan,
+    storage: &'a Storage,
+    options: &'a ExportOptions,
+    schema: arrow_schema::SchemaRef,
+    typed: Vec<ValueField>,
+    staging: PathBuf,
+    stored: &'a BTreeMap<i32, StoredPartition>,
+    open: BTreeMap<i32, PartitionFile>,
+    /// Stored files, by partition, in offset order.
+    written: BTreeMap<i32, Vec<WrittenFile>>,
+}
+
+impl TopicWriter<'_> {
+    /// Writes one partition's records (in offset order); returns those kept
+    /// in the files, values decoded.
+    fn write(
+        &mut self,
+        partition: i32,
+        records: Vec<KafkaRecord>,
+    ) -> Result<Vec<KafkaRecord>, ExportError> {
+        let block_size = i64::try_from(self.options.max_rows_per_file.max(1)).unwrap_or(i64::MAX);
+        let mut kept_all = Vec::with_capacity(records.len());
+        let mut rest = records.as_slice();
+        while let Some(first) = rest.first() {
+            let block = first.offset.div_euclid(block_size);
+            let split = rest
+                .iter()
+                .position(|r| r.offset.div_euclid(block_size) != block)
+                .unwrap_or(rest.len());
+            let (chunk, after) = rest.split_at(split);
+            rest = after;
+            if self
+                .open
+                .get(&partition)
+                .is_some_and(|f| f.block() != block)
+            {
+                self.finish(partition)?;
+            }
+            let file = match self.open.entry(partition) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(PartitionFile::create(
+                    &self.staging,
+                    self.topic,
+                    partition,
+                    block,
+                    first.offset,
+                    self.schema.clone(),
+                )?),
+            };
+            let mut kept = Vec::with_capacity(chunk.len());
+            let mut cells: Vec<Vec<Cell>> = Vec::new();
+            for record in chunk {
+                match decode(record, self.options, &self.typed) {
+                    Ok((record, row)) => {
+                        kept.push(record);
+                        cells.extend(row);
+                    }
+                    Err(reason) => file.dead_letter(record, &reason)?,
+                }
+            }
+            let staging = &self.staging;
+            let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
+                path: staging.clone(),
+                reason: e.to_string(),
+            };
+            let plan = self.plan;
+            let rows = kafka_batch(&kept, self.options.value, |p, o| plan.adjusted_offset(p, o))
+                .map_err(parquet_error)?;
+            let rows = if self.typed.is_empty() {
+                rows
+            } else {
+                with_value_columns(&rows, &self.typed, &cells).map_err(parquet_error)?
+            };
+            let last = chunk.last().map_or(first.offset, |r| r.offset);
+            file.write(&rows, last)?;
+            kept_all.extend(kept);
+        }
+        Ok(kept_all)
+    }
+
+    /// Closes and stores the partition's open file.
+    fn finish(&mut self, partition: i32) -> Result<(), ExportError> {
+        if let Some(file) = self.open.remove(&partition) {
+            let written = file.finish()?;
+            let had_dead_letters = self
+                .stored
+                .get(&partition)
+                .is_some_and(|s| s.has_dead_letters(written.first, written.last));
+            store(self.storage, self.topic, &written, had_dead_letters)?;
+            self.written.entry(partition).or_default().push(written);
+        }
+        Ok(())
+    }
+
+    fn finish_all(&mut self) -> Result<(), ExportError> {
+        let partitions: Vec<i32> = self.open.keys().copied().collect();
+        for partition in partitions {
+            self.finish(partition)?;
+        }
+        Ok(())
+    }
+}
+
+/// A record as the file keeps it (an Avro value replaced by its JSON) and
+/// its typed cells, or why it cannot be kept.
+fn decode(
+    record: &KafkaRecord,
+    options: &ExportOptions,
+    typed: &[ValueField],
+) -> Result<(KafkaRecord, Option<Vec<Cell>>), String> {
+    let (Some(registry), Some(value)) = (&options.registry, &record.value) else {
+        admit(record, options.value)?;
+        let cells = (!typed.is_empty()).then(|| vec![Cell::Null; typed.len()]);
+        return Ok((record.clone(), cells));
+    };
+    let (id, avro) = decode_confluent_avro(value, registry).map_err(|e| e.to_string())?;
+    let cells = if typed.is_empty() {
+        None
+    } else {
+        Some(typed_cells(&avro, typed)?)
+    };
+    let json = avro_to_json(id, avro).map_err(|e| e.to_string())?;
+    let mut decoded = record.clone();
+    decoded.value = Some(json.to_string().into_bytes());
+    Ok((decoded, cells))
+}
+
+/// Stores a finished file: its dead letters first, then the data file,
+/// whose presence is what says the range is exported; a crash between the
+/// two leaves dead letters without data, which the next run removes
+/// before it reads the range again.
+fn store(
+    storage: &Storage,
+    topic: &str,
+    file: &WrittenFile,
+    had_dead_letters: bool,
+) -> Result<(), ExportError> {
+    if let Some((local, key)) = &file.dead_letters {
+        storage.upload(local, key)?;
+        crate::crash_point!("export::between-dead-letters-and-data");
+    }
+    storage.upload(&file.staging, &file.key)?;
+    if file.dead_letters.is_none() && had_dead_letters {
+        // An earlier export of the same range dead-lettered records this
+        // one wrote (the schema registry answered since, say).
+        storage.delete(&layout::dead_letter_key(
+            topic,
+            file.partition,
+            file.first,
+            file.last,
+        ))?;
+    }
+    Ok(())
 }
 
 /// Typed columns for the fields of every version of `<topic>-value` (the
@@ -236,36 +429,6 @@ fn typed_value_fields(registry: &SchemaRegistry, topic: &str) -> Vec<ValueField>
     }
 }
 
-/// Avro values replaced by their JSON; undecodable records dead-lettered.
-fn decode_avro(
-    records: Vec<KafkaRecord>,
-    registry: &SchemaRegistry,
-    dead_letters: &mut DeadLetters,
-) -> Result<Vec<KafkaRecord>, ExportError> {
-    let mut decoded = Vec::with_capacity(records.len());
-    for mut record in records {
-        let Some(value) = &record.value else {
-            decoded.push(record);
-            continue;
-        };
-        match decode_confluent(value, registry) {
-            Ok(json) => {
-                record.value = Some(json.to_string().into_bytes());
-                decoded.push(record);
-            }
-            Err(error) => {
-                let rejected = Rejected {
-                    partition: record.partition,
-                    offset: record.offset,
-                    reason: error.to_string(),
-                };
-                dead_letters.write(&rejected, &record)?;
-            }
-        }
-    }
-    Ok(decoded)
-}
-
 /// The batch's records grouped by partition, each group in offset order.
 fn by_partition(batch: Vec<KafkaRecord>) -> BTreeMap<i32, Vec<KafkaRecord>> {
     let mut groups: BTreeMap<i32, Vec<KafkaRecord>> = BTreeMap::new();
@@ -279,7 +442,7 @@ fn by_partition(batch: Vec<KafkaRecord>) -> BTreeMap<i32, Vec<KafkaRecord>> {
 /// `_aggregates/<aggregator>/topic=T/<run id>.parquet`.
 fn store_aggregate(
     storage: &Storage,
-    staging: &std::path::Path,
+    staging: &Path,
     topic: &str,
     run_id: &str,
     aggregator: Aggregator,
@@ -300,15 +463,8 @@ fn store_aggregate(
         })
         .collect::<Result<Vec<serde_json::Value>, _>>()?;
     let local = staging.join(format!("{topic}.{name}.parquet"));
-    let count = crate::parquet::write_json_records(&local, &rows)?;
-    let key = format!("_aggregates/{name}/topic={topic}/{run_id}.parquet");
+    let count = crate::table::write_json_records(&local, &rows)?;
+    let key = layout::aggregate_key(&name, topic, run_id);
     storage.upload(&local, &key)?;
     Ok((key, count))
-}
-
-/// Closes a file and moves it to its key in storage.
-fn store(storage: &Storage, file: PartitionFile) -> Result<WrittenFile, ExportError> {
-    let written = file.finish()?;
-    storage.upload(&written.staging, &written.key)?;
-    Ok(written)
 }

@@ -133,6 +133,7 @@ pub fn produce_generated(
             .map(|_| {
                 let value = generator.next_value();
                 ProduceRecord {
+                    timestamp: None,
                     topic: topic.to_owned(),
                     partition: None,
                     key: Some(value[key_field].to_string().into_bytes()),

@@ -22,10 +22,12 @@
 //! fail the same way, and what was acknowledged is already recorded.
 
 mod avro;
+mod error;
 mod format;
 mod jsonl;
 mod ledger;
-mod parquet;
+mod parquet_file;
+mod rows;
 mod source;
 
 use std::fmt;
@@ -33,13 +35,14 @@ use std::fmt;
 use serde_json::Value;
 use tracing::{info, warn};
 
+pub use error::ImportError;
 pub use format::{Format, ReadError, Rows};
 pub use ledger::{FileProgress, PROGRESS_DIR, Progress, progress_key};
 pub use source::SourceFile;
 
-use crate::kafka::{KafkaConfig, KafkaError, ProduceRecord, Producer};
+use crate::kafka::{KafkaConfig, ProduceRecord, Producer};
 use crate::record::Header;
-use crate::storage::{AzureCredentials, StorageError};
+use crate::storage::AzureCredentials;
 use ledger::Ledger;
 use source::Source;
 
@@ -47,25 +50,6 @@ use source::Source;
 pub const FILE_HEADER: &str = "sluice.import.file";
 /// Header with the record's row number in its file, from 0.
 pub const ROW_HEADER: &str = "sluice.import.row";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("{location}: {reason}")]
-    Store { location: String, reason: String },
-    #[error(
-        "progress file {location} is not readable ({reason}): fix or remove it (removing imports every file again)"
-    )]
-    BadProgress { location: String, reason: String },
-    #[error("importing {file}: {source}")]
-    Kafka {
-        file: String,
-        source: Box<KafkaError>,
-    },
-    #[error("starting the I/O runtime: {0}")]
-    Runtime(String),
-}
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -156,6 +140,7 @@ pub fn import(
     mut on_progress: impl FnMut(&ImportProgress),
 ) -> Result<ImportReport, ImportError> {
     let source = Source::open(url, azure)?;
+    let lock = ledger::ImportLock::take(&source, topic)?;
     let mut ledger = Ledger::load(&source, topic)?;
     let mut report = ImportReport::default();
     let mut todo = Vec::new();
@@ -166,11 +151,18 @@ pub fn import(
             continue;
         };
         match ledger.file(&file.path) {
-            Some(before) if before.size != file.size => {
+            Some(before)
+                if before.size != file.size
+                    || before.version.is_some()
+                        && file.version.is_some()
+                        && before.version != file.version =>
+            {
                 let reason = format!(
-                    "changed since it was imported ({} bytes then, {} now); remove its entry from {} to import it again",
+                    "changed since it was imported ({} bytes, version {} then; {} bytes, version {} now); remove its entry from {} to import it again",
                     before.size,
+                    before.version.as_deref().unwrap_or("unknown"),
                     file.size,
+                    file.version.as_deref().unwrap_or("unknown"),
                     source.describe(&progress_key(topic))
                 );
                 warn!(file = %file.path, "{reason}");
@@ -196,6 +188,7 @@ pub fn import(
     for (file, format) in todo {
         let mut importer = FileImport {
             source: &source,
+            lock: &lock,
             ledger: &mut ledger,
             producer: &producer,
             topic,
@@ -251,6 +244,7 @@ impl From<ImportError> for FileError {
 
 struct FileImport<'a> {
     source: &'a Source,
+    lock: &'a ledger::ImportLock<'a>,
     ledger: &'a mut Ledger,
     producer: &'a Producer,
     topic: &'a str,
@@ -317,10 +311,12 @@ impl FileImport<'_> {
     fn save(&mut self, rows: u64, done: bool) -> Result<(), ImportError> {
         let progress = FileProgress {
             size: self.file.size,
+            version: self.file.version.clone(),
             rows,
             done,
         };
-        self.ledger.record(self.source, &self.file.path, progress)
+        self.ledger.record(self.source, &self.file.path, progress)?;
+        self.lock.refresh_now_and_then()
     }
 
     fn record(&self, value: Value, row: u64) -> ProduceRecord {
@@ -339,6 +335,7 @@ impl FileImport<'_> {
             value: Some(value.into_bytes()),
         };
         ProduceRecord {
+            timestamp: None,
             topic: self.topic.to_owned(),
             partition: None,
             key,

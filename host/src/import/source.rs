@@ -1,14 +1,15 @@
 //! The folder being imported: a local folder or Azure storage through
-//! `object_store`, used synchronously (the importer is a plain loop).
+//! `object_store`, used synchronously (the importer is a plain loop) on the
+//! host's I/O runtime.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::ImportError;
+use super::error::ImportError;
 use crate::storage::{AzureCredentials, object_path, open_object_store};
 
 /// A file found under the import URL.
@@ -17,13 +18,15 @@ pub struct SourceFile {
     /// Relative to the import URL, `/`-separated.
     pub path: String,
     pub size: u64,
+    /// What the store says identifies this content (its ETag, else its
+    /// modification time): a file rewritten with the same size differs.
+    pub version: Option<String>,
 }
 
 pub(crate) struct Source {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
-    runtime: tokio::runtime::Runtime,
 }
 
 impl Source {
@@ -44,15 +47,10 @@ impl Source {
             });
         }
         let (store, prefix) = open_object_store(url, azure)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| ImportError::Runtime(e.to_string()))?;
         Ok(Source {
             store,
             prefix,
             url: url.trim_end_matches('/').to_owned(),
-            runtime,
         })
     }
 
@@ -71,19 +69,25 @@ impl Source {
         } else {
             format!("{}/", self.prefix.trim_end_matches('/'))
         };
-        let mut files = self.runtime.block_on(async {
-            let mut listing = self.store.list(root.as_ref());
+        let (store, url) = (self.store.clone(), self.url.clone());
+        let mut files = crate::io::wait(async move {
+            let mut listing = store.list(root.as_ref());
             let mut files = Vec::new();
             while let Some(meta) = listing.next().await {
                 let meta = meta.map_err(|e| ImportError::Store {
-                    location: self.url.clone(),
+                    location: url.clone(),
                     reason: format!("listing: {e}"),
                 })?;
                 let full = meta.location.as_ref();
                 let path = full.strip_prefix(&strip).unwrap_or(full).to_owned();
+                let version = meta
+                    .e_tag
+                    .clone()
+                    .or_else(|| Some(meta.last_modified.to_rfc3339()));
                 files.push(SourceFile {
                     path,
                     size: meta.size,
+                    version,
                 });
             }
             Ok::<_, ImportError>(files)
@@ -95,8 +99,9 @@ impl Source {
 
     /// The bytes of `key`; `None` when there is no such object.
     pub fn get(&self, key: &str) -> Result<Option<Bytes>, object_store::Error> {
-        self.runtime.block_on(async {
-            match self.store.get(&object_path(&self.prefix, key)).await {
+        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
+        crate::io::wait(async move {
+            match store.get(&path).await {
                 Ok(found) => found.bytes().await.map(Some),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
                 Err(e) => Err(e),
@@ -104,14 +109,43 @@ impl Source {
         })
     }
 
+    /// Writes `key` only when nothing is there; false when something is.
+    pub fn create(&self, key: &str, bytes: Vec<u8>) -> Result<bool, ImportError> {
+        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match crate::io::wait(async move {
+            store
+                .put_opts(&path, PutPayload::from(bytes), options)
+                .await
+        }) {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(ImportError::Store {
+                location: self.describe(key),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn delete(&self, key: &str) -> Result<(), ImportError> {
+        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
+        match crate::io::wait(async move { store.delete(&path).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ImportError::Store {
+                location: self.describe(key),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     /// Replaces `key` whole: readers see the old or the new bytes, never a
     /// mix (a rename locally, one PUT on Azure).
     pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ImportError> {
-        self.runtime
-            .block_on(
-                self.store
-                    .put(&object_path(&self.prefix, key), PutPayload::from(bytes)),
-            )
+        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
+        crate::io::wait(async move { store.put(&path, PutPayload::from(bytes)).await })
             .map(|_| ())
             .map_err(|e| ImportError::Store {
                 location: self.describe(key),

@@ -8,6 +8,10 @@ pub enum KafkaError {
         brokers: String,
         source: rdkafka::error::KafkaError,
     },
+    #[error(
+        "`{topic}` is not a topic name: Kafka allows 1 to 249 of a-z, A-Z, 0-9, `.`, `_` and `-`"
+    )]
+    BadTopicName { topic: String },
     #[error("topic `{topic}` does not exist on {brokers}")]
     UnknownTopic { topic: String, brokers: String },
     #[error("reading metadata of topic `{topic}`: {source}")]
@@ -68,6 +72,13 @@ pub enum KafkaError {
         topics: String,
         source: Box<rdkafka::error::KafkaError>,
     },
+    #[error("{setting}: {reason}")]
+    Unsupported { setting: String, reason: String },
+    #[error(
+        "topic `{topic}` does not exist on {brokers}: create it (with the partitions and replication \
+         your cluster needs), or let the worker create it with --create-topics"
+    )]
+    MissingTopic { topic: String, brokers: String },
     #[error("creating topic `{topic}`: {reason}")]
     CreateTopic { topic: String, reason: String },
 }

@@ -113,6 +113,24 @@ impl GroupConsumer {
         topics: &[String],
         start: GroupStart,
     ) -> Result<Self, KafkaError> {
+        // A cooperative rebalance takes some partitions away and leaves the
+        // others: records already polled from the kept ones, and join
+        // members waiting on them, would have to be rewound partition by
+        // partition. Eager assignment revokes everything at once, and the
+        // worker re-reads from what it committed, which loses nothing.
+        if let Some(strategy) = config
+            .properties
+            .get("partition.assignment.strategy")
+            .filter(|s| s.contains("cooperative"))
+        {
+            return Err(KafkaError::Unsupported {
+                setting: format!("partition.assignment.strategy={strategy}"),
+                reason: "cooperative rebalancing is not supported by enrichment workers: it \
+                         revokes partitions one by one while records of the others wait in the \
+                         join; use range or roundrobin (the default is range,roundrobin)"
+                    .into(),
+            });
+        }
         let context = GroupContext {
             group: group.to_owned(),
             tracker: Mutex::default(),

@@ -21,10 +21,56 @@ pub struct ProduceRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: Vec<Header>,
+    /// Milliseconds since the Unix epoch; `None` lets the producer stamp
+    /// the time it sends. Derived records keep their input's time, so a
+    /// downstream event-time join sees when things happened.
+    pub timestamp: Option<i64>,
 }
 
 pub struct Producer {
     inner: FutureProducer,
+}
+
+/// Records sent whose acknowledgements are still to be collected.
+#[derive(Default)]
+pub struct InFlight {
+    /// The distinct topics, so a delivery names its topic by index instead
+    /// of holding a copy of the name per record.
+    topics: Vec<String>,
+    deliveries: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
+}
+
+impl InFlight {
+    pub fn len(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    /// Waits for every acknowledgement; the first failure is returned,
+    /// naming its topic.
+    pub fn wait(self) -> Result<(), KafkaError> {
+        let InFlight { topics, deliveries } = self;
+        let results = futures_executor::block_on(join_all(
+            deliveries
+                .into_iter()
+                .map(|(topic, future)| async move { (topic, future.await) }),
+        ));
+        for (topic, result) in results {
+            let error = match result {
+                Ok(Ok(_)) => continue,
+                Ok(Err((source, _))) => source,
+                Err(_cancelled) => rdkafka::error::KafkaError::Canceled,
+            };
+            return Err(KafkaError::Produce {
+                topic: topics.get(topic).cloned().unwrap_or_default(),
+                source: error,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Producer {
@@ -46,27 +92,26 @@ impl Producer {
     /// Sends every record and waits until each is acknowledged. The first
     /// failure is returned, naming its topic.
     pub fn send_all(&self, records: &[ProduceRecord]) -> Result<(), KafkaError> {
-        let mut deliveries = Vec::with_capacity(records.len());
+        self.send(records)?.wait()
+    }
+
+    /// Hands every record to the producer and returns at once; the
+    /// acknowledgements come in the background and [`InFlight::wait`]
+    /// collects them. A caller can prepare its next batch meanwhile, and
+    /// must not count these records as done before `wait` says so.
+    pub fn send(&self, records: &[ProduceRecord]) -> Result<InFlight, KafkaError> {
+        let mut in_flight = InFlight::default();
         for record in records {
-            deliveries.push((record.topic.as_str(), self.enqueue(record)?));
-        }
-        let results = futures_executor::block_on(join_all(
-            deliveries
-                .into_iter()
-                .map(|(topic, future)| async move { (topic, future.await) }),
-        ));
-        for (topic, result) in results {
-            let error = match result {
-                Ok(Ok(_)) => continue,
-                Ok(Err((source, _))) => source,
-                Err(_cancelled) => rdkafka::error::KafkaError::Canceled,
+            let topic = match in_flight.topics.iter().position(|t| *t == record.topic) {
+                Some(index) => index,
+                None => {
+                    in_flight.topics.push(record.topic.clone());
+                    in_flight.topics.len() - 1
+                }
             };
-            return Err(KafkaError::Produce {
-                topic: topic.to_owned(),
-                source: error,
-            });
+            in_flight.deliveries.push((topic, self.enqueue(record)?));
         }
-        Ok(())
+        Ok(in_flight)
     }
 
     fn enqueue(
@@ -83,6 +128,9 @@ impl Producer {
         }
         if let Some(value) = &record.value {
             kafka_record = kafka_record.payload(value.as_slice());
+        }
+        if let Some(timestamp) = record.timestamp {
+            kafka_record = kafka_record.timestamp(timestamp);
         }
         loop {
             match self.inner.send_result(kafka_record) {

@@ -14,7 +14,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::error::KafkaError;
-use super::reader::PartitionRange;
+use super::metadata::{self, PartitionRange};
 use crate::config::TopicEntry;
 
 /// Where each partition's read starts.
@@ -75,6 +75,16 @@ impl ReadPlan {
         }
     }
 
+    /// Where a read from `start` ends: the high watermark, or sooner when
+    /// the plan caps the records per partition.
+    pub fn capped_end(&self, start: i64, high: i64) -> i64 {
+        let end = match self.max_per_partition {
+            Some(max) => high.min(start.saturating_add(i64::try_from(max).unwrap_or(i64::MAX))),
+            None => high,
+        };
+        end.max(start)
+    }
+
     /// The offset written out for a record read at `offset`.
     pub fn adjusted_offset(&self, partition: i32, offset: i64) -> i64 {
         offset + self.offset_increment.get(&partition).copied().unwrap_or(0)
@@ -87,7 +97,7 @@ impl ReadPlan {
         config: &KafkaConfig,
     ) -> Result<Vec<PartitionRange>, KafkaError> {
         let topic = self.topic.as_str();
-        let partitions = super::reader::partitions(consumer, config, topic)?;
+        let partitions = metadata::partitions(consumer, config, topic)?;
         let named: Vec<i32> = match &self.start {
             Start::Offsets(offsets) => offsets.keys().copied().collect(),
             Start::Timestamp { partitions, .. } => partitions.clone(),
@@ -109,7 +119,7 @@ impl ReadPlan {
         wanted
             .into_iter()
             .map(|partition| {
-                let (low, high) = super::reader::watermarks(consumer, config, topic, partition)?;
+                let (low, high) = metadata::watermarks(consumer, config, topic, partition)?;
                 let start = match &self.start {
                     Start::Earliest => low,
                     Start::Committed => found.get(&partition).copied().unwrap_or(low).max(low),
@@ -120,7 +130,7 @@ impl ReadPlan {
                         .unwrap_or(high)
                         .clamp(low, high),
                     Start::Offsets(offsets) => {
-                        let start = offsets[&partition];
+                        let start = offsets.get(&partition).copied().unwrap_or(low);
                         if start < low || start > high {
                             return Err(KafkaError::OffsetOutOfRange {
                                 topic: topic.to_owned(),
@@ -133,14 +143,12 @@ impl ReadPlan {
                         start
                     }
                 };
-                let end = match self.max_per_partition {
-                    Some(max) => high.min(start.saturating_add(max as i64)),
-                    None => high,
-                };
                 Ok(PartitionRange {
                     partition,
                     start,
-                    end: end.max(start),
+                    end: self.capped_end(start, high),
+                    low,
+                    high,
                 })
             })
             .collect()

@@ -11,17 +11,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
+use super::metadata::PartitionRange;
 use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
-
-/// The offsets of one partition a reader covers: `start..end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRange {
-    pub partition: i32,
-    pub start: i64,
-    /// Exclusive: the high watermark seen when the reader opened.
-    pub end: i64,
-}
 
 pub struct BoundedReader {
     topic: String,
@@ -41,9 +33,20 @@ impl BoundedReader {
 
     /// Opens the ranges `plan` resolves to on the broker now.
     pub fn open(config: &KafkaConfig, plan: &ReadPlan) -> Result<Self, KafkaError> {
+        Self::open_with(config, plan, Ok::<_, KafkaError>)
+    }
+
+    /// Opens the ranges `plan` resolves to, as `adjust` changes them: a
+    /// sink that knows better what it still needs (what it already stored)
+    /// moves the starts and ends; each range's watermarks are in it.
+    pub fn open_with<E: From<KafkaError>>(
+        config: &KafkaConfig,
+        plan: &ReadPlan,
+        adjust: impl FnOnce(Vec<PartitionRange>) -> Result<Vec<PartitionRange>, E>,
+    ) -> Result<Self, E> {
         let consumer = bounded_consumer(config, &plan.group_id)?;
-        let ranges = plan.ranges(&consumer, config)?;
-        Self::assigned(consumer, ranges, plan)
+        let ranges = adjust(plan.ranges(&consumer, config)?)?;
+        Ok(Self::assigned(consumer, ranges, plan)?)
     }
 
     /// A reader of `ranges` (resolved from `plan`) on a consumer made by
@@ -219,49 +222,6 @@ pub(super) fn bounded_consumer(
         .create()
         .map_err(|source| KafkaError::Client {
             brokers: config.bootstrap_servers.clone(),
-            source,
-        })
-}
-
-/// The partition ids of `topic`, or an error naming it when it is unknown.
-pub(super) fn partitions(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-) -> Result<Vec<i32>, KafkaError> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), config.request_timeout)
-        .map_err(|source| KafkaError::Metadata {
-            topic: topic.to_owned(),
-            source,
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(KafkaError::UnknownTopic {
-            topic: topic.to_owned(),
-            brokers: config.bootstrap_servers.clone(),
-        });
-    }
-    Ok(partitions)
-}
-
-/// `(low, high)`: the first offset still stored and the next one to be written.
-pub(super) fn watermarks(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-) -> Result<(i64, i64), KafkaError> {
-    consumer
-        .fetch_watermarks(topic, partition, config.request_timeout)
-        .map_err(|source| KafkaError::Read {
-            topic: topic.to_owned(),
-            partition,
             source,
         })
 }

@@ -82,6 +82,7 @@ impl Routing {
             };
             for topic in others {
                 out.push(ProduceRecord {
+                    timestamp: input.timestamp,
                     topic: topic.clone(),
                     partition: None,
                     key: output.key.clone(),
@@ -90,6 +91,7 @@ impl Routing {
                 });
             }
             out.push(ProduceRecord {
+                timestamp: input.timestamp,
                 topic: last.clone(),
                 partition: None,
                 key: output.key,
@@ -124,6 +126,7 @@ impl Routing {
             "record sent to the dead-letter topic"
         );
         out.push(ProduceRecord {
+            timestamp: input.timestamp,
             topic: self.dead_letter.clone(),
             partition: None,
             key: input.key.clone(),

@@ -36,7 +36,7 @@ pub enum RegistryError {
     Storage(#[from] StorageError),
     #[error("registry {location}: {reason}")]
     Store { location: String, reason: String },
-    #[error("`{name}` is not a valid name: use 1 to 64 of a-z, 0-9, `-` and `_`")]
+    #[error("`{name}` is not a valid name: use {}", crate::transforms::NAME_RULE)]
     BadName { name: String },
     #[error("no transform `{name}` in the registry")]
     UnknownTransform { name: String },
@@ -249,18 +249,23 @@ impl Registry {
         runtime: &Runtime,
         reference: &TransformRef,
     ) -> Result<Arc<Transform>, RegistryError> {
+        let version = self.version_of(reference).await?;
+        self.load(runtime, reference.name(), &version).await
+    }
+
+    /// The full version (SHA-256) `reference` names now.
+    pub async fn version_of(&self, reference: &TransformRef) -> Result<String, RegistryError> {
         let name = reference.name();
         let manifest = self.manifest(name).await?;
-        let version = match reference.pinned_version() {
-            Some(prefix) => manifest.find(prefix)?.version.clone(),
+        match reference.pinned_version() {
+            Some(prefix) => Ok(manifest.find(prefix)?.version.clone()),
             None => manifest
                 .active
                 .clone()
                 .ok_or_else(|| RegistryError::NoActiveVersion {
                     name: name.to_owned(),
-                })?,
-        };
-        self.load(runtime, name, &version).await
+                }),
+        }
     }
 
     /// Loads one stored version of `name`, compiling off the I/O threads.
@@ -478,15 +483,11 @@ impl Registry {
 }
 
 fn check_name(name: &str) -> Result<(), RegistryError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+    if crate::transforms::is_valid(name) {
         Ok(())
     } else {
         Err(RegistryError::BadName {
-            name: name.to_owned(),
+            name: name.chars().take(80).collect(),
         })
     }
 }

@@ -12,12 +12,15 @@ use crate::runtime::{Runtime, Transform};
 pub struct TransformWatch {
     ready: Arc<Mutex<Option<Arc<Transform>>>>,
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    task: tokio::task::JoinHandle<()>,
 }
+
+/// Longest wait between attempts to load a version that failed to load.
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 impl TransformWatch {
     /// Watches `name`, starting from `current` (the version in use), checking
-    /// every `interval`.
+    /// every `interval`. The watch is a task on the host's I/O runtime.
     pub fn spawn(
         registry: Arc<Registry>,
         runtime: Runtime,
@@ -27,24 +30,16 @@ impl TransformWatch {
     ) -> std::io::Result<Self> {
         let ready = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (ready, stop) = (ready.clone(), stop.clone());
-            let io = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            std::thread::Builder::new()
-                .name(format!("watch-{name}"))
-                .spawn(move || {
-                    io.block_on(watch(
-                        &registry, &runtime, &name, current, interval, &ready, &stop,
-                    ))
-                })?
-        };
-        Ok(TransformWatch {
-            ready,
-            stop,
-            thread: Some(thread),
-        })
+        let task = crate::io::handle().spawn(watch(
+            registry,
+            runtime,
+            name,
+            current,
+            interval,
+            ready.clone(),
+            stop.clone(),
+        ));
+        Ok(TransformWatch { ready, stop, task })
     }
 
     /// Switches `enricher` to the newly activated version if there is one;
@@ -74,24 +69,28 @@ impl TransformWatch {
 impl Drop for TransformWatch {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.task.abort();
     }
 }
 
 async fn watch(
-    registry: &Registry,
-    runtime: &Runtime,
-    name: &str,
+    registry: Arc<Registry>,
+    runtime: Runtime,
+    name: String,
     mut current: String,
     interval: Duration,
-    ready: &Mutex<Option<Arc<Transform>>>,
-    stop: &AtomicBool,
+    ready: Arc<Mutex<Option<Arc<Transform>>>>,
+    stop: Arc<AtomicBool>,
 ) {
+    let name = name.as_str();
     let mut seen_sequence = None;
+    // After a failed load the next attempt waits twice as long, up to
+    // MAX_RETRY: a plain doubling, which needs no backoff crate.
+    let mut wait = interval;
+    let mut retry = interval;
     while !stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(wait).await;
+        wait = interval;
         // One listing per poll; the manifest is read only when it changed.
         let sequence = match registry.sequence(name).await {
             Ok(sequence) => sequence,
@@ -114,21 +113,32 @@ async fn watch(
             seen_sequence = sequence;
             continue;
         };
-        match registry.load(runtime, name, &active).await {
+        match registry.load(&runtime, name, &active).await {
             Ok(transform) => {
                 tracing::info!(
                     transform = name,
-                    from = &current[..current.len().min(12)],
-                    to = &active[..12.min(active.len())],
+                    from = current.get(..12).unwrap_or(&current),
+                    to = active.get(..12).unwrap_or(&active),
                     "new version active; switching after the current batch"
                 );
                 *ready.lock().unwrap_or_else(|p| p.into_inner()) = Some(transform);
                 current = active;
                 seen_sequence = sequence;
+                retry = interval;
             }
             Err(error) => {
-                tracing::error!(transform = name, version = active, %error, "cannot load the active version; keeping the current one");
-                seen_sequence = sequence;
+                // Not marked as seen: the load is tried again (a storage
+                // hiccup should not pin the old version until the next
+                // activation).
+                retry = (retry * 2).min(MAX_RETRY);
+                wait = retry;
+                tracing::warn!(
+                    transform = name,
+                    version = active,
+                    %error,
+                    retry_in_ms = wait.as_millis() as u64,
+                    "cannot load the active version yet; keeping the current one and trying again"
+                );
             }
         }
     }

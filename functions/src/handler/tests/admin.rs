@@ -43,6 +43,7 @@ fn app(key: Option<&str>) -> App {
             }),
         })),
         data: None,
+        transforms: super::folder_transforms(),
     };
     App { _dir: dir, config }
 }
@@ -417,4 +418,58 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
     );
     assert!(dom.contains("edge dead-letter"), "dead-letter edges drawn");
     assert!(dom.contains("Parquet files under"), "the export's sink");
+}
+
+#[tokio::test]
+async fn a_pipeline_put_stores_exactly_its_path_name_whatever_the_body() {
+    let app = app(Some(KEY));
+    let definition = |name: &str| {
+        json!({"name": name, "inputs": ["posts"], "outputs": ["out"],
+               "transform": "language-detect", "dead_letter": "posts.dlq"})
+    };
+    let shapes = [
+        b"[]".to_vec(),
+        json!([definition("x"), definition("other")])
+            .to_string()
+            .into_bytes(),
+        json!([definition("other")]).to_string().into_bytes(),
+        b"null".to_vec(),
+        b"42".to_vec(),
+        b"\"x\"".to_vec(),
+        json!({"name": 5}).to_string().into_bytes(),
+        json!({"name": null}).to_string().into_bytes(),
+        definition("other").to_string().into_bytes(),
+        b"{\"name\": \"x\"".to_vec(),
+        vec![0xff, 0xfe],
+    ];
+    for body in shapes {
+        let shown = String::from_utf8_lossy(&body).into_owned();
+        let (status, answer) = admin(&app, Method::PUT, "/api/pipelines/x", body).await;
+        assert!(status.is_client_error(), "{shown}: {status} {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{shown}: {answer}"
+        );
+    }
+    let (_, listed) = admin(&app, Method::GET, "/api/pipelines", vec![]).await;
+    assert_eq!(listed, json!([]), "nothing stored under any name");
+
+    let mut nameless = definition("x");
+    nameless.as_object_mut().unwrap().remove("name");
+    let (status, stored) = admin(
+        &app,
+        Method::PUT,
+        "/api/pipelines/x",
+        nameless.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{stored}");
+    let (_, listed) = admin(&app, Method::GET, "/api/pipelines", vec![]).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["x"]);
 }

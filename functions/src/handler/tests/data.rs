@@ -10,13 +10,13 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::record::Header;
-use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
+use sluice_tests::{broker, fresh_topic};
 use tower::ServiceExt;
 
 use super::{answer, render_page};
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const KEY: &str = "data-key";
 
@@ -32,11 +32,10 @@ fn app_with(limits: FetchLimits) -> AppConfig {
             limits,
             key: Some(KEY.into()),
             oauth: None,
-            runtime: runtime().clone(),
-            registry: None,
-            transforms_dir: guests_dir(),
+            transforms: super::folder_transforms(),
             schema_registry: None,
         })),
+        transforms: super::folder_transforms(),
     }
 }
 
@@ -54,6 +53,7 @@ fn topic(partitions: i32, per_partition: usize) -> String {
         .flat_map(|p| {
             let topic = topic.clone();
             (0..per_partition).map(move |i| ProduceRecord {
+                timestamp: None,
                 topic: topic.clone(),
                 partition: Some(p),
                 key: Some(format!("k{i}").into_bytes()),
@@ -427,6 +427,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
     let records = [confluent_avro(7, &parsed, user), b"not avro".to_vec()]
         .into_iter()
         .map(|value| ProduceRecord {
+            timestamp: None,
             topic: t.clone(),
             partition: Some(0),
             key: None,
@@ -443,9 +444,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
             limits: data.limits,
             key: data.key.clone(),
             oauth: None,
-            runtime: data.runtime.clone(),
-            registry: None,
-            transforms_dir: data.transforms_dir.clone(),
+            transforms: data.transforms.clone(),
             schema_registry: None,
         };
         api.schema_registry = Some(Arc::new(
@@ -524,4 +523,53 @@ async fn fetch_can_start_at_a_time() {
     assert_eq!(body["returned"], 0, "nothing at or after a future time");
     let (status, _) = get_json(&app, &format!("/api/fetch?topic={t}&from_timestamp=soon")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn transform_names_that_are_paths_are_refused_naming_the_rule() {
+    // A real component outside the transforms folder, where a path-shaped
+    // name would have reached it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let wasm = elsewhere.path().join("evil.wasm");
+    std::fs::write(&wasm, sluice_tests::guest("misbehave")).unwrap();
+    let path = wasm.to_str().unwrap();
+    let config = app();
+    let t = topic(1, 1);
+    let stem = path.trim_end_matches(".wasm");
+    for name in [path, stem, "../misbehave", "Misbehave", "mis behave"] {
+        let (status, body) = get_json(
+            &config,
+            &format!("/api/fetch?topic={t}&transform={}", url_encoded(name)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not a path"),
+            "{name}: {body}"
+        );
+    }
+    let relative = format!("..%2F..{}", url_encoded(stem));
+    for name in [url_encoded(path), relative, "..".into()] {
+        let (status, body) = post(
+            &config,
+            &format!("/api/transforms/{name}/invoke"),
+            Some(KEY),
+            json!([{"i": 1}]),
+        )
+        .await;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+            "{name}: {status} {body}"
+        );
+        assert_ne!(status, StatusCode::OK);
+    }
+}
+
+fn url_encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

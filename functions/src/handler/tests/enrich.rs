@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+use sluice_host::enrich::PipelineDefinition;
 use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::pipeline::header;
-use sluice_tests::{broker, fresh_topic, guests_dir, header_text, read_all};
+use sluice_tests::{broker, fresh_topic, header_text, read_all};
 
 use super::call;
 use crate::handler::{AppConfig, EnrichConfig};
@@ -33,19 +34,20 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
         "dead_letter": dead_letter, "transform": "misbehave",
         "limits": {"deadline_ms": 300},
     });
-    let path = dir.path().join("pipeline.json");
-    std::fs::write(&path, definition.to_string()).unwrap();
+    let definition = PipelineDefinition::from_value(&definition).unwrap();
+    // Provisioned beforehand, as the app's topics are (the trigger does not
+    // create them).
+    for topic in [&output, &dead_letter] {
+        ensure_topic(&broker(), topic, 1).unwrap();
+    }
     let config = AppConfig {
         topics: dir.path().join("topics.json"),
         connections: dir.path().join("connections.json"),
         out: None,
-        enrich: Some(EnrichConfig {
-            pipeline: path,
-            kafka,
-            transforms_dir: guests_dir(),
-        }),
+        enrich: Some(EnrichConfig::new(definition, kafka).unwrap()),
         admin: None,
         data: None,
+        transforms: super::folder_transforms(),
     };
     Pipeline {
         _dir: dir,
@@ -177,4 +179,19 @@ async fn an_unreachable_broker_answers_non_2xx_so_the_batch_is_retried() {
     let body = json!({"Data": {"kevent": kevent(&p.input, 0, r#"{"id":1}"#)}, "Metadata": {}});
     let (status, response) = call(p.config, "/Enrich", body.to_string()).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{response}");
+}
+
+#[test]
+fn a_pipeline_with_a_join_is_refused_at_start_pointing_to_sluice_enrich() {
+    let definition = PipelineDefinition::from_value(&json!({
+        "name": "joined", "inputs": ["a", "b"], "outputs": ["out"], "dead_letter": "dlq",
+        "transform": "misbehave", "join": {"key": "id", "timeout_ms": 1000},
+    }))
+    .unwrap();
+    let error = EnrichConfig::new(definition, broker()).unwrap_err();
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("field `join`") && message.contains("sluice enrich --pipeline"),
+        "{message}"
+    );
 }

@@ -17,14 +17,14 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
-use sluice_tests::{broker, fresh_topic, guests_dir, runtime};
+use sluice_tests::{broker, fresh_topic, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig, TokenError};
 use crate::handler::{AppConfig, OAuthRule};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const ISSUER_PATH: &str = "/tenant/v2.0";
 const AUDIENCE: &str = "api://sluice";
@@ -145,11 +145,10 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
             limits: FetchLimits::default(),
             key: Some("data-key".into()),
             oauth: Some(rule(None)),
-            runtime: runtime().clone(),
-            registry: None,
-            transforms_dir: guests_dir(),
+            transforms: super::folder_transforms(),
             schema_registry: None,
         })),
+        transforms: super::folder_transforms(),
     }
 }
 

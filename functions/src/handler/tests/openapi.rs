@@ -10,17 +10,21 @@ use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
 use sluice_host::registry::Registry;
 use sluice_host::storage::AzureCredentials;
-use sluice_tests::{broker, guests_dir, runtime};
+use sluice_tests::{broker, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::AppConfig;
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 fn full_app(dir: &std::path::Path) -> AppConfig {
     let registry =
         Arc::new(Registry::open(dir.to_str().unwrap(), &AzureCredentials::default()).unwrap());
+    let transforms = Arc::new(sluice_host::transforms::TransformSource::registry(
+        runtime().clone(),
+        registry.clone(),
+    ));
     AppConfig {
         topics: "topics.json".into(),
         connections: "connections.json".into(),
@@ -38,11 +42,10 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             limits: FetchLimits::default(),
             key: Some("k".into()),
             oauth: None,
-            runtime: runtime().clone(),
-            registry: Some(registry),
-            transforms_dir: guests_dir(),
+            transforms: transforms.clone(),
             schema_registry: None,
         })),
+        transforms,
     }
 }
 

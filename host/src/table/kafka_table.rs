@@ -22,14 +22,6 @@ pub enum ValueColumn {
     Raw,
 }
 
-/// A record the table refused, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected {
-    pub partition: i32,
-    pub offset: i64,
-    pub reason: String,
-}
-
 pub fn schema(value: ValueColumn) -> SchemaRef {
     let headers = headers_builder().finish();
     Arc::new(Schema::new(vec![
@@ -59,31 +51,16 @@ fn headers_builder() -> MapBuilder<StringBuilder, BinaryBuilder> {
     MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new())
 }
 
-/// The rows for `records`; values that do not fit the column are returned
-/// as rejected instead of failing the batch. `adjust` maps a Kafka offset to
-/// the offset written (seed 000's `offset_increment`).
+/// The rows for `records`, which [`admit`] let in. `adjust` maps a Kafka
+/// offset to the offset written (the topics.json `offset_increment`).
 pub fn to_batch(
     records: &[KafkaRecord],
     value: ValueColumn,
     adjust: impl Fn(i32, i64) -> i64,
-) -> Result<(RecordBatch, Vec<Rejected>), arrow_schema::ArrowError> {
-    let mut rejected = Vec::new();
-    let accepted: Vec<&KafkaRecord> = records
-        .iter()
-        .filter(|r| match check(r, value) {
-            Ok(()) => true,
-            Err(reason) => {
-                rejected.push(Rejected {
-                    partition: r.partition,
-                    offset: r.offset,
-                    reason,
-                });
-                false
-            }
-        })
-        .collect();
+) -> Result<RecordBatch, arrow_schema::ArrowError> {
+    let accepted = records;
     let mut headers = headers_builder();
-    for record in &accepted {
+    for record in accepted {
         for header in &record.headers {
             headers.keys().append_value(&header.key);
             headers.values().append_option(header.value.as_deref());
@@ -94,11 +71,7 @@ pub fn to_batch(
         ValueColumn::Json => Arc::new(
             accepted
                 .iter()
-                .map(|r| {
-                    r.value
-                        .as_deref()
-                        .map(|v| std::str::from_utf8(v).unwrap_or_default())
-                })
+                .map(|r| r.value.as_deref().map(String::from_utf8_lossy))
                 .collect::<StringArray>(),
         ),
         ValueColumn::Raw => Arc::new(
@@ -139,16 +112,23 @@ pub fn to_batch(
         Arc::new(headers.finish()),
         values,
     ];
-    Ok((RecordBatch::try_new(schema(value), columns)?, rejected))
+    RecordBatch::try_new(schema(value), columns)
 }
 
-/// A JSON value must be UTF-8 JSON; a missing value (tombstone) is a null.
-fn check(record: &KafkaRecord, value: ValueColumn) -> Result<(), String> {
+/// Whether `record` fits the value column, and if not, why. A JSON value
+/// must be UTF-8 text holding one JSON document: bytes that are not UTF-8
+/// inside a JSON string would otherwise be replaced or blanked on the way
+/// into a text column. A missing value (a tombstone) is a null.
+pub fn admit(record: &KafkaRecord, value: ValueColumn) -> Result<(), String> {
     match (value, record.value.as_deref()) {
         (ValueColumn::Raw, _) | (ValueColumn::Json, None) => Ok(()),
-        (ValueColumn::Json, Some(bytes)) => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
-            .map(|_| ())
-            .map_err(|e| format!("value is not valid JSON: {e}")),
+        (ValueColumn::Json, Some(bytes)) => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| format!("value is not UTF-8 text (so not JSON): {e}"))?;
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .map(|_| ())
+                .map_err(|e| format!("value is not valid JSON: {e}"))
+        }
     }
 }
 
@@ -179,10 +159,14 @@ mod tests {
             record(6, b"{oops"),
             record(7, b"[]"),
         ];
-        let (batch, rejected) = to_batch(&records, ValueColumn::Json, |_, o| o + 100).unwrap();
+        let verdicts: Vec<bool> = records
+            .iter()
+            .map(|r| admit(r, ValueColumn::Json).is_ok())
+            .collect();
+        assert_eq!(verdicts, [true, false, true]);
+        let kept = [records[0].clone(), records[2].clone()];
+        let batch = to_batch(&kept, ValueColumn::Json, |_, o| o + 100).unwrap();
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(rejected.len(), 1);
-        assert_eq!((rejected[0].partition, rejected[0].offset), (2, 6));
         let offsets = batch
             .column_by_name("offset")
             .unwrap()
@@ -197,5 +181,13 @@ mod tests {
             .unwrap();
         assert_eq!((offsets.value(1), kafka.value(1)), (107, 7));
         assert_eq!(batch.schema(), schema(ValueColumn::Json));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_inside_a_json_string_are_refused_not_blanked() {
+        let reason = admit(&record(1, b"{\"a\": \"\xff\xfe\"}"), ValueColumn::Json).unwrap_err();
+        assert!(reason.contains("not UTF-8"), "{reason}");
+        // Raw keeps any bytes as they are.
+        assert!(admit(&record(1, b"\xff"), ValueColumn::Raw).is_ok());
     }
 }

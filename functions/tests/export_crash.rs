@@ -1,0 +1,233 @@
+//! `sluice export` crashed again and again while its topic grows: SIGKILL
+//! at random moments, and an abort at each named step (mid-batch, before
+//! the upload, between a file's dead letters and its data, between the
+//! upload and the commit). Afterwards the union of every stored file, data
+//! rows and dead letters together, holds every record exactly once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow_array::{Array, Int32Array, Int64Array};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
+use sluice_tests::{broker, fresh_topic, read_all};
+
+/// How a round ends: killed after a delay, or aborted at a named point.
+#[derive(Debug, Clone, Copy)]
+enum Crash {
+    KillAfter(Duration),
+    AbortAt(&'static str),
+    Finish,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Finished,
+    Failed,
+    Killed,
+}
+
+/// Runs one export.
+fn export_once(dir: &Path, out: &Path, crash: Crash, round: usize) -> Ended {
+    let log = std::fs::File::create(dir.join(format!("export-{round}.log"))).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    command
+        .args(["export", "--max-rows-per-file", "400", "--topics"])
+        .arg(dir.join("topics.json"))
+        .arg("--connections")
+        .arg(dir.join("connections.json"))
+        .arg("--out")
+        .arg(out)
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Crash::AbortAt(point) = crash {
+        command.env("FAILPOINTS", format!("{point}=return"));
+    }
+    let mut child = command.spawn().expect("start sluice export");
+    if let Crash::KillAfter(delay) = crash {
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().expect("SIGKILL the export");
+            child.wait().unwrap();
+            return Ended::Killed;
+        }
+    }
+    if child.wait().unwrap().success() {
+        Ended::Finished
+    } else {
+        Ended::Failed
+    }
+}
+
+/// (partition, offset) of every record stored under `out`: data rows from
+/// the Parquet files, and dead letters; with how often each appears.
+fn stored(out: &Path) -> BTreeMap<(i32, i64), usize> {
+    let mut seen = BTreeMap::new();
+    let mut stack = vec![out.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = path.to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.ends_with(".staging") {
+                    stack.push(path);
+                }
+            } else if name.ends_with(".parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                for batch in ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap()
+                {
+                    let batch = batch.unwrap();
+                    let partitions = batch.column_by_name("partition").unwrap();
+                    let partitions = partitions.as_any().downcast_ref::<Int32Array>().unwrap();
+                    let offsets = batch.column_by_name("kafka_offset").unwrap();
+                    let offsets = offsets.as_any().downcast_ref::<Int64Array>().unwrap();
+                    for i in 0..batch.num_rows() {
+                        *seen
+                            .entry((partitions.value(i), offsets.value(i)))
+                            .or_insert(0) += 1;
+                    }
+                }
+            } else if name.ends_with(".jsonl") {
+                for line in std::fs::read_to_string(&path).unwrap().lines() {
+                    let dead: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let at = (
+                        dead["partition"].as_i64().unwrap() as i32,
+                        dead["offset"].as_i64().unwrap(),
+                    );
+                    *seen.entry(at).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    seen
+}
+
+/// A small deterministic generator, seeded from the clock (the seed is
+/// printed, so a failing run can be repeated).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn crashes_at_any_point_store_every_record_exactly_once() {
+    let config = broker();
+    let topic = fresh_topic("export-crash");
+    ensure_topic(&config, &topic, 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(
+        dir.path().join("topics.json"),
+        json!([{"topic": topic, "group_id": fresh_topic("export-crash-g")}]).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("connections.json"),
+        json!({"bootstrap_servers": config.bootstrap_servers}).to_string(),
+    )
+    .unwrap();
+    let seed = std::env::var("SLUICE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    eprintln!("crash loop seed {seed} (SLUICE_CRASH_SEED repeats it)");
+    let mut random = Lcg(seed);
+
+    let producer = Producer::new(&config).unwrap();
+    let mut produced = 0u64;
+    let mut grow = |count: u64| {
+        let records: Vec<ProduceRecord> = (produced..produced + count)
+            .map(|i| ProduceRecord {
+                timestamp: None,
+                topic: topic.clone(),
+                partition: Some((i % 3) as i32),
+                key: None,
+                // Every 37th record is not JSON: it goes to the dead letters.
+                value: Some(if i % 37 == 0 {
+                    format!("not json {i}").into_bytes()
+                } else {
+                    json!({"i": i}).to_string().into_bytes()
+                }),
+                headers: Vec::new(),
+            })
+            .collect();
+        producer.send_all(&records).unwrap();
+        produced += count;
+    };
+
+    let points = [
+        "export::mid-batch",
+        "export::before-upload",
+        "export::between-dead-letters-and-data",
+        "export::before-commit",
+    ];
+    let mut rounds = Vec::new();
+    for (round, point) in points.iter().cycle().take(8).enumerate() {
+        grow(300 + random.below(900));
+        let crash = if round % 2 == 0 {
+            Crash::AbortAt(point)
+        } else {
+            Crash::KillAfter(Duration::from_millis(20 + random.below(600)))
+        };
+        let ended = export_once(dir.path(), &out, crash, round);
+        if let Crash::AbortAt(point) = crash {
+            assert_eq!(
+                ended,
+                Ended::Failed,
+                "round {round} did not stop at {point}"
+            );
+        }
+        rounds.push((crash, ended));
+    }
+    grow(500);
+    assert_eq!(
+        export_once(dir.path(), &out, Crash::Finish, 99),
+        Ended::Finished,
+        "the last run finishes; logs in {}",
+        dir.keep().display()
+    );
+
+    let seen = stored(&out);
+    let in_topic: Vec<(i32, i64)> = read_all(&config, &topic)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(in_topic.len() as u64, produced);
+    let missing: Vec<_> = in_topic
+        .iter()
+        .filter(|at| !seen.contains_key(at))
+        .collect();
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        missing.is_empty() && twice.is_empty() && seen.len() == in_topic.len(),
+        "seed {seed}, rounds {rounds:?}: {} missing (first {:?}), {} stored twice (first {:?})",
+        missing.len(),
+        missing.first(),
+        twice.len(),
+        twice.first(),
+    );
+    let killed = rounds.iter().filter(|(_, e)| *e == Ended::Killed).count();
+    eprintln!(
+        "{produced} records; {} runs aborted at a step, {killed} killed mid-run: each record stored once",
+        points.len()
+    );
+}

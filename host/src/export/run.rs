@@ -1,0 +1,211 @@
+//! An export of every topic of a topics.json file: the one entry point the
+//! `sluice export` command and the timer trigger share. Topics run
+//! concurrently, each in its own thread; one failing does not stop the
+//! others, and the result says which failed and why.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::error::ExportError;
+use super::topic::{ExportOptions, TopicReport, export_topic};
+use crate::codec::{CodecError, SchemaRegistry};
+use crate::config::{Connections, TopicEntry, ValueFormat};
+use crate::kafka::ReadPlan;
+use crate::runtime::Limits;
+use crate::storage::{Storage, StorageError};
+use crate::table::ValueColumn;
+use crate::transforms::{SourceError, TransformSource};
+
+/// A run that could not start: nothing was read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("opening the export's storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+/// Why one topic failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    #[error("value_format avro needs schema_registry_url in the connections.json file")]
+    NoSchemaRegistry,
+    #[error(transparent)]
+    SchemaRegistry(#[from] CodecError),
+    #[error("aggregator `{name}`: {source}")]
+    Aggregator { name: String, source: SourceError },
+    #[error("aggregator `{name}` is not an aggregator: {source}")]
+    NotAnAggregator {
+        name: String,
+        source: crate::runtime::RuntimeError,
+    },
+}
+
+/// How a run goes, beyond what the files say.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Where to write, instead of the connections' storage URL.
+    pub out: Option<String>,
+    /// Files cover blocks of this many offsets (see [`ExportOptions`]).
+    pub max_rows_per_file: u64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            out: None,
+            max_rows_per_file: ExportOptions::new("").max_rows_per_file,
+        }
+    }
+}
+
+/// One export run over every entry of a topics.json file.
+pub struct ExportRun {
+    pub run_id: String,
+    /// Where the files went.
+    pub root: String,
+    /// Per topic, in the order of the topics.json file.
+    pub results: Vec<(String, Result<TopicReport, TopicError>)>,
+}
+
+impl ExportRun {
+    pub fn failed(&self) -> usize {
+        self.results.iter().filter(|(_, r)| r.is_err()).count()
+    }
+}
+
+/// Exports every topic of `topics` concurrently. Aggregators named by the
+/// entries come from `transforms`. `progress` hears each topic's count of
+/// records read as it grows.
+pub fn export_topics(
+    topics: &[TopicEntry],
+    connections: &Connections,
+    settings: &RunSettings,
+    transforms: &TransformSource,
+    progress: &(dyn Fn(&str, u64) + Sync),
+) -> Result<ExportRun, RunError> {
+    let url = settings
+        .out
+        .clone()
+        .unwrap_or_else(|| connections.storage_url());
+    let storage = Storage::open(&url, &connections.azure_credentials())?;
+    let kafka = connections.kafka_config();
+    let run_id = new_run_id();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = topics
+            .iter()
+            .map(|entry| {
+                let (kafka, storage, run_id) = (&kafka, &storage, &run_id);
+                scope.spawn(move || {
+                    let span = tracing::info_span!("export", topic = entry.topic, run_id);
+                    let _entered = span.enter();
+                    let options = topic_options(entry, connections, settings, run_id);
+                    let result = options.and_then(|options| {
+                        let aggregator = match &entry.aggregator {
+                            Some(name) => Some(aggregator(transforms, name)?),
+                            None => None,
+                        };
+                        Ok(export_topic(
+                            kafka,
+                            &ReadPlan::from_entry(entry),
+                            storage,
+                            &options,
+                            aggregator,
+                            |n| progress(&entry.topic, n),
+                        )?)
+                    });
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "topic export failed");
+                    }
+                    result
+                })
+            })
+            .collect();
+        topics
+            .iter()
+            .zip(handles)
+            .map(|(entry, handle)| {
+                // A panic is a bug, but it stays this topic's failure.
+                let result = handle.join().unwrap_or_else(|_| {
+                    Err(TopicError::Export(ExportError::Parquet {
+                        path: storage.staging_dir(&run_id),
+                        reason: "the export of this topic panicked (a bug: please report it)"
+                            .into(),
+                    }))
+                });
+                (entry.topic.clone(), result)
+            })
+            .collect()
+    });
+    Ok(ExportRun {
+        run_id,
+        root: storage.url().to_owned(),
+        results,
+    })
+}
+
+fn topic_options(
+    entry: &TopicEntry,
+    connections: &Connections,
+    settings: &RunSettings,
+    run_id: &str,
+) -> Result<ExportOptions, TopicError> {
+    let mut options = ExportOptions::new(run_id);
+    options.max_rows_per_file = settings.max_rows_per_file;
+    match entry.value_format.unwrap_or(ValueFormat::Json) {
+        ValueFormat::Json => options.value = ValueColumn::Json,
+        ValueFormat::Raw => options.value = ValueColumn::Raw,
+        ValueFormat::Avro => {
+            let url = connections
+                .schema_registry_url
+                .as_deref()
+                .ok_or(TopicError::NoSchemaRegistry)?;
+            options.registry = Some(Arc::new(SchemaRegistry::new(url)?));
+        }
+    }
+    Ok(options)
+}
+
+fn aggregator(
+    transforms: &TransformSource,
+    name: &str,
+) -> Result<crate::runtime::Aggregator, TopicError> {
+    let transform = transforms
+        .load_named(name, None)
+        .map_err(|source| TopicError::Aggregator {
+            name: name.to_owned(),
+            source,
+        })?;
+    transform
+        .aggregator(Limits::default(), Arc::default())
+        .map_err(|source| TopicError::NotAnAggregator {
+            name: name.to_owned(),
+            source,
+        })
+}
+
+/// `run-<Unix ms>-<6 hex digits>`: unique across runs started in the same
+/// millisecond too (two timer invocations, a timer and a manual run), since
+/// the run id names the staging folder and the aggregator's result.
+pub fn new_run_id() -> String {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    // RandomState is seeded from the OS per process and per instance: enough
+    // to tell runs apart without a dependency on a random number crate.
+    let salt = RandomState::new().hash_one((millis, std::process::id())) & 0xff_ffff;
+    format!("run-{millis}-{salt:06x}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn run_ids_started_at_once_differ() {
+        let ids: std::collections::BTreeSet<String> =
+            (0..100).map(|_| super::new_run_id()).collect();
+        assert_eq!(ids.len(), 100);
+        assert!(ids.iter().all(|id| id.starts_with("run-")));
+    }
+}
