@@ -84,7 +84,13 @@ impl Transformer {
             .sluice_transform_transform()
             .call_process(&mut *store, batch)
         {
-            Ok(outcomes) if outcomes.len() == batch.len() => Ok(outcomes),
+            Ok(outcomes) if outcomes.len() == batch.len() => {
+                // A refusal the guest caught and recovered from (a Python
+                // MemoryError handled in its code) must not label a later,
+                // unrelated trap as the memory limit.
+                store.data_mut().limiter.take_refusal();
+                Ok(outcomes)
+            }
             Ok(outcomes) => Err(GuestFailure::Contract(format!(
                 "returned {} outcomes for a batch of {} records",
                 outcomes.len(),
