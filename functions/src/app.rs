@@ -21,6 +21,7 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::data::DataApi;
+use crate::handler::metrics::MetricsRoute;
 use crate::handler::oauth::{OAuth, OAuthConfig};
 use crate::handler::{AppConfig, EnrichConfig, OAuthRule, router};
 
@@ -36,6 +37,8 @@ pub struct AppSettings {
     pub transforms: TransformSource,
     pub admin_key: Option<String>,
     pub api_key: Option<String>,
+    /// The key a Prometheus scraper presents [default: the admin key].
+    pub metrics_key: Option<String>,
     pub oauth: Option<OAuthSettings>,
     pub cors_origins: Vec<String>,
     pub schema_registry_url: Option<String>,
@@ -129,6 +132,13 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             .context("schema registry")?
             .map(Arc::new),
     });
+    let metrics = Some(Arc::new(MetricsRoute {
+        handle: crate::metrics::handle()?,
+        key: settings
+            .metrics_key
+            .clone()
+            .or_else(|| settings.admin_key.clone()),
+    }));
     let cors = cors(&settings.cors_origins)?;
     // The HTTP server's own runtime: requests are served here, and the
     // host's blocking calls run on its blocking pool (spawn_blocking).
@@ -143,6 +153,7 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             admin,
             data: Some(data),
             transforms,
+            metrics,
         })
         .layer(cors);
         // On AWS Lambda the runtime API hands us events; the same router

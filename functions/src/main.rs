@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod handler;
 mod logging;
+mod metrics;
 mod render;
 mod transforms;
 

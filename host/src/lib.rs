@@ -17,6 +17,7 @@ pub mod generate;
 pub mod import;
 pub mod io;
 pub mod kafka;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod registry;

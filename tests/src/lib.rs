@@ -543,3 +543,40 @@ impl Drop for PrivateBroker {
         self.kill();
     }
 }
+
+/// The Python of the project's tool virtualenv (`scripts/setup.sh` makes
+/// it: pyarrow, fastavro, confluent-kafka, prometheus-client), or `None`
+/// when it is not there.
+pub fn python_tools() -> Option<PathBuf> {
+    let cache = std::env::var_os("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice")))?;
+    let python = cache.join("pytools/bin/python");
+    python.is_file().then_some(python)
+}
+
+/// Samples of a Prometheus text exposition, parsed by the official Python
+/// client's parser: `(name, labels, value)`.
+pub fn parse_prometheus(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+    use std::io::Write;
+    let python = python_tools().expect("the tool virtualenv (scripts/setup.sh python-tools)");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/parse_metrics.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the parser");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the exposition");
+    let output = child.wait_with_output().expect("the parser's output");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused:\n{text}"
+    );
+    serde_json::from_slice(&output.stdout).expect("samples as JSON")
+}

@@ -43,6 +43,10 @@ pub struct EnrichArgs {
     /// after the group notices the old one is gone. One per worker.
     #[arg(long, env = "SLUICE_INSTANCE_ID")]
     instance_id: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (records per outcome
+    /// and version, consumer lag, guest call times, join members waiting).
+    #[arg(long, env = "SLUICE_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between progress lines in the log.
     #[arg(long, default_value_t = 10)]
     progress_every: u64,
@@ -100,6 +104,9 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     } else {
         require_topics(&config, written.map(String::as_str))
             .with_context(|| format!("pipeline `{}`", definition.name))?;
+    }
+    if let Some(addr) = args.metrics_addr {
+        crate::metrics::serve(addr)?;
     }
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(stop.clone())?;

@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// [default: the admin key].
     #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// The key `GET /metrics` needs (Prometheus scrapes) [default: the
+    /// admin key].
+    #[arg(long, env = "SLUICE_METRICS_KEY", hide_env_values = true)]
+    metrics_key: Option<String>,
     /// OAuth2: accept bearer tokens (JWTs) from this issuer besides the
     /// keys, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`.
     #[arg(long, env = "SLUICE_OAUTH_ISSUER", requires = "oauth_audience")]
@@ -89,6 +93,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         transforms: args.transforms.source()?,
         admin_key: args.admin_key,
         api_key: args.api_key,
+        metrics_key: args.metrics_key,
         oauth,
         cors_origins: args.cors_origins,
         schema_registry_url: args.schema_registry_url,

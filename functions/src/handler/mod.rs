@@ -10,6 +10,7 @@ mod enrich;
 mod error;
 mod invocation;
 mod kafka_event;
+pub mod metrics;
 pub mod oauth;
 mod openapi;
 mod request_trace;
@@ -45,6 +46,8 @@ pub struct AppConfig {
     /// Where every route finds named transforms (the fetch's dry run, the
     /// trigger's pipeline, the export's aggregators).
     pub transforms: Arc<TransformSource>,
+    /// `/metrics`, when the app serves it.
+    pub metrics: Option<Arc<metrics::MetricsRoute>>,
 }
 
 /// What the routes share: the configuration and the loaded pipeline.
@@ -62,6 +65,7 @@ pub fn router(config: AppConfig) -> Router {
         api = api.merge(data::routes(data));
     }
     let topology_page = config.admin.is_some();
+    let metrics_routes = config.metrics.clone().map(metrics::routes);
     let (api, document) = api.split_for_parts();
     let state = AppState {
         config,
@@ -77,6 +81,10 @@ pub fn router(config: AppConfig) -> Router {
             get(move || async move { Json(document) }),
         )
         .route("/api/docs", get(openapi::swagger_ui));
+    let app = match metrics_routes {
+        Some(routes) => app.merge(routes),
+        None => app,
+    };
     let app = if topology_page {
         // The page asks for the admin key itself; it holds no data.
         app.route(

@@ -13,6 +13,10 @@ use super::enricher::{EnrichStats, Enricher};
 use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
 use crate::record::RecordRef;
 
+/// How often the consumer lag is measured (two broker round trips per
+/// partition): often enough for a dashboard, rarely enough to cost nothing.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
     /// Longest a poll waits for the first record.
@@ -62,6 +66,8 @@ pub fn run_worker(
     // The batch sent last and the input records it finishes once its
     // acknowledgements are in.
     let mut in_flight: Option<(InFlight, Vec<RecordRef>)> = None;
+    // The first lag is measured at once, so a scrape soon after start sees it.
+    let mut last_lag = Instant::now() - LAG_EVERY;
     while !stop.load(Ordering::SeqCst) {
         let wait = enricher
             .next_deadline()
@@ -84,6 +90,18 @@ pub fn run_worker(
         }
         in_flight = Some((sent, step.finished));
         total.add(&step.stats);
+        crate::metrics::records(
+            &definition.name,
+            enricher.transform().short_version(),
+            &step.stats,
+        );
+        crate::metrics::join_waiting(&definition.name, enricher.pending());
+        if last_lag.elapsed() >= LAG_EVERY {
+            for (topic, partition, lag) in consumer.lag(Duration::from_secs(1)) {
+                crate::metrics::consumer_lag(&definition.name, &topic, partition, lag);
+            }
+            last_lag = Instant::now();
+        }
         if last_commit.elapsed() >= options.commit_interval {
             // An asynchronous commit that fails (the group is rebalancing)
             // is retried by the next one; nothing is lost meanwhile.

@@ -118,8 +118,15 @@ pub fn export_topics(
                             |n| progress(&entry.topic, n),
                         )?)
                     });
-                    if let Err(error) = &result {
-                        tracing::error!(%error, "topic export failed");
+                    match &result {
+                        Ok(r) => crate::metrics::export_run(
+                            &entry.topic,
+                            Some((r.records, r.files.len(), r.bytes(), r.seconds)),
+                        ),
+                        Err(error) => {
+                            crate::metrics::export_run(&entry.topic, None);
+                            tracing::error!(%error, "topic export failed");
+                        }
                     }
                     result
                 })

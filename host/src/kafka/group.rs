@@ -251,6 +251,34 @@ impl GroupConsumer {
         Ok(positions.len())
     }
 
+    /// Per assigned partition: `(topic, partition, records past the
+    /// group's committed offset)`, from the broker's watermarks and the
+    /// group's commits; partitions the broker does not answer for in
+    /// `timeout` are left out.
+    pub fn lag(&self, timeout: Duration) -> Vec<(String, i32, i64)> {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Vec::new();
+        };
+        let Ok(committed) = self.consumer.committed_offsets(assignment, timeout) else {
+            return Vec::new();
+        };
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), timeout)
+                    .ok()?;
+                let position = match e.offset() {
+                    Offset::Offset(offset) => offset,
+                    _ => low,
+                };
+                Some((e.topic().to_owned(), e.partition(), high - position))
+            })
+            .collect()
+    }
+
     fn context(&self) -> &GroupContext {
         self.consumer.context()
     }

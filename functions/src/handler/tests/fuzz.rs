@@ -84,6 +84,7 @@ fn fixture() -> Fixture {
             schema_registry: None,
         })),
         transforms,
+        metrics: None,
     };
     Fixture {
         _dir: dir,

@@ -149,6 +149,7 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
             schema_registry: None,
         })),
         transforms: super::folder_transforms(),
+        metrics: None,
     }
 }
 

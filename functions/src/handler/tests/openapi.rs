@@ -46,6 +46,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             schema_registry: None,
         })),
         transforms,
+        metrics: None,
     }
 }
 
