@@ -205,18 +205,19 @@ pub mod azurite {
     }
 }
 
-/// Produces `values` to one partition of `topic`, acknowledged on return.
-pub fn produce_to(config: &KafkaConfig, topic: &str, partition: i32, values: &[String]) {
+/// Produces `values` (text or bytes) to one partition of `topic`,
+/// acknowledged on return.
+pub fn produce_to<V: AsRef<[u8]>>(config: &KafkaConfig, topic: &str, partition: i32, values: &[V]) {
     produce_stamped(config, topic, partition, values, |_| None);
 }
 
 /// As [`produce_to`], each record with the event time `timestamp(i)` gives
 /// its `i`-th value (ms since the Unix epoch; `None`: the time it is sent).
-pub fn produce_stamped(
+pub fn produce_stamped<V: AsRef<[u8]>>(
     config: &KafkaConfig,
     topic: &str,
     partition: i32,
-    values: &[String],
+    values: &[V],
     timestamp: impl Fn(usize) -> Option<i64>,
 ) {
     let records: Vec<sluice_host::kafka::ProduceRecord> = values
@@ -227,7 +228,7 @@ pub fn produce_stamped(
             topic: topic.to_owned(),
             partition: Some(partition),
             key: None,
-            value: Some(v.as_bytes().to_vec()),
+            value: Some(v.as_ref().to_vec()),
             headers: Vec::new(),
         })
         .collect();

@@ -305,7 +305,6 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     use apache_avro::types::Value as Avro;
     use arrow_array::{Array, Int64Array};
     use sluice_host::codec::SchemaRegistry;
-    use sluice_host::kafka::{ProduceRecord, Producer};
     use sluice_tests::schema_registry::{confluent_avro, start_with_subjects};
 
     let v1 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
@@ -348,18 +347,7 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
 
     let config = broker();
     ensure_topic(&config, &topic, 1).unwrap();
-    let records: Vec<ProduceRecord> = values
-        .into_iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &values);
 
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());

@@ -336,23 +336,11 @@ fn dead_letters_stored_without_their_data_file_are_removed_and_written_again_onc
 
 #[test]
 fn bytes_that_are_not_utf8_inside_a_json_value_are_dead_lettered_not_blanked() {
-    use sluice_host::kafka::{ProduceRecord, Producer};
     let config = broker();
     let topic = fresh_topic("eo-utf8");
     ensure_topic(&config, &topic, 1).unwrap();
     let bad: &[u8] = b"{\"a\": \"\xff\xfe\"}";
-    let records: Vec<ProduceRecord> = [br#"{"a": "ok"}"#.as_slice(), bad]
-        .iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v.to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &[br#"{"a": "ok"}"#.as_slice(), bad]);
     let root = tempfile::tempdir().unwrap();
     let report = export(
         &config,
@@ -383,7 +371,6 @@ fn avro_topic(
     subject_ids: Vec<u32>,
     values: Vec<Vec<u8>>,
 ) -> (String, sluice_tests::schema_registry::TestRegistry) {
-    use sluice_host::kafka::{ProduceRecord, Producer};
     let topic = fresh_topic(prefix);
     let registry = sluice_tests::schema_registry::start_with_subjects(
         schemas,
@@ -391,18 +378,7 @@ fn avro_topic(
     );
     let config = broker();
     ensure_topic(&config, &topic, 1).unwrap();
-    let records: Vec<ProduceRecord> = values
-        .into_iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &values);
     (topic, registry)
 }
 
