@@ -12,6 +12,7 @@ use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 pub mod arbitrary;
 pub mod http;
+pub mod stored;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
 /// `<target>/wasm32-wasip2/guest` next to this test binary's target folder.

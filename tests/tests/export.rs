@@ -19,20 +19,7 @@ fn json_values(from: usize, to: usize) -> Vec<String> {
 }
 
 fn files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    sluice_tests::stored::files_under(root)
 }
 
 fn int64(batch: &RecordBatch, column: &str) -> Vec<i64> {

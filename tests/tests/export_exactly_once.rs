@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow_array::{Array, Int32Array, Int64Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice_host::export::{ExportOptions, TopicReport, dead_letter_key, export_topic};
 use sluice_host::kafka::{BoundedReader, KafkaConfig, ensure_topic};
 use sluice_host::storage::{AzureCredentials, Storage};
@@ -41,58 +40,16 @@ fn export(
     .unwrap()
 }
 
-/// Every Parquet file under `root` (staging excluded): how many times each
-/// (partition, Kafka offset) appears, and the files' names.
+/// Every data file under `root` (the export's files, not its dead
+/// letters or staging): how many times each (partition, Kafka offset)
+/// appears, and the files' names.
 fn stored_rows(root: &Path) -> (BTreeMap<(i32, i64), usize>, Vec<String>) {
-    let mut rows = BTreeMap::new();
-    let mut names = Vec::new();
-    for path in walk(root) {
-        let name = path
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if !name.ends_with(".parquet") || name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        names.push(name);
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
-            let partitions = column("partition");
-            let partitions = partitions.as_any().downcast_ref::<Int32Array>().unwrap();
-            let offsets = column("kafka_offset");
-            let offsets = offsets.as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..batch.num_rows() {
-                *rows
-                    .entry((partitions.value(i), offsets.value(i)))
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-    names.sort();
-    (rows, names)
-}
-
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
+    let names = sluice_tests::stored::files_under(root)
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet") && !n.starts_with('_'))
+        .collect();
+    (sluice_tests::stored::stored_offsets(root, false), names)
 }
 
 /// Each of `0..count` of partition 0 exactly once.
