@@ -35,5 +35,15 @@ for profile in ("debug", "release"):
         for _, path in files[2:]:
             freed += os.path.getsize(path)
             os.remove(path)
+# Compiled guest components the tests cache (tests/src/lib.rs): one per
+# component version; versions no run has loaded for two days are gone.
+import time
+artifacts = os.path.join(target, "test-artifacts")
+if os.path.isdir(artifacts):
+    for name in os.listdir(artifacts):
+        path = os.path.join(artifacts, name)
+        if os.path.isfile(path) and time.time() - os.path.getmtime(path) > 2 * 86400:
+            freed += os.path.getsize(path)
+            os.remove(path)
 print(f"prune-target: freed {freed / 1e9:.1f} GB", file=sys.stderr)
 PY

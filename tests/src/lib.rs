@@ -40,17 +40,29 @@ pub fn guest(name: &str) -> Vec<u8> {
     })
 }
 
-/// One runtime per test process, as in production; no artifact cache so
-/// that tests do not depend on what earlier runs left behind.
+/// One runtime per test process, as in production, with its artifact
+/// cache in the target folder: the test binaries of one run then compile
+/// each component once between them (a Python component takes tens of
+/// seconds in a debug build) instead of once each. Artifacts are named by
+/// the component's hash and the engine's, so a changed component or
+/// wasmtime never loads a stale one.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         Runtime::new(RuntimeConfig {
-            cache_dir: None,
+            cache_dir: Some(artifacts_dir()),
             ..RuntimeConfig::default()
         })
         .expect("runtime")
     })
+}
+
+/// `<target>/test-artifacts`, next to this test binary's target folder.
+fn artifacts_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|t| t.join("test-artifacts")))
+        .unwrap_or_else(|| std::env::temp_dir().join("sluice-test-artifacts"))
 }
 
 /// A guest loaded into the shared runtime, compiled once per process.
