@@ -7,6 +7,7 @@ mod handler;
 mod logging;
 mod metrics;
 mod render;
+mod telemetry;
 mod transforms;
 
 use clap::Parser;
@@ -21,6 +22,13 @@ fn main() -> std::process::ExitCode {
         cli::Args::parse()
     };
     logging::init(args.log_format);
+    let _spans = match telemetry::install() {
+        Ok(exporting) => Some(exporting),
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), "spans are not exported");
+            None
+        }
+    };
     match cli::run(args) {
         Ok(code) => code,
         Err(error) => {

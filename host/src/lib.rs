@@ -24,5 +24,6 @@ pub mod registry;
 pub mod runtime;
 pub mod storage;
 pub mod table;
+pub mod telemetry;
 pub mod topology;
 pub mod transforms;

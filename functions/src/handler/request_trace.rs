@@ -10,7 +10,10 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use sluice_host::pipeline::{TRACEPARENT, TraceContext};
+use sluice_host::telemetry;
 use tracing::Instrument;
 
 /// Makes two requests in the same nanosecond still differ.
@@ -41,8 +44,27 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         span_id = context.span_id_hex(),
     );
     let started = Instant::now();
+    let start_time = SystemTime::now();
     let mut response = next.run(request).instrument(span.clone()).await;
-    sluice_host::metrics::http_request(&route, response.status().as_u16());
+    let status = response.status().as_u16();
+    sluice_host::metrics::http_request(&route, status);
+    if telemetry::enabled() {
+        telemetry::record(telemetry::Span {
+            name: format!("{method} {route}"),
+            context,
+            parent,
+            kind: SpanKind::Server,
+            start: start_time,
+            end: SystemTime::now(),
+            attributes: vec![
+                KeyValue::new("http.request.method", method.to_string()),
+                KeyValue::new("http.route", route.clone()),
+                KeyValue::new("url.path", path.clone()),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+            ],
+            error: (status >= 500).then_some("server error"),
+        });
+    }
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

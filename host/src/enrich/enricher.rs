@@ -49,6 +49,8 @@ pub struct Step {
     pub produce: Vec<ProduceRecord>,
     pub finished: Vec<RecordRef>,
     pub stats: EnrichStats,
+    /// Time spent in the guest.
+    pub guest: std::time::Duration,
 }
 
 /// A record for the transform, and the inputs it stands for.
@@ -229,7 +231,9 @@ impl Enricher {
             ready.into_iter().map(|r| (r.record, r.members)).unzip();
         let size = self.definition.batch_size.max(1);
         for (inputs, members) in records.chunks(size).zip(members.chunks(size)) {
+            let called = Instant::now();
             let results = self.transformer.process(inputs);
+            step.guest += called.elapsed();
             for ((input, result), members) in inputs.iter().zip(results).zip(members) {
                 let routed = self.routing.route(
                     self.transformer.transform(),

@@ -5,7 +5,7 @@
 //! starting more workers with the same pipeline (same group).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::EnrichError;
 use super::definition::StartFrom;
@@ -65,7 +65,7 @@ pub fn run_worker(
     let mut last_commit = Instant::now();
     // The batch sent last and the input records it finishes once its
     // acknowledgements are in.
-    let mut in_flight: Option<(InFlight, Vec<RecordRef>)> = None;
+    let mut in_flight: Option<(InFlight, Vec<RecordRef>, spans::Produce)> = None;
     // The first lag is measured at once, so a scrape soon after start sees it.
     let mut last_lag = Instant::now() - LAG_EVERY;
     while !stop.load(Ordering::SeqCst) {
@@ -82,13 +82,17 @@ pub fn run_worker(
             // partitions now reads them again.
             enricher.forget_pending();
         }
+        let began = SystemTime::now();
         let step = enricher.process(polled.records, Instant::now());
+        let batch = spans::step(&definition.name, &step, began);
+        let sent_at = SystemTime::now();
         let sent = producer.send(&step.produce)?;
-        if let Some((earlier, finished)) = in_flight.take() {
+        if let Some((earlier, finished, produced)) = in_flight.take() {
             earlier.wait()?;
             consumer.finished(&finished);
+            produced.end();
         }
-        in_flight = Some((sent, step.finished));
+        in_flight = Some((sent, step.finished, spans::Produce::new(batch, sent_at)));
         total.add(&step.stats);
         crate::metrics::records(
             &definition.name,
@@ -112,9 +116,10 @@ pub fn run_worker(
         }
         between_steps(enricher, &total);
     }
-    if let Some((last, finished)) = in_flight.take() {
+    if let Some((last, finished, produced)) = in_flight.take() {
         last.wait()?;
         consumer.finished(&finished);
+        produced.end();
     }
     let committed = consumer.commit(CommitMode::Sync)?;
     tracing::info!(
@@ -128,4 +133,92 @@ pub fn run_worker(
         "worker stopped"
     );
     Ok(total)
+}
+
+/// The spans of a worker's steps, for a tracing backend when one is
+/// configured: one per step with records, a guest call and a produce below.
+mod spans {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::SystemTime;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry::trace::SpanKind;
+
+    use crate::enrich::Step;
+    use crate::pipeline::TraceContext;
+    use crate::telemetry::{self, Span};
+
+    static STEPS: AtomicU64 = AtomicU64::new(0);
+
+    /// Records the step's span and its guest call's; the step's context,
+    /// for the produce below it.
+    pub fn step(pipeline: &str, step: &Step, began: SystemTime) -> Option<TraceContext> {
+        if !telemetry::enabled() || step.stats.read == 0 {
+            return None;
+        }
+        let n = STEPS.fetch_add(1, Ordering::Relaxed);
+        let nanos = began
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let context = TraceContext::derive(None, &format!("{pipeline}\n{nanos}\n{n}"));
+        let end = SystemTime::now();
+        let guest = TraceContext::derive(Some(context), "guest");
+        telemetry::record(Span {
+            name: "guest call".into(),
+            context: guest,
+            parent: Some(context),
+            kind: SpanKind::Internal,
+            start: end.checked_sub(step.guest).unwrap_or(began),
+            end,
+            attributes: Vec::new(),
+            error: None,
+        });
+        telemetry::record(Span {
+            name: format!("enrich {pipeline}"),
+            context,
+            parent: None,
+            kind: SpanKind::Consumer,
+            start: began,
+            end,
+            attributes: vec![
+                KeyValue::new("sluice.records.read", step.stats.read as i64),
+                KeyValue::new("sluice.records.produced", step.stats.produced as i64),
+                KeyValue::new(
+                    "sluice.records.dead_lettered",
+                    step.stats.dead_lettered as i64,
+                ),
+            ],
+            error: None,
+        });
+        Some(context)
+    }
+
+    /// A produce of a step's records, from sending to the last
+    /// acknowledgement.
+    pub struct Produce {
+        step: Option<TraceContext>,
+        sent: SystemTime,
+    }
+
+    impl Produce {
+        pub fn new(step: Option<TraceContext>, sent: SystemTime) -> Self {
+            Produce { step, sent }
+        }
+
+        pub fn end(self) {
+            let Some(step) = self.step else {
+                return;
+            };
+            telemetry::record(Span {
+                name: "produce".into(),
+                context: TraceContext::derive(Some(step), "produce"),
+                parent: Some(step),
+                kind: SpanKind::Producer,
+                start: self.sent,
+                end: SystemTime::now(),
+                attributes: Vec::new(),
+                error: None,
+            });
+        }
+    }
 }

@@ -103,6 +103,7 @@ pub fn export_topics(
                 scope.spawn(move || {
                     let span = tracing::info_span!("export", topic = entry.topic, run_id);
                     let _entered = span.enter();
+                    let began = std::time::SystemTime::now();
                     let options = topic_options(entry, connections, settings, run_id);
                     let result = options.and_then(|options| {
                         let aggregator = match &entry.aggregator {
@@ -118,6 +119,7 @@ pub fn export_topics(
                             |n| progress(&entry.topic, n),
                         )?)
                     });
+                    export_span(&entry.topic, run_id, began, &result);
                     match &result {
                         Ok(r) => crate::metrics::export_run(
                             &entry.topic,
@@ -153,6 +155,40 @@ pub fn export_topics(
         root: storage.url().to_owned(),
         results,
     })
+}
+
+/// The span of one topic's run, for a tracing backend when one is
+/// configured.
+fn export_span(
+    topic: &str,
+    run_id: &str,
+    began: std::time::SystemTime,
+    result: &Result<TopicReport, TopicError>,
+) {
+    use opentelemetry::KeyValue;
+    if !crate::telemetry::enabled() {
+        return;
+    }
+    let failure = result.as_ref().err().map(ToString::to_string);
+    let mut attributes = vec![
+        KeyValue::new("messaging.destination.name", topic.to_owned()),
+        KeyValue::new("sluice.run_id", run_id.to_owned()),
+    ];
+    if let Ok(report) = result {
+        attributes.push(KeyValue::new("sluice.records", report.records as i64));
+        attributes.push(KeyValue::new("sluice.files", report.files.len() as i64));
+        attributes.push(KeyValue::new("sluice.bytes", report.bytes() as i64));
+    }
+    crate::telemetry::record(crate::telemetry::Span {
+        name: format!("export {topic}"),
+        context: crate::pipeline::TraceContext::derive(None, &format!("{run_id}\n{topic}")),
+        parent: None,
+        kind: opentelemetry::trace::SpanKind::Consumer,
+        start: began,
+        end: std::time::SystemTime::now(),
+        attributes,
+        error: failure.as_deref(),
+    });
 }
 
 fn topic_options(

@@ -61,6 +61,7 @@ impl Routing {
         }
         let stage = stamp(transform);
         let trace = TraceContext::for_processing(input, &stage);
+        processed(input, &stage, &trace, None);
         let version = Header {
             key: header::TRANSFORM.to_owned(),
             value: Some(stage.into_bytes()),
@@ -112,7 +113,9 @@ impl Routing {
         out: &mut Vec<ProduceRecord>,
     ) -> Routed {
         let mut headers = dead_letter::headers(input, transform, kind, reason);
-        let trace = TraceContext::for_processing(input, &stamp(transform));
+        let stage = stamp(transform);
+        let trace = TraceContext::for_processing(input, &stage);
+        processed(input, &stage, &trace, Some(reason));
         trace.stamp(&mut headers);
         tracing::warn!(
             trace_id = trace.trace_id_hex(),
@@ -135,4 +138,38 @@ impl Routing {
         });
         Routed::DeadLettered
     }
+}
+
+/// The span of `stage` processing `input` (the one its outputs'
+/// `traceparent` names), for a tracing backend when one is configured.
+fn processed(input: &KafkaRecord, stage: &str, trace: &TraceContext, failure: Option<&str>) {
+    use opentelemetry::KeyValue;
+    if !crate::telemetry::enabled() {
+        return;
+    }
+    let parent = input
+        .headers
+        .iter()
+        .rev()
+        .find(|h| h.key == super::TRACEPARENT)
+        .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
+        .and_then(TraceContext::parse);
+    let now = std::time::SystemTime::now();
+    crate::telemetry::record(crate::telemetry::Span {
+        name: format!("process {stage}"),
+        context: *trace,
+        parent,
+        kind: opentelemetry::trace::SpanKind::Consumer,
+        start: now,
+        end: now,
+        attributes: vec![
+            KeyValue::new("messaging.destination.name", input.topic.clone()),
+            KeyValue::new(
+                "messaging.kafka.destination.partition",
+                i64::from(input.partition),
+            ),
+            KeyValue::new("messaging.kafka.message.offset", input.offset),
+        ],
+        error: failure,
+    });
 }

@@ -6,6 +6,10 @@
 //! random: a record processed twice (at-least-once) gets the same span, and
 //! a record's trace can be found from where it was read.
 
+use opentelemetry::Context;
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use sha2::{Digest, Sha256};
 
 use crate::record::{Header, KafkaRecord};
@@ -31,42 +35,51 @@ pub struct TraceContext {
 
 impl TraceContext {
     /// `00-<trace id>-<parent id>-<flags>`; `None` for anything the
-    /// specification says to ignore (bad shape, version ff, zero ids).
+    /// specification says to ignore (bad shape, version ff, zero ids), as
+    /// OpenTelemetry's W3C propagator reads it.
     pub fn parse(text: &str) -> Option<Self> {
-        let mut parts = text.trim().split('-');
-        let (version, trace, span, flags) =
-            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        // A future version may add fields after these four; version 00 may not.
-        if version.len() != 2 || version == "ff" || (version == "00" && parts.next().is_some()) {
+        // The propagator takes ids of the wrong length (a 31-digit trace id
+        // parses as a number); the specification's field widths come first.
+        let mut fields = text.trim().split('-');
+        let widths = [2, 32, 16, 2];
+        let shaped = widths.iter().all(|width| {
+            fields.next().is_some_and(|f| {
+                f.len() == *width
+                    && f.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+        });
+        if !shaped {
             return None;
         }
-        let mut trace_id = [0u8; 16];
-        let mut span_id = [0u8; 8];
-        let lower = |s: &str| !s.bytes().any(|b| b.is_ascii_uppercase());
-        if !(lower(trace) && lower(span) && lower(flags)) {
-            return None;
-        }
-        hex::decode_to_slice(trace, &mut trace_id).ok()?;
-        hex::decode_to_slice(span, &mut span_id).ok()?;
-        let mut flag_byte = [0u8; 1];
-        hex::decode_to_slice(flags, &mut flag_byte).ok()?;
-        if trace_id == [0; 16] || span_id == [0; 8] {
-            return None;
-        }
-        Some(TraceContext {
-            trace_id,
-            span_id,
-            sampled: flag_byte[0] & 1 == 1,
+        let carrier = std::collections::HashMap::from([(TRACEPARENT.to_owned(), text.to_owned())]);
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let span = context.span().span_context().clone();
+        span.is_valid().then(|| TraceContext {
+            trace_id: span.trace_id().to_bytes(),
+            span_id: span.span_id().to_bytes(),
+            sampled: span.is_sampled(),
         })
     }
 
+    /// The `traceparent` header value, as the propagator writes it.
     pub fn header_value(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            hex::encode(self.trace_id),
-            hex::encode(self.span_id),
-            u8::from(self.sampled)
-        )
+        let flags = if self.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let span = SpanContext::new(
+            TraceId::from_bytes(self.trace_id),
+            SpanId::from_bytes(self.span_id),
+            flags,
+            false,
+            TraceState::default(),
+        );
+        let mut carrier = std::collections::HashMap::new();
+        TraceContextPropagator::new()
+            .inject_context(&Context::new().with_remote_span_context(span), &mut carrier);
+        carrier.remove(TRACEPARENT).unwrap_or_default()
     }
 
     pub fn trace_id_hex(&self) -> String {
