@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs: the wasm target, C build
 # tools (rdkafka bundles librdkafka and compiles it), the tansu broker,
-# Azurite and the infra/ checkers. Idempotent and non-interactive; a run
-# with everything present takes well under a second, so services.sh calls it
-# on every `up`.
+# Azurite, the infra/ checkers and the benches' Python peers. Idempotent and
+# non-interactive; a run with everything present takes well under a second,
+# so services.sh calls it on every `up`.
 set -euo pipefail
 
 SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -18,10 +18,12 @@ CARGO_LAMBDA_VERSION=1.9.2
 PYTHON_HCL2_VERSION=8.1.4
 CHECKOV_VERSION=3.3.30
 # The benches' Python peers (tests/benches/python/): pyarrow and fastavro
-# for the export and import peers, confluent-kafka for the workers against
-# the broker. Wheels only, so the install takes seconds.
+# (cramjam: its snappy codec) for the export and import peers,
+# confluent-kafka for the workers against the broker. Wheels only, so the
+# install takes seconds.
 PYARROW_VERSION=26.0.1
 FASTAVRO_VERSION=1.13.1
+CRAMJAM_VERSION=2.14.0
 CONFLUENT_KAFKA_VERSION=2.16.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
@@ -180,7 +182,7 @@ ensure_python_tools() {
     flock 7
     local venv="$SLUICE_CACHE/pytools"
     local pins=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
-      "confluent-kafka==$CONFLUENT_KAFKA_VERSION")
+      "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION")
     installed() {
       "$venv/bin/python" -c 'import importlib.metadata as m, sys
 print(" ".join(p + "==" + m.version(p) for p in sys.argv[1:]))' \
