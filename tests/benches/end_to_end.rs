@@ -97,6 +97,7 @@ fn main() {
     let worker = |name: &str, python: Option<&str>| {
         let output = new_topic(&config, "e2e-out");
         let mut args = common(&output);
+        args.push(("dead_letter", new_topic(&config, "e2e-dlq")));
         let measured = match python {
             Some(logic) => {
                 args.push(("logic", logic.to_owned()));
@@ -259,7 +260,7 @@ fn variant(child: &Child) {
                 "inputs": [child.arg("input")],
                 "outputs": [child.arg("output")],
                 "transform": "stay-category",
-                "dead_letter": child.arg("output"),
+                "dead_letter": child.arg("dead_letter"),
                 "batch_size": STEP,
             }))
             .expect("a valid definition");
@@ -404,15 +405,22 @@ fn average_value_bytes(config: &KafkaConfig, topic: &str) -> u64 {
     value_bytes(&batch) / (batch.len() as u64).max(1)
 }
 
-/// The key (`id`) and line of every row of the folder's JSON lines files.
-fn jsonl_rows(folder: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// The folder's JSON lines files, in path order (not the progress folder
+/// an import keeps beside them).
+fn jsonl_files(folder: &Path) -> Vec<std::path::PathBuf> {
     let mut paths: Vec<_> = std::fs::read_dir(folder)
         .expect("folder")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
         .collect();
     paths.sort();
+    paths
+}
+
+/// The key (`id`) and line of every row of the folder's JSON lines files.
+fn jsonl_rows(folder: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut rows = Vec::new();
-    for path in paths {
+    for path in jsonl_files(folder) {
         let text = std::fs::read(&path).expect("read file");
         for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let value: serde_json::Value = serde_json::from_slice(line).expect("JSON line");
@@ -423,8 +431,8 @@ fn jsonl_rows(folder: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
 }
 
 fn folder_bytes(folder: &Path) -> u64 {
-    std::fs::read_dir(folder)
-        .expect("folder")
-        .map(|e| e.expect("entry").metadata().expect("metadata").len())
+    jsonl_files(folder)
+        .iter()
+        .map(|p| std::fs::metadata(p).expect("metadata").len())
         .sum()
 }

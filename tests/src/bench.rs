@@ -57,6 +57,10 @@ pub struct Measured {
     pub cpu_seconds: f64,
     /// The process's peak resident set, in KiB.
     pub peak_rss_kb: u64,
+    /// Its resident set when the hot loop first started (the input loaded),
+    /// in KiB: the peak less this is what the loop itself held.
+    #[serde(default)]
+    pub input_rss_kb: u64,
 }
 
 impl Measured {
@@ -114,6 +118,7 @@ impl Child {
             seconds: watch.wall.as_secs_f64(),
             cpu_seconds: watch.cpu,
             peak_rss_kb: peak_rss_kb(),
+            input_rss_kb: watch.input_rss_kb,
         };
         let json = serde_json::to_string(&measured).expect("figures as JSON");
         println!("{RESULT}{json}");
@@ -126,10 +131,15 @@ impl Child {
 pub struct Stopwatch {
     pub wall: Duration,
     pub cpu: f64,
+    /// The resident set when the first timed part started, in KiB.
+    pub input_rss_kb: u64,
 }
 
 impl Stopwatch {
     pub fn time<T>(&mut self, run: impl FnOnce() -> T) -> T {
+        if self.input_rss_kb == 0 {
+            self.input_rss_kb = status_kb("VmRSS:");
+        }
         let (cpu, started) = (cpu_seconds(), Instant::now());
         let out = run();
         self.wall += started.elapsed();
@@ -156,10 +166,15 @@ pub fn cpu_seconds() -> f64 {
 
 /// This process's peak resident set so far, in KiB (`VmHWM`).
 pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
+}
+
+/// A `/proc/self/status` figure in KiB.
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
@@ -239,17 +254,17 @@ pub fn write_frames<'a>(path: &Path, values: impl IntoIterator<Item = &'a [u8]>)
     out.flush().expect("write input");
 }
 
+/// The values of an input file, read a value at a time so that loading
+/// does not raise the peak RSS above the values themselves.
 pub fn read_frames(path: &Path) -> Vec<Vec<u8>> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut input = BufReader::new(file);
     let mut values = Vec::new();
-    let mut rest = bytes.as_slice();
-    while let Some((len, after)) = rest.split_first_chunk::<4>() {
-        let (value, after) = after.split_at(u32::from_le_bytes(*len) as usize);
-        values.push(value.to_vec());
-        rest = after;
+    let mut len = [0u8; 4];
+    while input.read_exact(&mut len).is_ok() {
+        let mut value = vec![0u8; u32::from_le_bytes(len) as usize];
+        input.read_exact(&mut value).expect("a whole value");
+        values.push(value);
     }
     values
 }
@@ -408,21 +423,22 @@ impl Table {
     pub fn print(&self) {
         println!("\n{}\n", self.title);
         println!(
-            "{:<38} {:>9} {:>8} {:>11} {:>8} {:>9} {:>6}  ratio",
-            "variant", "records", "seconds", "records/s", "MB/s", "peak RSS", "cores"
+            "{:<46} {:>9} {:>8} {:>11} {:>8} {:>9} {:>8} {:>6}  ratio",
+            "variant", "records", "seconds", "records/s", "MB/s", "peak RSS", "of loop", "cores"
         );
         for (variant, measured, ratio) in &self.rows {
             match measured {
                 Some(m) => println!(
-                    "{variant:<38} {:>9} {:>8.3} {:>11.0} {:>8.1} {:>6} MB {:>6.2}  {ratio}",
+                    "{variant:<46} {:>9} {:>8.3} {:>11.0} {:>8.1} {:>6} MB {:>5} MB {:>6.2}  {ratio}",
                     m.records,
                     m.seconds,
                     m.rate(),
                     m.bytes as f64 / 1e6 / m.seconds.max(1e-9),
                     m.peak_rss_kb / 1024,
+                    m.peak_rss_kb.saturating_sub(m.input_rss_kb) / 1024,
                     m.cpu_seconds / m.seconds.max(1e-9),
                 ),
-                None => println!("{variant:<38} {:>9}  (skipped: no Python virtualenv)", "-"),
+                None => println!("{variant:<46} {:>9}  (skipped: no Python virtualenv)", "-"),
             }
         }
         if !self.targets.is_empty() {

@@ -15,16 +15,22 @@ def args():
 
 
 def read_frames(path):
-    """The values of an input file: each a little-endian u32 length and bytes."""
+    """The values of an input file: each a little-endian u32 length and the
+    bytes, read a value at a time so the file is never in memory twice."""
+    values = []
     with open(path, "rb") as f:
-        data = f.read()
-    values, pos = [], 0
-    while pos < len(data):
-        (length,) = struct.unpack_from("<I", data, pos)
-        pos += 4
-        values.append(data[pos : pos + length])
-        pos += length
+        while len(head := f.read(4)) == 4:
+            values.append(f.read(struct.unpack("<I", head)[0]))
     return values
+
+
+def rss_kb():
+    """The resident set now, in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
 
 
 class Stopwatch:
@@ -33,9 +39,12 @@ class Stopwatch:
     def __init__(self):
         self.wall = 0.0
         self.cpu = 0.0
+        self.input_rss_kb = 0
         self._started = None
 
     def __enter__(self):
+        if not self.input_rss_kb:
+            self.input_rss_kb = rss_kb()
         self._started = (time.perf_counter(), time.process_time())
         return self
 
@@ -55,6 +64,7 @@ def report(records, size, outputs, watch):
         "seconds": watch.wall,
         "cpu_seconds": watch.cpu,
         "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "input_rss_kb": watch.input_rss_kb,
     }
     print("bench-result " + json.dumps(figures), flush=True)
 
@@ -90,3 +100,12 @@ class Deliveries:
     def check(self):
         if self.failed is not None:
             raise RuntimeError(f"produce failed: {self.failed}")
+
+
+def poll_batch(consumer, most, wait):
+    """Up to `most` messages: waits at most `wait` seconds for the first,
+    then takes what is already there, as Sluice's consumers poll."""
+    first = consumer.poll(wait)
+    if first is None:
+        return []
+    return [first] + consumer.consume(num_messages=most - 1, timeout=0)

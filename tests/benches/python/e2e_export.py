@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 
-from common import Stopwatch, args, consumer_config, report
+from common import Stopwatch, args, consumer_config, poll_batch, report
 
 ROW_GROUP = 64 * 1024
 SCHEMA = pa.schema(
@@ -57,7 +57,7 @@ def main():
 
         left = set(starts)
         while left:
-            for message in consumer.consume(num_messages=5000, timeout=1.0):
+            for message in poll_batch(consumer, 5000, 1.0):
                 if message.error():
                     raise RuntimeError(message.error())
                 p, offset = message.partition(), message.offset()

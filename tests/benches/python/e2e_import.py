@@ -23,7 +23,8 @@ def main():
     with watch:
         producer = Producer(producer_config(a))
         deliveries = Deliveries()
-        for name in sorted(os.listdir(folder)):
+        # As `sluice import`, which keeps its progress in `_sluice_import/`.
+        for name in sorted(n for n in os.listdir(folder) if n.endswith(".jsonl")):
             with open(os.path.join(folder, name), "rb") as f:
                 data = f.read()
             size += len(data)

@@ -11,7 +11,7 @@ import time
 
 from confluent_kafka import Consumer, Producer
 
-from common import Deliveries, Stopwatch, args, consumer_config, producer_config, report
+from common import Deliveries, Stopwatch, args, consumer_config, poll_batch, producer_config, report
 from stay_rules import category
 
 
@@ -27,7 +27,7 @@ def main():
     read = size = 0
     started = None
     while read < count:
-        messages = consumer.consume(num_messages=500, timeout=0.2)
+        messages = poll_batch(consumer, 500, 0.2)
         for message in messages:
             if message.error():
                 raise RuntimeError(message.error())
