@@ -92,7 +92,11 @@ fn main() {
     // Every record reached the variant's output topic.
     let delivered = |topic: &str| -> u64 {
         let reader = BoundedReader::from_earliest(&config, topic).expect("output topic");
-        reader.ranges().iter().map(|r| (r.end - r.start) as u64).sum()
+        reader
+            .ranges()
+            .iter()
+            .map(|r| (r.end - r.start) as u64)
+            .sum()
     };
     let worker = |name: &str, python: Option<&str>| {
         let output = new_topic(&config, "e2e-out");
@@ -106,7 +110,11 @@ fn main() {
             None => Some(run_variant(name, &args)),
         };
         if measured.is_some() {
-            assert_eq!(delivered(&output), count as u64, "{name}: every record produced");
+            assert_eq!(
+                delivered(&output),
+                count as u64,
+                "{name}: every record produced"
+            );
         }
         measured
     };
@@ -118,11 +126,19 @@ fn main() {
     let sluice = worker("enrich", None);
     let python_pipe = worker("python pipe", Some("0"));
     let python = worker("python worker", Some("1"));
-    enrich.row("pipe, no logic (GroupConsumer -> Producer)", pipe.as_ref(), None);
+    enrich.row(
+        "pipe, no logic (GroupConsumer -> Producer)",
+        pipe.as_ref(),
+        None,
+    );
     enrich.row("python pipe, no logic", python_pipe.as_ref(), None);
     enrich.row("python worker (json + rules)", python.as_ref(), None);
     let name = "sluice enrich (run_worker, stay-category)";
-    enrich.row(name, sluice.as_ref(), Some("pipe, no logic (GroupConsumer -> Producer)"));
+    enrich.row(
+        name,
+        sluice.as_ref(),
+        Some("pipe, no logic (GroupConsumer -> Producer)"),
+    );
     enrich.target_ratio(
         "sluice enrich vs pipe",
         enrich.ratio(name, "pipe, no logic (GroupConsumer -> Producer)"),
@@ -140,28 +156,48 @@ fn main() {
         "export end to end: {count} bookings -> zstd Parquet in a local folder"
     ));
     let consume = run_variant("consume", &common("-"));
-    let exported = run_variant("export", &[common("-"), vec![("out", path("sluice-out"))]].concat());
+    let exported = run_variant(
+        "export",
+        &[common("-"), vec![("out", path("sluice-out"))]].concat(),
+    );
     let python_export = run_python(
         "e2e_export.py",
         &[common("-"), vec![("out", path("python-out"))]].concat(),
     );
-    for (who, measured) in [("export", Some(&exported)), ("python", python_export.as_ref())] {
+    for (who, measured) in [
+        ("export", Some(&exported)),
+        ("python", python_export.as_ref()),
+    ] {
         if let Some(m) = measured {
             assert_eq!(m.outputs, count as u64, "{who}: every record in a file");
         }
     }
     export.row("raw consume (BoundedReader)", Some(&consume), None);
-    export.row("python exporter (confluent-kafka + pyarrow)", python_export.as_ref(), Some("raw consume (BoundedReader)"));
-    export.row("sluice export (export_topic)", Some(&exported), Some("raw consume (BoundedReader)"));
+    export.row(
+        "python exporter (confluent-kafka + pyarrow)",
+        python_export.as_ref(),
+        Some("raw consume (BoundedReader)"),
+    );
+    export.row(
+        "sluice export (export_topic)",
+        Some(&exported),
+        Some("raw consume (BoundedReader)"),
+    );
     export.target_ratio(
         "sluice export vs raw consume",
-        export.ratio("sluice export (export_topic)", "raw consume (BoundedReader)"),
+        export.ratio(
+            "sluice export (export_topic)",
+            "raw consume (BoundedReader)",
+        ),
         0.9,
         false,
     );
     export.target_ratio(
         "sluice export vs python exporter",
-        export.ratio("sluice export (export_topic)", "python exporter (confluent-kafka + pyarrow)"),
+        export.ratio(
+            "sluice export (export_topic)",
+            "python exporter (confluent-kafka + pyarrow)",
+        ),
         1.0,
         false,
     );
@@ -178,7 +214,11 @@ fn main() {
             Some(run_variant(variant, &args))
         };
         if measured.is_some() {
-            assert_eq!(delivered(&output), count as u64, "{variant}: every row produced");
+            assert_eq!(
+                delivered(&output),
+                count as u64,
+                "{variant}: every row produced"
+            );
         }
         measured
     };
@@ -186,8 +226,16 @@ fn main() {
     let imported = importer("import", false);
     let python_import = importer("python", true);
     import_table.row("raw produce (Producer::send_all)", produce.as_ref(), None);
-    import_table.row("python importer (json + confluent-kafka)", python_import.as_ref(), Some("raw produce (Producer::send_all)"));
-    import_table.row("sluice import", imported.as_ref(), Some("raw produce (Producer::send_all)"));
+    import_table.row(
+        "python importer (json + confluent-kafka)",
+        python_import.as_ref(),
+        Some("raw produce (Producer::send_all)"),
+    );
+    import_table.row(
+        "sluice import",
+        imported.as_ref(),
+        Some("raw produce (Producer::send_all)"),
+    );
     import_table.target_ratio(
         "sluice import vs raw produce",
         import_table.ratio("sluice import", "raw produce (Producer::send_all)"),
@@ -221,9 +269,13 @@ fn variant(child: &Child) {
         "pipe" => {
             let producer = Producer::new(&config).expect("producer");
             let inputs = [child.arg("input").to_owned()];
-            let mut consumer =
-                GroupConsumer::subscribe(&config, child.arg("group"), &inputs, GroupStart::Earliest)
-                    .expect("subscribe");
+            let mut consumer = GroupConsumer::subscribe(
+                &config,
+                child.arg("group"),
+                &inputs,
+                GroupStart::Earliest,
+            )
+            .expect("subscribe");
             let mut clock = FirstStep::default();
             let mut read = 0u64;
             while read < count {
@@ -384,7 +436,8 @@ impl FirstStep {
     /// records and bytes read since.
     fn finish(&self, watch: &mut Stopwatch, read: u64, bytes: u64) -> (u64, u64) {
         let (at, cpu, read_then, bytes_then) =
-            self.started.unwrap_or((Instant::now(), bench::cpu_seconds(), 0, 0));
+            self.started
+                .unwrap_or((Instant::now(), bench::cpu_seconds(), 0, 0));
         watch.wall = at.elapsed();
         watch.cpu = bench::cpu_seconds() - cpu;
         (read - read_then, bytes - bytes_then)

@@ -97,16 +97,25 @@ fn main() {
             sluice.outputs
         );
 
-        let mut table = Table::new(format!(
+        let mut table = Table::on_cpu_time(format!(
             "enrichment, join {join}: {} input records -> stay-category -> records to produce, one process each",
             sluice.records
         ));
         table.row("native Rust", Some(&native), None);
         table.row("python (json + rules)", python.as_ref(), None);
-        table.row("sluice (Enricher::process)", Some(&sluice), Some("native Rust"));
+        table.row(
+            "sluice (Enricher::process)",
+            Some(&sluice),
+            Some("native Rust"),
+        );
         let ratio = |table: &Table, peer: &str| table.ratio("sluice (Enricher::process)", peer);
         let vs_python = ratio(&table, "python (json + rules)");
-        table.target_ratio("sluice vs native Rust", ratio(&table, "native Rust"), 0.8, false);
+        table.target_ratio(
+            "sluice vs native Rust",
+            ratio(&table, "native Rust"),
+            0.8,
+            false,
+        );
         table.target_ratio("sluice vs python", vs_python, 5.0, false);
         tables.push(table);
     }
@@ -286,9 +295,8 @@ impl Native {
                 self.transform(record, &mut out);
                 continue;
             }
-            let value: Value =
-                serde_json::from_slice(record.value.as_deref().unwrap_or_default())
-                    .expect("JSON input");
+            let value: Value = serde_json::from_slice(record.value.as_deref().unwrap_or_default())
+                .expect("JSON input");
             let Value::Object(object) = value else {
                 panic!("input is an object")
             };
@@ -309,8 +317,8 @@ impl Native {
     }
 
     fn transform(&self, input: KafkaRecord, out: &mut Vec<ProduceRecord>) {
-        let value = stay_rules::enrich(input.value.as_deref().unwrap_or_default())
-            .expect("a booking");
+        let value =
+            stay_rules::enrich(input.value.as_deref().unwrap_or_default()).expect("a booking");
         let mut headers = input.headers.clone();
         headers.push(Header {
             key: header::TRANSFORM.to_owned(),

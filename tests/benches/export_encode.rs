@@ -14,8 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{
-    Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::export::{ExportOptions, PartitionFile, decode};
@@ -23,9 +22,7 @@ use sluice_host::parquet::{
     Cell, kafka_batch, kafka_schema, merged_fields, schema_with, with_value_columns,
 };
 use sluice_host::record::{Header, KafkaRecord};
-use sluice_tests::bench::{
-    self, Child, Stopwatch, Table, expedia_avro, run_python, run_variant,
-};
+use sluice_tests::bench::{self, Child, Stopwatch, Table, expedia_avro, run_python, run_variant};
 
 /// What every variant puts in the metadata columns (`export_pyarrow.py`
 /// does the same): topic `expedia`, partition 0, offsets from 0, a
@@ -62,6 +59,7 @@ fn main() {
         bench::write_frames(&path, values.iter().map(Vec::as_slice));
         path.to_str().expect("UTF-8 temp path").to_owned()
     };
+    let average = json.iter().map(Vec::len).sum::<usize>() / count.max(1);
     let json_input = input("json.frames", &json);
     let avro_input = input("avro.frames", &avro);
     drop((json, avro));
@@ -69,8 +67,8 @@ fn main() {
     std::fs::write(&schema_path, expedia_avro::schema_json()).expect("write schema");
     let out = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
 
-    let mut table = Table::new(format!(
-        "export encode: {count} records -> zstd Parquet with the metadata columns, one process each"
+    let mut table = Table::on_cpu_time(format!(
+        "export encode: {count} bookings ({average} bytes of JSON each) -> zstd Parquet with the metadata columns, one process each"
     ));
     for (format, input) in [("json", &json_input), ("avro", &avro_input)] {
         let sluice_out = out(&format!("sluice-{format}"));
@@ -104,15 +102,15 @@ fn main() {
             // A Python exporter that trusts its input to be JSON does less
             // than Sluice, which refuses (dead-letters) what is not.
             let (unchecked, _) = peer("0", "pyarrow-json-unchecked.parquet");
-            table.row(
-                "pyarrow json, values not checked",
-                unchecked.as_ref(),
-                None,
-            );
+            table.row("pyarrow json, values not checked", unchecked.as_ref(), None);
         }
         let name = format!("sluice {format}");
         table.row(&name, Some(&sluice), Some(&pyarrow_name));
-        table.target_rate(&format!("{name} records/s"), table.rate(&name), 500_000.0);
+        table.target_rate(
+            &format!("{name} records per CPU-second"),
+            table.rate(&name),
+            500_000.0,
+        );
         table.target_ratio(
             &format!("{name} vs pyarrow"),
             table.ratio(&name, &pyarrow_name),
@@ -213,7 +211,14 @@ fn only_file(dir: &Path) -> std::path::PathBuf {
 /// same offset, timestamp, key and value (JSON-equal), and for Avro the
 /// same typed columns. Returns the row count.
 fn assert_same_rows(ours: &Path, theirs: &Path, typed: bool) -> usize {
-    let mut columns = vec!["topic", "offset", "kafka_offset", "timestamp", "key", "value"];
+    let mut columns = vec![
+        "topic",
+        "offset",
+        "kafka_offset",
+        "timestamp",
+        "key",
+        "value",
+    ];
     if typed {
         columns.extend(["id", "srch_ci", "srch_co", "hotel_id"]);
     }

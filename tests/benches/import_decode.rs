@@ -55,7 +55,7 @@ fn main() {
     let stride = bench::check_stride(rows);
     let path = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
 
-    let mut table = Table::new(format!(
+    let mut table = Table::on_cpu_time(format!(
         "import decode: {rows} rows in {files} files -> records to produce, one process each"
     ));
     for format in ["jsonl", "avro", "parquet"] {
@@ -114,7 +114,11 @@ fn variant(child: &Child) {
     let files: Vec<(String, Bytes)> = paths
         .iter()
         .map(|p| {
-            let name = p.file_name().expect("file name").to_string_lossy().into_owned();
+            let name = p
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
             (name, Bytes::from(std::fs::read(p).expect("read file")))
         })
         .collect();

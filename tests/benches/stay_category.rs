@@ -32,6 +32,7 @@ fn main() {
     let input = dir.path().join("bookings.frames");
     bench::write_frames(&input, values.iter().map(Vec::as_slice));
     let empty = dir.path().join("empty.frames");
+    let cache = dir.path().join("artifacts");
     bench::write_frames(&empty, values.iter().map(|_| b"{}".as_slice()));
 
     // Native and WebAssembly, epoch interruption on and off, agree on
@@ -42,7 +43,7 @@ fn main() {
         .map(|r| stay_rules::enrich(r.value.as_deref().unwrap_or_default()).expect("native"))
         .collect();
     for epoch in [true, false] {
-        let wasm: Vec<Vec<u8>> = transformer(epoch)
+        let wasm: Vec<Vec<u8>> = transformer(epoch, &cache)
             .process(&sample)
             .into_iter()
             .map(|o| match o {
@@ -55,10 +56,7 @@ fn main() {
             "native and WebAssembly (epoch interruption {epoch}) disagree"
         );
     }
-    eprintln!(
-        "native and WebAssembly agree on {} records",
-        sample.len()
-    );
+    eprintln!("native and WebAssembly agree on {} records", sample.len());
     drop((values, sample));
 
     let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
@@ -69,10 +67,11 @@ fn main() {
                 ("input", path(input)),
                 ("batch", batch.to_string()),
                 ("epoch", epoch.to_owned()),
+                ("cache", path(&cache)),
             ],
         )
     };
-    let mut table = Table::new(format!(
+    let mut table = Table::on_cpu_time(format!(
         "stay-category over {count} records, native vs WebAssembly, one process each"
     ));
     let native = run(&input, "native", 0, "-");
@@ -87,17 +86,21 @@ fn main() {
     let native_empty = run(&empty, "native", 0, "-");
     let wasm_empty = run(&empty, "wasm", 1_000, "on");
     table.row_time_vs("native Rust, {}", &native_empty, "native Rust");
-    table.row_time_vs("wasm, batches of 1000, epoch on, {}", &wasm_empty, "native Rust");
+    table.row_time_vs(
+        "wasm, batches of 1000, epoch on, {}",
+        &wasm_empty,
+        "native Rust",
+    );
     for batch in &BATCHES[1..] {
         let name = wasm_row(*batch, "on");
         let time_ratio = table.ratio("native Rust", &name);
         table.target_ratio(&format!("{name} time vs native"), time_ratio, 1.3, true);
     }
     table.print();
-    let per_record = |m: &Measured| m.seconds * 1e6 / m.records as f64;
+    let per_record = |m: &Measured| m.cpu_seconds * 1e6 / m.records as f64;
     println!(
-        "\nthe boundary alone ({{}} values, batches of 1,000): {:.3} µs per record; \
-         stay-category's native work: {:.3} µs per record",
+        "\nthe boundary alone ({{}} values, batches of 1,000): {:.3} CPU-µs per record; \
+         stay-category's native work: {:.3} CPU-µs per record",
         per_record(&wasm_empty) - per_record(&native_empty),
         per_record(&native),
     );
@@ -120,10 +123,11 @@ fn records(values: &[Vec<u8>]) -> Vec<KafkaRecord> {
 }
 
 /// A transformer of its own runtime: epoch interruption is an engine-wide
-/// setting.
-fn transformer(epoch_interruption: bool) -> Transformer {
+/// setting. The component is compiled once per setting and the run's processes
+/// load it from `cache` (the cache key tells the two settings apart).
+fn transformer(epoch_interruption: bool, cache: &Path) -> Transformer {
     let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: None,
+        cache_dir: Some(cache.to_owned()),
         epoch_interruption,
         ..RuntimeConfig::default()
     })
@@ -158,7 +162,7 @@ fn variant(child: &Child) {
             std::hint::black_box(produced);
         }),
         "wasm" => {
-            let mut transformer = transformer(child.arg("epoch") == "on");
+            let mut transformer = transformer(child.arg("epoch") == "on", &child.path("cache"));
             // The first call instantiates the component: not what is measured.
             transformer.process(&records[..1]);
             watch.time(|| {
@@ -169,5 +173,10 @@ fn variant(child: &Child) {
         }
         other => panic!("no variant {other}"),
     }
-    child.report(records.len() as u64, bytes as u64, records.len() as u64, &watch);
+    child.report(
+        records.len() as u64,
+        bytes as u64,
+        records.len() as u64,
+        &watch,
+    );
 }
