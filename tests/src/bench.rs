@@ -218,7 +218,8 @@ pub fn run_python(script: &str, args: &[(&str, String)]) -> Option<Measured> {
         .join("benches/python")
         .join(script);
     let mut command = Command::new(python);
-    command.arg(path);
+    // No `__pycache__` left in the source tree.
+    command.env("PYTHONDONTWRITEBYTECODE", "1").arg(path);
     for (key, value) in args {
         command.arg(format!("{key}={value}"));
     }
