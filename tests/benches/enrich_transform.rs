@@ -192,7 +192,7 @@ fn variant(child: &Child) {
     let mut outputs = 0u64;
     let mut write = |produced: &[ProduceRecord]| {
         for record in produced {
-            if outputs % stride as u64 == 0 {
+            if outputs.is_multiple_of(stride as u64) {
                 check.line(&check_line(record));
                 exact.line(&hex::encode(digest(record)));
             }
@@ -271,12 +271,16 @@ fn digest(record: &ProduceRecord) -> [u8; 32] {
     hash.finalize().into()
 }
 
+/// A join member: the record and its parsed value.
+type Part = (KafkaRecord, Map<String, Value>);
+
 /// The same pipeline written by hand in Rust: the stay rules called
 /// directly, the join kept in a map, the same headers.
 struct Native {
     stage: String,
     join: bool,
-    pending: HashMap<String, [Option<(KafkaRecord, Map<String, Value>)>; 2]>,
+    /// Per waiting id, its booking and its hotel record.
+    pending: HashMap<String, [Option<Part>; 2]>,
 }
 
 impl Native {
@@ -339,7 +343,7 @@ impl Native {
 /// Seed 002's merge: top-level fields in input order, later inputs
 /// winning, `content` objects merged field by field; the record stands as
 /// the last member, with every member named in a header.
-fn merge(parts: Vec<(KafkaRecord, Map<String, Value>)>) -> KafkaRecord {
+fn merge(parts: Vec<Part>) -> KafkaRecord {
     let members: Vec<String> = parts
         .iter()
         .map(|(r, _)| format!("{}/{}/{}", r.topic, r.partition, r.offset))

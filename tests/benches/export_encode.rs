@@ -253,7 +253,7 @@ fn sampled_rows(path: &Path, columns: &[&str]) -> Sampled {
     for batch in reader {
         let batch = batch.expect("readable rows");
         for row in 0..batch.num_rows() {
-            if (at + row) % stride == 0 {
+            if (at + row).is_multiple_of(stride) {
                 let cells = columns.iter().map(|c| text(&batch, c, row)).collect();
                 sampled.push((at + row, cells));
             }

@@ -153,7 +153,7 @@ fn variant(child: &Child) {
                 break;
             }
             for record in &chunk {
-                if records % stride == 0 {
+                if records.is_multiple_of(stride) {
                     check.line(&format!(
                         "{}\t{}",
                         String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()),

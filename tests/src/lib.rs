@@ -486,7 +486,7 @@ impl PrivateBroker {
     }
 
     pub fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(&format!("127.0.0.1:{}", self.port))
+        KafkaConfig::new(format!("127.0.0.1:{}", self.port))
     }
 
     /// Kills the broker (SIGKILL, as a crash would) and waits for it to exit.
