@@ -13,6 +13,11 @@ TANSU_VERSION=0.6.0
 AZURITE_VERSION=3.35.0
 # The Lambda Runtime API emulator (`cargo lambda watch`) the Lambda test runs under.
 CARGO_LAMBDA_VERSION=1.9.2
+# Builds the Python guests (guests/python) into components. 0.25.1 bundles
+# CPython 3.14 and targets WASI 0.2.x, which wasmtime-wasi 48 provides.
+COMPONENTIZE_PY_VERSION=0.25.1
+# Builds the JavaScript guests (guests/js); from npm, engine included.
+COMPONENTIZE_JS_VERSION=0.23.0
 # scripts/check-infra.sh: the Terraform parser and the static scan, each in
 # its own virtualenv (checkov pins its own fork of the same `hcl2` module).
 PYTHON_HCL2_VERSION=8.1.4
@@ -27,7 +32,7 @@ CRAMJAM_VERSION=2.14.0
 CONFLUENT_KAFKA_VERSION=2.16.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
-# python3-venv: cargo-lambda comes from PyPI into its own virtualenv.
+# python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
 APT_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev chromium
   python3-venv)
 
@@ -139,6 +144,42 @@ ensure_cargo_lambda() {
   cargo_lambda_ok || die "cargo-lambda $CARGO_LAMBDA_VERSION not found after pip install"
 }
 
+componentize_py_ok() {
+  local bin="$SLUICE_CACHE/componentize-py/bin/componentize-py"
+  [[ -x "$bin" ]] && "$bin" --version 2>/dev/null | grep -qwF "$COMPONENTIZE_PY_VERSION"
+}
+
+ensure_componentize_py() {
+  if componentize_py_ok; then
+    return
+  fi
+  log "installing componentize-py $COMPONENTIZE_PY_VERSION into $SLUICE_CACHE/componentize-py"
+  rm -rf "$SLUICE_CACHE/componentize-py"
+  python3 -m venv "$SLUICE_CACHE/componentize-py" >&2
+  "$SLUICE_CACHE/componentize-py/bin/pip" install --quiet --disable-pip-version-check \
+    "componentize-py==$COMPONENTIZE_PY_VERSION" >&2
+  componentize_py_ok || die "componentize-py $COMPONENTIZE_PY_VERSION not found after pip install"
+}
+
+componentize_js_ok() {
+  local manifest="$SLUICE_CACHE/componentize-js/node_modules/@bytecodealliance/componentize-js/package.json"
+  [[ -f "$manifest" ]] &&
+    node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
+      "$manifest" "$COMPONENTIZE_JS_VERSION"
+}
+
+ensure_componentize_js() {
+  if componentize_js_ok; then
+    return
+  fi
+  log "installing componentize-js $COMPONENTIZE_JS_VERSION into $SLUICE_CACHE/componentize-js"
+  mkdir -p "$SLUICE_CACHE/componentize-js"
+  npm install --prefix "$SLUICE_CACHE/componentize-js" \
+    "@bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION" \
+    --no-audit --no-fund --loglevel=error >&2
+  componentize_js_ok || die "componentize-js $COMPONENTIZE_JS_VERSION not found after npm install"
+}
+
 # pip_version VENV PACKAGE: the version of PACKAGE installed in VENV, if any.
 pip_version() {
   "$1/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' \
@@ -222,6 +263,8 @@ main() {
   ensure_tansu
   ensure_azurite
   ensure_cargo_lambda
+  ensure_componentize_py
+  ensure_componentize_js
   ensure_infra_tools
   ensure_python_tools
 }

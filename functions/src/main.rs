@@ -1,10 +1,12 @@
 //! `sluice`: the command line. Each subcommand is a thin adapter over
 //! `sluice-host`; the serverless entry points reuse the same calls.
 
+mod app;
 mod cli;
-mod fetch;
 mod handler;
 mod logging;
+mod metrics;
+mod render;
 mod transforms;
 
 use clap::Parser;

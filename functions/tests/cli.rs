@@ -351,3 +351,37 @@ fn gen_rate_limits_how_fast_records_are_produced() {
     let records = sluice_tests::read_all(&sluice_tests::broker(), &topic);
     assert_eq!(records.len(), 300);
 }
+
+/// The first command a newcomer runs: the stay table, the export's files,
+/// how to open the pages; and a clean log (no ERROR or WARN line, no
+/// colour codes when stderr is not a terminal).
+#[test]
+fn the_demo_shows_the_main_job_with_a_clean_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["demo", "--records", "300", "--out"])
+        .arg(dir.path().join("out"))
+        .env(
+            "SLUICE_KAFKA_BROKERS",
+            sluice_tests::broker().bootstrap_servers,
+        )
+        .env("SLUICE_TRANSFORMS_DIR", sluice_tests::guests_dir())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Short stay"), "{stdout}");
+    assert_eq!(stdout.matches(".parquet (").count(), 3, "{stdout}");
+    assert!(stdout.contains("/topology"), "{stdout}");
+    for line in stderr.lines() {
+        assert!(
+            !line.contains(" ERROR ") && !line.contains(" WARN "),
+            "a successful demo logged: {line}"
+        );
+    }
+    assert!(!stderr.contains('\u{1b}'), "colour codes in a captured log");
+}

@@ -4,13 +4,10 @@
 //! upload and the commit). Afterwards the union of every stored file, data
 //! rows and dead letters together, holds every record exactly once.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use arrow_array::{Array, Int32Array, Int64Array};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::json;
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_tests::{broker, fresh_topic, read_all};
@@ -61,52 +58,6 @@ fn export_once(dir: &Path, out: &Path, crash: Crash, round: usize) -> Ended {
     } else {
         Ended::Failed
     }
-}
-
-/// (partition, offset) of every record stored under `out`: data rows from
-/// the Parquet files, and dead letters; with how often each appears.
-fn stored(out: &Path) -> BTreeMap<(i32, i64), usize> {
-    let mut seen = BTreeMap::new();
-    let mut stack = vec![out.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let name = path.to_string_lossy().into_owned();
-            if path.is_dir() {
-                if !name.ends_with(".staging") {
-                    stack.push(path);
-                }
-            } else if name.ends_with(".parquet") {
-                let file = std::fs::File::open(&path).unwrap();
-                for batch in ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap()
-                {
-                    let batch = batch.unwrap();
-                    let partitions = batch.column_by_name("partition").unwrap();
-                    let partitions = partitions.as_any().downcast_ref::<Int32Array>().unwrap();
-                    let offsets = batch.column_by_name("kafka_offset").unwrap();
-                    let offsets = offsets.as_any().downcast_ref::<Int64Array>().unwrap();
-                    for i in 0..batch.num_rows() {
-                        *seen
-                            .entry((partitions.value(i), offsets.value(i)))
-                            .or_insert(0) += 1;
-                    }
-                }
-            } else if name.ends_with(".jsonl") {
-                for line in std::fs::read_to_string(&path).unwrap().lines() {
-                    let dead: serde_json::Value = serde_json::from_str(line).unwrap();
-                    let at = (
-                        dead["partition"].as_i64().unwrap() as i32,
-                        dead["offset"].as_i64().unwrap(),
-                    );
-                    *seen.entry(at).or_insert(0) += 1;
-                }
-            }
-        }
-    }
-    seen
 }
 
 /// A small deterministic generator, seeded from the clock (the seed is
@@ -206,7 +157,7 @@ fn crashes_at_any_point_store_every_record_exactly_once() {
         dir.keep().display()
     );
 
-    let seen = stored(&out);
+    let seen = sluice_tests::stored::stored_offsets(&out, true);
     let in_topic: Vec<(i32, i64)> = read_all(&config, &topic)
         .iter()
         .map(|r| (r.partition, r.offset))

@@ -2,7 +2,9 @@
 //!
 //! A record's path through this crate follows the module names:
 //! [`kafka`] reads and produces, [`runtime`] runs WebAssembly transforms over
-//! batches of records, [`parquet`] writes columnar files.
+//! batches of records, [`table`] lays records out as Arrow tables for
+//! Parquet files, [`export`], [`fetch`] and [`enrich`] are the capabilities
+//! the adapters call.
 
 pub mod codec;
 pub mod config;
@@ -10,15 +12,17 @@ pub mod config;
 pub mod crash;
 pub mod enrich;
 pub mod export;
+pub mod fetch;
 pub mod generate;
 pub mod import;
 pub mod io;
 pub mod kafka;
-pub mod parquet;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod storage;
+pub mod table;
 pub mod topology;
 pub mod transforms;

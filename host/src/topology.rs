@@ -1,6 +1,6 @@
 //! The graph of what reads and writes which topic: enrichment pipelines and
-//! scheduled exports as workers, topics as the nodes between them (seed
-//! 002's workers visualizer). Each node gets a layer, its distance from the
+//! scheduled exports as workers, topics as the nodes between them (the ETL
+//! workers' visualizer). Each node gets a layer, its distance from the
 //! sources, so a page can draw the flow left to right; and what looks wrong
 //! (loops, a group shared by unrelated workers) is reported as warnings.
 

@@ -13,6 +13,7 @@ use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 pub mod arbitrary;
 pub mod bench;
 pub mod http;
+pub mod stored;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
 /// `<target>/wasm32-wasip2/guest` next to this test binary's target folder.
@@ -83,7 +84,7 @@ pub fn fresh_topic(prefix: &str) -> String {
     )
 }
 
-/// Seed 001's categories computed a second, independent way: counting the
+/// The expedia stay categories computed a second, independent way: counting the
 /// days one by one with the calendar rules, to check the guests against.
 pub mod independent {
     use serde_json::Value;
@@ -206,18 +207,19 @@ pub mod azurite {
     }
 }
 
-/// Produces `values` to one partition of `topic`, acknowledged on return.
-pub fn produce_to(config: &KafkaConfig, topic: &str, partition: i32, values: &[String]) {
+/// Produces `values` (text or bytes) to one partition of `topic`,
+/// acknowledged on return.
+pub fn produce_to<V: AsRef<[u8]>>(config: &KafkaConfig, topic: &str, partition: i32, values: &[V]) {
     produce_stamped(config, topic, partition, values, |_| None);
 }
 
 /// As [`produce_to`], each record with the event time `timestamp(i)` gives
 /// its `i`-th value (ms since the Unix epoch; `None`: the time it is sent).
-pub fn produce_stamped(
+pub fn produce_stamped<V: AsRef<[u8]>>(
     config: &KafkaConfig,
     topic: &str,
     partition: i32,
-    values: &[String],
+    values: &[V],
     timestamp: impl Fn(usize) -> Option<i64>,
 ) {
     let records: Vec<sluice_host::kafka::ProduceRecord> = values
@@ -228,7 +230,7 @@ pub fn produce_stamped(
             topic: topic.to_owned(),
             partition: Some(partition),
             key: None,
-            value: Some(v.as_bytes().to_vec()),
+            value: Some(v.as_ref().to_vec()),
             headers: Vec::new(),
         })
         .collect();
@@ -511,7 +513,13 @@ impl PrivateBroker {
             .open(self.dir.path().join("tansu.log"))
             .expect("the broker's log");
         let child = std::process::Command::new(tansu)
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
             .args(["--storage-engine", "sqlite://tansu.db"])
             .current_dir(self.dir.path())
             .env("RUST_LOG", "warn")
@@ -537,4 +545,41 @@ impl Drop for PrivateBroker {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The Python of the project's tool virtualenv (`scripts/setup.sh` makes
+/// it: pyarrow, fastavro, confluent-kafka, prometheus-client), or `None`
+/// when it is not there.
+pub fn python_tools() -> Option<PathBuf> {
+    let cache = std::env::var_os("SLUICE_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice")))?;
+    let python = cache.join("pytools/bin/python");
+    python.is_file().then_some(python)
+}
+
+/// Samples of a Prometheus text exposition, parsed by the official Python
+/// client's parser: `(name, labels, value)`.
+pub fn parse_prometheus(text: &str) -> Vec<(String, HashMap<String, String>, f64)> {
+    use std::io::Write;
+    let python = python_tools().expect("the tool virtualenv (scripts/setup.sh python-tools)");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("python/parse_metrics.py");
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the parser");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write the exposition");
+    let output = child.wait_with_output().expect("the parser's output");
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused:\n{text}"
+    );
+    serde_json::from_slice(&output.stdout).expect("samples as JSON")
 }

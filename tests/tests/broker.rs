@@ -11,10 +11,10 @@ use sluice_host::generate::{ExpediaGenerator, StayMix};
 use sluice_host::kafka::{
     BoundedReader, KafkaConfig, KafkaError, ProduceRecord, Producer, ensure_topic,
 };
-use sluice_host::parquet::write_json_records;
 use sluice_host::pipeline::{Routing, TopicRun, aggregate_topic, header, transform_topic};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::runtime::Limits;
+use sluice_host::table::write_json_records;
 use sluice_tests::{broker, fresh_topic, header_text, independent, read_all, transform};
 
 fn produce(config: &KafkaConfig, topic: &str, values: &[Option<Vec<u8>>]) {

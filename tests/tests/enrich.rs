@@ -91,9 +91,7 @@ fn spread(config: &KafkaConfig, topic: &str, values: &[Value], partitions: i32, 
             .filter(|(i, _)| *i as i32 % partitions == p)
             .map(|(i, v)| (i, v.to_string()))
             .unzip();
-        sluice_tests::produce_stamped(config, topic, p, &part, |k| {
-            Some(at + indexes[k] as i64)
-        });
+        sluice_tests::produce_stamped(config, topic, p, &part, |k| Some(at + indexes[k] as i64));
     }
 }
 
@@ -175,7 +173,7 @@ fn produce_join_inputs(config: &KafkaConfig, topics: &Topics, complete: usize, t
     spread(config, &topics.inputs[1], &second, 2, at);
 }
 
-/// Seed 002's language worker: posts and their authors joined by id, then
+/// The ETL workers' language worker: posts and their authors joined by id, then
 /// the language-detect guest sets `content.language`.
 #[test]
 fn a_two_topic_join_merges_each_id_once_all_inputs_arrived() {
@@ -326,8 +324,11 @@ fn on_timeout_emit_partial_transforms_what_arrived() {
     }
 }
 
-#[test]
-fn poison_records_are_dead_lettered_while_the_rest_flows() {
+/// Poison records through `guest` (misbehave or its Python port): each bad
+/// one dead-lettered with what went wrong, the rest produced in order. A
+/// Python guest is also asked to raise, with the exception line expected
+/// as the reason.
+fn poison_records_are_dead_lettered_while_the_rest_flows(guest: &str, raises: Option<&str>) {
     let config = broker();
     let topics = topics(1, 1);
     let mut values: Vec<String> = (0..30).map(|i| json!({"i": i}).to_string()).collect();
@@ -336,10 +337,15 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
     values[20] = json!({"do": "loop"}).to_string();
     values[25] = json!({"do": "fail", "reason": "no hotel"}).to_string();
     values[3] = json!({"do": "metadata", "i": 3}).to_string();
+    let mut poisoned = vec![5, 12, 20, 25];
+    if raises.is_some() {
+        values[7] = json!({"do": "raise"}).to_string();
+        poisoned.push(7);
+    }
     produce_to(&config, &topics.inputs[0], 0, &values);
     let pipeline = definition(
         &topics,
-        "misbehave",
+        guest,
         json!({"limits": {"deadline_ms": 300}, "batch_size": 10,
                "metadata": {"team": "search"}}),
     );
@@ -348,7 +354,7 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
     let stats = worker.stop();
     assert_eq!(
         (stats.read, stats.produced, stats.dead_lettered),
-        (30, 26, 4)
+        (30, 30 - poisoned.len() as u64, poisoned.len() as u64)
     );
 
     let out: Vec<Value> = read_all(&config, &topics.output)
@@ -361,7 +367,7 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
         "the guest sees the metadata"
     );
     let out: Vec<i64> = out.iter().map(|v| v["i"].as_i64().unwrap_or(3)).collect();
-    let expected: Vec<i64> = (0..30).filter(|i| ![5, 12, 20, 25].contains(i)).collect();
+    let expected: Vec<i64> = (0..30).filter(|i| !poisoned.contains(i)).collect();
     assert_eq!(out, expected, "the rest flows, in order");
 
     let dead: HashMap<i64, KafkaRecord> = read_all(&config, &topics.dead_letter)
@@ -378,10 +384,27 @@ fn poison_records_are_dead_lettered_while_the_rest_flows() {
     assert_eq!(kind(20), "deadline");
     assert_eq!(kind(25), "rejected");
     assert_eq!(reason(25), "no hotel");
+    if let Some(raised) = raises {
+        assert_eq!(kind(7), "rejected");
+        assert_eq!(reason(7), raised, "the traceback's last line");
+    }
     for record in dead.values() {
-        assert!(header_text(record, header::TRANSFORM).starts_with("misbehave@"));
+        assert!(header_text(record, header::TRANSFORM).starts_with(&format!("{guest}@")));
         assert_eq!(header_text(record, header::SOURCE_PARTITION), "0");
     }
+}
+
+#[test]
+fn poison_records_are_dead_lettered_while_the_rest_flows_rust() {
+    poison_records_are_dead_lettered_while_the_rest_flows("misbehave", None);
+}
+
+#[test]
+fn poison_records_are_dead_lettered_while_the_rest_flows_python() {
+    poison_records_are_dead_lettered_while_the_rest_flows(
+        "misbehave-py",
+        Some("ValueError: asked to raise at offset 7"),
+    );
 }
 
 /// W3C Trace Context goes on through a pipeline: an output continues its
@@ -513,7 +536,10 @@ fn a_second_worker_joining_mid_join_loses_no_waiting_record() {
     let pipeline = join_definition(&topics, "dead_letter", 60_000);
     let one = Worker::start(&pipeline);
     std::thread::sleep(Duration::from_secs(4));
-    assert!(read_all(&config, &topics.output).is_empty(), "still waiting");
+    assert!(
+        read_all(&config, &topics.output).is_empty(),
+        "still waiting"
+    );
     let two = Worker::start(&pipeline);
     // tansu completes a join after about half the session timeout (10 s).
     std::thread::sleep(Duration::from_secs(7));
@@ -539,9 +565,15 @@ fn cooperative_rebalancing_is_refused_with_the_reason() {
     let mut enricher = Enricher::new(pipeline, &transform("misbehave")).unwrap();
     let config = broker().with("partition.assignment.strategy", "cooperative-sticky");
     let stop = std::sync::atomic::AtomicBool::new(true);
-    let error = run_worker(&config, &mut enricher, WorkerOptions::default(), &stop, |_, _| {})
-        .unwrap_err()
-        .to_string();
+    let error = run_worker(
+        &config,
+        &mut enricher,
+        WorkerOptions::default(),
+        &stop,
+        |_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         error.contains("cooperative-sticky") && error.contains("range"),
         "{error}"

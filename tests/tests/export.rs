@@ -19,20 +19,7 @@ fn json_values(from: usize, to: usize) -> Vec<String> {
 }
 
 fn files(root: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found.sort();
-    found
+    sluice_tests::stored::files_under(root)
 }
 
 fn int64(batch: &RecordBatch, column: &str) -> Vec<i64> {
@@ -305,7 +292,6 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     use apache_avro::types::Value as Avro;
     use arrow_array::{Array, Int64Array};
     use sluice_host::codec::SchemaRegistry;
-    use sluice_host::kafka::{ProduceRecord, Producer};
     use sluice_tests::schema_registry::{confluent_avro, start_with_subjects};
 
     let v1 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
@@ -348,18 +334,7 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
 
     let config = broker();
     ensure_topic(&config, &topic, 1).unwrap();
-    let records: Vec<ProduceRecord> = values
-        .into_iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &values);
 
     let root = tempfile::tempdir().unwrap();
     let storage = local(root.path());

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow_array::{Array, Int32Array, Int64Array, StringArray};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sluice_host::export::{ExportOptions, TopicReport, dead_letter_key, export_topic};
 use sluice_host::kafka::{BoundedReader, KafkaConfig, ensure_topic};
 use sluice_host::storage::{AzureCredentials, Storage};
@@ -41,58 +40,16 @@ fn export(
     .unwrap()
 }
 
-/// Every Parquet file under `root` (staging excluded): how many times each
-/// (partition, Kafka offset) appears, and the files' names.
+/// Every data file under `root` (the export's files, not its dead
+/// letters or staging): how many times each (partition, Kafka offset)
+/// appears, and the files' names.
 fn stored_rows(root: &Path) -> (BTreeMap<(i32, i64), usize>, Vec<String>) {
-    let mut rows = BTreeMap::new();
-    let mut names = Vec::new();
-    for path in walk(root) {
-        let name = path
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        if !name.ends_with(".parquet") || name.starts_with('.') || name.starts_with('_') {
-            continue;
-        }
-        names.push(name);
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let column = |name: &str| batch.column_by_name(name).unwrap().clone();
-            let partitions = column("partition");
-            let partitions = partitions.as_any().downcast_ref::<Int32Array>().unwrap();
-            let offsets = column("kafka_offset");
-            let offsets = offsets.as_any().downcast_ref::<Int64Array>().unwrap();
-            for i in 0..batch.num_rows() {
-                *rows
-                    .entry((partitions.value(i), offsets.value(i)))
-                    .or_insert(0) += 1;
-            }
-        }
-    }
-    names.sort();
-    (rows, names)
-}
-
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push(path);
-            }
-        }
-    }
-    found
+    let names = sluice_tests::stored::files_under(root)
+        .iter()
+        .map(|p| p.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet") && !n.starts_with('_'))
+        .collect();
+    (sluice_tests::stored::stored_offsets(root, false), names)
 }
 
 /// Each of `0..count` of partition 0 exactly once.
@@ -336,23 +293,11 @@ fn dead_letters_stored_without_their_data_file_are_removed_and_written_again_onc
 
 #[test]
 fn bytes_that_are_not_utf8_inside_a_json_value_are_dead_lettered_not_blanked() {
-    use sluice_host::kafka::{ProduceRecord, Producer};
     let config = broker();
     let topic = fresh_topic("eo-utf8");
     ensure_topic(&config, &topic, 1).unwrap();
     let bad: &[u8] = b"{\"a\": \"\xff\xfe\"}";
-    let records: Vec<ProduceRecord> = [br#"{"a": "ok"}"#.as_slice(), bad]
-        .iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v.to_vec()),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &[br#"{"a": "ok"}"#.as_slice(), bad]);
     let root = tempfile::tempdir().unwrap();
     let report = export(
         &config,
@@ -383,7 +328,6 @@ fn avro_topic(
     subject_ids: Vec<u32>,
     values: Vec<Vec<u8>>,
 ) -> (String, sluice_tests::schema_registry::TestRegistry) {
-    use sluice_host::kafka::{ProduceRecord, Producer};
     let topic = fresh_topic(prefix);
     let registry = sluice_tests::schema_registry::start_with_subjects(
         schemas,
@@ -391,18 +335,7 @@ fn avro_topic(
     );
     let config = broker();
     ensure_topic(&config, &topic, 1).unwrap();
-    let records: Vec<ProduceRecord> = values
-        .into_iter()
-        .map(|v| ProduceRecord {
-            timestamp: None,
-            topic: topic.clone(),
-            partition: Some(0),
-            key: None,
-            value: Some(v),
-            headers: Vec::new(),
-        })
-        .collect();
-    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    produce_to(&config, &topic, 0, &values);
     (topic, registry)
 }
 
@@ -527,4 +460,82 @@ fn the_aggregator_sees_exactly_the_records_the_files_keep_decoded() {
         total, 200,
         "every decoded booking once, the bad frame never"
     );
+}
+
+/// Kafka topic names often hold dots (`orders.eu`, `expedia_ext.2026`):
+/// each partition still gets its own staging file and its own stored file.
+#[test]
+fn a_topic_name_with_dots_gets_one_file_per_partition() {
+    let config = broker();
+    let topic = format!("eo.dotted.{}", fresh_topic("t"));
+    ensure_topic(&config, &topic, 3).unwrap();
+    for partition in 0..3 {
+        let mut rows = values(0, 5);
+        rows[2] = "not json".into();
+        produce_to(&config, &topic, partition, &rows);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let report = export(
+        &config,
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({}),
+        &local(root.path()),
+        &ExportOptions::new("run"),
+    );
+    assert_eq!(
+        (report.records, report.dead_lettered, report.files.len()),
+        (15, 3, 3)
+    );
+    let (rows, names) = stored_rows(root.path());
+    assert_eq!(rows.len(), 12);
+    assert_eq!(
+        names,
+        (0..3)
+            .map(|p| format!("topic={topic}/partition={p}/{topic}+{p}+0-4.parquet"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(report.dead_letter_files().count(), 3);
+}
+
+/// Many partitions, each with an open file: the row groups they hold in
+/// memory together stay within the budget (the largest are written out),
+/// and nothing is lost or repeated on the way.
+#[test]
+fn open_files_write_their_row_groups_out_within_a_memory_budget() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let config = broker();
+    let topic = fresh_topic("eo-budget");
+    ensure_topic(&config, &topic, 8).unwrap();
+    let padding = "x".repeat(400);
+    let rows: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"i":{i},"pad":"{padding}"}}"#))
+        .collect();
+    for partition in 0..8 {
+        produce_to(&config, &topic, partition, &rows);
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mut options = ExportOptions::new("run");
+    options.memory_budget = 64 << 10;
+    options.batch_size = 100;
+    let report = export(
+        &config,
+        &topic,
+        &fresh_topic("g"),
+        serde_json::json!({}),
+        &local(root.path()),
+        &options,
+    );
+    assert_eq!((report.records, report.files.len()), (2400, 8));
+    let mut groups = 0;
+    for file in &report.files {
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(root.path().join(&file.key)).unwrap())
+                .unwrap();
+        groups += reader.metadata().num_row_groups();
+    }
+    assert!(groups > 8, "row groups were written out early: {groups}");
+    let (stored, _) = stored_rows(root.path());
+    assert_eq!(stored.len(), 2400);
+    assert!(stored.values().all(|n| *n == 1));
 }

@@ -1,4 +1,6 @@
 //! The real guest components, run in the real runtime (no broker needed).
+//! Tests of behaviour a transform shares with its ports run once per
+//! implementation (the `rust`, `python` and `javascript` modules at the end).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -35,8 +37,8 @@ fn aggregate(name: &str, values: &[Value], batch: usize) -> Vec<Value> {
         .collect()
 }
 
-fn categorise(values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
-    let mut transformer = transform("stay-category")
+fn categorise(guest: &str, values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
+    let mut transformer = transform(guest)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     transformer
@@ -59,8 +61,7 @@ fn stay(ci: Value, co: Value) -> Vec<u8> {
         .into_bytes()
 }
 
-#[test]
-fn stay_category_rules_at_every_boundary() {
+fn stay_category_rules_at_every_boundary(guest: &str) {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
             stay("2017-08-13".into(), "2017-08-13".into()),
@@ -112,7 +113,7 @@ fn stay_category_rules_at_every_boundary() {
         ),
     ];
     let values: Vec<Vec<u8>> = cases.iter().map(|(v, _)| v.clone()).collect();
-    let outcomes = categorise(&values);
+    let outcomes = categorise(guest, &values);
     for ((input, expected), outcome) in cases.iter().zip(outcomes) {
         let output =
             outcome.unwrap_or_else(|e| panic!("{} failed: {e}", String::from_utf8_lossy(input)));
@@ -133,8 +134,7 @@ fn stay_category_rules_at_every_boundary() {
     }
 }
 
-#[test]
-fn values_that_are_not_objects_fail_alone() {
+fn values_that_are_not_objects_fail_alone(guest: &str) {
     let values = vec![
         b"not json".to_vec(),
         b"[1, 2]".to_vec(),
@@ -142,7 +142,7 @@ fn values_that_are_not_objects_fail_alone() {
         stay("2017-08-13".into(), "2017-08-15".into()),
         b"{\"srch_ci\": ".to_vec(),
     ];
-    let outcomes = categorise(&values);
+    let outcomes = categorise(guest, &values);
     assert!(outcomes[0].as_ref().unwrap_err().contains("not valid JSON"));
     assert!(outcomes[1].as_ref().unwrap_err().contains("not an object"));
     assert!(outcomes[2].as_ref().unwrap_err().contains("not an object"));
@@ -150,9 +150,8 @@ fn values_that_are_not_objects_fail_alone() {
     assert!(outcomes[4].as_ref().unwrap_err().contains("not valid JSON"));
 }
 
-#[test]
-fn a_tombstone_fails_with_a_reason() {
-    let mut transformer = transform("stay-category")
+fn a_tombstone_fails_with_a_reason(guest: &str) {
+    let mut transformer = transform(guest)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     let mut record = KafkaRecord::from_value("bookings", 0, Vec::new());
@@ -163,8 +162,7 @@ fn a_tombstone_fails_with_a_reason() {
     }
 }
 
-#[test]
-fn generated_bookings_match_an_independent_categorisation() {
+fn generated_bookings_match_an_independent_categorisation(guest: &str) {
     let bookings: Vec<Value> = ExpediaGenerator::new(11, StayMix::default())
         .take(3000)
         .collect();
@@ -172,7 +170,7 @@ fn generated_bookings_match_an_independent_categorisation() {
         .iter()
         .map(|b| b.to_string().into_bytes())
         .collect();
-    let outcomes = categorise(&values);
+    let outcomes = categorise(guest, &values);
     let mut seen = HashSet::new();
     for (booking, outcome) in bookings.iter().zip(outcomes) {
         let output = outcome.unwrap();
@@ -190,8 +188,7 @@ fn generated_bookings_match_an_independent_categorisation() {
     );
 }
 
-#[test]
-fn stay_summary_counts_match_an_independent_computation() {
+fn stay_summary_counts_match_an_independent_computation(guest: &str) {
     let bookings: Vec<Value> = ExpediaGenerator::new(5, StayMix::default())
         .take(12_000)
         .collect();
@@ -202,7 +199,7 @@ fn stay_summary_counts_match_an_independent_computation() {
         hotels.insert(booking["hotel_id"].to_string());
     }
 
-    let rows = aggregate("stay-summary", &bookings, 1000);
+    let rows = aggregate(guest, &bookings, 1000);
     assert_eq!(rows.len(), expected.len());
     for row in &rows {
         let category = row["stay_category"].as_str().unwrap();
@@ -214,15 +211,58 @@ fn stay_summary_counts_match_an_independent_computation() {
     assert_eq!(total, 12_000);
 }
 
-#[test]
-fn worlds_are_checked_when_instantiating() {
-    let summary = transform("stay-summary");
+/// An aggregator has no dead-letter topic: what it cannot count is skipped
+/// (and logged), the rest counted; rows carry their category as key.
+fn stay_summary_skips_what_it_cannot_count(guest: &str) {
+    let values: Vec<Vec<u8>> = vec![
+        br#"{"hotel_id": 1, "stay_category": "Short stay"}"#.to_vec(),
+        b"[1]".to_vec(),
+        b"not json".to_vec(),
+        br#"{"hotel_id": 2, "srch_ci": "2017-08-01", "srch_co": "2017-08-31"}"#.to_vec(),
+        br#""text""#.to_vec(),
+        br#"{"hotel_id": 3, "stay_category": 7}"#.to_vec(),
+    ];
+    let mut window = transform(guest)
+        .aggregator(Limits::default(), Arc::default())
+        .unwrap();
+    window.add(&records(&values)).unwrap();
+    let rows: Vec<(Option<Vec<u8>>, String)> = window
+        .finish()
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let value: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+            (r.key, value.to_string())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                Some(b"Short stay".to_vec()),
+                r#"{"stay_category":"Short stay","count_all":1,"count_distinct":1}"#.to_owned()
+            ),
+            (
+                Some(b"Long stay".to_vec()),
+                r#"{"stay_category":"Long stay","count_all":1,"count_distinct":1}"#.to_owned()
+            ),
+        ]
+    );
+}
+
+fn worlds_are_checked_when_instantiating(summary: &str, category: &str) {
+    let summary = transform(summary);
     assert_eq!(summary.world(), World::Aggregator);
     assert!(matches!(
         summary.transformer(Limits::default(), Arc::default()),
         Err(RuntimeError::UnexpectedWorld { .. })
     ));
-    assert_eq!(transform("stay-category").world(), World::Transformer);
+    let category = transform(category);
+    assert_eq!(category.world(), World::Transformer);
+    assert!(matches!(
+        category.aggregator(Limits::default(), Arc::default()),
+        Err(RuntimeError::UnexpectedWorld { .. })
+    ));
 }
 
 #[test]
@@ -235,10 +275,9 @@ fn bytes_that_are_not_a_component_are_refused_with_the_name() {
     assert!(error.to_string().contains("`noise`"), "{error}");
 }
 
-#[test]
-fn metadata_reaches_the_guest() {
+fn metadata_reaches_the_guest(guest: &str) {
     let metadata = Arc::new(vec![("region".to_owned(), "westeurope".to_owned())]);
-    let mut transformer = transform("misbehave")
+    let mut transformer = transform(guest)
         .transformer(Limits::default(), metadata)
         .unwrap();
     let out = transformer.process(&records(&[br#"{"do":"metadata"}"#.to_vec()]));
@@ -358,5 +397,129 @@ fn routing_sends_records_to_declared_outputs_or_the_dead_letter_topic() {
             .find(|h| h.key == header::ERROR_KIND)
             .unwrap();
         assert_eq!(kind.value.as_deref(), Some(&b"contract"[..]));
+    }
+}
+
+/// JSON values equal field for field, in the same order; numbers equal as
+/// numbers (Python writes `1.50` as `1.5`, JavaScript `1234.0` as `1234`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_json(va, vb))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+/// A port gives the Rust guest's output on the same input: every field, in
+/// the same order, with the same values; and fails where it fails.
+fn port_matches_the_rust_guest_field_for_field(port: &str) {
+    let mut values: Vec<Vec<u8>> = ExpediaGenerator::new(23, StayMix::default())
+        .take(5000)
+        .map(|b| b.to_string().into_bytes())
+        .collect();
+    values.extend([
+        br#"{"id": 7, "srch_ci": "2017-08-13", "srch_co":"2017-08-20", "hotel_id": 1.50}"#.to_vec(),
+        br#"{"stay_category":"old","srch_ci":"2017-08-01","srch_co":"2017-08-31"}"#.to_vec(),
+        br#"{"srch_ci": "2017\u002d08-13", "srch_co": "2017-08-14", "name": "H\u00f4tel \u263a"}"#.to_vec(),
+        br#"{"srch_ci": "0000-03-01", "srch_co": "0000-03-09"}"#.to_vec(),
+        br#"{"srch_ci": "2016-02-29", "srch_co": "2016-03-01", "nested": {"a": [1, 2.5, null, true]}}"#.to_vec(),
+        // An Arabic-Indic digit: ten characters, but not ten ASCII bytes.
+        "{\"srch_ci\": \"\u{662}017-08-13\", \"srch_co\": \"2017-08-20\"}"
+            .as_bytes()
+            .to_vec(),
+        b" { } ".to_vec(),
+        b"[1, 2]".to_vec(),
+        b"not json".to_vec(),
+    ]);
+    let rust = categorise("stay-category", &values);
+    let ported = categorise(port, &values);
+    for ((value, rust), ported) in values.iter().zip(rust).zip(ported) {
+        let input = String::from_utf8_lossy(value);
+        match (rust, ported) {
+            (Ok(rust), Ok(ported)) => {
+                assert!(same_json(&ported, &rust), "{input}: {ported} != {rust}")
+            }
+            (Err(_), Err(_)) => {}
+            (rust, ported) => panic!("{input}: {port} gave {ported:?}, the Rust guest {rust:?}"),
+        }
+    }
+}
+
+/// The stay-category tests, for one implementation.
+macro_rules! stay_category_tests {
+    ($guest:literal) => {
+        #[test]
+        fn stay_category_rules_at_every_boundary() {
+            super::stay_category_rules_at_every_boundary($guest)
+        }
+        #[test]
+        fn values_that_are_not_objects_fail_alone() {
+            super::values_that_are_not_objects_fail_alone($guest)
+        }
+        #[test]
+        fn a_tombstone_fails_with_a_reason() {
+            super::a_tombstone_fails_with_a_reason($guest)
+        }
+        #[test]
+        fn generated_bookings_match_an_independent_categorisation() {
+            super::generated_bookings_match_an_independent_categorisation($guest)
+        }
+    };
+}
+
+/// The aggregator, world and metadata tests, for one implementation.
+macro_rules! summary_world_and_metadata_tests {
+    ($summary:literal, $category:literal, $misbehave:literal) => {
+        #[test]
+        fn stay_summary_counts_match_an_independent_computation() {
+            super::stay_summary_counts_match_an_independent_computation($summary)
+        }
+        #[test]
+        fn stay_summary_skips_what_it_cannot_count() {
+            super::stay_summary_skips_what_it_cannot_count($summary)
+        }
+        #[test]
+        fn worlds_are_checked_when_instantiating() {
+            super::worlds_are_checked_when_instantiating($summary, $category)
+        }
+        #[test]
+        fn metadata_reaches_the_guest() {
+            super::metadata_reaches_the_guest($misbehave)
+        }
+    };
+}
+
+/// The Rust guests.
+mod rust {
+    stay_category_tests!("stay-category");
+    summary_world_and_metadata_tests!("stay-summary", "stay-category", "misbehave");
+}
+
+/// Their Python ports (guests/python).
+mod python {
+    stay_category_tests!("stay-category-py");
+    summary_world_and_metadata_tests!("stay-summary-py", "stay-category-py", "misbehave-py");
+
+    #[test]
+    fn matches_the_rust_guest_field_for_field() {
+        super::port_matches_the_rust_guest_field_for_field("stay-category-py")
+    }
+}
+
+/// The JavaScript port of stay-category (guests/js).
+mod javascript {
+    stay_category_tests!("stay-category-js");
+
+    #[test]
+    fn matches_the_rust_guest_field_for_field() {
+        super::port_matches_the_rust_guest_field_for_field("stay-category-js")
     }
 }

@@ -1,6 +1,7 @@
 //! Hot reload: a running enrichment worker follows the registry's active
 //! version, switching between batches, with no input record lost, skipped
-//! or repeated across the switch.
+//! or repeated across the switch; to the Rust language-detect guest and to
+//! its Python port, uploaded the same way.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,20 +12,51 @@ use sluice_host::enrich::{PipelineDefinition, TransformRef};
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::pipeline::header;
 use sluice_host::registry::{Registry, TransformWatch};
+use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::storage::AzureCredentials;
 use sluice_tests::{
     EnrichWorker, block_on, broker, fresh_topic, guest, header_text, read_all, runtime,
 };
 
+/// The two tests take turns: compiling the Python component takes every
+/// core for a while, and the other test's switch is timed.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_running_worker_switches_to_a_newly_activated_version() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    switches_to(runtime(), "language-detect");
+}
+
+/// A Python component is uploaded, checked and activated like any other.
+/// Compiling one takes tens of seconds in a debug build (the benchmark
+/// measures it in a release build), so this runtime's artifact cache is
+/// filled first: what is timed here is the switch, not Cranelift.
+#[test]
+fn a_running_worker_switches_to_a_newly_activated_python_version() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(cache.path().to_owned()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    runtime
+        .load("live", &guest("language-detect-py"))
+        .expect("the Python component compiles");
+    switches_to(&runtime, "language-detect-py");
+}
+
+/// Starts a worker on the misbehave guest (echoing every record), uploads
+/// and activates `new_guest` mid-stream, and checks the switch.
+fn switches_to(runtime: &Runtime, new_guest: &str) {
     const TOTAL: usize = 3000;
     let config = broker();
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(
         Registry::open(dir.path().to_str().unwrap(), &AzureCredentials::default()).unwrap(),
     );
-    let old = block_on(registry.upload(runtime(), "live", Bytes::from(guest("misbehave")), true))
+    let old = block_on(registry.upload(runtime, "live", Bytes::from(guest("misbehave")), true))
         .unwrap()
         .info
         .version;
@@ -43,10 +75,10 @@ fn a_running_worker_switches_to_a_newly_activated_version() {
     }))
     .unwrap();
     let transform =
-        block_on(registry.resolve(runtime(), &TransformRef::Active("live".into()))).unwrap();
+        block_on(registry.resolve(runtime, &TransformRef::Active("live".into()))).unwrap();
     let watch = TransformWatch::spawn(
         registry.clone(),
-        runtime().clone(),
+        runtime.clone(),
         "live".into(),
         transform.version().to_owned(),
         Duration::from_millis(100),
@@ -81,15 +113,10 @@ fn a_running_worker_switches_to_a_newly_activated_version() {
 
     std::thread::sleep(Duration::from_millis(1200));
     let uploaded_at = Instant::now();
-    let new = block_on(registry.upload(
-        runtime(),
-        "live",
-        Bytes::from(guest("language-detect")),
-        true,
-    ))
-    .unwrap()
-    .info
-    .version;
+    let new = block_on(registry.upload(runtime, "live", Bytes::from(guest(new_guest)), true))
+        .unwrap()
+        .info
+        .version;
     let stamp_new = format!("live@{}", &new[..12]);
     let switched_after = loop {
         let out = read_all(&config, &output);
@@ -185,7 +212,9 @@ fn a_version_that_fails_to_load_is_tried_again() {
         Duration::from_millis(50),
     )
     .unwrap();
-    let blob = dir.path().join(format!("transforms/retry/blobs/{new}.wasm"));
+    let blob = dir
+        .path()
+        .join(format!("transforms/retry/blobs/{new}.wasm"));
     let aside = dir.path().join("aside.wasm");
     std::fs::rename(&blob, &aside).unwrap();
     block_on(registry.activate("retry", &new)).unwrap();

@@ -79,7 +79,7 @@ fn jsonl(rows: impl IntoIterator<Item = Value>) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Seed 001's expedia records as the data set ships them: an Avro object
+/// The expedia records as the data set ships them: an Avro object
 /// container file, snappy-compressed as Spark writes them.
 fn expedia_avro(ids: std::ops::Range<i64>) -> Vec<u8> {
     let schema = Schema::parse_str(
@@ -527,7 +527,11 @@ fn a_file_rewritten_with_the_same_size_is_noticed_too() {
     write(dir.path(), "same.jsonl", &second);
     let report = run(folder, &topic, &ImportOptions::default());
     assert_eq!(report.failed.len(), 1, "{report:?}");
-    assert!(report.failed[0].reason.contains("changed since it was imported"));
+    assert!(
+        report.failed[0]
+            .reason
+            .contains("changed since it was imported")
+    );
     assert_eq!(by_file(&topic)["same.jsonl"].len(), 4);
 }
 
@@ -545,16 +549,30 @@ fn a_second_import_of_the_same_folder_and_topic_waits_its_turn() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    std::fs::write(&lock, json!({"owner": "other", "refreshed_at_ms": now}).to_string()).unwrap();
-    let refused = import(&broker(), folder, &AzureCredentials::default(), &topic, &ImportOptions::default(), |_| {});
+    std::fs::write(
+        &lock,
+        json!({"owner": "other", "refreshed_at_ms": now}).to_string(),
+    )
+    .unwrap();
+    let refused = import(
+        &broker(),
+        folder,
+        &AzureCredentials::default(),
+        &topic,
+        &ImportOptions::default(),
+        |_| {},
+    );
     let Err(ImportError::Busy { owner, .. }) = refused else {
         panic!("expected the import to refuse: {refused:?}");
     };
     assert_eq!(owner, "other");
     assert!(read_all(&broker(), &topic).is_empty(), "nothing produced");
     // A lock an import left when it died (not refreshed for long) is taken over.
-    std::fs::write(&lock, json!({"owner": "dead", "refreshed_at_ms": now - 3_600_000}).to_string())
-        .unwrap();
+    std::fs::write(
+        &lock,
+        json!({"owner": "dead", "refreshed_at_ms": now - 3_600_000}).to_string(),
+    )
+    .unwrap();
     let report = run(folder, &topic, &ImportOptions::default());
     assert_eq!(report.rows(), 3);
     assert!(!lock.exists(), "the lock is removed when the import ends");

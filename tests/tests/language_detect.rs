@@ -1,5 +1,7 @@
-//! The language-detect guest (seed 002) in the real runtime: detected
-//! languages, what it keeps, and what it refuses.
+//! The language-detect guest (the ETL workers' language worker) and its
+//! Python port in the real runtime: detected languages, what they keep,
+//! and what they refuse. Every test runs once per implementation (the
+//! modules at the end).
 
 use std::sync::Arc;
 
@@ -8,15 +10,32 @@ use sluice_host::record::{Header, KafkaRecord, Outcome};
 use sluice_host::runtime::Limits;
 use sluice_tests::transform;
 
-/// Each value through a fresh language-detect instance in one batch: the
+/// One implementation of the transform: the component, and how it words a
+/// value that is not JSON (the rest of the reasons are the same).
+#[derive(Clone, Copy)]
+struct Guest {
+    name: &'static str,
+    not_json: &'static str,
+}
+
+const RUST: Guest = Guest {
+    name: "language-detect",
+    not_json: "value is not JSON",
+};
+const PYTHON: Guest = Guest {
+    name: "language-detect-py",
+    not_json: "value is not valid JSON",
+};
+
+/// Each value through a fresh instance of `guest` in one batch: the
 /// emitted value as JSON, or the failure reason.
-fn detect(values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
+fn detect(guest: Guest, values: &[Vec<u8>]) -> Vec<Result<Value, String>> {
     let records: Vec<KafkaRecord> = values
         .iter()
         .enumerate()
         .map(|(i, v)| KafkaRecord::from_value("messages", i as i64, v.clone()))
         .collect();
-    let mut transformer = transform("language-detect")
+    let mut transformer = transform(guest.name)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     let outcomes = transformer.process(&records);
@@ -87,14 +106,13 @@ const SENTENCES: [(&str, &str); 7] = [
     ),
 ];
 
-#[test]
-fn sentences_get_their_iso_639_1_code() {
+fn sentences_get_their_iso_639_1_code(guest: Guest) {
     let values: Vec<Vec<u8>> = SENTENCES
         .iter()
         .enumerate()
         .map(|(i, (_, text))| message(i as u64, (*text).into()))
         .collect();
-    for ((expected, text), outcome) in SENTENCES.iter().zip(detect(&values)) {
+    for ((expected, text), outcome) in SENTENCES.iter().zip(detect(guest, &values)) {
         let output = outcome.unwrap_or_else(|e| panic!("{text} failed: {e}"));
         assert_eq!(output["content"]["language"], *expected, "{text}");
         let confidence = confidence(&output);
@@ -105,8 +123,7 @@ fn sentences_get_their_iso_639_1_code() {
     }
 }
 
-#[test]
-fn every_other_field_is_kept_in_order() {
+fn every_other_field_is_kept_in_order(guest: Guest) {
     let input = json!({
         "id": 42,
         "source": {"name": "rss", "tags": ["a", "b"]},
@@ -118,7 +135,7 @@ fn every_other_field_is_kept_in_order() {
         },
         "trailer": null,
     });
-    let output = detect(&[input.to_string().into_bytes()])
+    let output = detect(guest, &[input.to_string().into_bytes()])
         .pop()
         .unwrap()
         .unwrap();
@@ -152,11 +169,10 @@ fn every_other_field_is_kept_in_order() {
     );
 }
 
-#[test]
-fn an_earlier_detection_is_replaced_in_place() {
+fn an_earlier_detection_is_replaced_in_place(guest: Guest) {
     let input =
         json!({"content": {"language": "xx", "text": SENTENCES[0].1, "language_confidence": 0.1}});
-    let output = detect(&[input.to_string().into_bytes()])
+    let output = detect(guest, &[input.to_string().into_bytes()])
         .pop()
         .unwrap()
         .unwrap();
@@ -169,14 +185,13 @@ fn an_earlier_detection_is_replaced_in_place() {
     assert!(content["language_confidence"].as_f64().unwrap() > 0.5);
 }
 
-#[test]
-fn undeterminable_text_gets_a_null_language() {
+fn undeterminable_text_gets_a_null_language(guest: Guest) {
     let values = vec![
         message(1, "".into()),
         message(2, "   ".into()),
         message(3, "12345 67 -- 89 ?!".into()),
     ];
-    for (value, outcome) in values.iter().zip(detect(&values)) {
+    for (value, outcome) in values.iter().zip(detect(guest, &values)) {
         let input: Value = serde_json::from_slice(value).unwrap();
         let output = outcome.unwrap_or_else(|e| panic!("{input} failed: {e}"));
         assert_eq!(output["content"]["language"], Value::Null, "{input}");
@@ -186,25 +201,23 @@ fn undeterminable_text_gets_a_null_language() {
     }
 }
 
-#[test]
-fn messages_without_text_pass_unchanged() {
+fn messages_without_text_pass_unchanged(guest: Guest) {
     let values = vec![
         br#"{"id": 1}"#.to_vec(),
         br#"{"id": 2, "content": {"title": "no text here"}}"#.to_vec(),
         br#"{"id":3,"content":{}}"#.to_vec(),
     ];
-    for (value, outcome) in values.iter().zip(detect(&values)) {
+    for (value, outcome) in values.iter().zip(detect(guest, &values)) {
         let expected: Value = serde_json::from_slice(value).unwrap();
         assert_eq!(outcome.unwrap(), expected);
     }
 }
 
-#[test]
-fn bad_values_fail_with_a_reason_naming_the_problem() {
+fn bad_values_fail_with_a_reason_naming_the_problem(guest: Guest) {
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (b"not json".to_vec(), "value is not JSON"),
-        (b"{\"content\": ".to_vec(), "value is not JSON"),
-        (vec![0xff, 0xfe, b'{'], "value is not JSON"),
+        (b"not json".to_vec(), guest.not_json),
+        (b"{\"content\": ".to_vec(), guest.not_json),
+        (vec![0xff, 0xfe, b'{'], guest.not_json),
         (
             b"[1, 2]".to_vec(),
             "value is not a JSON object (found an array)",
@@ -235,7 +248,7 @@ fn bad_values_fail_with_a_reason_naming_the_problem() {
         ),
     ];
     let values: Vec<Vec<u8>> = cases.iter().map(|(v, _)| v.clone()).collect();
-    for ((value, expected), outcome) in cases.iter().zip(detect(&values)) {
+    for ((value, expected), outcome) in cases.iter().zip(detect(guest, &values)) {
         let reason = outcome.expect_err(&String::from_utf8_lossy(value));
         assert!(
             reason.contains(expected),
@@ -245,9 +258,8 @@ fn bad_values_fail_with_a_reason_naming_the_problem() {
     }
 }
 
-#[test]
-fn a_tombstone_fails_with_a_reason() {
-    let mut transformer = transform("language-detect")
+fn a_tombstone_fails_with_a_reason(guest: Guest) {
+    let mut transformer = transform(guest.name)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     let mut record = KafkaRecord::from_value("messages", 0, Vec::new());
@@ -258,8 +270,7 @@ fn a_tombstone_fails_with_a_reason() {
     }
 }
 
-#[test]
-fn a_bad_record_fails_alone_in_its_batch() {
+fn a_bad_record_fails_alone_in_its_batch(guest: Guest) {
     let values = vec![
         message(1, SENTENCES[0].1.into()),
         b"not json".to_vec(),
@@ -267,9 +278,9 @@ fn a_bad_record_fails_alone_in_its_batch() {
         message(4, 7.into()),
         message(5, SENTENCES[3].1.into()),
     ];
-    let outcomes = detect(&values);
+    let outcomes = detect(guest, &values);
     assert_eq!(outcomes[0].as_ref().unwrap()["content"]["language"], "en");
-    assert!(outcomes[1].as_ref().unwrap_err().contains("not JSON"));
+    assert!(outcomes[1].as_ref().unwrap_err().contains(guest.not_json));
     assert_eq!(outcomes[2].as_ref().unwrap()["content"]["language"], "de");
     assert!(outcomes[3].as_ref().unwrap_err().contains("content.text"));
     assert_eq!(outcomes[4].as_ref().unwrap()["content"]["language"], "es");
@@ -280,8 +291,7 @@ fn a_bad_record_fails_alone_in_its_batch() {
     assert_eq!(ids, [1, 3, 5]);
 }
 
-#[test]
-fn emitted_records_keep_key_and_headers() {
+fn emitted_records_keep_key_and_headers(guest: Guest) {
     let mut record = KafkaRecord::from_value("messages", 9, message(9, SENTENCES[4].1.into()));
     record.key = Some(b"user-9".to_vec());
     record.headers = vec![
@@ -300,7 +310,7 @@ fn emitted_records_keep_key_and_headers() {
             .map(|h| (h.key.clone(), h.value.clone()))
             .collect::<Vec<_>>()
     };
-    let mut transformer = transform("language-detect")
+    let mut transformer = transform(guest.name)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     match &transformer.process(std::slice::from_ref(&record))[0] {
@@ -314,4 +324,54 @@ fn emitted_records_keep_key_and_headers() {
         }
         other => panic!("expected an emit, got {other:?}"),
     }
+}
+
+macro_rules! per_implementation {
+    ($($module:ident: $guest:expr;)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn sentences_get_their_iso_639_1_code() {
+                super::sentences_get_their_iso_639_1_code($guest)
+            }
+            #[test]
+            fn every_other_field_is_kept_in_order() {
+                super::every_other_field_is_kept_in_order($guest)
+            }
+            #[test]
+            fn an_earlier_detection_is_replaced_in_place() {
+                super::an_earlier_detection_is_replaced_in_place($guest)
+            }
+            #[test]
+            fn undeterminable_text_gets_a_null_language() {
+                super::undeterminable_text_gets_a_null_language($guest)
+            }
+            #[test]
+            fn messages_without_text_pass_unchanged() {
+                super::messages_without_text_pass_unchanged($guest)
+            }
+            #[test]
+            fn bad_values_fail_with_a_reason_naming_the_problem() {
+                super::bad_values_fail_with_a_reason_naming_the_problem($guest)
+            }
+            #[test]
+            fn a_tombstone_fails_with_a_reason() {
+                super::a_tombstone_fails_with_a_reason($guest)
+            }
+            #[test]
+            fn a_bad_record_fails_alone_in_its_batch() {
+                super::a_bad_record_fails_alone_in_its_batch($guest)
+            }
+            #[test]
+            fn emitted_records_keep_key_and_headers() {
+                super::emitted_records_keep_key_and_headers($guest)
+            }
+        }
+    )*};
+}
+
+per_implementation! {
+    rust: RUST;
+    python: PYTHON;
 }

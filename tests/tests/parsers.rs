@@ -148,7 +148,10 @@ fn an_unknown_schema_id_is_asked_for_once_while_its_answer_stands() {
     let frame = [0u8, 0, 0, 0, 9, 2, 4];
     for _ in 0..50 {
         let error = decode_confluent(&frame, &registry).unwrap_err().to_string();
-        assert!(error.contains("schema 9") && error.contains("404"), "{error}");
+        assert!(
+            error.contains("schema 9") && error.contains("404"),
+            "{error}"
+        );
     }
     assert_eq!(server.requests(), 1);
 }

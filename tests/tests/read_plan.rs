@@ -1,4 +1,4 @@
-//! Seed 000's offset controls against the real broker: the four scenarios
+//! The topics.json offset controls against the real broker: the four scenarios
 //! of its README, committed offsets, caps and bad offsets.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,8 @@
 //! A misbehaving guest costs one record, never the host: traps, endless
 //! loops and runaway allocations are reported with the transform and record,
-//! and the same transformer goes on working.
+//! and the same transformer goes on working. The tests of a guest's
+//! misbehaviour run once with the Rust misbehave guest and once with its
+//! Python port (the modules at the end).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,16 +23,15 @@ fn echoed(result: &Result<Outcome, sluice_host::runtime::GuestError>) -> bool {
     matches!(result, Ok(Outcome::Emit(records)) if records.len() == 1)
 }
 
-#[test]
-fn a_trap_fails_only_its_record_and_the_host_goes_on() {
-    let mut transformer = transform("misbehave")
+fn a_trap_fails_only_its_record_and_the_host_goes_on(guest: &str) {
+    let mut transformer = transform(guest)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     let results = transformer.process(&asks(&[r#"{"n":1}"#, r#"{"do":"trap"}"#, r#"{"n":3}"#]));
     assert!(echoed(&results[0]) && echoed(&results[2]), "{results:?}");
     let error = results[1].as_ref().unwrap_err();
     assert!(matches!(error.failure, GuestFailure::Trap(_)));
-    assert_eq!(error.transform, "misbehave");
+    assert_eq!(error.transform, guest);
     assert_eq!(error.record.as_ref().unwrap().offset, 101);
     let message = error.to_string();
     assert!(
@@ -46,14 +47,13 @@ fn a_trap_fails_only_its_record_and_the_host_goes_on() {
     assert!(echoed(&next[0]), "the next batch works: {next:?}");
 }
 
-#[test]
-fn an_endless_loop_is_stopped_at_its_deadline() {
+fn an_endless_loop_is_stopped_at_its_deadline(guest: &str) {
     let deadline = Duration::from_millis(300);
     let limits = Limits {
         deadline,
         ..Limits::default()
     };
-    let mut transformer = transform("misbehave")
+    let mut transformer = transform(guest)
         .transformer(limits, Arc::default())
         .unwrap();
     let started = Instant::now();
@@ -107,13 +107,12 @@ fn deadlines_fire_after_the_runtime_value_is_dropped() {
     );
 }
 
-#[test]
-fn a_loop_inside_a_batch_is_pinned_to_its_record() {
+fn a_loop_inside_a_batch_is_pinned_to_its_record(guest: &str) {
     let limits = Limits {
         deadline: Duration::from_millis(200),
         ..Limits::default()
     };
-    let mut transformer = transform("misbehave")
+    let mut transformer = transform(guest)
         .transformer(limits, Arc::default())
         .unwrap();
     let results = transformer.process(&asks(&[
@@ -135,13 +134,12 @@ fn a_loop_inside_a_batch_is_pinned_to_its_record() {
     assert_eq!(results[2], Ok(Outcome::Drop));
 }
 
-#[test]
-fn allocating_a_gibibyte_is_refused() {
+fn allocating_a_gibibyte_is_refused(guest: &str) {
     let limits = Limits {
         memory_bytes: 64 << 20,
         ..Limits::default()
     };
-    let mut transformer = transform("misbehave")
+    let mut transformer = transform(guest)
         .transformer(limits, Arc::default())
         .unwrap();
     let results = transformer.process(&asks(&[
@@ -162,9 +160,8 @@ fn allocating_a_gibibyte_is_refused() {
     );
 }
 
-#[test]
-fn fail_and_drop_outcomes_pass_through() {
-    let mut transformer = transform("misbehave")
+fn fail_and_drop_outcomes_pass_through(guest: &str) {
+    let mut transformer = transform(guest)
         .transformer(Limits::default(), Arc::default())
         .unwrap();
     let results = transformer.process(&asks(&[
@@ -177,18 +174,17 @@ fn fail_and_drop_outcomes_pass_through() {
     );
 }
 
-#[test]
-fn a_second_process_start_loads_the_precompiled_artifact() {
+fn a_second_process_start_loads_the_precompiled_artifact(guest_name: &str) {
     let cache = tempfile::tempdir().unwrap();
     let config = || RuntimeConfig {
         cache_dir: Some(cache.path().to_owned()),
         max_instances: 4,
         ..RuntimeConfig::default()
     };
-    let wasm = guest("stay-category");
+    let wasm = guest(guest_name);
     let first = Runtime::new(config())
         .unwrap()
-        .load("stay-category", &wasm)
+        .load(guest_name, &wasm)
         .unwrap();
     assert_eq!(first.cache_outcome(), CacheOutcome::Compiled);
     let artifacts = std::fs::read_dir(cache.path()).unwrap().count();
@@ -197,7 +193,7 @@ fn a_second_process_start_loads_the_precompiled_artifact() {
     // A new runtime stands for a new process: same folder, fresh engine.
     let second = Runtime::new(config())
         .unwrap()
-        .load("stay-category", &wasm)
+        .load(guest_name, &wasm)
         .unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
     assert_eq!(second.version(), first.version());
@@ -213,4 +209,40 @@ fn a_second_process_start_loads_the_precompiled_artifact() {
         matches!(&out[0], Ok(Outcome::Emit(_))),
         "the cached artifact runs: {out:?}"
     );
+}
+
+macro_rules! per_implementation {
+    ($($module:ident: $misbehave:literal, $category:literal;)*) => {$(
+        mod $module {
+            #[test]
+            fn a_trap_fails_only_its_record_and_the_host_goes_on() {
+                super::a_trap_fails_only_its_record_and_the_host_goes_on($misbehave)
+            }
+            #[test]
+            fn an_endless_loop_is_stopped_at_its_deadline() {
+                super::an_endless_loop_is_stopped_at_its_deadline($misbehave)
+            }
+            #[test]
+            fn a_loop_inside_a_batch_is_pinned_to_its_record() {
+                super::a_loop_inside_a_batch_is_pinned_to_its_record($misbehave)
+            }
+            #[test]
+            fn allocating_a_gibibyte_is_refused() {
+                super::allocating_a_gibibyte_is_refused($misbehave)
+            }
+            #[test]
+            fn fail_and_drop_outcomes_pass_through() {
+                super::fail_and_drop_outcomes_pass_through($misbehave)
+            }
+            #[test]
+            fn a_second_process_start_loads_the_precompiled_artifact() {
+                super::a_second_process_start_loads_the_precompiled_artifact($category)
+            }
+        }
+    )*};
+}
+
+per_implementation! {
+    rust: "misbehave", "stay-category";
+    python: "misbehave-py", "stay-category-py";
 }

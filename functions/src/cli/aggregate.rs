@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::Value;
 use sluice_host::kafka::KafkaConfig;
-use sluice_host::parquet::write_json_records;
 use sluice_host::pipeline::aggregate_topic;
 use sluice_host::runtime::{Limits, Transform};
+use sluice_host::table::write_json_records;
 
 use super::{Broker, TransformsFrom};
 

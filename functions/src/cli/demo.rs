@@ -1,4 +1,6 @@
-//! `sluice demo`: seed 001 end to end on a local broker. Topic names carry a
+//! `sluice demo`: the main job end to end on a local broker: generate
+//! bookings, categorise them into `expedia_ext`, summarise them, and export
+//! `expedia_ext` to Parquet files as the timer would. Topic names carry a
 //! run id because a broker keeps what earlier runs wrote.
 
 use std::path::PathBuf;
@@ -18,7 +20,7 @@ pub struct DemoArgs {
     /// Seed of the generated data.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Folder for the summary's Parquet file.
+    /// Folder for the summary's and the export's Parquet files.
     #[arg(long, default_value = "sluice-out")]
     out: PathBuf,
     #[command(flatten)]
@@ -68,10 +70,77 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         summary.read
     );
     print!("{}", summary.table());
+    println!("\nsummary written to {}", summary.path.display());
+
+    let files = export(&args, &config, &transforms, &output, run_id)?;
     println!(
-        "\nsummary written to {}  ({:.1} s in all)",
-        summary.path.display(),
-        started.elapsed().as_secs_f64()
+        "\n{output} exported as the timer would (topics.json and connections.json in {}):",
+        args.out.display()
     );
+    for (key, rows) in &files {
+        println!(
+            "  {} ({rows} rows)",
+            args.out.join("export").join(key).display()
+        );
+    }
+    // The binary as it was started, so the command works without `sluice`
+    // on the PATH (scripts/demo.sh runs it through cargo).
+    let sluice = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "sluice".into());
+    println!(
+        "\nThe records in the browser (fetch page and topology), with the key `demo`:\n  \
+         {sluice} serve --topics {out}/topics.json --connections {out}/connections.json \\\n      \
+         --registry {out}/registry --admin-key demo --api-key demo\n  \
+         then http://127.0.0.1:8080/ (topic {output}) and http://127.0.0.1:8080/topology",
+        out = args.out.display()
+    );
+    println!("\n({:.1} s in all)", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scheduled export of `topic`, through the same entry point the timer
+/// calls, from files written as a user would write them; the stored files
+/// and their row counts.
+fn export(
+    args: &DemoArgs,
+    config: &sluice_host::kafka::KafkaConfig,
+    transforms: &sluice_host::transforms::TransformSource,
+    topic: &str,
+    run_id: u64,
+) -> anyhow::Result<Vec<(String, u64)>> {
+    use anyhow::Context;
+    use sluice_host::config::{Connections, read_topics};
+    use sluice_host::export::{RunSettings, export_topics};
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let topics_file = args.out.join("topics.json");
+    let entries =
+        serde_json::json!([{"topic": topic, "group_id": format!("sluice-demo-export-{run_id}")}]);
+    std::fs::write(&topics_file, serde_json::to_string_pretty(&entries)?)
+        .with_context(|| format!("writing {}", topics_file.display()))?;
+    let connections_file = args.out.join("connections.json");
+    let connections = serde_json::json!({
+        "bootstrap_servers": config.bootstrap_servers,
+        "kafka_properties": config.properties,
+        "storage_url": args.out.join("export").to_string_lossy(),
+    });
+    std::fs::write(
+        &connections_file,
+        serde_json::to_string_pretty(&connections)?,
+    )
+    .with_context(|| format!("writing {}", connections_file.display()))?;
+    let run = export_topics(
+        &read_topics(&topics_file)?,
+        &Connections::read(&connections_file)?,
+        &RunSettings::default(),
+        transforms,
+        &|_, _| {},
+    )?;
+    let mut files = Vec::new();
+    for (name, result) in run.results {
+        let report = result.with_context(|| format!("exporting {name}"))?;
+        files.extend(report.files.into_iter().map(|f| (f.key, f.rows)));
+    }
+    Ok(files)
 }

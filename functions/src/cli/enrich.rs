@@ -43,6 +43,10 @@ pub struct EnrichArgs {
     /// after the group notices the old one is gone. One per worker.
     #[arg(long, env = "SLUICE_INSTANCE_ID")]
     instance_id: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (records per outcome
+    /// and version, consumer lag, guest call times, join members waiting).
+    #[arg(long, env = "SLUICE_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Seconds between progress lines in the log.
     #[arg(long, default_value_t = 10)]
     progress_every: u64,
@@ -101,6 +105,9 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         require_topics(&config, written.map(String::as_str))
             .with_context(|| format!("pipeline `{}`", definition.name))?;
     }
+    if let Some(addr) = args.metrics_addr {
+        crate::metrics::serve(addr)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     stop_on_signals(stop.clone())?;
     let mut enricher = Enricher::new(definition.clone(), &transform)?;
@@ -147,31 +154,20 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
 /// Sets `stop` on SIGTERM (what Kubernetes, systemd and the Functions host
 /// send) or SIGINT.
 fn stop_on_signals(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .context("starting the signal listener")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            signals.block_on(async {
-                use tokio::signal::unix::{SignalKind, signal};
-                let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) else {
-                    tracing::error!(
-                        "cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL"
-                    );
-                    return;
-                };
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
-                    _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
-                }
-                stop.store(true, Ordering::SeqCst);
-            });
-        })
-        .context("starting the signal listener")?;
+    sluice_host::io::handle().spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot listen for SIGTERM/SIGINT; stop the worker with SIGKILL");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing the current step"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing the current step"),
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
     Ok(())
 }

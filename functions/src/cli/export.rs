@@ -32,6 +32,10 @@ pub struct ExportArgs {
     /// holds more rows than this.
     #[arg(long, default_value_t = RunSettings::default().max_rows_per_file)]
     max_rows_per_file: u64,
+    /// Megabytes the open row groups of one topic may hold in memory; past
+    /// it the largest are written out (more partitions, smaller row groups).
+    #[arg(long, default_value_t = RunSettings::default().memory_budget >> 20)]
+    memory_budget_mb: usize,
     /// Where the aggregators the topics.json entries name are found.
     #[command(flatten)]
     transforms: TransformsFrom,
@@ -44,6 +48,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let settings = RunSettings {
         out: args.out.clone(),
         max_rows_per_file: args.max_rows_per_file,
+        memory_budget: args.memory_budget_mb.max(1) << 20,
     };
     let bars = MultiProgress::new();
     let shown: Mutex<HashMap<String, ProgressBar>> = Mutex::default();

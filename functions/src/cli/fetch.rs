@@ -6,15 +6,12 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
 use sluice_host::kafka::Start;
 
-use crate::fetch::{
-    FetchLimits, FetchQuery, dry_run, fetch, reader_pool, write_csv, write_json_lines,
-    write_parquet,
-};
+use sluice_host::fetch::{Fetch, FetchLimits, FetchQuery, fetch, reader_pool};
+
+use crate::render::{write_csv, write_json_lines, write_parquet};
 
 use super::{Broker, TransformsFrom};
 
@@ -72,23 +69,27 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         },
         count: args.count,
     };
-    // The command line is trusted with any count; only the HTTP API caps it.
-    let limits = FetchLimits {
-        max_count: u64::MAX,
-        max_bytes: usize::MAX,
-        max_time: Duration::MAX,
-    };
-    let records = fetch(&reader_pool(args.broker.config()), &query, &limits)?.records;
-    let outcomes = if args.transform.is_some() || args.wasm.is_some() {
-        let transform = super::chosen_transform(
+    let dry_run = if args.transform.is_some() || args.wasm.is_some() {
+        Some(super::chosen_transform(
             args.transform.as_deref(),
             args.wasm.as_deref(),
             &args.transforms,
-        )?;
-        Some(dry_run(&transform, &records)?)
+        )?)
     } else {
         None
     };
+    let how = Fetch {
+        avro: None,
+        dry_run,
+    };
+    // The command line is trusted with any count; only the HTTP API caps it.
+    let fetched = fetch(
+        &reader_pool(args.broker.config()),
+        &query,
+        &FetchLimits::none(),
+        &how,
+    )?;
+    let (records, outcomes) = (fetched.records, fetched.outcomes);
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,

@@ -39,9 +39,9 @@ pub struct GenArgs {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Kind {
-    /// Hotel booking searches (seed 001).
+    /// Hotel booking searches, like the expedia data set.
     Expedia,
-    /// Web click events (seed 004).
+    /// Web click events, like the clickstream pipeline's.
     Clickstream,
 }
 

@@ -68,7 +68,7 @@ impl From<FormatArg> for Format {
 /// variables as the registry's).
 #[derive(Debug, clap::Args)]
 struct AzureArgs {
-    /// Azure storage account (seed 000's azure_storage_account_name).
+    /// Azure storage account (azure_storage_account_name in connections.json).
     #[arg(long, env = "SLUICE_AZURE_ACCOUNT")]
     azure_account: Option<String>,
     /// Azure storage account key.

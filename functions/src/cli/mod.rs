@@ -127,8 +127,8 @@ enum Command {
     /// Read a topic to its end through an aggregator and write its result
     /// as a Parquet file.
     Aggregate(aggregate::AggregateArgs),
-    /// Export topics to Parquet files (seed 000's topics.json and
-    /// connections.json), committing group offsets after the files are in place.
+    /// Export topics to Parquet files (the topics.json and
+    /// connections.json files), committing group offsets after the files are in place.
     Export(export::ExportArgs),
     /// Run a pipeline as a long-running consumer-group worker (joins,
     /// several outputs, dead letters; at-least-once).

@@ -4,23 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-
-use std::sync::Arc;
-
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderName, HeaderValue};
-use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-
-use sluice_host::codec::SchemaRegistry;
-
-use crate::fetch::{FetchLimits, reader_pool};
-use crate::handler::admin::{Admin, ExportFiles};
-use crate::handler::data::DataApi;
-use crate::handler::oauth::{OAuth, OAuthConfig};
-use crate::handler::{AppConfig, EnrichConfig, OAuthRule, router};
-use sluice_host::config::Connections;
-use sluice_host::enrich::PipelineDefinition;
+use crate::app::{AppSettings, OAuthSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -52,6 +36,10 @@ pub struct ServeArgs {
     /// [default: the admin key].
     #[arg(long, env = "SLUICE_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// The key `GET /metrics` needs (Prometheus scrapes) [default: the
+    /// admin key].
+    #[arg(long, env = "SLUICE_METRICS_KEY", hide_env_values = true)]
+    metrics_key: Option<String>,
     /// OAuth2: accept bearer tokens (JWTs) from this issuer besides the
     /// keys, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`.
     #[arg(long, env = "SLUICE_OAUTH_ISSUER", requires = "oauth_audience")]
@@ -83,132 +71,31 @@ pub struct ServeArgs {
     listen: String,
 }
 
-/// The OAuth2 rules for the data and the admin API, when an issuer is set.
-fn oauth_rules(args: &ServeArgs) -> (Option<OAuthRule>, Option<OAuthRule>) {
-    let (Some(issuer), Some(audience)) = (&args.oauth_issuer, &args.oauth_audience) else {
-        return (None, None);
-    };
-    let verifier = Arc::new(OAuth::new(OAuthConfig {
-        issuer: issuer.clone(),
-        audience: audience.clone(),
-        jwks_url: args.oauth_jwks_url.clone(),
-        refetch_after: std::time::Duration::from_secs(30),
-    }));
-    let rule = |role: &Option<String>| OAuthRule {
-        verifier: verifier.clone(),
-        role: role.clone(),
-    };
-    (
-        Some(rule(&args.oauth_role)),
-        args.oauth_admin_role
-            .as_ref()
-            .map(|_| rule(&args.oauth_admin_role)),
-    )
-}
-
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (data_oauth, admin_oauth) = oauth_rules(&args);
-    let transforms = Arc::new(args.transforms.source()?);
-    // Refused now, not at the first invocation: a pipeline the trigger
-    // cannot run safely should stop the deployment, not lose records later.
-    let enrich = match &args.pipeline {
-        Some(path) => Some(EnrichConfig::new(
-            PipelineDefinition::read(path)?,
-            args.broker.config(),
-        )?),
-        None => None,
+    let oauth = match (&args.oauth_issuer, &args.oauth_audience) {
+        (Some(issuer), Some(audience)) => Some(OAuthSettings {
+            issuer: issuer.clone(),
+            audience: audience.clone(),
+            jwks_url: args.oauth_jwks_url.clone(),
+            role: args.oauth_role.clone(),
+            admin_role: args.oauth_admin_role.clone(),
+        }),
+        _ => None,
     };
-    let admin = transforms.registry_store().cloned().map(|registry| {
-        Arc::new(Admin {
-            registry,
-            runtime: transforms.runtime().clone(),
-            key: args.admin_key.clone(),
-            oauth: admin_oauth,
-            exports: Some(ExportFiles {
-                topics: args.topics.clone(),
-                storage: args.out.clone().or_else(|| {
-                    Connections::read(&args.connections)
-                        .ok()
-                        .map(|c| c.storage_url())
-                }),
-            }),
-        })
-    });
-    let readers = Arc::new(reader_pool(args.broker.config()));
-    {
-        // Connecting now, while the server starts, takes that off the first
-        // fetch; a cluster that is down only shows in the fetches.
-        let readers = readers.clone();
-        std::thread::spawn(move || {
-            if let Err(error) = readers.warm() {
-                tracing::warn!(%error, "could not connect to the cluster ahead of the first fetch");
-            }
-        });
-    }
-    let data = Arc::new(DataApi {
-        readers,
-        limits: FetchLimits::default(),
-        key: args.api_key.clone().or_else(|| args.admin_key.clone()),
-        oauth: data_oauth,
-        transforms: transforms.clone(),
-        schema_registry: args
-            .schema_registry_url
-            .as_deref()
-            .map(SchemaRegistry::new)
-            .transpose()
-            .context("schema registry")?
-            .map(Arc::new),
-    });
-    let cors = cors(&args.cors_origins)?;
-    let io = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    io.block_on(async {
-        let app = router(AppConfig {
-            topics: args.topics,
-            connections: args.connections,
-            out: args.out,
-            enrich,
-            admin,
-            data: Some(data),
-            transforms,
-        })
-        .layer(cors);
-        // On AWS Lambda the runtime API hands us events; the same router
-        // answers them (API Gateway v2 / function URL payloads).
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            tracing::info!("serving AWS Lambda events");
-            return lambda_http::run(app)
-                .await
-                .map(|()| ExitCode::SUCCESS)
-                .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
-        }
-        let listener = tokio::net::TcpListener::bind((args.listen.as_str(), args.port))
-            .await
-            .with_context(|| format!("listening on {}:{}", args.listen, args.port))?;
-        tracing::info!(port = args.port, "serving the custom-handler protocol");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("serving")?;
-        Ok(ExitCode::SUCCESS)
+    crate::app::serve(AppSettings {
+        port: args.port,
+        listen: args.listen,
+        topics: args.topics,
+        connections: args.connections,
+        out: args.out,
+        pipeline: args.pipeline,
+        kafka: args.broker.config(),
+        transforms: args.transforms.source()?,
+        admin_key: args.admin_key,
+        api_key: args.api_key,
+        metrics_key: args.metrics_key,
+        oauth,
+        cors_origins: args.cors_origins,
+        schema_registry_url: args.schema_registry_url,
     })
-}
-
-/// Browsers may call the API from these origins; none unless configured.
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let layer = CorsLayer::new().allow_methods(Any).allow_headers([
-        CONTENT_TYPE,
-        AUTHORIZATION,
-        HeaderName::from_static("x-functions-key"),
-    ]);
-    if origins.iter().any(|o| o == "*") {
-        return Ok(layer.allow_origin(Any));
-    }
-    let allowed = origins
-        .iter()
-        .filter(|o| !o.is_empty())
-        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS origin `{o}`")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(layer.allow_origin(AllowOrigin::list(allowed)))
 }

@@ -1,6 +1,6 @@
 //! The admin API under `/api`: transforms (upload, list, activate, roll
 //! back, delete a version) and pipelines (create, update, get, list,
-//! delete, and a bulk create-or-update like seed 002's
+//! delete, and a bulk create-or-update like the ETL workers'
 //! `POST /api/consumer_configs`). Every route needs the admin key.
 
 use std::path::PathBuf;
@@ -16,13 +16,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::config::read_topics;
 use sluice_host::enrich::PipelineDefinition;
-use sluice_host::registry::{Manifest, Registry, RegistryError};
+use sluice_host::registry::{Manifest, Registry};
 use sluice_host::runtime::Runtime;
 use sluice_host::topology::topology;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::OAuthRule;
+use super::error::ApiError;
 
 /// What the admin routes need.
 pub struct Admin {
@@ -42,6 +43,15 @@ pub struct ExportFiles {
     pub storage: Option<String>,
 }
 
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("registry", &self.registry.url())
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
 pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(list_transforms))
@@ -54,34 +64,6 @@ pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
         .routes(routes!(get_topology))
         .layer(middleware::from_fn_with_state(admin.clone(), require_key))
         .with_state(admin)
-}
-
-/// An error as the API answers it: a status and `{"error": message}`.
-pub struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-impl From<RegistryError> for ApiError {
-    fn from(error: RegistryError) -> Self {
-        let status = match &error {
-            e if e.is_not_found() => StatusCode::NOT_FOUND,
-            RegistryError::DeleteActive { .. } | RegistryError::Conflict { .. } => {
-                StatusCode::CONFLICT
-            }
-            RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RegistryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            e if e.is_client_error() => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        if status.is_server_error() {
-            tracing::error!(%error, "admin request failed");
-        }
-        ApiError(status, error.to_string())
-    }
 }
 
 type ApiResult = Result<Response, ApiError>;

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::admin::ApiError;
+use super::error::ApiError;
 use super::oauth::{OAuth, TokenError, looks_like_jwt};
 
 /// Tokens a group of routes accepts: valid for the provider and, when

@@ -7,8 +7,10 @@ mod auth;
 pub mod backstop;
 pub mod data;
 mod enrich;
+mod error;
 mod invocation;
 mod kafka_event;
+pub mod metrics;
 pub mod oauth;
 mod openapi;
 mod request_trace;
@@ -44,25 +46,8 @@ pub struct AppConfig {
     /// Where every route finds named transforms (the fetch's dry run, the
     /// trigger's pipeline, the export's aggregators).
     pub transforms: Arc<TransformSource>,
-}
-
-impl std::fmt::Debug for data::DataApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataApi")
-            .field("brokers", &self.readers.config().bootstrap_servers)
-            .field("transforms", &self.transforms.describe())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for admin::Admin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin")
-            .field("registry", &self.registry.url())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
-            .finish()
-    }
+    /// `/metrics`, when the app serves it.
+    pub metrics: Option<Arc<metrics::MetricsRoute>>,
 }
 
 /// What the routes share: the configuration and the loaded pipeline.
@@ -80,6 +65,7 @@ pub fn router(config: AppConfig) -> Router {
         api = api.merge(data::routes(data));
     }
     let topology_page = config.admin.is_some();
+    let metrics_routes = config.metrics.clone().map(metrics::routes);
     let (api, document) = api.split_for_parts();
     let state = AppState {
         config,
@@ -95,6 +81,10 @@ pub fn router(config: AppConfig) -> Router {
             get(move || async move { Json(document) }),
         )
         .route("/api/docs", get(openapi::swagger_ui));
+    let app = match metrics_routes {
+        Some(routes) => app.merge(routes),
+        None => app,
+    };
     let app = if topology_page {
         // The page asks for the admin key itself; it holds no data.
         app.route(

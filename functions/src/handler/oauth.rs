@@ -1,4 +1,4 @@
-//! OAuth2 bearer tokens (seed 003's `api_security: ["oauth2", "apikey"]`):
+//! OAuth2 bearer tokens (the consumer skeleton's `api_security: ["oauth2", "apikey"]`):
 //! a JWT signed by the identity provider's keys (its JWKS), issued by the
 //! configured issuer for the configured audience, not expired, and carrying
 //! a required role or scope where one is configured. Keys are fetched once

@@ -1,4 +1,4 @@
-//! Every request in a span of its own (seed 003 traces its API calls): the
+//! Every request in a span of its own (as the consumer skeleton traced its API calls): the
 //! caller's `traceparent` is continued (or a trace started), the answer
 //! carries the request's `traceparent` back, and one log line per request
 //! says what was asked, the status and how long it took, with the trace id.
@@ -27,6 +27,11 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
         .map_or(0, |d| d.as_nanos());
     let count = REQUESTS.fetch_add(1, Ordering::Relaxed);
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    // The route's template, so the metric has a bounded number of series.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
     let context = TraceContext::derive(parent, &format!("{method} {path}\n{nanos}\n{count}"));
     let span = tracing::info_span!(
         "request",
@@ -37,6 +42,7 @@ pub async fn trace_requests(request: Request, next: Next) -> Response {
     );
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
+    sluice_host::metrics::http_request(&route, response.status().as_u16());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

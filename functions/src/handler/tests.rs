@@ -46,6 +46,7 @@ fn app(topics: &[&str]) -> App {
         admin: None,
         data: None,
         transforms: folder_transforms(),
+        metrics: None,
     };
     App { dir, config }
 }

@@ -1,4 +1,4 @@
-//! Seed 004's periodic clickstream aggregation: per (url, country) the
+//! The clickstream pipeline's periodic aggregation: per (url, country) the
 //! number of clicks, of unique users, and the average time spent, computed
 //! as the seed does: (latest − earliest timestamp, in seconds) ÷ unique
 //! users, shown as `HH:MM:SS`. Timestamps are Unix seconds.

@@ -1,6 +1,6 @@
-//! Sluice transformer: detects the language of each message's text (seed
-//! 002's language-detector worker), with `whatlang` compiled into the
-//! component instead of the seed's call to an external API.
+//! Sluice transformer: detects the language of each message's text (the
+//! Python ETL workers' language-detector worker), with `whatlang` compiled
+//! into the component instead of the Python worker's call to an external API.
 //!
 //! Each record's value is a JSON object. When it has a string
 //! `content.text`, the transform sets `content.language` to the language's

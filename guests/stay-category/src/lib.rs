@@ -1,5 +1,5 @@
-//! Sluice transformer: adds `stay_category` to each expedia booking (seed
-//! 001's rules, in `stay-rules`). One outcome per record, in order; a value
+//! Sluice transformer: adds `stay_category` to each expedia booking (the
+//! expedia job's rules, in `stay-rules`). One outcome per record, in order; a value
 //! that is not a JSON object fails alone.
 
 #![cfg(target_arch = "wasm32")]

@@ -1,4 +1,4 @@
-//! Calendar dates in the seed's `YYYY-MM-DD` form, without a date library:
+//! Calendar dates in the data set's `YYYY-MM-DD` form, without a date library:
 //! the guest stays small and the rules stay visible.
 
 /// Days since 1970-01-01 for a strict `YYYY-MM-DD` date, or `None` when the

@@ -41,7 +41,7 @@ struct Fields<'a> {
 /// The category of a JSON booking record, and whether it already carries
 /// a `stay_category` field.
 pub fn categorise(value: &[u8]) -> Result<(&'static str, bool), EnrichError> {
-    // serde would also accept a JSON array as a struct; the seed's records
+    // serde would also accept a JSON array as a struct; the data set's records
     // are objects, and anything else is bad input.
     if value.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return match serde_json::from_slice::<IgnoredAny>(value) {

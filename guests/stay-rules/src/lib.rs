@@ -1,4 +1,4 @@
-//! Seed 001's stay categorisation: days between check-in (`srch_ci`) and
+//! The expedia job's stay categorisation: days between check-in (`srch_ci`) and
 //! check-out (`srch_co`) put each booking in a category, added to the record
 //! as `stay_category`.
 //!
@@ -22,7 +22,7 @@ pub const LONG: &str = "Long stay";
 /// Every category, in the order a summary lists them.
 pub const CATEGORIES: [&str; 5] = [ERRONEOUS, SHORT, STANDARD, STANDARD_EXTENDED, LONG];
 
-/// The seed's rules: missing or non-positive stays are erroneous; 1–4 short;
+/// The original job's rules: missing or non-positive stays are erroneous; 1–4 short;
 /// 5–10 standard; 11–14 standard extended; longer is long.
 pub fn category(days: Option<i64>) -> &'static str {
     match days {

@@ -1,4 +1,4 @@
-//! Seed 001's ksqlDB `stay_counts` table as an aggregator: per stay
+//! The expedia job's ksqlDB `stay_counts` table as an aggregator: per stay
 //! category, how many bookings (`count_all`) and how many distinct hotels
 //! (`count_distinct`).
 //!

@@ -47,7 +47,7 @@ impl Summary {
         Ok(())
     }
 
-    /// The rows in the seed's category order; unknown categories after.
+    /// The rows in the original table's category order; unknown categories after.
     pub fn rows(&self) -> Vec<CategoryCount> {
         let rank = |name: &str| {
             stay_rules::CATEGORIES

@@ -79,7 +79,12 @@ impl SchemaRegistry {
     fn recent_miss(&self, id: u32) -> Option<String> {
         let misses = self.misses.lock().ok()?;
         let (when, reason) = misses.get(&id)?;
-        (when.elapsed() < MISS_TTL).then(|| format!("{reason} (remembered; asked again after {} s)", MISS_TTL.as_secs()))
+        (when.elapsed() < MISS_TTL).then(|| {
+            format!(
+                "{reason} (remembered; asked again after {} s)",
+                MISS_TTL.as_secs()
+            )
+        })
     }
 
     /// Every version of `subject` (oldest first), or `None` when the

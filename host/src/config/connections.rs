@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{ConfigError, read_json};
 use crate::kafka::KafkaConfig;
 
-/// Seed 000's `connections.json`, field for field, plus Sluice's additions.
+/// The exporter's `connections.json`, field for field, plus Sluice's additions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Connections {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
@@ -90,7 +90,7 @@ impl Connections {
         Ok(connections)
     }
 
-    /// Where exports go: `storage_url`, else the seed's Azure filesystem,
+    /// Where exports go: `storage_url`, else the connections' Azure filesystem,
     /// else `./sluice-out`.
     pub fn storage_url(&self) -> String {
         if let Some(url) = &self.storage_url {

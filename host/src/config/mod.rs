@@ -1,4 +1,4 @@
-//! The configuration files of seed 000's exporter, read exactly as its users
+//! The configuration files of the Python exporter Sluice replaces, read exactly as its users
 //! wrote them: `connections.json` and `topics.json`, plus the additions
 //! Sluice users need (SASL for Event Hubs, a storage URL, a value format).
 //! Every error names the file, the entry and the field.

@@ -1,4 +1,4 @@
-//! `topics.json`: which topics to export and from where, with the seed's
+//! `topics.json`: which topics to export and from where, with the exporter's
 //! offset controls.
 
 use std::collections::BTreeMap;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, parse_value, read_json};
 
-/// One entry of seed 000's `topics.json`, plus Sluice's additions.
+/// One entry of the exporter's `topics.json`, plus Sluice's additions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TopicEntry {
     pub topic: String,

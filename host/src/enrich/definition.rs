@@ -25,7 +25,7 @@ pub struct PipelineDefinition {
     #[serde(default)]
     pub value_format: EnrichFormat,
     /// Read-only key/value pairs the guest sees through `host.metadata`
-    /// (seed 002's `metadatas`).
+    /// (the workers' `metadatas`).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
@@ -105,7 +105,7 @@ impl JoinSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnTimeout {
-    /// Discard them, as seed 002's workers do.
+    /// Discard them, as the Python ETL workers do.
     #[default]
     Drop,
     /// Merge what arrived and run the transform on it.

@@ -223,10 +223,14 @@ impl Enricher {
         if ready.is_empty() {
             return;
         }
-        for chunk in ready.chunks(self.definition.batch_size) {
-            let inputs: Vec<KafkaRecord> = chunk.iter().map(|r| r.record.clone()).collect();
-            let results = self.transformer.process(&inputs);
-            for ((input, result), ready) in inputs.iter().zip(results).zip(chunk) {
+        // Records and what each stands for apart, so the guest gets a slice
+        // of the records themselves, not copies.
+        let (records, members): (Vec<KafkaRecord>, Vec<Vec<RecordRef>>) =
+            ready.into_iter().map(|r| (r.record, r.members)).unzip();
+        let size = self.definition.batch_size.max(1);
+        for (inputs, members) in records.chunks(size).zip(members.chunks(size)) {
+            let results = self.transformer.process(inputs);
+            for ((input, result), members) in inputs.iter().zip(results).zip(members) {
                 let routed = self.routing.route(
                     self.transformer.transform(),
                     input,
@@ -241,7 +245,7 @@ impl Enricher {
                     Routed::Dropped => step.stats.dropped += 1,
                     Routed::DeadLettered => step.stats.dead_lettered += 1,
                 }
-                step.finished.extend(ready.members.iter().cloned());
+                step.finished.extend(members.iter().cloned());
             }
         }
     }

@@ -412,7 +412,7 @@ impl JoinBuffer {
 }
 
 /// Merges parts in input order: later inputs' top-level fields win, and
-/// `content` objects are merged field by field, as seed 002 does.
+/// `content` objects are merged field by field, as the Python ETL workers do.
 fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     let members = parts
         .iter()
@@ -650,7 +650,10 @@ mod tests {
         let replay = run(&|_| start);
         assert_eq!(live, replay);
         let joined = live.iter().filter(|(_, j, _)| *j).count();
-        assert!(joined > 5 && joined < 35, "a mix of joins and timeouts: {joined}");
+        assert!(
+            joined > 5 && joined < 35,
+            "a mix of joins and timeouts: {joined}"
+        );
     }
 
     #[test]

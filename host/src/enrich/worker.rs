@@ -1,6 +1,8 @@
-//! The long-running consumer-group worker: poll, enrich, produce and wait
-//! for acknowledgements, then let the finished offsets be committed. Scale
-//! out by starting more workers with the same pipeline (same group).
+//! The long-running consumer-group worker: poll, enrich, produce, then let
+//! the finished offsets be committed once the acknowledgements are in. One
+//! batch is in flight while the next is polled and enriched, so the broker's
+//! round trip overlaps the work instead of adding to it. Scale out by
+//! starting more workers with the same pipeline (same group).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -8,7 +10,12 @@ use std::time::{Duration, Instant};
 use super::EnrichError;
 use super::definition::StartFrom;
 use super::enricher::{EnrichStats, Enricher};
-use crate::kafka::{CommitMode, GroupConsumer, GroupStart, KafkaConfig, Producer};
+use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
+use crate::record::RecordRef;
+
+/// How often the consumer lag is measured (two broker round trips per
+/// partition): often enough for a dashboard, rarely enough to cost nothing.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
@@ -56,6 +63,11 @@ pub fn run_worker(
     );
     let mut total = EnrichStats::default();
     let mut last_commit = Instant::now();
+    // The batch sent last and the input records it finishes once its
+    // acknowledgements are in.
+    let mut in_flight: Option<(InFlight, Vec<RecordRef>)> = None;
+    // The first lag is measured at once, so a scrape soon after start sees it.
+    let mut last_lag = Instant::now() - LAG_EVERY;
     while !stop.load(Ordering::SeqCst) {
         let wait = enricher
             .next_deadline()
@@ -71,11 +83,25 @@ pub fn run_worker(
             enricher.forget_pending();
         }
         let step = enricher.process(polled.records, Instant::now());
-        if !step.produce.is_empty() {
-            producer.send_all(&step.produce)?;
+        let sent = producer.send(&step.produce)?;
+        if let Some((earlier, finished)) = in_flight.take() {
+            earlier.wait()?;
+            consumer.finished(&finished);
         }
-        consumer.finished(&step.finished);
+        in_flight = Some((sent, step.finished));
         total.add(&step.stats);
+        crate::metrics::records(
+            &definition.name,
+            enricher.transform().short_version(),
+            &step.stats,
+        );
+        crate::metrics::join_waiting(&definition.name, enricher.pending());
+        if last_lag.elapsed() >= LAG_EVERY {
+            for (topic, partition, lag) in consumer.lag(Duration::from_secs(1)) {
+                crate::metrics::consumer_lag(&definition.name, &topic, partition, lag);
+            }
+            last_lag = Instant::now();
+        }
         if last_commit.elapsed() >= options.commit_interval {
             // An asynchronous commit that fails (the group is rebalancing)
             // is retried by the next one; nothing is lost meanwhile.
@@ -85,6 +111,10 @@ pub fn run_worker(
             last_commit = Instant::now();
         }
         between_steps(enricher, &total);
+    }
+    if let Some((last, finished)) = in_flight.take() {
+        last.wait()?;
+        consumer.finished(&finished);
     }
     let committed = consumer.commit(CommitMode::Sync)?;
     tracing::info!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::topic::ExportError;
+use super::error::ExportError;
 use crate::record::KafkaRecord;
 
 pub struct DeadLetters {

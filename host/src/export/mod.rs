@@ -7,15 +7,17 @@
 //! is in place.
 
 mod dead_letters;
+mod error;
 mod layout;
 mod partition_file;
 mod run;
 mod stored;
 mod topic;
 
+pub use error::ExportError;
 pub use layout::{aggregate_key, data_key, dead_letter_key};
 // `PartitionFile` and `decode` are public so that the export's CPU path can
 // be measured without a broker (`tests/benches/export_encode.rs`).
 pub use partition_file::{PartitionFile, WrittenFile};
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
-pub use topic::{ExportError, ExportOptions, TopicReport, decode, export_topic};
+pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, decode, export_topic};

@@ -12,8 +12,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::dead_letters::DeadLetters;
+use super::error::ExportError;
 use super::layout;
-use super::topic::ExportError;
 use crate::record::KafkaRecord;
 
 /// A finished file.
@@ -65,8 +65,11 @@ impl PartitionFile {
             path: staging_dir.to_owned(),
             source,
         })?;
-        let stem = staging_dir.join(format!("{topic}+{partition}+{first}"));
-        let staging = stem.with_extension("parquet.partial");
+        // Names put together as text: `Path::with_extension` would cut a
+        // topic name at its last dot (`orders.eu+0+5` -> `orders.parquet`),
+        // and every partition of such a topic would share one file.
+        let stem = format!("{topic}+{partition}+{first}");
+        let staging = staging_dir.join(format!("{stem}.parquet.partial"));
         let file = File::create(&staging).map_err(|source| ExportError::Io {
             path: staging.clone(),
             source,
@@ -87,7 +90,7 @@ impl PartitionFile {
             block,
             staging,
             writer: Some(writer),
-            dead_letters: DeadLetters::new(stem.with_extension("jsonl.partial")),
+            dead_letters: DeadLetters::new(staging_dir.join(format!("{stem}.jsonl.partial"))),
             first,
             last: first,
             rows: 0,
@@ -115,6 +118,22 @@ impl PartitionFile {
         self.rows += batch.num_rows() as u64;
         self.last = self.last.max(last);
         Ok(())
+    }
+
+    /// Bytes the open row group holds in memory.
+    pub fn buffered(&self) -> usize {
+        self.writer.as_ref().map_or(0, ArrowWriter::memory_size)
+    }
+
+    /// Writes the open row group out, freeing its memory.
+    pub fn flush_row_group(&mut self) -> Result<(), ExportError> {
+        let Some(writer) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        writer.flush().map_err(|e| ExportError::Parquet {
+            path: self.staging.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// Keeps `record` in the range's dead-letter file with the reason.

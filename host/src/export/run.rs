@@ -7,13 +7,14 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::topic::{ExportError, ExportOptions, TopicReport, export_topic};
+use super::error::ExportError;
+use super::topic::{ExportOptions, TopicReport, export_topic};
 use crate::codec::{CodecError, SchemaRegistry};
 use crate::config::{Connections, TopicEntry, ValueFormat};
 use crate::kafka::ReadPlan;
-use crate::parquet::ValueColumn;
 use crate::runtime::Limits;
 use crate::storage::{Storage, StorageError};
+use crate::table::ValueColumn;
 use crate::transforms::{SourceError, TransformSource};
 
 /// A run that could not start: nothing was read or written.
@@ -48,6 +49,8 @@ pub struct RunSettings {
     pub out: Option<String>,
     /// Files cover blocks of this many offsets (see [`ExportOptions`]).
     pub max_rows_per_file: u64,
+    /// Bytes the open row groups of one topic may hold in memory.
+    pub memory_budget: usize,
 }
 
 impl Default for RunSettings {
@@ -55,6 +58,7 @@ impl Default for RunSettings {
         RunSettings {
             out: None,
             max_rows_per_file: ExportOptions::new("").max_rows_per_file,
+            memory_budget: super::topic::DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -114,8 +118,15 @@ pub fn export_topics(
                             |n| progress(&entry.topic, n),
                         )?)
                     });
-                    if let Err(error) = &result {
-                        tracing::error!(%error, "topic export failed");
+                    match &result {
+                        Ok(r) => crate::metrics::export_run(
+                            &entry.topic,
+                            Some((r.records, r.files.len(), r.bytes(), r.seconds)),
+                        ),
+                        Err(error) => {
+                            crate::metrics::export_run(&entry.topic, None);
+                            tracing::error!(%error, "topic export failed");
+                        }
                     }
                     result
                 })
@@ -152,6 +163,7 @@ fn topic_options(
 ) -> Result<ExportOptions, TopicError> {
     let mut options = ExportOptions::new(run_id);
     options.max_rows_per_file = settings.max_rows_per_file;
+    options.memory_budget = settings.memory_budget;
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,

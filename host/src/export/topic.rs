@@ -7,43 +7,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::error::ExportError;
 use super::layout;
 use super::partition_file::{PartitionFile, WrittenFile};
 use super::stored::StoredPartition;
 use crate::codec::{SchemaRegistry, avro_to_json, decode_confluent_avro};
-use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, PartitionRange, ReadPlan, Start};
-use crate::parquet::{
+use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
+use crate::record::KafkaRecord;
+use crate::runtime::Aggregator;
+use crate::storage::Storage;
+use crate::table::{
     Cell, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields, schema_with,
     typed_cells, with_value_columns,
 };
-use crate::record::KafkaRecord;
-use crate::runtime::{Aggregator, GuestError};
-use crate::storage::{Storage, StorageError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error("writing {}: {reason}", path.display())]
-    Parquet { path: PathBuf, reason: String },
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error(transparent)]
-    Aggregator(#[from] GuestError),
-    #[error("aggregator `{aggregator}` result {index} is not JSON: {reason}")]
-    AggregateNotJson {
-        aggregator: String,
-        index: usize,
-        reason: String,
-    },
-    #[error(transparent)]
-    AggregateTable(#[from] crate::parquet::ParquetError),
-}
+/// Row groups of a topic's open files, at most, in memory (256 MiB).
+pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -59,6 +38,10 @@ pub struct ExportOptions {
     /// Decode values as Confluent-framed Avro with this registry; they are
     /// written as JSON text, with typed columns from the topic's subject.
     pub registry: Option<Arc<SchemaRegistry>>,
+    /// Most bytes the open row groups of all the topic's files may hold in
+    /// memory: past it, the largest are written out, so memory stays
+    /// bounded however many partitions a topic has.
+    pub memory_budget: usize,
 }
 
 impl ExportOptions {
@@ -69,6 +52,7 @@ impl ExportOptions {
             max_rows_per_file: 1_000_000,
             run_id: run_id.into(),
             registry: None,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
         }
     }
 }
@@ -342,8 +326,36 @@ impl TopicWriter<'_> {
             let last = chunk.last().map_or(first.offset, |r| r.offset);
             file.write(&rows, last)?;
             kept_all.extend(kept);
+            self.keep_within_budget()?;
         }
         Ok(kept_all)
+    }
+
+    /// Writes out the largest open row groups while together they hold
+    /// more than the budget, down to half of it (so this does not run after
+    /// every batch once the budget is reached).
+    fn keep_within_budget(&mut self) -> Result<(), ExportError> {
+        let budget = self.options.memory_budget.max(1);
+        let mut total: usize = self.open.values().map(PartitionFile::buffered).sum();
+        if total <= budget {
+            return Ok(());
+        }
+        let mut by_size: Vec<(usize, i32)> = self
+            .open
+            .iter()
+            .map(|(partition, file)| (file.buffered(), *partition))
+            .collect();
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        for (size, partition) in by_size {
+            if total <= budget / 2 {
+                break;
+            }
+            if let Some(file) = self.open.get_mut(&partition) {
+                file.flush_row_group()?;
+                total = total.saturating_sub(size);
+            }
+        }
+        Ok(())
     }
 
     /// Closes and stores the partition's open file.
@@ -487,7 +499,7 @@ fn store_aggregate(
         })
         .collect::<Result<Vec<serde_json::Value>, _>>()?;
     let local = staging.join(format!("{topic}.{name}.parquet"));
-    let count = crate::parquet::write_json_records(&local, &rows)?;
+    let count = crate::table::write_json_records(&local, &rows)?;
     let key = layout::aggregate_key(&name, topic, run_id);
     storage.upload(&local, &key)?;
     Ok((key, count))

@@ -1,4 +1,4 @@
-//! Click events shaped like seed 004's fake producer: fixed pools of 100
+//! Click events shaped like the clickstream pipeline's fake producer: fixed pools of 100
 //! users, 100 urls and 30 countries, so groups repeat and aggregates mean
 //! something.
 

@@ -1,4 +1,4 @@
-//! Booking search records shaped like seed 001's expedia data set, with a
+//! Booking search records shaped like the expedia data set, with a
 //! controllable share of each stay length, bad dates included.
 
 use serde_json::{Value, json};

@@ -11,9 +11,9 @@ use crate::kafka::{KafkaConfig, KafkaError, ProduceRecord, Producer};
 
 /// What to generate; each kind knows the field its records are keyed by.
 pub enum Generator {
-    /// Hotel booking searches (seed 001), keyed by `id`.
+    /// Hotel booking searches (the expedia data set), keyed by `id`.
     Expedia(ExpediaGenerator),
-    /// Web click events (seed 004), keyed by `user_id`.
+    /// Web click events (the clickstream pipeline's), keyed by `user_id`.
     Clickstream(ClickstreamGenerator),
 }
 

@@ -4,10 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use bytes::Bytes;
 use serde_json::Value;
-
-use super::{avro, jsonl, parquet};
 
 /// A file format the importer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,17 +28,6 @@ impl Format {
             "avro" => Some(Format::Avro),
             "parquet" => Some(Format::Parquet),
             _ => None,
-        }
-    }
-
-    /// The file's rows in order, as JSON. Opening fails when the file is
-    /// not of this format at all; a bad row later surfaces as an `Err` item
-    /// naming its position, after which the iterator ends.
-    pub fn rows(self, bytes: Bytes) -> Result<Rows, ReadError> {
-        match self {
-            Format::JsonLines => Ok(Box::new(jsonl::rows(bytes))),
-            Format::Avro => Ok(Box::new(avro::rows(bytes)?)),
-            Format::Parquet => Ok(Box::new(parquet::rows(bytes)?)),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::ImportError;
+use super::error::ImportError;
 use super::source::Source;
 
 /// The folder, under the import URL, holding progress files.

@@ -22,10 +22,12 @@
 //! fail the same way, and what was acknowledged is already recorded.
 
 mod avro;
+mod error;
 mod format;
 mod jsonl;
 mod ledger;
-mod parquet;
+mod parquet_file;
+mod rows;
 mod source;
 
 use std::fmt;
@@ -33,13 +35,14 @@ use std::fmt;
 use serde_json::Value;
 use tracing::{info, warn};
 
+pub use error::ImportError;
 pub use format::{Format, ReadError, Rows};
 pub use ledger::{FileProgress, PROGRESS_DIR, Progress, progress_key};
 pub use source::SourceFile;
 
-use crate::kafka::{KafkaConfig, KafkaError, ProduceRecord, Producer};
+use crate::kafka::{KafkaConfig, ProduceRecord, Producer};
 use crate::record::Header;
-use crate::storage::{AzureCredentials, StorageError};
+use crate::storage::AzureCredentials;
 use ledger::Ledger;
 use source::Source;
 
@@ -47,31 +50,6 @@ use source::Source;
 pub const FILE_HEADER: &str = "sluice.import.file";
 /// Header with the record's row number in its file, from 0.
 pub const ROW_HEADER: &str = "sluice.import.row";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    #[error("{location}: {reason}")]
-    Store { location: String, reason: String },
-    #[error(
-        "progress file {location} is not readable ({reason}): fix or remove it (removing imports every file again)"
-    )]
-    BadProgress { location: String, reason: String },
-    #[error("importing {file}: {source}")]
-    Kafka {
-        file: String,
-        source: Box<KafkaError>,
-    },
-    #[error(
-        "another import of this folder into the topic is running (lock {location}, held by {owner}, refreshed {seconds} s ago): wait for it to end; a lock of an import that died is taken over after ten minutes"
-    )]
-    Busy {
-        location: String,
-        owner: String,
-        seconds: u64,
-    },
-}
 
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
@@ -175,7 +153,9 @@ pub fn import(
         match ledger.file(&file.path) {
             Some(before)
                 if before.size != file.size
-                    || before.version.is_some() && file.version.is_some() && before.version != file.version =>
+                    || before.version.is_some()
+                        && file.version.is_some()
+                        && before.version != file.version =>
             {
                 let reason = format!(
                     "changed since it was imported ({} bytes, version {} then; {} bytes, version {} now); remove its entry from {} to import it again",

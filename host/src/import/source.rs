@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
-use super::ImportError;
+use super::error::ImportError;
 use crate::storage::{AzureCredentials, object_path, open_object_store};
 
 /// A file found under the import URL.

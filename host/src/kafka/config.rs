@@ -42,8 +42,8 @@ impl KafkaConfig {
     pub(super) fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
-        // librdkafka's default log goes to stderr unstructured; route it
-        // through `log`-less silence unless the user asks for debug output.
+        // Only librdkafka's errors reach the log (through kafka/logs.rs, at
+        // levels that mean what they say), unless the user raises log_level.
         config.set("log_level", "3");
         // librdkafka lets a new client open a connection only once per half
         // of this backoff (50 ms by default); a short-lived client (a fetch,

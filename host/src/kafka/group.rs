@@ -38,7 +38,15 @@ struct GroupContext {
     rebalanced: AtomicBool,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        super::logs::log_line(level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::logs::log_error(&error, reason);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -241,6 +249,34 @@ impl GroupConsumer {
             source: Box::new(source),
         })?;
         Ok(positions.len())
+    }
+
+    /// Per assigned partition: `(topic, partition, records past the
+    /// group's committed offset)`, from the broker's watermarks and the
+    /// group's commits; partitions the broker does not answer for in
+    /// `timeout` are left out.
+    pub fn lag(&self, timeout: Duration) -> Vec<(String, i32, i64)> {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Vec::new();
+        };
+        let Ok(committed) = self.consumer.committed_offsets(assignment, timeout) else {
+            return Vec::new();
+        };
+        committed
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(e.topic(), e.partition(), timeout)
+                    .ok()?;
+                let position = match e.offset() {
+                    Offset::Offset(offset) => offset,
+                    _ => low,
+                };
+                Some((e.topic().to_owned(), e.partition(), high - position))
+            })
+            .collect()
     }
 
     fn context(&self) -> &GroupContext {

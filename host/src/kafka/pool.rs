@@ -6,6 +6,8 @@ use std::sync::{Condvar, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use super::logs::Logged;
+
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 use super::read_plan::ReadPlan;
@@ -24,7 +26,7 @@ pub struct ReaderPool {
 
 #[derive(Default)]
 struct Idle {
-    consumers: Vec<BaseConsumer>,
+    consumers: Vec<BaseConsumer<Logged>>,
     /// Warm-ups under way: a read waits for one rather than start its own
     /// connection from scratch, since the warm-up is further along.
     warming: usize,
@@ -70,7 +72,7 @@ impl ReaderPool {
         Ok(())
     }
 
-    fn connect(&self) -> Result<BaseConsumer, KafkaError> {
+    fn connect(&self) -> Result<BaseConsumer<Logged>, KafkaError> {
         let consumer = bounded_consumer(&self.config, &self.group_id)?;
         // One topic's metadata connects as well as every topic's, which on
         // a cluster with thousands of topics takes far longer. This one
@@ -129,7 +131,7 @@ impl ReaderPool {
 
     /// An idle consumer, waiting for a warm-up under way (at most the
     /// request timeout); `None` when there is neither.
-    fn take(&self) -> Option<BaseConsumer> {
+    fn take(&self) -> Option<BaseConsumer<Logged>> {
         let idle = self.idle.lock().ok()?;
         let (mut idle, _) = self
             .changed
@@ -140,7 +142,7 @@ impl ReaderPool {
         idle.consumers.pop()
     }
 
-    fn put_back(&self, consumer: BaseConsumer) {
+    fn put_back(&self, consumer: BaseConsumer<Logged>) {
         match self.idle.lock() {
             Ok(mut idle) if idle.consumers.len() < MAX_IDLE => {
                 idle.consumers.push(consumer);

@@ -10,6 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use super::config::KafkaConfig;
 use super::convert::to_kafka_headers;
 use super::error::KafkaError;
+use super::logs::Logged;
 use crate::record::Header;
 
 /// A record bound for a named topic.
@@ -28,32 +29,31 @@ pub struct ProduceRecord {
 }
 
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<Logged>,
 }
 
-impl Producer {
-    /// An idempotent producer: retries after a broker hiccup do not
-    /// duplicate records.
-    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
-        let inner = config
-            .client_config()
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()
-            .map_err(|source| KafkaError::Client {
-                brokers: config.bootstrap_servers.clone(),
-                source,
-            })?;
-        Ok(Producer { inner })
+/// Records sent whose acknowledgements are still to be collected.
+#[derive(Default)]
+pub struct InFlight {
+    /// The distinct topics, so a delivery names its topic by index instead
+    /// of holding a copy of the name per record.
+    topics: Vec<String>,
+    deliveries: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
+}
+
+impl InFlight {
+    pub fn len(&self) -> usize {
+        self.deliveries.len()
     }
 
-    /// Sends every record and waits until each is acknowledged. The first
-    /// failure is returned, naming its topic.
-    pub fn send_all(&self, records: &[ProduceRecord]) -> Result<(), KafkaError> {
-        let mut deliveries = Vec::with_capacity(records.len());
-        for record in records {
-            deliveries.push((record.topic.as_str(), self.enqueue(record)?));
-        }
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    /// Waits for every acknowledgement; the first failure is returned,
+    /// naming its topic.
+    pub fn wait(self) -> Result<(), KafkaError> {
+        let InFlight { topics, deliveries } = self;
         let results = futures_executor::block_on(join_all(
             deliveries
                 .into_iter()
@@ -66,11 +66,53 @@ impl Producer {
                 Err(_cancelled) => rdkafka::error::KafkaError::Canceled,
             };
             return Err(KafkaError::Produce {
-                topic: topic.to_owned(),
+                topic: topics.get(topic).cloned().unwrap_or_default(),
                 source: error,
             });
         }
         Ok(())
+    }
+}
+
+impl Producer {
+    /// An idempotent producer: retries after a broker hiccup do not
+    /// duplicate records.
+    pub fn new(config: &KafkaConfig) -> Result<Self, KafkaError> {
+        let inner = config
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create_with_context(Logged)
+            .map_err(|source| KafkaError::Client {
+                brokers: config.bootstrap_servers.clone(),
+                source,
+            })?;
+        Ok(Producer { inner })
+    }
+
+    /// Sends every record and waits until each is acknowledged. The first
+    /// failure is returned, naming its topic.
+    pub fn send_all(&self, records: &[ProduceRecord]) -> Result<(), KafkaError> {
+        self.send(records)?.wait()
+    }
+
+    /// Hands every record to the producer and returns at once; the
+    /// acknowledgements come in the background and [`InFlight::wait`]
+    /// collects them. A caller can prepare its next batch meanwhile, and
+    /// must not count these records as done before `wait` says so.
+    pub fn send(&self, records: &[ProduceRecord]) -> Result<InFlight, KafkaError> {
+        let mut in_flight = InFlight::default();
+        for record in records {
+            let topic = match in_flight.topics.iter().position(|t| *t == record.topic) {
+                Some(index) => index,
+                None => {
+                    in_flight.topics.push(record.topic.clone());
+                    in_flight.topics.len() - 1
+                }
+            };
+            in_flight.deliveries.push((topic, self.enqueue(record)?));
+        }
+        Ok(in_flight)
     }
 
     fn enqueue(

@@ -1,20 +1,22 @@
-//! Which offsets a bounded read covers, with seed 000's `topics.json`
+//! Which offsets a bounded read covers, with the exporter's `topics.json`
 //! semantics: explicit start offsets for named partitions, a reset to the
 //! earliest offsets, or the group's committed offsets; at most
 //! `num_messages` per partition; never past the high watermark seen at start.
 //!
-//! The cap is per partition, not per topic as in the seed's Python: a
+//! The cap is per partition, not per topic as in the exporter's Python: a
 //! per-topic cap would take whichever partitions answered first, so a
 //! re-run could read different records and write different files.
 
 use std::collections::BTreeMap;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::logs::Logged;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::error::KafkaError;
-use super::reader::PartitionRange;
+use super::metadata::{self, PartitionRange};
 use crate::config::TopicEntry;
 
 /// Where each partition's read starts.
@@ -39,7 +41,7 @@ pub struct ReadPlan {
     pub start: Start,
     /// Most records per partition.
     pub max_per_partition: Option<u64>,
-    /// Added to offsets written out (the seed's `offset_increment`).
+    /// Added to offsets written out (the topics.json `offset_increment`).
     pub offset_increment: BTreeMap<i32, i64>,
 }
 
@@ -93,11 +95,11 @@ impl ReadPlan {
     /// Resolves the plan against the broker: one range per partition read.
     pub(super) fn ranges(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<Logged>,
         config: &KafkaConfig,
     ) -> Result<Vec<PartitionRange>, KafkaError> {
         let topic = self.topic.as_str();
-        let partitions = super::reader::partitions(consumer, config, topic)?;
+        let partitions = metadata::partitions(consumer, config, topic)?;
         let named: Vec<i32> = match &self.start {
             Start::Offsets(offsets) => offsets.keys().copied().collect(),
             Start::Timestamp { partitions, .. } => partitions.clone(),
@@ -119,7 +121,7 @@ impl ReadPlan {
         wanted
             .into_iter()
             .map(|partition| {
-                let (low, high) = super::reader::watermarks(consumer, config, topic, partition)?;
+                let (low, high) = metadata::watermarks(consumer, config, topic, partition)?;
                 let start = match &self.start {
                     Start::Earliest => low,
                     Start::Committed => found.get(&partition).copied().unwrap_or(low).max(low),
@@ -158,7 +160,7 @@ impl ReadPlan {
     /// with no such record are left out.
     fn at_time(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<Logged>,
         config: &KafkaConfig,
         partitions: &[i32],
         millis: i64,
@@ -182,7 +184,7 @@ impl ReadPlan {
 
     fn committed(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<Logged>,
         config: &KafkaConfig,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, i64>, KafkaError> {

@@ -11,24 +11,14 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
+use super::logs::Logged;
+use super::metadata::PartitionRange;
 use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
 
-/// The offsets of one partition a reader covers: `start..end`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionRange {
-    pub partition: i32,
-    pub start: i64,
-    /// Exclusive: at most the high watermark seen when the reader opened.
-    pub end: i64,
-    /// The partition's first stored offset and high watermark then.
-    pub low: i64,
-    pub high: i64,
-}
-
 pub struct BoundedReader {
     topic: String,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Logged>,
     /// Partitions not yet read to their end, by partition id.
     group_id: String,
     pending: BTreeMap<i32, PartitionRange>,
@@ -63,7 +53,7 @@ impl BoundedReader {
     /// A reader of `ranges` (resolved from `plan`) on a consumer made by
     /// [`bounded_consumer`] for the plan's group.
     pub(super) fn assigned(
-        consumer: BaseConsumer,
+        consumer: BaseConsumer<Logged>,
         ranges: Vec<PartitionRange>,
         plan: &ReadPlan,
     ) -> Result<Self, KafkaError> {
@@ -125,7 +115,7 @@ impl BoundedReader {
     }
 
     /// The consumer, with nothing assigned any more, for another read.
-    pub(super) fn into_consumer(self) -> Result<BaseConsumer, KafkaError> {
+    pub(super) fn into_consumer(self) -> Result<BaseConsumer<Logged>, KafkaError> {
         self.consumer
             .unassign()
             .map_err(|source| KafkaError::Metadata {
@@ -212,7 +202,7 @@ impl BoundedReader {
 pub(super) fn bounded_consumer(
     config: &KafkaConfig,
     group_id: &str,
-) -> Result<BaseConsumer, KafkaError> {
+) -> Result<BaseConsumer<Logged>, KafkaError> {
     config
         .client_config()
         .set("group.id", group_id)
@@ -230,53 +220,9 @@ pub(super) fn bounded_consumer(
         // a request first needs one: librdkafka spaces such connections
         // at least 11 ms apart, which a small read would spend waiting.
         .set("enable.sparse.connections", "false")
-        .create()
+        .create_with_context(Logged)
         .map_err(|source| KafkaError::Client {
             brokers: config.bootstrap_servers.clone(),
-            source,
-        })
-}
-
-/// The partition ids of `topic`, or an error naming it when it is unknown.
-pub(super) fn partitions(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-) -> Result<Vec<i32>, KafkaError> {
-    super::topics::check_topic_name(topic)?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), config.request_timeout)
-        .map_err(|source| KafkaError::Metadata {
-            topic: topic.to_owned(),
-            source,
-        })?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(KafkaError::UnknownTopic {
-            topic: topic.to_owned(),
-            brokers: config.bootstrap_servers.clone(),
-        });
-    }
-    Ok(partitions)
-}
-
-/// `(low, high)`: the first offset still stored and the next one to be written.
-pub(super) fn watermarks(
-    consumer: &BaseConsumer,
-    config: &KafkaConfig,
-    topic: &str,
-    partition: i32,
-) -> Result<(i64, i64), KafkaError> {
-    consumer
-        .fetch_watermarks(topic, partition, config.request_timeout)
-        .map_err(|source| KafkaError::Read {
-            topic: topic.to_owned(),
-            partition,
             source,
         })
 }

@@ -2,30 +2,11 @@
 //! asked, and Kafka's naming rule.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::config::KafkaConfig;
 use super::error::KafkaError;
-
-/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not
-/// `.` or `..`. Checked before a name reaches the broker, so a request
-/// naming something else is told so instead of getting a broker error.
-pub fn check_topic_name(topic: &str) -> Result<(), KafkaError> {
-    let valid = (1..=249).contains(&topic.len())
-        && topic
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && topic != "."
-        && topic != "..";
-    if valid {
-        Ok(())
-    } else {
-        Err(KafkaError::BadTopicName {
-            topic: topic.chars().take(80).collect(),
-        })
-    }
-}
+use super::logs::Logged;
 
 /// Creates `topic` with `partitions` partitions and one replica; an
 /// existing topic is fine. For generators, demos and tests on one broker:
@@ -46,7 +27,7 @@ pub fn require_topics<'a>(
     // broker's auto.create.topics.enable says.
     let consumer = super::reader::bounded_consumer(config, "sluice-topic-check")?;
     for topic in topics {
-        match super::reader::partitions(&consumer, config, topic) {
+        match super::metadata::partitions(&consumer, config, topic) {
             Ok(_) => {}
             Err(KafkaError::UnknownTopic { topic, brokers }) => {
                 return Err(KafkaError::MissingTopic { topic, brokers });
@@ -66,14 +47,14 @@ pub fn create_topic(
     partitions: i32,
     replication: i32,
 ) -> Result<(), KafkaError> {
-    check_topic_name(topic)?;
+    super::metadata::check_topic_name(topic)?;
     let create_error = |reason: String| KafkaError::CreateTopic {
         topic: topic.to_owned(),
         reason,
     };
-    let admin: AdminClient<DefaultClientContext> = config
+    let admin: AdminClient<Logged> = config
         .client_config()
-        .create()
+        .create_with_context(Logged)
         .map_err(|e| create_error(e.to_string()))?;
     // Both bounds: without the request timeout an unreachable broker makes
     // the call wait for librdkafka's default of a minute.

@@ -12,6 +12,16 @@ use crate::record::{Header, KafkaRecord};
 
 pub const TRACEPARENT: &str = "traceparent";
 
+/// `a\nb` in decimal, written into `buffer` (48 bytes hold any two i64).
+fn decimal_pair(buffer: &mut [u8; 48], a: i64, b: i64) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+    // Cannot fail: two i64 and a newline need at most 41 bytes.
+    let _ = write!(cursor, "{a}\n{b}");
+    let end = usize::try_from(cursor.position()).unwrap_or(0);
+    &buffer[..end]
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TraceContext {
     pub trace_id: [u8; 16],
@@ -77,23 +87,49 @@ impl TraceContext {
             .find(|h| h.key == TRACEPARENT)
             .and_then(|h| std::str::from_utf8(h.value.as_deref()?).ok())
             .and_then(TraceContext::parse);
-        let coordinates = format!("{}\n{}\n{}", input.topic, input.partition, input.offset);
-        TraceContext::derive(parent, &format!("{coordinates}\n{stage}"))
+        // The seed is `topic\npartition\noffset\nstage`, fed to the hash in
+        // parts: this runs for every record routed, and needs no allocation.
+        let mut numbers = [0u8; 48];
+        let numbers = decimal_pair(&mut numbers, input.partition.into(), input.offset);
+        TraceContext::derive_from(
+            parent,
+            &[
+                input.topic.as_bytes(),
+                b"\n",
+                numbers,
+                b"\n",
+                stage.as_bytes(),
+            ],
+        )
     }
 
     /// A child of `parent` (or a new, sampled trace) whose ids are derived
     /// from `seed`: the same seed under the same parent gives the same span.
     pub fn derive(parent: Option<TraceContext>, seed: &str) -> Self {
+        Self::derive_from(parent, &[seed.as_bytes()])
+    }
+
+    /// As [`TraceContext::derive`], the seed given in parts.
+    fn derive_from(parent: Option<TraceContext>, seed: &[&[u8]]) -> Self {
         let (trace_id, sampled) = match parent {
             Some(p) => (p.trace_id, p.sampled),
             None => {
-                let digest = Sha256::digest(format!("trace\n{seed}"));
+                let mut hash = Sha256::new_with_prefix(b"trace\n");
+                seed.iter().for_each(|part| hash.update(part));
+                let digest = hash.finalize();
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&digest[..16]);
                 (id, true)
             }
         };
-        let digest = Sha256::digest(format!("span\n{}\n{seed}", hex::encode(trace_id)));
+        let mut trace_hex = [0u8; 32];
+        // 16 bytes always encode to 32 hex digits.
+        let _ = hex::encode_to_slice(trace_id, &mut trace_hex);
+        let mut hash = Sha256::new_with_prefix(b"span\n");
+        hash.update(trace_hex);
+        hash.update(b"\n");
+        seed.iter().for_each(|part| hash.update(part));
+        let digest = hash.finalize();
         let mut span_id = [0u8; 8];
         span_id.copy_from_slice(&digest[..8]);
         TraceContext {

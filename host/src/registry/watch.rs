@@ -51,6 +51,7 @@ impl TransformWatch {
         match self.take_update() {
             Some(transform) => {
                 enricher.swap_transform(&transform)?;
+                crate::metrics::activation(transform.name());
                 Ok(true)
             }
             None => Ok(false),

@@ -13,7 +13,7 @@ use super::bindings::{Level, host_api};
 use super::limits::MemoryLimiter;
 use super::stderr::StderrTail;
 
-/// Read-only pipeline metadata handed to guests (the seeds' `metadatas`).
+/// Read-only pipeline metadata handed to guests (the workers' `metadatas`).
 pub type Metadata = Arc<Vec<(String, String)>>;
 
 /// Guest panics are printed to stderr; keep the tail so a trap can say why.

@@ -80,11 +80,23 @@ impl Transformer {
         let transform = self.transform.clone();
         let (store, bindings) = self.instance()?;
         sandbox::arm_deadline(store, &transform, limits);
-        match bindings
+        let started = std::time::Instant::now();
+        let result = bindings
             .sluice_transform_transform()
-            .call_process(&mut *store, batch)
-        {
-            Ok(outcomes) if outcomes.len() == batch.len() => Ok(outcomes),
+            .call_process(&mut *store, batch);
+        crate::metrics::guest_batch(
+            transform.name(),
+            transform.short_version(),
+            started.elapsed(),
+        );
+        match result {
+            Ok(outcomes) if outcomes.len() == batch.len() => {
+                // A refusal the guest caught and recovered from (a Python
+                // MemoryError handled in its code) must not label a later,
+                // unrelated trap as the memory limit.
+                store.data_mut().limiter.take_refusal();
+                Ok(outcomes)
+            }
             Ok(outcomes) => Err(GuestFailure::Contract(format!(
                 "returned {} outcomes for a batch of {} records",
                 outcomes.len(),

@@ -44,6 +44,7 @@ fn app(key: Option<&str>) -> App {
         })),
         data: None,
         transforms: super::folder_transforms(),
+        metrics: None,
     };
     App { _dir: dir, config }
 }

@@ -14,9 +14,9 @@ use sluice_tests::{broker, fresh_topic};
 use tower::ServiceExt;
 
 use super::{answer, render_page};
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, router};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const KEY: &str = "data-key";
 
@@ -36,6 +36,7 @@ fn app_with(limits: FetchLimits) -> AppConfig {
             schema_registry: None,
         })),
         transforms: super::folder_transforms(),
+        metrics: None,
     }
 }
 
@@ -572,4 +573,41 @@ fn url_encoded(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
+}
+
+#[tokio::test]
+async fn metrics_need_their_key_and_count_requests_by_route() {
+    if sluice_tests::python_tools().is_none() {
+        eprintln!("skipped: no tool virtualenv (scripts/setup.sh python-tools makes it)");
+        return;
+    }
+    let mut config = app();
+    config.metrics = Some(Arc::new(crate::handler::metrics::MetricsRoute {
+        handle: crate::metrics::handle().unwrap(),
+        key: Some("scrape".into()),
+    }));
+    let t = topic(1, 2);
+    for _ in 0..3 {
+        let (status, _) = get_json(&config, &format!("/api/fetch?topic={t}&count=1")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, _, _) = get(&config, "/metrics", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let request = Request::get("/metrics")
+        .header("authorization", "Bearer scrape")
+        .body(Body::empty())
+        .unwrap();
+    let answered = answer(&config, request).await;
+    assert_eq!(answered.status, StatusCode::OK);
+    let samples = sluice_tests::parse_prometheus(&answered.text());
+    let fetches: f64 = samples
+        .iter()
+        .filter(|(name, labels, _)| {
+            name == "sluice_http_requests_total"
+                && labels.get("route").map(String::as_str) == Some("/api/fetch")
+                && labels.get("status").map(String::as_str) == Some("200")
+        })
+        .map(|(_, _, v)| *v)
+        .sum();
+    assert!(fetches >= 3.0, "{samples:?}");
 }

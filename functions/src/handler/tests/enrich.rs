@@ -48,6 +48,7 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
         admin: None,
         data: None,
         transforms: super::folder_transforms(),
+        metrics: None,
     };
     Pipeline {
         _dir: dir,

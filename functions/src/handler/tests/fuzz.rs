@@ -19,11 +19,11 @@ use sluice_tests::arbitrary::body;
 use sluice_tests::{broker, fresh_topic, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::backstop::PANIC_MESSAGE;
 use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, EnrichConfig};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const KEY: &str = "k";
 
@@ -84,6 +84,7 @@ fn fixture() -> Fixture {
             schema_registry: None,
         })),
         transforms,
+        metrics: None,
     };
     Fixture {
         _dir: dir,

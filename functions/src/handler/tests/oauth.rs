@@ -20,11 +20,11 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, fresh_topic, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig, TokenError};
 use crate::handler::{AppConfig, OAuthRule};
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const ISSUER_PATH: &str = "/tenant/v2.0";
 const AUDIENCE: &str = "api://sluice";
@@ -149,6 +149,7 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
             schema_registry: None,
         })),
         transforms: super::folder_transforms(),
+        metrics: None,
     }
 }
 

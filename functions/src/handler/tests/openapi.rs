@@ -13,10 +13,10 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::{broker, runtime};
 
 use super::answer;
-use crate::fetch::{FetchLimits, reader_pool};
 use crate::handler::AppConfig;
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
+use sluice_host::fetch::{FetchLimits, reader_pool};
 
 fn full_app(dir: &std::path::Path) -> AppConfig {
     let registry =
@@ -46,6 +46,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             schema_registry: None,
         })),
         transforms,
+        metrics: None,
     }
 }
 

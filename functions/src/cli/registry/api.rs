@@ -25,7 +25,6 @@ pub struct AdminApi {
     base: Url,
     key: Option<HeaderValue>,
     client: reqwest::Client,
-    io: tokio::runtime::Runtime,
 }
 
 /// A request: method, path segments under the base URL, query, body.
@@ -78,13 +77,7 @@ impl AdminApi {
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .context("building the HTTP client")?;
-        let io = super::io()?;
-        Ok(AdminApi {
-            base,
-            key,
-            client,
-            io,
-        })
+        Ok(AdminApi { base, key, client })
     }
 
     fn url(&self, path: &[&str], query: &[(&str, &str)]) -> anyhow::Result<Url> {
@@ -113,15 +106,13 @@ impl AdminApi {
             request = request.header(CONTENT_TYPE, content_type).body(body);
         }
         tracing::debug!(request = %what, "admin API request");
-        let (status, body) = self
-            .io
-            .block_on(async {
-                let response = request.send().await?;
-                let status = response.status();
-                let body = response.bytes().await?;
-                Ok::<_, reqwest::Error>((status, body))
-            })
-            .with_context(|| what.clone())?;
+        let (status, body) = sluice_host::io::wait(async move {
+            let response = request.send().await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        })
+        .with_context(|| what.clone())?;
         tracing::debug!(request = %what, %status, bytes = body.len(), "admin API answer");
         if !status.is_success() {
             return Err(anyhow!("{status}: {}", error_message(&body))).context(what);

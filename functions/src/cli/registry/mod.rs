@@ -1,6 +1,6 @@
 //! `sluice transforms ...` and `sluice pipelines ...`: the registry from the
 //! command line, straight against its URL (a folder or Azure storage) or
-//! through a running app's admin HTTP API (`registry_api.rs`). Each
+//! through a running app's admin HTTP API (`api.rs`). Each
 //! subcommand is written once against [`Backend`].
 
 use std::path::PathBuf;
@@ -21,8 +21,6 @@ use sluice_host::registry::{Manifest, Registry};
 
 use api::AdminApi;
 
-// A child module kept beside this file, so `cli/mod.rs` needs no change.
-#[path = "registry_api.rs"]
 mod api;
 use sluice_host::storage::AzureCredentials;
 
@@ -34,7 +32,7 @@ pub struct RegistryArgs {
     /// `abfss://filesystem@account.dfs.core.windows.net/dir`.
     #[arg(long = "registry", env = "SLUICE_REGISTRY", global = true)]
     pub url: Option<String>,
-    /// Azure storage account (seed 000's azure_storage_account_name).
+    /// Azure storage account (azure_storage_account_name in connections.json).
     #[arg(long, env = "SLUICE_AZURE_ACCOUNT", global = true)]
     pub azure_account: Option<String>,
     /// Azure storage account key.
@@ -97,7 +95,6 @@ impl TargetArgs {
         match (&self.registry.url, &self.api) {
             (Some(_), None) => Ok(Box::new(Direct {
                 registry: self.registry.require()?,
-                io: io()?,
             })),
             (None, Some(api)) => {
                 tracing::debug!(api = %api, "registry through the admin API");
@@ -225,17 +222,26 @@ pub trait Backend {
 /// Straight against the registry's store.
 struct Direct {
     registry: Arc<Registry>,
-    io: tokio::runtime::Runtime,
+}
+
+impl Direct {
+    /// Runs a registry call on the host's I/O runtime and waits for it.
+    fn wait<T, F>(&self, call: impl FnOnce(Arc<Registry>) -> F) -> T
+    where
+        F: std::future::Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        sluice_host::io::wait(call(self.registry.clone()))
+    }
 }
 
 impl Backend for Direct {
     fn upload(&self, name: &str, wasm: Vec<u8>, activate: bool) -> anyhow::Result<UploadOutcome> {
         let runtime = crate::transforms::runtime()?;
-        let uploaded =
-            self.io.block_on(
-                self.registry
-                    .upload(&runtime, name, Bytes::from(wasm), activate),
-            )?;
+        let name = name.to_owned();
+        let uploaded = self.wait(move |r| async move {
+            r.upload(&runtime, &name, Bytes::from(wasm), activate).await
+        })?;
         let active = uploaded.manifest.active.as_ref() == Some(&uploaded.info.version);
         Ok(UploadOutcome {
             version: uploaded.info.version,
@@ -246,56 +252,55 @@ impl Backend for Direct {
     }
 
     fn list(&self) -> anyhow::Result<Vec<TransformSummary>> {
-        let manifests = self.io.block_on(self.registry.list())?;
+        let manifests = self.wait(|r| async move { r.list().await })?;
         Ok(manifests.iter().map(TransformSummary::from).collect())
     }
 
     fn manifest(&self, name: &str) -> anyhow::Result<Manifest> {
-        Ok(self.io.block_on(self.registry.manifest(name))?)
+        let name = name.to_owned();
+        Ok(self.wait(move |r| async move { r.manifest(&name).await })?)
     }
 
     fn activate(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
-        Ok(self.io.block_on(self.registry.activate(name, version))?)
+        let (name, version) = (name.to_owned(), version.to_owned());
+        Ok(self.wait(move |r| async move { r.activate(&name, &version).await })?)
     }
 
     fn rollback(&self, name: &str) -> anyhow::Result<Manifest> {
-        Ok(self.io.block_on(self.registry.rollback(name))?)
+        let name = name.to_owned();
+        Ok(self.wait(move |r| async move { r.rollback(&name).await })?)
     }
 
     fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
-        Ok(self
-            .io
-            .block_on(self.registry.delete_version(name, version))?)
+        let (name, version) = (name.to_owned(), version.to_owned());
+        Ok(self.wait(move |r| async move { r.delete_version(&name, &version).await })?)
     }
 
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {
         let definitions = PipelineDefinition::one_or_many(definitions)?;
         let mut names = Vec::with_capacity(definitions.len());
         for definition in definitions {
-            self.io.block_on(self.registry.put_pipeline(&definition))?;
+            let definition = self.wait(move |r| async move {
+                r.put_pipeline(&definition).await.map(|()| definition)
+            })?;
             names.push(definition.name);
         }
         Ok(names)
     }
 
     fn pipelines(&self) -> anyhow::Result<Vec<PipelineDefinition>> {
-        Ok(self.io.block_on(self.registry.pipelines())?)
+        Ok(self.wait(|r| async move { r.pipelines().await })?)
     }
 
     fn pipeline(&self, name: &str) -> anyhow::Result<PipelineDefinition> {
-        Ok(self.io.block_on(self.registry.pipeline(name))?)
+        let name = name.to_owned();
+        Ok(self.wait(move |r| async move { r.pipeline(&name).await })?)
     }
 
     fn delete_pipeline(&self, name: &str) -> anyhow::Result<()> {
-        Ok(self.io.block_on(self.registry.delete_pipeline(name))?)
+        let name = name.to_owned();
+        Ok(self.wait(move |r| async move { r.delete_pipeline(&name).await })?)
     }
-}
-
-fn io() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the I/O runtime")
 }
 
 pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {

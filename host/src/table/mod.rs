@@ -1,4 +1,4 @@
-//! Parquet output: JSON records (an aggregator's result) as a typed table,
+//! Records as Arrow tables for Parquet files: JSON records (an aggregator's result) as a typed table,
 //! and Kafka records with their metadata columns, the value as JSON text or
 //! bytes, and typed value columns from Avro schemas.
 

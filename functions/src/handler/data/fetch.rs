@@ -1,0 +1,140 @@
+//! `GET /api/fetch`: the query to `sluice_host::fetch`, the answer
+//! rendered as JSON (with whether it is complete), NDJSON, CSV or Parquet.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use serde_json::json;
+use sluice_host::fetch::{Fetch, FetchError, fetch};
+use sluice_host::kafka::KafkaError;
+
+use super::query::{self, FetchParams, Format, format_of, query_of};
+use super::{ApiError, DataApi, load_transform};
+use crate::render::record_json;
+
+fn fetch_error(error: FetchError) -> ApiError {
+    let error = match error {
+        FetchError::Kafka(error) => error,
+        FetchError::DryRun(error) => {
+            return ApiError(StatusCode::UNPROCESSABLE_ENTITY, error.to_string());
+        }
+    };
+    let status = match &error {
+        KafkaError::UnknownTopic { .. } | KafkaError::UnknownPartition { .. } => {
+            StatusCode::NOT_FOUND
+        }
+        KafkaError::OffsetOutOfRange { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+        KafkaError::BadTopicName { .. } => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    ApiError(status, error.to_string())
+}
+
+#[utoipa::path(get, path = "/api/fetch", tag = "data",
+    summary = "Records at offsets, optionally with a transform's dry-run outcome",
+    params(FetchParams),
+    responses((status = 200, description = "JSON (records, complete, limited_by), NDJSON, CSV or Parquet"),
+        (status = 404, description = "Unknown topic, partition or transform"),
+        (status = 416, description = "Offset outside the partition; the message gives the range")),
+    security(("functions_key" = []), ("bearer" = [])))]
+pub(super) async fn fetch_route(
+    State(api): State<Arc<DataApi>>,
+    headers: axum::http::HeaderMap,
+    params: Result<Query<FetchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let query = query_of(&params)?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = format_of(&params, accept)?;
+    let transform = match &params.transform {
+        Some(name) if !name.is_empty() => {
+            Some(load_transform(&api, name, params.version.as_deref()).await?)
+        }
+        _ => None,
+    };
+    let avro = if query::wants_avro(&params)? {
+        Some(api.schema_registry.clone().ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
+                    .into(),
+            )
+        })?)
+    } else {
+        None
+    };
+    let how = Fetch {
+        avro,
+        dry_run: transform,
+    };
+    let (readers, limits) = (api.readers.clone(), api.limits);
+    let read = tokio::task::spawn_blocking(move || {
+        let fetched = fetch(&readers, &query, &limits, &how).map_err(fetch_error)?;
+        Ok::<_, ApiError>((query, fetched))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (query, fetched) = read?;
+    let outcomes = &fetched.outcomes;
+    let records = &fetched.records;
+    let body_of = |write: &dyn Fn(&mut Vec<u8>) -> anyhow::Result<()>| {
+        let mut body = Vec::new();
+        write(&mut body)
+            .map(|_| body)
+            .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))
+    };
+    let (content_type, body) = match format {
+        Format::Json => {
+            let end_reached = fetched.limited_by.is_none();
+            let ends: BTreeMap<String, i64> = fetched
+                .ends
+                .iter()
+                .map(|(p, e)| (p.to_string(), *e))
+                .collect();
+            let value = json!({
+                "topic": query.topic,
+                "records": records.iter().enumerate().map(|(i, r)| record_json(r, outcomes.as_ref().and_then(|o| o.get(i)))).collect::<Vec<_>>(),
+                "returned": records.len(),
+                "complete": end_reached,
+                "limited_by": fetched.limited_by,
+                "range_ends": ends,
+                "note": if end_reached { "every requested record that exists was returned; a read never waits past the partition's end" } else { "a limit stopped the read; ask again from the next offset" },
+            });
+            ("application/json", value.to_string().into_bytes())
+        }
+        Format::NdJson => (
+            "application/x-ndjson",
+            body_of(&|out| {
+                crate::render::write_json_lines(records, outcomes.as_deref(), out)
+                    .map_err(Into::into)
+            })?,
+        ),
+        Format::Csv => (
+            "text/csv; charset=utf-8",
+            body_of(&|out| crate::render::write_csv(records, out).map_err(Into::into))?,
+        ),
+        Format::Parquet => (
+            "application/vnd.apache.parquet",
+            body_of(&|out| crate::render::write_parquet(records, out))?,
+        ),
+    };
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    if let Some(limit) = fetched.limited_by {
+        let value = serde_json::to_value(limit)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert("x-sluice-limited-by", value);
+        }
+    }
+    Ok(response)
+}

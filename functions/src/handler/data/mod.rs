@@ -1,0 +1,96 @@
+//! The data API under `/api`: `GET /api/fetch` (records at offsets, with an
+//! optional dry run of a transform) and `POST /api/transforms/{name}/invoke`
+//! (a transform on records posted in the request: the on-demand API),
+//! plus the fetch page at `/`. Reads reach only the configured cluster;
+//! every request needs the API key. `query.rs` turns a request into a
+//! fetch, `fetch.rs` runs it and renders the answer, `invoke.rs` runs a
+//! transform on posted records.
+
+mod fetch;
+mod invoke;
+mod query;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{Html, Response};
+use axum::routing::get;
+use sluice_host::codec::SchemaRegistry;
+use sluice_host::fetch::FetchLimits;
+use sluice_host::kafka::ReaderPool;
+use sluice_host::runtime::Transform;
+use sluice_host::transforms::TransformSource;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::OAuthRule;
+use super::error::ApiError;
+
+pub struct DataApi {
+    /// Connected consumers for fetches from the configured cluster.
+    pub readers: Arc<ReaderPool>,
+    pub limits: FetchLimits,
+    pub key: Option<String>,
+    /// OAuth2 tokens accepted besides the key.
+    pub oauth: Option<OAuthRule>,
+    /// Where named transforms come from: the registry, or a folder.
+    pub transforms: Arc<TransformSource>,
+    /// For `value_format=avro`.
+    pub schema_registry: Option<Arc<SchemaRegistry>>,
+}
+
+impl std::fmt::Debug for DataApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataApi")
+            .field("brokers", &self.readers.config().bootstrap_servers)
+            .field("transforms", &self.transforms.describe())
+            .field("key", &self.key.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// The API routes (documented) and the page (not part of the API).
+pub fn routes(api: Arc<DataApi>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(fetch::fetch_route))
+        .routes(routes!(invoke::invoke))
+        .layer(middleware::from_fn_with_state(api.clone(), require_key))
+        .with_state(api)
+        .route("/", get(page))
+}
+
+async fn require_key(State(api): State<Arc<DataApi>>, request: Request, next: Next) -> Response {
+    let closed = "the data API is closed: no API key is configured (SLUICE_API_KEY)";
+    super::auth::guard(
+        api.key.as_deref(),
+        api.oauth.as_ref(),
+        closed,
+        request,
+        next,
+    )
+    .await
+}
+
+async fn page() -> Html<&'static str> {
+    Html(include_str!("../page.html"))
+}
+
+/// A named transform, from the app's one source; a name that is not a
+/// name (a path, say) is a 400 naming the rule.
+async fn load_transform(
+    api: &DataApi,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<Transform>, ApiError> {
+    let (source, name, version) = (
+        api.transforms.clone(),
+        name.to_owned(),
+        version.map(str::to_owned),
+    );
+    tokio::task::spawn_blocking(move || source.load_named(&name, version.as_deref()))
+        .await
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,118 @@
+//! Fetched records rendered for people and tools: JSON (one object per
+//! record, with a dry run's outcome beside it), CSV and Parquet. Shared by
+//! `sluice fetch` and `GET /api/fetch`; the fetch itself is
+//! `sluice_host::fetch`.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+use sluice_host::record::{KafkaRecord, Outcome};
+use sluice_host::runtime::GuestError;
+use sluice_host::table::{ValueColumn, kafka_batch};
+
+/// A value as JSON when it is JSON, else as text, else (bytes that are
+/// not UTF-8) in hex: never with bytes replaced. The fetch says which in
+/// the record's `sluice.decode.error` header.
+pub fn text_or_json(bytes: Option<&[u8]>) -> Value {
+    match bytes.map(|b| (b, std::str::from_utf8(b))) {
+        None => Value::Null,
+        Some((_, Ok(text))) => {
+            serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+        }
+        Some((b, Err(_))) => Value::String(hex(b)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Text as it is, or hex when it is not UTF-8 (see [`text_or_json`]).
+fn text_or_hex(bytes: Option<&[u8]>) -> String {
+    match bytes.map(|b| (b, std::str::from_utf8(b))) {
+        None => String::new(),
+        Some((_, Ok(text))) => text.to_owned(),
+        Some((b, Err(_))) => hex(b),
+    }
+}
+
+/// One record as a JSON object, with its dry-run outcome when there is one.
+pub fn record_json(record: &KafkaRecord, outcome: Option<&Result<Outcome, GuestError>>) -> Value {
+    let headers: serde_json::Map<String, Value> = record
+        .headers
+        .iter()
+        .map(|h| (h.key.clone(), text_or_json(h.value.as_deref())))
+        .collect();
+    let mut line = json!({
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": record.key.as_deref().map(|k| text_or_hex(Some(k))),
+        "value": text_or_json(record.value.as_deref()),
+        "headers": headers,
+    });
+    if let Some(outcome) = outcome {
+        line["outcome"] = outcome_json(outcome);
+    }
+    line
+}
+
+pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
+    match outcome {
+        Ok(Outcome::Emit(records)) => json!({"emit": records
+            .iter()
+            .map(|r| json!({"topic": r.topic, "value": text_or_json(r.value.as_deref())}))
+            .collect::<Vec<_>>()}),
+        Ok(Outcome::Drop) => json!({"drop": true}),
+        Ok(Outcome::Fail(reason)) => json!({"fail": reason}),
+        Err(error) => json!({"error": error.to_string(), "kind": error.failure.kind()}),
+    }
+}
+
+pub fn write_json_lines(
+    records: &[KafkaRecord],
+    outcomes: Option<&[Result<Outcome, GuestError>]>,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    for (i, record) in records.iter().enumerate() {
+        writeln!(
+            out,
+            "{}",
+            record_json(record, outcomes.and_then(|o| o.get(i)))
+        )?;
+    }
+    Ok(())
+}
+
+/// RFC 4180: fields with commas, quotes or line breaks are quoted.
+pub fn write_csv(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Result<()> {
+    let field = |text: &str| {
+        if text.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", text.replace('"', "\"\""))
+        } else {
+            text.to_owned()
+        }
+    };
+    writeln!(out, "partition,offset,timestamp,key,value")?;
+    for r in records {
+        let text = text_or_hex;
+        writeln!(
+            out,
+            "{},{},{},{},{}",
+            r.partition,
+            r.offset,
+            r.timestamp.map(|t| t.to_string()).unwrap_or_default(),
+            field(&text(r.key.as_deref())),
+            field(&text(r.value.as_deref()))
+        )?;
+    }
+    Ok(())
+}
+
+pub fn write_parquet<W: Write + Send>(records: &[KafkaRecord], out: W) -> anyhow::Result<()> {
+    let batch = kafka_batch(records, ValueColumn::Raw, |_, o| o)?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None)?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(())
+}

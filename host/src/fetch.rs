@@ -1,0 +1,227 @@
+//! Records at given offsets, for people: the one entry point of `sluice
+//! fetch` and `GET /api/fetch`. Reads never wait for records that do not
+//! exist yet and stop at limits a caller cannot raise; the result says why
+//! it ended. Values are decoded (Confluent Avro) when asked, a value that
+//! cannot be shown as text says why, and a transform's dry run can be
+//! asked for beside each record.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::codec::{SchemaRegistry, decode_confluent};
+use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ReaderPool, Start};
+use crate::record::{Header, KafkaRecord, Outcome};
+use crate::runtime::{GuestError, Limits, RuntimeError, Transform};
+
+/// Where to read: partitions and the offset (or time) each starts at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchQuery {
+    pub topic: String,
+    pub start: Start,
+    /// Records per partition, at most.
+    pub count: u64,
+}
+
+/// Bounds no request can exceed.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchLimits {
+    pub max_count: u64,
+    pub max_bytes: usize,
+    pub max_time: Duration,
+}
+
+impl Default for FetchLimits {
+    fn default() -> Self {
+        FetchLimits {
+            max_count: 10_000,
+            max_bytes: 16 << 20,
+            max_time: Duration::from_secs(10),
+        }
+    }
+}
+
+impl FetchLimits {
+    /// No limits: for the command line, which is trusted with any count.
+    pub fn none() -> Self {
+        FetchLimits {
+            max_count: u64::MAX,
+            max_bytes: usize::MAX,
+            max_time: Duration::MAX,
+        }
+    }
+}
+
+/// Why a read ended before every requested record was returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitedBy {
+    Count,
+    Bytes,
+    Time,
+}
+
+/// A fetch: what to read, how to show values, and an optional dry run.
+#[derive(Default)]
+pub struct Fetch {
+    /// Decode Confluent-framed Avro values with this registry.
+    pub avro: Option<Arc<SchemaRegistry>>,
+    /// Run this transform over the records, without producing anything.
+    pub dry_run: Option<Arc<Transform>>,
+}
+
+#[derive(Debug)]
+pub struct Fetched {
+    pub records: Vec<KafkaRecord>,
+    /// The dry run's outcome per record, when one was asked for.
+    pub outcomes: Option<Vec<Result<Outcome, GuestError>>>,
+    /// Set when a limit, not the partition's end, stopped the read.
+    pub limited_by: Option<LimitedBy>,
+    /// `(partition, end of the readable range)`: the high watermark, or the
+    /// start plus the count when that is lower.
+    pub ends: Vec<(i32, i64)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error("the dry run could not start: {0}")]
+    DryRun(#[from] RuntimeError),
+}
+
+/// The consumer group fetches read as; nothing is ever committed to it.
+const FETCH_GROUP: &str = "sluice-fetch";
+
+/// Consumers for [`fetch`], kept connected between fetches.
+pub fn reader_pool(config: KafkaConfig) -> ReaderPool {
+    ReaderPool::new(config, FETCH_GROUP)
+}
+
+/// Header set on a fetched record whose value cannot be shown as it was
+/// asked for (not UTF-8 text, an Avro frame that does not decode); the
+/// value is then shown as stored, and this says why.
+pub const DECODE_ERROR_HEADER: &str = "sluice.decode.error";
+
+pub fn fetch(
+    readers: &ReaderPool,
+    query: &FetchQuery,
+    limits: &FetchLimits,
+    how: &Fetch,
+) -> Result<Fetched, FetchError> {
+    let mut limited_by = None;
+    let count = if query.count > limits.max_count {
+        limited_by = Some(LimitedBy::Count);
+        limits.max_count
+    } else {
+        query.count
+    };
+    let plan = ReadPlan {
+        topic: query.topic.clone(),
+        group_id: readers.group_id().to_owned(),
+        start: query.start.clone(),
+        max_per_partition: Some(count),
+        offset_increment: BTreeMap::new(),
+    };
+    let started = Instant::now();
+    let (mut records, read_limited_by, ends) = readers.read(&plan, |reader| {
+        let ends = reader
+            .ranges()
+            .iter()
+            .map(|r| (r.partition, r.end))
+            .collect();
+        let (records, limited_by) = read_within(reader, limits, started)?;
+        Ok((records, limited_by, ends))
+    })?;
+    let limited_by = read_limited_by.or(limited_by);
+    if let Start::Timestamp { millis, .. } = query.start {
+        // Brokers answer a time past the last record with "the end", but
+        // some (tansu) with the first offset: records older than asked for
+        // are not what the caller wants either way.
+        records.retain(|r| r.timestamp.is_none_or(|t| t >= millis));
+    }
+    if let Some(registry) = &how.avro {
+        decode_avro(&mut records, registry);
+    }
+    for record in &mut records {
+        mark_if_not_text(record);
+    }
+    let outcomes = match &how.dry_run {
+        Some(transform) => Some(dry_run(transform, &records)?),
+        None => None,
+    };
+    Ok(Fetched {
+        records,
+        outcomes,
+        limited_by,
+        ends,
+    })
+}
+
+/// Reads `reader` to its end or to the first limit reached.
+fn read_within(
+    reader: &mut BoundedReader,
+    limits: &FetchLimits,
+    started: Instant,
+) -> Result<(Vec<KafkaRecord>, Option<LimitedBy>), KafkaError> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(batch) = reader.next_batch(500)? {
+        for record in batch {
+            bytes = bytes.saturating_add(
+                record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len),
+            );
+            if bytes > limits.max_bytes {
+                return Ok((records, Some(LimitedBy::Bytes)));
+            }
+            records.push(record);
+        }
+        if started.elapsed() > limits.max_time {
+            return Ok((records, Some(LimitedBy::Time)));
+        }
+    }
+    Ok((records, None))
+}
+
+/// Replaces Confluent-framed Avro values with their JSON text, using the
+/// writer's schema from the registry; one that does not decode stays as
+/// stored, with the reason in [`DECODE_ERROR_HEADER`].
+fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) {
+    for record in records {
+        let Some(bytes) = record.value.as_deref() else {
+            continue;
+        };
+        match decode_confluent(bytes, registry) {
+            Ok(value) => record.value = Some(value.to_string().into_bytes()),
+            Err(error) => record.headers.push(Header {
+                key: DECODE_ERROR_HEADER.to_owned(),
+                value: Some(error.to_string().into_bytes()),
+            }),
+        }
+    }
+}
+
+/// A value that is not UTF-8 text is shown in hex, never with its bytes
+/// replaced; the header says so and where the text breaks.
+fn mark_if_not_text(record: &mut KafkaRecord) {
+    let Some(Err(error)) = record.value.as_deref().map(std::str::from_utf8) else {
+        return;
+    };
+    if record.headers.iter().any(|h| h.key == DECODE_ERROR_HEADER) {
+        return;
+    }
+    record.headers.push(Header {
+        key: DECODE_ERROR_HEADER.to_owned(),
+        value: Some(format!("value is not UTF-8 text ({error}); shown in hex").into_bytes()),
+    });
+}
+
+/// What a transform would do with each record: the dry run.
+pub fn dry_run(
+    transform: &Arc<Transform>,
+    records: &[KafkaRecord],
+) -> Result<Vec<Result<Outcome, GuestError>>, RuntimeError> {
+    Ok(transform
+        .transformer(Limits::default(), Default::default())?
+        .process(records))
+}

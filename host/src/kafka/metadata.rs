@@ -1,0 +1,85 @@
+//! What the cluster says about a topic: its partitions and each one's
+//! watermarks, the range of offsets a read covers, and Kafka's rule for
+//! topic names.
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::logs::Logged;
+
+use super::config::KafkaConfig;
+use super::error::KafkaError;
+
+/// The offsets of one partition a reader covers: `start..end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub start: i64,
+    /// Exclusive: at most the high watermark seen when the reader opened.
+    pub end: i64,
+    /// The partition's first stored offset and high watermark then.
+    pub low: i64,
+    pub high: i64,
+}
+
+/// The partition ids of `topic`, or an error naming it when it is unknown.
+pub(super) fn partitions(
+    consumer: &BaseConsumer<Logged>,
+    config: &KafkaConfig,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
+    check_topic_name(topic)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), config.request_timeout)
+        .map_err(|source| KafkaError::Metadata {
+            topic: topic.to_owned(),
+            source,
+        })?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::UnknownTopic {
+            topic: topic.to_owned(),
+            brokers: config.bootstrap_servers.clone(),
+        });
+    }
+    Ok(partitions)
+}
+
+/// `(low, high)`: the first offset still stored and the next one to be written.
+pub(super) fn watermarks(
+    consumer: &BaseConsumer<Logged>,
+    config: &KafkaConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    consumer
+        .fetch_watermarks(topic, partition, config.request_timeout)
+        .map_err(|source| KafkaError::Read {
+            topic: topic.to_owned(),
+            partition,
+            source,
+        })
+}
+
+/// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not
+/// `.` or `..`. Checked before a name reaches the broker, so a request
+/// naming something else is told so instead of getting a broker error.
+pub fn check_topic_name(topic: &str) -> Result<(), KafkaError> {
+    let valid = (1..=249).contains(&topic.len())
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && topic != "."
+        && topic != "..";
+    if valid {
+        Ok(())
+    } else {
+        Err(KafkaError::BadTopicName {
+            topic: topic.chars().take(80).collect(),
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! What Sluice counts, named in one place: records through pipelines,
+//! consumer lag, guest call times, join members waiting, export runs, HTTP
+//! requests and hot-reload activations. The library records through the
+//! `metrics` facade; the binary installs a Prometheus recorder and serves
+//! `/metrics`. Without a recorder every call here costs next to nothing.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+use crate::enrich::EnrichStats;
+
+/// Records a pipeline step's counts: `sluice_records_total{pipeline,
+/// version, outcome}` with outcome `read`, `produced`, `dead_lettered` or
+/// `dropped`.
+pub fn records(pipeline: &str, version: &str, step: &EnrichStats) {
+    for (outcome, count) in [
+        ("read", step.read),
+        ("produced", step.produced),
+        ("dead_lettered", step.dead_lettered),
+        ("dropped", step.dropped),
+    ] {
+        if count > 0 {
+            counter!("sluice_records_total", "pipeline" => pipeline.to_owned(),
+                "version" => version.to_owned(), "outcome" => outcome)
+            .increment(count);
+        }
+    }
+}
+
+/// `sluice_consumer_lag{pipeline,topic,partition}`: records in the
+/// partition past the group's committed offset.
+pub fn consumer_lag(pipeline: &str, topic: &str, partition: i32, lag: i64) {
+    gauge!("sluice_consumer_lag", "pipeline" => pipeline.to_owned(),
+        "topic" => topic.to_owned(), "partition" => partition.to_string())
+    .set(lag.max(0) as f64);
+}
+
+/// `sluice_join_waiting{pipeline}`: ids waiting for their other inputs.
+pub fn join_waiting(pipeline: &str, waiting: usize) {
+    gauge!("sluice_join_waiting", "pipeline" => pipeline.to_owned()).set(waiting as f64);
+}
+
+/// `sluice_guest_batch_seconds{transform,version}`: one guest call.
+pub fn guest_batch(transform: &str, version: &str, took: Duration) {
+    histogram!("sluice_guest_batch_seconds", "transform" => transform.to_owned(),
+        "version" => version.to_owned())
+    .record(took.as_secs_f64());
+}
+
+/// A topic's export run: `sluice_export_runs_total{topic,status}`, and for a
+/// run that succeeded its records, files and bytes (counters), its duration
+/// and the time it ended (`sluice_export_last_success_timestamp_seconds`).
+pub fn export_run(topic: &str, outcome: Option<(u64, usize, u64, f64)>) {
+    let status = if outcome.is_some() { "ok" } else { "failed" };
+    counter!("sluice_export_runs_total", "topic" => topic.to_owned(), "status" => status)
+        .increment(1);
+    let Some((records, files, bytes, seconds)) = outcome else {
+        return;
+    };
+    let topic = topic.to_owned();
+    counter!("sluice_export_records_total", "topic" => topic.clone()).increment(records);
+    counter!("sluice_export_files_total", "topic" => topic.clone()).increment(files as u64);
+    counter!("sluice_export_bytes_total", "topic" => topic.clone()).increment(bytes);
+    histogram!("sluice_export_duration_seconds", "topic" => topic.clone()).record(seconds);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    gauge!("sluice_export_last_success_timestamp_seconds", "topic" => topic).set(now);
+}
+
+/// `sluice_http_requests_total{route,status}`; `route` is the route's
+/// template (`/api/pipelines/{name}`), never the raw path, so the number of
+/// series stays bounded whatever callers send.
+pub fn http_request(route: &str, status: u16) {
+    counter!("sluice_http_requests_total", "route" => route.to_owned(),
+        "status" => status.to_string())
+    .increment(1);
+}
+
+/// `sluice_transform_activations_total{transform}`: a running worker
+/// switched to a newly activated version.
+pub fn activation(transform: &str) {
+    counter!("sluice_transform_activations_total", "transform" => transform.to_owned())
+        .increment(1);
+}
