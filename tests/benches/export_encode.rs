@@ -1,7 +1,7 @@
 //! The export's CPU path without a broker: records already read from Kafka
 //! (1,000,000 expedia bookings, as JSON and as Confluent-framed Avro) to a
 //! zstd Parquet file with the metadata columns, exactly as `sluice export`
-//! writes one (`export::decode`, `parquet::kafka_batch`, typed Avro
+//! writes one (`export::decode`, `table::kafka_batch`, typed Avro
 //! columns, `export::PartitionFile`), beside pyarrow doing the same job
 //! (`Table.from_pylist` + `write_table`, zstd, row groups of 64k rows) from
 //! the same records. Each variant runs in a process of its own; the two
@@ -18,10 +18,10 @@ use arrow_array::{
 };
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::export::{ExportOptions, PartitionFile, decode};
-use sluice_host::parquet::{
+use sluice_host::record::{Header, KafkaRecord};
+use sluice_host::table::{
     Cell, kafka_batch, kafka_schema, merged_fields, schema_with, with_value_columns,
 };
-use sluice_host::record::{Header, KafkaRecord};
 use sluice_tests::bench::{self, Child, Stopwatch, Table, expedia_avro, run_python, run_variant};
 
 /// What every variant puts in the metadata columns (`export_pyarrow.py`
