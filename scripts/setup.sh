@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Sluice needs: the wasm target, C build
 # tools (rdkafka bundles librdkafka and compiles it), the tansu broker,
-# Azurite and the infra/ checkers. Idempotent and non-interactive; a run
-# with everything present takes well under a second, so services.sh calls it
-# on every `up`.
+# Azurite, the infra/ checkers and the benches' Python peers. Idempotent and
+# non-interactive; a run with everything present takes well under a second,
+# so services.sh calls it on every `up`.
 set -euo pipefail
 
 SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
@@ -22,6 +22,14 @@ COMPONENTIZE_JS_VERSION=0.23.0
 # its own virtualenv (checkov pins its own fork of the same `hcl2` module).
 PYTHON_HCL2_VERSION=8.1.4
 CHECKOV_VERSION=3.3.30
+# The benches' Python peers (tests/benches/python/): pyarrow and fastavro
+# (cramjam: its snappy codec) for the export and import peers,
+# confluent-kafka for the workers against the broker. Wheels only, so the
+# install takes seconds.
+PYARROW_VERSION=26.0.1
+FASTAVRO_VERSION=1.13.1
+CRAMJAM_VERSION=2.14.0
+CONFLUENT_KAFKA_VERSION=2.16.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
 # python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
@@ -205,6 +213,34 @@ ensure_infra_tools() {
   )
 }
 
+# $SLUICE_CACHE/pytools: one virtualenv with every bench peer's packages at
+# their pinned versions, made anew when any differs (one Python start to
+# check them all keeps the fast path fast). Under a lock of its own, like
+# the infra tools.
+ensure_python_tools() {
+  (
+    exec 7>"$SLUICE_CACHE/pytools.lock"
+    flock 7
+    local venv="$SLUICE_CACHE/pytools"
+    local pins=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
+      "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION")
+    installed() {
+      "$venv/bin/python" -c 'import importlib.metadata as m, sys
+print(" ".join(p + "==" + m.version(p) for p in sys.argv[1:]))' \
+        "${pins[@]%%==*}" 2>/dev/null
+    }
+    if [[ "$(installed)" == "${pins[*]}" ]]; then
+      return
+    fi
+    log "installing ${pins[*]} into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: \
+      "${pins[@]}" >&2
+    [[ "$(installed)" == "${pins[*]}" ]] || die "${pins[*]} not all found in $venv after pip install"
+  )
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
@@ -216,6 +252,11 @@ main() {
     ensure_infra_tools
     return
   fi
+  # `setup.sh python-tools`: only the benches' Python peers.
+  if [[ "${1:-}" == python-tools ]]; then
+    ensure_python_tools
+    return
+  fi
   take_lock
   ensure_wasm_target
   ensure_apt_packages
@@ -225,6 +266,7 @@ main() {
   ensure_componentize_py
   ensure_componentize_js
   ensure_infra_tools
+  ensure_python_tools
 }
 
 main "$@"

@@ -9,15 +9,8 @@
 //! 20,000 under `cargo test --all-targets`).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use apache_avro::types::{Record, Value as AvroValue};
-use apache_avro::{Codec, Schema, Writer};
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde_json::Value;
 use sluice_host::generate::{
     ClickstreamGenerator, ExpediaGenerator, Generator, Pacing, StayMix, produce_generated,
@@ -25,6 +18,7 @@ use sluice_host::generate::{
 use sluice_host::import::{ImportOptions, import};
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::storage::AzureCredentials;
+use sluice_tests::bench::expedia_avro;
 use sluice_tests::{broker, fresh_topic};
 
 /// Records per `send_all` (and rows per acknowledged import chunk).
@@ -116,12 +110,12 @@ fn main() {
         write(
             &dir.path().join("avro"),
             &format!("{name}.avro"),
-            &avro(&values),
+            &expedia_avro::container_file(&values),
         );
         write(
             &dir.path().join("parquet"),
             &format!("{name}.parquet"),
-            &parquet_file(&values),
+            &expedia_avro::parquet_file(&values),
         );
         left -= n;
         part += 1;
@@ -237,106 +231,4 @@ fn jsonl(values: &[Value]) -> Vec<u8> {
         out.push(b'\n');
     }
     out
-}
-
-/// The expedia fields by type: text, double, nullable text (bad dates
-/// included), and the rest numbers.
-const TEXT: [&str; 1] = ["date_time"];
-const DOUBLE: [&str; 1] = ["orig_destination_distance"];
-const NULLABLE_TEXT: [&str; 2] = ["srch_ci", "srch_co"];
-const FIELDS: [&str; 20] = [
-    "id",
-    "date_time",
-    "site_name",
-    "posa_container",
-    "user_location_country",
-    "user_location_region",
-    "user_location_city",
-    "orig_destination_distance",
-    "user_id",
-    "is_mobile",
-    "is_package",
-    "channel",
-    "srch_ci",
-    "srch_co",
-    "srch_adults_cnt",
-    "srch_children_cnt",
-    "srch_rm_cnt",
-    "srch_destination_id",
-    "srch_destination_type_id",
-    "hotel_id",
-];
-
-/// An Avro object container file, snappy-compressed as Spark writes it.
-fn avro(values: &[Value]) -> Vec<u8> {
-    let fields: Vec<String> = FIELDS
-        .iter()
-        .map(|f| {
-            let kind = if TEXT.contains(f) {
-                r#""string""#
-            } else if DOUBLE.contains(f) {
-                r#""double""#
-            } else if NULLABLE_TEXT.contains(f) {
-                r#"["null", "string"]"#
-            } else {
-                r#""long""#
-            };
-            format!(r#"{{"name": "{f}", "type": {kind}}}"#)
-        })
-        .collect();
-    let schema = Schema::parse_str(&format!(
-        r#"{{"type": "record", "name": "expedia", "fields": [{}]}}"#,
-        fields.join(", ")
-    ))
-    .expect("schema");
-    let mut writer = Writer::with_codec(&schema, Vec::new(), Codec::Snappy);
-    for value in values {
-        let mut record = Record::new(&schema).expect("record");
-        for f in FIELDS {
-            let field = &value[f];
-            let avro = if TEXT.contains(&f) {
-                AvroValue::String(field.as_str().unwrap_or_default().to_owned())
-            } else if DOUBLE.contains(&f) {
-                AvroValue::Double(field.as_f64().unwrap_or_default())
-            } else if NULLABLE_TEXT.contains(&f) {
-                match field.as_str() {
-                    Some(text) => AvroValue::Union(1, Box::new(AvroValue::String(text.to_owned()))),
-                    None => AvroValue::Union(0, Box::new(AvroValue::Null)),
-                }
-            } else {
-                AvroValue::Long(field.as_i64().unwrap_or_default())
-            };
-            record.put(f, avro);
-        }
-        writer.append(record).expect("append");
-    }
-    writer.into_inner().expect("Avro file")
-}
-
-/// A snappy-compressed Parquet file (Spark's default) of the same columns.
-fn parquet_file(values: &[Value]) -> Vec<u8> {
-    let columns: Vec<(&str, ArrayRef)> = FIELDS
-        .iter()
-        .map(|&f| {
-            let column = values.iter().map(|v| &v[f]);
-            let array: ArrayRef = if TEXT.contains(&f) || NULLABLE_TEXT.contains(&f) {
-                Arc::new(StringArray::from_iter(column.map(Value::as_str)))
-            } else if DOUBLE.contains(&f) {
-                Arc::new(Float64Array::from_iter(column.map(Value::as_f64)))
-            } else {
-                Arc::new(Int64Array::from_iter(column.map(Value::as_i64)))
-            };
-            (f, array)
-        })
-        .collect();
-    let batch = RecordBatch::try_from_iter(columns).expect("batch");
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .build();
-    let mut bytes = Vec::new();
-    let mut writer =
-        ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties)).expect("writer");
-    writer.write(&batch).expect("write");
-    writer.close().expect("close");
-    bytes
 }

@@ -11,6 +11,7 @@ use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 pub mod arbitrary;
+pub mod bench;
 pub mod http;
 pub mod stored;
 

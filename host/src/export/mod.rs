@@ -16,6 +16,8 @@ mod topic;
 
 pub use error::ExportError;
 pub use layout::{aggregate_key, data_key, dead_letter_key};
-pub use partition_file::WrittenFile;
+// `PartitionFile` and `decode` are public so that the export's CPU path can
+// be measured without a broker (`tests/benches/export_encode.rs`).
+pub use partition_file::{PartitionFile, WrittenFile};
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
-pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, export_topic};
+pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, decode, export_topic};

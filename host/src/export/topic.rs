@@ -383,7 +383,7 @@ impl TopicWriter<'_> {
 
 /// A record as the file keeps it (an Avro value replaced by its JSON) and
 /// its typed cells, or why it cannot be kept.
-fn decode(
+pub fn decode(
     record: &KafkaRecord,
     options: &ExportOptions,
     typed: &[ValueField],

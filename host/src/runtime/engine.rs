@@ -23,7 +23,7 @@ pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
         .max_memory_size(config.max_memory_bytes);
 
     let mut wasm = Config::new();
-    wasm.epoch_interruption(true)
+    wasm.epoch_interruption(config.epoch_interruption)
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))

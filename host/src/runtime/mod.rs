@@ -48,6 +48,11 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: usize,
     /// Granularity of deadlines: how often the epoch advances.
     pub epoch_tick: Duration,
+    /// Whether guests are compiled to check the epoch, so that deadlines
+    /// can interrupt them. Always on in production: without it a looping
+    /// guest runs forever. Off only to measure what the checks cost
+    /// (`tests/benches/stay_category.rs`).
+    pub epoch_interruption: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -57,6 +62,7 @@ impl Default for RuntimeConfig {
             max_instances: 64,
             max_memory_bytes: 4 << 30,
             epoch_tick: Duration::from_millis(10),
+            epoch_interruption: true,
         }
     }
 }
@@ -100,7 +106,7 @@ struct Inner {
     linker: Linker<GuestState>,
     cache: ArtifactCache,
     epoch_tick: Duration,
-    _ticker: EpochTicker,
+    _ticker: Option<EpochTicker>,
 }
 
 impl Runtime {
@@ -112,7 +118,9 @@ impl Runtime {
         bindings::host_api::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(link_error)?;
         let cache = ArtifactCache::new(&engine, config.cache_dir.clone());
-        let ticker = EpochTicker::start(engine.clone(), config.epoch_tick);
+        let ticker = config
+            .epoch_interruption
+            .then(|| EpochTicker::start(engine.clone(), config.epoch_tick));
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,

@@ -1,0 +1,169 @@
+//! The import's CPU path without a broker: files already in memory (JSON
+//! lines, Avro and Parquet, as a Spark job writes part files) to the
+//! records `sluice import` would produce, read as it reads them (each file
+//! through once to check it, then again to make the records, keyed by `id`,
+//! with the file and row headers). Beside it a Python reader doing the same
+//! job with json, fastavro and pyarrow. Each variant runs in a process of
+//! its own and writes the key and value of sampled records; they must
+//! agree (values JSON-equal).
+//!
+//! `cargo bench -p sluice-tests --bench import_decode [-- ROWS]`
+//! (1,000,000 rows; 2,000 under `cargo test --all-targets`).
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde_json::Value;
+use sluice_host::import::{Format, produce_record};
+use sluice_tests::bench::{
+    self, CheckWriter, Child, Stopwatch, Table, expedia_avro, run_python, run_variant,
+};
+
+const TOPIC: &str = "expedia";
+/// Rows per produced chunk (`--chunk-rows`' default).
+const CHUNK: usize = 1_000;
+
+fn main() {
+    if let Some(child) = Child::from_args() {
+        return variant(&child);
+    }
+    let rows = bench::count(1_000_000, 2_000);
+    let files = if bench::benchmarking() { 10 } else { 2 };
+    let dir = tempfile::tempdir().expect("temp folder");
+    eprintln!("writing {rows} bookings as JSON lines, Avro and Parquet in {files} files each...");
+    let values: Vec<Value> = bench::expedia_values(rows, 9)
+        .iter()
+        .map(|v| serde_json::from_slice(v).expect("generated JSON"))
+        .collect();
+    for (part, chunk) in values.chunks(rows.div_ceil(files)).enumerate() {
+        let write = |format: &str, bytes: Vec<u8>| {
+            let folder = dir.path().join(format);
+            std::fs::create_dir_all(&folder).expect("folder");
+            std::fs::write(folder.join(format!("part-{part:05}.{format}")), bytes)
+                .expect("write file");
+        };
+        let mut lines = Vec::new();
+        for value in chunk {
+            serde_json::to_writer(&mut lines, value).expect("JSON");
+            lines.push(b'\n');
+        }
+        write("jsonl", lines);
+        write("avro", expedia_avro::container_file(chunk));
+        write("parquet", expedia_avro::parquet_file(chunk));
+    }
+    drop(values);
+    let stride = bench::check_stride(rows);
+    let path = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
+
+    let mut table = Table::on_cpu_time(format!(
+        "import decode: {rows} rows in {files} files -> records to produce, one process each"
+    ));
+    for format in ["jsonl", "avro", "parquet"] {
+        let args = |name: &str| {
+            vec![
+                ("folder", path(format)),
+                ("format", format.to_owned()),
+                ("stride", stride.to_string()),
+                ("check", path(&format!("{name}-{format}.check"))),
+            ]
+        };
+        let sluice = run_variant("sluice", &args("sluice"));
+        let python = run_python("import_python.py", &args("python"));
+        if python.is_some() {
+            let lines = bench::assert_agree(
+                &format!("{format}: sluice and python"),
+                Path::new(&path(&format!("sluice-{format}.check"))),
+                Path::new(&path(&format!("python-{format}.check"))),
+                same_record,
+            );
+            eprintln!("{format}: Sluice and Python agree on {lines} sampled records");
+        }
+        let peer = format!("python {format}");
+        let name = format!("sluice {format}");
+        table.row(&peer, python.as_ref(), None);
+        table.row(&name, Some(&sluice), Some(&peer));
+        table.target_ratio(
+            &format!("{name} vs python"),
+            table.ratio(&name, &peer),
+            5.0,
+            false,
+        );
+    }
+    table.print();
+}
+
+/// `key \t value`: the same key, JSON-equal values.
+fn same_record(a: &str, b: &str) -> bool {
+    match (a.split_once('\t'), b.split_once('\t')) {
+        (Some((ka, va)), Some((kb, vb))) => ka == kb && bench::same_json(va, vb),
+        _ => false,
+    }
+}
+
+fn variant(child: &Child) {
+    let folder = child.path("folder");
+    let format: Format = child.arg("format").parse().expect("a format");
+    let stride = child.number("stride") as u64;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
+        .expect("folder")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    paths.sort();
+    // Read before the clock starts: the import gets each file whole from
+    // storage, and the bench measures what it does with the bytes.
+    let files: Vec<(String, Bytes)> = paths
+        .iter()
+        .map(|p| {
+            let name = p
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into_owned();
+            (name, Bytes::from(std::fs::read(p).expect("read file")))
+        })
+        .collect();
+    let bytes: usize = files.iter().map(|(_, b)| b.len()).sum();
+    let mut check = CheckWriter::create(&child.path("check"));
+    let mut watch = Stopwatch::default();
+    let mut records = 0u64;
+    for (name, file) in files {
+        // As `FileImport::run`: one pass to find a bad file before any of
+        // it is produced, then the records, a chunk at a time.
+        let total = watch.time(|| {
+            format
+                .rows(file.clone())
+                .expect("readable file")
+                .try_fold(0u64, |n, row| row.map(|_| n + 1))
+                .expect("readable rows")
+        });
+        let mut rows = format.rows(file).expect("readable file");
+        let mut row = 0u64;
+        loop {
+            let chunk: Vec<_> = watch.time(|| {
+                rows.by_ref()
+                    .take(CHUNK)
+                    .map(|value| {
+                        let value = value.expect("readable row");
+                        row += 1;
+                        produce_record(TOPIC, &name, row - 1, value, Some("id"))
+                    })
+                    .collect()
+            });
+            if chunk.is_empty() {
+                break;
+            }
+            for record in &chunk {
+                if records.is_multiple_of(stride) {
+                    check.line(&format!(
+                        "{}\t{}",
+                        String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()),
+                        String::from_utf8_lossy(record.value.as_deref().unwrap_or_default())
+                    ));
+                }
+                records += 1;
+            }
+        }
+        assert_eq!(row, total, "{name}: both passes read every row");
+    }
+    child.report(records, bytes as u64, records, &watch);
+}
