@@ -30,6 +30,8 @@ PYARROW_VERSION=26.0.1
 FASTAVRO_VERSION=1.13.1
 CRAMJAM_VERSION=2.14.0
 CONFLUENT_KAFKA_VERSION=2.16.1
+# The official Prometheus client, whose parser reads our /metrics in tests.
+PROMETHEUS_CLIENT_VERSION=0.21.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
 # python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
@@ -223,7 +225,8 @@ ensure_python_tools() {
     flock 7
     local venv="$SLUICE_CACHE/pytools"
     local pins=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
-      "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION")
+      "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
+      "prometheus-client==$PROMETHEUS_CLIENT_VERSION")
     installed() {
       "$venv/bin/python" -c 'import importlib.metadata as m, sys
 print(" ".join(p + "==" + m.version(p) for p in sys.argv[1:]))' \

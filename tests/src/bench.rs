@@ -196,11 +196,7 @@ pub fn run_variant(variant: &str, args: &[(&str, String)]) -> Measured {
 
 /// The virtualenv `scripts/setup.sh python-tools` makes for the peers.
 pub fn python() -> Option<PathBuf> {
-    let cache = std::env::var_os("SLUICE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice")))?;
-    let python = cache.join("pytools/bin/python");
-    python.exists().then_some(python)
+    crate::python_tools()
 }
 
 /// Runs the Python peer `script` (in `tests/benches/python/`) with

@@ -567,7 +567,7 @@ pub fn python_tools() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice")))?;
     let python = cache.join("pytools/bin/python");
-    python.is_file().then_some(python)
+    python.exists().then_some(python)
 }
 
 /// Samples of a Prometheus text exposition, parsed by the official Python
