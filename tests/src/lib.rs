@@ -543,3 +543,162 @@ impl Drop for PrivateBroker {
         self.kill();
     }
 }
+
+/// Delta tables read back two ways: their log replayed here, independently
+/// of the exporter's reader (every commit's adds and removes in order, then
+/// the live files' rows), and, when the `delta-tools` virtualenv exists, by
+/// the `deltalake` package and pyarrow (`tests/delta/read_table.py`).
+pub mod delta {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use arrow_array::{Array, Int32Array, Int64Array};
+    use serde_json::Value;
+
+    /// The virtualenv's python: `$SLUICE_DELTA_PYTHON` (scripts/test.sh
+    /// sets it after `setup.sh delta-tools`, and then it must be there),
+    /// else the default venv if present.
+    pub fn python() -> Option<PathBuf> {
+        if let Some(python) = std::env::var_os("SLUICE_DELTA_PYTHON") {
+            let python = PathBuf::from(python);
+            assert!(
+                python.exists(),
+                "SLUICE_DELTA_PYTHON={} does not exist: run scripts/setup.sh delta-tools",
+                python.display()
+            );
+            return Some(python);
+        }
+        let cache = std::env::var_os("SLUICE_CACHE")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sluice")))?;
+        let python = cache.join("delta-tools/bin/python");
+        python.exists().then_some(python)
+    }
+
+    /// The table as the `deltalake` package and pyarrow read it (see
+    /// `read_table.py` for `request`); `None`, with a message, when the
+    /// virtualenv is absent from a plain `cargo test`.
+    pub fn read_with_deltalake(request: &Value) -> Option<Value> {
+        let Some(python) = python() else {
+            eprintln!(
+                "SKIPPED the deltalake read-back: no virtualenv at \
+                 ~/.cache/sluice/delta-tools (scripts/setup.sh delta-tools makes it; \
+                 scripts/test.sh always does)"
+            );
+            return None;
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("delta/read_table.py");
+        let output = std::process::Command::new(python)
+            .arg(script)
+            .arg(request.to_string())
+            .output()
+            .expect("run the deltalake reader");
+        assert!(
+            output.status.success(),
+            "deltalake could not read {request}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(serde_json::from_slice(&output.stdout).expect("the reader prints JSON"))
+    }
+
+    /// Each commit's actions, by version, from `<table>/_delta_log`.
+    pub fn commits(table: &Path) -> Vec<Vec<Value>> {
+        let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(table.join("_delta_log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let version = name.strip_suffix(".json")?.parse().ok()?;
+                Some((version, entry.path()))
+            })
+            .collect();
+        versions.sort();
+        for (index, (version, _)) in versions.iter().enumerate() {
+            assert_eq!(*version, index as u64, "versions are contiguous from 0");
+        }
+        versions
+            .iter()
+            .map(|(_, path)| {
+                std::fs::read_to_string(path)
+                    .expect("a commit")
+                    .lines()
+                    .map(|line| serde_json::from_str(line).expect("one JSON action a line"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The `add` actions of the table's live files, by path.
+    pub fn live_adds(table: &Path) -> BTreeMap<String, Value> {
+        let mut live = BTreeMap::new();
+        for actions in commits(table) {
+            for action in actions {
+                if let Some(add) = action.get("add") {
+                    live.insert(
+                        add["path"].as_str().expect("a path").to_owned(),
+                        add.clone(),
+                    );
+                }
+                if let Some(remove) = action.get("remove") {
+                    live.remove(remove["path"].as_str().expect("a path"));
+                }
+            }
+        }
+        live
+    }
+
+    /// How often each (partition, Kafka offset) is in the table: rows of
+    /// its live files and records in their dead letters.
+    pub fn stored(table: &Path) -> BTreeMap<(i32, i64), usize> {
+        let mut seen = BTreeMap::new();
+        for (path, add) in live_adds(table) {
+            let file = std::fs::File::open(table.join(&path)).expect("a live file exists");
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .expect("Parquet")
+                    .build()
+                    .expect("a reader");
+            for batch in reader {
+                let batch = batch.expect("rows");
+                let partitions = batch.column_by_name("partition").expect("partition");
+                let partitions = partitions.as_any().downcast_ref::<Int32Array>().unwrap();
+                let offsets = batch.column_by_name("kafka_offset").expect("kafka_offset");
+                let offsets = offsets.as_any().downcast_ref::<Int64Array>().unwrap();
+                for i in 0..batch.num_rows() {
+                    *seen
+                        .entry((partitions.value(i), offsets.value(i)))
+                        .or_insert(0) += 1;
+                }
+            }
+            if let Some(dead) = add["tags"]["sluice.deadLetters"].as_str() {
+                let text = std::fs::read_to_string(table.join(dead)).expect("its dead letters");
+                for line in text.lines() {
+                    let dead: Value = serde_json::from_str(line).expect("a dead letter");
+                    let at = (
+                        dead["partition"].as_i64().unwrap() as i32,
+                        dead["offset"].as_i64().unwrap(),
+                    );
+                    *seen.entry(at).or_insert(0) += 1;
+                }
+            }
+        }
+        seen
+    }
+
+    /// The `txn` versions of the table, by appId, the latest winning.
+    pub fn txns(table: &Path) -> BTreeMap<String, i64> {
+        let mut txns = BTreeMap::new();
+        for actions in commits(table) {
+            for action in actions {
+                if let Some(txn) = action.get("txn") {
+                    txns.insert(
+                        txn["appId"].as_str().unwrap().to_owned(),
+                        txn["version"].as_i64().unwrap(),
+                    );
+                }
+            }
+        }
+        txns
+    }
+}
