@@ -22,6 +22,10 @@ COMPONENTIZE_JS_VERSION=0.23.0
 # its own virtualenv (checkov pins its own fork of the same `hcl2` module).
 PYTHON_HCL2_VERSION=8.1.4
 CHECKOV_VERSION=3.3.30
+# The Delta tests read the exported tables back with another engine:
+# delta-rs's Python package, and pyarrow on the data files alone.
+DELTALAKE_VERSION=1.6.6
+PYARROW_VERSION=26.0.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 # chromium: the web page is tested in headless Chromium.
 # python3-venv: cargo-lambda and componentize-py come from PyPI into virtualenvs.
@@ -205,6 +209,32 @@ ensure_infra_tools() {
   )
 }
 
+delta_tools_ok() {
+  local venv="$SLUICE_CACHE/delta-tools"
+  [[ "$(pip_version "$venv" deltalake)" == "$DELTALAKE_VERSION" &&
+    "$(pip_version "$venv" pyarrow)" == "$PYARROW_VERSION" ]]
+}
+
+# $SLUICE_CACHE/delta-tools: a virtualenv with the pinned deltalake and
+# pyarrow, for tests/delta/read_table.py. Its own lock, like infra-tools,
+# so that scripts/test.sh need not wait for a whole setup.
+ensure_delta_tools() {
+  (
+    exec 7>"$SLUICE_CACHE/delta-tools.lock"
+    flock 7
+    if delta_tools_ok; then
+      return
+    fi
+    local venv="$SLUICE_CACHE/delta-tools"
+    log "installing deltalake $DELTALAKE_VERSION and pyarrow $PYARROW_VERSION into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      "deltalake==$DELTALAKE_VERSION" "pyarrow==$PYARROW_VERSION" >&2
+    delta_tools_ok || die "deltalake $DELTALAKE_VERSION or pyarrow $PYARROW_VERSION not found in $venv"
+  )
+}
+
 main() {
   # npm and cargo skip progress bars and prompts under CI.
   export CI="${CI:-true}"
@@ -216,6 +246,12 @@ main() {
     ensure_infra_tools
     return
   fi
+  # `setup.sh delta-tools`: only the Delta tests' reader (a python3 with
+  # venv).
+  if [[ "${1:-}" == delta-tools ]]; then
+    ensure_delta_tools
+    return
+  fi
   take_lock
   ensure_wasm_target
   ensure_apt_packages
@@ -225,6 +261,7 @@ main() {
   ensure_componentize_py
   ensure_componentize_js
   ensure_infra_tools
+  ensure_delta_tools
 }
 
 main "$@"

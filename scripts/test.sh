@@ -13,6 +13,10 @@ scripts/prune-target.sh
 eval "$(scripts/services.sh up)"
 scripts/build-guests.sh >/dev/null
 export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
+# The Delta tests read their tables back with the deltalake package; here
+# it must be there (a plain `cargo test` skips that read when it is not).
+scripts/setup.sh delta-tools
+export SLUICE_DELTA_PYTHON="$SLUICE_CACHE/delta-tools/bin/python"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
 cargo test --workspace --all-targets "$@"
