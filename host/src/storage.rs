@@ -487,4 +487,26 @@ mod tests {
         storage.delete("a/b/x.txt").unwrap();
         assert_eq!(storage.list("a/b").unwrap(), ["a/b/y.txt"]);
     }
+
+    #[test]
+    fn a_create_only_put_creates_once_and_never_overwrites() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        let key = "t/_delta_log/00000000000000000000.json";
+        assert_eq!(storage.get_if_exists(key).unwrap(), None);
+        assert!(storage.put_new(key, Bytes::from("first")).unwrap());
+        assert!(!storage.put_new(key, Bytes::from("second")).unwrap());
+        assert_eq!(
+            storage.get_if_exists(key).unwrap(),
+            Some(Bytes::from("first"))
+        );
+        assert_eq!(
+            storage.list("t/_delta_log").unwrap(),
+            [key],
+            "no temporary file left beside it"
+        );
+        let copy = root.path().join("copy");
+        storage.download(key, &copy).unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"first");
+    }
 }

@@ -426,7 +426,169 @@ pub fn write(
 
 #[cfg(test)]
 mod tests {
+    use super::super::actions::{Format, StringMap};
+    use super::super::commit::commit;
+    use super::super::log::Snapshot;
     use super::*;
+
+    fn add(path: &str) -> Action {
+        Action {
+            add: Some(Add {
+                path: path.into(),
+                partition_values: StringMap::new(),
+                size: 10,
+                modification_time: 1,
+                data_change: true,
+                stats: Some(r#"{"numRecords":1}"#.into()),
+                tags: Some(
+                    [
+                        ("sluice.partition".to_owned(), Some("0".to_owned())),
+                        ("sluice.firstOffset".to_owned(), Some("0".to_owned())),
+                        ("sluice.lastOffset".to_owned(), Some("0".to_owned())),
+                    ]
+                    .into(),
+                ),
+            }),
+            ..Action::default()
+        }
+    }
+
+    fn remove(path: &str, at: i64) -> Action {
+        Action {
+            remove: Some(Remove {
+                path: path.into(),
+                deletion_timestamp: Some(at),
+                data_change: true,
+                extended_file_metadata: None,
+                partition_values: None,
+                size: None,
+            }),
+            ..Action::default()
+        }
+    }
+
+    fn txn(app_id: &str, version: i64) -> Action {
+        Action {
+            txn: Some(Txn {
+                app_id: app_id.into(),
+                version,
+                last_updated: None,
+            }),
+            ..Action::default()
+        }
+    }
+
+    fn metadata() -> Metadata {
+        Metadata {
+            id: "id".into(),
+            name: None,
+            description: None,
+            format: Format {
+                provider: "parquet".into(),
+                options: StringMap::new(),
+            },
+            schema_string: r#"{"type":"struct","fields":[]}"#.into(),
+            partition_columns: Vec::new(),
+            created_time: Some(1),
+            configuration: StringMap::new(),
+        }
+    }
+
+    /// The table after replaying every commit's JSON, no checkpoint.
+    fn replayed(storage: &Storage, versions: u64) -> Snapshot {
+        let mut snapshot = Snapshot::empty("t");
+        for version in 0..=versions {
+            let bytes = storage.get(&commit_key("t", version)).unwrap();
+            snapshot.apply(version, &parse_commit(&bytes).unwrap());
+        }
+        snapshot
+    }
+
+    #[test]
+    fn a_checkpoint_holds_what_the_commits_replay_to_streamed_over_batches() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        let staging = root.path().join(".staging");
+        let now = 10 * 7 * 24 * 3600 * 1000;
+        let long_ago = 1;
+        let mut snapshot = Snapshot::empty("t");
+        // More files than a batch holds, so that reading and writing both
+        // go over batch boundaries.
+        let mut first = vec![
+            Action {
+                protocol: Some(Protocol::sluice()),
+                ..Action::default()
+            },
+            Action {
+                metadata: Some(metadata()),
+                ..Action::default()
+            },
+            txn("g-0", 5000),
+        ];
+        first.extend((0..BATCH + 900).map(|i| add(&format!("f{i}.parquet"))));
+        let commits = vec![
+            first,
+            vec![
+                remove("f0.parquet", now - 1),
+                add("new.parquet"),
+                txn("g-0", 5001),
+            ],
+            vec![
+                remove("f1.parquet", long_ago),
+                add("f0.parquet"),
+                txn("h-0", 3),
+            ],
+        ];
+        for actions in commits {
+            commit(&storage, &mut snapshot, actions).unwrap();
+        }
+        let written = write(&storage, "t", 2, None, Some(1000), now, &staging).unwrap();
+        assert_eq!(written.adds as usize, BATCH + 900);
+        for actions in [
+            vec![
+                remove("f2.parquet", now - 5),
+                remove("f3.parquet", long_ago),
+                txn("g-0", 5002),
+            ],
+            vec![remove("new.parquet", now - 3), add("f1.parquet")],
+        ] {
+            commit(&storage, &mut snapshot, actions).unwrap();
+        }
+        // From the checkpoint of version 2, streamed, and two commits.
+        let written = write(&storage, "t", 4, Some(2), Some(1000), now, &staging).unwrap();
+        assert_eq!(written.version, 4);
+
+        let mut loaded = Snapshot::load(&storage, "t", &staging).unwrap();
+        assert_eq!(loaded.checkpoint(), Some(4));
+        let mut expected = replayed(&storage, 4);
+        expected.set_checkpoint(4);
+        loaded.set_checkpoint(4);
+        assert_eq!(loaded, expected);
+        assert_eq!(loaded.txn("g-0"), Some(5002));
+        assert_eq!(loaded.txn("h-0"), Some(3));
+        assert_eq!(
+            loaded.files_of(0).len(),
+            BATCH + 900 - 2,
+            "f2, f3 and new gone, f0 and f1 back"
+        );
+
+        // Tombstones: the recent ones kept; f3's, older than the retention,
+        // and those of f0 and f1, added again, not.
+        let mut tombstones = Vec::new();
+        read(&storage, "t", 4, &staging, |action| {
+            tombstones.extend(action.remove.map(|r| r.path));
+            Ok(())
+        })
+        .unwrap();
+        tombstones.sort();
+        assert_eq!(tombstones, ["f2.parquet", "new.parquet"]);
+        let pointer: LastCheckpoint =
+            serde_json::from_slice(&storage.get(&last_checkpoint_key("t")).unwrap()).unwrap();
+        assert_eq!(
+            (pointer.version, pointer.size, pointer.num_of_add_files),
+            (4, written.actions, Some(written.adds))
+        );
+    }
 
     #[test]
     fn tombstones_are_kept_as_long_as_the_table_says() {

@@ -52,7 +52,7 @@ pub struct LastCheckpoint {
 }
 
 /// The table at its latest version, as far as an export needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     topic: String,
     version: Option<u64>,
