@@ -412,7 +412,7 @@ impl DeltaTable {
             .and_then(|v| v.parse::<u64>().ok())
             .filter(|n| *n > 0)
             .unwrap_or(self.checkpoint_interval);
-        if version == 0 || version % interval != 0 {
+        if version == 0 || !version.is_multiple_of(interval) {
             return;
         }
         let started = Instant::now();
