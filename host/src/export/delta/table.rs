@@ -445,3 +445,152 @@ impl DeltaTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{Timestamps, ValueColumn, kafka_schema};
+
+    /// A local table whose version 0 holds `actions` (a protocol, a
+    /// metadata and whatever else) with this export's schema.
+    fn table_with(
+        root: &Path,
+        protocol: Protocol,
+        config: StringMap,
+        more: Vec<Action>,
+    ) -> Storage {
+        let storage = Storage::open(root.to_str().unwrap(), &Default::default()).unwrap();
+        let base = kafka_schema(ValueColumn::Json, Timestamps::Micros);
+        let fields = schema::reconcile(None, &base, &[]).unwrap().fields;
+        let mut actions = vec![
+            Action {
+                protocol: Some(protocol),
+                ..Action::default()
+            },
+            Action {
+                metadata: Some(Metadata {
+                    id: "id".into(),
+                    name: None,
+                    description: None,
+                    format: Format {
+                        provider: "parquet".into(),
+                        options: StringMap::new(),
+                    },
+                    schema_string: schema::schema_string(&fields),
+                    partition_columns: Vec::new(),
+                    created_time: None,
+                    configuration: config,
+                }),
+                ..Action::default()
+            },
+        ];
+        actions.extend(more);
+        let mut snapshot = Snapshot::empty("t");
+        commit(&storage, &mut snapshot, actions).unwrap();
+        storage
+    }
+
+    fn file(partition: i32, first: i64, last: i64, run: &str) -> WrittenFile {
+        WrittenFile {
+            staging: PathBuf::new(),
+            key: format!("t/part-{partition}-{first}-{last}-{run}.zstd.parquet"),
+            partition,
+            first,
+            last,
+            rows: 1,
+            bytes: 1,
+            dead_lettered: 0,
+            dead_letters: None,
+            stats: Vec::new(),
+        }
+    }
+
+    fn add(file: &WrittenFile, tagged: bool) -> Action {
+        let mut add = Add::of_file(
+            file,
+            file.key[2..].to_owned(),
+            None,
+            &arrow_schema::Schema::empty(),
+            1,
+        );
+        if !tagged {
+            add.tags = None;
+        }
+        Action {
+            add: Some(add),
+            ..Action::default()
+        }
+    }
+
+    fn open(storage: &Storage, root: &Path, plan: &ReadPlan) -> Result<DeltaTable, DeltaError> {
+        DeltaTable::open(storage, plan, "run", &root.join(".staging"), 10)
+    }
+
+    #[test]
+    fn a_protocol_past_1_2_is_refused_with_its_versions() {
+        let root = tempfile::tempdir().unwrap();
+        let protocol = Protocol {
+            min_reader_version: 3,
+            min_writer_version: 7,
+            reader_features: Some(vec!["deletionVectors".into()]),
+            writer_features: Some(vec!["deletionVectors".into()]),
+        };
+        let storage = table_with(root.path(), protocol, StringMap::new(), Vec::new());
+        let error = open(&storage, root.path(), &ReadPlan::earliest("t"))
+            .err()
+            .expect("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("reader version 3") && text.contains("deletionVectors"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_re_export_is_refused_over_files_of_other_writers_and_on_append_only_tables() {
+        let root = tempfile::tempdir().unwrap();
+        let theirs = add(&file(0, 0, 9, "optimize"), false);
+        let storage = table_with(
+            root.path(),
+            Protocol::sluice(),
+            StringMap::new(),
+            vec![theirs],
+        );
+        let error = open(&storage, root.path(), &ReadPlan::earliest("t"))
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(error, DeltaError::ForeignFiles { files: 1, .. }),
+            "{error}"
+        );
+        let mut committed = ReadPlan::earliest("t");
+        committed.start = Start::Committed;
+        assert!(
+            open(&storage, root.path(), &committed).is_ok(),
+            "runs from the group go on"
+        );
+
+        let root = tempfile::tempdir().unwrap();
+        let append_only =
+            StringMap::from([("delta.appendOnly".to_owned(), Some("true".to_owned()))]);
+        let ours = add(&file(0, 0, 9, "old"), true);
+        let storage = table_with(root.path(), Protocol::sluice(), append_only, vec![ours]);
+        let mut table = open(&storage, root.path(), &ReadPlan::earliest("t")).unwrap();
+        table
+            .columns(&kafka_schema(ValueColumn::Json, Timestamps::Micros), &[])
+            .unwrap();
+        table.stored(&file(0, 0, 14, "new"));
+        let error = table.commit_all(&storage, &[(0, 15)]).unwrap_err();
+        assert!(
+            matches!(error, DeltaError::AppendOnly { files: 1, .. }),
+            "{error}"
+        );
+        assert!(
+            storage
+                .get_if_exists(&super::super::log::commit_key("t", 1))
+                .unwrap()
+                .is_none(),
+            "nothing committed"
+        );
+    }
+}
