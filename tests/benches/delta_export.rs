@@ -1,9 +1,10 @@
 //! The export of one topic as plain Parquet files and as a Delta table,
 //! side by side in one run against the broker `scripts/services.sh up`
-//! started: records/s of each (best of two rounds, interleaved), then what
-//! the Delta table itself costs per run: reading its log, the commit (a
-//! create-only put of the next version), and the checkpoint every tenth
-//! version, over a series of small runs as a timer makes them.
+//! started: records/s of each (best of three rounds, interleaved, the
+//! order swapped each round), then what the Delta table itself costs per
+//! run: reading its log, the commit (a create-only put of the next
+//! version), and the checkpoint every tenth version, over a series of
+//! small runs as a timer makes them, into a local folder and into Azurite.
 //!
 //! `cargo bench -p sluice-tests --bench delta_export [-- RECORDS]`
 //! (200,000 generated bookings in 3 partitions; 2,000 under `cargo test
@@ -39,13 +40,18 @@ fn main() {
     produce(&producer, &topic, 0, records);
 
     let mut best: Vec<(ExportFormat, TopicReport)> = Vec::new();
-    for round in 0..2 {
-        for format in [ExportFormat::Parquet, ExportFormat::Delta] {
+    for round in 0..3 {
+        let mut order = [ExportFormat::Parquet, ExportFormat::Delta];
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for format in order {
             let root = tempfile::tempdir().expect("a folder");
+            let plan = plan(&topic, &fresh_topic("g"), serde_json::json!({}));
             let report = export(
                 &config,
-                &plan(&topic, &fresh_topic("g"), serde_json::json!({})),
-                root.path(),
+                &plan,
+                &local(root.path()),
                 format,
                 &format!("run-{round}"),
             );
@@ -58,9 +64,10 @@ fn main() {
             }
         }
     }
+    best.sort_by_key(|(format, _)| *format != ExportFormat::Parquet);
     let parquet = best[0].1.seconds;
     println!(
-        "\nexport of {records} records ({PARTITIONS} partitions, generated bookings), best of 2 rounds:\n"
+        "\nexport of {records} records ({PARTITIONS} partitions, generated bookings), best of 3 rounds:\n"
     );
     println!("| | records/s | seconds | files | MiB | vs Parquet |");
     println!("|---|---|---|---|---|---|");
@@ -88,51 +95,81 @@ fn main() {
     }
 
     // A table growing run by run, as a timer grows it: what each run spends
-    // on the log, the commit and the checkpoint.
-    let small = fresh_topic("bench-delta-small");
-    ensure_topic(&config, &small, PARTITIONS).expect("topic");
-    let root = tempfile::tempdir().expect("a folder");
-    let group = fresh_topic("g");
-    let (mut loads, mut commits, mut checkpoints) = (Vec::new(), Vec::new(), Vec::new());
-    for run in 0..SMALL_RUNS {
-        produce(
-            &producer,
-            &small,
-            run * SMALL_RUN_RECORDS,
-            SMALL_RUN_RECORDS,
-        );
-        let report = export(
-            &config,
-            &plan(&small, &group, serde_json::json!({})),
-            root.path(),
-            ExportFormat::Delta,
-            &format!("run-{run}"),
-        );
-        let delta = report.delta.expect("a Delta report");
-        assert_eq!(delta.version, Some(run as u64));
-        loads.push(delta.load_seconds * 1e3);
-        commits.push(delta.commit_seconds * 1e3);
-        if delta.checkpoints > 0 {
-            checkpoints.push(delta.checkpoint_seconds * 1e3);
+    // on the log, the commit and the checkpoint, locally and on Azurite.
+    let local_root = tempfile::tempdir().expect("a folder");
+    let series = [
+        ("local folder", local(local_root.path())),
+        (
+            "Azurite",
+            Storage::open(
+                &sluice_tests::azurite_url("bench-delta", "lake"),
+                &sluice_tests::azurite::credentials(),
+            )
+            .expect("Azurite"),
+        ),
+    ];
+    let mut figures: Vec<[Vec<f64>; 3]> = Vec::new();
+    for (_, storage) in &series {
+        let small = fresh_topic("bench-delta-small");
+        ensure_topic(&config, &small, PARTITIONS).expect("topic");
+        let group = fresh_topic("g");
+        let mut costs: [Vec<f64>; 3] = Default::default();
+        for run in 0..SMALL_RUNS {
+            produce(
+                &producer,
+                &small,
+                run * SMALL_RUN_RECORDS,
+                SMALL_RUN_RECORDS,
+            );
+            let plan = plan(&small, &group, serde_json::json!({}));
+            let report = export(
+                &config,
+                &plan,
+                storage,
+                ExportFormat::Delta,
+                &format!("run-{run}"),
+            );
+            let delta = report.delta.expect("a Delta report");
+            assert_eq!(delta.version, Some(run as u64));
+            costs[0].push(delta.load_seconds * 1e3);
+            costs[1].push(delta.commit_seconds * 1e3);
+            if delta.checkpoints > 0 {
+                costs[2].push(delta.checkpoint_seconds * 1e3);
+            }
         }
+        figures.push(costs);
     }
     println!(
-        "\n{SMALL_RUNS} runs of {SMALL_RUN_RECORDS} records into one table (a file per partition each, a checkpoint every 10 versions), per run in ms:\n"
+        "\n{SMALL_RUNS} runs of {SMALL_RUN_RECORDS} records into one table (a file per partition each, a checkpoint every 10 versions), per run in ms, median (max):\n"
     );
-    println!("| | median | max |");
-    println!("|---|---|---|");
-    for (what, figures) in [
-        ("reading the log", &mut loads),
-        ("the commit", &mut commits),
-        ("a checkpoint", &mut checkpoints),
-    ] {
-        figures.sort_by(f64::total_cmp);
-        let (median, max) = (
-            figures.get(figures.len() / 2).copied().unwrap_or(f64::NAN),
-            figures.last().copied().unwrap_or(f64::NAN),
-        );
-        println!("| {what} | {median:.1} | {max:.1} |");
+    let names: Vec<&str> = series.iter().map(|(name, _)| *name).collect();
+    println!("| | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(series.len()));
+    for (index, what) in ["reading the log", "the commit", "a checkpoint"]
+        .iter()
+        .enumerate()
+    {
+        let cells: Vec<String> = figures
+            .iter_mut()
+            .map(|costs| {
+                let values = &mut costs[index];
+                values.sort_by(f64::total_cmp);
+                match (values.get(values.len() / 2), values.last()) {
+                    (Some(median), Some(max)) => format!("{median:.1} ({max:.1})"),
+                    _ => "-".into(),
+                }
+            })
+            .collect();
+        println!("| {what} | {} |", cells.join(" | "));
     }
+}
+
+fn local(root: &Path) -> Storage {
+    Storage::open(
+        root.to_str().expect("a UTF-8 path"),
+        &AzureCredentials::default(),
+    )
+    .expect("storage")
 }
 
 fn produce(producer: &Producer, topic: &str, skip: usize, count: usize) {
@@ -157,16 +194,11 @@ fn produce(producer: &Producer, topic: &str, skip: usize, count: usize) {
 fn export(
     config: &sluice_host::kafka::KafkaConfig,
     plan: &ReadPlan,
-    root: &Path,
+    storage: &Storage,
     format: ExportFormat,
     run_id: &str,
 ) -> TopicReport {
-    let storage = Storage::open(
-        root.to_str().expect("a UTF-8 path"),
-        &AzureCredentials::default(),
-    )
-    .expect("storage");
     let mut options = ExportOptions::new(run_id);
     options.format = format;
-    export_topic(config, plan, &storage, &options, None, |_| {}).expect("export")
+    export_topic(config, plan, storage, &options, None, |_| {}).expect("export")
 }
