@@ -154,7 +154,10 @@ fn main() {
             .map(|costs| {
                 let values = &mut costs[index];
                 values.sort_by(f64::total_cmp);
-                match (values.get(values.len() / 2), values.last()) {
+                match (
+                    values.get(values.len().saturating_sub(1) / 2),
+                    values.last(),
+                ) {
                     (Some(median), Some(max)) => format!("{median:.1} ({max:.1})"),
                     _ => "-".into(),
                 }

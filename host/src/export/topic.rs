@@ -295,7 +295,17 @@ fn still_needed(range: PartitionRange, stored: &impl Held, plan: &ReadPlan) -> P
                  is this folder another cluster's?): nothing is read until the partition passes them"
             );
         }
-        range.start = next.min(range.high);
+        if next < range.low {
+            tracing::warn!(
+                topic = plan.topic,
+                partition = range.partition,
+                stored_up_to = next - 1,
+                low_watermark = range.low,
+                "the partition no longer has the records after what is stored (retention \
+                 deleted them): the run starts at its earliest offset"
+            );
+        }
+        range.start = next.max(range.low).min(range.high);
         range.end = plan.capped_end(range.start, range.high);
         return range;
     }
