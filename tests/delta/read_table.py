@@ -7,9 +7,10 @@ pyarrow reads each of its data files on its own, without Delta.
 
 REQUEST_JSON: {"uri": ..., "storage_options": {...}, "app_ids": [...],
 "where": "kafka_offset >= 10", "history": true, "checkpoint": true,
-"azure": {"account", "key", "authority"}} (all but "uri" optional).
-"checkpoint" has the deltalake package write a checkpoint of the latest
-version first. Prints one JSON object.
+"optimize": true, "azure": {"account", "key", "authority"}} (all but
+"uri" optional). "optimize" has the deltalake package compact the table's
+files first (a commit of its own), "checkpoint" write a checkpoint of the
+latest version. Prints one JSON object.
 """
 
 import json
@@ -23,6 +24,8 @@ from deltalake import DeltaTable, QueryBuilder
 def main():
     request = json.loads(sys.argv[1])
     table = DeltaTable(request["uri"], storage_options=request.get("storage_options"))
+    if request.get("optimize"):
+        table.optimize.compact()
     if request.get("checkpoint"):
         table.create_checkpoint()
     # Every column, the headers map and typed columns included.

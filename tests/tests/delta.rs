@@ -4,7 +4,8 @@
 //! through the `txn` versions (a crash between the table's commit and the
 //! group's, a group offset moved, a renamed group), re-exports replacing
 //! files in one commit, Avro versions adding columns, commits mid-run,
-//! checkpoints (ours and one the deltalake package wrote), Azurite.
+//! checkpoints (ours and one the deltalake package wrote), a table the
+//! deltalake package compacted, Azurite.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -557,6 +558,72 @@ fn checkpoints_every_n_commits_and_one_the_deltalake_package_wrote_are_read() {
         let offsets: Vec<&String> = read["offsets"].as_object().unwrap().keys().collect();
         assert_eq!(offsets.len(), 70);
     }
+}
+
+#[test]
+fn a_table_compacted_by_the_deltalake_package_goes_on_from_its_txn_versions() {
+    let config = broker();
+    let topic = fresh_topic("delta-optimize");
+    ensure_topic(&config, &topic, 1).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let storage = local(root.path());
+    let group = fresh_topic("g");
+    let table = root.path().join(&topic);
+    for round in 0..3 {
+        produce_to(&config, &topic, 0, &values(round * 10, round * 10 + 10));
+        export(
+            &config,
+            &topic,
+            &group,
+            json!({}),
+            &storage,
+            &delta(&format!("run-{round}")),
+        );
+    }
+    // OPTIMIZE: another writer's commit removes Sluice's three files and
+    // adds one of its own, without Sluice's tags.
+    let Some(compacted) = deltalake(&table, json!({"optimize": true, "history": true})) else {
+        return;
+    };
+    assert_eq!(compacted["version"], 3, "{compacted}");
+    assert_eq!(compacted["files"].as_array().unwrap().len(), 1);
+    produce_to(&config, &topic, 0, &values(30, 40));
+    let report = export(
+        &config,
+        &topic,
+        &group,
+        json!({}),
+        &storage,
+        &delta("run-3"),
+    );
+    assert_eq!(
+        (report.records, report.delta.unwrap().version),
+        (10, Some(4))
+    );
+    let read = deltalake(&table, json!({"app_ids": [format!("{group}-0")]})).unwrap();
+    assert_eq!(
+        (read["rows"].as_u64(), read["pyarrow_rows"].as_u64()),
+        (Some(40), Some(40))
+    );
+    assert_eq!(
+        read["offsets"].as_object().unwrap().len(),
+        40,
+        "each row once"
+    );
+    assert_eq!(read["txn"][format!("{group}-0")], 39);
+    // A re-export cannot tell which of the compacted file's rows it would
+    // replace: refused, and nothing committed.
+    let error = export_topic(
+        &config,
+        &plan(&topic, &fresh_topic("g"), json!({"reset_offsets": true})),
+        &storage,
+        &delta("run-4"),
+        None,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("did not write"), "{error}");
+    assert_eq!(commits(&table).len(), 5);
 }
 
 #[test]
