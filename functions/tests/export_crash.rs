@@ -152,6 +152,7 @@ fn crashes_at_any_point_leave_every_record_once_in_the_delta_table() {
         "delta",
         &[
             "export::mid-batch",
+            "export::before-upload",
             "export::between-dead-letters-and-data",
             "delta::before-commit",
             "delta::after-commit",
