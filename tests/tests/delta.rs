@@ -804,18 +804,25 @@ fn an_export_to_azurite_is_a_table_the_deltalake_package_reads() {
     // The same group again, after the group commit was lost: the table
     // decides, on Azure too.
     set_group_offset(&config, &topic, &group, 0);
-    let second = export(
-        &config,
-        &topic,
-        &group,
-        json!({}),
-        &storage,
-        &delta("run-2"),
-    );
+    // A checkpoint at every version: the next run reads it from Azure.
+    let mut options = delta("run-2");
+    options.checkpoint_interval = 1;
+    let second = export(&config, &topic, &group, json!({}), &storage, &options);
+    let report = second.delta.unwrap();
     assert_eq!(
-        (second.records, second.delta.unwrap().version),
-        (5, Some(1))
+        (second.records, report.version, report.checkpoints),
+        (5, Some(1), 1)
     );
+    produce_to(&config, &topic, 0, &values(12, 15));
+    options.run_id = "run-3".into();
+    let third = export(&config, &topic, &group, json!({}), &storage, &options);
+    assert_eq!((third.records, third.delta.unwrap().version), (3, Some(2)));
+    let pointer = storage
+        .get_if_exists(&format!("{topic}/_delta_log/_last_checkpoint"))
+        .unwrap()
+        .unwrap();
+    let pointer: Value = serde_json::from_slice(&pointer).unwrap();
+    assert_eq!(pointer["version"], 2);
     // Version 1 exists: a create-only put of it is refused.
     let key = format!("{topic}/_delta_log/00000000000000000001.json");
     assert!(
@@ -852,10 +859,10 @@ fn an_export_to_azurite_is_a_table_the_deltalake_package_reads() {
     if let Some(read) = read_with_deltalake(&request) {
         assert_eq!(
             (read["version"].as_u64(), read["rows"].as_u64()),
-            (Some(1), Some(12))
+            (Some(2), Some(15))
         );
-        assert_eq!(read["pyarrow_rows"], 12);
-        assert_eq!(read["txn"][format!("{group}-0")], 11);
-        assert_eq!(read["offsets"].as_object().unwrap().len(), 12);
+        assert_eq!(read["pyarrow_rows"], 15);
+        assert_eq!(read["txn"][format!("{group}-0")], 14);
+        assert_eq!(read["offsets"].as_object().unwrap().len(), 15);
     }
 }
