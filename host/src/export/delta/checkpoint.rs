@@ -278,7 +278,7 @@ pub fn write(
     let mut removes: BTreeMap<String, Remove> = BTreeMap::new();
     let mut txns: BTreeMap<String, Txn> = BTreeMap::new();
     let (mut protocol, mut metadata): (Option<Protocol>, Option<Metadata>) = (None, None);
-    for v in previous.map_or(0, |p| p + 1)..=version {
+    for v in previous.map_or(0, |p| p.saturating_add(1))..=version {
         let key = commit_key(topic, v);
         let bytes = storage
             .get_if_exists(&key)?

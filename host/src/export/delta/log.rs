@@ -99,6 +99,9 @@ impl Snapshot {
         }
         loop {
             let version = snapshot.next_version();
+            if snapshot.version == Some(version) {
+                break; // u64::MAX: no version after it
+            }
             let key = commit_key(topic, version);
             let Some(bytes) = storage.get_if_exists(&key)? else {
                 break;
@@ -154,7 +157,8 @@ impl Snapshot {
 
     /// The version the next commit creates.
     pub fn next_version(&self) -> u64 {
-        self.version.map_or(0, |v| v + 1)
+        // Saturating: a version read from a foreign `_last_checkpoint` can be anything.
+        self.version.map_or(0, |v| v.saturating_add(1))
     }
 
     pub fn protocol(&self) -> Option<&Protocol> {
