@@ -22,7 +22,8 @@ COMPONENTIZE_JS_VERSION=0.23.0
 # its own virtualenv (checkov pins its own fork of the same `hcl2` module).
 PYTHON_HCL2_VERSION=8.1.4
 CHECKOV_VERSION=3.3.30
-# The benches' Python peers (tests/benches/python/): pyarrow and fastavro
+# One virtualenv of Python tools for the tests and benches. The benches'
+# Python peers (tests/benches/python/): pyarrow and fastavro
 # (cramjam: its snappy codec) for the export and import peers,
 # confluent-kafka for the workers against the broker. Wheels only, so the
 # install takes seconds.
@@ -30,6 +31,9 @@ PYARROW_VERSION=26.0.1
 FASTAVRO_VERSION=1.13.1
 CRAMJAM_VERSION=2.14.0
 CONFLUENT_KAFKA_VERSION=2.16.1
+# deltalake: delta-rs's Python package, which reads the exported Delta
+# tables back in the tests (another engine than ours).
+DELTALAKE_VERSION=1.6.6
 # The official Prometheus client, whose parser reads our /metrics in tests.
 PROMETHEUS_CLIENT_VERSION=0.21.1
 # libzstd-dev: design.md §5, system zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
@@ -215,7 +219,7 @@ ensure_infra_tools() {
   )
 }
 
-# $SLUICE_CACHE/pytools: one virtualenv with every bench peer's packages at
+# $SLUICE_CACHE/pytools: one virtualenv with every Python tool's package at
 # their pinned versions, made anew when any differs (one Python start to
 # check them all keeps the fast path fast). Under a lock of its own, like
 # the infra tools.
@@ -226,7 +230,7 @@ ensure_python_tools() {
     local venv="$SLUICE_CACHE/pytools"
     local pins=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
       "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
-      "prometheus-client==$PROMETHEUS_CLIENT_VERSION")
+      "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "deltalake==$DELTALAKE_VERSION")
     installed() {
       "$venv/bin/python" -c 'import importlib.metadata as m, sys
 print(" ".join(p + "==" + m.version(p) for p in sys.argv[1:]))' \
@@ -255,8 +259,8 @@ main() {
     ensure_infra_tools
     return
   fi
-  # `setup.sh python-tools`: only the benches' Python peers.
-  if [[ "${1:-}" == python-tools ]]; then
+  # `setup.sh python-tools`: only the tests' and benches' Python tools.
+  if [[ "${1:-}" == python-tools || "${1:-}" == delta-tools ]]; then
     ensure_python_tools
     return
   fi

@@ -13,6 +13,11 @@ scripts/prune-target.sh
 eval "$(scripts/services.sh up)"
 scripts/build-guests.sh >/dev/null
 export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
+# The Delta tests read their tables back with the deltalake package (and
+# the metrics tests parse with prometheus-client); here they must be there
+# (a plain `cargo test` skips those checks when they are not).
+scripts/setup.sh python-tools
+export SLUICE_DELTA_PYTHON="$SLUICE_CACHE/pytools/bin/python"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
 cargo test --workspace --all-targets "$@"

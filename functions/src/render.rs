@@ -8,7 +8,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
-use sluice_host::table::{ValueColumn, kafka_batch};
+use sluice_host::table::{Timestamps, ValueColumn, kafka_batch};
 
 /// A value as JSON when it is JSON, else as text, else (bytes that are
 /// not UTF-8) in hex: never with bytes replaced. The fetch says which in
@@ -110,7 +110,7 @@ pub fn write_csv(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Resul
 }
 
 pub fn write_parquet<W: Write + Send>(records: &[KafkaRecord], out: W) -> anyhow::Result<()> {
-    let batch = kafka_batch(records, ValueColumn::Raw, |_, o| o)?;
+    let batch = kafka_batch(records, ValueColumn::Raw, Timestamps::Millis, |_, o| o)?;
     let mut writer = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None)?;
     writer.write(&batch)?;
     writer.close()?;

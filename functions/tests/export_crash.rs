@@ -1,8 +1,10 @@
 //! `sluice export` crashed again and again while its topic grows: SIGKILL
 //! at random moments, and an abort at each named step (mid-batch, before
 //! the upload, between a file's dead letters and its data, between the
-//! upload and the commit). Afterwards the union of every stored file, data
-//! rows and dead letters together, holds every record exactly once.
+//! upload and the commit; for a Delta table also before and after the
+//! table's commit and inside a checkpoint). Afterwards the union of every
+//! stored file (for Delta: of every file the table's log holds), data rows
+//! and dead letters together, holds every record exactly once.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,7 +35,15 @@ fn export_once(dir: &Path, out: &Path, crash: Crash, round: usize) -> Ended {
     let log = std::fs::File::create(dir.join(format!("export-{round}.log"))).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command
-        .args(["export", "--max-rows-per-file", "400", "--topics"])
+        // A checkpoint after every Delta commit, so that crashes hit them.
+        .args([
+            "export",
+            "--max-rows-per-file",
+            "400",
+            "--checkpoint-interval",
+            "1",
+        ])
+        .arg("--topics")
         .arg(dir.join("topics.json"))
         .arg("--connections")
         .arg(dir.join("connections.json"))
@@ -76,14 +86,47 @@ impl Lcg {
 
 #[test]
 fn crashes_at_any_point_store_every_record_exactly_once() {
+    crash_loop(
+        "parquet",
+        &[
+            "export::mid-batch",
+            "export::before-upload",
+            "export::between-dead-letters-and-data",
+            "export::before-commit",
+        ],
+    );
+}
+
+#[test]
+fn crashes_at_any_point_leave_every_record_once_in_the_delta_table() {
+    crash_loop(
+        "delta",
+        &[
+            "export::mid-batch",
+            "export::before-upload",
+            "export::between-dead-letters-and-data",
+            "delta::before-commit",
+            "delta::after-commit",
+            "delta::between-checkpoint-and-pointer",
+            // After the table's commit, before the group's.
+            "export::before-commit",
+        ],
+    );
+}
+
+/// Rounds of export while the topic grows, each aborted at one of
+/// `points` (in turn) or SIGKILLed at a random moment, then one that
+/// finishes; every record must then be stored exactly once.
+fn crash_loop(format: &str, points: &[&'static str]) {
     let config = broker();
     let topic = fresh_topic("export-crash");
     ensure_topic(&config, &topic, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
+    let group = fresh_topic("export-crash-g");
     std::fs::write(
         dir.path().join("topics.json"),
-        json!([{"topic": topic, "group_id": fresh_topic("export-crash-g")}]).to_string(),
+        json!([{"topic": topic, "group_id": group, "format": format}]).to_string(),
     )
     .unwrap();
     std::fs::write(
@@ -125,17 +168,12 @@ fn crashes_at_any_point_store_every_record_exactly_once() {
         produced += count;
     };
 
-    let points = [
-        "export::mid-batch",
-        "export::before-upload",
-        "export::between-dead-letters-and-data",
-        "export::before-commit",
-    ];
     let mut rounds = Vec::new();
-    for (round, point) in points.iter().cycle().take(8).enumerate() {
+    // An abort at each point in turn, a SIGKILL between two aborts.
+    for round in 0..2 * points.len() {
         grow(300 + random.below(900));
         let crash = if round % 2 == 0 {
-            Crash::AbortAt(point)
+            Crash::AbortAt(points[round / 2])
         } else {
             Crash::KillAfter(Duration::from_millis(20 + random.below(600)))
         };
@@ -157,7 +195,11 @@ fn crashes_at_any_point_store_every_record_exactly_once() {
         dir.keep().display()
     );
 
-    let seen = sluice_tests::stored::stored_offsets(&out, true);
+    let seen = if format == "delta" {
+        sluice_tests::delta::stored(&out.join(&topic))
+    } else {
+        sluice_tests::stored::stored_offsets(&out, true)
+    };
     let in_topic: Vec<(i32, i64)> = read_all(&config, &topic)
         .iter()
         .map(|r| (r.partition, r.offset))
@@ -176,6 +218,20 @@ fn crashes_at_any_point_store_every_record_exactly_once() {
         twice.len(),
         twice.first(),
     );
+    if format == "delta" {
+        let request = json!({"uri": out.join(&topic), "app_ids": [format!("{group}-0")]});
+        if let Some(read) = sluice_tests::delta::read_with_deltalake(&request) {
+            // Every 37th record is a dead letter, every other one a row.
+            let rows = read["offsets"].as_object().unwrap();
+            assert_eq!(rows.len() as u64, produced - produced.div_ceil(37));
+            assert!(
+                rows.values().all(|n| n == 1),
+                "no row twice in deltalake's read"
+            );
+            assert_eq!(read["rows"], rows.len());
+            assert_eq!(read["pyarrow_rows"], rows.len());
+        }
+    }
     let killed = rounds.iter().filter(|(_, e)| *e == Ended::Killed).count();
     eprintln!(
         "{produced} records; {} runs aborted at a step, {killed} killed mid-run: each record stored once",

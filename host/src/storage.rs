@@ -1,7 +1,9 @@
 //! Where finished files go: a local folder, or Azure Blob Storage / ADLS
 //! Gen2 (`az://`, `abfss://`) through `object_store`. Files are written
 //! locally first and moved into place whole, so a half-written file never
-//! appears and a failed upload leaves the previous version in place.
+//! appears and a failed upload leaves the previous version in place. A
+//! create-only put (`put_new`) is what a Delta table's log is written with:
+//! of two writers putting the same key, exactly one creates it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use bytes::Bytes;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +254,137 @@ impl Storage {
         }
     }
 
+    /// Creates `key` holding `bytes` only if nothing is stored there yet:
+    /// `Ok(true)` when this call created it, `Ok(false)` when the key
+    /// already existed (another writer's, or this one's own put answered
+    /// late). An error leaves it unknown whether the key was created. When
+    /// this returns `Ok(true)` the object is durable (synced locally).
+    pub fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
+        let (store, location) = match &self.target {
+            Target::Local(root) => {
+                // LocalFileSystem makes the put create-only with a hard link
+                // from a temporary file, which fails if the key exists.
+                std::fs::create_dir_all(root).map_err(|source| StorageError::Local {
+                    path: root.clone(),
+                    source,
+                })?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(root)
+                    .map_err(|e| self.remote_error(key, e))?;
+                let store: Arc<dyn ObjectStore> = Arc::new(store);
+                (store, ObjectPath::from(key))
+            }
+            Target::Remote { store, prefix } => (store.clone(), object_path(prefix, key)),
+        };
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let put = async move {
+            store
+                .put_opts(&location, PutPayload::from(bytes), options)
+                .await
+        };
+        match crate::io::wait(put) {
+            Ok(_) => {}
+            // Azure answers 409 (exists) or 412 (the If-None-Match failed).
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(self.remote_error(key, e)),
+        }
+        if let Target::Local(root) = &self.target {
+            // The put renames nothing durable by itself: sync the file and
+            // its folder, as `upload` does, before anyone acts on it.
+            let path = root.join(key);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| StorageError::Local {
+                    path: path.clone(),
+                    source,
+                })?;
+            sync_dir(path.parent().unwrap_or(root))?;
+        }
+        Ok(true)
+    }
+
+    /// The bytes stored at `key`, or `None` when nothing is stored there.
+    pub fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
+        match &self.target {
+            Target::Local(root) => {
+                let path = root.join(key);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(Bytes::from(bytes))),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(StorageError::Local { path, source }),
+                }
+            }
+            Target::Remote { store, prefix } => {
+                let store = store.clone();
+                let path = object_path(prefix, key);
+                match crate::io::wait(async move { store.get(&path).await?.bytes().await }) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(self.remote_error(key, e)),
+                }
+            }
+        }
+    }
+
+    /// Copies `key` to the local file `to`, in chunks, so a large object
+    /// never sits in memory whole.
+    pub fn download(&self, key: &str, to: &Path) -> Result<(), StorageError> {
+        let local_error = |source| StorageError::Local {
+            path: to.to_owned(),
+            source,
+        };
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).map_err(local_error)?;
+        }
+        match &self.target {
+            Target::Local(root) => {
+                let from = root.join(key);
+                std::fs::copy(&from, to)
+                    .map(|_| ())
+                    .map_err(|source| StorageError::Local { path: from, source })
+            }
+            Target::Remote { store, prefix } => {
+                use futures_util::StreamExt;
+                use std::io::Write;
+                let mut file =
+                    std::io::BufWriter::new(std::fs::File::create(to).map_err(local_error)?);
+                let (sender, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(2);
+                let store = store.clone();
+                let path = object_path(prefix, key);
+                let fetch = crate::io::handle().spawn(async move {
+                    let mut stream = store.get(&path).await?.into_stream();
+                    while let Some(chunk) = stream.next().await {
+                        if sender.send(chunk?).await.is_err() {
+                            break; // the writer below failed; its error is reported
+                        }
+                    }
+                    Ok::<_, object_store::Error>(())
+                });
+                while let Some(chunk) = chunks.blocking_recv() {
+                    file.write_all(&chunk).map_err(local_error)?;
+                }
+                match crate::io::wait(fetch) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(self.remote_error(key, e)),
+                    Err(e) => {
+                        return Err(StorageError::Remote {
+                            location: format!("{}/{key}", self.url),
+                            reason: format!("download task failed: {e}"),
+                        });
+                    }
+                }
+                file.flush().map_err(local_error)
+            }
+        }
+    }
+
     fn remote_error(&self, key: &str, error: object_store::Error) -> StorageError {
         StorageError::Remote {
             location: format!("{}/{key}", self.url),
@@ -353,5 +486,27 @@ mod tests {
         storage.delete("a/b/x.txt").unwrap();
         storage.delete("a/b/x.txt").unwrap();
         assert_eq!(storage.list("a/b").unwrap(), ["a/b/y.txt"]);
+    }
+
+    #[test]
+    fn a_create_only_put_creates_once_and_never_overwrites() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        let key = "t/_delta_log/00000000000000000000.json";
+        assert_eq!(storage.get_if_exists(key).unwrap(), None);
+        assert!(storage.put_new(key, Bytes::from("first")).unwrap());
+        assert!(!storage.put_new(key, Bytes::from("second")).unwrap());
+        assert_eq!(
+            storage.get_if_exists(key).unwrap(),
+            Some(Bytes::from("first"))
+        );
+        assert_eq!(
+            storage.list("t/_delta_log").unwrap(),
+            [key],
+            "no temporary file left beside it"
+        );
+        let copy = root.path().join("copy");
+        storage.download(key, &copy).unwrap();
+        assert_eq!(std::fs::read(&copy).unwrap(), b"first");
     }
 }

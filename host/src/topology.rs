@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::config::TopicEntry;
+use crate::config::{ExportFormat, TopicEntry};
 use crate::enrich::{PipelineDefinition, TransformRef};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -154,10 +154,11 @@ fn pipeline_worker(p: &PipelineDefinition) -> Worker {
 }
 
 fn export_worker(e: &TopicEntry, storage: Option<&str>) -> Worker {
-    let files = if e.aggregator.is_some() {
-        "aggregates"
-    } else {
-        "Parquet files"
+    let files = match (e.format, e.aggregator.is_some()) {
+        // The table's folder is `<root>/<topic>`, as the sink says.
+        (ExportFormat::Delta, _) => "a Delta table",
+        (ExportFormat::Parquet, true) => "aggregates",
+        (ExportFormat::Parquet, false) => "Parquet files",
     };
     Worker {
         id: format!("export:{}", e.topic),
@@ -415,6 +416,13 @@ mod tests {
         assert_eq!(
             export_e.sink.as_deref(),
             Some("Parquet files under abfss://lake@acct.dfs.core.windows.net/raw/e")
+        );
+        let mut delta = export("d");
+        delta.format = crate::config::ExportFormat::Delta;
+        let t = topology(&[], &[delta], Some("file:///lake"));
+        assert_eq!(
+            t.workers[0].sink.as_deref(),
+            Some("a Delta table under file:///lake/d")
         );
     }
 

@@ -24,6 +24,7 @@ locals {
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account
 
     SLUICE_ADMIN_KEY        = var.admin_key
+    SLUICE_METRICS_KEY      = var.metrics_key
     SLUICE_API_KEY          = var.api_key
     SLUICE_OAUTH_ISSUER     = var.oauth_issuer
     SLUICE_OAUTH_AUDIENCE   = var.oauth_audience

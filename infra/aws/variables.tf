@@ -145,3 +145,10 @@ variable "schema_registry_url" {
   type        = string
   default     = null
 }
+
+variable "metrics_key" {
+  description = "A key for scraping /metrics (SLUICE_METRICS_KEY), so a scraper need not hold the admin key; unset, /metrics takes the admin key. Secret, as kafka_properties."
+  type        = string
+  default     = null
+  sensitive   = true
+}

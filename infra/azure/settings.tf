@@ -43,6 +43,7 @@ locals {
 
     # Who may call the API.
     SLUICE_ADMIN_KEY        = local.secret_ref["admin-key"]
+    SLUICE_METRICS_KEY      = var.metrics_key
     SLUICE_API_KEY          = local.secret_ref["api-key"]
     SLUICE_OAUTH_ISSUER     = var.oauth_issuer
     SLUICE_OAUTH_AUDIENCE   = var.oauth_audience

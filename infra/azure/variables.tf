@@ -167,3 +167,10 @@ variable "schema_registry_url" {
   type        = string
   default     = null
 }
+
+variable "metrics_key" {
+  description = "A key for scraping /metrics (SLUICE_METRICS_KEY), so a Prometheus scraper need not hold the admin key; unset, /metrics takes the admin key. Secret."
+  type        = string
+  default     = null
+  sensitive   = true
+}

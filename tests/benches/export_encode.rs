@@ -17,10 +17,10 @@ use arrow_array::{
     Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use sluice_host::codec::SchemaRegistry;
-use sluice_host::export::{ExportOptions, PartitionFile, decode};
+use sluice_host::export::{ExportOptions, FileNames, PartitionFile, decode};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::table::{
-    Cell, kafka_batch, kafka_schema, merged_fields, schema_with, with_value_columns,
+    Cell, Timestamps, kafka_batch, kafka_schema, merged_fields, schema_with, with_value_columns,
 };
 use sluice_tests::bench::{self, Child, Stopwatch, Table, expedia_avro, run_python, run_variant};
 
@@ -162,7 +162,7 @@ fn variant(child: &Child) {
         client.schema(1).expect("schema 1");
         options.registry = Some(Arc::new(client));
     }
-    let schema = schema_with(&kafka_schema(options.value), &typed);
+    let schema = schema_with(&kafka_schema(options.value, Timestamps::Millis), &typed);
     let mut watch = Stopwatch::default();
     let mut rows = 0u64;
     watch.time(|| {
@@ -181,7 +181,8 @@ fn variant(child: &Child) {
                     Err(reason) => file.dead_letter(record, &reason).expect("dead letter"),
                 }
             }
-            let batch = kafka_batch(&kept, options.value, |_, o| o).expect("rows");
+            let batch =
+                kafka_batch(&kept, options.value, Timestamps::Millis, |_, o| o).expect("rows");
             let batch = if typed.is_empty() {
                 batch
             } else {
@@ -190,7 +191,7 @@ fn variant(child: &Child) {
             let last = chunk.last().map_or(0, |r| r.offset);
             file.write(&batch, last).expect("write rows");
         }
-        let written = file.finish().expect("close the file");
+        let written = file.finish(&FileNames::Ranges).expect("close the file");
         assert_eq!(written.dead_lettered, 0, "every generated record is kept");
         rows = written.rows;
     });

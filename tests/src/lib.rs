@@ -595,3 +595,136 @@ pub fn parse_prometheus(text: &str) -> Vec<(String, HashMap<String, String>, f64
     );
     serde_json::from_slice(&output.stdout).expect("samples as JSON")
 }
+
+/// Delta tables read back two ways: their log replayed here, independently
+/// of the exporter's reader (every commit's adds and removes in order, then
+/// the live files' rows), and, when the `delta-tools` virtualenv exists, by
+/// the `deltalake` package and pyarrow (`tests/delta/read_table.py`).
+pub mod delta {
+    use std::collections::BTreeMap;
+    use std::path::{Path, PathBuf};
+
+    use serde_json::Value;
+
+    /// The tool virtualenv's python (it holds deltalake and pyarrow):
+    /// `$SLUICE_DELTA_PYTHON` when set (scripts/test.sh sets it, and then it
+    /// must be there), else the one [`crate::python_tools`] finds.
+    pub fn python() -> Option<PathBuf> {
+        if let Some(python) = std::env::var_os("SLUICE_DELTA_PYTHON") {
+            let python = PathBuf::from(python);
+            assert!(
+                python.exists(),
+                "SLUICE_DELTA_PYTHON={} does not exist: run scripts/setup.sh python-tools",
+                python.display()
+            );
+            return Some(python);
+        }
+        crate::python_tools()
+    }
+
+    /// The table as the `deltalake` package and pyarrow read it (see
+    /// `read_table.py` for `request`); `None`, with a message, when the
+    /// virtualenv is absent from a plain `cargo test`.
+    pub fn read_with_deltalake(request: &Value) -> Option<Value> {
+        let Some(python) = python() else {
+            eprintln!(
+                "SKIPPED the deltalake read-back: no virtualenv at \
+                 ~/.cache/sluice/pytools (scripts/setup.sh python-tools makes it; \
+                 scripts/test.sh always does)"
+            );
+            return None;
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("delta/read_table.py");
+        let output = std::process::Command::new(python)
+            .arg(script)
+            .arg(request.to_string())
+            .output()
+            .expect("run the deltalake reader");
+        assert!(
+            output.status.success(),
+            "deltalake could not read {request}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(serde_json::from_slice(&output.stdout).expect("the reader prints JSON"))
+    }
+
+    /// Each commit's actions, by version, from `<table>/_delta_log`.
+    pub fn commits(table: &Path) -> Vec<Vec<Value>> {
+        let mut versions: Vec<(u64, PathBuf)> = std::fs::read_dir(table.join("_delta_log"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let version = name.strip_suffix(".json")?.parse().ok()?;
+                Some((version, entry.path()))
+            })
+            .collect();
+        versions.sort();
+        for (index, (version, _)) in versions.iter().enumerate() {
+            assert_eq!(*version, index as u64, "versions are contiguous from 0");
+        }
+        versions
+            .iter()
+            .map(|(_, path)| {
+                std::fs::read_to_string(path)
+                    .expect("a commit")
+                    .lines()
+                    .map(|line| serde_json::from_str(line).expect("one JSON action a line"))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The `add` actions of the table's live files, by path.
+    pub fn live_adds(table: &Path) -> BTreeMap<String, Value> {
+        let mut live = BTreeMap::new();
+        for actions in commits(table) {
+            for action in actions {
+                if let Some(add) = action.get("add") {
+                    live.insert(
+                        add["path"].as_str().expect("a path").to_owned(),
+                        add.clone(),
+                    );
+                }
+                if let Some(remove) = action.get("remove") {
+                    live.remove(remove["path"].as_str().expect("a path"));
+                }
+            }
+        }
+        live
+    }
+
+    /// How often each (partition, Kafka offset) is in the table: rows of
+    /// its live files and records in their dead letters.
+    pub fn stored(table: &Path) -> BTreeMap<(i32, i64), usize> {
+        let mut seen = BTreeMap::new();
+        for (path, add) in live_adds(table) {
+            for at in crate::stored::parquet_offsets(&table.join(&path)) {
+                *seen.entry(at).or_insert(0) += 1;
+            }
+            if let Some(dead) = add["tags"]["sluice.deadLetters"].as_str() {
+                for at in crate::stored::dead_letter_offsets(&table.join(dead)) {
+                    *seen.entry(at).or_insert(0) += 1;
+                }
+            }
+        }
+        seen
+    }
+
+    /// The `txn` versions of the table, by appId, the latest winning.
+    pub fn txns(table: &Path) -> BTreeMap<String, i64> {
+        let mut txns = BTreeMap::new();
+        for actions in commits(table) {
+            for action in actions {
+                if let Some(txn) = action.get("txn") {
+                    txns.insert(
+                        txn["appId"].as_str().unwrap().to_owned(),
+                        txn["version"].as_i64().unwrap(),
+                    );
+                }
+            }
+        }
+        txns
+    }
+}

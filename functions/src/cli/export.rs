@@ -1,7 +1,7 @@
 //! `sluice export --topics topics.json --connections connections.json`:
-//! every topic of the topics.json file to Parquet files, through the same
-//! host entry point the timer trigger uses; this only parses the flags,
-//! shows progress and prints the summary.
+//! every topic of the topics.json file to Parquet files or a Delta table,
+//! through the same host entry point the timer trigger uses; this only
+//! parses the flags, shows progress and prints the summary.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -36,6 +36,11 @@ pub struct ExportArgs {
     /// it the largest are written out (more partitions, smaller row groups).
     #[arg(long, default_value_t = RunSettings::default().memory_budget >> 20)]
     memory_budget_mb: usize,
+    /// A topic exported as a Delta table ("format": "delta") gets a
+    /// checkpoint every this many versions, unless the table sets
+    /// delta.checkpointInterval.
+    #[arg(long, default_value_t = RunSettings::default().checkpoint_interval)]
+    checkpoint_interval: u64,
     /// Where the aggregators the topics.json entries name are found.
     #[command(flatten)]
     transforms: TransformsFrom,
@@ -49,6 +54,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         out: args.out.clone(),
         max_rows_per_file: args.max_rows_per_file,
         memory_budget: args.memory_budget_mb.max(1) << 20,
+        checkpoint_interval: args.checkpoint_interval.max(1),
     };
     let bars = MultiProgress::new();
     let shown: Mutex<HashMap<String, ProgressBar>> = Mutex::default();
@@ -86,7 +92,10 @@ fn print_summary(run: &ExportRun) {
                 r.files.len().to_string(),
                 r.bytes().to_string(),
                 format!("{:.1}", r.seconds),
-                "ok".into(),
+                match r.delta.as_ref().and_then(|d| d.version) {
+                    Some(version) => format!("ok, table version {version}"),
+                    None => "ok".into(),
+                },
             ],
             Err(e) => {
                 let mut row = vec![String::new(); 8];

@@ -9,7 +9,7 @@ mod topics;
 
 pub use connections::{Connections, Sasl, SslFiles};
 pub use error::ConfigError;
-pub use topics::{TopicEntry, ValueFormat, read_topics};
+pub use topics::{ExportFormat, TopicEntry, ValueFormat, read_topics};
 
 use std::path::Path;
 

@@ -34,6 +34,22 @@ pub struct TopicEntry {
     /// of each export; its result is written beside the data.
     #[serde(default)]
     pub aggregator: Option<String>,
+    /// Addition: what the export writes: Parquet files named by their
+    /// offsets (the default), or a Delta table.
+    #[serde(default)]
+    pub format: ExportFormat,
+}
+
+/// What a topic is exported as.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// `topic=T/partition=P/T+P+<first>-<last>.parquet` files.
+    #[default]
+    Parquet,
+    /// A Delta Lake table at `<topic>/` (reader version 1, writer version
+    /// 2), exactly once through the table's log.
+    Delta,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -204,5 +220,19 @@ mod tests {
     fn value_format_is_an_addition() {
         let entries = read(r#"[{"topic": "t", "group_id": "g", "value_format": "json"}]"#).unwrap();
         assert_eq!(entries[0].value_format, Some(ValueFormat::Json));
+        assert_eq!(entries[0].format, ExportFormat::Parquet);
+    }
+
+    #[test]
+    fn format_delta_is_an_addition_and_other_formats_are_refused() {
+        let entries = read(r#"[{"topic": "t", "group_id": "g", "format": "delta"}]"#).unwrap();
+        assert_eq!(entries[0].format, ExportFormat::Delta);
+        let error = read(r#"[{"topic": "t", "group_id": "g", "format": "iceberg"}]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("field `format`") || error.contains("iceberg"),
+            "{error}"
+        );
     }
 }

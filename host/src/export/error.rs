@@ -29,4 +29,6 @@ pub enum ExportError {
     },
     #[error(transparent)]
     AggregateTable(#[from] crate::table::ParquetError),
+    #[error(transparent)]
+    Delta(#[from] super::delta::DeltaError),
 }

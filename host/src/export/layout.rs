@@ -1,6 +1,8 @@
 //! Where an export puts what it writes, and reading those names back. A
-//! data file's name is the range of Kafka offsets it covers, so the storage
-//! itself says how far each partition has been exported.
+//! Parquet export's data file is named by the range of Kafka offsets it
+//! covers, so the storage itself says how far each partition has been
+//! exported. A Delta table's files are named by their range and run (the
+//! log, not the names, says what the table holds).
 
 /// The folder of a partition's data files.
 pub fn data_dir(topic: &str, partition: i32) -> String {
@@ -35,6 +37,75 @@ pub fn dead_letter_key(topic: &str, partition: i32, first: i64, last: i64) -> St
 /// An aggregator's result of one run.
 pub fn aggregate_key(aggregator: &str, topic: &str, run_id: &str) -> String {
     format!("_aggregates/{aggregator}/topic={topic}/{run_id}.parquet")
+}
+
+/// How an export names the files it stores for one range of offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileNames {
+    /// [`data_key`] and [`dead_letter_key`]: one name per range, so a
+    /// re-export of the range writes the same names.
+    Ranges,
+    /// [`delta_data_key`] and [`delta_dead_letter_key`]: unique per run,
+    /// since a Delta table's data files must never be overwritten.
+    Delta { run_id: String },
+}
+
+impl FileNames {
+    pub fn data(&self, topic: &str, partition: i32, first: i64, last: i64) -> String {
+        match self {
+            FileNames::Ranges => data_key(topic, partition, first, last),
+            FileNames::Delta { run_id } => delta_data_key(topic, partition, first, last, run_id),
+        }
+    }
+
+    pub fn dead_letters(&self, topic: &str, partition: i32, first: i64, last: i64) -> String {
+        match self {
+            FileNames::Ranges => dead_letter_key(topic, partition, first, last),
+            FileNames::Delta { run_id } => {
+                delta_dead_letter_key(topic, partition, first, last, run_id)
+            }
+        }
+    }
+}
+
+/// The folder of a topic's Delta table: the topic's name, under the
+/// storage URL (Kafka topic names are `[a-zA-Z0-9._-]`, never `.` or `..`).
+pub fn delta_table(topic: &str) -> String {
+    topic.to_owned()
+}
+
+/// The table's log: `<table>/_delta_log`.
+pub fn delta_log(topic: &str) -> String {
+    format!("{}/_delta_log", delta_table(topic))
+}
+
+/// `<table>/part-<partition>-<first>-<last>-<run id>.zstd.parquet`: at the
+/// table's root (the table is not partitioned: Kafka partitions are not
+/// what its readers filter on, and folders per partition would only
+/// multiply small files), and without `+`, which Hadoop's Azure driver
+/// reads as a space.
+pub fn delta_data_key(topic: &str, partition: i32, first: i64, last: i64, run_id: &str) -> String {
+    format!(
+        "{}/part-{partition}-{first}-{last}-{run_id}.zstd.parquet",
+        delta_table(topic)
+    )
+}
+
+/// `<table>/_dead_letters/part-<partition>-<first>-<last>-<run id>.jsonl`:
+/// inside the table's folder, so the table moves with them, in a folder
+/// that Delta readers and VACUUM leave alone (a leading `_`), named like
+/// the data file they belong to.
+pub fn delta_dead_letter_key(
+    topic: &str,
+    partition: i32,
+    first: i64,
+    last: i64,
+    run_id: &str,
+) -> String {
+    format!(
+        "{}/_dead_letters/part-{partition}-{first}-{last}-{run_id}.jsonl",
+        delta_table(topic)
+    )
 }
 
 pub const DATA: &str = "parquet";
@@ -79,6 +150,18 @@ mod tests {
             Some((1000, 1999))
         );
         assert_eq!(range_of(&dead, "orders.eu", 3, DATA), None);
+        let names = FileNames::Delta {
+            run_id: "run-1-abc".into(),
+        };
+        assert_eq!(
+            names.data("orders.eu", 3, 1000, 1999),
+            "orders.eu/part-3-1000-1999-run-1-abc.zstd.parquet"
+        );
+        assert_eq!(
+            names.dead_letters("orders.eu", 3, 1000, 1999),
+            "orders.eu/_dead_letters/part-3-1000-1999-run-1-abc.jsonl"
+        );
+        assert_eq!(FileNames::Ranges.data("orders.eu", 3, 1000, 1999), key);
         for other in [
             "topic=o/partition=3/o+4+1-2.parquet",
             "topic=o/partition=3/o+3+2-1.parquet",

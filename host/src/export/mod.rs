@@ -1,12 +1,14 @@
 //! The export: topics read by their plans, written as Parquet files named
-//! by the offsets they hold (`topic=T/partition=P/T+P+<first>-<last>.parquet`).
-//! The storage is the record of what was exported: a run goes on after the
-//! last offset stored, so a crash between storing files and committing
-//! offsets never stores a record twice, and a re-export of a range replaces
-//! the files it covers whole. Group offsets are committed once every file
-//! is in place.
+//! by the offsets they hold (`topic=T/partition=P/T+P+<first>-<last>.parquet`),
+//! or as a Delta table per topic (`delta/`) from the same files. The
+//! storage is the record of what was exported (the files, or the table's
+//! log): a run goes on after the last offset stored, so a crash between
+//! storing files and committing offsets never stores a record twice, and a
+//! re-export of a range replaces the files it covers whole. Group offsets
+//! are committed once every file is in place.
 
 mod dead_letters;
+mod delta;
 mod error;
 mod layout;
 mod partition_file;
@@ -14,10 +16,11 @@ mod run;
 mod stored;
 mod topic;
 
+pub use delta::{DeltaError, DeltaReport};
 pub use error::ExportError;
-pub use layout::{aggregate_key, data_key, dead_letter_key};
+pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log, delta_table};
 // `PartitionFile` and `decode` are public so that the export's CPU path can
 // be measured without a broker (`tests/benches/export_encode.rs`).
-pub use partition_file::{PartitionFile, WrittenFile};
+pub use partition_file::{ColumnStats, PartitionFile, WrittenFile};
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
 pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, decode, export_topic};

@@ -9,11 +9,13 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::ParquetMetaData;
 use parquet::file::properties::WriterProperties;
+use parquet::file::statistics::Statistics;
 
 use super::dead_letters::DeadLetters;
 use super::error::ExportError;
-use super::layout;
+use super::layout::FileNames;
 use crate::record::KafkaRecord;
 
 /// A finished file.
@@ -34,6 +36,22 @@ pub struct WrittenFile {
     pub dead_lettered: u64,
     /// That file's local path and storage key, when there are any.
     pub dead_letters: Option<(PathBuf, String)>,
+    /// Bounds of the file's integer and timestamp columns, from the
+    /// statistics the Parquet writer computed (a Delta table's `add`
+    /// carries them for data skipping).
+    pub stats: Vec<ColumnStats>,
+}
+
+/// Smallest and largest value and null count of one top-level INT32 or
+/// INT64 column (timestamps included, as their stored integer), over the
+/// file's row groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnStats {
+    pub column: String,
+    /// `None` when the column has no non-null value.
+    pub min: Option<i64>,
+    pub max: Option<i64>,
+    pub nulls: u64,
 }
 
 pub struct PartitionFile {
@@ -141,13 +159,14 @@ impl PartitionFile {
         self.dead_letters.write(record, reason)
     }
 
-    /// Closes the file (and the dead letters); the caller stores them.
-    pub fn finish(mut self) -> Result<WrittenFile, ExportError> {
+    /// Closes the file (and the dead letters), named as `names` says; the
+    /// caller stores them.
+    pub fn finish(mut self, names: &FileNames) -> Result<WrittenFile, ExportError> {
         let writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
             reason: "closed twice".into(),
         })?;
-        writer.close().map_err(|e| ExportError::Parquet {
+        let metadata = writer.close().map_err(|e| ExportError::Parquet {
             path: self.staging.clone(),
             reason: e.to_string(),
         })?;
@@ -161,12 +180,12 @@ impl PartitionFile {
         let dead_letters =
             std::mem::replace(&mut self.dead_letters, DeadLetters::new(PathBuf::new()));
         let dead_letters = dead_letters.finish()?.map(|path| {
-            let key = layout::dead_letter_key(&self.topic, self.partition, self.first, self.last);
+            let key = names.dead_letters(&self.topic, self.partition, self.first, self.last);
             (path, key)
         });
         Ok(WrittenFile {
             staging: self.staging.clone(),
-            key: layout::data_key(&self.topic, self.partition, self.first, self.last),
+            key: names.data(&self.topic, self.partition, self.first, self.last),
             partition: self.partition,
             first: self.first,
             last: self.last,
@@ -174,8 +193,60 @@ impl PartitionFile {
             bytes,
             dead_lettered,
             dead_letters,
+            stats: column_stats(&metadata),
         })
     }
+}
+
+/// [`ColumnStats`] of every top-level integer column of a written file.
+/// A row group without statistics for a column leaves that column out:
+/// bounds must hold for every row, or not be given.
+fn column_stats(metadata: &ParquetMetaData) -> Vec<ColumnStats> {
+    let schema = metadata.file_metadata().schema_descr();
+    (0..schema.num_columns())
+        .filter_map(|index| {
+            let column = schema.column(index);
+            if column.path().parts().len() != 1 {
+                return None;
+            }
+            let mut stats = ColumnStats {
+                column: column.name().to_owned(),
+                min: None,
+                max: None,
+                nulls: 0,
+            };
+            for group in metadata.row_groups() {
+                let (min, max, nulls) = match group.column(index).statistics()? {
+                    Statistics::Int32(s) => (
+                        s.min_opt().map(|v| i64::from(*v)),
+                        s.max_opt().map(|v| i64::from(*v)),
+                        s.null_count_opt(),
+                    ),
+                    Statistics::Int64(s) => (
+                        s.min_opt().copied(),
+                        s.max_opt().copied(),
+                        s.null_count_opt(),
+                    ),
+                    _ => return None,
+                };
+                let nulls = nulls?;
+                let rows = u64::try_from(group.num_rows()).unwrap_or(0);
+                if (min.is_none() || max.is_none()) && nulls < rows {
+                    return None; // values without bounds: no bounds at all
+                }
+                stats.nulls += nulls;
+                stats.min = match (stats.min, min) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                stats.max = match (stats.max, max) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            Some(stats)
+        })
+        .collect()
 }
 
 impl Drop for PartitionFile {

@@ -51,6 +51,9 @@ pub struct RunSettings {
     pub max_rows_per_file: u64,
     /// Bytes the open row groups of one topic may hold in memory.
     pub memory_budget: usize,
+    /// A Delta table's versions between checkpoints, unless the table
+    /// sets `delta.checkpointInterval`.
+    pub checkpoint_interval: u64,
 }
 
 impl Default for RunSettings {
@@ -59,6 +62,7 @@ impl Default for RunSettings {
             out: None,
             max_rows_per_file: ExportOptions::new("").max_rows_per_file,
             memory_budget: super::topic::DEFAULT_MEMORY_BUDGET,
+            checkpoint_interval: ExportOptions::new("").checkpoint_interval,
         }
     }
 }
@@ -200,6 +204,8 @@ fn topic_options(
     let mut options = ExportOptions::new(run_id);
     options.max_rows_per_file = settings.max_rows_per_file;
     options.memory_budget = settings.memory_budget;
+    options.format = entry.format;
+    options.checkpoint_interval = settings.checkpoint_interval;
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,

@@ -23,6 +23,30 @@ impl StoredFile {
     }
 }
 
+/// What the storage holds of one partition, as far as planning a run needs
+/// it: a Parquet export's files, or a Delta table's.
+pub trait Held {
+    /// Where a run from the group's offsets goes on, when anything is held.
+    fn next_offset(&self) -> Option<i64>;
+    /// The held file whose range holds `offset`.
+    fn covering(&self, offset: i64) -> Option<&StoredFile>;
+    /// Whether [`Self::next_offset`] wins over a group offset past it too
+    /// (a Delta table's `txn`), rather than only pushing a run forward.
+    fn decides(&self) -> bool {
+        false
+    }
+}
+
+impl Held for StoredPartition {
+    fn next_offset(&self) -> Option<i64> {
+        StoredPartition::next_offset(self)
+    }
+
+    fn covering(&self, offset: i64) -> Option<&StoredFile> {
+        StoredPartition::covering(self, offset)
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct StoredPartition {
     topic: String,

@@ -1,24 +1,28 @@
 //! One topic's export run: plan the ranges from what the group committed
-//! and what the storage already holds, read, write one file per partition
-//! and block of offsets, store, commit.
+//! and what the storage already holds (the files, or the Delta table's
+//! log), read, write one file per partition and block of offsets, store,
+//! commit them to the table when the topic is a Delta table, commit the
+//! group's offsets.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
-use super::layout;
+use super::layout::{self, FileNames};
 use super::partition_file::{PartitionFile, WrittenFile};
-use super::stored::StoredPartition;
+use super::stored::{Held, StoredPartition};
 use crate::codec::{SchemaRegistry, avro_to_json, decode_confluent_avro};
+use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
 use crate::record::KafkaRecord;
 use crate::runtime::Aggregator;
 use crate::storage::Storage;
 use crate::table::{
-    Cell, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields, schema_with,
-    typed_cells, with_value_columns,
+    Cell, Timestamps, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields,
+    schema_with, typed_cells, with_value_columns,
 };
 
 /// Row groups of a topic's open files, at most, in memory (256 MiB).
@@ -42,6 +46,11 @@ pub struct ExportOptions {
     /// memory: past it, the largest are written out, so memory stays
     /// bounded however many partitions a topic has.
     pub memory_budget: usize,
+    /// Parquet files, or a Delta table.
+    pub format: ExportFormat,
+    /// A Delta table gets a checkpoint every this many versions, unless
+    /// it sets `delta.checkpointInterval` itself.
+    pub checkpoint_interval: u64,
 }
 
 impl ExportOptions {
@@ -53,6 +62,16 @@ impl ExportOptions {
             run_id: run_id.into(),
             registry: None,
             memory_budget: DEFAULT_MEMORY_BUDGET,
+            format: ExportFormat::Parquet,
+            checkpoint_interval: 10,
+        }
+    }
+
+    /// The unit of the files' `timestamp` column.
+    fn timestamps(&self) -> Timestamps {
+        match self.format {
+            ExportFormat::Parquet => Timestamps::Millis,
+            ExportFormat::Delta => Timestamps::Micros,
         }
     }
 }
@@ -70,6 +89,8 @@ pub struct TopicReport {
     pub superseded: usize,
     /// Storage key and row count of the aggregator's result, when one ran.
     pub aggregate: Option<(String, usize)>,
+    /// What the Delta table did, when the topic is one.
+    pub delta: Option<DeltaReport>,
     pub seconds: f64,
 }
 
@@ -86,6 +107,13 @@ impl TopicReport {
     }
 }
 
+/// Where a run's files go: files that are themselves the record of what
+/// was exported, or a Delta table whose log is.
+enum Sink {
+    Files(BTreeMap<i32, StoredPartition>),
+    Delta(Box<DeltaTable>),
+}
+
 pub fn export_topic(
     config: &KafkaConfig,
     plan: &ReadPlan,
@@ -96,31 +124,61 @@ pub fn export_topic(
 ) -> Result<TopicReport, ExportError> {
     let started = Instant::now();
     let topic = plan.topic.as_str();
-    let mut stored: BTreeMap<i32, StoredPartition> = BTreeMap::new();
+    let staging = storage.staging_dir(&options.run_id);
+    let mut sink = match options.format {
+        ExportFormat::Parquet => Sink::Files(BTreeMap::new()),
+        ExportFormat::Delta => Sink::Delta(Box::new(DeltaTable::open(
+            storage,
+            plan,
+            &options.run_id,
+            &staging,
+            options.checkpoint_interval,
+        )?)),
+    };
     let mut reader = BoundedReader::open_with(config, plan, |ranges| {
         ranges
             .into_iter()
-            .map(|range| {
-                let held = StoredPartition::load(storage, topic, range.partition)?;
-                let range = still_needed(range, &held, plan);
-                stored.insert(range.partition, held);
-                Ok::<_, ExportError>(range)
+            .map(|range| match &mut sink {
+                Sink::Files(stored) => {
+                    let held = StoredPartition::load(storage, topic, range.partition)?;
+                    let range = still_needed(range, &held, plan);
+                    stored.insert(range.partition, held);
+                    Ok::<_, ExportError>(range)
+                }
+                Sink::Delta(table) => {
+                    Ok(still_needed(range, &table.partition(range.partition), plan))
+                }
             })
             .collect()
     })?;
-    let typed = match &options.registry {
+    let wanted = match &options.registry {
         Some(registry) => typed_value_fields(registry, topic),
         None => Vec::new(),
+    };
+    let base = kafka_schema(options.value, options.timestamps());
+    let (typed, schema) = match &mut sink {
+        Sink::Files(_) => {
+            let schema = schema_with(&base, &wanted);
+            (wanted, schema)
+        }
+        Sink::Delta(table) => table.columns(&base, &wanted)?,
+    };
+    let names = match options.format {
+        ExportFormat::Parquet => FileNames::Ranges,
+        ExportFormat::Delta => FileNames::Delta {
+            run_id: options.run_id.clone(),
+        },
     };
     let mut writer = TopicWriter {
         topic,
         plan,
         storage,
         options,
-        schema: schema_with(&kafka_schema(options.value), &typed),
+        schema,
         typed,
-        staging: storage.staging_dir(&options.run_id),
-        stored: &stored,
+        staging,
+        names,
+        sink: &mut sink,
         open: BTreeMap::new(),
         written: BTreeMap::new(),
     };
@@ -139,47 +197,63 @@ pub fn export_topic(
                 aggregator.add(&kept)?;
             }
         }
+        writer.commit_ready()?;
         progress(report.records);
         crate::crash_point!("export::mid-batch");
     }
     crate::crash_point!("export::before-upload");
     writer.finish_all()?;
-    for (partition, files) in &writer.written {
-        let (Some(first), Some(last)) = (files.first(), files.last()) else {
-            continue;
-        };
-        if let Some(held) = stored.get(partition) {
-            let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
-            report.superseded += held.remove_superseded(storage, first.first, last.last, &keys)?;
-        }
-    }
-    report.files = writer.written.into_values().flatten().collect();
-    report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
-    if let Some(aggregator) = aggregator {
-        report.aggregate = Some(store_aggregate(
-            storage,
-            &writer.staging,
-            topic,
-            &options.run_id,
-            aggregator,
-        )?);
-    }
-
+    let TopicWriter {
+        written, staging, ..
+    } = writer;
     // Every record of every range is now in a stored file or its dead
-    // letters; the group's offsets follow (a convenience for lag tools and
-    // the next run's start: the storage decides where a run resumes).
+    // letters.
     let done: Vec<(i32, i64)> = reader
         .ranges()
         .iter()
         .filter(|r| r.start < r.end)
         .map(|r| (r.partition, r.end))
         .collect();
+    match &mut sink {
+        Sink::Files(stored) => {
+            for (partition, files) in &written {
+                let (Some(first), Some(last)) = (files.first(), files.last()) else {
+                    continue;
+                };
+                if let Some(held) = stored.get(partition) {
+                    let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+                    report.superseded +=
+                        held.remove_superseded(storage, first.first, last.last, &keys)?;
+                }
+            }
+        }
+        Sink::Delta(table) => {
+            table.commit_all(storage, &done)?;
+            let delta = table.report();
+            report.superseded = delta.removed;
+            report.delta = Some(delta);
+        }
+    }
+    report.files = written.into_values().flatten().collect();
+    report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
+    if let Some(aggregator) = aggregator {
+        report.aggregate = Some(store_aggregate(
+            storage,
+            &staging,
+            topic,
+            &options.run_id,
+            aggregator,
+        )?);
+    }
+
+    // The group's offsets follow (a convenience for lag tools and the next
+    // run's start: the storage decides where a run resumes).
     crate::crash_point!("export::before-commit");
     if !done.is_empty() {
         reader.commit(&done)?;
     }
     // Empty once every file is stored.
-    let _ = std::fs::remove_dir(&writer.staging);
+    let _ = std::fs::remove_dir(&staging);
     report.seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         topic,
@@ -188,6 +262,7 @@ pub fn export_topic(
         files = report.files.len(),
         dead_lettered = report.dead_lettered,
         superseded = report.superseded,
+        table_version = report.delta.as_ref().and_then(|d| d.version),
         "topic exported"
     );
     Ok(report)
@@ -199,15 +274,15 @@ pub fn export_topic(
 /// run from explicit offsets or the earliest ones re-exports what it is
 /// asked to; a stored file the range starts or ends inside is rewritten
 /// whole (its records read again), so the new files replace old ones
-/// entirely and no record is stored twice.
-fn still_needed(
-    range: PartitionRange,
-    stored: &StoredPartition,
-    plan: &ReadPlan,
-) -> PartitionRange {
+/// entirely and no record is stored twice. A Delta table's `txn` decides
+/// where the group resumes even when the group's offset is past it.
+fn still_needed(range: PartitionRange, stored: &impl Held, plan: &ReadPlan) -> PartitionRange {
     let mut range = range;
     if let Start::Committed = plan.start {
-        let Some(next) = stored.next_offset().filter(|next| *next > range.start) else {
+        let Some(next) = stored
+            .next_offset()
+            .filter(|next| *next > range.start || stored.decides())
+        else {
             return range;
         };
         if next > range.high {
@@ -220,7 +295,17 @@ fn still_needed(
                  is this folder another cluster's?): nothing is read until the partition passes them"
             );
         }
-        range.start = next.min(range.high);
+        if next < range.low {
+            tracing::warn!(
+                topic = plan.topic,
+                partition = range.partition,
+                stored_up_to = next - 1,
+                low_watermark = range.low,
+                "the partition no longer has the records after what is stored (retention \
+                 deleted them): the run starts at its earliest offset"
+            );
+        }
+        range.start = next.max(range.low).min(range.high);
         range.end = plan.capped_end(range.start, range.high);
         return range;
     }
@@ -256,7 +341,8 @@ struct TopicWriter<'a> {
     schema: arrow_schema::SchemaRef,
     typed: Vec<ValueField>,
     staging: PathBuf,
-    stored: &'a BTreeMap<i32, StoredPartition>,
+    names: FileNames,
+    sink: &'a mut Sink,
     open: BTreeMap<i32, PartitionFile>,
     /// Stored files, by partition, in offset order.
     written: BTreeMap<i32, Vec<WrittenFile>>,
@@ -316,8 +402,13 @@ impl TopicWriter<'_> {
                 reason: e.to_string(),
             };
             let plan = self.plan;
-            let rows = kafka_batch(&kept, self.options.value, |p, o| plan.adjusted_offset(p, o))
-                .map_err(parquet_error)?;
+            let rows = kafka_batch(
+                &kept,
+                self.options.value,
+                self.options.timestamps(),
+                |p, o| plan.adjusted_offset(p, o),
+            )
+            .map_err(parquet_error)?;
             let rows = if self.typed.is_empty() {
                 rows
             } else {
@@ -361,13 +452,29 @@ impl TopicWriter<'_> {
     /// Closes and stores the partition's open file.
     fn finish(&mut self, partition: i32) -> Result<(), ExportError> {
         if let Some(file) = self.open.remove(&partition) {
-            let written = file.finish()?;
-            let had_dead_letters = self
-                .stored
-                .get(&partition)
-                .is_some_and(|s| s.has_dead_letters(written.first, written.last));
-            store(self.storage, self.topic, &written, had_dead_letters)?;
+            let written = file.finish(&self.names)?;
+            match &mut *self.sink {
+                Sink::Files(stored) => {
+                    let had_dead_letters = stored
+                        .get(&partition)
+                        .is_some_and(|s| s.has_dead_letters(written.first, written.last));
+                    store(self.storage, self.topic, &written, had_dead_letters)?;
+                }
+                Sink::Delta(table) => {
+                    store(self.storage, self.topic, &written, false)?;
+                    table.stored(&written);
+                }
+            }
             self.written.entry(partition).or_default().push(written);
+        }
+        Ok(())
+    }
+
+    /// Commits to the Delta table the files finished so far (a block of
+    /// offsets filled mid-run), so that a run cut short keeps them.
+    fn commit_ready(&mut self) -> Result<(), ExportError> {
+        if let Sink::Delta(table) = &mut *self.sink {
+            table.commit_ready(self.storage)?;
         }
         Ok(())
     }
@@ -388,6 +495,7 @@ pub fn decode(
     options: &ExportOptions,
     typed: &[ValueField],
 ) -> Result<(KafkaRecord, Option<Vec<Cell>>), String> {
+    options.timestamps().admit(record)?;
     let (Some(registry), Some(value)) = (&options.registry, &record.value) else {
         admit(record, options.value)?;
         let cells = (!typed.is_empty()).then(|| vec![Cell::Null; typed.len()]);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow_array::builder::{BinaryBuilder, MapBuilder, StringBuilder};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampMillisecondArray,
+    TimestampMicrosecondArray, TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
@@ -22,7 +22,39 @@ pub enum ValueColumn {
     Raw,
 }
 
-pub fn schema(value: ValueColumn) -> SchemaRef {
+/// The unit of the `timestamp` column. Kafka keeps milliseconds, and plain
+/// Parquet files keep them as they are; Delta's `timestamp` type is
+/// microseconds (its protocol maps it to Parquet's TIMESTAMP(MICROS)), so a
+/// Delta table's files store the same instant in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Timestamps {
+    #[default]
+    Millis,
+    Micros,
+}
+
+impl Timestamps {
+    fn unit(self) -> TimeUnit {
+        match self {
+            Timestamps::Millis => TimeUnit::Millisecond,
+            Timestamps::Micros => TimeUnit::Microsecond,
+        }
+    }
+
+    /// Whether `record`'s timestamp can be stored in this unit: a Kafka
+    /// timestamp is any i64 of milliseconds, and past about the year
+    /// 294,000 it has no i64 of microseconds.
+    pub fn admit(self, record: &KafkaRecord) -> Result<(), String> {
+        match (self, record.timestamp) {
+            (Timestamps::Micros, Some(millis)) if millis.checked_mul(1000).is_none() => Err(
+                format!("timestamp {millis} ms has no microsecond value (a Delta timestamp)"),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+pub fn schema(value: ValueColumn, timestamps: Timestamps) -> SchemaRef {
     let headers = headers_builder().finish();
     Arc::new(Schema::new(vec![
         Field::new("topic", DataType::Utf8, false),
@@ -31,7 +63,7 @@ pub fn schema(value: ValueColumn) -> SchemaRef {
         Field::new("kafka_offset", DataType::Int64, false),
         Field::new(
             "timestamp",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            DataType::Timestamp(timestamps.unit(), Some("UTC".into())),
             true,
         ),
         Field::new("key", DataType::Binary, true),
@@ -51,11 +83,13 @@ fn headers_builder() -> MapBuilder<StringBuilder, BinaryBuilder> {
     MapBuilder::new(None, StringBuilder::new(), BinaryBuilder::new())
 }
 
-/// The rows for `records`, which [`admit`] let in. `adjust` maps a Kafka
-/// offset to the offset written (the topics.json `offset_increment`).
+/// The rows for `records`, which [`admit`] (and [`Timestamps::admit`]) let
+/// in. `adjust` maps a Kafka offset to the offset written (the topics.json
+/// `offset_increment`).
 pub fn to_batch(
     records: &[KafkaRecord],
     value: ValueColumn,
+    timestamps: Timestamps,
     adjust: impl Fn(i32, i64) -> i64,
 ) -> Result<RecordBatch, arrow_schema::ArrowError> {
     let accepted = records;
@@ -96,13 +130,30 @@ pub fn to_batch(
                 .collect::<Int64Array>(),
         ),
         Arc::new(accepted.iter().map(|r| r.offset).collect::<Int64Array>()),
-        Arc::new(
-            accepted
-                .iter()
-                .map(|r| r.timestamp)
-                .collect::<TimestampMillisecondArray>()
-                .with_timezone("UTC"),
-        ),
+        match timestamps {
+            Timestamps::Millis => Arc::new(
+                accepted
+                    .iter()
+                    .map(|r| r.timestamp)
+                    .collect::<TimestampMillisecondArray>()
+                    .with_timezone("UTC"),
+            ),
+            Timestamps::Micros => {
+                let micros = accepted.iter().map(|r| match r.timestamp {
+                    None => Ok(None),
+                    Some(millis) => millis.checked_mul(1000).map(Some).ok_or_else(|| {
+                        arrow_schema::ArrowError::InvalidArgumentError(format!(
+                            "timestamp {millis} ms was not admitted in microseconds"
+                        ))
+                    }),
+                });
+                Arc::new(
+                    micros
+                        .collect::<Result<TimestampMicrosecondArray, _>>()?
+                        .with_timezone("UTC"),
+                )
+            }
+        },
         Arc::new(
             accepted
                 .iter()
@@ -112,7 +163,7 @@ pub fn to_batch(
         Arc::new(headers.finish()),
         values,
     ];
-    RecordBatch::try_new(schema(value), columns)
+    RecordBatch::try_new(schema(value, timestamps), columns)
 }
 
 /// Whether `record` fits the value column, and if not, why. A JSON value
@@ -165,7 +216,7 @@ mod tests {
             .collect();
         assert_eq!(verdicts, [true, false, true]);
         let kept = [records[0].clone(), records[2].clone()];
-        let batch = to_batch(&kept, ValueColumn::Json, |_, o| o + 100).unwrap();
+        let batch = to_batch(&kept, ValueColumn::Json, Timestamps::Millis, |_, o| o + 100).unwrap();
         assert_eq!(batch.num_rows(), 2);
         let offsets = batch
             .column_by_name("offset")
@@ -180,7 +231,28 @@ mod tests {
             .downcast_ref::<Int64Array>()
             .unwrap();
         assert_eq!((offsets.value(1), kafka.value(1)), (107, 7));
-        assert_eq!(batch.schema(), schema(ValueColumn::Json));
+        assert_eq!(
+            batch.schema(),
+            schema(ValueColumn::Json, Timestamps::Millis)
+        );
+    }
+
+    #[test]
+    fn micros_hold_the_same_instant_and_refuse_what_has_no_microsecond_value() {
+        let kept = [record(5, b"{}")];
+        let batch = to_batch(&kept, ValueColumn::Json, Timestamps::Micros, |_, o| o).unwrap();
+        let stamps = batch.column_by_name("timestamp").unwrap();
+        let stamps = stamps
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(stamps.value(0), 1_700_000_000_000_000);
+        let mut far = record(6, b"{}");
+        far.timestamp = Some(i64::MAX / 10);
+        assert!(Timestamps::Millis.admit(&far).is_ok());
+        let reason = Timestamps::Micros.admit(&far).unwrap_err();
+        assert!(reason.contains("microsecond"), "{reason}");
+        assert!(to_batch(&[far], ValueColumn::Json, Timestamps::Micros, |_, o| o).is_err());
     }
 
     #[test]

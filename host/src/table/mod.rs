@@ -10,4 +10,6 @@ pub use avro_columns::{
     Cell, ValueField, merged_fields, schema_with, typed_cells, with_value_columns,
 };
 pub use json_table::{ParquetError, write_json_records};
-pub use kafka_table::{ValueColumn, admit, schema as kafka_schema, to_batch as kafka_batch};
+pub use kafka_table::{
+    Timestamps, ValueColumn, admit, schema as kafka_schema, to_batch as kafka_batch,
+};
