@@ -94,6 +94,7 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             runtime: transforms.runtime().clone(),
             key: settings.admin_key.clone(),
             oauth: admin_oauth,
+            kafka: Some(settings.kafka.clone()),
             exports: Some(ExportFiles {
                 topics: settings.topics.clone(),
                 storage: settings.out.clone().or_else(|| {

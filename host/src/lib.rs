@@ -14,6 +14,7 @@ pub mod enrich;
 pub mod export;
 pub mod fetch;
 pub mod generate;
+pub mod health;
 pub mod import;
 pub mod io;
 pub mod kafka;

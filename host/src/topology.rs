@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::{ExportFormat, TopicEntry};
 use crate::enrich::{PipelineDefinition, TransformRef};
+use crate::health::{Heartbeat, Liveness};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
@@ -43,6 +44,17 @@ pub struct Worker {
     /// Where an export writes, for people.
     pub sink: Option<String>,
     pub layer: usize,
+    /// Its running (or lately stopped) instances, from their heartbeats
+    /// (see [`Topology::with_heartbeats`]): pipelines only.
+    pub instances: Vec<Instance>,
+}
+
+/// One running worker of a pipeline, as its last heartbeat says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    #[serde(flatten)]
+    pub beat: Heartbeat,
+    pub liveness: Liveness,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +83,9 @@ pub struct TopicNode {
     pub produced_by: Vec<String>,
     pub consumed_by: Vec<String>,
     pub layer: usize,
+    /// The next offset of each partition, by partition, when the broker
+    /// was asked and answered (see [`Topology::with_end_offsets`]).
+    pub end_offsets: Option<Vec<i64>>,
 }
 
 /// The topology of `pipelines` and of the exports in `exports` (a
@@ -118,6 +133,40 @@ pub fn topology(
     }
 }
 
+impl Topology {
+    /// Each pipeline's instances from `beats` (what [`Registry::heartbeats`]
+    /// returns), judged alive or not at `now_ms`. A beat of a pipeline not
+    /// in the graph (deleted while its worker runs on) becomes a warning.
+    ///
+    /// [`Registry::heartbeats`]: crate::registry::Registry::heartbeats
+    pub fn with_heartbeats(&mut self, beats: Vec<Heartbeat>, now_ms: i64) {
+        for beat in beats {
+            let id = format!("pipeline:{}", beat.pipeline);
+            let liveness = beat.liveness(now_ms);
+            match self.workers.iter_mut().find(|w| w.id == id) {
+                Some(worker) => worker.instances.push(Instance { beat, liveness }),
+                None if liveness == Liveness::Alive => self.warnings.push(format!(
+                    "worker {} runs pipeline `{}`, which is not stored",
+                    beat.worker, beat.pipeline
+                )),
+                None => {}
+            }
+        }
+    }
+
+    /// Each topic's end offsets, by partition, from `offsets`.
+    pub fn with_end_offsets(&mut self, mut offsets: BTreeMap<String, Vec<i64>>) {
+        for topic in &mut self.topics {
+            topic.end_offsets = offsets.remove(&topic.name);
+        }
+    }
+
+    /// The names of every topic in the graph.
+    pub fn topic_names(&self) -> Vec<String> {
+        self.topics.iter().map(|t| t.name.clone()).collect()
+    }
+}
+
 fn node<'a>(topics: &'a mut BTreeMap<String, TopicNode>, name: &str) -> &'a mut TopicNode {
     topics.entry(name.to_owned()).or_insert_with(|| TopicNode {
         id: name.to_owned(),
@@ -126,6 +175,7 @@ fn node<'a>(topics: &'a mut BTreeMap<String, TopicNode>, name: &str) -> &'a mut 
         produced_by: Vec::new(),
         consumed_by: Vec::new(),
         layer: 0,
+        end_offsets: None,
     })
 }
 
@@ -150,6 +200,7 @@ fn pipeline_worker(p: &PipelineDefinition) -> Worker {
         group_id: p.group_id(),
         sink: None,
         layer: 0,
+        instances: Vec::new(),
     }
 }
 
@@ -176,6 +227,7 @@ fn export_worker(e: &TopicEntry, storage: Option<&str>) -> Worker {
             None => files.to_owned(),
         }),
         layer: 0,
+        instances: Vec::new(),
     }
 }
 

@@ -448,6 +448,7 @@ impl EnrichWorker {
             let options = WorkerOptions {
                 poll_wait: std::time::Duration::from_millis(50),
                 commit_interval: std::time::Duration::from_millis(200),
+                heartbeats: None,
             };
             run_worker(&broker(), &mut enricher, options, &flag, |enricher, _| {
                 if let Some(watch) = &watch {

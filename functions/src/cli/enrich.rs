@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
+use sluice_host::health::{Heartbeats, default_worker_name};
 use sluice_host::kafka::{create_topic, require_topics};
 use sluice_host::registry::TransformWatch;
 
@@ -47,6 +48,11 @@ pub struct EnrichArgs {
     /// and version, consumer lag, guest call times, join members waiting).
     #[arg(long, env = "SLUICE_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// How often the worker stores its heartbeat in the registry (totals,
+    /// rate, lag), for the topology page; one silent for three of these
+    /// shows as silent there.
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    heartbeat_ms: u64,
     /// Seconds between progress lines in the log.
     #[arg(long, default_value_t = 10)]
     progress_every: u64,
@@ -113,30 +119,35 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     let mut enricher = Enricher::new(definition.clone(), &transform)?;
     let every = Duration::from_secs(args.progress_every.max(1));
     let mut last_report = Instant::now();
-    let total = run_worker(
-        &config,
-        &mut enricher,
-        WorkerOptions::default(),
-        &stop,
-        |enricher, total| {
-            if let Some(watch) = &watch
-                && let Err(error) = watch.swap_into(enricher)
-            {
-                tracing::error!(%error, "cannot switch to the new version; keeping the current one");
-            }
-            if last_report.elapsed() >= every {
-                last_report = Instant::now();
-                tracing::info!(
-                    pipeline = enricher.definition().name,
-                    read = total.read,
-                    produced = total.produced,
-                    dead_lettered = total.dead_lettered,
-                    waiting = enricher.pending(),
-                    "progress"
-                );
-            }
-        },
-    )
+    // With a registry, the worker says it is alive there, for the
+    // topology page.
+    let heartbeats = registry.as_ref().map(|registry| Heartbeats {
+        sink: registry.heartbeat_sink(),
+        worker: args.instance_id.clone().unwrap_or_else(default_worker_name),
+        every: Duration::from_millis(args.heartbeat_ms.max(100)),
+    });
+    let options = WorkerOptions {
+        heartbeats,
+        ..WorkerOptions::default()
+    };
+    let total = run_worker(&config, &mut enricher, options, &stop, |enricher, total| {
+        if let Some(watch) = &watch
+            && let Err(error) = watch.swap_into(enricher)
+        {
+            tracing::error!(%error, "cannot switch to the new version; keeping the current one");
+        }
+        if last_report.elapsed() >= every {
+            last_report = Instant::now();
+            tracing::info!(
+                pipeline = enricher.definition().name,
+                read = total.read,
+                produced = total.produced,
+                dead_lettered = total.dead_lettered,
+                waiting = enricher.pending(),
+                "progress"
+            );
+        }
+    })
     .with_context(|| format!("pipeline `{}`", definition.name))?;
     println!(
         "pipeline {}: read {}, produced {}, dropped {}, dead-lettered {}, joined {}, incomplete {}",

@@ -16,6 +16,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::config::read_topics;
 use sluice_host::enrich::PipelineDefinition;
+use sluice_host::health::now_ms;
+use sluice_host::kafka::{KafkaConfig, end_offsets};
 use sluice_host::registry::{Manifest, Registry};
 use sluice_host::runtime::Runtime;
 use sluice_host::topology::topology;
@@ -25,6 +27,9 @@ use utoipa_axum::routes;
 use super::auth::OAuthRule;
 use super::error::ApiError;
 
+/// Longest the topology waits for the cluster's end offsets.
+const END_OFFSETS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the admin routes need.
 pub struct Admin {
     pub registry: Arc<Registry>,
@@ -33,6 +38,8 @@ pub struct Admin {
     pub key: Option<String>,
     /// OAuth2 tokens accepted besides the key.
     pub oauth: Option<OAuthRule>,
+    /// The cluster, for the topics' end offsets on the topology.
+    pub kafka: Option<KafkaConfig>,
     /// The export's topics.json (read on each request, so the topology
     /// shows it as deployed) and where its files go.
     pub exports: Option<ExportFiles>,
@@ -231,6 +238,29 @@ async fn get_topology(State(admin): State<Arc<Admin>>) -> ApiResult {
     };
     let mut graph = topology(&pipelines, &exports, storage);
     graph.warnings.extend(unreadable);
+    // Health is best effort: the graph is shown whatever is down.
+    match admin.registry.heartbeats().await {
+        Ok(beats) => graph.with_heartbeats(beats, now_ms()),
+        Err(error) => graph
+            .warnings
+            .push(format!("workers' heartbeats unavailable: {error}")),
+    }
+    if let Some(kafka) = &admin.kafka {
+        let mut config = kafka.clone();
+        // A page refreshing every few seconds should not wait long on a
+        // cluster that does not answer.
+        config.request_timeout = END_OFFSETS_TIMEOUT;
+        let names = graph.topic_names();
+        match tokio::task::spawn_blocking(move || end_offsets(&config, &names)).await {
+            Ok(Ok(offsets)) => graph.with_end_offsets(offsets),
+            Ok(Err(error)) => graph
+                .warnings
+                .push(format!("topics' end offsets unavailable: {error}")),
+            Err(error) => graph
+                .warnings
+                .push(format!("topics' end offsets unavailable: {error}")),
+        }
+    }
     ok(StatusCode::OK, graph)
 }
 

@@ -2,6 +2,8 @@
 //! watermarks, the range of offsets a read covers, and Kafka's rule for
 //! topic names.
 
+use std::collections::BTreeMap;
+
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::logs::Logged;
@@ -63,6 +65,37 @@ pub(super) fn watermarks(
             partition,
             source,
         })
+}
+
+/// The next offset of each partition of each of `topics` that exists, by
+/// partition: one metadata request for them all, then the watermarks. A
+/// topic the broker does not know is left out.
+pub fn end_offsets(
+    config: &KafkaConfig,
+    topics: &[String],
+) -> Result<BTreeMap<String, Vec<i64>>, KafkaError> {
+    let consumer = super::reader::bounded_consumer(config, "sluice-end-offsets")?;
+    let metadata = consumer
+        .fetch_metadata(None, config.request_timeout)
+        .map_err(|source| KafkaError::Metadata {
+            topic: topics.join(","),
+            source,
+        })?;
+    let mut offsets = BTreeMap::new();
+    for topic in metadata.topics() {
+        if topic.error().is_some() || !topics.iter().any(|t| t == topic.name()) {
+            continue;
+        }
+        let mut partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
+        partitions.sort_unstable();
+        let mut ends = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let (_, high) = watermarks(&consumer, config, topic.name(), partition)?;
+            ends.push(high);
+        }
+        offsets.insert(topic.name().to_owned(), ends);
+    }
+    Ok(offsets)
 }
 
 /// Kafka's rule for topic names: 1 to 249 of `a-z A-Z 0-9 . _ -`, and not

@@ -18,7 +18,7 @@ pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use group::{GroupConsumer, GroupStart, Polled};
 pub use metadata::PartitionRange;
-pub use metadata::check_topic_name;
+pub use metadata::{check_topic_name, end_offsets};
 pub use pool::ReaderPool;
 pub use producer::{InFlight, ProduceRecord, Producer};
 pub use progress::OffsetTracker;

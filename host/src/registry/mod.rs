@@ -10,8 +10,10 @@
 //!   and the other re-reads and retries; readers take the highest number, so
 //!   they never see a half-written manifest. (Put-if-absent works on a local
 //!   folder too, where object_store has no ETag-conditional update.)
-//! - `pipelines/<name>.json`: pipeline definitions.
+//! - `pipelines/<name>.json`: pipeline definitions;
+//! - `health/<pipeline>/<worker>.json`: each worker's last heartbeat.
 
+mod heartbeats;
 mod manifest;
 mod watch;
 

@@ -37,6 +37,7 @@ fn app(key: Option<&str>) -> App {
             runtime: runtime().clone(),
             key: key.map(str::to_owned),
             oauth: None,
+            kafka: None,
             exports: Some(ExportFiles {
                 topics: dir.path().join("topics.json"),
                 storage: Some("abfss://lake@acct.dfs.core.windows.net/raw".into()),

@@ -73,6 +73,7 @@ fn fixture() -> Fixture {
             runtime: runtime().clone(),
             key: Some(KEY.into()),
             oauth: None,
+            kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {

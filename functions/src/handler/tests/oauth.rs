@@ -138,6 +138,7 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
             runtime: runtime().clone(),
             key: Some("admin-key".into()),
             oauth: Some(rule(Some(ADMIN_ROLE))),
+            kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {

@@ -35,6 +35,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             runtime: runtime().clone(),
             key: Some("k".into()),
             oauth: None,
+            kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {

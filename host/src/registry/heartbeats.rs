@@ -1,0 +1,113 @@
+//! Workers' heartbeats in the registry: `health/<pipeline>/<worker>.json`,
+//! one object per worker, overwritten at each beat (see `crate::health`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use object_store::{ObjectStoreExt, PutMode};
+
+use super::{Registry, RegistryError, check_name};
+use crate::health::{Heartbeat, HeartbeatSink, now_ms};
+
+/// Beats older than this are left out of [`Registry::heartbeats`]: the
+/// workers of last week are not news. (They stay stored: a reader never
+/// deletes, so a page open on a read-only key changes nothing.)
+const FORGET_AFTER_MS: i64 = 60 * 60 * 1000;
+
+/// Longest a worker's last beat may hold up its stop.
+const LAST_BEAT_WAIT: Duration = Duration::from_secs(3);
+
+impl Registry {
+    pub async fn put_heartbeat(&self, beat: &Heartbeat) -> Result<(), RegistryError> {
+        check_name(&beat.pipeline)?;
+        let key = format!("health/{}/{}", beat.pipeline, beat.file_name());
+        let text = serde_json::to_vec(beat).map_err(|e| RegistryError::Store {
+            location: key.clone(),
+            reason: e.to_string(),
+        })?;
+        self.put(&key, Bytes::from(text), PutMode::Overwrite)
+            .await?;
+        Ok(())
+    }
+
+    /// The last beat of every worker heard from in the past hour, by
+    /// pipeline and worker. A beat that cannot be read is skipped with a
+    /// warning: one broken file does not hide every other worker.
+    pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, RegistryError> {
+        let mut listing = self.store.list(Some(&self.path("health")));
+        let mut keys = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| self.store_error("health", e))?;
+            keys.push(meta.location);
+        }
+        let now = now_ms();
+        let mut beats = Vec::with_capacity(keys.len());
+        for location in keys {
+            let bytes = match self.store.get(&location).await {
+                Ok(result) => result.bytes().await,
+                Err(error) => Err(error),
+            };
+            let beat = match bytes.map(|b| serde_json::from_slice::<Heartbeat>(&b)) {
+                Ok(Ok(beat)) => beat,
+                Ok(Err(error)) => {
+                    tracing::warn!(%location, %error, "not a heartbeat; skipped");
+                    continue;
+                }
+                // Gone between the listing and the read: a worker's beat
+                // being replaced is not an error.
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(error) => return Err(self.store_error(location.as_ref(), error)),
+            };
+            if now.saturating_sub(beat.at_ms) <= FORGET_AFTER_MS {
+                beats.push(beat);
+            }
+        }
+        beats.sort_by(|a, b| (&a.pipeline, &a.worker).cmp(&(&b.pipeline, &b.worker)));
+        Ok(beats)
+    }
+
+    /// A sink that stores a worker's beats here, on the I/O runtime.
+    pub fn heartbeat_sink(self: &Arc<Self>) -> Arc<dyn HeartbeatSink> {
+        Arc::new(RegistrySink {
+            registry: self.clone(),
+            storing: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+struct RegistrySink {
+    registry: Arc<Registry>,
+    /// A beat is being stored: a slow store skips beats instead of piling
+    /// them up.
+    storing: Arc<AtomicBool>,
+}
+
+impl HeartbeatSink for RegistrySink {
+    fn beat(&self, beat: Heartbeat) {
+        if self.storing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (registry, storing) = (self.registry.clone(), self.storing.clone());
+        crate::io::handle().spawn(async move {
+            if let Err(error) = registry.put_heartbeat(&beat).await {
+                tracing::warn!(pipeline = beat.pipeline, %error, "heartbeat not stored; the next one tries again");
+            }
+            storing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    fn last(&self, beat: Heartbeat) {
+        let registry = self.registry.clone();
+        let stored = crate::io::wait(async move {
+            tokio::time::timeout(LAST_BEAT_WAIT, registry.put_heartbeat(&beat)).await
+        });
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "last heartbeat not stored"),
+            Err(_) => tracing::warn!("last heartbeat not stored in time"),
+        }
+    }
+}
