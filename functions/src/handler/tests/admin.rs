@@ -396,6 +396,32 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
          "dead_letter": "detect_dlq", "transform": "language-detect"},
     ]);
     deploy(&app, &pipelines, "stays_lang").await;
+    // One worker of `enrich` beating, one of `detect-language` gone quiet.
+    let registry = app.config.admin.as_ref().unwrap().registry.clone();
+    let now = sluice_host::health::now_ms();
+    let beat = |pipeline: &str, worker: &str, at_ms: i64| sluice_host::health::Heartbeat {
+        pipeline: pipeline.into(),
+        worker: worker.into(),
+        transform_version: "0123456789ab".into(),
+        started_ms: now - 60_000,
+        at_ms,
+        every_ms: 5_000,
+        read: 1_200,
+        produced: 1_190,
+        dead_lettered: 10,
+        dropped: 0,
+        rate: 40,
+        lag: Some(5),
+        stopped: false,
+    };
+    registry
+        .put_heartbeat(&beat("enrich", "enrich-worker-1", now))
+        .await
+        .unwrap();
+    registry
+        .put_heartbeat(&beat("detect-language", "detect-worker-1", now - 120_000))
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(axum::serve(listener, router(app.config.clone())).into_future());
@@ -420,6 +446,28 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
     );
     assert!(dom.contains("edge dead-letter"), "dead-letter edges drawn");
     assert!(dom.contains("Parquet files under"), "the export's sink");
+    // The opening tag of the node `id`.
+    let node = |id: &str| {
+        let at = dom.find(&format!(r#"data-id="{id}""#)).unwrap_or(0);
+        let start = dom[..at].rfind('<').unwrap_or(0);
+        let end = dom[at..].find('>').map_or(dom.len(), |e| at + e);
+        dom[start..end].to_owned()
+    };
+    assert!(
+        node("pipeline:enrich").contains(r#"data-health="alive""#),
+        "{}",
+        node("pipeline:enrich")
+    );
+    assert!(
+        dom.contains("1 instance · 40/s · lag 5 · 10 dead-lettered"),
+        "enrich's rate, lag and dead letters drawn: {dom}"
+    );
+    assert!(
+        node("pipeline:detect-language").contains(r#"data-health="silent""#),
+        "{}",
+        node("pipeline:detect-language")
+    );
+    assert!(dom.contains("silent since 2 min ago"), "{dom}");
 }
 
 #[tokio::test]
