@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use super::{AppConfig, router};
 
 mod admin;
+mod browser;
 mod data;
 mod enrich;
 mod fuzz;
@@ -197,7 +198,7 @@ async fn a_body_that_is_not_json_is_refused() {
 }
 
 /// Where page tests leave their screenshots: `<target>/screenshots/`.
-fn screenshot_path(file: &str) -> std::path::PathBuf {
+pub fn screenshot_path(file: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
     let dir = target.join("screenshots");

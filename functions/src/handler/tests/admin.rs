@@ -523,3 +523,128 @@ async fn a_pipeline_put_stores_exactly_its_path_name_whatever_the_body() {
         .collect();
     assert_eq!(names, ["x"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_page_edits_pipelines_with_the_mouse_and_saves_them() {
+    let app = app(Some(KEY));
+    let (status, uploaded) = admin(
+        &app,
+        Method::PUT,
+        "/api/transforms/misbehave?activate=true",
+        guest("misbehave"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+    let pipelines = json!([
+        {"name": "enrich", "inputs": ["stays"], "outputs": ["stays_ext"],
+         "dead_letter": "enrich_dlq", "transform": "misbehave"},
+        {"name": "old", "inputs": ["stays_ext"], "outputs": ["stays_old"],
+         "dead_letter": "old_dlq", "transform": "misbehave"},
+    ]);
+    deploy(&app, &pipelines, "stays_old").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(axum::serve(listener, router(app.config.clone())).into_future());
+    let url = format!("http://127.0.0.1:{port}/topology#key={KEY}");
+    tokio::task::spawn_blocking(move || {
+        let mut page = super::browser::Browser::open(&url, 1600, 1000);
+        let node = |id: &str| format!(r#"#graph [data-id="{id}"]"#);
+        page.wait_for(
+            r#"document.querySelector('[data-id="pipeline:enrich"]')"#,
+            "the graph drawn",
+        );
+        page.click("#edit");
+        page.wait_for("!document.getElementById('edit-bar').hidden", "edit mode");
+
+        // A new pipeline with no inputs is refused, next to its node.
+        page.click("#add-pipeline");
+        page.wait_for(
+            r#"document.querySelector('[data-id="pipeline:new-pipeline"]')"#,
+            "the new pipeline drawn",
+        );
+        page.click("#apply");
+        page.wait_for(
+            r#"document.querySelector('[data-id="pipeline:new-pipeline"] .refusal')"#,
+            "the refusal drawn at the pipeline",
+        );
+        let refusal = page.eval(
+            r#"document.querySelector('[data-id="pipeline:new-pipeline"] .refusal').textContent"#,
+        );
+        assert!(
+            refusal.as_str().is_some_and(|r| r.contains("inputs")),
+            "the refusal names the field: {refusal}"
+        );
+
+        // Dragged edges: stays_ext -> new-pipeline (an input), then
+        // new-pipeline -> a new topic (an output).
+        page.drag(
+            r#"[data-handle="stays_ext"]"#,
+            &format!("{} rect", node("pipeline:new-pipeline")),
+        );
+        page.wait_for(
+            r#"document.querySelector('.edge[data-from="stays_ext"][data-to="pipeline:new-pipeline"]')"#,
+            "the input edge drawn",
+        );
+        page.click("#add-topic");
+        page.wait_for(
+            r#"document.querySelector('[data-id="new-topic"]')"#,
+            "the new topic drawn",
+        );
+        page.drag(
+            r#"[data-handle="pipeline:new-pipeline"]"#,
+            &format!("{} rect", node("new-topic")),
+        );
+        page.wait_for(
+            r#"document.querySelector('.edge[data-from="pipeline:new-pipeline"][data-to="new-topic"]')"#,
+            "the output edge drawn",
+        );
+
+        // The label edited in the details, the transform chosen from the
+        // registry's.
+        page.click(&format!("{} rect", node("pipeline:new-pipeline")));
+        page.wait_for("document.getElementById('transform-choice')", "the editor");
+        let choices = page.eval(
+            "[...document.getElementById('transform-choice').options].map((o) => o.value)",
+        );
+        assert_eq!(choices, json!(["misbehave"]), "the registry's transforms");
+        page.click("#details input");
+        page.eval("document.querySelector('#details input').select()");
+        page.type_and_enter("lang-detect");
+        page.wait_for(
+            r#"document.querySelector('[data-id="pipeline:lang-detect"]')"#,
+            "the pipeline renamed",
+        );
+
+        // Deleted with the × that hovering shows.
+        page.hover(&format!("{} rect", node("pipeline:old")));
+        page.click(r#"[data-delete="pipeline:old"]"#);
+        page.wait_for(
+            r#"!document.querySelector('[data-id="pipeline:old"]')"#,
+            "old deleted from the graph",
+        );
+        page.screenshot(&super::screenshot_path("topology-edit.png"));
+        page.click("#apply");
+        page.wait_for(
+            "document.getElementById('status').textContent.startsWith('Saved')",
+            "saved",
+        );
+    })
+    .await
+    .unwrap();
+
+    let (status, stored) = admin(&app, Method::GET, "/api/pipelines", vec![]).await;
+    server.abort();
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["enrich", "lang-detect"], "{stored:#}");
+    let added = &stored[1];
+    assert_eq!(added["inputs"], json!(["stays_ext"]), "{added}");
+    assert_eq!(added["outputs"], json!(["new-topic"]), "{added}");
+    assert_eq!(added["transform"], "misbehave", "{added}");
+    assert_eq!(stored[0]["outputs"], json!(["stays_ext"]), "enrich kept");
+}
