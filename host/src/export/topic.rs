@@ -14,7 +14,7 @@ use super::error::ExportError;
 use super::layout::{self, FileNames};
 use super::partition_file::{PartitionFile, WrittenFile};
 use super::stored::{Held, StoredPartition};
-use crate::codec::{SchemaRegistry, avro_to_json, decode_confluent_avro};
+use crate::codec::{SchemaRegistry, decode_confluent_avro, write_avro_json};
 use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
 use crate::record::KafkaRecord;
@@ -507,9 +507,19 @@ pub fn decode(
     } else {
         Some(typed_cells(&avro, typed)?)
     };
-    let json = avro_to_json(id, avro).map_err(|e| e.to_string())?;
-    let mut decoded = record.clone();
-    decoded.value = Some(json.to_string().into_bytes());
+    let mut json = Vec::with_capacity(value.len() * 2);
+    write_avro_json(id, &avro, &mut json).map_err(|e| e.to_string())?;
+    // Everything but the value, which is replaced (cloning it first would
+    // copy the Avro bytes for nothing).
+    let decoded = KafkaRecord {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        key: record.key.clone(),
+        value: Some(json),
+        headers: record.headers.clone(),
+    };
     Ok((decoded, cells))
 }
 

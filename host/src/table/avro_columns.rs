@@ -241,15 +241,19 @@ pub fn with_value_columns(
     let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
     for (index, field) in fields.iter().enumerate() {
         let cells = rows.iter().map(|row| row.get(index).unwrap_or(&Cell::Null));
-        columns.push(column(field.field.data_type(), cells));
+        columns.push(column(field.field.data_type(), rows.len(), cells));
     }
     RecordBatch::try_new(schema_with(&batch.schema(), fields), columns)
 }
 
-fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> ArrayRef {
+fn column<'a>(
+    data_type: &DataType,
+    rows: usize,
+    cells: impl Iterator<Item = &'a Cell>,
+) -> ArrayRef {
     match data_type {
         DataType::Boolean => {
-            let mut b = BooleanBuilder::new();
+            let mut b = BooleanBuilder::with_capacity(rows);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Bool(v) = c {
                     Some(*v)
@@ -260,7 +264,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         DataType::Int32 => {
-            let mut b = Int32Builder::new();
+            let mut b = Int32Builder::with_capacity(rows);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Int32(v) = c {
                     Some(*v)
@@ -271,7 +275,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         DataType::Int64 => {
-            let mut b = Int64Builder::new();
+            let mut b = Int64Builder::with_capacity(rows);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Int64(v) = c {
                     Some(*v)
@@ -282,7 +286,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         DataType::Float32 => {
-            let mut b = Float32Builder::new();
+            let mut b = Float32Builder::with_capacity(rows);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Float32(v) = c {
                     Some(*v)
@@ -293,7 +297,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         DataType::Float64 => {
-            let mut b = Float64Builder::new();
+            let mut b = Float64Builder::with_capacity(rows);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Float64(v) = c {
                     Some(*v)
@@ -304,7 +308,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         DataType::Binary => {
-            let mut b = BinaryBuilder::new();
+            let mut b = BinaryBuilder::with_capacity(rows, rows * 8);
             cells.for_each(|c| {
                 b.append_option(if let Cell::Bytes(v) = c {
                     Some(v)
@@ -315,7 +319,7 @@ fn column<'a>(data_type: &DataType, cells: impl Iterator<Item = &'a Cell>) -> Ar
             Arc::new(b.finish())
         }
         _ => {
-            let mut b = StringBuilder::new();
+            let mut b = StringBuilder::with_capacity(rows, rows * 16);
             cells.for_each(|c| b.append_option(if let Cell::Text(v) = c { Some(v) } else { None }));
             Arc::new(b.finish())
         }
