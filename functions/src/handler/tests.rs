@@ -206,23 +206,26 @@ pub fn screenshot_path(file: &str) -> std::path::PathBuf {
     dir.join(file)
 }
 
-/// Headless Chromium with the flags the machine notes ask for and a fresh
-/// profile; panics with its stderr when it fails.
+/// Headless Chromium as the machine notes ask for it: no sandbox (root in
+/// a container), no GPU, nothing fetched from the network by itself.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
+/// Headless Chromium with [`CHROMIUM_FLAGS`] and a fresh profile; panics
+/// with its stderr when it fails.
 fn chromium(args: &[String]) -> std::process::Output {
     let profile = tempfile::tempdir().unwrap();
     let output = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-            "--window-size=1280,720",
-        ])
+        .args(CHROMIUM_FLAGS)
+        .args(["--virtual-time-budget=10000", "--window-size=1280,720"])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .args(args)
         .output()

@@ -76,37 +76,38 @@ pub fn write_avro_json(id: u32, value: &AvroValue, out: &mut Vec<u8>) -> Result<
             }
             out.push(b']');
         }
-        AvroValue::Record(fields) => {
-            out.push(b'{');
-            for (i, (key, field)) in fields.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key).map_err(json_error)?;
-                out.push(b':');
-                write_avro_json(id, field, out)?;
-            }
-            out.push(b'}');
-        }
+        AvroValue::Record(fields) => write_object(id, fields.iter().map(|(k, v)| (k, v)), out)?,
         AvroValue::Map(entries) => {
             let mut sorted: Vec<(&String, &AvroValue)> = entries.iter().collect();
             sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push(b'{');
-            for (i, (key, entry)) in sorted.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, key).map_err(json_error)?;
-                out.push(b':');
-                write_avro_json(id, entry, out)?;
-            }
-            out.push(b'}');
+            write_object(id, sorted.into_iter(), out)?
         }
         rare => {
             let json = avro_to_json(id, rare.clone())?;
             serde_json::to_writer(&mut *out, &json).map_err(json_error)?;
         }
     }
+    Ok(())
+}
+
+fn write_object<'a>(
+    id: u32,
+    entries: impl Iterator<Item = (&'a String, &'a AvroValue)>,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
+    out.push(b'{');
+    for (i, (key, value)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, key).map_err(|e| CodecError::Avro {
+            id,
+            reason: e.to_string(),
+        })?;
+        out.push(b':');
+        write_avro_json(id, value, out)?;
+    }
+    out.push(b'}');
     Ok(())
 }
 
