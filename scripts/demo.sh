@@ -52,7 +52,7 @@ step=$SECONDS
 if [[ -x "$CARGO_TARGET_DIR/debug/sluice" ]]; then
   log "building Sluice and the demo's guests (output in $build_log)"
 else
-  log "building Sluice and the demo's guests (about 8 min on two cores beside the tansu build; output in $build_log)"
+  log "building Sluice and the demo's guests (about 15-19 min on two cores beside the tansu build; output in $build_log)"
 fi
 # One cargo after the other: they share the target folder's lock. At a
 # lower priority than the tansu build: tansu's last ~4 minutes are one crate

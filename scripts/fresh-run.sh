@@ -30,6 +30,10 @@ started=$SECONDS
 }
 demo=$((SECONDS - started))
 log "demo: $((demo / 60)) min $((demo % 60)) s (output in $work/demo.log)"
+# The CPU time of the run (user and system, every child): unlike the wall
+# time, it does not grow with other work on the machine; half of it is
+# the least two busy cores can take.
+log "demo CPU (user, system): $(times | tail -n 1)"
 grep -E '^setup: .* took|^demo: .* took' "$work/demo.log" >&2 || true
 # A clean first run: no ERROR or WARN lines, no colour codes in a log file.
 noisy="$(grep -cE ' ERROR | WARN |^(warning|error)[:[]' "$work/demo.log" || true)"

@@ -58,7 +58,7 @@ TANSU_BUILD_CONFIG=()
 for package in libsql-ffi libsql-sys libsql crc-fast crc32fast tokio; do
   TANSU_BUILD_CONFIG+=(--config "profile.release.package.$package.opt-level=3")
 done
-TANSU_ETA="about 8 min alone, 10-12 min beside a Sluice build"
+TANSU_ETA="about 8 min alone, 12-17 min beside Sluice's build"
 # Newer Azurite releases need Node >= 21.
 AZURITE_VERSION=3.35.0
 # The Lambda Runtime API emulator (`cargo lambda watch`) the Lambda test runs under.
