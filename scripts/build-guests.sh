@@ -3,18 +3,53 @@
 # folder that holds them (the tests and the demo read them from there): the
 # Rust guests with cargo, the Python guests (guests/python/*/app.py) with
 # componentize-py and the JavaScript ones (guests/js/*/app.js) with
-# componentize-js, both installed by scripts/setup.sh.
+# componentize-js, both installed by `scripts/setup.sh` (the tests' setup;
+# the demo's has neither).
+#
+# Usage: build-guests.sh [all|demo]
+#   all    every guest; a missing componentize-py or -js is an error
+#          (scripts/test.sh)
+#   demo   only the Rust guests `sluice demo` loads (stay-category,
+#          stay-summary; scripts/demo.sh)
+#   (none) every Rust guest, and the Python and JavaScript ones whose
+#          toolchain is installed
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
+mode="${1:-}"
+case "$mode" in
+  all | demo | "") ;;
+  *) echo "usage: $0 [all|demo]" >&2; exit 2 ;;
+esac
 root=$PWD
 out="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 
+log() { printf 'build-guests: %s\n' "$*" >&2; }
+
 guests=(stay-category stay-summary clickstream-agg misbehave language-detect)
+if [[ "$mode" == demo ]]; then
+  guests=(stay-category stay-summary)
+fi
 args=()
 for guest in "${guests[@]}"; do args+=(-p "$guest"); done
 cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
+if [[ "$mode" == demo ]]; then
+  echo "$out"
+  exit 0
+fi
+
+# has_tool NAME PATH: whether a script guest's toolchain is there; without
+# it, an error under `all`, else a note and those guests are skipped.
+has_tool() {
+  [[ -x "$2" ]] && return 0
+  if [[ "$mode" == all ]]; then
+    log "error: $1 not found at $2: run scripts/setup.sh"
+    exit 1
+  fi
+  log "skipping the guests that need $1 (not installed; scripts/setup.sh installs it)"
+  return 1
+}
 
 # --- Python guests -----------------------------------------------------------
 # Each folder of guests/python with an app.py is one component named after the
@@ -25,8 +60,6 @@ cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
 # is rebuilt only when its inputs' hash differs from the stamp of its last build.
 componentize_py="$SLUICE_CACHE/componentize-py/bin/componentize-py"
 work="$CARGO_TARGET_DIR/python-guests"
-
-log() { printf 'build-guests: %s\n' "$*" >&2; }
 
 python_libraries() {
   local dir
@@ -80,32 +113,33 @@ build_python_guest() {
   printf '%s\n' "$hash" > "$stamp"
 }
 
-if [[ ! -x "$componentize_py" ]]; then
-  log "error: componentize-py not found at $componentize_py: run scripts/setup.sh"
-  exit 1
+build_python_guests() {
+  mkdir -p "$work" "$out"
+  # Clones and worktrees of this repository share the target folder: one build
+  # of the script guests at a time.
+  exec 8>"$work/build.lock"
+  flock 8
+  # Stub bindings (the same dataclasses, host functions unconnected) so that
+  # the benchmark can run a Python guest's code in CPython as well.
+  rm -rf "$work/bindings"
+  for world in transformer aggregator; do
+    "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
+  done
+  # Two at a time: componentize-py is mostly single-threaded.
+  pids=()
+  for app in guests/python/*/app.py; do
+    build_python_guest "$(dirname "$app")" &
+    pids+=($!)
+    if ((${#pids[@]} >= 2)); then
+      wait "${pids[0]}"
+      pids=("${pids[@]:1}")
+    fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+if has_tool componentize-py "$componentize_py"; then
+  build_python_guests
 fi
-mkdir -p "$work" "$out"
-# Clones and worktrees of this repository share the target folder: one build
-# of the script guests at a time.
-exec 8>"$work/build.lock"
-flock 8
-# Stub bindings (the same dataclasses, host functions unconnected) so that
-# the benchmark can run a Python guest's code in CPython as well.
-rm -rf "$work/bindings"
-for world in transformer aggregator; do
-  "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
-done
-# Two at a time: componentize-py is mostly single-threaded.
-pids=()
-for app in guests/python/*/app.py; do
-  build_python_guest "$(dirname "$app")" &
-  pids+=($!)
-  if ((${#pids[@]} >= 2)); then
-    wait "${pids[0]}"
-    pids=("${pids[@]:1}")
-  fi
-done
-for pid in "${pids[@]}"; do wait "$pid"; done
 
 # --- JavaScript guests -------------------------------------------------------
 # Each folder of guests/js with an app.js is one component named after the
@@ -136,13 +170,11 @@ build_js_guest() {
   printf '%s\n' "$hash" > "$stamp"
 }
 
-if [[ ! -x "$componentize_js" ]]; then
-  log "error: componentize-js not found at $componentize_js: run scripts/setup.sh"
-  exit 1
+if has_tool componentize-js "$componentize_js"; then
+  mkdir -p "$js_work" "$out"
+  for app in guests/js/*/app.js; do
+    build_js_guest "$(dirname "$app")"
+  done
 fi
-mkdir -p "$js_work"
-for app in guests/js/*/app.js; do
-  build_js_guest "$(dirname "$app")"
-done
 
 echo "$out"

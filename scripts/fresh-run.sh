@@ -21,7 +21,7 @@ export PATH="$CARGO_INSTALL_ROOT/bin:$PATH"
 # Ports of their own, so a developer's running services stay untouched.
 export SLUICE_KAFKA_PORT="${SLUICE_KAFKA_PORT:-19092}"
 export SLUICE_AZURITE_PORT="${SLUICE_AZURITE_PORT:-10010}"
-log "clone in $work/sluice, caches in $SLUICE_CACHE"
+log "$(date -u +%F), $(nproc) cores; clone in $work/sluice, caches in $SLUICE_CACHE"
 
 started=$SECONDS
 (cd "$work/sluice" && scripts/demo.sh) >"$work/demo.log" 2>&1 || {
@@ -30,7 +30,15 @@ started=$SECONDS
 }
 demo=$((SECONDS - started))
 log "demo: $((demo / 60)) min $((demo % 60)) s (output in $work/demo.log)"
+# The CPU time of the run (user and system, every child): unlike the wall
+# time, it does not grow with other work on the machine; half of it is
+# the least two busy cores can take.
+log "demo CPU (user, system): $(times | tail -n 1)"
 grep -E '^setup: .* took|^demo: .* took' "$work/demo.log" >&2 || true
+# A clean first run: no ERROR or WARN lines, no colour codes in a log file.
+noisy="$(grep -cE ' ERROR | WARN |^(warning|error)[:[]' "$work/demo.log" || true)"
+colours="$(grep -c $'\e' "$work/demo.log" || true)"
+log "demo output: $noisy ERROR/WARN lines, $colours lines with colour codes"
 
 if [[ "${1:-}" == --with-tests ]]; then
   started=$SECONDS

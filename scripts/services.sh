@@ -7,11 +7,12 @@
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-SLUICE_CACHE="${SLUICE_CACHE:-$HOME/.cache/sluice}"
+# shellcheck source=scripts/env.sh
+source "$HERE/env.sh"
 SLUICE_STATE="${SLUICE_STATE:-$SLUICE_CACHE/run}"
 KAFKA_PORT="${SLUICE_KAFKA_PORT:-9092}"
 AZURITE_PORT="${SLUICE_AZURITE_PORT:-10000}"
-TANSU="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+TANSU="$SLUICE_CARGO_BIN/tansu"
 AZURITE_MAIN="$SLUICE_CACHE/azurite/node_modules/azurite/dist/src/blob/main.js"
 START_TIMEOUT="${SLUICE_START_TIMEOUT:-60}"
 STOP_TIMEOUT=15
@@ -218,7 +219,9 @@ PY
 }
 
 cmd_up() {
-  "$HERE/setup.sh" >&2
+  # Only what the services need (tansu, Azurite): the demo's and the tests'
+  # entry points run their own, larger setups first.
+  "$HERE/setup.sh" services >&2
   lock_state
   local name
   for name in "${SERVICES[@]}"; do

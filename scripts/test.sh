@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite on a fresh machine: installs and starts the real
-# services, builds the guest components, runs every test.
+# The whole test suite on a fresh machine: installs everything (the full
+# `setup.sh`: the demo's set plus Chromium, cargo-lambda, componentize-py
+# and -js, the infra checkers, the Python tools), starts the real services,
+# builds every guest component, runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -10,8 +12,9 @@ if [[ "${CI:-}" == true ]]; then
   export CARGO_INCREMENTAL=0
 fi
 scripts/prune-target.sh
+scripts/setup.sh test
 eval "$(scripts/services.sh up)"
-scripts/build-guests.sh >/dev/null
+scripts/build-guests.sh all >/dev/null
 export SLUICE_GUESTS_DIR="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 # The Delta tests read their tables back with the deltalake package (and
 # the metrics tests parse with prometheus-client); here they must be there
