@@ -514,10 +514,13 @@ impl PrivateBroker {
 
     /// Starts the broker again on the same port and storage.
     pub fn launch(&mut self) {
-        let tansu = std::env::var_os("CARGO_HOME")
+        // Where scripts/setup.sh installs it: `$CARGO_INSTALL_ROOT/bin`
+        // when set (scripts/fresh-run.sh), else cargo's own.
+        let tansu = std::env::var_os("CARGO_INSTALL_ROOT")
+            .or_else(|| std::env::var_os("CARGO_HOME"))
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-            .expect("CARGO_HOME or HOME")
+            .expect("CARGO_INSTALL_ROOT, CARGO_HOME or HOME")
             .join("bin/tansu");
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let log = std::fs::OpenOptions::new()
