@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tungstenite::{Message, WebSocket};
 
 pub struct Browser {
-    child: Child,
+    _child: Killed,
     socket: WebSocket<TcpStream>,
     next_id: u64,
     _profile: tempfile::TempDir,
@@ -23,7 +23,7 @@ impl Browser {
     /// A browser showing `url` in a `width` x `height` window.
     pub fn open(url: &str, width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new("chromium")
+        let child = Command::new("chromium")
             .args(super::CHROMIUM_FLAGS)
             .args(["--remote-debugging-port=0", "--remote-allow-origins=*"])
             .arg(format!("--window-size={width},{height}"))
@@ -34,8 +34,11 @@ impl Browser {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run chromium (scripts/setup.sh installs it)");
+        // Killed however this ends: a browser left running by a failed
+        // test would take a core from every test after it.
+        let mut child = Killed(child);
         // "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID"
-        let stderr = child.stderr.take().unwrap();
+        let stderr = child.0.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let port: u16 = loop {
             let line = lines
@@ -61,7 +64,7 @@ impl Browser {
             .unwrap();
         let (socket, _) = tungstenite::client(page.as_str(), stream).expect("DevTools websocket");
         let mut browser = Browser {
-            child,
+            _child: child,
             socket,
             next_id: 0,
             _profile: profile,
@@ -222,9 +225,12 @@ fn devtools_targets(port: u16) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-impl Drop for Browser {
+/// A child process killed when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
