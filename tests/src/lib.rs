@@ -12,6 +12,7 @@ use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
 pub mod arbitrary;
 pub mod bench;
+pub mod exports;
 pub mod http;
 pub mod stored;
 

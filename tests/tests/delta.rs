@@ -12,19 +12,12 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use sluice_host::config::ExportFormat;
-use sluice_host::export::{ExportOptions, TopicReport, export_topic};
-use sluice_host::kafka::{BoundedReader, KafkaConfig, ensure_topic};
+use sluice_host::export::{ExportOptions, export_topic};
+use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::{AzureCredentials, Storage};
 use sluice_tests::delta::{commits, live_adds, read_with_deltalake, stored, txns};
+use sluice_tests::exports::{assert_exactly_once, export, set_group_offset, values};
 use sluice_tests::{broker, fresh_topic, plan, produce_to};
-
-fn local(root: &Path) -> Storage {
-    Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
-}
-
-fn values(from: usize, to: usize) -> Vec<String> {
-    (from..to).map(|i| format!(r#"{{"i":{i}}}"#)).collect()
-}
 
 fn delta(run_id: &str) -> ExportOptions {
     let mut options = ExportOptions::new(run_id);
@@ -32,34 +25,8 @@ fn delta(run_id: &str) -> ExportOptions {
     options
 }
 
-fn export(
-    config: &KafkaConfig,
-    topic: &str,
-    group: &str,
-    entry: Value,
-    storage: &Storage,
-    options: &ExportOptions,
-) -> TopicReport {
-    export_topic(
-        config,
-        &plan(topic, group, entry),
-        storage,
-        options,
-        None,
-        |_| {},
-    )
-    .unwrap()
-}
-
-/// Each of partition 0's offsets `0..count` exactly once, nothing else.
-fn assert_exactly_once(seen: &BTreeMap<(i32, i64), usize>, count: i64) {
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let missing: Vec<i64> = (0..count)
-        .filter(|o| !seen.contains_key(&(0, *o)))
-        .collect();
-    assert!(missing.is_empty(), "never stored: {missing:?}");
-    assert_eq!(seen.len() as i64, count);
+fn local(root: &Path) -> Storage {
+    Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
 }
 
 /// The deltalake package's view of a local table.
@@ -96,11 +63,6 @@ fn assert_read_alike(read: &Value, table: &Path, version: u64) {
         assert_eq!(count, 1, "{at:?}");
         assert_eq!(held.get(&at), Some(&1), "{at:?} is in the table here too");
     }
-}
-
-fn set_group_offset(config: &KafkaConfig, topic: &str, group: &str, offset: i64) {
-    let reader = BoundedReader::open(config, &plan(topic, group, json!({}))).unwrap();
-    reader.commit(&[(0, offset)]).unwrap();
 }
 
 #[test]

@@ -8,36 +8,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arrow_array::{Array, Int32Array, Int64Array, StringArray};
-use sluice_host::export::{ExportOptions, TopicReport, dead_letter_key, export_topic};
-use sluice_host::kafka::{BoundedReader, KafkaConfig, ensure_topic};
+use sluice_host::export::{ExportOptions, dead_letter_key, export_topic};
+use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::{AzureCredentials, Storage};
+use sluice_tests::exports::{assert_exactly_once, export, set_group_offset, values};
 use sluice_tests::{broker, fresh_topic, plan, produce_to};
 
 fn local(root: &Path) -> Storage {
     Storage::open(root.to_str().unwrap(), &AzureCredentials::default()).unwrap()
-}
-
-fn values(from: usize, to: usize) -> Vec<String> {
-    (from..to).map(|i| format!(r#"{{"i":{i}}}"#)).collect()
-}
-
-fn export(
-    config: &KafkaConfig,
-    topic: &str,
-    group: &str,
-    entry: serde_json::Value,
-    storage: &Storage,
-    options: &ExportOptions,
-) -> TopicReport {
-    export_topic(
-        config,
-        &plan(topic, group, entry),
-        storage,
-        options,
-        None,
-        |_| {},
-    )
-    .unwrap()
 }
 
 /// Every data file under `root` (the export's files, not its dead
@@ -50,24 +28,6 @@ fn stored_rows(root: &Path) -> (BTreeMap<(i32, i64), usize>, Vec<String>) {
         .filter(|n| n.ends_with(".parquet") && !n.starts_with('_'))
         .collect();
     (sluice_tests::stored::stored_offsets(root, false), names)
-}
-
-/// Each of `0..count` of partition 0 exactly once.
-fn assert_exactly_once(rows: &BTreeMap<(i32, i64), usize>, count: i64) {
-    let twice: Vec<_> = rows.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    let missing: Vec<i64> = (0..count)
-        .filter(|o| !rows.contains_key(&(0, *o)))
-        .collect();
-    assert!(missing.is_empty(), "never stored: {missing:?}");
-    assert_eq!(rows.len() as i64, count);
-}
-
-/// What the committed offsets say, set back as a crash after the upload
-/// and before the commit leaves them (any Kafka client can do this).
-fn set_group_offset(config: &KafkaConfig, topic: &str, group: &str, offset: i64) {
-    let reader = BoundedReader::open(config, &plan(topic, group, serde_json::json!({}))).unwrap();
-    reader.commit(&[(0, offset)]).unwrap();
 }
 
 #[test]
