@@ -648,3 +648,63 @@ async fn the_topology_page_edits_pipelines_with_the_mouse_and_saves_them() {
     assert_eq!(added["transform"], "misbehave", "{added}");
     assert_eq!(stored[0]["outputs"], json!(["stays_ext"]), "enrich kept");
 }
+
+/// Health is best effort: a cluster that does not answer becomes a warning
+/// (the graph is still served), and a heartbeat from hours ago is news to
+/// nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topology_serves_without_the_cluster_and_leaves_old_heartbeats_out() {
+    let mut app = app(Some(KEY));
+    let pipelines = json!([
+        {"name": "enrich", "inputs": ["stays"], "outputs": ["stays_ext"],
+         "dead_letter": "enrich_dlq", "transform": "misbehave"},
+    ]);
+    deploy(&app, &pipelines, "stays_ext").await;
+    let stored = app.config.admin.clone().unwrap();
+    let now = sluice_host::health::now_ms();
+    for (worker, at_ms) in [("recent", now - 1_000), ("last-week", now - 7 * 86_400_000)] {
+        let beat = sluice_host::health::Heartbeat {
+            pipeline: "enrich".into(),
+            worker: worker.into(),
+            transform_version: "0123456789ab".into(),
+            started_ms: at_ms - 60_000,
+            at_ms,
+            every_ms: 5_000,
+            read: 1,
+            produced: 1,
+            dead_lettered: 0,
+            dropped: 0,
+            rate: 1,
+            lag: Some(0),
+            stopped: false,
+        };
+        stored.registry.put_heartbeat(&beat).await.unwrap();
+    }
+    // Nothing listens on port 1.
+    app.config.admin = Some(Arc::new(Admin {
+        registry: stored.registry.clone(),
+        runtime: stored.runtime.clone(),
+        key: stored.key.clone(),
+        oauth: None,
+        kafka: Some(sluice_host::kafka::KafkaConfig::new("127.0.0.1:1")),
+        exports: None,
+    }));
+    let started = std::time::Instant::now();
+    let (status, graph) = admin(&app, Method::GET, "/api/topology", vec![]).await;
+    assert_eq!(status, StatusCode::OK, "{graph}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "waited {:?} for a cluster that does not answer",
+        started.elapsed()
+    );
+    let warnings = graph["warnings"].to_string();
+    assert!(warnings.contains("end offsets unavailable"), "{warnings}");
+    let instances: Vec<&str> = graph["workers"][0]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["worker"].as_str())
+        .collect();
+    assert_eq!(instances, ["recent"], "{graph:#}");
+    assert!(graph["topics"][0]["end_offsets"].is_null(), "{graph:#}");
+}
