@@ -32,7 +32,7 @@ fn serve(registry: &Path, brokers: &str, port: u16, log: &Path) -> Child {
         .expect("start sluice serve")
 }
 
-fn worker(registry: &Path, brokers: &str, pipeline: &str, instance: &str) -> Child {
+fn worker(registry: &Path, brokers: &str, pipeline: &str, instance: &str, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["enrich", "--name", pipeline, "--heartbeat-ms", "300"])
         .args(["--instance-id", instance])
@@ -40,7 +40,7 @@ fn worker(registry: &Path, brokers: &str, pipeline: &str, instance: &str) -> Chi
         .env("SLUICE_KAFKA_BROKERS", brokers)
         .env_remove("SLUICE_AZURE_ACCOUNT")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("start sluice enrich")
 }
@@ -150,7 +150,14 @@ fn the_topology_shows_each_worker_alive_with_its_lag_then_stopped_or_silent() {
     wait_until_listening(port, Duration::from_secs(60), "sluice serve");
 
     // Running and caught up: alive, everything read, no lag.
-    let mut first = worker(&registry_dir, &config.bootstrap_servers, &name, "first");
+    let first_log = dir.path().join("first.log");
+    let mut first = worker(
+        &registry_dir,
+        &config.bootstrap_servers,
+        &name,
+        "first",
+        &first_log,
+    );
     let graph = wait_for(port, &name, "first", Duration::from_secs(90), |i| {
         i["liveness"] == "alive" && i["read"] == 120 && i["lag"] == 0
     });
@@ -175,16 +182,24 @@ fn the_topology_shows_each_worker_alive_with_its_lag_then_stopped_or_silent() {
             .unwrap()
             .success()
     );
-    first.wait().unwrap();
+    let status = first.wait().unwrap();
+    let log = std::fs::read_to_string(&first_log).unwrap_or_default();
+    assert!(status.success(), "the worker stopped with {status}:\n{log}");
     let graph = topology(port);
     assert_eq!(
         instance(&graph, &name, "first")["liveness"],
         "stopped",
-        "{graph:#}"
+        "{graph:#}\nthe worker's log:\n{log}"
     );
 
     // Killed: silent once three beats (0.9 s) are missed.
-    let mut second = worker(&registry_dir, &config.bootstrap_servers, &name, "second");
+    let mut second = worker(
+        &registry_dir,
+        &config.bootstrap_servers,
+        &name,
+        "second",
+        &dir.path().join("second.log"),
+    );
     wait_for(port, &name, "second", Duration::from_secs(90), |i| {
         i["liveness"] == "alive"
     });

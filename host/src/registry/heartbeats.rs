@@ -100,14 +100,73 @@ impl HeartbeatSink for RegistrySink {
     }
 
     fn last(&self, beat: Heartbeat) {
-        let registry = self.registry.clone();
+        let (registry, storing) = (self.registry.clone(), self.storing.clone());
         let stored = crate::io::wait(async move {
-            tokio::time::timeout(LAST_BEAT_WAIT, registry.put_heartbeat(&beat)).await
+            tokio::time::timeout(LAST_BEAT_WAIT, async move {
+                // A periodic beat still being stored would land after this
+                // one and say the worker is alive: wait for it, and hold the
+                // flag so that no later one starts.
+                while storing.swap(true, Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                registry.put_heartbeat(&beat).await
+            })
+            .await
         });
         match stored {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::warn!(%error, "last heartbeat not stored"),
             Err(_) => tracing::warn!("last heartbeat not stored in time"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::throttle::{ThrottleConfig, ThrottledStore};
+
+    use super::*;
+
+    fn beat(stopped: bool) -> Heartbeat {
+        Heartbeat {
+            pipeline: "p".into(),
+            worker: "w".into(),
+            transform_version: "v".into(),
+            started_ms: 0,
+            at_ms: now_ms(),
+            every_ms: 5_000,
+            read: 0,
+            produced: 0,
+            dead_lettered: 0,
+            dropped: 0,
+            rate: 0,
+            lag: None,
+            stopped,
+        }
+    }
+
+    /// A periodic beat still on its way when the worker stops must not land
+    /// over the last one (seen in CI: a stopped worker shown alive).
+    #[test]
+    fn a_slow_periodic_beat_does_not_overwrite_the_last_one() {
+        let store = Arc::new(ThrottledStore::new(
+            InMemory::new(),
+            ThrottleConfig {
+                wait_put_per_call: Duration::from_millis(400),
+                ..ThrottleConfig::default()
+            },
+        ));
+        let registry = Arc::new(Registry::on_store(store.clone()));
+        let sink = registry.heartbeat_sink();
+        sink.beat(beat(false));
+        std::thread::sleep(Duration::from_millis(50));
+        store.config_mut(|config| config.wait_put_per_call = Duration::ZERO);
+        sink.last(beat(true));
+        // Whatever was in flight has landed by now.
+        std::thread::sleep(Duration::from_millis(600));
+        let beats = crate::io::wait(async move { registry.heartbeats().await }).unwrap();
+        assert_eq!(beats.len(), 1, "{beats:?}");
+        assert!(beats.iter().all(|b| b.stopped), "{beats:?}");
     }
 }

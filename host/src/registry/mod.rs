@@ -120,6 +120,17 @@ impl Registry {
         })
     }
 
+    /// A registry on any store: tests use it to slow one call down.
+    #[cfg(test)]
+    pub(crate) fn on_store(store: Arc<dyn ObjectStore>) -> Self {
+        Registry {
+            store,
+            prefix: String::new(),
+            url: "memory:///".to_owned(),
+            max_upload: DEFAULT_MAX_UPLOAD,
+        }
+    }
+
     pub fn with_max_upload(mut self, bytes: usize) -> Self {
         self.max_upload = bytes;
         self
