@@ -4,6 +4,7 @@
 //! its Python port, uploaded the same way.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -50,7 +51,9 @@ fn a_running_worker_switches_to_a_newly_activated_python_version() {
 /// Starts a worker on the misbehave guest (echoing every record), uploads
 /// and activates `new_guest` mid-stream, and checks the switch.
 fn switches_to(runtime: &Runtime, new_guest: &str) {
-    const TOTAL: usize = 3000;
+    /// Records produced every 100 ms, up to a minute of them.
+    const SLICE: u64 = 100;
+    const MAX_SLICES: u64 = 600;
     let config = broker();
     let dir = tempfile::tempdir().unwrap();
     let registry = Arc::new(
@@ -86,12 +89,17 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
     .unwrap();
     let worker = EnrichWorker::start(&definition, transform, Some(watch));
 
+    // Records keep coming until a few slices after the switch is seen: an
+    // upload slowed by a loaded machine must not find the input all read
+    // by the old version, with nothing left to show the new one.
+    let switched = Arc::new(AtomicBool::new(false));
     let producing = {
-        let (config, input) = (config.clone(), input.clone());
+        let (config, input, switched) = (config.clone(), input.clone(), switched.clone());
         std::thread::spawn(move || {
             let producer = Producer::new(&config).unwrap();
-            for slice in 0..30 {
-                let records: Vec<ProduceRecord> = (slice * 100..(slice + 1) * 100)
+            let (mut slice, mut after_switch) = (0u64, 0);
+            while after_switch < 3 && slice < MAX_SLICES {
+                let records: Vec<ProduceRecord> = (slice * SLICE..(slice + 1) * SLICE)
                     .map(|id| ProduceRecord {
                         timestamp: None,
                         topic: input.clone(),
@@ -106,8 +114,13 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
                     })
                     .collect();
                 producer.send_all(&records).unwrap();
+                slice += 1;
+                if switched.load(Ordering::SeqCst) {
+                    after_switch += 1;
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            slice * SLICE
         })
     };
 
@@ -134,9 +147,10 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    producing.join().unwrap();
+    switched.store(true, Ordering::SeqCst);
+    let total = producing.join().unwrap() as usize;
     let start = Instant::now();
-    while read_all(&config, &output).len() < TOTAL && start.elapsed() < Duration::from_secs(60) {
+    while read_all(&config, &output).len() < total && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(200));
     }
     worker.stop();
@@ -152,7 +166,7 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
         .collect();
     assert_eq!(
         ids,
-        (0..TOTAL as u64).collect::<Vec<_>>(),
+        (0..total as u64).collect::<Vec<_>>(),
         "every record once, in order"
     );
     let stamps: Vec<&str> = out
