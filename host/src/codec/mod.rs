@@ -5,7 +5,7 @@
 mod avro;
 mod registry;
 
-pub use avro::{avro_to_json, decode_confluent, decode_confluent_avro, write_avro_json};
+pub use avro::{NonFinite, avro_to_json, decode_confluent, decode_confluent_avro, write_avro_json};
 pub use registry::SchemaRegistry;
 
 /// A value that could not be decoded; the message says why.

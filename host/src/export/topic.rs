@@ -14,7 +14,7 @@ use super::error::ExportError;
 use super::layout::{self, FileNames};
 use super::partition_file::{PartitionFile, WrittenFile};
 use super::stored::{Held, StoredPartition};
-use crate::codec::{SchemaRegistry, decode_confluent_avro, write_avro_json};
+use crate::codec::{NonFinite, SchemaRegistry, decode_confluent_avro, write_avro_json};
 use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
 use crate::record::KafkaRecord;
@@ -508,7 +508,7 @@ pub fn decode(
         Some(typed_cells(&avro, typed)?)
     };
     let mut json = Vec::with_capacity(value.len() * 2);
-    write_avro_json(id, &avro, &mut json).map_err(|e| e.to_string())?;
+    write_avro_json(id, &avro, NonFinite::Refuse, &mut json).map_err(|e| e.to_string())?;
     // Everything but the value, which is replaced (cloning it first would
     // copy the Avro bytes for nothing).
     let decoded = KafkaRecord {

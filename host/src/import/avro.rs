@@ -1,19 +1,19 @@
 //! Avro object container files: the schema is in the file's header, so
 //! nothing else is needed. Records become JSON objects as `apache-avro`
 //! converts them (dates and timestamps as numbers, bytes as arrays of
-//! numbers), except that a NaN or infinite float, which JSON cannot hold,
-//! becomes `null` instead of failing the file.
+//! numbers, map entries sorted by key), except that a NaN or infinite
+//! float, which JSON cannot hold, becomes `null` instead of failing the
+//! file. The JSON text is written straight from the Avro value.
 
 use std::io::Cursor;
 
 use apache_avro::Reader;
-use apache_avro::types::Value as AvroValue;
 use bytes::Bytes;
-use serde_json::{Map, Value};
 
 use super::format::{Format, ReadError};
+use crate::codec::{CodecError, NonFinite, write_avro_json};
 
-pub fn rows(bytes: Bytes) -> Result<impl Iterator<Item = Result<Value, ReadError>>, ReadError> {
+pub fn rows(bytes: Bytes) -> Result<impl Iterator<Item = Result<Bytes, ReadError>>, ReadError> {
     let reader: Reader<'static, _> =
         Reader::new(Cursor::new(bytes)).map_err(|e| ReadError::Open {
             format: Format::Avro,
@@ -26,39 +26,21 @@ pub fn rows(bytes: Bytes) -> Result<impl Iterator<Item = Result<Value, ReadError
             number: index as u64 + 1,
             reason,
         };
-        to_json(value.map_err(|e| row_error(e.to_string()))?).map_err(row_error)
+        let value = value.map_err(|e| row_error(e.to_string()))?;
+        let mut json = Vec::with_capacity(256);
+        write_avro_json(0, &value, NonFinite::Null, &mut json).map_err(|e| match e {
+            CodecError::Avro { reason, .. } => row_error(reason),
+            other => row_error(other.to_string()),
+        })?;
+        Ok(Bytes::from(json))
     }))
-}
-
-fn to_json(value: AvroValue) -> Result<Value, String> {
-    let finite = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
-    Ok(match value {
-        AvroValue::Float(f) => finite(f.into()),
-        AvroValue::Double(d) => finite(d),
-        AvroValue::Union(_, inner) => to_json(*inner)?,
-        AvroValue::Array(items) => {
-            Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
-        }
-        AvroValue::Map(items) => Value::Object(
-            items
-                .into_iter()
-                .map(|(k, v)| Ok((k, to_json(v)?)))
-                .collect::<Result<Map<_, _>, String>>()?,
-        ),
-        AvroValue::Record(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| Ok((k, to_json(v)?)))
-                .collect::<Result<Map<_, _>, String>>()?,
-        ),
-        other => Value::try_from(other).map_err(|e| e.to_string())?,
-    })
 }
 
 #[cfg(test)]
 mod tests {
+    use apache_avro::types::Value as AvroValue;
     use apache_avro::{Schema, Writer};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -83,7 +65,10 @@ mod tests {
             writer.append(record).unwrap();
         }
         let bytes = Bytes::from(writer.into_inner().unwrap());
-        let all: Vec<Value> = rows(bytes).unwrap().collect::<Result<_, _>>().unwrap();
+        let all: Vec<Value> = rows(bytes)
+            .unwrap()
+            .map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
+            .collect();
         assert_eq!(
             all,
             vec![

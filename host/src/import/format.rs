@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::Value;
+use bytes::Bytes;
 
 /// A file format the importer reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,8 +57,8 @@ impl FromStr for Format {
     }
 }
 
-/// A file's rows, in file order.
-pub type Rows = Box<dyn Iterator<Item = Result<Value, ReadError>>>;
+/// A file's rows in file order, each as the JSON text of one value.
+pub type Rows = Box<dyn Iterator<Item = Result<Bytes, ReadError>>>;
 
 /// Why a file could not be read; the importer adds the file's name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

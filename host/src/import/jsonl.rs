@@ -1,12 +1,13 @@
 //! JSON lines: one JSON value per line; blank lines are ignored. A line
-//! that is not JSON makes the file unreadable (reported with its line
-//! number) rather than being dropped, so an import never silently loses
-//! rows.
+//! that is not JSON (or not UTF-8) makes the file unreadable (reported with
+//! its line number) rather than being dropped, so an import never silently
+//! loses rows. A good line is produced as written, less the whitespace
+//! around it: key order, number spelling and escapes are the file's.
 
 use bytes::Bytes;
-use serde_json::Value;
 
 use super::format::ReadError;
+use super::json_row;
 
 pub fn rows(bytes: Bytes) -> Lines {
     // A byte-order mark some Windows tools write is not part of the JSON.
@@ -31,23 +32,33 @@ pub struct Lines {
 }
 
 impl Iterator for Lines {
-    type Item = Result<Value, ReadError>;
+    type Item = Result<Bytes, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while !self.failed && self.pos < self.bytes.len() {
-            let rest = &self.bytes[self.pos..];
-            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            let line = &rest[..end];
-            self.pos += end + 1;
+            let start = self.pos;
+            let rest = self.bytes.get(start..).unwrap_or_default();
+            let length = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+            self.pos = start + length + 1;
             self.line += 1;
-            if line.iter().all(u8::is_ascii_whitespace) {
+            let line = rest.get(..length).unwrap_or_default();
+            let Some(first) = line.iter().position(|b| !b.is_ascii_whitespace()) else {
                 continue;
-            }
-            let row = serde_json::from_slice(line).map_err(|e| ReadError::Row {
-                unit: "line",
-                number: self.line,
-                reason: e.to_string(),
-            });
+            };
+            let last = line
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())
+                .unwrap_or(first);
+            let text = line.get(first..=last).unwrap_or_default();
+            let row = std::str::from_utf8(text)
+                .map_err(|e| format!("not UTF-8: {e}"))
+                .and_then(|text| json_row::check(text).map_err(|e| e.to_string()))
+                .map(|()| self.bytes.slice(start + first..=start + last))
+                .map_err(|reason| ReadError::Row {
+                    unit: "line",
+                    number: self.line,
+                    reason,
+                });
             self.failed = row.is_err();
             return Some(row);
         }
@@ -57,15 +68,49 @@ impl Iterator for Lines {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
+
+    fn values(rows: Lines) -> Vec<Value> {
+        rows.map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
+            .collect()
+    }
 
     #[test]
     fn lines_blank_lines_bom_and_crlf() {
         let bytes = Bytes::from_static(b"\xEF\xBB\xBF{\"a\":1}\r\n\n  \n[2]\n\"x\"");
-        let rows: Vec<Value> = rows(bytes).collect::<Result<_, _>>().unwrap();
-        assert_eq!(rows, vec![json!({"a": 1}), json!([2]), json!("x")]);
+        assert_eq!(
+            values(rows(bytes)),
+            vec![json!({"a": 1}), json!([2]), json!("x")]
+        );
+    }
+
+    #[test]
+    fn a_line_is_produced_as_written() {
+        let bytes = Bytes::from_static(b" {\"z\": 1.50, \"a\":\"\\u00e9\"}\t\r\n");
+        let all: Vec<Bytes> = rows(bytes).collect::<Result<_, _>>().unwrap();
+        assert_eq!(
+            all,
+            vec![Bytes::from_static(b"{\"z\": 1.50, \"a\":\"\\u00e9\"}")]
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_not_blanked() {
+        let bytes = Bytes::from_static(b"{\"a\":\"ok\"}\n{\"a\":\"\xff\"}\n");
+        let all: Vec<_> = rows(bytes).collect();
+        match all.as_slice() {
+            [
+                Ok(_),
+                Err(ReadError::Row {
+                    number: 2, reason, ..
+                }),
+            ] => {
+                assert!(reason.contains("UTF-8"), "{reason}")
+            }
+            other => panic!("expected line 2 refused, got {other:?}"),
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@
 mod avro;
 mod error;
 mod format;
+mod json_row;
 mod jsonl;
 mod ledger;
 mod parquet_file;
@@ -32,7 +33,7 @@ mod source;
 
 use std::fmt;
 
-use serde_json::Value;
+use bytes::Bytes;
 use tracing::{info, warn};
 
 pub use error::ImportError;
@@ -319,35 +320,30 @@ impl FileImport<'_> {
         self.lock.refresh_now_and_then()
     }
 
-    fn record(&self, value: Value, row: u64) -> ProduceRecord {
+    fn record(&self, json: Bytes, row: u64) -> ProduceRecord {
         produce_record(
             self.topic,
             &self.file.path,
             row,
-            value,
+            json,
             self.options.key_field.as_deref(),
         )
     }
 }
 
 /// Row `row` of `file` as the record an import produces to `topic`: the
-/// row as JSON, keyed by `key_field` when given (text as is, other values
-/// as JSON), with the file and row headers. Public so that the import's CPU
-/// path can be measured without a broker (`tests/benches/import_decode.rs`).
+/// row's JSON text (as [`Format::rows`] gives it), keyed by `key_field`
+/// when given (text as is, other values as JSON), with the file and row
+/// headers. Public so that the import's CPU path can be measured without a
+/// broker (`tests/benches/import_decode.rs`).
 pub fn produce_record(
     topic: &str,
     file: &str,
     row: u64,
-    value: Value,
+    json: Bytes,
     key_field: Option<&str>,
 ) -> ProduceRecord {
-    let key = key_field
-        .and_then(|field| value.get(field))
-        .and_then(|key| match key {
-            Value::Null => None,
-            Value::String(text) => Some(text.clone().into_bytes()),
-            other => Some(other.to_string().into_bytes()),
-        });
+    let key = key_field.and_then(|field| json_row::key_of(&json, field));
     let header = |key: &str, value: String| Header {
         key: key.to_owned(),
         value: Some(value.into_bytes()),
@@ -357,7 +353,7 @@ pub fn produce_record(
         topic: topic.to_owned(),
         partition: None,
         key,
-        value: Some(value.to_string().into_bytes()),
+        value: Some(json.to_vec()),
         headers: vec![
             header(FILE_HEADER, file.to_owned()),
             header(ROW_HEADER, row.to_string()),

@@ -1,7 +1,8 @@
 //! Parquet through the arrow reader, one record batch at a time; each
 //! batch's rows become JSON objects with arrow-json (nulls kept as `null`,
 //! dates and timestamps as ISO 8601 text, nested columns as objects and
-//! arrays).
+//! arrays). A batch is written as JSON lines once and each row is a slice
+//! of that text.
 
 use std::collections::VecDeque;
 
@@ -9,7 +10,6 @@ use arrow_array::RecordBatch;
 use arrow_json::writer::{LineDelimited, WriterBuilder};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use serde_json::Value;
 
 use super::format::{Format, ReadError};
 
@@ -32,14 +32,14 @@ pub fn rows(bytes: Bytes) -> Result<ParquetRows, ReadError> {
 
 pub struct ParquetRows {
     reader: ParquetRecordBatchReader,
-    pending: VecDeque<Value>,
+    pending: VecDeque<Bytes>,
     /// Rows taken from the reader so far, to name where an error is.
     read: u64,
     failed: bool,
 }
 
 impl Iterator for ParquetRows {
-    type Item = Result<Value, ReadError>;
+    type Item = Result<Bytes, ReadError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -75,17 +75,26 @@ impl ParquetRows {
     }
 }
 
-fn to_json(batch: &RecordBatch) -> Result<Vec<Value>, String> {
+fn to_json(batch: &RecordBatch) -> Result<Vec<Bytes>, String> {
     let mut writer = WriterBuilder::new()
         .with_explicit_nulls(true)
-        .build::<_, LineDelimited>(Vec::new());
+        .build::<_, LineDelimited>(Vec::with_capacity(batch.get_array_memory_size()));
     writer.write(batch).map_err(|e| e.to_string())?;
     writer.finish().map_err(|e| e.to_string())?;
-    let text = writer.into_inner();
-    text.split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| serde_json::from_slice(line).map_err(|e| e.to_string()))
-        .collect()
+    let text = Bytes::from(writer.into_inner());
+    // arrow-json escapes a newline inside a string, so each line is a row.
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', &text) {
+        if end > start {
+            rows.push(text.slice(start..end));
+        }
+        start = end + 1;
+    }
+    if start < text.len() {
+        rows.push(text.slice(start..));
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]
@@ -94,7 +103,7 @@ mod tests {
 
     use arrow_array::{ArrayRef, Int64Array, StringArray};
     use parquet::arrow::ArrowWriter;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
 
@@ -115,8 +124,8 @@ mod tests {
     fn rows_in_order_with_nulls_kept() {
         let all: Vec<Value> = rows(Bytes::from(file(3)))
             .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+            .map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
+            .collect();
         assert_eq!(
             all,
             vec![

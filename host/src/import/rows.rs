@@ -6,7 +6,7 @@ use super::format::{Format, ReadError, Rows};
 use super::{avro, jsonl, parquet_file};
 
 impl Format {
-    /// The file's rows in order, as JSON. Opening fails when the file is
+    /// The file's rows in order, each as JSON text. Opening fails when the file is
     /// not of this format at all; a bad row later surfaces as an `Err` item
     /// naming its position, after which the iterator ends.
     pub fn rows(self, bytes: Bytes) -> Result<Rows, ReadError> {
