@@ -164,7 +164,7 @@ fn variant(child: &Child) {
     }
     let schema = schema_with(&kafka_schema(options.value, Timestamps::Millis), &typed);
     let mut watch = Stopwatch::default();
-    let mut rows = 0u64;
+    let (mut rows, mut bytes_written) = (0u64, 0u64);
     watch.time(|| {
         let mut file = PartitionFile::create(&child.path("out"), TOPIC, 0, 0, 0, schema)
             .expect("staging file");
@@ -194,7 +194,12 @@ fn variant(child: &Child) {
         let written = file.finish(&FileNames::Ranges).expect("close the file");
         assert_eq!(written.dead_lettered, 0, "every generated record is kept");
         rows = written.rows;
+        bytes_written = written.bytes;
     });
+    eprintln!(
+        "sluice {}: {rows} rows in a file of {bytes_written} bytes",
+        child.variant
+    );
     child.report(records.len() as u64, bytes as u64, rows, &watch);
 }
 

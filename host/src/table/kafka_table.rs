@@ -102,12 +102,7 @@ pub fn to_batch(
         headers.append(true)?;
     }
     let values: ArrayRef = match value {
-        ValueColumn::Json => Arc::new(
-            accepted
-                .iter()
-                .map(|r| r.value.as_deref().map(String::from_utf8_lossy))
-                .collect::<StringArray>(),
-        ),
+        ValueColumn::Json => Arc::new(json_values(accepted)?),
         ValueColumn::Raw => Arc::new(
             accepted
                 .iter()
@@ -164,6 +159,31 @@ pub fn to_batch(
         values,
     ];
     RecordBatch::try_new(schema(value, timestamps), columns)
+}
+
+/// The JSON value column, sized once. [`admit`] let only UTF-8 in, so a
+/// value that is not is an error here, never replaced: the lossy conversion
+/// this used to be was also a tenth of the export's time (`perf`), where
+/// `from_utf8`'s ASCII path is nearly free.
+fn json_values(records: &[KafkaRecord]) -> Result<StringArray, arrow_schema::ArrowError> {
+    let bytes = records
+        .iter()
+        .filter_map(|r| r.value.as_ref())
+        .map(Vec::len)
+        .sum();
+    let mut column = StringBuilder::with_capacity(records.len(), bytes);
+    for record in records {
+        match record.value.as_deref() {
+            None => column.append_null(),
+            Some(value) => column.append_value(std::str::from_utf8(value).map_err(|e| {
+                arrow_schema::ArrowError::InvalidArgumentError(format!(
+                    "the value at offset {} is not UTF-8 ({e}) but was let in",
+                    record.offset
+                ))
+            })?),
+        }
+    }
+    Ok(column.finish())
 }
 
 /// Whether `record` fits the value column, and if not, why. A JSON value
