@@ -244,3 +244,31 @@ fn a_pooled_consumer_reads_each_range_exactly_after_other_reads() {
     assert_eq!(pool.idle(), 1, "a bad plan keeps the consumer");
     assert_eq!(read(&b, 1, 0, 2).unwrap(), expect(&b, 1, 0..2));
 }
+
+/// The watermarks of every partition come from one request for the earliest
+/// and one for the latest offsets of them all; each partition must still
+/// get its own: here 5, 0 and 12 records.
+#[test]
+fn each_partition_gets_its_own_watermarks_from_the_batched_request() {
+    let config = broker();
+    let topic = fresh_topic("marks");
+    ensure_topic(&config, &topic, 3).unwrap();
+    for (partition, count) in [(0, 5), (2, 12)] {
+        let values: Vec<String> = (0..count).map(|i| format!("p{partition}-{i}")).collect();
+        produce_to(&config, &topic, partition, &values);
+    }
+    let ends = sluice_host::kafka::end_offsets(&config, std::slice::from_ref(&topic)).unwrap();
+    assert_eq!(ends.get(&topic), Some(&vec![5, 0, 12]));
+    let group = fresh_topic("marks-group");
+    let reader =
+        BoundedReader::open(&config, &plan(&topic, &group, serde_json::json!({}))).unwrap();
+    let marks: Vec<(i32, i64, i64, i64, i64)> = reader
+        .ranges()
+        .iter()
+        .map(|r| (r.partition, r.low, r.high, r.start, r.end))
+        .collect();
+    assert_eq!(
+        marks,
+        vec![(0, 0, 5, 0, 5), (1, 0, 0, 0, 0), (2, 0, 12, 0, 12)]
+    );
+}

@@ -118,10 +118,9 @@ impl ReadPlan {
             Start::Timestamp { millis, .. } => self.at_time(consumer, config, &wanted, millis)?,
             _ => BTreeMap::new(),
         };
-        wanted
+        metadata::all_watermarks(consumer, config, topic, &wanted)?
             .into_iter()
-            .map(|partition| {
-                let (low, high) = metadata::watermarks(consumer, config, topic, partition)?;
+            .map(|(partition, (low, high))| {
                 let start = match &self.start {
                     Start::Earliest => low,
                     Start::Committed => found.get(&partition).copied().unwrap_or(low).max(low),
