@@ -11,6 +11,8 @@
 #   setup.sh services    what scripts/services.sh needs: build tools, tansu, Azurite
 #   setup.sh build-tools the wasm32-wasip2 target and the C build tools
 #   setup.sh infra-tools | python-tools   only those virtualenvs
+#   setup.sh broker-survey  what scripts/broker-survey.sh needs: tansu, a
+#                        second tansu build with the turso engine, the Python tools
 #
 # Idempotent and non-interactive; a run with everything present takes well
 # under a second and prints nothing, so services.sh calls it on every `up`.
@@ -319,6 +321,7 @@ step_ok() {
     build-packages) [[ -z "$(apt_missing "${BUILD_PACKAGES[@]}")" ]] ;;
     test-packages) [[ -z "$(apt_missing "${TEST_PACKAGES[@]}")" ]] ;;
     tansu) tansu_ok ;;
+    tansu-survey) tansu_survey_ok ;;
     azurite) azurite_ok ;;
     cargo-lambda) cargo_lambda_ok ;;
     componentize-py) componentize_py_ok ;;
@@ -334,6 +337,7 @@ step_run() {
     build-packages) apt_install "${BUILD_PACKAGES[@]}" ;;
     test-packages) apt_install "${TEST_PACKAGES[@]}" ;;
     tansu) ensure_tansu ;;
+    tansu-survey) ensure_tansu_survey ;;
     azurite) ensure_azurite ;;
     cargo-lambda) ensure_cargo_lambda ;;
     componentize-py) ensure_componentize_py ;;
@@ -343,12 +347,28 @@ step_run() {
   esac
 }
 
+# A second tansu build with the turso engine too, for scripts/broker-survey.sh
+# only (the tests and the demo use the one above): its own root, so the
+# broker everything else starts is never replaced.
+TANSU_SURVEY_ROOT="$SLUICE_CACHE/tansu-survey"
+tansu_survey_ok() {
+  "$TANSU_SURVEY_ROOT/bin/tansu" --help 2>/dev/null | grep -q '^Storage engines:.*turso'
+}
+
+ensure_tansu_survey() {
+  env "${TANSU_BUILD_ENV[@]}" cargo install "tansu@$TANSU_VERSION" --locked --force --quiet \
+    "${TANSU_BUILD_CONFIG[@]}" --features dynostore,libsql,turso \
+    --root "$TANSU_SURVEY_ROOT" --target-dir "$SLUICE_CACHE/tansu-target" >&2
+  tansu_survey_ok || die "tansu with turso not found in $TANSU_SURVEY_ROOT after install"
+}
+
 label() {
   case "$1" in
     wasm) echo "rust target wasm32-wasip2" ;;
     build-packages) echo "apt build packages" ;;
     test-packages) echo "apt packages for the tests" ;;
     tansu) echo "tansu build" ;;
+    tansu-survey) echo "tansu build with turso" ;;
     *) echo "$1" ;;
   esac
 }
@@ -363,6 +383,8 @@ announce() {
       log "installing apt packages for the tests: $(apt_missing "${TEST_PACKAGES[@]}" | xargs) (about 2 min, $bg)" ;;
     tansu)
       log "building the tansu $TANSU_VERSION broker from source into $CARGO_BIN ($TANSU_ETA on two cores; build folder $SLUICE_CACHE/tansu-target)" ;;
+    tansu-survey)
+      log "building tansu $TANSU_VERSION with the turso engine into $TANSU_SURVEY_ROOT for the broker survey (about 6 min on two cores, reusing the tansu build folder)" ;;
     azurite) log "installing Azurite $AZURITE_VERSION from npm into $SLUICE_CACHE/azurite (about 15 s, $bg)" ;;
     cargo-lambda) log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI (about 10 s, $bg)" ;;
     componentize-py) log "installing componentize-py $COMPONENTIZE_PY_VERSION from PyPI (about 10 s, $bg)" ;;
@@ -389,6 +411,7 @@ profile_steps() {
     build-tools) echo wasm build-packages ;;
     infra-tools) echo infra-tools ;;
     python-tools | delta-tools) echo python-tools ;;
+    broker-survey) echo build-packages tansu tansu-survey python-tools ;;
     *) return 1 ;;
   esac
 }
@@ -490,6 +513,9 @@ main() {
   start_lane pypi test-packages cargo-lambda componentize-py infra-tools python-tools
   if [[ " ${MISSING[*]} " == *" tansu "* ]]; then
     run_step tansu
+  fi
+  if [[ " ${MISSING[*]} " == *" tansu-survey "* ]]; then
+    run_step tansu-survey
   fi
   if ((${#LANE_PIDS[@]} > 0)); then
     wait_lanes
