@@ -128,26 +128,33 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A beat of pipeline `p`, worker `w`, at `at_ms`: what the tests of the
+/// beats and of their storage start from.
+#[cfg(test)]
+pub(crate) fn test_beat(at_ms: i64, stopped: bool) -> Heartbeat {
+    Heartbeat {
+        pipeline: "p".into(),
+        worker: "w".into(),
+        transform_version: "v".into(),
+        started_ms: 0,
+        at_ms,
+        every_ms: 5_000,
+        read: 0,
+        produced: 0,
+        dead_lettered: 0,
+        dropped: 0,
+        rate: 0,
+        lag: None,
+        stopped,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn beat(at_ms: i64, stopped: bool) -> Heartbeat {
-        Heartbeat {
-            pipeline: "p".into(),
-            worker: "w".into(),
-            transform_version: "v".into(),
-            started_ms: 0,
-            at_ms,
-            every_ms: 5_000,
-            read: 0,
-            produced: 0,
-            dead_lettered: 0,
-            dropped: 0,
-            rate: 0,
-            lag: None,
-            stopped,
-        }
+        test_beat(at_ms, stopped)
     }
 
     #[test]

@@ -129,21 +129,7 @@ mod tests {
     use super::*;
 
     fn beat(stopped: bool) -> Heartbeat {
-        Heartbeat {
-            pipeline: "p".into(),
-            worker: "w".into(),
-            transform_version: "v".into(),
-            started_ms: 0,
-            at_ms: now_ms(),
-            every_ms: 5_000,
-            read: 0,
-            produced: 0,
-            dead_lettered: 0,
-            dropped: 0,
-            rate: 0,
-            lag: None,
-            stopped,
-        }
+        crate::health::test_beat(now_ms(), stopped)
     }
 
     /// A periodic beat still on its way when the worker stops must not land
