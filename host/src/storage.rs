@@ -82,6 +82,19 @@ impl Storage {
         })
     }
 
+    /// Storage on an object store the caller built (another backend, or
+    /// one that injects latency or faults in a test); `url` only names it
+    /// in messages.
+    pub fn on_object_store(url: &str, store: Arc<dyn ObjectStore>) -> Self {
+        Storage {
+            url: url.to_owned(),
+            target: Target::Remote {
+                store,
+                prefix: String::new(),
+            },
+        }
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

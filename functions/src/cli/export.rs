@@ -41,6 +41,11 @@ pub struct ExportArgs {
     /// delta.checkpointInterval.
     #[arg(long, default_value_t = RunSettings::default().checkpoint_interval)]
     checkpoint_interval: u64,
+    /// Finished files each topic uploads at once. The end of a run
+    /// finishes every partition's file together; on Azure each upload is
+    /// mostly a wait on the network.
+    #[arg(long, default_value_t = RunSettings::default().upload_concurrency)]
+    upload_concurrency: usize,
     /// Where the aggregators the topics.json entries name are found.
     #[command(flatten)]
     transforms: TransformsFrom,
@@ -55,6 +60,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         max_rows_per_file: args.max_rows_per_file,
         memory_budget: args.memory_budget_mb.max(1) << 20,
         checkpoint_interval: args.checkpoint_interval.max(1),
+        upload_concurrency: args.upload_concurrency.max(1),
     };
     let bars = MultiProgress::new();
     let shown: Mutex<HashMap<String, ProgressBar>> = Mutex::default();

@@ -15,6 +15,7 @@ mod partition_file;
 mod run;
 mod stored;
 mod topic;
+mod upload;
 
 pub use delta::{DeltaError, DeltaReport};
 pub use error::ExportError;
@@ -24,3 +25,6 @@ pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log,
 pub use partition_file::{ColumnStats, PartitionFile, WrittenFile};
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
 pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, decode, export_topic};
+// Public so that storing a run's files can be measured without a broker
+// (`tests/benches/export_upload.rs`).
+pub use upload::{DEFAULT_UPLOAD_CONCURRENCY, ToStore, store_all};

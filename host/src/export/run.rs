@@ -54,6 +54,8 @@ pub struct RunSettings {
     /// A Delta table's versions between checkpoints, unless the table
     /// sets `delta.checkpointInterval`.
     pub checkpoint_interval: u64,
+    /// Finished files a topic stores at once.
+    pub upload_concurrency: usize,
 }
 
 impl Default for RunSettings {
@@ -63,6 +65,7 @@ impl Default for RunSettings {
             max_rows_per_file: ExportOptions::new("").max_rows_per_file,
             memory_budget: super::topic::DEFAULT_MEMORY_BUDGET,
             checkpoint_interval: ExportOptions::new("").checkpoint_interval,
+            upload_concurrency: ExportOptions::new("").upload_concurrency,
         }
     }
 }
@@ -206,6 +209,7 @@ fn topic_options(
     options.memory_budget = settings.memory_budget;
     options.format = entry.format;
     options.checkpoint_interval = settings.checkpoint_interval;
+    options.upload_concurrency = settings.upload_concurrency.max(1);
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,

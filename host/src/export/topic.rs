@@ -14,6 +14,7 @@ use super::error::ExportError;
 use super::layout::{self, FileNames};
 use super::partition_file::{PartitionFile, WrittenFile};
 use super::stored::{Held, StoredPartition};
+use super::upload::{DEFAULT_UPLOAD_CONCURRENCY, ToStore, store_all};
 use crate::codec::{NonFinite, SchemaRegistry, decode_confluent_avro, write_avro_json};
 use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
@@ -51,6 +52,9 @@ pub struct ExportOptions {
     /// A Delta table gets a checkpoint every this many versions, unless
     /// it sets `delta.checkpointInterval` itself.
     pub checkpoint_interval: u64,
+    /// Finished files stored at once (the end of a run finishes every
+    /// partition's file together).
+    pub upload_concurrency: usize,
 }
 
 impl ExportOptions {
@@ -64,6 +68,7 @@ impl ExportOptions {
             memory_budget: DEFAULT_MEMORY_BUDGET,
             format: ExportFormat::Parquet,
             checkpoint_interval: 10,
+            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
         }
     }
 
@@ -451,21 +456,49 @@ impl TopicWriter<'_> {
 
     /// Closes and stores the partition's open file.
     fn finish(&mut self, partition: i32) -> Result<(), ExportError> {
-        if let Some(file) = self.open.remove(&partition) {
-            let written = file.finish(&self.names)?;
-            match &mut *self.sink {
-                Sink::Files(stored) => {
-                    let had_dead_letters = stored
-                        .get(&partition)
-                        .is_some_and(|s| s.has_dead_letters(written.first, written.last));
-                    store(self.storage, self.topic, &written, had_dead_letters)?;
-                }
-                Sink::Delta(table) => {
-                    store(self.storage, self.topic, &written, false)?;
-                    table.stored(&written);
-                }
+        self.finish_and_store(&[partition])
+    }
+
+    /// Closes the partitions' open files, then stores them together (up to
+    /// the run's upload concurrency at once).
+    fn finish_and_store(&mut self, partitions: &[i32]) -> Result<(), ExportError> {
+        let mut finished = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            if let Some(file) = self.open.remove(partition) {
+                finished.push(file.finish(&self.names)?);
             }
-            self.written.entry(partition).or_default().push(written);
+        }
+        if finished.is_empty() {
+            return Ok(());
+        }
+        let to_store: Vec<ToStore<'_>> = finished
+            .iter()
+            .map(|file| ToStore {
+                file,
+                // A Delta table's log says which files hold a range; old
+                // dead letters are not looked up there.
+                had_dead_letters: match &*self.sink {
+                    Sink::Files(stored) => stored
+                        .get(&file.partition)
+                        .is_some_and(|s| s.has_dead_letters(file.first, file.last)),
+                    Sink::Delta(_) => false,
+                },
+            })
+            .collect();
+        store_all(
+            self.storage,
+            self.topic,
+            &to_store,
+            self.options.upload_concurrency,
+        )?;
+        for written in finished {
+            if let Sink::Delta(table) = &mut *self.sink {
+                table.stored(&written);
+            }
+            self.written
+                .entry(written.partition)
+                .or_default()
+                .push(written);
         }
         Ok(())
     }
@@ -481,10 +514,7 @@ impl TopicWriter<'_> {
 
     fn finish_all(&mut self) -> Result<(), ExportError> {
         let partitions: Vec<i32> = self.open.keys().copied().collect();
-        for partition in partitions {
-            self.finish(partition)?;
-        }
-        Ok(())
+        self.finish_and_store(&partitions)
     }
 }
 
@@ -521,34 +551,6 @@ pub fn decode(
         headers: record.headers.clone(),
     };
     Ok((decoded, cells))
-}
-
-/// Stores a finished file: its dead letters first, then the data file,
-/// whose presence is what says the range is exported; a crash between the
-/// two leaves dead letters without data, which the next run removes
-/// before it reads the range again.
-fn store(
-    storage: &Storage,
-    topic: &str,
-    file: &WrittenFile,
-    had_dead_letters: bool,
-) -> Result<(), ExportError> {
-    if let Some((local, key)) = &file.dead_letters {
-        storage.upload(local, key)?;
-        crate::crash_point!("export::between-dead-letters-and-data");
-    }
-    storage.upload(&file.staging, &file.key)?;
-    if file.dead_letters.is_none() && had_dead_letters {
-        // An earlier export of the same range dead-lettered records this
-        // one wrote (the schema registry answered since, say).
-        storage.delete(&layout::dead_letter_key(
-            topic,
-            file.partition,
-            file.first,
-            file.last,
-        ))?;
-    }
-    Ok(())
 }
 
 /// Typed columns for the fields of every version of `<topic>-value` (the
