@@ -1,8 +1,9 @@
 //! The import's CPU path without a broker: files already in memory (JSON
 //! lines, Avro and Parquet, as a Spark job writes part files) to the
 //! records `sluice import` would produce, read as it reads them (each file
-//! through once to check it, then again to make the records, keyed by `id`,
-//! with the file and row headers). Beside it a Python reader doing the same
+//! through once to check it, its rows kept, then the records made from
+//! them, keyed by `id`, with the file and row headers; and once more with
+//! no budget to keep rows, when a file is read twice). Beside it a Python reader doing the same
 //! job with json, fastavro and pyarrow. Each variant runs in a process of
 //! its own and writes the key and value of sampled records; they must
 //! agree (values JSON-equal).
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use serde_json::Value;
-use sluice_host::import::{Format, produce_record};
+use sluice_host::import::{CheckedFile, DEFAULT_KEEP_BUDGET, Format, produce_record};
 use sluice_tests::bench::{
     self, CheckWriter, Child, Stopwatch, Table, expedia_avro, run_python, run_variant,
 };
@@ -67,21 +68,36 @@ fn main() {
                 ("check", path(&format!("{name}-{format}.check"))),
             ]
         };
-        let sluice = run_variant("sluice", &args("sluice"));
+        let run_sluice = |name: &str, keep_budget: usize| {
+            let mut args = args(name);
+            args.push(("keep_budget", keep_budget.to_string()));
+            run_variant("sluice", &args)
+        };
+        let sluice = run_sluice("sluice", DEFAULT_KEEP_BUDGET);
+        // Past the keep budget a file is read again to produce its rows.
+        let twice = run_sluice("twice", 0);
         let python = run_python("import_python.py", &args("python"));
-        if python.is_some() {
+        for name in ["twice", "python"] {
+            if name == "python" && python.is_none() {
+                continue;
+            }
             let lines = bench::assert_agree(
-                &format!("{format}: sluice and python"),
+                &format!("{format}: sluice and {name}"),
                 Path::new(&path(&format!("sluice-{format}.check"))),
-                Path::new(&path(&format!("python-{format}.check"))),
+                Path::new(&path(&format!("{name}-{format}.check"))),
                 same_record,
             );
-            eprintln!("{format}: Sluice and Python agree on {lines} sampled records");
+            eprintln!("{format}: Sluice and {name} agree on {lines} sampled records");
         }
         let peer = format!("python {format}");
         let name = format!("sluice {format}");
         table.row(&peer, python.as_ref(), None);
         table.row(&name, Some(&sluice), Some(&peer));
+        table.row(
+            &format!("sluice {format}, past the keep budget (read twice)"),
+            Some(&twice),
+            Some(&peer),
+        );
         table.target_ratio(
             &format!("{name} vs python"),
             table.ratio(&name, &peer),
@@ -104,6 +120,7 @@ fn variant(child: &Child) {
     let folder = child.path("folder");
     let format: Format = child.arg("format").parse().expect("a format");
     let stride = child.number("stride") as u64;
+    let keep_budget = child.number("keep_budget");
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&folder)
         .expect("folder")
         .map(|e| e.expect("entry").path())
@@ -127,16 +144,14 @@ fn variant(child: &Child) {
     let mut watch = Stopwatch::default();
     let mut records = 0u64;
     for (name, file) in files {
-        // As `FileImport::run`: one pass to find a bad file before any of
-        // it is produced, then the records, a chunk at a time.
-        let total = watch.time(|| {
-            format
-                .rows(file.clone())
-                .expect("readable file")
-                .try_fold(0u64, |n, row| row.map(|_| n + 1))
-                .expect("readable rows")
-        });
-        let mut rows = format.rows(file).expect("readable file");
+        // As `FileImport::run`: every row read to find a bad file before
+        // any of it is produced (and kept, within the budget), then the
+        // records, a chunk at a time.
+        let checked =
+            watch.time(|| CheckedFile::check(format, file, keep_budget).expect("readable file"));
+        assert_eq!(checked.kept(), keep_budget > 0, "{name}: rows kept");
+        let total = checked.rows();
+        let mut rows = checked.rows_from(0).expect("readable file");
         let mut row = 0u64;
         loop {
             let chunk: Vec<_> = watch.time(|| {

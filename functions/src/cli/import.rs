@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::ProgressStyle;
-use sluice_host::import::{Format, ImportOptions, ImportReport, import, progress_key};
+use sluice_host::import::{
+    DEFAULT_KEEP_BUDGET, Format, ImportOptions, ImportReport, import, progress_key,
+};
 use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::AzureCredentials;
 
@@ -39,6 +41,11 @@ pub struct ImportArgs {
     /// each chunk, so a crash repeats at most this many rows.
     #[arg(long, default_value_t = 1000)]
     chunk_rows: usize,
+    /// Megabytes of a file's checked rows kept in memory to produce them
+    /// (every row is read before any is produced); a file whose rows need
+    /// more is read a second time instead.
+    #[arg(long, default_value_t = DEFAULT_KEEP_BUDGET >> 20)]
+    keep_budget_mb: usize,
     #[command(flatten)]
     azure: AzureArgs,
     #[command(flatten)]
@@ -91,6 +98,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         format: args.format.map(Format::from),
         key_field: args.key.clone(),
         chunk_rows: args.chunk_rows.max(1),
+        keep_budget: args.keep_budget_mb << 20,
     };
     let bar = super::progress::bar(0, "importing");
     // Bytes rather than rows: the total is known before any file is read.

@@ -15,13 +15,14 @@
 //! drop such repeats.
 //!
 //! Bad files: each file is read through once before anything of it is
-//! produced, so a file that cannot be read (not of its format, truncated,
+//! produced (its rows kept for producing, within a budget: `checked`), so a file that cannot be read (not of its format, truncated,
 //! a line that is not JSON) produces nothing; it is reported by name with
 //! the position of the problem, and the other files go on. A Kafka or
 //! progress-file failure stops the run instead: every later file would
 //! fail the same way, and what was acknowledged is already recorded.
 
 mod avro;
+mod checked;
 mod error;
 mod format;
 mod json_row;
@@ -36,6 +37,7 @@ use std::fmt;
 use bytes::Bytes;
 use tracing::{info, warn};
 
+pub use checked::{CheckedFile, DEFAULT_KEEP_BUDGET};
 pub use error::ImportError;
 pub use format::{Format, ReadError, Rows};
 pub use ledger::{FileProgress, PROGRESS_DIR, Progress, progress_key};
@@ -62,6 +64,9 @@ pub struct ImportOptions {
     /// Rows produced and acknowledged together; the progress file is
     /// written after each chunk.
     pub chunk_rows: usize,
+    /// Bytes of a file's checked rows kept for producing them; a file
+    /// whose rows need more is read a second time instead.
+    pub keep_budget: usize,
 }
 
 impl Default for ImportOptions {
@@ -70,6 +75,7 @@ impl Default for ImportOptions {
             format: None,
             key_field: None,
             chunk_rows: 1000,
+            keep_budget: DEFAULT_KEEP_BUDGET,
         }
     }
 }
@@ -268,20 +274,21 @@ impl FileImport<'_> {
             Err(e) => return Err(FileError::Unreadable(format!("reading: {e}"))),
         };
         let unreadable = |e: ReadError| FileError::Unreadable(format!("{format}: {e}"));
-        // The first pass reads every row and keeps none: a corrupt file is
-        // found before any of it is produced.
-        let total = format
-            .rows(bytes.clone())
-            .map_err(unreadable)?
-            .try_fold(0u64, |n, row| row.map(|_| n + 1))
-            .map_err(unreadable)?;
+        // Every row is read before any is produced: a corrupt file is found
+        // before any of it reaches the topic.
+        let checked =
+            CheckedFile::check(format, bytes, self.options.keep_budget).map_err(unreadable)?;
+        let total = checked.rows();
         let start = self.ledger.file(path).map_or(0, |p| p.rows);
         if start > total {
             return Err(FileError::Unreadable(format!(
                 "has {total} rows but {start} are recorded as imported: it changed since"
             )));
         }
-        let mut rows = format.rows(bytes).map_err(unreadable)?.skip(start as usize);
+        if !checked.kept() {
+            info!(file = %path, rows = total, "rows past the keep budget: reading the file again to produce them");
+        }
+        let mut rows = checked.rows_from(start).map_err(unreadable)?;
         let mut done = start;
         loop {
             let mut chunk = Vec::with_capacity(self.options.chunk_rows);
