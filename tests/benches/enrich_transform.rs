@@ -16,9 +16,9 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use sluice_host::enrich::{Enricher, MEMBERS_HEADER, PipelineDefinition};
+use sluice_host::enrich::{Enricher, MEMBERS_HEADER, Merged, PipelineDefinition, RawObject};
 use sluice_host::kafka::ProduceRecord;
 use sluice_host::pipeline::{TraceContext, header};
 use sluice_host::record::{Header, KafkaRecord};
@@ -271,11 +271,12 @@ fn digest(record: &ProduceRecord) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// A join member: the record and its parsed value.
-type Part = (KafkaRecord, Map<String, Value>);
+/// A join member: the record and its value's fields.
+type Part = (KafkaRecord, RawObject);
 
 /// The same pipeline written by hand in Rust: the stay rules called
-/// directly, the join kept in a map, the same headers.
+/// directly, the join kept in a map and merged as Sluice merges (fields as
+/// spans of the records' text), the same headers.
 struct Native {
     stage: String,
     join: bool,
@@ -299,14 +300,12 @@ impl Native {
                 self.transform(record, &mut out);
                 continue;
             }
-            let value: Value = serde_json::from_slice(record.value.as_deref().unwrap_or_default())
-                .expect("JSON input");
-            let Value::Object(object) = value else {
-                panic!("input is an object")
-            };
-            let id = match &object["id"] {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
+            let text = record.value.as_deref().unwrap_or_default();
+            let object = RawObject::parse(text).expect("an object");
+            let id = match serde_json::from_str(object.get(text, "id").expect("an id")) {
+                Ok(Value::String(s)) => s,
+                Ok(other) => other.to_string(),
+                Err(e) => panic!("id: {e}"),
             };
             let slot = usize::from(record.topic == HOTELS);
             let parts = self.pending.entry(id.clone()).or_default();
@@ -340,7 +339,7 @@ impl Native {
     }
 }
 
-/// Seed 002's merge: top-level fields in input order, later inputs
+/// The Python workers' merge: top-level fields in input order, later inputs
 /// winning, `content` objects merged field by field; the record stands as
 /// the last member, with every member named in a header.
 fn merge(parts: Vec<Part>) -> KafkaRecord {
@@ -348,19 +347,16 @@ fn merge(parts: Vec<Part>) -> KafkaRecord {
         .iter()
         .map(|(r, _)| format!("{}/{}/{}", r.topic, r.partition, r.offset))
         .collect();
-    let mut merged = Map::new();
+    let mut value = Vec::new();
+    let mut merged = Merged::new();
+    for (index, (record, object)) in parts.iter().enumerate() {
+        let text = record.value.as_deref().unwrap_or_default();
+        merged.add(object, text, (index > 0).then_some("content"));
+    }
+    merged.write(&mut value);
+    drop(merged);
     let (mut key, mut timestamp, mut headers, mut last) = (None, None, Vec::new(), None);
-    for (record, value) in parts {
-        for (field, value) in value {
-            match (merged.get_mut(&field), value) {
-                (Some(Value::Object(content)), Value::Object(more)) if field == "content" => {
-                    content.extend(more);
-                }
-                (_, value) => {
-                    merged.insert(field, value);
-                }
-            }
-        }
+    for (record, _) in parts {
         key = key.or(record.key.clone());
         timestamp = timestamp.max(record.timestamp);
         headers.extend(record.headers.iter().cloned());
@@ -377,7 +373,7 @@ fn merge(parts: Vec<Part>) -> KafkaRecord {
         offset: last.offset,
         timestamp,
         key,
-        value: Some(Value::Object(merged).to_string().into_bytes()),
+        value: Some(value),
         headers,
     }
 }

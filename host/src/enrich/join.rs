@@ -20,9 +20,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::definition::JoinSpec;
+use super::raw_object::{Merged, RawObject};
 use crate::record::{Header, KafkaRecord, RecordRef};
 
 /// Header on a joined record: `topic/partition/offset` of every member.
@@ -98,7 +99,8 @@ pub struct Rejected {
 
 struct Part {
     record: KafkaRecord,
-    value: Map<String, Value>,
+    /// The fields of the record's value (checked to be a JSON object).
+    object: RawObject,
 }
 
 struct Pending {
@@ -212,7 +214,7 @@ impl JoinBuffer {
             let reason = format!("topic `{}` is not an input of this join", record.topic);
             return Err(Box::new(Rejected { record, reason }));
         };
-        let (id, value) = match self.id_of(&record) {
+        let (id, object) = match self.id_of(&record) {
             Ok(found) => found,
             Err(reason) => return Err(Box::new(Rejected { record, reason })),
         };
@@ -269,7 +271,7 @@ impl JoinBuffer {
             let reason = "join bookkeeping has no place for this input (a bug)".to_owned();
             return Err(Box::new(Rejected { record, reason }));
         };
-        if let Some(earlier) = place.replace(Part { record, value }) {
+        if let Some(earlier) = place.replace(Part { record, object }) {
             tracing::warn!(
                 id,
                 topic = earlier.record.topic,
@@ -377,20 +379,19 @@ impl JoinBuffer {
     }
 
     /// The id at the join key's path, as text (a number and the same number
-    /// written as a string join together), and the parsed value.
-    fn id_of(&self, record: &KafkaRecord) -> Result<(String, Map<String, Value>), String> {
+    /// written as a string join together), and the value's fields.
+    fn id_of(&self, record: &KafkaRecord) -> Result<(String, RawObject), String> {
         let bytes = record.value.as_deref().ok_or("record has no value")?;
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| format!("value is not JSON: {e}"))?;
-        let Value::Object(object) = value else {
-            return Err("value is not a JSON object".to_owned());
-        };
-        let mut at = object.get(self.key_head());
+        let object = RawObject::parse(bytes).map_err(|e| e.to_string())?;
+        // Only the key's field is parsed; checked as JSON above.
+        let mut at: Option<Value> = object
+            .get(bytes, self.key_head())
+            .and_then(|text| serde_json::from_str(text).ok());
         for part in self.spec.key.split('.').skip(1) {
-            at = at.and_then(|v| v.get(part));
+            at = at.and_then(|mut v| v.get_mut(part).map(Value::take));
         }
         let id = match at {
-            Some(Value::String(s)) => s.clone(),
+            Some(Value::String(s)) => s,
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::Bool(b)) => b.to_string(),
             Some(Value::Null) | None => {
@@ -424,32 +425,30 @@ fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
         })
         .collect::<Vec<_>>()
         .join(",");
-    // The first part's object is the base, taken as it is: inserting its
-    // fields one by one into a new map (hashing each, growing the table) was
-    // the join's largest cost under `perf`.
-    let mut merged: Option<Map<String, Value>> = None;
+    // Fields are merged as spans of the parts' own text and written out
+    // once: parsing each part into a tree and writing the merged tree was
+    // the join's largest cost under `perf`. The first part is the base as
+    // it is; `content` is merged field by field from the second part on.
+    let mut value = Vec::with_capacity(
+        parts
+            .iter()
+            .map(|p| p.record.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>()
+            + 2,
+    );
+    {
+        let mut merged = Merged::new();
+        for (index, part) in parts.iter().enumerate() {
+            let text = part.record.value.as_deref().unwrap_or_default();
+            merged.add(&part.object, text, (index > 0).then_some("content"));
+        }
+        merged.write(&mut value);
+    }
     let mut headers = Vec::new();
     let mut key = None;
     let mut timestamp = None;
     let mut last = None;
     for part in parts {
-        match &mut merged {
-            None => merged = Some(part.value),
-            Some(merged) => {
-                for (field, value) in part.value {
-                    match (merged.get_mut(&field), value) {
-                        (Some(Value::Object(content)), Value::Object(more))
-                            if field == "content" =>
-                        {
-                            content.extend(more);
-                        }
-                        (_, value) => {
-                            merged.insert(field, value);
-                        }
-                    }
-                }
-            }
-        }
         key = key.or(part.record.key.clone());
         timestamp = timestamp.max(part.record.timestamp);
         headers.extend(part.record.headers.iter().cloned());
@@ -468,11 +467,7 @@ fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
         offset: last.offset,
         timestamp,
         key,
-        value: Some(
-            Value::Object(merged.unwrap_or_default())
-                .to_string()
-                .into_bytes(),
-        ),
+        value: Some(value),
         headers,
     }
 }

@@ -6,6 +6,7 @@
 mod definition;
 mod enricher;
 mod join;
+mod raw_object;
 mod worker;
 
 pub use definition::{
@@ -14,6 +15,9 @@ pub use definition::{
 };
 pub use enricher::{EnrichStats, Enricher, Step};
 pub use join::{MEMBERS_HEADER, MISSING_HEADER};
+// Public so that the enrichment bench's native peer joins with the same
+// merge (`tests/benches/enrich_transform.rs`).
+pub use raw_object::{Merged, NotAnObject, RawObject};
 pub use worker::{WorkerOptions, run_worker};
 
 use crate::kafka::KafkaError;
