@@ -300,8 +300,8 @@ impl Native {
                 self.transform(record, &mut out);
                 continue;
             }
-            let text = record.value.as_deref().unwrap_or_default();
-            let object = RawObject::parse(text).expect("an object");
+            let (text, object) =
+                RawObject::parse(record.value.as_deref().unwrap_or_default()).expect("an object");
             let id = match serde_json::from_str(object.get(text, "id").expect("an id")) {
                 Ok(Value::String(s)) => s,
                 Ok(other) => other.to_string(),
@@ -350,7 +350,7 @@ fn merge(parts: Vec<Part>) -> KafkaRecord {
     let mut value = Vec::new();
     let mut merged = Merged::new();
     for (index, (record, object)) in parts.iter().enumerate() {
-        let text = record.value.as_deref().unwrap_or_default();
+        let text = std::str::from_utf8(record.value.as_deref().unwrap_or_default()).expect("UTF-8");
         merged.add(object, text, (index > 0).then_some("content"));
     }
     merged.write(&mut value);

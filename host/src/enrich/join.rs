@@ -382,10 +382,10 @@ impl JoinBuffer {
     /// written as a string join together), and the value's fields.
     fn id_of(&self, record: &KafkaRecord) -> Result<(String, RawObject), String> {
         let bytes = record.value.as_deref().ok_or("record has no value")?;
-        let object = RawObject::parse(bytes).map_err(|e| e.to_string())?;
+        let (text, object) = RawObject::parse(bytes).map_err(|e| e.to_string())?;
         // Only the key's field is parsed; checked as JSON above.
         let mut at: Option<Value> = object
-            .get(bytes, self.key_head())
+            .get(text, self.key_head())
             .and_then(|text| serde_json::from_str(text).ok());
         for part in self.spec.key.split('.').skip(1) {
             at = at.and_then(|mut v| v.get_mut(part).map(Value::take));
@@ -439,7 +439,9 @@ fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     {
         let mut merged = Merged::new();
         for (index, part) in parts.iter().enumerate() {
-            let text = part.record.value.as_deref().unwrap_or_default();
+            // Checked as UTF-8 JSON when the part was added.
+            let bytes = part.record.value.as_deref().unwrap_or_default();
+            let text = std::str::from_utf8(bytes).unwrap_or_default();
             merged.add(&part.object, text, (index > 0).then_some("content"));
         }
         merged.write(&mut value);

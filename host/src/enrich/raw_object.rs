@@ -51,8 +51,10 @@ impl fmt::Display for NotAnObject {
 }
 
 impl RawObject {
-    /// Checks `text` is one JSON object and finds its fields.
-    pub fn parse(text: &[u8]) -> Result<Self, NotAnObject> {
+    /// Checks `text` is one JSON object and finds its fields; gives the
+    /// text back as checked UTF-8 for [`RawObject::get`] and
+    /// [`Merged::add`].
+    pub fn parse(text: &[u8]) -> Result<(&str, Self), NotAnObject> {
         let not_json = |e: &dyn fmt::Display| NotAnObject::NotJson(e.to_string());
         let text_str = std::str::from_utf8(text).map_err(|e| not_json(&e))?;
         if text_str.trim_start().as_bytes().first() != Some(&b'{') {
@@ -78,11 +80,11 @@ impl RawObject {
                 value: span(value.get()),
             })
             .collect();
-        Ok(RawObject { fields })
+        Ok((text_str, RawObject { fields }))
     }
 
     /// The text of the value of field `name`.
-    pub fn get<'t>(&self, text: &'t [u8], name: &str) -> Option<&'t str> {
+    pub fn get<'t>(&self, text: &'t str, name: &str) -> Option<&'t str> {
         self.fields
             .iter()
             .find(|f| key_text(&f.key, text) == Some(name))
@@ -115,7 +117,7 @@ impl<'t> Merged<'t> {
     /// Adds `object`'s fields (its text is `text`). A field already there
     /// takes the new value in its old place; a field named `merge_field`
     /// that is an object in both is merged field by field instead.
-    pub fn add(&mut self, object: &'t RawObject, text: &'t [u8], merge_field: Option<&str>) {
+    pub fn add(&mut self, object: &'t RawObject, text: &'t str, merge_field: Option<&str>) {
         if self.entries.is_empty() {
             // The base: its names are unique already (`dedupe`).
             self.entries.reserve(object.fields.len());
@@ -218,15 +220,17 @@ impl Default for Merged<'_> {
     }
 }
 
-fn key_text<'t>(key: &'t Key, text: &'t [u8]) -> Option<&'t str> {
+fn key_text<'t>(key: &'t Key, text: &'t str) -> Option<&'t str> {
     match key {
         Key::Span(span) => str_at(text, span),
         Key::Decoded(name) => Some(name),
     }
 }
 
-fn str_at<'t>(text: &'t [u8], span: &Range<usize>) -> Option<&'t str> {
-    std::str::from_utf8(text.get(span.clone())?).ok()
+/// A span of checked text: on character boundaries, as the parser found
+/// it, so slicing checks only those (not the bytes again).
+fn str_at<'t>(text: &'t str, span: &Range<usize>) -> Option<&'t str> {
+    text.get(span.clone())
 }
 
 /// A field name, decoded, and whether it can be written as it is.
@@ -383,13 +387,13 @@ mod tests {
     }
 
     fn merged_as_spans(texts: &[&str]) -> String {
-        let objects: Vec<RawObject> = texts
+        let objects: Vec<(&str, RawObject)> = texts
             .iter()
             .map(|t| RawObject::parse(t.as_bytes()).unwrap())
             .collect();
         let mut merged = Merged::new();
-        for (index, (object, text)) in objects.iter().zip(texts).enumerate() {
-            merged.add(object, text.as_bytes(), (index > 0).then_some("content"));
+        for (index, (text, object)) in objects.iter().enumerate() {
+            merged.add(object, text, (index > 0).then_some("content"));
         }
         let mut out = Vec::new();
         merged.write(&mut out);
@@ -439,13 +443,13 @@ mod tests {
 
     #[test]
     fn the_key_field_is_found_and_bad_values_are_named() {
-        let text = br#"{"id": 1, "x": {"id": 2}, "id": "last"}"#;
-        let object = RawObject::parse(text).unwrap();
+        let (text, object) =
+            RawObject::parse(br#"{"id": 1, "x": {"id": 2}, "id": "last"}"#).unwrap();
         assert_eq!(object.get(text, "id"), Some(r#""last""#), "the last one");
         assert_eq!(object.get(text, "x"), Some(r#"{"id": 2}"#));
         assert_eq!(object.get(text, "nope"), None);
         assert_eq!(
-            RawObject::parse(b"[1]").unwrap_err(),
+            RawObject::parse(b"[1]").err().unwrap(),
             NotAnObject::NotAnObject
         );
         for bad in [&b"not json"[..], b"{\"a\":", b"{\"a\":1} x", b"\xff"] {
