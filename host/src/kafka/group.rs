@@ -222,7 +222,7 @@ impl GroupConsumer {
         }
         let mut tracker = lock(&self.context().tracker);
         for record in &polled.records {
-            tracker.seen(&record.locator());
+            tracker.seen(&record.topic, record.partition, record.offset);
         }
         polled
     }

@@ -9,7 +9,10 @@ use crate::record::RecordRef;
 
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: BTreeMap<(String, i32), Progress>,
+    /// By topic, then partition: a record is looked up by its topic's
+    /// `&str`, with no key allocated per record (this runs for each one
+    /// twice).
+    topics: BTreeMap<String, BTreeMap<i32, Progress>>,
 }
 
 #[derive(Debug, Default)]
@@ -29,20 +32,22 @@ impl Progress {
 
 impl OffsetTracker {
     /// A record was received and is not finished yet.
-    pub fn seen(&mut self, record: &RecordRef) {
-        let progress = self
-            .partitions
-            .entry((record.topic.clone(), record.partition))
-            .or_default();
-        progress.unfinished.insert(record.offset);
-        progress.next = progress.next.max(record.offset + 1);
+    pub fn seen(&mut self, topic: &str, partition: i32, offset: i64) {
+        let partitions = match self.topics.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.topics.entry(topic.to_owned()).or_default(),
+        };
+        let progress = partitions.entry(partition).or_default();
+        progress.unfinished.insert(offset);
+        progress.next = progress.next.max(offset + 1);
     }
 
     /// A record was produced and acknowledged, dead-lettered or dropped.
     pub fn finished(&mut self, record: &RecordRef) {
         if let Some(progress) = self
-            .partitions
-            .get_mut(&(record.topic.clone(), record.partition))
+            .topics
+            .get_mut(record.topic.as_str())
+            .and_then(|partitions| partitions.get_mut(&record.partition))
         {
             progress.unfinished.remove(&record.offset);
         }
@@ -52,11 +57,13 @@ impl OffsetTracker {
     /// of the next record to read)`.
     pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {
         let mut moved = Vec::new();
-        for ((topic, partition), progress) in &mut self.partitions {
-            let position = progress.position();
-            if progress.next > 0 && progress.committed != Some(position) {
-                progress.committed = Some(position);
-                moved.push((topic.clone(), *partition, position));
+        for (topic, partitions) in &mut self.topics {
+            for (partition, progress) in partitions {
+                let position = progress.position();
+                if progress.next > 0 && progress.committed != Some(position) {
+                    progress.committed = Some(position);
+                    moved.push((topic.clone(), *partition, position));
+                }
             }
         }
         moved
@@ -64,11 +71,15 @@ impl OffsetTracker {
 
     /// Records received and not finished, across partitions.
     pub fn unfinished(&self) -> usize {
-        self.partitions.values().map(|p| p.unfinished.len()).sum()
+        self.topics
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|p| p.unfinished.len())
+            .sum()
     }
 
     pub fn clear(&mut self) {
-        self.partitions.clear();
+        self.topics.clear();
     }
 }
 
@@ -88,7 +99,7 @@ mod tests {
     fn commits_stop_at_the_lowest_unfinished_offset() {
         let mut tracker = OffsetTracker::default();
         for offset in 10..15 {
-            tracker.seen(&at(0, offset));
+            tracker.seen("t", 0, offset);
         }
         assert_eq!(tracker.take_commits(), [("t".into(), 0, 10)]);
         tracker.finished(&at(0, 10));
@@ -108,13 +119,29 @@ mod tests {
     #[test]
     fn partitions_advance_independently() {
         let mut tracker = OffsetTracker::default();
-        tracker.seen(&at(0, 0));
-        tracker.seen(&at(1, 5));
+        tracker.seen("t", 0, 0);
+        tracker.seen("t", 1, 5);
         tracker.finished(&at(1, 5));
         assert_eq!(
             tracker.take_commits(),
             [("t".into(), 0, 0), ("t".into(), 1, 6)]
         );
         assert_eq!(tracker.unfinished(), 1);
+    }
+
+    #[test]
+    fn topics_are_tracked_apart() {
+        let mut tracker = OffsetTracker::default();
+        tracker.seen("a", 0, 3);
+        tracker.seen("b", 0, 7);
+        tracker.finished(&RecordRef {
+            topic: "b".into(),
+            partition: 0,
+            offset: 7,
+        });
+        assert_eq!(
+            tracker.take_commits(),
+            [("a".into(), 0, 3), ("b".into(), 0, 8)]
+        );
     }
 }
