@@ -230,11 +230,16 @@ impl Enricher {
         let (records, members): (Vec<KafkaRecord>, Vec<Vec<RecordRef>>) =
             ready.into_iter().map(|r| (r.record, r.members)).unzip();
         let size = self.definition.batch_size.max(1);
-        for (inputs, members) in records.chunks(size).zip(members.chunks(size)) {
+        // Moved into `finished` as each record is routed, not cloned.
+        let mut members = members.into_iter();
+        for inputs in records.chunks(size) {
             let called = Instant::now();
             let results = self.transformer.process(inputs);
             step.guest += called.elapsed();
-            for ((input, result), members) in inputs.iter().zip(results).zip(members) {
+            // Exactly this chunk's: the records stay paired with their
+            // members whatever `process` returns.
+            let chunk: Vec<Vec<RecordRef>> = members.by_ref().take(inputs.len()).collect();
+            for ((input, result), members) in inputs.iter().zip(results).zip(chunk) {
                 let routed = self.routing.route(
                     self.transformer.transform(),
                     input,
@@ -249,7 +254,7 @@ impl Enricher {
                     Routed::Dropped => step.stats.dropped += 1,
                     Routed::DeadLettered => step.stats.dead_lettered += 1,
                 }
-                step.finished.extend(members.iter().cloned());
+                step.finished.extend(members);
             }
         }
     }
