@@ -4,6 +4,7 @@
 //! unfinished one. When the group takes partitions away, what is finished is
 //! committed first and the rest is left for the next owner to read again.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -262,21 +263,36 @@ impl GroupConsumer {
         let Ok(committed) = self.consumer.committed_offsets(assignment, timeout) else {
             return Vec::new();
         };
-        committed
-            .elements()
-            .iter()
-            .filter_map(|e| {
-                let (low, high) = self
-                    .consumer
-                    .fetch_watermarks(e.topic(), e.partition(), timeout)
-                    .ok()?;
-                let position = match e.offset() {
+        // Per topic, the watermarks of all its partitions in one request
+        // each (earliest, latest): this runs inside the worker's loop, which
+        // waited on two round trips per partition before.
+        let mut by_topic: BTreeMap<String, Vec<(i32, Offset)>> = BTreeMap::new();
+        for element in committed.elements() {
+            by_topic
+                .entry(element.topic().to_owned())
+                .or_default()
+                .push((element.partition(), element.offset()));
+        }
+        let mut lags = Vec::new();
+        for (topic, positions) in by_topic {
+            let partitions: Vec<i32> = positions.iter().map(|(p, _)| *p).collect();
+            let Ok(marks) =
+                super::metadata::all_watermarks(&self.consumer, timeout, &topic, &partitions)
+            else {
+                continue;
+            };
+            for (partition, offset) in positions {
+                let Some(&(low, high)) = marks.get(&partition) else {
+                    continue;
+                };
+                let position = match offset {
                     Offset::Offset(offset) => offset,
                     _ => low,
                 };
-                Some((e.topic().to_owned(), e.partition(), high - position))
-            })
-            .collect()
+                lags.push((topic.clone(), partition, high - position));
+            }
+        }
+        lags
     }
 
     fn context(&self) -> &GroupContext {

@@ -3,8 +3,9 @@
 //! topic names.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::logs::Logged;
@@ -53,14 +54,14 @@ pub(super) fn partitions(
 }
 
 /// `(low, high)`: the first offset still stored and the next one to be written.
-pub(super) fn watermarks(
-    consumer: &BaseConsumer<Logged>,
-    config: &KafkaConfig,
+pub(super) fn watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
     topic: &str,
     partition: i32,
 ) -> Result<(i64, i64), KafkaError> {
     consumer
-        .fetch_watermarks(topic, partition, config.request_timeout)
+        .fetch_watermarks(topic, partition, timeout)
         .map_err(|source| KafkaError::Read {
             topic: topic.to_owned(),
             partition,
@@ -72,9 +73,9 @@ pub(super) fn watermarks(
 /// requests for them all (the earliest, then the latest offsets) instead of
 /// two round trips per partition: a 64-partition topic's read plan waited
 /// on 128. A partition the answer leaves without an offset is asked alone.
-pub(super) fn all_watermarks(
-    consumer: &BaseConsumer<Logged>,
-    config: &KafkaConfig,
+pub(super) fn all_watermarks<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
     topic: &str,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, (i64, i64)>, KafkaError> {
@@ -92,7 +93,7 @@ pub(super) fn all_watermarks(
                 .map_err(metadata_error)?;
         }
         let answer = consumer
-            .offsets_for_times(list, config.request_timeout)
+            .offsets_for_times(list, timeout)
             .map_err(metadata_error)?;
         Ok(answer
             .elements()
@@ -110,7 +111,7 @@ pub(super) fn all_watermarks(
         .map(|&partition| {
             let marks = match (lows.get(&partition), highs.get(&partition)) {
                 (Some(&low), Some(&high)) if low <= high => (low, high),
-                _ => watermarks(consumer, config, topic, partition)?,
+                _ => watermarks(consumer, timeout, topic, partition)?,
             };
             Ok((partition, marks))
         })
@@ -138,7 +139,7 @@ pub fn end_offsets(
         }
         let mut partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
         partitions.sort_unstable();
-        let marks = all_watermarks(&consumer, config, topic.name(), &partitions)?;
+        let marks = all_watermarks(&consumer, config.request_timeout, topic.name(), &partitions)?;
         let ends = marks.values().map(|&(_, high)| high).collect();
         offsets.insert(topic.name().to_owned(), ends);
     }

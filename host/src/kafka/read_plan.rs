@@ -118,7 +118,7 @@ impl ReadPlan {
             Start::Timestamp { millis, .. } => self.at_time(consumer, config, &wanted, millis)?,
             _ => BTreeMap::new(),
         };
-        metadata::all_watermarks(consumer, config, topic, &wanted)?
+        metadata::all_watermarks(consumer, config.request_timeout, topic, &wanted)?
             .into_iter()
             .map(|(partition, (low, high))| {
                 let start = match &self.start {
