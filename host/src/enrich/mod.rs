@@ -17,7 +17,7 @@ pub use enricher::{EnrichStats, Enricher, Step};
 pub use join::{MEMBERS_HEADER, MISSING_HEADER};
 // Public so that the enrichment bench's native peer joins with the same
 // merge (`tests/benches/enrich_transform.rs`).
-pub use raw_object::{Merged, NotAnObject, RawObject};
+pub use raw_object::{Merged, ObjectError, RawObject};
 pub use worker::{WorkerOptions, run_worker};
 
 use crate::kafka::KafkaError;

@@ -36,16 +36,16 @@ enum Key {
 
 /// Why a value is not an object whose fields can be merged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotAnObject {
+pub enum ObjectError {
     NotJson(String),
     NotAnObject,
 }
 
-impl fmt::Display for NotAnObject {
+impl fmt::Display for ObjectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NotAnObject::NotJson(e) => write!(f, "value is not JSON: {e}"),
-            NotAnObject::NotAnObject => f.write_str("value is not a JSON object"),
+            ObjectError::NotJson(e) => write!(f, "value is not JSON: {e}"),
+            ObjectError::NotAnObject => f.write_str("value is not a JSON object"),
         }
     }
 }
@@ -54,12 +54,12 @@ impl RawObject {
     /// Checks `text` is one JSON object and finds its fields; gives the
     /// text back as checked UTF-8 for [`RawObject::get`] and
     /// [`Merged::add`].
-    pub fn parse(text: &[u8]) -> Result<(&str, Self), NotAnObject> {
-        let not_json = |e: &dyn fmt::Display| NotAnObject::NotJson(e.to_string());
+    pub fn parse(text: &[u8]) -> Result<(&str, Self), ObjectError> {
+        let not_json = |e: &dyn fmt::Display| ObjectError::NotJson(e.to_string());
         let text_str = std::str::from_utf8(text).map_err(|e| not_json(&e))?;
         if text_str.trim_start().as_bytes().first() != Some(&b'{') {
             return match serde_json::from_str::<IgnoredAny>(text_str) {
-                Ok(_) => Err(NotAnObject::NotAnObject),
+                Ok(_) => Err(ObjectError::NotAnObject),
                 Err(e) => Err(not_json(&e)),
             };
         }
@@ -450,12 +450,12 @@ mod tests {
         assert_eq!(object.get(text, "nope"), None);
         assert_eq!(
             RawObject::parse(b"[1]").err().unwrap(),
-            NotAnObject::NotAnObject
+            ObjectError::NotAnObject
         );
         for bad in [&b"not json"[..], b"{\"a\":", b"{\"a\":1} x", b"\xff"] {
             assert!(matches!(
                 RawObject::parse(bad),
-                Err(NotAnObject::NotJson(_))
+                Err(ObjectError::NotJson(_))
             ));
         }
     }
