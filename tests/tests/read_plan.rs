@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ensure_topic};
+use sluice_host::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, Start, ensure_topic};
 use sluice_tests::{broker, fresh_topic, plan, produce_to};
 
 /// A topic with `per_partition` records in each of 3 partitions; values
@@ -271,4 +271,27 @@ fn each_partition_gets_its_own_watermarks_from_the_batched_request() {
         marks,
         vec![(0, 0, 5, 0, 5), (1, 0, 0, 0, 0), (2, 0, 12, 0, 12)]
     );
+}
+
+/// A time before 1970 is before every record: the read starts at the first
+/// one. Kafka gives negative times meanings of their own (-1 the end, -2
+/// the start) and librdkafka refused the others, which a fetch answered
+/// with 502.
+#[test]
+fn a_time_before_1970_reads_from_the_first_record() {
+    let config = broker();
+    let topic = topic_with_records(&config, 2);
+    for millis in [-1, -2, -5, i64::MIN] {
+        let mut read_plan = plan(&topic, &fresh_topic("g"), serde_json::json!({}));
+        read_plan.start = Start::Timestamp {
+            partitions: vec![1],
+            millis,
+        };
+        let records = read(&config, &read_plan);
+        assert_eq!(
+            records,
+            [(1, 0, "p1-0".to_owned()), (1, 1, "p1-1".to_owned())],
+            "from {millis}"
+        );
+    }
 }

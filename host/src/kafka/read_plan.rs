@@ -164,6 +164,10 @@ impl ReadPlan {
         partitions: &[i32],
         millis: i64,
     ) -> Result<BTreeMap<i32, i64>, KafkaError> {
+        // Kafka reads a negative time as "latest" (-1) or "earliest" (-2),
+        // and librdkafka refuses other negative ones; a time before 1970 is
+        // before every record, so it asks for the first at or after 0.
+        let millis = millis.max(0);
         let mut list = TopicPartitionList::new();
         for partition in partitions {
             list.add_partition_offset(&self.topic, *partition, Offset::Offset(millis))
