@@ -61,6 +61,10 @@ pub enum ValueFormat {
     Raw,
 }
 
+/// The largest `offset_increment` either way (2^62): added to any offset
+/// Kafka hands out (far below 2^62), it stays within the column's i64.
+pub const MAX_OFFSET_INCREMENT: u64 = 1 << 62;
+
 impl TopicEntry {
     /// Start offsets by partition, checked.
     pub fn starting_offsets(&self) -> BTreeMap<i32, i64> {
@@ -97,6 +101,15 @@ impl TopicEntry {
                     return Err((
                         format!("{field}.{key}"),
                         format!("offset {value} is negative"),
+                    ));
+                }
+                if field == "offset_increment" && value.unsigned_abs() > MAX_OFFSET_INCREMENT {
+                    return Err((
+                        format!("{field}.{key}"),
+                        format!(
+                            "{value} would overflow the offset column: at most \
+                             {MAX_OFFSET_INCREMENT} either way"
+                        ),
                     ));
                 }
             }
@@ -205,6 +218,24 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(error.contains("negative"), "{error}");
+
+        let error = read(&format!(
+            r#"[{{"topic": "orders", "group_id": "g", "offset_increment": {{"0": {}}}}}]"#,
+            i64::MAX
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("field `offset_increment.0`") && error.contains("overflow"),
+            "{error}"
+        );
+        let at_most = MAX_OFFSET_INCREMENT as i64;
+        for value in [at_most, -at_most] {
+            let text = format!(
+                r#"[{{"topic": "o", "group_id": "g", "offset_increment": {{"0": {value}}}}}]"#
+            );
+            assert!(read(&text).is_ok(), "{value} is allowed");
+        }
 
         let error = read(r#"[{"group_id": "g"}]"#).unwrap_err().to_string();
         assert!(

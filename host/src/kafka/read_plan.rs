@@ -88,8 +88,10 @@ impl ReadPlan {
     }
 
     /// The offset written out for a record read at `offset`.
+    /// Saturating: topics.json refuses increments that could overflow, and a
+    /// plan built another way must not wrap an offset around either.
     pub fn adjusted_offset(&self, partition: i32, offset: i64) -> i64 {
-        offset + self.offset_increment.get(&partition).copied().unwrap_or(0)
+        offset.saturating_add(self.offset_increment.get(&partition).copied().unwrap_or(0))
     }
 
     /// Resolves the plan against the broker: one range per partition read.
@@ -216,4 +218,23 @@ fn known_offsets(list: &TopicPartitionList) -> BTreeMap<i32, i64> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_adjusted_offset_saturates_instead_of_wrapping() {
+        let mut plan = ReadPlan::earliest("t");
+        plan.offset_increment = BTreeMap::from([(0, 10), (1, i64::MAX), (2, i64::MIN)]);
+        assert_eq!(plan.adjusted_offset(0, 5), 15);
+        assert_eq!(plan.adjusted_offset(1, 5), i64::MAX);
+        assert_eq!(plan.adjusted_offset(2, -5), i64::MIN);
+        assert_eq!(
+            plan.adjusted_offset(3, 5),
+            5,
+            "no increment for the partition"
+        );
+    }
 }
