@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod registry;
+pub mod retry;
 pub mod runtime;
 pub mod storage;
 pub mod table;
