@@ -55,6 +55,34 @@ enum Target {
 /// Uploads stream in parts of this size: memory stays bounded.
 const UPLOAD_CHUNK: usize = 8 << 20;
 
+/// What the reading side of an upload hands to the uploading task: a
+/// chunk, or word that the source was read to its end. A channel closed
+/// without `End` means the reading failed, and the upload is aborted.
+enum Piece {
+    Chunk(Vec<u8>),
+    End,
+}
+
+/// Why [`Storage::upload_from`] failed: reading the source, or storing.
+enum UploadError {
+    Read(std::io::Error),
+    Store(StorageError),
+}
+
+/// Fills `buf` as far as the source allows: short only at its end.
+fn read_full(source: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 impl Storage {
     /// `file:///dir` or a plain path: a local folder. `az://container/dir`,
     /// `abfss://filesystem@account.dfs.core.windows.net/dir`: Azure.
@@ -99,6 +127,12 @@ impl Storage {
         &self.url
     }
 
+    /// Whether files wait on a disk of their own before `upload` (a remote
+    /// store), rather than inside the folder they end up in.
+    pub fn stages_elsewhere(&self) -> bool {
+        matches!(self.target, Target::Remote { .. })
+    }
+
     /// Where a local file waits before `upload`: inside the folder itself
     /// for local storage (the upload is then a rename on one file system), a
     /// temporary folder otherwise.
@@ -134,51 +168,87 @@ impl Storage {
                 std::fs::rename(local, &path).map_err(local_error)?;
                 sync_dir(dir)
             }
-            Target::Remote { store, prefix } => {
-                let location = object_path(prefix, key);
-                let mut file = std::fs::File::open(local).map_err(local_error)?;
-                let store = store.clone();
-                let remote_location = format!("{}/{key}", self.url);
-                let (sender, mut chunks) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-                let upload = crate::io::handle().spawn(async move {
-                    let mut writer = BufWriter::with_capacity(store, location, UPLOAD_CHUNK);
-                    while let Some(chunk) = chunks.recv().await {
-                        writer.write_all(&chunk).await?;
-                    }
-                    writer.shutdown().await
-                });
-                // Read here and hand chunks over, so the file is read on
-                // this thread and at most two chunks are in memory.
-                loop {
-                    let mut chunk = vec![0u8; UPLOAD_CHUNK];
-                    let n = file.read(&mut chunk).map_err(local_error)?;
-                    if n == 0 {
-                        break;
-                    }
-                    chunk.truncate(n);
-                    if sender.blocking_send(chunk).is_err() {
-                        break; // the upload failed; its error is reported below
-                    }
-                }
-                drop(sender);
-                let outcome = crate::io::wait(upload);
-                match outcome {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        return Err(StorageError::Remote {
-                            location: remote_location,
-                            reason: e.to_string(),
-                        });
-                    }
-                    Err(e) => {
-                        return Err(StorageError::Remote {
-                            location: remote_location,
-                            reason: format!("upload task failed: {e}"),
-                        });
-                    }
-                }
+            Target::Remote { .. } => {
+                let file = std::fs::File::open(local).map_err(local_error)?;
+                self.upload_from(file, key).map_err(|e| match e {
+                    UploadError::Read(source) => local_error(source),
+                    UploadError::Store(e) => e,
+                })?;
                 std::fs::remove_file(local).map_err(local_error)
             }
+        }
+    }
+
+    /// Streams what `source` reads to `key` on the object store, in
+    /// chunks, so at most two are in memory. The upload is completed only
+    /// when `source` was read to its end: a read error (a disk failing
+    /// under the staging file) aborts it, so no truncated object ever
+    /// appears under the key, where the next run would take its range for
+    /// stored.
+    fn upload_from(&self, mut source: impl Read, key: &str) -> Result<(), UploadError> {
+        let Target::Remote { store, prefix } = &self.target else {
+            return Err(UploadError::Store(StorageError::Remote {
+                location: format!("{}/{key}", self.url),
+                reason: "not an object store".into(),
+            }));
+        };
+        let location = object_path(prefix, key);
+        let store = store.clone();
+        let remote_error = |reason: String| StorageError::Remote {
+            location: format!("{}/{key}", self.url),
+            reason,
+        };
+        let (sender, mut pieces) = tokio::sync::mpsc::channel::<Piece>(1);
+        let upload = crate::io::handle().spawn(async move {
+            let mut writer = BufWriter::with_capacity(store, location, UPLOAD_CHUNK);
+            loop {
+                match pieces.recv().await {
+                    Some(Piece::Chunk(chunk)) => {
+                        if let Err(error) = writer.write_all(&chunk).await {
+                            let _ = writer.abort().await;
+                            return Err(error.to_string());
+                        }
+                    }
+                    Some(Piece::End) => return writer.shutdown().await.map_err(|e| e.to_string()),
+                    // The reader stopped before the end: never complete.
+                    None => {
+                        let _ = writer.abort().await;
+                        return Err("aborted: the local file could not be read to its end".into());
+                    }
+                }
+            }
+        });
+        // Read here and hand chunks over, so the file is read on this
+        // thread and at most two chunks are in memory.
+        let read = loop {
+            let mut chunk = vec![0u8; UPLOAD_CHUNK];
+            match read_full(&mut source, &mut chunk) {
+                Ok(0) => break Ok(Piece::End),
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if sender.blocking_send(Piece::Chunk(chunk)).is_err() {
+                        break Ok(Piece::End); // the upload failed; its error is reported below
+                    }
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        let read = match read {
+            Ok(end) => {
+                let _ = sender.blocking_send(end);
+                Ok(())
+            }
+            Err(error) => Err(error),
+        };
+        drop(sender);
+        let outcome = crate::io::wait(upload);
+        read.map_err(UploadError::Read)?;
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(reason)) => Err(UploadError::Store(remote_error(reason))),
+            Err(e) => Err(UploadError::Store(remote_error(format!(
+                "upload task failed: {e}"
+            )))),
         }
     }
 
@@ -499,6 +569,52 @@ mod tests {
         storage.delete("a/b/x.txt").unwrap();
         storage.delete("a/b/x.txt").unwrap();
         assert_eq!(storage.list("a/b").unwrap(), ["a/b/y.txt"]);
+    }
+
+    /// Reads `good` bytes of a file, then fails as a dying disk would.
+    struct FailingRead {
+        good: usize,
+    }
+
+    impl Read for FailingRead {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.good == 0 {
+                return Err(std::io::Error::other("injected: the disk failed mid-file"));
+            }
+            let n = buf.len().min(self.good);
+            buf[..n].fill(b'x');
+            self.good -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn an_upload_that_cannot_read_its_whole_file_stores_nothing() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let storage = Storage::on_object_store("memory://test", store.clone());
+        // Past one part (a multipart upload has begun) and inside one.
+        for good in [UPLOAD_CHUNK + UPLOAD_CHUNK / 2, 1000] {
+            let key = format!("t/p/{good}.parquet");
+            let error = match storage.upload_from(FailingRead { good }, &key) {
+                Err(UploadError::Read(error)) => error.to_string(),
+                Err(UploadError::Store(error)) => panic!("not the read error: {error}"),
+                Ok(()) => panic!("a failed read was reported as stored"),
+            };
+            assert!(error.contains("injected"), "{error}");
+            assert!(
+                matches!(storage.get_if_exists(&key), Ok(None)),
+                "a truncated object was completed under {key}"
+            );
+        }
+        // A whole read is stored whole.
+        storage
+            .upload_from(&b"all of it"[..], "t/p/whole.parquet")
+            .map_err(|_| "upload failed")
+            .unwrap();
+        assert_eq!(
+            storage.get("t/p/whole.parquet").unwrap(),
+            Bytes::from("all of it")
+        );
     }
 
     #[test]

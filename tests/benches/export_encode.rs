@@ -17,7 +17,7 @@ use arrow_array::{
     Array, BinaryArray, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
 };
 use sluice_host::codec::SchemaRegistry;
-use sluice_host::export::{ExportOptions, FileNames, PartitionFile, decode};
+use sluice_host::export::{ExportOptions, FileNames, PartitionFile, Refusal, decode};
 use sluice_host::record::{Header, KafkaRecord};
 use sluice_host::table::{
     Cell, Timestamps, kafka_batch, kafka_schema, merged_fields, schema_with, with_value_columns,
@@ -178,7 +178,10 @@ fn variant(child: &Child) {
                         kept.push(record);
                         cells.extend(row);
                     }
-                    Err(reason) => file.dead_letter(record, &reason).expect("dead letter"),
+                    Err(Refusal::DeadLetter(reason)) => {
+                        file.dead_letter(record, &reason).expect("dead letter")
+                    }
+                    Err(Refusal::Unavailable(error)) => panic!("the bench's registry: {error}"),
                 }
             }
             let batch =
@@ -191,7 +194,7 @@ fn variant(child: &Child) {
             let last = chunk.last().map_or(0, |r| r.offset);
             file.write(&batch, last).expect("write rows");
         }
-        let written = file.finish(&FileNames::Ranges).expect("close the file");
+        let written = file.finish(&FileNames::Ranges, 0).expect("close the file");
         assert_eq!(written.dead_lettered, 0, "every generated record is kept");
         rows = written.rows;
         bytes_written = written.bytes;

@@ -207,9 +207,11 @@ fn the_stay_summary_of_a_topic_lands_in_parquet() {
     let window = transform("stay-summary")
         .aggregator(Limits::default(), Arc::default())
         .unwrap();
-    let (read, rows) = aggregate_topic(&config, window, &topic, 400).unwrap();
-    assert_eq!(read, 1500);
-    let rows: Vec<Value> = rows
+    let aggregated = aggregate_topic(&config, window, &topic, 400).unwrap();
+    assert_eq!(aggregated.read, 1500);
+    assert!(aggregated.refused.is_empty());
+    let rows: Vec<Value> = aggregated
+        .records
         .iter()
         .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
         .collect();

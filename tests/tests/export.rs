@@ -275,7 +275,9 @@ fn an_aggregator_result_lands_beside_the_data() {
         |_| {},
     )
     .unwrap();
-    let (key, rows) = report.aggregate.clone().unwrap();
+    let aggregate = report.aggregate.clone().unwrap();
+    let (key, rows) = (aggregate.key, aggregate.rows);
+    assert_eq!(aggregate.refused, 0);
     assert_eq!(
         key,
         format!("_aggregates/stay-summary/topic={topic}/run-9.parquet")

@@ -411,7 +411,7 @@ fn the_aggregator_sees_exactly_the_records_the_files_keep_decoded() {
     )
     .unwrap();
     assert_eq!((report.records, report.dead_lettered), (201, 1));
-    let (key, _) = report.aggregate.clone().unwrap();
+    let key = report.aggregate.clone().unwrap().key;
     let batch = sluice_tests::read_parquet(&root.path().join(key));
     let counts = batch.column_by_name("count_all").unwrap();
     let counts = counts.as_any().downcast_ref::<Int64Array>().unwrap();

@@ -55,6 +55,14 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<ExitCode> {
         result.rows.len(),
         result.path.display()
     );
+    if !result.refused.is_empty() {
+        // Each was logged with its record; the exit code says some were.
+        println!(
+            "{} records left out: the aggregator failed on them (see the log)",
+            result.refused.len()
+        );
+        return Ok(ExitCode::from(2));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,6 +70,8 @@ pub struct Aggregated {
     pub read: u64,
     pub rows: Vec<Value>,
     pub path: PathBuf,
+    /// Records the aggregator failed on, left out of the rows.
+    pub refused: Vec<sluice_host::runtime::GuestError>,
 }
 
 impl Aggregated {
@@ -100,8 +110,9 @@ pub fn aggregate_to_parquet(
     batch_size: usize,
 ) -> anyhow::Result<Aggregated> {
     let window = aggregator.aggregator(Limits::default(), Arc::default())?;
-    let (read, records) = aggregate_topic(config, window, input, batch_size)?;
-    let rows = records
+    let aggregated = aggregate_topic(config, window, input, batch_size)?;
+    let rows = aggregated
+        .records
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -112,5 +123,10 @@ pub fn aggregate_to_parquet(
         .collect::<anyhow::Result<Vec<Value>>>()?;
     let path = out.join(aggregator.name()).join(format!("{input}.parquet"));
     write_json_records(&path, &rows)?;
-    Ok(Aggregated { read, rows, path })
+    Ok(Aggregated {
+        read: aggregated.read,
+        rows,
+        path,
+        refused: aggregated.refused,
+    })
 }

@@ -46,6 +46,12 @@ pub struct ExportArgs {
     /// mostly a wait on the network.
     #[arg(long, default_value_t = RunSettings::default().upload_concurrency)]
     upload_concurrency: usize,
+    /// Megabytes each topic's open files may take on the local disk while
+    /// they wait to be uploaded to a remote store; past it the largest are
+    /// uploaded early (more, smaller files). A local --out is not counted:
+    /// files wait inside it.
+    #[arg(long, default_value_t = RunSettings::default().staging_budget >> 20)]
+    staging_budget_mb: u64,
     /// Where the aggregators the topics.json entries name are found.
     #[command(flatten)]
     transforms: TransformsFrom,
@@ -61,6 +67,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         memory_budget: args.memory_budget_mb.max(1) << 20,
         checkpoint_interval: args.checkpoint_interval.max(1),
         upload_concurrency: args.upload_concurrency.max(1),
+        staging_budget: args.staging_budget_mb.max(1) << 20,
     };
     let bars = MultiProgress::new();
     let shown: Mutex<HashMap<String, ProgressBar>> = Mutex::default();

@@ -13,12 +13,28 @@ pub use registry::SchemaRegistry;
 pub enum CodecError {
     #[error("not in the Confluent wire format: {0}")]
     NotConfluent(String),
+    /// The registry answered, definitively, that it has no usable schema
+    /// for the id (not found, not Avro, not a valid schema): the record
+    /// cannot be decoded, now or later.
     #[error("schema registry {url}: schema {id}: {reason}")]
     Registry {
         url: String,
         id: u32,
         reason: String,
     },
+    /// The registry could not be asked (refused connection, timeout, an
+    /// answer 5xx, 429, 401 or 403), even after retries: says nothing about
+    /// the record, so the caller must fail rather than give the record up.
+    #[error("schema registry {url} is unavailable: {reason}")]
+    RegistryUnavailable { url: String, reason: String },
     #[error("Avro body does not match schema {id}: {reason}")]
     Avro { id: u32, reason: String },
+}
+
+impl CodecError {
+    /// Whether the failure is the registry's, not the record's: such a
+    /// record must not be dead-lettered, and nothing after it committed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, CodecError::RegistryUnavailable { .. })
+    }
 }

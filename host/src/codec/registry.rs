@@ -1,50 +1,88 @@
 //! A Confluent Schema Registry client: `GET /schemas/ids/{id}`, each schema
-//! fetched once per process, and an id the registry does not know asked
-//! again only after a while, so a stream of records with a bad id costs one
-//! round trip, not one per record.
+//! fetched once per process.
+//!
+//! Two kinds of failure must never be confused. The registry saying it has
+//! no such schema (404, or an answer that is not an Avro schema) is about
+//! the record: it cannot be decoded, now or later, so it is a dead letter,
+//! and the answer is believed for a while, so a stream of records with a
+//! bad id costs one round trip, not one per record. The registry not
+//! answering (a refused connection, a timeout, 5xx, 429) or refusing us
+//! (401, 403) says nothing about the record: transient answers are retried
+//! with backoff, and what still fails is [`CodecError::RegistryUnavailable`],
+//! which callers turn into a failed run, never into dead letters, and which
+//! is never cached.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use apache_avro::Schema;
+use reqwest::StatusCode;
 
 use super::CodecError;
+use crate::retry::Backoff;
 
 /// How long an answer of "no such schema" is believed.
 const MISS_TTL: Duration = Duration::from_secs(30);
+
+/// Each request's own limit; retries come on top.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct SchemaRegistry {
     url: String,
     /// One connection pool for every request (TLS set up once).
     client: reqwest::Client,
+    /// How transient failures are retried.
+    backoff: Backoff,
     cache: Mutex<HashMap<u32, Arc<Schema>>>,
-    /// Ids the registry could not give, when, and why.
+    /// Ids the registry said it could not give, when, and why.
     misses: Mutex<HashMap<u32, (Instant, String)>>,
+}
+
+/// Why one request got no document.
+#[derive(Debug)]
+enum Failure {
+    /// Worth asking again: the registry did not answer, or answered that
+    /// it could not now.
+    Transient(String),
+    /// Asking again will not help, but the registry, not the record, is at
+    /// fault (our credentials, a garbled answer).
+    Refused(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Transient(reason) | Failure::Refused(reason) => f.write_str(reason),
+        }
+    }
 }
 
 impl SchemaRegistry {
     pub fn new(url: &str) -> Result<Self, CodecError> {
-        url::Url::parse(url).map_err(|e| CodecError::Registry {
+        let unusable = |reason: String| CodecError::RegistryUnavailable {
             url: url.to_owned(),
-            id: 0,
-            reason: e.to_string(),
-        })?;
+            reason,
+        };
+        url::Url::parse(url).map_err(|e| unusable(e.to_string()))?;
         let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
+            .timeout(REQUEST_TIMEOUT)
             .build()
-            .map_err(|e| CodecError::Registry {
-                url: url.to_owned(),
-                id: 0,
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| unusable(e.to_string()))?;
         Ok(SchemaRegistry {
             url: url.trim_end_matches('/').to_owned(),
             client,
+            backoff: Backoff::NETWORK,
             cache: Mutex::default(),
             misses: Mutex::default(),
         })
+    }
+
+    /// The same client, retrying transient failures as `backoff` says.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     /// The writer schema `id`, from the cache or the registry.
@@ -52,17 +90,19 @@ impl SchemaRegistry {
         if let Some(schema) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
             return Ok(schema);
         }
-        let error = |reason: String| CodecError::Registry {
+        let missing = |reason: String| CodecError::Registry {
             url: self.url.clone(),
             id,
             reason,
         };
         if let Some(reason) = self.recent_miss(id) {
-            return Err(error(reason));
+            return Err(missing(reason));
         }
-        let found = self
+        let document = self
             .get(&format!("/schemas/ids/{id}"))
-            .and_then(|d| d.ok_or_else(|| "HTTP 404: no such schema".to_owned()))
+            .map_err(|failure| self.unavailable(&format!("schema {id}"), failure))?;
+        let found = document
+            .ok_or_else(|| "HTTP 404: no such schema".to_owned())
             .and_then(|document| self.remember(id, &document));
         match found {
             Ok(schema) => Ok(schema),
@@ -70,12 +110,13 @@ impl SchemaRegistry {
                 if let Ok(mut misses) = self.misses.lock() {
                     misses.insert(id, (Instant::now(), reason.clone()));
                 }
-                Err(error(reason))
+                Err(missing(reason))
             }
         }
     }
 
-    /// Why `id` could not be had, if it was asked for in the last MISS_TTL.
+    /// Why `id` could not be had, if the registry said so in the last
+    /// MISS_TTL.
     fn recent_miss(&self, id: u32) -> Option<String> {
         let misses = self.misses.lock().ok()?;
         let (when, reason) = misses.get(&id)?;
@@ -88,34 +129,57 @@ impl SchemaRegistry {
     }
 
     /// Every version of `subject` (oldest first), or `None` when the
-    /// registry does not know the subject. Each is cached by id too.
+    /// registry does not know the subject. Each is cached by id too. A
+    /// registry that cannot be asked is an error, never `None`: the caller
+    /// would otherwise write a run without the subject's typed columns.
     pub fn subject_schemas(&self, subject: &str) -> Result<Option<Vec<Arc<Schema>>>, CodecError> {
-        let error = |reason: String| CodecError::Registry {
-            url: format!("{}/subjects/{subject}", self.url),
-            id: 0,
-            reason,
-        };
+        let what = format!("subject {subject}");
         let Some(versions) = self
             .get(&format!("/subjects/{subject}/versions"))
-            .map_err(&error)?
+            .map_err(|failure| self.unavailable(&what, failure))?
         else {
             return Ok(None);
         };
+        let bad_answer = |reason: String| {
+            self.unavailable(
+                &what,
+                Failure::Refused(format!("a garbled answer: {reason}")),
+            )
+        };
         let versions: Vec<u64> = serde_json::from_value(versions)
-            .map_err(|e| error(format!("versions are not a list of numbers: {e}")))?;
+            .map_err(|e| bad_answer(format!("versions are not a list of numbers: {e}")))?;
         let mut schemas = Vec::with_capacity(versions.len());
         for version in versions {
             let document = self
                 .get(&format!("/subjects/{subject}/versions/{version}"))
-                .map_err(&error)?
-                .ok_or_else(|| error(format!("version {version} disappeared")))?;
+                .map_err(|failure| self.unavailable(&what, failure))?
+                .ok_or_else(|| {
+                    self.unavailable(
+                        &what,
+                        Failure::Transient(format!("version {version} disappeared")),
+                    )
+                })?;
             let id = document["id"]
                 .as_u64()
                 .and_then(|id| u32::try_from(id).ok())
-                .ok_or_else(|| error(format!("version {version} has no schema id")))?;
-            schemas.push(self.remember(id, &document).map_err(error)?);
+                .ok_or_else(|| bad_answer(format!("version {version} has no schema id")))?;
+            let schema = self
+                .remember(id, &document)
+                .map_err(|reason| CodecError::Registry {
+                    url: format!("{}/subjects/{subject}", self.url),
+                    id,
+                    reason,
+                })?;
+            schemas.push(schema);
         }
         Ok(Some(schemas))
+    }
+
+    fn unavailable(&self, what: &str, failure: Failure) -> CodecError {
+        CodecError::RegistryUnavailable {
+            url: self.url.clone(),
+            reason: format!("asking for {what}: {failure}"),
+        }
     }
 
     /// Parses and caches a registry answer carrying `schema`.
@@ -133,24 +197,116 @@ impl SchemaRegistry {
         Ok(schema)
     }
 
-    /// `GET path` as JSON; `None` on 404.
-    fn get(&self, path: &str) -> Result<Option<serde_json::Value>, String> {
+    /// `GET path` as JSON; `None` on 404. Transient failures are retried
+    /// as the backoff says before they are returned.
+    fn get(&self, path: &str) -> Result<Option<serde_json::Value>, Failure> {
         let url = format!("{}{path}", self.url);
         let client = self.client.clone();
-        let (status, body) = crate::io::wait(async move {
-            let response = client.get(&url).send().await?;
-            let status = response.status();
-            Ok::<_, reqwest::Error>((status, response.text().await?))
+        let backoff = self.backoff;
+        crate::io::wait(async move {
+            backoff
+                .run(
+                    &url,
+                    || get_once(&client, &url),
+                    |failure| matches!(failure, Failure::Transient(_)),
+                )
+                .await
         })
-        .map_err(|e| e.to_string())?;
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+    }
+}
+
+async fn get_once(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<Option<serde_json::Value>, Failure> {
+    // Connecting, sending and reading the answer all fail the same way
+    // when the registry goes away: worth another try.
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| Failure::Transient(error_chain(&e)))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|e| Failure::Transient(error_chain(&e)))?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        let reason = format!(
+            "HTTP {status}: {}",
+            body.chars().take(200).collect::<String>()
+        );
+        return Err(if transient_status(status) {
+            Failure::Transient(reason)
+        } else {
+            Failure::Refused(reason)
+        });
+    }
+    serde_json::from_str(&body)
+        .map(Some)
+        .map_err(|e| Failure::Refused(format!("the answer is not JSON: {e}")))
+}
+
+/// Answers that say "not now" rather than "never".
+fn transient_status(status: StatusCode) -> bool {
+    status.is_server_error()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// An error with its causes ("error sending request: connection refused"),
+/// which reqwest's own message leaves out.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_that_say_not_now_are_transient() {
+        for status in [500, 502, 503, 504, 429, 408] {
+            assert!(
+                transient_status(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
         }
-        if !status.is_success() {
-            return Err(format!("HTTP {status}: {body}"));
+        for status in [400, 401, 403, 409, 422] {
+            assert!(
+                !transient_status(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
         }
-        serde_json::from_str(&body)
-            .map(Some)
-            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_registry_that_does_not_answer_is_unavailable_and_not_remembered() {
+        // A port nothing listens on: connections are refused at once.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let registry = SchemaRegistry::new(&url).unwrap().with_backoff(Backoff {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            retries: 2,
+        });
+        for _ in 0..2 {
+            let error = registry.schema(7).unwrap_err();
+            assert!(error.is_unavailable(), "{error}");
+            assert!(!error.to_string().contains("remembered"), "{error}");
+        }
+        let error = registry.subject_schemas("t-value").unwrap_err();
+        assert!(error.is_unavailable(), "{error}");
     }
 }

@@ -9,7 +9,9 @@ mod topics;
 
 pub use connections::{Connections, Sasl, SslFiles};
 pub use error::ConfigError;
-pub use topics::{ExportFormat, TopicEntry, ValueFormat, read_topics};
+pub use topics::{
+    EntryConflict, ExportFormat, TopicEntry, ValueFormat, check_entries, read_topics,
+};
 
 use std::path::Path;
 

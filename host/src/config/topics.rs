@@ -125,10 +125,77 @@ fn partition_map(map: Option<&BTreeMap<String, i64>>) -> BTreeMap<i32, i64> {
         .collect()
 }
 
+/// Two entries of one file that would write over each other: which ones,
+/// and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entries {first} and {second} both export topic `{topic}` {reason}")]
+pub struct EntryConflict {
+    pub first: usize,
+    pub second: usize,
+    pub topic: String,
+    pub reason: String,
+}
+
+/// Checks that no two entries write over each other. One topic may be
+/// listed twice (files and a table side by side, as a move from one to the
+/// other needs), as long as each entry has its own output, its own
+/// consumer group and at most one of them an aggregator: otherwise one
+/// entry's files or table would be rewritten by the other, one group's
+/// commit would skip records the other has not written, or the two
+/// aggregates of a run would share one name.
+pub fn check_entries(entries: &[TopicEntry]) -> Result<(), EntryConflict> {
+    for (second, b) in entries.iter().enumerate() {
+        for (first, a) in entries.iter().enumerate().take(second) {
+            if a.topic != b.topic {
+                continue;
+            }
+            let reason = if a.format == b.format {
+                Some(format!(
+                    "as {}: they would write the same {}",
+                    a.format.name(),
+                    match a.format {
+                        ExportFormat::Parquet => "files",
+                        ExportFormat::Delta => "table",
+                    }
+                ))
+            } else if a.group_id == b.group_id {
+                Some(format!(
+                    "with group `{}`: each entry needs its own group_id, or one \
+                     entry's commit skips records the other has not written",
+                    a.group_id
+                ))
+            } else if a.aggregator.is_some() && b.aggregator.is_some() {
+                Some("with an aggregator: give the aggregator to one of them".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Err(EntryConflict {
+                    first,
+                    second,
+                    topic: a.topic.clone(),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ExportFormat {
+    /// As topics.json spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExportFormat::Parquet => "parquet",
+            ExportFormat::Delta => "delta",
+        }
+    }
+}
+
 /// Reads `topics.json`: a JSON array of entries.
 pub fn read_topics(path: &Path) -> Result<Vec<TopicEntry>, ConfigError> {
     let (entries, _): (Vec<serde_json::Value>, _) = read_json(path)?;
-    entries
+    let entries: Vec<TopicEntry> = entries
         .iter()
         .enumerate()
         .map(|(index, value)| {
@@ -147,7 +214,13 @@ pub fn read_topics(path: &Path) -> Result<Vec<TopicEntry>, ConfigError> {
                 })?;
             Ok(entry)
         })
-        .collect()
+        .collect::<Result<_, ConfigError>>()?;
+    check_entries(&entries).map_err(|conflict| ConfigError::Field {
+        file: path.to_owned(),
+        location: format!("entries {} and {}", conflict.first, conflict.second),
+        reason: conflict.to_string(),
+    })?;
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -245,6 +318,41 @@ mod tests {
 
         let error = read(r#"{"topic": "x"}"#).unwrap_err().to_string();
         assert!(error.contains("expected a sequence"), "{error}");
+    }
+
+    #[test]
+    fn one_topic_twice_is_allowed_only_with_its_own_output_group_and_aggregate() {
+        let allowed = read(
+            r#"[{"topic": "t", "group_id": "files"},
+                {"topic": "u", "group_id": "files"},
+                {"topic": "t", "group_id": "table", "format": "delta", "aggregator": "a"}]"#,
+        )
+        .unwrap();
+        assert_eq!(allowed.len(), 3);
+        for (text, expected) in [
+            (
+                r#"[{"topic": "t", "group_id": "a"}, {"topic": "t", "group_id": "b"}]"#,
+                "entries 0 and 1 both export topic `t` as parquet",
+            ),
+            (
+                r#"[{"topic": "x", "group_id": "a"}, {"topic": "t", "group_id": "a", "format": "delta"},
+                    {"topic": "t", "group_id": "b", "format": "delta"}]"#,
+                "entries 1 and 2 both export topic `t` as delta",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g"}, {"topic": "t", "group_id": "g", "format": "delta"}]"#,
+                "with group `g`",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "a", "aggregator": "s"},
+                    {"topic": "t", "group_id": "b", "format": "delta", "aggregator": "s"}]"#,
+                "with an aggregator",
+            ),
+        ] {
+            let error = read(text).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(error.contains("topics.json"), "{error}");
+        }
     }
 
     #[test]

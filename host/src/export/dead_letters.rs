@@ -15,6 +15,8 @@ pub struct DeadLetters {
     path: PathBuf,
     out: Option<BufWriter<File>>,
     count: u64,
+    /// Bytes of the lines written.
+    bytes: u64,
 }
 
 impl DeadLetters {
@@ -24,11 +26,16 @@ impl DeadLetters {
             path: staging,
             out: None,
             count: 0,
+            bytes: 0,
         }
     }
 
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub fn write(&mut self, record: &KafkaRecord, reason: &str) -> Result<(), ExportError> {
@@ -37,7 +44,8 @@ impl DeadLetters {
             partition = record.partition,
             offset = record.offset,
             reason,
-            "record not exported; kept in the dead-letter file"
+            file = %self.path.display(),
+            "record kept in a dead-letter file"
         );
         let io_error = |source| ExportError::Io {
             path: self.path.clone(),
@@ -55,10 +63,12 @@ impl DeadLetters {
             "key_hex": record.key.as_deref().map(hex::encode),
             "value_hex": record.value.as_deref().map(hex::encode),
         });
+        let line = line.to_string();
         if let Some(out) = &mut self.out {
             writeln!(out, "{line}").map_err(io_error)?;
         }
         self.count += 1;
+        self.bytes += line.len() as u64 + 1;
         Ok(())
     }
 

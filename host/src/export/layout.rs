@@ -34,9 +34,42 @@ pub fn dead_letter_key(topic: &str, partition: i32, first: i64, last: i64) -> St
     )
 }
 
+/// The folder of an aggregator's results over a topic, one per run.
+pub fn aggregate_dir(aggregator: &str, topic: &str) -> String {
+    format!("_aggregates/{aggregator}/topic={topic}")
+}
+
 /// An aggregator's result of one run.
 pub fn aggregate_key(aggregator: &str, topic: &str, run_id: &str) -> String {
-    format!("_aggregates/{aggregator}/topic={topic}/{run_id}.parquet")
+    format!("{}/{run_id}.{AGGREGATE}", aggregate_dir(aggregator, topic))
+}
+
+/// Which offsets the aggregates up to and including this run's hold:
+/// stored before the result, and counted only once the result is stored.
+pub fn aggregate_frontier_key(aggregator: &str, topic: &str, run_id: &str) -> String {
+    format!(
+        "{}/{run_id}.{AGGREGATE_FRONTIER}",
+        aggregate_dir(aggregator, topic)
+    )
+}
+
+/// The records of a run the aggregator failed on, with the reasons: stored
+/// before the result, like a data file's dead letters.
+pub fn aggregate_dead_letters_key(aggregator: &str, topic: &str, run_id: &str) -> String {
+    format!(
+        "{}/{run_id}.{AGGREGATE_DEAD_LETTERS}",
+        aggregate_dir(aggregator, topic)
+    )
+}
+
+pub const AGGREGATE: &str = "parquet";
+pub const AGGREGATE_FRONTIER: &str = "frontier.json";
+pub const AGGREGATE_DEAD_LETTERS: &str = "dead_letters.jsonl";
+
+/// The staging folder of one entry of a run: entries of one topic (files
+/// and a table side by side) write their files apart.
+pub fn staging_folder(topic: &str, format: crate::config::ExportFormat) -> String {
+    format!("{topic}.{}", format.name())
 }
 
 /// How an export names the files it stores for one range of offsets.

@@ -7,24 +7,32 @@
 //! re-export of a range replaces the files it covers whole. Group offsets
 //! are committed once every file is in place.
 
+mod aggregate;
 mod dead_letters;
+mod decode;
 mod delta;
 mod error;
 mod layout;
 mod partition_file;
+mod resume;
 mod run;
 mod stored;
 mod topic;
 mod upload;
+mod writer;
 
 pub use delta::{DeltaError, DeltaReport};
 pub use error::ExportError;
 pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log, delta_table};
 // `PartitionFile` and `decode` are public so that the export's CPU path can
 // be measured without a broker (`tests/benches/export_encode.rs`).
+pub use aggregate::AggregateReport;
+pub use decode::{Refusal, decode};
 pub use partition_file::{ColumnStats, PartitionFile, WrittenFile};
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
-pub use topic::{DEFAULT_MEMORY_BUDGET, ExportOptions, TopicReport, decode, export_topic};
+pub use topic::{
+    DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions, TopicReport, export_topic,
+};
 // Public so that storing a run's files can be measured without a broker
 // (`tests/benches/export_upload.rs`).
 pub use upload::{DEFAULT_UPLOAD_CONCURRENCY, ToStore, store_all};

@@ -132,6 +132,19 @@ impl PartitionFile {
         self.block
     }
 
+    /// The offset of the last record handled, written or dead-lettered.
+    pub fn last(&self) -> i64 {
+        self.last
+    }
+
+    /// Bytes the file and its dead letters hold on the staging disk (row
+    /// groups written out; the open one is in memory, see
+    /// [`Self::buffered`]).
+    pub fn staged_bytes(&self) -> u64 {
+        let data = self.writer.as_ref().map_or(0, ArrowWriter::bytes_written);
+        u64::try_from(data).unwrap_or(u64::MAX) + self.dead_letters.bytes()
+    }
+
     /// Appends rows; `last` is the Kafka offset of the last record handled,
     /// written or dead-lettered.
     pub fn write(&mut self, batch: &RecordBatch, last: i64) -> Result<(), ExportError> {
@@ -171,9 +184,11 @@ impl PartitionFile {
         self.dead_letters.write(record, reason)
     }
 
-    /// Closes the file (and the dead letters), named as `names` says; the
-    /// caller stores them.
-    pub fn finish(mut self, names: &FileNames) -> Result<WrittenFile, ExportError> {
+    /// Closes the file (and the dead letters), covering the offsets from
+    /// its first to `last` (or its last record, if later), named as
+    /// `names` says; the caller stores them.
+    pub fn finish(mut self, names: &FileNames, last: i64) -> Result<WrittenFile, ExportError> {
+        self.last = self.last.max(last);
         let writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
             reason: "closed twice".into(),

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::error::ExportError;
 use super::topic::{ExportOptions, TopicReport, export_topic};
 use crate::codec::{CodecError, SchemaRegistry};
-use crate::config::{Connections, TopicEntry, ValueFormat};
+use crate::config::{Connections, EntryConflict, TopicEntry, ValueFormat, check_entries};
 use crate::kafka::ReadPlan;
 use crate::runtime::Limits;
 use crate::storage::{Storage, StorageError};
@@ -22,6 +22,8 @@ use crate::transforms::{SourceError, TransformSource};
 pub enum RunError {
     #[error("opening the export's storage: {0}")]
     Storage(#[from] StorageError),
+    #[error("the topics.json entries: {0}")]
+    Entries(#[from] EntryConflict),
 }
 
 /// Why one topic failed.
@@ -56,6 +58,9 @@ pub struct RunSettings {
     pub checkpoint_interval: u64,
     /// Finished files a topic stores at once.
     pub upload_concurrency: usize,
+    /// Bytes a topic's open files may hold on the staging disk of a
+    /// remote export (see [`ExportOptions`]).
+    pub staging_budget: u64,
 }
 
 impl Default for RunSettings {
@@ -66,6 +71,7 @@ impl Default for RunSettings {
             memory_budget: super::topic::DEFAULT_MEMORY_BUDGET,
             checkpoint_interval: ExportOptions::new("").checkpoint_interval,
             upload_concurrency: ExportOptions::new("").upload_concurrency,
+            staging_budget: super::topic::DEFAULT_STAGING_BUDGET,
         }
     }
 }
@@ -95,6 +101,8 @@ pub fn export_topics(
     transforms: &TransformSource,
     progress: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<ExportRun, RunError> {
+    // read_topics checked already; entries built another way are too.
+    check_entries(topics)?;
     let url = settings
         .out
         .clone()
@@ -210,6 +218,7 @@ fn topic_options(
     options.format = entry.format;
     options.checkpoint_interval = settings.checkpoint_interval;
     options.upload_concurrency = settings.upload_concurrency.max(1);
+    options.staging_budget = settings.staging_budget.max(1);
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,

@@ -1,33 +1,38 @@
 //! One topic's export run: plan the ranges from what the group committed
 //! and what the storage already holds (the files, or the Delta table's
-//! log), read, write one file per partition and block of offsets, store,
-//! commit them to the table when the topic is a Delta table, commit the
+//! log; `resume.rs` decides), read, write one file per partition and block
+//! of offsets (`writer.rs`), store, commit them to the table when the topic
+//! is a Delta table, store the aggregate (`aggregate.rs`), commit the
 //! group's offsets.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::aggregate::{AggregateReport, RunAggregate, load_frontier};
+use super::decode::typed_value_fields;
 use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
 use super::layout::{self, FileNames};
-use super::partition_file::{PartitionFile, WrittenFile};
-use super::stored::{Held, StoredPartition};
-use super::upload::{DEFAULT_UPLOAD_CONCURRENCY, ToStore, store_all};
-use crate::codec::{NonFinite, SchemaRegistry, decode_confluent_avro, write_avro_json};
+use super::partition_file::WrittenFile;
+use super::resume::{PartitionPlan, still_needed, with_unaggregated};
+use super::stored::StoredPartition;
+use super::upload::DEFAULT_UPLOAD_CONCURRENCY;
+use super::writer::{Sink, TopicWriter};
+use crate::codec::SchemaRegistry;
 use crate::config::ExportFormat;
-use crate::kafka::{BoundedReader, KafkaConfig, PartitionRange, ReadPlan, Start};
+use crate::kafka::{BoundedReader, KafkaConfig, ReadPlan, Start};
 use crate::record::KafkaRecord;
 use crate::runtime::Aggregator;
 use crate::storage::Storage;
-use crate::table::{
-    Cell, Timestamps, ValueColumn, ValueField, admit, kafka_batch, kafka_schema, merged_fields,
-    schema_with, typed_cells, with_value_columns,
-};
+use crate::table::{Timestamps, ValueColumn, kafka_schema, schema_with};
 
 /// Row groups of a topic's open files, at most, in memory (256 MiB).
 pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
+
+/// A topic's open files, at most, on the staging disk of a remote export
+/// (1 GiB).
+pub const DEFAULT_STAGING_BUDGET: u64 = 1 << 30;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -55,6 +60,12 @@ pub struct ExportOptions {
     /// Finished files stored at once (the end of a run finishes every
     /// partition's file together).
     pub upload_concurrency: usize,
+    /// Most bytes the open files of the topic may hold on the staging disk
+    /// when the storage is remote: past it, the largest are finished early
+    /// and stored (more, smaller files), so a backlog over many partitions
+    /// cannot fill the disk. A local folder stages inside itself, where the
+    /// files end up anyway.
+    pub staging_budget: u64,
 }
 
 impl ExportOptions {
@@ -69,11 +80,12 @@ impl ExportOptions {
             format: ExportFormat::Parquet,
             checkpoint_interval: 10,
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
+            staging_budget: DEFAULT_STAGING_BUDGET,
         }
     }
 
     /// The unit of the files' `timestamp` column.
-    fn timestamps(&self) -> Timestamps {
+    pub(super) fn timestamps(&self) -> Timestamps {
         match self.format {
             ExportFormat::Parquet => Timestamps::Millis,
             ExportFormat::Delta => Timestamps::Micros,
@@ -85,15 +97,18 @@ impl ExportOptions {
 #[derive(Debug, Clone, Default)]
 pub struct TopicReport {
     pub topic: String,
-    /// Partitions with records to read.
+    /// Partitions with records to write.
     pub partitions: usize,
+    /// Records written (to the files or their dead letters).
     pub records: u64,
     pub dead_lettered: u64,
     pub files: Vec<WrittenFile>,
     /// Files of earlier runs that this run's files replaced.
     pub superseded: usize,
-    /// Storage key and row count of the aggregator's result, when one ran.
-    pub aggregate: Option<(String, usize)>,
+    /// The aggregator's result, when one ran.
+    pub aggregate: Option<AggregateReport>,
+    /// Most bytes the run's open files held on the staging disk at once.
+    pub staging_peak_bytes: u64,
     /// What the Delta table did, when the topic is one.
     pub delta: Option<DeltaReport>,
     pub seconds: f64,
@@ -112,24 +127,19 @@ impl TopicReport {
     }
 }
 
-/// Where a run's files go: files that are themselves the record of what
-/// was exported, or a Delta table whose log is.
-enum Sink {
-    Files(BTreeMap<i32, StoredPartition>),
-    Delta(Box<DeltaTable>),
-}
-
 pub fn export_topic(
     config: &KafkaConfig,
     plan: &ReadPlan,
     storage: &Storage,
     options: &ExportOptions,
-    mut aggregator: Option<Aggregator>,
+    aggregator: Option<Aggregator>,
     mut progress: impl FnMut(u64),
 ) -> Result<TopicReport, ExportError> {
     let started = Instant::now();
     let topic = plan.topic.as_str();
-    let staging = storage.staging_dir(&options.run_id);
+    let staging = storage
+        .staging_dir(&options.run_id)
+        .join(layout::staging_folder(topic, options.format));
     let mut sink = match options.format {
         ExportFormat::Parquet => Sink::Files(BTreeMap::new()),
         ExportFormat::Delta => Sink::Delta(Box::new(DeltaTable::open(
@@ -140,28 +150,58 @@ pub fn export_topic(
             options.checkpoint_interval,
         )?)),
     };
+    // How far earlier runs' aggregates reach, for a run that has one.
+    let aggregated = match &aggregator {
+        Some(aggregator) => Some(load_frontier(
+            storage,
+            aggregator.transform().name(),
+            topic,
+            &plan.group_id,
+        )?),
+        None => None,
+    };
+    let mut partitions: Vec<PartitionPlan> = Vec::new();
     let mut reader = BoundedReader::open_with(config, plan, |ranges| {
         ranges
             .into_iter()
-            .map(|range| match &mut sink {
-                Sink::Files(stored) => {
-                    let held = StoredPartition::load(storage, topic, range.partition)?;
-                    let range = still_needed(range, &held, plan);
-                    stored.insert(range.partition, held);
-                    Ok::<_, ExportError>(range)
-                }
-                Sink::Delta(table) => {
-                    Ok(still_needed(range, &table.partition(range.partition), plan))
-                }
+            .map(|range| {
+                let needed = match &mut sink {
+                    Sink::Files(stored) => {
+                        let held = StoredPartition::load(storage, topic, range.partition)?;
+                        let needed = still_needed(range, &held, plan);
+                        stored.insert(range.partition, held);
+                        needed
+                    }
+                    Sink::Delta(table) => {
+                        still_needed(range, &table.partition(range.partition), plan)
+                    }
+                };
+                let part = match (&aggregated, &plan.start) {
+                    // From the group's offsets (where `range` starts), or
+                    // the aggregates' frontier when a run aggregated
+                    // further and stopped before committing.
+                    (Some(frontier), Start::Committed) => {
+                        let reached = frontier.get(&range.partition).copied();
+                        with_unaggregated(needed, reached.unwrap_or(range.start).max(range.start))
+                    }
+                    _ => PartitionPlan {
+                        read: needed,
+                        write_from: needed.start,
+                    },
+                };
+                partitions.push(part);
+                Ok::<_, ExportError>(part.read)
             })
             .collect()
     })?;
     let wanted = match &options.registry {
-        Some(registry) => typed_value_fields(registry, topic),
+        Some(registry) => {
+            typed_value_fields(registry, topic).map_err(ExportError::SchemaRegistry)?
+        }
         None => Vec::new(),
     };
     let base = kafka_schema(options.value, options.timestamps());
-    let (typed, schema) = match &mut sink {
+    let columns = match &mut sink {
         Sink::Files(_) => {
             let schema = schema_with(&base, &wanted);
             (wanted, schema)
@@ -174,32 +214,37 @@ pub fn export_topic(
             run_id: options.run_id.clone(),
         },
     };
-    let mut writer = TopicWriter {
+    let mut aggregate = match aggregator {
+        Some(aggregator) => Some(RunAggregate::new(aggregator, &staging)?),
+        None => None,
+    };
+    let mut writer = TopicWriter::new(
         topic,
         plan,
         storage,
         options,
-        schema,
-        typed,
+        columns,
         staging,
         names,
-        sink: &mut sink,
-        open: BTreeMap::new(),
-        written: BTreeMap::new(),
-    };
+        &mut sink,
+        &partitions,
+    );
     let mut report = TopicReport {
         topic: topic.to_owned(),
-        partitions: reader.ranges().iter().filter(|r| r.start < r.end).count(),
+        partitions: partitions
+            .iter()
+            .filter(|p| p.write_from.max(p.read.start) < p.read.end)
+            .count(),
         ..TopicReport::default()
     };
 
     while let Some(batch) = reader.next_batch(options.batch_size.max(1))? {
-        report.records += batch.len() as u64;
         for (partition, records) in by_partition(batch) {
-            let kept = writer.write(partition, records)?;
-            if let Some(aggregator) = &mut aggregator {
+            let written = writer.write(partition, records)?;
+            report.records += written.records;
+            if let Some(aggregate) = &mut aggregate {
                 // Exactly the records the files keep, decoded as they are.
-                aggregator.add(&kept)?;
+                aggregate.add(&written.kept)?;
             }
         }
         writer.commit_ready()?;
@@ -208,9 +253,10 @@ pub fn export_topic(
     }
     crate::crash_point!("export::before-upload");
     writer.finish_all()?;
-    let TopicWriter {
-        written, staging, ..
-    } = writer;
+    report.staging_peak_bytes = writer.staged_peak;
+    let written = std::mem::take(&mut writer.written);
+    let staging = writer.staging.clone();
+    drop(writer);
     // Every record of every range is now in a stored file or its dead
     // letters.
     let done: Vec<(i32, i64)> = reader
@@ -241,13 +287,13 @@ pub fn export_topic(
     }
     report.files = written.into_values().flatten().collect();
     report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
-    if let Some(aggregator) = aggregator {
-        report.aggregate = Some(store_aggregate(
+    if let (Some(aggregate), Some(before)) = (aggregate, aggregated) {
+        report.aggregate = Some(aggregate.store(
             storage,
             &staging,
-            topic,
-            &options.run_id,
-            aggregator,
+            (topic, &plan.group_id, &options.run_id),
+            before,
+            &done,
         )?);
     }
 
@@ -273,318 +319,6 @@ pub fn export_topic(
     Ok(report)
 }
 
-/// The part of `range` not yet in storage. From the group's offsets, a run
-/// goes on after the last offset stored, which is past the committed one
-/// when an earlier run stored its files and stopped before committing. A
-/// run from explicit offsets or the earliest ones re-exports what it is
-/// asked to; a stored file the range starts or ends inside is rewritten
-/// whole (its records read again), so the new files replace old ones
-/// entirely and no record is stored twice. A Delta table's `txn` decides
-/// where the group resumes even when the group's offset is past it.
-fn still_needed(range: PartitionRange, stored: &impl Held, plan: &ReadPlan) -> PartitionRange {
-    let mut range = range;
-    if let Start::Committed = plan.start {
-        let Some(next) = stored
-            .next_offset()
-            .filter(|next| *next > range.start || stored.decides())
-        else {
-            return range;
-        };
-        if next > range.high {
-            tracing::warn!(
-                topic = plan.topic,
-                partition = range.partition,
-                stored_up_to = next - 1,
-                high_watermark = range.high,
-                "the storage holds offsets past the partition's end (was the topic re-created, or \
-                 is this folder another cluster's?): nothing is read until the partition passes them"
-            );
-        }
-        if next < range.low {
-            tracing::warn!(
-                topic = plan.topic,
-                partition = range.partition,
-                stored_up_to = next - 1,
-                low_watermark = range.low,
-                "the partition no longer has the records after what is stored (retention \
-                 deleted them): the run starts at its earliest offset"
-            );
-        }
-        range.start = next.max(range.low).min(range.high);
-        range.end = plan.capped_end(range.start, range.high);
-        return range;
-    }
-    if range.start >= range.end {
-        return range;
-    }
-    if let Some(file) = stored.covering(range.start) {
-        // Records below the low watermark are gone: such a file cannot be
-        // rewritten, so the read goes on after it instead.
-        range.start = if file.first >= range.low {
-            file.first
-        } else {
-            file.last + 1
-        };
-    }
-    if let Some(file) = stored.covering(range.end - 1) {
-        range.end = if file.last < range.high {
-            file.last + 1
-        } else {
-            file.first
-        };
-    }
-    range.end = range.end.max(range.start);
-    range
-}
-
-/// The open files of a topic's run and what they need to write.
-struct TopicWriter<'a> {
-    topic: &'a str,
-    plan: &'a ReadPlan,
-    storage: &'a Storage,
-    options: &'a ExportOptions,
-    schema: arrow_schema::SchemaRef,
-    typed: Vec<ValueField>,
-    staging: PathBuf,
-    names: FileNames,
-    sink: &'a mut Sink,
-    open: BTreeMap<i32, PartitionFile>,
-    /// Stored files, by partition, in offset order.
-    written: BTreeMap<i32, Vec<WrittenFile>>,
-}
-
-impl TopicWriter<'_> {
-    /// Writes one partition's records (in offset order); returns those kept
-    /// in the files, values decoded.
-    fn write(
-        &mut self,
-        partition: i32,
-        records: Vec<KafkaRecord>,
-    ) -> Result<Vec<KafkaRecord>, ExportError> {
-        let block_size = i64::try_from(self.options.max_rows_per_file.max(1)).unwrap_or(i64::MAX);
-        let mut kept_all = Vec::with_capacity(records.len());
-        let mut rest = records.as_slice();
-        while let Some(first) = rest.first() {
-            let block = first.offset.div_euclid(block_size);
-            let split = rest
-                .iter()
-                .position(|r| r.offset.div_euclid(block_size) != block)
-                .unwrap_or(rest.len());
-            let (chunk, after) = rest.split_at(split);
-            rest = after;
-            if self
-                .open
-                .get(&partition)
-                .is_some_and(|f| f.block() != block)
-            {
-                self.finish(partition)?;
-            }
-            let file = match self.open.entry(partition) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(PartitionFile::create(
-                    &self.staging,
-                    self.topic,
-                    partition,
-                    block,
-                    first.offset,
-                    self.schema.clone(),
-                )?),
-            };
-            let mut kept = Vec::with_capacity(chunk.len());
-            let mut cells: Vec<Vec<Cell>> = Vec::new();
-            for record in chunk {
-                match decode(record, self.options, &self.typed) {
-                    Ok((record, row)) => {
-                        kept.push(record);
-                        cells.extend(row);
-                    }
-                    Err(reason) => file.dead_letter(record, &reason)?,
-                }
-            }
-            let staging = &self.staging;
-            let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
-                path: staging.clone(),
-                reason: e.to_string(),
-            };
-            let plan = self.plan;
-            let rows = kafka_batch(
-                &kept,
-                self.options.value,
-                self.options.timestamps(),
-                |p, o| plan.adjusted_offset(p, o),
-            )
-            .map_err(parquet_error)?;
-            let rows = if self.typed.is_empty() {
-                rows
-            } else {
-                with_value_columns(&rows, &self.typed, &cells).map_err(parquet_error)?
-            };
-            let last = chunk.last().map_or(first.offset, |r| r.offset);
-            file.write(&rows, last)?;
-            kept_all.extend(kept);
-            self.keep_within_budget()?;
-        }
-        Ok(kept_all)
-    }
-
-    /// Writes out the largest open row groups while together they hold
-    /// more than the budget, down to half of it (so this does not run after
-    /// every batch once the budget is reached).
-    fn keep_within_budget(&mut self) -> Result<(), ExportError> {
-        let budget = self.options.memory_budget.max(1);
-        let mut total: usize = self.open.values().map(PartitionFile::buffered).sum();
-        if total <= budget {
-            return Ok(());
-        }
-        let mut by_size: Vec<(usize, i32)> = self
-            .open
-            .iter()
-            .map(|(partition, file)| (file.buffered(), *partition))
-            .collect();
-        by_size.sort_unstable_by(|a, b| b.cmp(a));
-        for (size, partition) in by_size {
-            if total <= budget / 2 {
-                break;
-            }
-            if let Some(file) = self.open.get_mut(&partition) {
-                file.flush_row_group()?;
-                total = total.saturating_sub(size);
-            }
-        }
-        Ok(())
-    }
-
-    /// Closes and stores the partition's open file.
-    fn finish(&mut self, partition: i32) -> Result<(), ExportError> {
-        self.finish_and_store(&[partition])
-    }
-
-    /// Closes the partitions' open files, then stores them together (up to
-    /// the run's upload concurrency at once).
-    fn finish_and_store(&mut self, partitions: &[i32]) -> Result<(), ExportError> {
-        let mut finished = Vec::with_capacity(partitions.len());
-        for partition in partitions {
-            if let Some(file) = self.open.remove(partition) {
-                finished.push(file.finish(&self.names)?);
-            }
-        }
-        if finished.is_empty() {
-            return Ok(());
-        }
-        let to_store: Vec<ToStore<'_>> = finished
-            .iter()
-            .map(|file| ToStore {
-                file,
-                // A Delta table's log says which files hold a range; old
-                // dead letters are not looked up there.
-                had_dead_letters: match &*self.sink {
-                    Sink::Files(stored) => stored
-                        .get(&file.partition)
-                        .is_some_and(|s| s.has_dead_letters(file.first, file.last)),
-                    Sink::Delta(_) => false,
-                },
-            })
-            .collect();
-        store_all(
-            self.storage,
-            self.topic,
-            &to_store,
-            self.options.upload_concurrency,
-        )?;
-        for written in finished {
-            if let Sink::Delta(table) = &mut *self.sink {
-                table.stored(&written);
-            }
-            self.written
-                .entry(written.partition)
-                .or_default()
-                .push(written);
-        }
-        Ok(())
-    }
-
-    /// Commits to the Delta table the files finished so far (a block of
-    /// offsets filled mid-run), so that a run cut short keeps them.
-    fn commit_ready(&mut self) -> Result<(), ExportError> {
-        if let Sink::Delta(table) = &mut *self.sink {
-            table.commit_ready(self.storage)?;
-        }
-        Ok(())
-    }
-
-    fn finish_all(&mut self) -> Result<(), ExportError> {
-        let partitions: Vec<i32> = self.open.keys().copied().collect();
-        self.finish_and_store(&partitions)
-    }
-}
-
-/// A record as the file keeps it (an Avro value replaced by its JSON) and
-/// its typed cells, or why it cannot be kept.
-pub fn decode(
-    record: &KafkaRecord,
-    options: &ExportOptions,
-    typed: &[ValueField],
-) -> Result<(KafkaRecord, Option<Vec<Cell>>), String> {
-    options.timestamps().admit(record)?;
-    let (Some(registry), Some(value)) = (&options.registry, &record.value) else {
-        admit(record, options.value)?;
-        let cells = (!typed.is_empty()).then(|| vec![Cell::Null; typed.len()]);
-        return Ok((record.clone(), cells));
-    };
-    let (id, avro) = decode_confluent_avro(value, registry).map_err(|e| e.to_string())?;
-    let cells = if typed.is_empty() {
-        None
-    } else {
-        Some(typed_cells(&avro, typed)?)
-    };
-    let mut json = Vec::with_capacity(value.len() * 2);
-    write_avro_json(id, &avro, NonFinite::Refuse, &mut json).map_err(|e| e.to_string())?;
-    // Everything but the value, which is replaced (cloning it first would
-    // copy the Avro bytes for nothing).
-    let decoded = KafkaRecord {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-        key: record.key.clone(),
-        value: Some(json),
-        headers: record.headers.clone(),
-    };
-    Ok((decoded, cells))
-}
-
-/// Typed columns for the fields of every version of `<topic>-value` (the
-/// registry's default subject naming); none when the subject is unknown,
-/// and the values stay JSON text only.
-fn typed_value_fields(registry: &SchemaRegistry, topic: &str) -> Vec<ValueField> {
-    let subject = format!("{topic}-value");
-    match registry.subject_schemas(&subject) {
-        Ok(Some(schemas)) => {
-            let fields = merged_fields(&schemas);
-            tracing::info!(
-                topic,
-                subject,
-                versions = schemas.len(),
-                columns = fields.len(),
-                "typed value columns from the schema registry"
-            );
-            fields
-        }
-        Ok(None) => {
-            tracing::warn!(
-                topic,
-                subject,
-                "subject not in the schema registry: values are written as JSON text only"
-            );
-            Vec::new()
-        }
-        Err(error) => {
-            tracing::warn!(topic, subject, %error, "cannot read the subject's schemas: values are written as JSON text only");
-            Vec::new()
-        }
-    }
-}
-
 /// The batch's records grouped by partition, each group in offset order.
 fn by_partition(batch: Vec<KafkaRecord>) -> BTreeMap<i32, Vec<KafkaRecord>> {
     let mut groups: BTreeMap<i32, Vec<KafkaRecord>> = BTreeMap::new();
@@ -592,35 +326,4 @@ fn by_partition(batch: Vec<KafkaRecord>) -> BTreeMap<i32, Vec<KafkaRecord>> {
         groups.entry(record.partition).or_default().push(record);
     }
     groups
-}
-
-/// The aggregator's rows as Parquet at
-/// `_aggregates/<aggregator>/topic=T/<run id>.parquet`.
-fn store_aggregate(
-    storage: &Storage,
-    staging: &Path,
-    topic: &str,
-    run_id: &str,
-    aggregator: Aggregator,
-) -> Result<(String, usize), ExportError> {
-    let name = aggregator.transform().name().to_owned();
-    let rows = aggregator
-        .finish()?
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            serde_json::from_slice(record.value.as_deref().unwrap_or_default()).map_err(|e| {
-                ExportError::AggregateNotJson {
-                    aggregator: name.clone(),
-                    index,
-                    reason: e.to_string(),
-                }
-            })
-        })
-        .collect::<Result<Vec<serde_json::Value>, _>>()?;
-    let local = staging.join(format!("{topic}.{name}.parquet"));
-    let count = crate::table::write_json_records(&local, &rows)?;
-    let key = layout::aggregate_key(&name, topic, run_id);
-    storage.upload(&local, &key)?;
-    Ok((key, count))
 }

@@ -1,33 +1,48 @@
 //! A stateful transform over one window: `add` batches, then `finish`.
+//!
+//! Isolated as transforms are: a record that traps, loops past its
+//! deadline or passes the memory cap is refused alone, and the window goes
+//! on without it. A trap costs the instance and with it the window's state,
+//! so every batch the window took is kept in a [`Journal`]; after a trap a
+//! fresh instance is given the journal again, then the failed batch one
+//! record at a time, so the record that traps is found and left out.
 
+use std::slice;
 use std::sync::Arc;
 
 use wasmtime::Store;
 
 use super::bindings::aggregator::Aggregator as Bindings;
 use super::error::{GuestError, GuestFailure};
+use super::journal::{Journal, JournalError};
 use super::limits::Limits;
 use super::sandbox;
 use super::state::{GuestState, Metadata};
 use super::{Transform, TransformPre};
 use crate::record::{KafkaRecord, OutputRecord};
 
-/// Holds the window's state inside its instance. A failure loses that state,
-/// so after one every later call reports the same error: a window's result
-/// is all or nothing.
 pub struct Aggregator {
     transform: Arc<Transform>,
     limits: Limits,
-    state: Result<(Store<GuestState>, Bindings), GuestError>,
+    metadata: Metadata,
+    /// The live instance; `None` after a failure, until it is rebuilt.
+    live: Option<(Store<GuestState>, Bindings)>,
+    /// Every batch the window holds, for rebuilding it.
+    journal: Journal,
+    /// Set when the window cannot go on (it cannot be instantiated, or the
+    /// journal cannot be read back): every later call reports it.
+    broken: Option<GuestError>,
 }
 
 impl Aggregator {
     pub(super) fn new(transform: Arc<Transform>, limits: Limits, metadata: Metadata) -> Self {
-        let state = instantiate(&transform, limits, metadata);
         Aggregator {
             transform,
             limits,
-            state,
+            metadata,
+            live: None,
+            journal: Journal::new(),
+            broken: None,
         }
     }
 
@@ -35,64 +50,190 @@ impl Aggregator {
         &self.transform
     }
 
-    pub fn add(&mut self, batch: &[KafkaRecord]) -> Result<(), GuestError> {
+    /// Adds `batch` to the window. The records refused (each pinned to its
+    /// record: it trapped, ran past the deadline or the memory cap) are
+    /// returned; the window holds all the others. An error means the
+    /// window itself is lost.
+    pub fn add(&mut self, batch: &[KafkaRecord]) -> Result<Vec<GuestError>, GuestError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let (store, bindings) = self.state.as_mut().map_err(|e| e.clone())?;
-        sandbox::arm_deadline(store, &self.transform, self.limits);
-        let result = bindings
-            .sluice_transform_aggregate()
-            .call_add(&mut *store, batch);
-        self.settle(result, batch.first())
-    }
-
-    pub fn finish(mut self) -> Result<Vec<OutputRecord>, GuestError> {
-        let (store, bindings) = self.state.as_mut().map_err(|e| e.clone())?;
-        sandbox::arm_deadline(store, &self.transform, self.limits);
-        let result = bindings
-            .sluice_transform_aggregate()
-            .call_finish(&mut *store);
-        match result {
-            Ok(records) => Ok(records),
-            Err(error) => {
-                let failure = sandbox::classify(store, error, self.limits);
-                Err(self.transform.error(None, failure))
+        if let Some(broken) = &self.broken {
+            return Err(broken.clone());
+        }
+        match self.call_add(batch) {
+            Ok(()) => {
+                self.keep(batch)?;
+                Ok(Vec::new())
+            }
+            Err(failure) if !isolatable(&failure) => Err(self.break_window(None, failure)),
+            Err(failure) => {
+                tracing::warn!(
+                    transform = self.transform.name(),
+                    version = self.transform.short_version(),
+                    records = batch.len(),
+                    error.kind = failure.kind(),
+                    "aggregator failed on a batch; rebuilding its window and adding the batch \
+                     record by record to find the bad one"
+                );
+                self.add_one_by_one(batch, failure)
             }
         }
     }
 
-    /// Turns a failed call into the aggregator's permanent error. The record
-    /// named is the first of the batch being added: the guest's state cannot
-    /// be replayed, so the failure is pinned to the batch, not a record.
-    fn settle(
+    /// Rebuilds the window from the journal, then adds each record of
+    /// `batch` alone; one that fails is refused and the window rebuilt
+    /// again before the next.
+    fn add_one_by_one(
         &mut self,
-        result: wasmtime::Result<()>,
-        first: Option<&KafkaRecord>,
-    ) -> Result<(), GuestError> {
-        let Err(error) = result else { return Ok(()) };
-        let Ok((store, _)) = self.state.as_mut() else {
-            return Ok(());
-        };
-        let failure = sandbox::classify(store, error, self.limits);
-        let error = self.transform.error(first, failure);
-        self.state = Err(error.clone());
-        Err(error)
+        batch: &[KafkaRecord],
+        failure: GuestFailure,
+    ) -> Result<Vec<GuestError>, GuestError> {
+        if let [record] = batch {
+            // Already alone: that record is the bad one.
+            return Ok(vec![self.refuse(record, failure)?]);
+        }
+        self.rebuild()?;
+        let mut refused = Vec::new();
+        for record in batch {
+            match self.call_add(slice::from_ref(record)) {
+                Ok(()) => self.keep(slice::from_ref(record))?,
+                Err(failure) if isolatable(&failure) => {
+                    refused.push(self.refuse(record, failure)?);
+                }
+                Err(failure) => return Err(self.break_window(Some(record), failure)),
+            }
+        }
+        Ok(refused)
     }
+
+    /// The error for `record`, which is left out of the window; the
+    /// window is rebuilt without it.
+    fn refuse(
+        &mut self,
+        record: &KafkaRecord,
+        failure: GuestFailure,
+    ) -> Result<GuestError, GuestError> {
+        let error = self.transform.error(Some(record), failure);
+        tracing::warn!(%error, "record left out of the aggregate");
+        self.rebuild()?;
+        Ok(error)
+    }
+
+    pub fn finish(mut self) -> Result<Vec<OutputRecord>, GuestError> {
+        if let Some(broken) = self.broken.take() {
+            return Err(broken);
+        }
+        if self.live.is_none() {
+            self.rebuild()?;
+        }
+        let limits = self.limits;
+        let transform = self.transform.clone();
+        let Some((store, bindings)) = self.live.as_mut() else {
+            return Err(transform.error(None, GuestFailure::Instantiate("no instance".into())));
+        };
+        sandbox::arm_deadline(store, &transform, limits);
+        let result = bindings
+            .sluice_transform_aggregate()
+            .call_finish(&mut *store);
+        result.map_err(|error| {
+            let failure = sandbox::classify(store, error, limits);
+            transform.error(None, failure)
+        })
+    }
+
+    /// One `add` call on the live instance (made first when there is
+    /// none); after a failure the instance is dropped.
+    fn call_add(&mut self, batch: &[KafkaRecord]) -> Result<(), GuestFailure> {
+        let limits = self.limits;
+        let transform = self.transform.clone();
+        if self.live.is_none() {
+            self.live = Some(instantiate(&transform, limits, self.metadata.clone())?);
+        }
+        let Some((store, bindings)) = self.live.as_mut() else {
+            return Err(GuestFailure::Instantiate("no instance".into()));
+        };
+        sandbox::arm_deadline(store, &transform, limits);
+        match bindings
+            .sluice_transform_aggregate()
+            .call_add(&mut *store, batch)
+        {
+            Ok(()) => {
+                store.data_mut().limiter.take_refusal();
+                Ok(())
+            }
+            Err(error) => {
+                let failure = sandbox::classify(store, error, limits);
+                self.live = None;
+                Err(failure)
+            }
+        }
+    }
+
+    /// A fresh instance given every batch of the journal again.
+    fn rebuild(&mut self) -> Result<(), GuestError> {
+        self.live = None;
+        let mut journal = std::mem::take(&mut self.journal);
+        let mut replay_failure = None;
+        let replayed = journal.replay(|batch| {
+            self.call_add(&batch).map_err(|failure| {
+                replay_failure = Some(failure);
+                JournalError::new("a batch the window took before failed on replay")
+            })
+        });
+        self.journal = journal;
+        match (replayed, replay_failure) {
+            (Ok(()), _) => Ok(()),
+            // The window's own past no longer goes in (a guest that is not
+            // deterministic): it cannot be rebuilt.
+            (Err(_), Some(failure)) => Err(self.break_window(None, failure)),
+            (Err(error), None) => Err(self.break_window(
+                None,
+                GuestFailure::Instantiate(format!("rebuilding the window: {error}")),
+            )),
+        }
+    }
+
+    /// Journals records the live instance took.
+    fn keep(&mut self, batch: &[KafkaRecord]) -> Result<(), GuestError> {
+        self.journal.append(batch).map_err(|error| {
+            self.break_window(
+                None,
+                GuestFailure::Instantiate(format!("keeping the window's records: {error}")),
+            )
+        })
+    }
+
+    /// Marks the window lost with `failure`; the error returned is the one
+    /// every later call gets.
+    fn break_window(&mut self, record: Option<&KafkaRecord>, failure: GuestFailure) -> GuestError {
+        let error = self.transform.error(record, failure);
+        self.live = None;
+        self.broken = Some(error.clone());
+        error
+    }
+}
+
+/// Failures one record can cause: worth isolating.
+fn isolatable(failure: &GuestFailure) -> bool {
+    matches!(
+        failure,
+        GuestFailure::Trap(_) | GuestFailure::Deadline(_) | GuestFailure::MemoryLimit { .. }
+    )
 }
 
 fn instantiate(
     transform: &Arc<Transform>,
     limits: Limits,
     metadata: Metadata,
-) -> Result<(Store<GuestState>, Bindings), GuestError> {
+) -> Result<(Store<GuestState>, Bindings), GuestFailure> {
     let TransformPre::Aggregator(pre) = &transform.pre else {
-        return Err(transform.error(None, GuestFailure::Instantiate("not an aggregator".into())));
+        return Err(GuestFailure::Instantiate("not an aggregator".into()));
     };
     let mut store = sandbox::new_store(transform, limits, metadata);
     sandbox::arm_deadline(&mut store, transform, limits);
     let bindings = pre
         .instantiate(&mut store)
-        .map_err(|e| transform.error(None, GuestFailure::Instantiate(format!("{e:#}"))))?;
+        .map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
     Ok((store, bindings))
 }

@@ -6,7 +6,8 @@ pub mod transformer {
     wasmtime::component::bindgen!({
         world: "transformer",
         path: "../wit",
-        additional_derives: [PartialEq],
+        // Serde: an aggregator journals the records its window took.
+        additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
 }
 

@@ -12,6 +12,7 @@ pub mod bindings;
 mod cache;
 mod engine;
 mod error;
+mod journal;
 mod limits;
 mod sandbox;
 mod state;
