@@ -277,11 +277,26 @@ pub mod schema_registry {
     pub struct TestRegistry {
         pub url: String,
         requests: Arc<AtomicUsize>,
+        /// Requests answered before the registry goes down (503 to every
+        /// later one); `usize::MAX` while it is up.
+        down_after: Arc<AtomicUsize>,
     }
 
     impl TestRegistry {
         pub fn requests(&self) -> usize {
             self.requests.load(Ordering::SeqCst)
+        }
+
+        /// Answers `answered` more requests, then 503 to every one after,
+        /// as a registry that goes down mid-run does.
+        pub fn go_down_after(&self, answered: usize) {
+            self.down_after
+                .store(self.requests() + answered, Ordering::SeqCst);
+        }
+
+        /// Answers every request again.
+        pub fn come_back(&self) {
+            self.down_after.store(usize::MAX, Ordering::SeqCst);
         }
     }
 
@@ -300,6 +315,8 @@ pub mod schema_registry {
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
+        let down_after = Arc::new(AtomicUsize::new(usize::MAX));
+        let down = down_after.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(&stream);
@@ -312,7 +329,17 @@ pub mod schema_registry {
                 while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
                     line.clear();
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
+                let number = counter.fetch_add(1, Ordering::SeqCst);
+                if number >= down.load(Ordering::SeqCst) {
+                    let body = r#"{"error_code":50003,"message":"unavailable"}"#;
+                    let response = format!(
+                        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = (&stream).write_all(response.as_bytes());
+                    continue;
+                }
                 let path = request_line.split_whitespace().nth(1).unwrap_or_default();
                 let schema = |id: u32| {
                     schemas
@@ -337,7 +364,11 @@ pub mod schema_registry {
                 let _ = (&stream).write_all(response.as_bytes());
             }
         });
-        TestRegistry { url, requests }
+        TestRegistry {
+            url,
+            requests,
+            down_after,
+        }
     }
 
     fn answer(

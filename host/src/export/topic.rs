@@ -265,26 +265,9 @@ pub fn export_topic(
         .filter(|r| r.start < r.end)
         .map(|r| (r.partition, r.end))
         .collect();
-    match &mut sink {
-        Sink::Files(stored) => {
-            for (partition, files) in &written {
-                let (Some(first), Some(last)) = (files.first(), files.last()) else {
-                    continue;
-                };
-                if let Some(held) = stored.get(partition) {
-                    let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
-                    report.superseded +=
-                        held.remove_superseded(storage, first.first, last.last, &keys)?;
-                }
-            }
-        }
-        Sink::Delta(table) => {
-            table.commit_all(storage, &done)?;
-            let delta = table.report();
-            report.superseded = delta.removed;
-            report.delta = Some(delta);
-        }
-    }
+    let (superseded, delta) = sink.settle(storage, &written, &done)?;
+    report.superseded = superseded;
+    report.delta = delta;
     report.files = written.into_values().flatten().collect();
     report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
     if let (Some(aggregate), Some(before)) = (aggregate, aggregated) {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use arrow_schema::SchemaRef;
 
 use super::decode::{Refusal, decode};
-use super::delta::DeltaTable;
+use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
 use super::layout::FileNames;
 use super::partition_file::{PartitionFile, WrittenFile};
@@ -33,6 +33,42 @@ use crate::table::{Cell, ValueField, kafka_batch, with_value_columns};
 pub(super) enum Sink {
     Files(BTreeMap<i32, StoredPartition>),
     Delta(Box<DeltaTable>),
+}
+
+impl Sink {
+    /// Makes what a run stored the record of what is exported, once every
+    /// range it read (`done`: `(partition, end)`) is in `written`: files
+    /// of earlier runs that this run's files replaced are removed, or the
+    /// table's commit adds the rest and removes those. Returns how many
+    /// were replaced, and what the table did.
+    pub fn settle(
+        &mut self,
+        storage: &Storage,
+        written: &BTreeMap<i32, Vec<WrittenFile>>,
+        done: &[(i32, i64)],
+    ) -> Result<(usize, Option<DeltaReport>), ExportError> {
+        match self {
+            Sink::Files(stored) => {
+                let mut superseded = 0;
+                for (partition, files) in written {
+                    let (Some(first), Some(last)) = (files.first(), files.last()) else {
+                        continue;
+                    };
+                    if let Some(held) = stored.get(partition) {
+                        let keys: Vec<String> = files.iter().map(|f| f.key.clone()).collect();
+                        superseded +=
+                            held.remove_superseded(storage, first.first, last.last, &keys)?;
+                    }
+                }
+                Ok((superseded, None))
+            }
+            Sink::Delta(table) => {
+                table.commit_all(storage, done)?;
+                let delta = table.report();
+                Ok((delta.removed, Some(delta)))
+            }
+        }
+    }
 }
 
 /// Where a partition's files start and end.
@@ -396,5 +432,146 @@ impl<'a> TopicWriter<'a> {
             .map(|(partition, file)| (*partition, self.last_of_block(*partition, file.block())))
             .collect();
         self.finish_and_store(&files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ExportFormat;
+    use crate::export::delta::Snapshot;
+    use crate::export::layout;
+    use crate::kafka::{PartitionRange, Start};
+    use crate::table::kafka_schema;
+
+    /// One run over partition 0 of topic `t`: `offsets` read of the range
+    /// `start..end` (a plan from the earliest offsets, a re-export), each
+    /// file `block` offsets at most; what it stored, settled as
+    /// `export_topic` settles it.
+    fn run(
+        storage: &Storage,
+        format: ExportFormat,
+        (start, end): (i64, i64),
+        offsets: impl Iterator<Item = i64>,
+        run_id: &str,
+    ) -> Vec<WrittenFile> {
+        let plan = ReadPlan::earliest("t");
+        let mut options = ExportOptions::new(run_id);
+        options.format = format;
+        options.max_rows_per_file = 1_000;
+        let staging = storage.staging_dir(run_id).join("t");
+        let base = kafka_schema(options.value, options.timestamps());
+        let (mut sink, names, columns) = match format {
+            ExportFormat::Parquet => (
+                Sink::Files(BTreeMap::from([(
+                    0,
+                    StoredPartition::load(storage, "t", 0).unwrap(),
+                )])),
+                FileNames::Ranges,
+                (Vec::new(), base),
+            ),
+            ExportFormat::Delta => {
+                let mut table = DeltaTable::open(storage, &plan, run_id, &staging, 10).unwrap();
+                let columns = table.columns(&base, &[]).unwrap();
+                let names = FileNames::Delta {
+                    run_id: run_id.into(),
+                };
+                (Sink::Delta(Box::new(table)), names, columns)
+            }
+        };
+        let range = PartitionRange {
+            partition: 0,
+            start,
+            end,
+            low: 0,
+            high: end,
+        };
+        let partitions = [PartitionPlan {
+            read: range,
+            write_from: start,
+        }];
+        let mut writer = TopicWriter::new(
+            "t",
+            &plan,
+            storage,
+            &options,
+            columns,
+            staging,
+            names,
+            &mut sink,
+            &partitions,
+        );
+        let records: Vec<KafkaRecord> = offsets
+            .map(|o| KafkaRecord::from_value("t", o, format!("{{\"o\":{o}}}").into_bytes()))
+            .collect();
+        writer.write(0, records).unwrap();
+        writer.finish_all().unwrap();
+        let written = std::mem::take(&mut writer.written);
+        drop(writer);
+        sink.settle(storage, &written, &[(0, end)]).unwrap();
+        assert!(matches!(plan.start, Start::Earliest));
+        written.into_values().flatten().collect()
+    }
+
+    fn ranges(files: &[WrittenFile]) -> Vec<(i64, i64)> {
+        files.iter().map(|f| (f.first, f.last)).collect()
+    }
+
+    /// A re-export whose first records are gone (compaction, or retention
+    /// between the plan and the read) names its file from where the read
+    /// starts, so it replaces the file it re-exports instead of lying
+    /// beside it, and the offsets in neither file are stored twice.
+    #[test]
+    fn a_re_export_whose_first_and_last_records_are_gone_replaces_the_old_file() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        let first = run(&storage, ExportFormat::Parquet, (0, 100), 0..100, "run-1");
+        assert_eq!(ranges(&first), [(0, 99)]);
+        // Offsets 0-9 and 95-99 are gone now.
+        let again = run(&storage, ExportFormat::Parquet, (0, 100), 10..95, "run-2");
+        assert_eq!(ranges(&again), [(0, 99)], "named by the range read");
+        assert_eq!(
+            storage.list(&layout::data_dir("t", 0)).unwrap(),
+            [layout::data_key("t", 0, 0, 99)],
+            "one file: the old one replaced"
+        );
+    }
+
+    #[test]
+    fn a_delta_re_export_whose_first_records_are_gone_removes_the_old_file_in_its_commit() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        run(&storage, ExportFormat::Delta, (0, 100), 0..100, "run-1");
+        let again = run(&storage, ExportFormat::Delta, (0, 100), 10..100, "run-2");
+        assert_eq!(ranges(&again), [(0, 99)]);
+        let staging = root.path().join("snapshot");
+        let snapshot = Snapshot::load(&storage, "t", &staging).unwrap();
+        let live: Vec<(i64, i64, String)> = snapshot
+            .files_of(0)
+            .into_iter()
+            .map(|f| (f.first, f.last, f.key))
+            .collect();
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(live[0].2.contains("run-2"), "{live:?}");
+    }
+
+    /// Files of one partition cover its read without gaps or overlaps,
+    /// blocks of offsets with no records included, whatever records the
+    /// partition still has.
+    #[test]
+    fn files_cover_the_read_from_block_to_block() {
+        let root = tempfile::tempdir().unwrap();
+        let storage = Storage::open(root.path().to_str().unwrap(), &Default::default()).unwrap();
+        // Blocks of 1,000: records in blocks 0 (from 500), 2 and 3 (to
+        // 3,199); none in block 1; the read is 500..3,500.
+        let offsets = (500..900).chain(2_100..2_200).chain(3_000..3_200);
+        let files = run(
+            &storage,
+            ExportFormat::Parquet,
+            (500, 3_500),
+            offsets,
+            "run-1",
+        );
+        assert_eq!(ranges(&files), [(500, 999), (2_000, 2_999), (3_000, 3_499)]);
     }
 }

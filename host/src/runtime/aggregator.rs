@@ -173,6 +173,10 @@ impl Aggregator {
     /// A fresh instance given every batch of the journal again.
     fn rebuild(&mut self) -> Result<(), GuestError> {
         self.live = None;
+        match instantiate(&self.transform, self.limits, self.metadata.clone()) {
+            Ok(live) => self.live = Some(live),
+            Err(failure) => return Err(self.break_window(None, failure)),
+        }
         let mut journal = std::mem::take(&mut self.journal);
         let mut replay_failure = None;
         let replayed = journal.replay(|batch| {

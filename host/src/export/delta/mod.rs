@@ -30,4 +30,6 @@ mod schema;
 mod table;
 
 pub use error::DeltaError;
+#[cfg(test)]
+pub(crate) use log::Snapshot;
 pub use table::{DeltaReport, DeltaTable};
