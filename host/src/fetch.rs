@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::codec::{SchemaRegistry, decode_confluent};
+use crate::codec::{CodecError, SchemaRegistry, decode_confluent};
 use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ReaderPool, Start};
 use crate::record::{Header, KafkaRecord, Outcome};
 use crate::runtime::{GuestError, Limits, RuntimeError, Transform};
@@ -88,6 +88,10 @@ pub enum FetchError {
     Kafka(#[from] KafkaError),
     #[error("the dry run could not start: {0}")]
     DryRun(#[from] RuntimeError),
+    /// The registry could not be asked: the values cannot be decoded now,
+    /// which says nothing about them (no record is marked undecodable).
+    #[error("decoding the values: {0}")]
+    SchemaRegistry(CodecError),
 }
 
 /// The consumer group fetches read as; nothing is ever committed to it.
@@ -141,7 +145,7 @@ pub fn fetch(
         records.retain(|r| r.timestamp.is_none_or(|t| t >= millis));
     }
     if let Some(registry) = &how.avro {
-        decode_avro(&mut records, registry);
+        decode_avro(&mut records, registry)?;
     }
     for record in &mut records {
         mark_if_not_text(record);
@@ -185,20 +189,24 @@ fn read_within(
 
 /// Replaces Confluent-framed Avro values with their JSON text, using the
 /// writer's schema from the registry; one that does not decode stays as
-/// stored, with the reason in [`DECODE_ERROR_HEADER`].
-fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) {
+/// stored, with the reason in [`DECODE_ERROR_HEADER`]. A registry that
+/// cannot be asked fails the fetch instead: marking values undecodable
+/// would blame them.
+fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) -> Result<(), FetchError> {
     for record in records {
         let Some(bytes) = record.value.as_deref() else {
             continue;
         };
         match decode_confluent(bytes, registry) {
             Ok(value) => record.value = Some(value.to_string().into_bytes()),
+            Err(error) if error.is_unavailable() => return Err(FetchError::SchemaRegistry(error)),
             Err(error) => record.headers.push(Header {
                 key: DECODE_ERROR_HEADER.to_owned(),
                 value: Some(error.to_string().into_bytes()),
             }),
         }
     }
+    Ok(())
 }
 
 /// A value that is not UTF-8 text is shown in hex, never with its bytes

@@ -22,6 +22,10 @@ fn fetch_error(error: FetchError) -> ApiError {
         FetchError::DryRun(error) => {
             return ApiError(StatusCode::UNPROCESSABLE_ENTITY, error.to_string());
         }
+        // Not the records' fault, nor the caller's: try again later.
+        error @ FetchError::SchemaRegistry(_) => {
+            return ApiError(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+        }
     };
     let status = match &error {
         KafkaError::UnknownTopic { .. } | KafkaError::UnknownPartition { .. } => {
@@ -39,7 +43,8 @@ fn fetch_error(error: FetchError) -> ApiError {
     params(FetchParams),
     responses((status = 200, description = "JSON (records, complete, limited_by), NDJSON, CSV or Parquet"),
         (status = 404, description = "Unknown topic, partition or transform"),
-        (status = 416, description = "Offset outside the partition; the message gives the range")),
+        (status = 416, description = "Offset outside the partition; the message gives the range"),
+        (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
     security(("functions_key" = []), ("bearer" = [])))]
 pub(super) async fn fetch_route(
     State(api): State<Arc<DataApi>>,

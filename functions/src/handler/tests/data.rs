@@ -438,23 +438,42 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
         .collect::<Vec<_>>();
     Producer::new(&config).unwrap().send_all(&records).unwrap();
 
-    let mut with_registry = app();
-    if let Some(data) = with_registry.data.as_mut() {
-        let mut api = DataApi {
-            readers: data.readers.clone(),
-            limits: data.limits,
-            key: data.key.clone(),
-            oauth: None,
-            transforms: data.transforms.clone(),
-            schema_registry: None,
-        };
-        api.schema_registry = Some(Arc::new(
-            sluice_host::codec::SchemaRegistry::new(&registry.url).unwrap(),
-        ));
-        *data = Arc::new(api);
-    }
+    // An app whose fetches decode through `registry` (a client of its
+    // own: nothing cached).
+    let with_registry = || {
+        let mut app = app();
+        if let Some(data) = app.data.as_mut() {
+            let client = sluice_host::codec::SchemaRegistry::new(&registry.url)
+                .unwrap()
+                .with_backoff(sluice_host::retry::Backoff::NONE);
+            *data = Arc::new(DataApi {
+                readers: data.readers.clone(),
+                limits: data.limits,
+                key: data.key.clone(),
+                oauth: None,
+                transforms: data.transforms.clone(),
+                schema_registry: Some(Arc::new(client)),
+            });
+        }
+        app
+    };
+    // The registry down: the values are not marked undecodable, the
+    // fetch says to try again.
+    registry.go_down_after(0);
     let (status, body) = get_json(
-        &with_registry,
+        &with_registry(),
+        &format!("/api/fetch?topic={t}&count=2&value_format=avro"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("unavailable") && error.contains("503"),
+        "{error}"
+    );
+    registry.come_back();
+    let (status, body) = get_json(
+        &with_registry(),
         &format!("/api/fetch?topic={t}&count=2&value_format=avro"),
     )
     .await;
