@@ -7,6 +7,13 @@
 //! partitions could hold 4 GB. The target: the run's peak less its resident
 //! set at the start stays within twice the budget plus a constant.
 //!
+//! Then the same topic exported to Azurite (a remote store, so files wait
+//! on the local disk before their upload), by staging budget
+//! (`--staging-budget-mb`): without one, every partition's file waits on
+//! disk until its block of offsets ends; with one, the largest are
+//! uploaded early. The target: the staging disk's peak stays within the
+//! budget plus one step's records.
+//!
 //! `cargo bench -p sluice-tests --bench export_memory [-- RECORDS]`
 //! (256,000 records; 6,400 under `cargo test --all-targets`).
 
@@ -22,6 +29,11 @@ const BUDGETS_MIB: [usize; 3] = [16, 64, 256];
 /// What the run holds besides the row groups, at most: the reader's
 /// prefetch, the uploads' buffers, the Parquet writers themselves.
 const CONSTANT_MIB: usize = 128;
+/// Staging budgets tried on the remote store (MiB; 0: none).
+const STAGING_MIB: [u64; 3] = [0, 16, 4];
+/// What one step's records can add past the staging budget before it is
+/// checked: a step of 5,000 records of 1 KB, compressed about in half.
+const STEP_MIB: f64 = 4.0;
 
 fn main() {
     if let Some(child) = Child::from_args() {
@@ -99,9 +111,58 @@ fn main() {
     for line in targets {
         println!("{line}");
     }
+
+    println!();
+    let url = sluice_tests::azurite_url("bench-staging", "lake");
+    let mut staging = Table::new(format!(
+        "export of the same {records} records to Azurite, by staging budget (one process each)"
+    ));
+    let mut targets = Vec::new();
+    for budget in STAGING_MIB {
+        let measured = run_variant(
+            "remote",
+            &[
+                ("topic", topic.clone()),
+                ("url", format!("{url}/{budget}")),
+                ("staging_mib", budget.to_string()),
+                ("value_bytes", value_bytes.to_string()),
+            ],
+        );
+        assert_eq!(measured.records, records as u64, "every record exported");
+        let peak = measured
+            .extra
+            .get("staging_peak_mib")
+            .copied()
+            .unwrap_or(f64::NAN);
+        let files = measured.extra.get("files").copied().unwrap_or(f64::NAN);
+        let label = if budget == 0 {
+            "no staging budget".to_owned()
+        } else {
+            format!("staging budget {budget} MiB")
+        };
+        targets.push(if budget == 0 {
+            format!("{label}: staging peak {peak:.1} MiB, {files} files")
+        } else {
+            let bound = budget as f64 + STEP_MIB;
+            format!(
+                "target: {label}: staging peak {peak:.1} MiB <= budget + one step = {bound:.0} MiB \
+                 ({files} files): {}",
+                if peak <= bound { "met" } else { "NOT met" }
+            )
+        });
+        staging.row(&label, Some(&measured), None);
+    }
+    staging.print();
+    println!();
+    for line in targets {
+        println!("{line}");
+    }
 }
 
 fn variant(child: &Child) {
+    if child.variant == "remote" {
+        return remote(child);
+    }
     let topic = child.arg("topic");
     let budget = child.number("budget_mib") << 20;
     let root = tempfile::tempdir().expect("a folder");
@@ -123,4 +184,32 @@ fn variant(child: &Child) {
     );
     let bytes = child.number("value_bytes") as u64;
     child.report(report.records, bytes, report.records, &watch);
+}
+
+/// The export to a remote store under a staging budget.
+fn remote(child: &Child) {
+    let topic = child.arg("topic");
+    let storage =
+        Storage::open(child.arg("url"), &sluice_tests::azurite::credentials()).expect("storage");
+    let plan = plan(topic, &fresh_topic("g"), json!({}));
+    let mut options = ExportOptions::new("bench");
+    options.memory_budget = 64 << 20;
+    options.staging_budget = match child.number("staging_mib") as u64 {
+        0 => u64::MAX,
+        mib => mib << 20,
+    };
+    let mut watch = Stopwatch::default();
+    let report = watch
+        .time(|| export_topic(&broker(), &plan, &storage, &options, None, |_| {}).expect("export"));
+    let bytes = child.number("value_bytes") as u64;
+    let extra = [
+        (
+            "staging_peak_mib".to_owned(),
+            report.staging_peak_bytes as f64 / f64::from(1 << 20),
+        ),
+        ("files".to_owned(), report.files.len() as f64),
+    ]
+    .into_iter()
+    .collect();
+    child.report_with(report.records, bytes, report.records, &watch, extra);
 }

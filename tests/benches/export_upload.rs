@@ -109,6 +109,7 @@ fn run(storage: &Storage, dir: &Path, files: usize, concurrency: usize) -> Measu
         cpu_seconds,
         peak_rss_kb: bench::peak_rss_kb(),
         input_rss_kb,
+        extra: Default::default(),
     }
 }
 

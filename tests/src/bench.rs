@@ -61,6 +61,10 @@ pub struct Measured {
     /// in KiB: the peak less this is what the loop itself held.
     #[serde(default)]
     pub input_rss_kb: u64,
+    /// Figures of the variant's own, by name (the staging disk an export
+    /// held, say).
+    #[serde(default)]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 impl Measured {
@@ -117,6 +121,18 @@ impl Child {
     /// Prints the variant's figures for the parent; the peak RSS is read
     /// now, at the end.
     pub fn report(&self, records: u64, bytes: u64, outputs: u64, watch: &Stopwatch) {
+        self.report_with(records, bytes, outputs, watch, Default::default());
+    }
+
+    /// [`Self::report`] with figures of the variant's own.
+    pub fn report_with(
+        &self,
+        records: u64,
+        bytes: u64,
+        outputs: u64,
+        watch: &Stopwatch,
+        extra: std::collections::BTreeMap<String, f64>,
+    ) {
         let measured = Measured {
             records,
             bytes,
@@ -125,6 +141,7 @@ impl Child {
             cpu_seconds: watch.cpu,
             peak_rss_kb: peak_rss_kb(),
             input_rss_kb: watch.input_rss_kb,
+            extra,
         };
         let json = serde_json::to_string(&measured).expect("figures as JSON");
         println!("{RESULT}{json}");
