@@ -15,7 +15,7 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::http::{self, free_port};
 use sluice_tests::{broker, fresh_topic, guest, produce_to, runtime};
 
-const KEY: &str = "bench-key";
+const KEY: &str = "bench-key-0123456789abcdef0123456789";
 
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");

@@ -1,10 +1,13 @@
 //! The function app's HTTP server, assembled from settings: the routes of
 //! `handler/` over one transform source, one reader pool and the registry,
 //! served standalone, under the Azure Functions host (which starts it with
-//! `FUNCTIONS_CUSTOMHANDLER_PORT`) or as an AWS Lambda bootstrap. The
-//! command line (`cli/serve.rs`) only turns flags into [`AppSettings`].
+//! `FUNCTIONS_CUSTOMHANDLER_PORT` and `FUNCTIONS_CUSTOMHANDLER_WORKER_ID`)
+//! or as an AWS Lambda bootstrap. The keys are checked before anything
+//! starts. The command line (`cli/serve.rs`) only turns flags into
+//! [`AppSettings`].
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -23,7 +26,10 @@ use crate::handler::admin::{Admin, ExportFiles};
 use crate::handler::data::DataApi;
 use crate::handler::metrics::MetricsRoute;
 use crate::handler::oauth::{OAuth, OAuthConfig};
-use crate::handler::{AppConfig, EnrichConfig, OAuthRule, router};
+use crate::handler::{
+    Access, AccessKey, AppConfig, EnrichConfig, OAuthRule, PayloadLimit, Platform, PlatformEvent,
+    router,
+};
 
 /// Everything the app is configured with.
 pub struct AppSettings {
@@ -76,8 +82,71 @@ fn oauth_rules(settings: Option<&OAuthSettings>) -> (Option<OAuthRule>, Option<O
     )
 }
 
+/// A key setting, checked; the error names the setting and its flag.
+fn key(setting: &str, flag: &str, value: Option<&str>) -> anyhow::Result<Option<AccessKey>> {
+    value
+        .map(|value| AccessKey::new(&format!("{setting} ({flag})"), value))
+        .transpose()
+        .map_err(anyhow::Error::from)
+}
+
+/// Where the app runs, from what each platform sets for it.
+fn platform() -> Platform {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        Platform::Lambda
+    } else if std::env::var_os("FUNCTIONS_CUSTOMHANDLER_WORKER_ID").is_some() {
+        Platform::FunctionsHost
+    } else {
+        Platform::Standalone
+    }
+}
+
+/// The payload limit for the host.json the Functions host runs the app
+/// with (in `FUNCTIONS_APP_ROOT_PATH`), or the one `sluice package` ships.
+fn payload_limit(platform: Platform) -> anyhow::Result<PayloadLimit> {
+    let root = std::env::var_os("FUNCTIONS_APP_ROOT_PATH").map(PathBuf::from);
+    match root {
+        Some(root) if platform == Platform::FunctionsHost => {
+            let path = Path::new(&root).join("host.json");
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            PayloadLimit::from_host_json(&text).with_context(|| path.display().to_string())
+        }
+        _ => Ok(PayloadLimit::built_in()),
+    }
+}
+
 pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
+    // Before anything starts: a blank or short key is a mistake, never a
+    // key (an empty one would open what it guards to an empty header).
+    let admin_key = key(
+        "SLUICE_ADMIN_KEY",
+        "--admin-key",
+        settings.admin_key.as_deref(),
+    )?;
+    let data_key = key("SLUICE_API_KEY", "--api-key", settings.api_key.as_deref())?;
+    let metrics_key = key(
+        "SLUICE_METRICS_KEY",
+        "--metrics-key",
+        settings.metrics_key.as_deref(),
+    )?;
+    let platform = platform();
+    let payload_limit = payload_limit(platform)?;
+    tracing::info!(
+        ?platform,
+        max_batch_size = payload_limit.max_batch_size,
+        payload_limit = payload_limit.bytes,
+        "custom-handler payloads up to the limit"
+    );
     let (data_oauth, admin_oauth) = oauth_rules(settings.oauth.as_ref());
+    let access = Arc::new(Access {
+        platform,
+        data_key: data_key.or_else(|| admin_key.clone()),
+        metrics_key: metrics_key.or_else(|| admin_key.clone()),
+        admin_key,
+        data_oauth,
+        admin_oauth,
+    });
     let transforms = Arc::new(settings.transforms);
     // Refused now, not at the first invocation: a pipeline the trigger
     // cannot run safely should stop the deployment, not lose records later.
@@ -92,8 +161,6 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
         Arc::new(Admin {
             registry,
             runtime: transforms.runtime().clone(),
-            key: settings.admin_key.clone(),
-            oauth: admin_oauth,
             kafka: Some(settings.kafka.clone()),
             exports: Some(ExportFiles {
                 topics: settings.topics.clone(),
@@ -119,11 +186,6 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
     let data = Arc::new(DataApi {
         readers,
         limits: FetchLimits::default(),
-        key: settings
-            .api_key
-            .clone()
-            .or_else(|| settings.admin_key.clone()),
-        oauth: data_oauth,
         transforms: transforms.clone(),
         schema_registry: settings
             .schema_registry_url
@@ -135,10 +197,6 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
     });
     let metrics = Some(Arc::new(MetricsRoute {
         handle: crate::metrics::handle()?,
-        key: settings
-            .metrics_key
-            .clone()
-            .or_else(|| settings.admin_key.clone()),
     }));
     let cors = cors(&settings.cors_origins)?;
     // The HTTP server's own runtime: requests are served here, and the
@@ -155,13 +213,16 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             data: Some(data),
             transforms,
             metrics,
+            access,
+            payload_limit,
         })
         .layer(cors);
         // On AWS Lambda the runtime API hands us events; the same router
-        // answers them (API Gateway v2 / function URL payloads).
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        // answers them (API Gateway v2 / function URL payloads, and as
+        // `POST /events` every other event).
+        if platform == Platform::Lambda {
             tracing::info!("serving AWS Lambda events");
-            return lambda_http::run(app)
+            return lambda_http::run(lambda_events(app))
                 .await
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"));
@@ -170,13 +231,59 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {listen}:{port}"))?;
         tracing::info!(port, "serving the custom-handler protocol");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
-            .context("serving")?;
+        // The peer's address: under the Functions host, the triggers
+        // answer only the host's own calls over loopback.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("serving")?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The router as a Lambda handler: an event that is not an HTTP request
+/// (`lambda_http` passes it through as `POST /events`) is marked as the
+/// platform's own, and its answer, which no HTTP caller sees, becomes the
+/// invocation's error when it is not a success, so Lambda records the
+/// failure (and retries an asynchronous event).
+fn lambda_events(
+    app: axum::Router,
+) -> impl lambda_http::Service<
+    lambda_http::Request,
+    Response = axum::response::Response,
+    Error = String,
+    Future = impl Send,
+> + Clone {
+    use lambda_http::request::RequestContext;
+    use lambda_http::tower::ServiceExt;
+    lambda_http::service_fn(move |mut request: lambda_http::Request| {
+        let app = app.clone();
+        async move {
+            let platform_event = matches!(
+                request.extensions().get::<RequestContext>(),
+                Some(RequestContext::PassThrough)
+            );
+            if platform_event {
+                request.extensions_mut().insert(PlatformEvent);
+            }
+            let response = match app.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            if !platform_event || response.status().is_success() {
+                return Ok(response);
+            }
+            let status = response.status();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap_or_default();
+            Err(format!("{status}: {}", String::from_utf8_lossy(&body)))
+        }
     })
 }
 

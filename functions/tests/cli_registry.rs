@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sluice_tests::http::{self, free_port};
 
-const KEY: &str = "cli-test-admin-key";
+const KEY: &str = "cli-test-admin-key-0123456789abcdef01";
 
 /// Variables that would choose a backend behind the test's back.
 const TARGET_VARS: [&str; 7] = [

@@ -17,7 +17,7 @@ use sluice_host::storage::AzureCredentials;
 use sluice_tests::http::{free_port, request, wait_until_listening};
 use sluice_tests::{broker, fresh_topic, guest, produce_to};
 
-const KEY: &str = "health-admin-key";
+const KEY: &str = "health-admin-key-0123456789abcdef0123";
 
 fn serve(registry: &Path, brokers: &str, port: u16, log: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sluice"))

@@ -6,7 +6,9 @@
 //! - the Invoke API with API Gateway v2 (HTTP API, payload 2.0) events, as AWS
 //!   documents them, answered with API Gateway v2 responses;
 //! - plain HTTP through the emulator's function URL, which turns a request
-//!   into the same kind of event and the answer back into HTTP.
+//!   into the same kind of event and the answer back into HTTP;
+//! - the Invoke API with an EventBridge scheduled event, the one way the
+//!   export runs on Lambda.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +19,8 @@ use sluice_host::kafka::ensure_topic;
 use sluice_tests::http::{self, free_port};
 use sluice_tests::{broker, fresh_topic, guests_dir, produce_to};
 
-const KEY: &str = "lambda-key";
+const KEY: &str = "lambda-data-key-0123456789abcdef0123";
+const ADMIN_KEY: &str = "lambda-admin-key-0123456789abcdef012";
 /// The function name `cargo lambda watch --only-lambda-apis` asks the
 /// function to run as.
 const FUNCTION: &str = "_";
@@ -96,6 +99,11 @@ struct LambdaUnderEmulator {
 
 impl LambdaUnderEmulator {
     fn start(brokers: &str) -> LambdaUnderEmulator {
+        Self::start_with(brokers, &[])
+    }
+
+    /// As [`Self::start`], with more settings for the function.
+    fn start_with(brokers: &str, settings: &[(&str, &std::ffi::OsStr)]) -> LambdaUnderEmulator {
         let port = free_port();
         let emulator = Command::new(cargo_lambda())
             .args(["lambda", "watch", "--only-lambda-apis", "--invoke-address"])
@@ -123,6 +131,7 @@ impl LambdaUnderEmulator {
             .env("SLUICE_API_KEY", KEY)
             .env("SLUICE_KAFKA_BROKERS", brokers)
             .env("SLUICE_TRANSFORMS_DIR", guests_dir())
+            .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -137,28 +146,39 @@ impl LambdaUnderEmulator {
 
     /// The Invoke API: the event in, the function's answer out.
     fn invoke(&self, event: &Value) -> Value {
-        let response = http::request(
+        let response = self.invoke_raw(event);
+        assert_eq!(response.status, 200, "invoke: {}", response.text());
+        response.json()
+    }
+
+    /// The Invoke API's answer as it came.
+    fn invoke_raw(&self, event: &Value) -> http::Response {
+        http::request(
             self.port,
             "POST",
             &format!("/2015-03-31/functions/{FUNCTION}/invocations"),
             &[("content-type", "application/json")],
             event.to_string().as_bytes(),
         )
-        .expect("the emulator answers");
-        assert_eq!(response.status, 200, "invoke: {}", response.text());
-        response.json()
+        .expect("the emulator answers")
     }
 
-    /// The function URL: a plain HTTP request.
+    /// The function URL: a plain HTTP request with the data key.
     fn url(&self, method: &str, path: &str, body: &[u8]) -> http::Response {
+        self.url_with(method, path, Some(KEY), body)
+    }
+
+    /// The function URL with `key` (none: anonymous).
+    fn url_with(&self, method: &str, path: &str, key: Option<&str>, body: &[u8]) -> http::Response {
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(key) = key {
+            headers.push(("x-functions-key", key));
+        }
         http::request(
             self.port,
             method,
             &format!("/lambda-url/{FUNCTION}{path}"),
-            &[
-                ("x-functions-key", KEY),
-                ("content-type", "application/json"),
-            ],
+            &headers,
             body,
         )
         .expect("the emulator answers")
@@ -261,4 +281,101 @@ fn api_gateway_v2_events_and_function_urls_reach_the_same_router() {
     );
     assert_eq!(posted.status, 200, "{}", posted.text());
     assert_eq!(posted.json()["outcomes"], json!([{"fail": "bad"}]));
+}
+
+/// An EventBridge scheduled event, as a rule with a schedule expression
+/// delivers it.
+fn scheduled_event() -> Value {
+    json!({
+        "version": "0",
+        "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": "2026-11-22T02:00:00Z",
+        "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/sluice-export"],
+        "detail": {}
+    })
+}
+
+/// The export's Parquet files under `dir`.
+fn parquet_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_export_runs_as_a_scheduled_event_and_never_through_the_function_url() {
+    let config = broker();
+    let topic = fresh_topic("lambda-export");
+    ensure_topic(&config, &topic, 1).unwrap();
+    produce_to(&config, &topic, 0, &[r#"{"id":1}"#, r#"{"id":2}"#]);
+    let dir = tempfile::tempdir().unwrap();
+    let (topics, connections, out) = (
+        dir.path().join("topics.json"),
+        dir.path().join("connections.json"),
+        dir.path().join("out"),
+    );
+    std::fs::write(
+        &topics,
+        json!([{"topic": topic, "group_id": format!("{topic}-g"), "reset_offsets": true}])
+            .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        &connections,
+        json!({"bootstrap_servers": config.bootstrap_servers}).to_string(),
+    )
+    .unwrap();
+    let lambda = LambdaUnderEmulator::start_with(
+        &config.bootstrap_servers,
+        &[
+            ("SLUICE_ADMIN_KEY", ADMIN_KEY.as_ref()),
+            ("SLUICE_TOPICS", topics.as_os_str()),
+            ("SLUICE_CONNECTIONS", connections.as_os_str()),
+            ("SLUICE_EXPORT_URL", out.as_os_str()),
+        ],
+    );
+    let timer = json!({"Data": {"timer": {"IsPastDue": false}}, "Metadata": {}}).to_string();
+
+    // Through the function URL: refused whatever the key.
+    for path in ["/Export", "/Enrich", "/events"] {
+        for key in [None, Some(KEY), Some(ADMIN_KEY)] {
+            let answer = lambda.url_with("POST", path, key, timer.as_bytes());
+            assert_eq!(answer.status, 403, "{path} with {key:?}: {}", answer.text());
+        }
+    }
+    // As an API Gateway event through the Invoke API: the same.
+    let gateway = lambda.invoke(&event("POST", "/Export", "", Some(ADMIN_KEY), Some(&timer)));
+    assert_eq!(gateway["statusCode"], 403, "{gateway}");
+    assert!(parquet_files(&out).is_empty(), "no export ran");
+
+    // As a scheduled event: the export.
+    let ran = lambda.invoke(&scheduled_event());
+    assert_eq!(ran["ReturnValue"]["topics"][0]["status"], "ok", "{ran}");
+    assert_eq!(ran["ReturnValue"]["topics"][0]["records"], 2, "{ran}");
+    assert_eq!(parquet_files(&out).len(), 1);
+
+    // Another event that is not a schedule's is refused, and says so.
+    let mut other = scheduled_event();
+    other["detail-type"] = json!("EC2 Instance State-change Notification");
+    other["source"] = json!("aws.ec2");
+    let refused = lambda.invoke_raw(&other);
+    assert!(
+        refused.text().contains("Scheduled Event"),
+        "{}",
+        refused.text()
+    );
 }

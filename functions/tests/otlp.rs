@@ -78,6 +78,8 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
+const KEY: &str = "otlp-key-0123456789abcdef0123456789a";
+
 #[test]
 fn a_request_is_a_span_that_continues_the_callers_trace() {
     let (otlp, spans) = receiver();
@@ -88,7 +90,7 @@ fn a_request_is_a_span_that_continues_the_callers_trace() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let server = with_otlp(&mut Command::new(env!("CARGO_BIN_EXE_sluice")), otlp)
-        .args(["serve", "--port", &port.to_string(), "--api-key", "k"])
+        .args(["serve", "--port", &port.to_string(), "--api-key", KEY])
         .current_dir(dir.path())
         .env("SLUICE_KAFKA_BROKERS", broker().bootstrap_servers)
         .env("SLUICE_TRANSFORMS_DIR", guests_dir())
@@ -103,7 +105,7 @@ fn a_request_is_a_span_that_continues_the_callers_trace() {
             port,
             "GET",
             "/api/fetch?topic=nothing-here",
-            &[("traceparent", caller), ("x-functions-key", "k")],
+            &[("traceparent", caller), ("x-functions-key", KEY)],
             &[],
         ) {
             Some(answer) => break answer,

@@ -89,10 +89,13 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "sluice".into());
     println!(
-        "\nThe records in the browser (fetch page and topology), with the key `demo`:\n  \
+        "\nThe records in the browser (fetch page and topology), with a key of your own \
+         (32 characters or more):\n  \
+         KEY=$(openssl rand -hex 20)\n  \
          {sluice} serve --topics {out}/topics.json --connections {out}/connections.json \\\n      \
-         --registry {out}/registry --admin-key demo --api-key demo\n  \
-         then http://127.0.0.1:8080/ (topic {output}) and http://127.0.0.1:8080/topology",
+         --registry {out}/registry --admin-key \"$KEY\" --api-key \"$KEY\"\n  \
+         then http://127.0.0.1:8080/ (topic {output}) and http://127.0.0.1:8080/topology, \
+         with that key in the key field",
         out = args.out.display()
     );
     println!("\n({:.1} s in all)", started.elapsed().as_secs_f64());

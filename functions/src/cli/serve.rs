@@ -1,5 +1,7 @@
 //! `sluice serve`: the function app's HTTP server. The Functions host
-//! starts it with `FUNCTIONS_CUSTOMHANDLER_PORT` set.
+//! starts it with `FUNCTIONS_CUSTOMHANDLER_PORT` set. The access keys are
+//! checked by `app.rs`; the storage account key, which only Azure can
+//! judge, here, and only for being left blank.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,7 +31,9 @@ pub struct ServeArgs {
     /// transforms come from the transforms folder and the admin API is off.
     #[command(flatten)]
     transforms: super::TransformsFrom,
-    /// The key admin requests must present (x-functions-key or Bearer).
+    /// The key admin requests must present (x-functions-key or Bearer); 32
+    /// or more visible ASCII characters. Standalone, `POST /Export` and
+    /// `POST /Enrich` take it too.
     #[arg(long, env = "SLUICE_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
     /// The key `/api/fetch` and `/api/transforms/{name}/invoke` need
@@ -72,6 +76,18 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args
+        .transforms
+        .registry
+        .azure_key
+        .as_deref()
+        .is_some_and(|key| key.trim().is_empty())
+    {
+        anyhow::bail!(
+            "SLUICE_AZURE_KEY (--azure-key) is set but blank: give the storage account's key, \
+             or unset it"
+        );
+    }
     let oauth = match (&args.oauth_issuer, &args.oauth_audience) {
         (Some(issuer), Some(audience)) => Some(OAuthSettings {
             issuer: issuer.clone(),

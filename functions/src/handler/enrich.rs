@@ -21,7 +21,7 @@ use sluice_host::record::KafkaRecord;
 use sluice_host::transforms::TransformSource;
 
 use super::AppState;
-use super::invocation::{InvocationRequest, InvocationResponse};
+use super::invocation::{Invocation, InvocationResponse};
 use super::kafka_event::events;
 
 /// The enrichment function's pipeline (checked when the app starts, see
@@ -79,10 +79,15 @@ impl LiveEnricher {
 
 pub async fn enrich(
     State(state): State<Arc<AppState>>,
-    Json(request): Json<InvocationRequest>,
+    Invocation(request): Invocation,
 ) -> (StatusCode, Json<InvocationResponse>) {
     tracing::debug!(metadata = %request.metadata, "kafka trigger invocation");
-    let binding = request.data.values().next().cloned().unwrap_or(Value::Null);
+    // Taken, not copied: a batch's payload can be hundreds of megabytes.
+    let binding = request
+        .data
+        .into_iter()
+        .next()
+        .map_or(Value::Null, |(_, value)| value);
     let run = tokio::task::spawn_blocking(move || invoke(&state, &binding)).await;
     match run {
         Ok(Ok(answer)) => (StatusCode::OK, Json(answer)),

@@ -9,6 +9,7 @@ use sluice_host::registry::RegistryError;
 use sluice_host::transforms::SourceError;
 
 /// An error as the API answers it: a status and `{"error": message}`.
+#[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {

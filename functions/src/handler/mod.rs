@@ -1,6 +1,8 @@
 //! The Azure Functions custom-handler protocol: the Functions host posts
 //! `{Data, Metadata}` to `/{FunctionName}` and expects
-//! `{Outputs, Logs, ReturnValue}` back. The same router runs standalone.
+//! `{Outputs, Logs, ReturnValue}` back. The same router runs standalone
+//! and under AWS Lambda; one layer (`auth.rs`) decides who may call which
+//! route.
 
 pub mod admin;
 mod auth;
@@ -16,8 +18,9 @@ mod openapi;
 mod request_trace;
 mod timer;
 
-pub use auth::OAuthRule;
+pub use auth::{Access, AccessKey, OAuthRule, Platform, PlatformEvent};
 pub use enrich::EnrichConfig;
+pub use invocation::PayloadLimit;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -48,12 +51,18 @@ pub struct AppConfig {
     pub transforms: Arc<TransformSource>,
     /// `/metrics`, when the app serves it.
     pub metrics: Option<Arc<metrics::MetricsRoute>>,
+    /// Who may call which route.
+    pub access: Arc<Access>,
+    /// The largest payload the custom-handler routes read.
+    pub payload_limit: PayloadLimit,
 }
 
-/// What the routes share: the configuration and the loaded pipeline.
+/// What the routes share: the configuration, the loaded pipeline and the
+/// export that is running, if one is.
 pub struct AppState {
     pub config: AppConfig,
     enricher: enrich::EnrichSlot,
+    export: timer::ExportSlot,
 }
 
 pub fn router(config: AppConfig) -> Router {
@@ -67,12 +76,15 @@ pub fn router(config: AppConfig) -> Router {
     let topology_page = config.admin.is_some();
     let metrics_routes = config.metrics.clone().map(metrics::routes);
     let (api, document) = api.split_for_parts();
+    let access = config.access.clone();
     let state = AppState {
         config,
         enricher: Default::default(),
+        export: Default::default(),
     };
     let app = Router::new()
         .route("/Export", post(timer::export))
+        .route("/events", post(timer::scheduled))
         .route("/Enrich", post(enrich::enrich))
         .with_state(Arc::new(state))
         .merge(api)
@@ -94,8 +106,13 @@ pub fn router(config: AppConfig) -> Router {
     } else {
         app
     };
-    app.layer(backstop::layer())
-        .layer(axum::middleware::from_fn(request_trace::trace_requests))
+    // Every route, whatever group it came from, behind the one check.
+    app.route_layer(axum::middleware::from_fn_with_state(
+        access,
+        auth::authenticate,
+    ))
+    .layer(backstop::layer())
+    .layer(axum::middleware::from_fn(request_trace::trace_requests))
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! configured issuer for the configured audience, not expired, and carrying
 //! a required role or scope where one is configured. Keys are fetched once
 //! and again when a token names a key not seen yet (the provider rotated),
-//! at most every `refetch_after`.
+//! at most every `refetch_after`. While the last fetch failed, a token the
+//! keys at hand cannot check is answered with that failure (a 503), not
+//! as a bad token: a client that signs in again on a 401 would only loop.
 
 use std::time::{Duration, Instant};
 
@@ -38,7 +40,7 @@ pub struct OAuthConfig {
     pub refetch_after: Duration,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum TokenError {
     #[error("not a JWT: {0}")]
     Malformed(String),
@@ -84,7 +86,26 @@ impl Claims {
 
 struct Keys {
     set: JwkSet,
-    fetched: Option<Instant>,
+    /// When the keys were last asked for, whatever came of it.
+    asked: Option<Instant>,
+    /// Why the last ask failed; `None` once one succeeds.
+    failed: Option<TokenError>,
+}
+
+impl Keys {
+    fn may_ask(&self, every: Duration) -> bool {
+        self.asked.is_none_or(|at| at.elapsed() >= every)
+    }
+
+    /// Why `kid` cannot be checked now that the keys may not be asked for
+    /// again yet: the last fetch's failure, or a key the issuer does not
+    /// have.
+    fn unavailable(&self, kid: &str) -> TokenError {
+        match &self.failed {
+            Some(failure) => failure.clone(),
+            None => TokenError::UnknownKey(kid.to_owned()),
+        }
+    }
 }
 
 pub struct OAuth {
@@ -103,7 +124,8 @@ impl OAuth {
                 .unwrap_or_default(),
             keys: RwLock::new(Keys {
                 set: JwkSet { keys: Vec::new() },
-                fetched: None,
+                asked: None,
+                failed: None,
             }),
         }
     }
@@ -131,30 +153,34 @@ impl OAuth {
     }
 
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
-        let refetch = {
+        let every = self.config.refetch_after;
+        {
             let keys = self.keys.read().await;
             if let Some(jwk) = keys.set.find(kid) {
                 return DecodingKey::from_jwk(jwk).map_err(|e| TokenError::Keys(e.to_string()));
             }
-            keys.fetched
-                .is_none_or(|at| at.elapsed() >= self.config.refetch_after)
-        };
-        if !refetch {
-            return Err(TokenError::UnknownKey(kid.to_owned()));
+            if !keys.may_ask(every) {
+                return Err(keys.unavailable(kid));
+            }
         }
         let mut keys = self.keys.write().await;
-        // Another request may have fetched them while this one waited.
-        if keys.set.find(kid).is_none()
-            && keys
-                .fetched
-                .is_none_or(|at| at.elapsed() >= self.config.refetch_after)
-        {
-            keys.fetched = Some(Instant::now());
-            keys.set = self.fetch_keys().await?;
-            tracing::info!(
-                keys = keys.set.keys.len(),
-                "fetched the issuer's signing keys"
-            );
+        // Another request may have asked while this one waited.
+        if keys.set.find(kid).is_none() {
+            if !keys.may_ask(every) {
+                return Err(keys.unavailable(kid));
+            }
+            keys.asked = Some(Instant::now());
+            match self.fetch_keys().await {
+                Ok(set) => {
+                    tracing::info!(keys = set.keys.len(), "fetched the issuer's signing keys");
+                    keys.set = set;
+                    keys.failed = None;
+                }
+                Err(error) => {
+                    keys.failed = Some(error.clone());
+                    return Err(error);
+                }
+            }
         }
         let jwk = keys
             .set

@@ -10,7 +10,7 @@ use sluice_host::kafka::ensure_topic;
 use sluice_tests::{broker, fresh_topic, produce_to};
 use tower::ServiceExt;
 
-use super::{AppConfig, router};
+use super::{Access, AccessKey, AppConfig, PayloadLimit, router};
 
 mod admin;
 mod browser;
@@ -19,6 +19,25 @@ mod enrich;
 mod fuzz;
 mod oauth;
 mod openapi;
+
+/// The admin key of the apps built here; [`call`] sends it.
+pub const ADMIN_KEY: &str = "tests-admin-key-0123456789abcdef0123";
+
+/// `value` as a configured key.
+pub fn key(value: &str) -> AccessKey {
+    AccessKey::new("test key", value).unwrap()
+}
+
+/// Standalone access with `admin` as the admin key (and so the key of
+/// every route, as `app.rs` resolves it).
+pub fn access(admin: &str) -> std::sync::Arc<Access> {
+    std::sync::Arc::new(Access {
+        admin_key: Some(key(admin)),
+        data_key: Some(key(admin)),
+        metrics_key: Some(key(admin)),
+        ..Access::default()
+    })
+}
 
 struct App {
     dir: tempfile::TempDir,
@@ -48,6 +67,8 @@ fn app(topics: &[&str]) -> App {
         data: None,
         transforms: folder_transforms(),
         metrics: None,
+        access: access(ADMIN_KEY),
+        payload_limit: PayloadLimit::built_in(),
     };
     App { dir, config }
 }
@@ -73,11 +94,13 @@ async fn post(config: AppConfig, body: String) -> (StatusCode, Value) {
     call(config, "/Export", body).await
 }
 
-/// Posts `body` to `path` of a router built from `config`; the answer's
+/// Posts `body` to `path` of a router built from `config` with the admin
+/// key (what a standalone app asks of a trigger's caller); the answer's
 /// status and JSON body.
 async fn call(config: AppConfig, path: &str, body: String) -> (StatusCode, Value) {
     let request = Request::post(path)
         .header("content-type", "application/json")
+        .header("x-functions-key", ADMIN_KEY)
         .body(Body::from(body))
         .unwrap();
     let answered = answer(&config, request).await;

@@ -1,23 +1,30 @@
-//! `POST /Export`: the timer-triggered export. A past-due run runs once,
-//! like any other; the answer is non-2xx when any topic failed, so the
-//! Functions host records the invocation as failed.
+//! `POST /Export`: the timer-triggered export, and `POST /events`: the
+//! same export for an EventBridge scheduled event (AWS Lambda). A past-due
+//! run runs once, like any other; the answer is non-2xx when any topic
+//! failed, so the platform records the invocation as failed. One export
+//! runs at a time in an app: a second asked for meanwhile is refused (409)
+//! rather than run over the same topics at once.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::invocation::{InvocationRequest, InvocationResponse, decoded, flag};
+use super::invocation::{Invocation, InvocationResponse, decoded, flag};
 use sluice_host::config::{Connections, read_topics};
 use sluice_host::export::{ExportRun, RunSettings, export_topics};
 
-pub async fn export(
-    State(state): State<Arc<AppState>>,
-    Json(request): Json<InvocationRequest>,
-) -> (StatusCode, Json<InvocationResponse>) {
+/// Held by the export that is running.
+pub type ExportSlot = Arc<tokio::sync::Mutex<()>>;
+
+type Answer = (StatusCode, Json<InvocationResponse>);
+
+pub async fn export(State(state): State<Arc<AppState>>, Invocation(request): Invocation) -> Answer {
     tracing::debug!(metadata = %request.metadata, "timer invocation");
     let timer = request
         .data
@@ -30,7 +37,56 @@ pub async fn export(
     if past_due {
         logs.push("timer is past due; running once now".to_owned());
     }
-    let run = tokio::task::spawn_blocking(move || run_export(&state)).await;
+    run(state, logs, past_due).await
+}
+
+/// An EventBridge event as a schedule sends it; the fields that say so.
+#[derive(Deserialize)]
+struct ScheduledEvent {
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    #[serde(default)]
+    time: Option<String>,
+}
+
+/// `POST /events`: what AWS Lambda hands the app for an event that is not
+/// an HTTP request; an EventBridge scheduled event runs the export.
+pub async fn scheduled(State(state): State<Arc<AppState>>, body: Bytes) -> Answer {
+    let event = serde_json::from_slice::<ScheduledEvent>(&body)
+        .ok()
+        .filter(|e| e.source == "aws.events" && e.detail_type == "Scheduled Event");
+    let Some(event) = event else {
+        let message = "the event is not an EventBridge scheduled event (\"source\": \"aws.events\", \"detail-type\": \"Scheduled Event\"), the only event this function runs on".to_owned();
+        return answer(
+            StatusCode::BAD_REQUEST,
+            vec![message.clone()],
+            json!({"error": message}),
+        );
+    };
+    let logs = vec![format!(
+        "scheduled event of {}",
+        event.time.as_deref().unwrap_or("an unknown time")
+    )];
+    run(state, logs, false).await
+}
+
+/// The export, unless one is running already.
+async fn run(state: Arc<AppState>, mut logs: Vec<String>, past_due: bool) -> Answer {
+    let Ok(running) = state.export.clone().try_lock_owned() else {
+        let message = "an export is already running in this app; this one did not start \
+                       (the next schedule runs it)"
+            .to_owned();
+        tracing::warn!("{message}");
+        logs.push(message.clone());
+        return answer(StatusCode::CONFLICT, logs, json!({"error": message}));
+    };
+    let run = tokio::task::spawn_blocking(move || {
+        // Held until the export ends, even if the caller hung up.
+        let _running = running;
+        run_export(&state)
+    })
+    .await;
     let run = match run {
         Ok(Ok(run)) => run,
         Ok(Err(error)) => return failure(logs, format!("export did not start: {error:#}")),
@@ -59,9 +115,17 @@ pub async fn export(
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
+    answer(
+        status,
+        logs,
+        json!({"run_id": run.run_id, "past_due": past_due, "topics": topics}),
+    )
+}
+
+fn answer(status: StatusCode, logs: Vec<String>, return_value: Value) -> Answer {
     let response = InvocationResponse {
         logs,
-        return_value: json!({"run_id": run.run_id, "past_due": past_due, "topics": topics}),
+        return_value,
         ..InvocationResponse::default()
     };
     (status, Json(response))
@@ -86,13 +150,12 @@ fn run_export(state: &AppState) -> anyhow::Result<ExportRun> {
     )?)
 }
 
-fn failure(mut logs: Vec<String>, message: String) -> (StatusCode, Json<InvocationResponse>) {
+fn failure(mut logs: Vec<String>, message: String) -> Answer {
     tracing::error!(error = message, "export invocation failed");
     logs.push(message.clone());
-    let response = InvocationResponse {
+    answer(
+        StatusCode::INTERNAL_SERVER_ERROR,
         logs,
-        return_value: json!({"error": message}),
-        ..InvocationResponse::default()
-    };
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(response))
+        json!({"error": message}),
+    )
 }

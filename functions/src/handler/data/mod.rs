@@ -2,7 +2,7 @@
 //! optional dry run of a transform) and `POST /api/transforms/{name}/invoke`
 //! (a transform on records posted in the request: the on-demand API),
 //! plus the fetch page at `/`. Reads reach only the configured cluster;
-//! every request needs the API key. `query.rs` turns a request into a
+//! every request but the page's needs the API key (checked by `auth.rs`). `query.rs` turns a request into a
 //! fetch, `fetch.rs` runs it and renders the answer, `invoke.rs` runs a
 //! transform on posted records.
 
@@ -12,10 +12,8 @@ mod query;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
-use axum::response::{Html, Response};
+use axum::response::Html;
 use axum::routing::get;
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::fetch::FetchLimits;
@@ -25,16 +23,12 @@ use sluice_host::transforms::TransformSource;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::OAuthRule;
 use super::error::ApiError;
 
 pub struct DataApi {
     /// Connected consumers for fetches from the configured cluster.
     pub readers: Arc<ReaderPool>,
     pub limits: FetchLimits,
-    pub key: Option<String>,
-    /// OAuth2 tokens accepted besides the key.
-    pub oauth: Option<OAuthRule>,
     /// Where named transforms come from: the registry, or a folder.
     pub transforms: Arc<TransformSource>,
     /// For `value_format=avro`.
@@ -46,7 +40,6 @@ impl std::fmt::Debug for DataApi {
         f.debug_struct("DataApi")
             .field("brokers", &self.readers.config().bootstrap_servers)
             .field("transforms", &self.transforms.describe())
-            .field("key", &self.key.as_ref().map(|_| "<set>"))
             .finish()
     }
 }
@@ -56,21 +49,8 @@ pub fn routes(api: Arc<DataApi>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(fetch::fetch_route))
         .routes(routes!(invoke::invoke))
-        .layer(middleware::from_fn_with_state(api.clone(), require_key))
         .with_state(api)
         .route("/", get(page))
-}
-
-async fn require_key(State(api): State<Arc<DataApi>>, request: Request, next: Next) -> Response {
-    let closed = "the data API is closed: no API key is configured (SLUICE_API_KEY)";
-    super::auth::guard(
-        api.key.as_deref(),
-        api.oauth.as_ref(),
-        closed,
-        request,
-        next,
-    )
-    .await
 }
 
 async fn page() -> Html<&'static str> {

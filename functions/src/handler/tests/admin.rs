@@ -11,9 +11,9 @@ use sluice_tests::{guest, runtime};
 
 use super::{answer, render_page};
 use crate::handler::admin::{Admin, ExportFiles};
-use crate::handler::{AppConfig, router};
+use crate::handler::{Access, AppConfig, PayloadLimit, router};
 
-const KEY: &str = "s3cret-admin-key";
+const KEY: &str = "s3cret-admin-key-0123456789abcdef0123";
 
 struct App {
     _dir: tempfile::TempDir,
@@ -35,8 +35,6 @@ fn app(key: Option<&str>) -> App {
         admin: Some(Arc::new(Admin {
             registry: Arc::new(registry),
             runtime: runtime().clone(),
-            key: key.map(str::to_owned),
-            oauth: None,
             kafka: None,
             exports: Some(ExportFiles {
                 topics: dir.path().join("topics.json"),
@@ -46,6 +44,11 @@ fn app(key: Option<&str>) -> App {
         data: None,
         transforms: super::folder_transforms(),
         metrics: None,
+        access: Arc::new(Access {
+            admin_key: key.map(super::key),
+            ..Access::default()
+        }),
+        payload_limit: PayloadLimit::built_in(),
     };
     App { _dir: dir, config }
 }
@@ -684,8 +687,6 @@ async fn the_topology_serves_without_the_cluster_and_leaves_old_heartbeats_out()
     app.config.admin = Some(Arc::new(Admin {
         registry: stored.registry.clone(),
         runtime: stored.runtime.clone(),
-        key: stored.key.clone(),
-        oauth: None,
         kafka: Some(sluice_host::kafka::KafkaConfig::new("127.0.0.1:1")),
         exports: None,
     }));

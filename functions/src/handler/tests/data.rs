@@ -15,10 +15,10 @@ use tower::ServiceExt;
 
 use super::{answer, render_page};
 use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, router};
+use crate::handler::{AppConfig, PayloadLimit, router};
 use sluice_host::fetch::{FetchLimits, reader_pool};
 
-const KEY: &str = "data-key";
+const KEY: &str = "data-key-0123456789abcdef0123456789";
 
 fn app_with(limits: FetchLimits) -> AppConfig {
     AppConfig {
@@ -30,13 +30,13 @@ fn app_with(limits: FetchLimits) -> AppConfig {
         data: Some(Arc::new(DataApi {
             readers: Arc::new(reader_pool(broker())),
             limits,
-            key: Some(KEY.into()),
-            oauth: None,
             transforms: super::folder_transforms(),
             schema_registry: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,
+        access: super::access(KEY),
+        payload_limit: PayloadLimit::built_in(),
     }
 }
 
@@ -449,8 +449,6 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
             *data = Arc::new(DataApi {
                 readers: data.readers.clone(),
                 limits: data.limits,
-                key: data.key.clone(),
-                oauth: None,
                 transforms: data.transforms.clone(),
                 schema_registry: Some(Arc::new(client)),
             });
@@ -600,11 +598,15 @@ async fn metrics_need_their_key_and_count_requests_by_route() {
         eprintln!("skipped: no tool virtualenv (scripts/setup.sh python-tools makes it)");
         return;
     }
+    const SCRAPE: &str = "scrape-key-0123456789abcdef01234567";
     let mut config = app();
     config.metrics = Some(Arc::new(crate::handler::metrics::MetricsRoute {
         handle: crate::metrics::handle().unwrap(),
-        key: Some("scrape".into()),
     }));
+    config.access = Arc::new(crate::handler::Access {
+        metrics_key: Some(super::key(SCRAPE)),
+        ..(*config.access).clone()
+    });
     let t = topic(1, 2);
     for _ in 0..3 {
         let (status, _) = get_json(&config, &format!("/api/fetch?topic={t}&count=1")).await;
@@ -613,7 +615,7 @@ async fn metrics_need_their_key_and_count_requests_by_route() {
     let (status, _, _) = get(&config, "/metrics", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let request = Request::get("/metrics")
-        .header("authorization", "Bearer scrape")
+        .header("authorization", format!("Bearer {SCRAPE}"))
         .body(Body::empty())
         .unwrap();
     let answered = answer(&config, request).await;

@@ -12,7 +12,7 @@ use sluice_host::pipeline::header;
 use sluice_tests::{broker, fresh_topic, header_text, read_all};
 
 use super::call;
-use crate::handler::{AppConfig, EnrichConfig};
+use crate::handler::{AppConfig, EnrichConfig, PayloadLimit};
 
 struct Pipeline {
     _dir: tempfile::TempDir,
@@ -49,6 +49,8 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
         data: None,
         transforms: super::folder_transforms(),
         metrics: None,
+        access: super::access(super::ADMIN_KEY),
+        payload_limit: PayloadLimit::built_in(),
     };
     Pipeline {
         _dir: dir,
@@ -195,4 +197,59 @@ fn a_pipeline_with_a_join_is_refused_at_start_pointing_to_sluice_enrich() {
         message.contains("field `join`") && message.contains("sluice enrich --pipeline"),
         "{message}"
     );
+}
+
+/// A value of about `size` bytes of JSON text, numbered `i`.
+fn sized_value(i: usize, size: usize) -> String {
+    let pad = "x".repeat(size.saturating_sub(40));
+    json!({"id": i, "pad": pad}).to_string()
+}
+
+#[tokio::test]
+async fn a_full_batch_of_500_events_of_4_kb_is_accepted_and_produced() {
+    let p = pipeline(broker());
+    let events: Vec<String> = (0..500)
+        .map(|i| kevent(&p.input, i, &sized_value(i as usize, 4096)))
+        .collect();
+    let body = json!({
+        "Data": {"kevents": Value::from(events).to_string()},
+        "Metadata": metadata(&p.input),
+    })
+    .to_string();
+    assert!(body.len() > 2 << 20, "past axum's default: {}", body.len());
+    let (status, response) = call(p.config.clone(), "/Enrich", body).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["ReturnValue"]["read"], 500, "{response}");
+    assert_eq!(response["ReturnValue"]["produced"], 500, "{response}");
+    assert_eq!(read_all(&broker(), &p.output).len(), 500);
+}
+
+/// Past the limit the batch size makes (host.json's maxBatchSize records
+/// of 1 MiB), a payload is refused before it is read, with a 413 that says
+/// which setting to lower. (Reading a body without a declared length up to
+/// the limit is `invocation.rs`'s test, on a small limit.)
+#[tokio::test]
+async fn a_payload_past_the_limit_is_a_413_naming_max_batch_size() {
+    let p = pipeline(broker());
+    let limit = PayloadLimit::built_in();
+    for path in ["/Enrich", "/Export"] {
+        let request = axum::http::Request::post(path)
+            .header("content-type", "application/json")
+            .header("x-functions-key", super::ADMIN_KEY)
+            .header("content-length", (limit.bytes + 1).to_string())
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let answered = super::answer(&p.config, request).await;
+        assert_eq!(answered.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let error = answered.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            error.contains(&format!("maxBatchSize {}", limit.max_batch_size))
+                && error.contains(&limit.bytes.to_string()),
+            "{path}: {error}"
+        );
+    }
+    assert!(read_all(&broker(), &p.output).is_empty());
 }

@@ -25,7 +25,7 @@ use crate::handler::data::DataApi;
 use crate::handler::{AppConfig, EnrichConfig};
 use sluice_host::fetch::{FetchLimits, reader_pool};
 
-const KEY: &str = "k";
+const KEY: &str = "fuzz-key-0123456789abcdef0123456789a";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -71,21 +71,19 @@ fn fixture() -> Fixture {
         admin: Some(Arc::new(Admin {
             registry,
             runtime: runtime().clone(),
-            key: Some(KEY.into()),
-            oauth: None,
             kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {
             readers: Arc::new(reader_pool(broker())),
             limits: FetchLimits::default(),
-            key: Some(KEY.into()),
-            oauth: None,
             transforms: transforms.clone(),
             schema_registry: None,
         })),
         transforms,
         metrics: None,
+        access: super::access(KEY),
+        payload_limit: crate::handler::PayloadLimit::built_in(),
     };
     Fixture {
         _dir: dir,

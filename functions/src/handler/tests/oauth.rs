@@ -1,7 +1,7 @@
 //! OAuth2 bearer tokens against a local identity provider: an HTTP server
 //! with an OpenID configuration and a JWKS, and P-256 keys made for the test.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,12 +23,14 @@ use super::answer;
 use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use crate::handler::oauth::{OAuth, OAuthConfig, TokenError};
-use crate::handler::{AppConfig, OAuthRule};
+use crate::handler::{Access, AppConfig, OAuthRule, PayloadLimit};
 use sluice_host::fetch::{FetchLimits, reader_pool};
 
 const ISSUER_PATH: &str = "/tenant/v2.0";
 const AUDIENCE: &str = "api://sluice";
 const ADMIN_ROLE: &str = "Sluice.Admin";
+const ADMIN_KEY: &str = "oauth-admin-key-0123456789abcdef0123";
+const DATA_KEY: &str = "oauth-data-key-0123456789abcdef01234";
 
 struct SigningKey {
     kid: String,
@@ -54,11 +56,13 @@ fn signing_key(kid: &str) -> SigningKey {
     }
 }
 
-/// The identity provider: what its JWKS holds, and how often it was read.
+/// The identity provider: what its JWKS holds, how often it was read, and
+/// whether it is down (its JWKS answers 503).
 struct Provider {
     issuer: String,
     keys: Arc<Mutex<Vec<Value>>>,
     fetches: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
 }
 
 async fn provider(keys: &[&SigningKey]) -> Provider {
@@ -67,6 +71,7 @@ async fn provider(keys: &[&SigningKey]) -> Provider {
     let issuer = format!("{base}{ISSUER_PATH}");
     let published = Arc::new(Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()));
     let fetches = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(false));
     let discovery = json!({"issuer": issuer, "jwks_uri": format!("{base}/keys")});
     let app = axum::Router::new()
         .route(
@@ -76,10 +81,13 @@ async fn provider(keys: &[&SigningKey]) -> Provider {
         .route(
             "/keys",
             get({
-                let (published, fetches) = (published.clone(), fetches.clone());
+                let (published, fetches, down) = (published.clone(), fetches.clone(), down.clone());
                 move || async move {
                     fetches.fetch_add(1, Ordering::SeqCst);
-                    Json(json!({"keys": *published.lock().unwrap()}))
+                    if down.load(Ordering::SeqCst) {
+                        return Err(StatusCode::SERVICE_UNAVAILABLE);
+                    }
+                    Ok(Json(json!({"keys": *published.lock().unwrap()})))
                 }
             }),
         );
@@ -88,6 +96,7 @@ async fn provider(keys: &[&SigningKey]) -> Provider {
         issuer,
         keys: published,
         fetches,
+        down,
     }
 }
 
@@ -136,21 +145,25 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
         admin: Some(Arc::new(Admin {
             registry: Arc::new(registry),
             runtime: runtime().clone(),
-            key: Some("admin-key".into()),
-            oauth: Some(rule(Some(ADMIN_ROLE))),
             kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {
             readers: Arc::new(reader_pool(broker())),
             limits: FetchLimits::default(),
-            key: Some("data-key".into()),
-            oauth: Some(rule(None)),
             transforms: super::folder_transforms(),
             schema_registry: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,
+        access: Arc::new(Access {
+            admin_key: Some(super::key(ADMIN_KEY)),
+            data_key: Some(super::key(DATA_KEY)),
+            admin_oauth: Some(rule(Some(ADMIN_ROLE))),
+            data_oauth: Some(rule(None)),
+            ..Access::default()
+        }),
+        payload_limit: PayloadLimit::built_in(),
     }
 }
 
@@ -179,7 +192,9 @@ async fn tokens_from_the_issuer_are_accepted_and_every_bad_one_is_refused() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        get_with(&config, &fetch, "Bearer data-key").await.0,
+        get_with(&config, &fetch, &format!("Bearer {DATA_KEY}"))
+            .await
+            .0,
         StatusCode::NOT_FOUND,
         "the key still works"
     );
@@ -287,4 +302,56 @@ async fn an_unreachable_provider_is_a_503_not_a_401() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body.contains("openid-configuration"), "{body}");
+}
+
+/// The production interval (30 s, as `app.rs` sets it): while the keys
+/// cannot be fetched every token with a well-formed header is answered 503,
+/// and the provider is asked at most once per interval; a token that is
+/// wrong whatever the keys say is still a 401. Once the provider is back,
+/// the next fetch after the interval lets good tokens through.
+#[tokio::test]
+async fn while_the_keys_cannot_be_fetched_tokens_get_503_not_401_at_a_bounded_rate() {
+    let key = signing_key("k1");
+    let idp = provider(&[&key]).await;
+    idp.down.store(true, Ordering::SeqCst);
+    let interval = Duration::from_secs(30);
+    let dir = tempfile::tempdir().unwrap();
+    let config = app(verifier(&idp.issuer, interval), dir.path());
+    let fetch = format!("/api/fetch?topic={}", fresh_topic("oauth-outage"));
+    let good = format!("Bearer {}", token(&key, &idp.issuer, json!({})));
+    let started = std::time::Instant::now();
+    for attempt in 0..5 {
+        let (status, body) = get_with(&config, &fetch, &good).await;
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "attempt {attempt}: {body}"
+        );
+        assert!(body.contains("could not be fetched"), "{body}");
+    }
+    assert_eq!(
+        idp.fetches.load(Ordering::SeqCst),
+        1,
+        "one fetch per interval, however many requests"
+    );
+    let (status, body) = get_with(&config, &fetch, "Bearer not.a.jwt").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    idp.down.store(false, Ordering::SeqCst);
+    let deadline = started + interval + Duration::from_secs(15);
+    let recovered = loop {
+        let (status, body) = get_with(&config, &fetch, &good).await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
+            break (status, body, started.elapsed());
+        }
+        assert!(std::time::Instant::now() < deadline, "still 503: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(recovered.0, StatusCode::NOT_FOUND, "{}", recovered.1);
+    assert!(
+        recovered.2 >= interval,
+        "no fetch before the interval ran out: {:?}",
+        recovered.2
+    );
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 2);
 }

@@ -18,6 +18,8 @@ use crate::handler::admin::Admin;
 use crate::handler::data::DataApi;
 use sluice_host::fetch::{FetchLimits, reader_pool};
 
+const KEY: &str = "openapi-key-0123456789abcdef01234567";
+
 fn full_app(dir: &std::path::Path) -> AppConfig {
     let registry =
         Arc::new(Registry::open(dir.to_str().unwrap(), &AzureCredentials::default()).unwrap());
@@ -33,21 +35,19 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
         admin: Some(Arc::new(Admin {
             registry: registry.clone(),
             runtime: runtime().clone(),
-            key: Some("k".into()),
-            oauth: None,
             kafka: None,
             exports: None,
         })),
         data: Some(Arc::new(DataApi {
             readers: Arc::new(reader_pool(broker())),
             limits: FetchLimits::default(),
-            key: Some("k".into()),
-            oauth: None,
             transforms: transforms.clone(),
             schema_registry: None,
         })),
         transforms,
         metrics: None,
+        access: super::access(KEY),
+        payload_limit: crate::handler::PayloadLimit::built_in(),
     }
 }
 
@@ -55,7 +55,7 @@ async fn send(config: &AppConfig, method: Method, uri: &str) -> (StatusCode, Vec
     let request = Request::builder()
         .method(method)
         .uri(uri)
-        .header("x-functions-key", "k")
+        .header("x-functions-key", KEY)
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .unwrap();
@@ -127,4 +127,54 @@ async fn the_document_and_the_routes_match() {
     let (status, page) = send(&config, Method::GET, "/api/docs").await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&page).contains("/api/openapi.json"));
+}
+
+/// The one layer stands in front of every route but the pages and the
+/// document: without a key, each documented operation and each custom-
+/// handler route is a 401 from it; the pages answer anyone.
+#[tokio::test]
+async fn without_a_key_every_route_but_the_pages_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = full_app(dir.path());
+    config.metrics = Some(Arc::new(crate::handler::metrics::MetricsRoute {
+        handle: crate::metrics::handle().unwrap(),
+    }));
+    let anonymous = |method: Method, uri: &str| {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Body::from("{}"))
+            .unwrap()
+    };
+    let (_, body) = send(&config, Method::GET, "/api/openapi.json").await;
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    let mut operations: Vec<(Method, String)> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            let uri = path
+                .replace("{name}", "t")
+                .replace("{version}", "0123456789abcdef");
+            item.as_object().unwrap().keys().map(move |m| {
+                (
+                    Method::from_bytes(m.to_uppercase().as_bytes()).unwrap(),
+                    uri.clone(),
+                )
+            })
+        })
+        .collect();
+    for trigger in ["/Export", "/Enrich", "/events"] {
+        operations.push((Method::POST, trigger.to_owned()));
+    }
+    operations.push((Method::GET, "/metrics".to_owned()));
+    for (method, uri) in operations {
+        let answered = answer(&config, anonymous(method.clone(), &uri)).await;
+        assert_eq!(answered.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+    for page in ["/", "/topology", "/api/docs", "/api/openapi.json"] {
+        let answered = answer(&config, anonymous(Method::GET, page)).await;
+        assert_eq!(answered.status, StatusCode::OK, "{page}");
+    }
 }
