@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -164,17 +164,28 @@ pub async fn read_limited(request: Request, limit: &PayloadLimit) -> Result<Byte
     if declared.is_some_and(|n| n > limit.bytes as u64) {
         return Err(limit.refusal(declared));
     }
-    match Limited::new(request.into_body(), limit.bytes)
-        .collect()
-        .await
-    {
-        Ok(body) => Ok(body.to_bytes()),
-        Err(error) if error.is::<LengthLimitError>() => Err(limit.refusal(declared)),
-        Err(error) => Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("the custom-handler payload could not be read: {error}"),
-        )),
+    // Gathered into one buffer as it comes (sized by the declared length),
+    // so a large payload is never held twice.
+    let expected = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut body = BytesMut::with_capacity(expected.min(limit.bytes));
+    let mut limited = Limited::new(request.into_body(), limit.bytes);
+    while let Some(frame) = limited.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    body.extend_from_slice(data);
+                }
+            }
+            Err(error) if error.is::<LengthLimitError>() => return Err(limit.refusal(declared)),
+            Err(error) => {
+                return Err(ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("the custom-handler payload could not be read: {error}"),
+                ));
+            }
+        }
     }
+    Ok(body.freeze())
 }
 
 /// A custom-handler payload, read within the app's [`PayloadLimit`].
