@@ -57,7 +57,10 @@ pub async fn scheduled(State(state): State<Arc<AppState>>, body: Bytes) -> Answe
         .ok()
         .filter(|e| e.source == "aws.events" && e.detail_type == "Scheduled Event");
     let Some(event) = event else {
-        let message = "the event is not an EventBridge scheduled event (\"source\": \"aws.events\", \"detail-type\": \"Scheduled Event\"), the only event this function runs on".to_owned();
+        let message = "the event is not an EventBridge scheduled event (\"source\": \
+                       \"aws.events\", \"detail-type\": \"Scheduled Event\"), the only event \
+                       this function runs on"
+            .to_owned();
         return answer(
             StatusCode::BAD_REQUEST,
             vec![message.clone()],
