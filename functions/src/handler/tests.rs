@@ -272,3 +272,37 @@ pub fn render_page(url: &str, file: &str) -> String {
     eprintln!("screenshot: {}", shot.display());
     String::from_utf8_lossy(&dom.stdout).into_owned()
 }
+
+/// Under the Functions host the triggers answer the host's calls over
+/// loopback and nothing else, key or no key (the process test in
+/// `functions/tests/serve.rs` tries the same through a real socket where
+/// the machine has an address besides loopback).
+#[tokio::test]
+async fn under_the_functions_host_a_trigger_from_another_address_is_refused() {
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+    let topic = topic_with(1);
+    let mut app = app(&[&topic]);
+    app.config.access = std::sync::Arc::new(Access {
+        platform: super::Platform::FunctionsHost,
+        ..(*app.config.access).clone()
+    });
+    let from = |peer: &str| {
+        let mut request = Request::post("/Export")
+            .header("content-type", "application/json")
+            .header("x-functions-key", ADMIN_KEY)
+            .body(Body::from(
+                json!({"Data": {"timer": {}}, "Metadata": {}}).to_string(),
+            ))
+            .unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request
+    };
+    let refused = answer(&app.config, from("192.0.2.10:40000")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert!(refused.text().contains("192.0.2.10"), "{}", refused.text());
+    let host = answer(&app.config, from("127.0.0.1:40000")).await;
+    assert_eq!(host.status, StatusCode::OK, "{}", host.text());
+    assert_eq!(host.json()["ReturnValue"]["topics"][0]["records"], 1);
+}
