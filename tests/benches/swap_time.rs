@@ -76,8 +76,7 @@ fn main() {
         "swap".into(),
         transform.version().to_owned(),
         POLL,
-    )
-    .unwrap();
+    );
     let worker = EnrichWorker::start(&definition, transform, Some(watch));
 
     // A steady stream: 50 records every 20 ms.

@@ -483,8 +483,10 @@ impl EnrichWorker {
                 heartbeats: None,
             };
             run_worker(&broker(), &mut enricher, options, &flag, |enricher, _| {
-                if let Some(watch) = &watch {
-                    watch.swap_into(enricher).expect("swap to the new version");
+                if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
+                    enricher
+                        .swap_transform(&next)
+                        .expect("swap to the new version");
                 }
             })
             .expect("worker ran")

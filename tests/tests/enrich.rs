@@ -579,3 +579,53 @@ fn cooperative_rebalancing_is_refused_with_the_reason() {
         "{error}"
     );
 }
+
+/// Promise: one output the broker refuses for good (grown past librdkafka's
+/// `message.max.bytes` by the transform) goes to the dead-letter topic with
+/// the reason, its source and its value cut to fit; the worker does not
+/// stop, the records after it flow, and every input is committed.
+#[test]
+fn an_output_too_large_for_the_broker_is_dead_lettered_and_the_worker_goes_on() {
+    let config = broker();
+    let topics = topics(1, 1);
+    let mut values: Vec<String> = (0..20).map(|i| json!({"i": i}).to_string()).collect();
+    values[7] = json!({"do": "grow", "bytes": 1_100_000}).to_string();
+    produce_to(&config, &topics.inputs[0], 0, &values);
+    let pipeline = definition(&topics, "misbehave", json!({"batch_size": 5}));
+    let worker = Worker::start(&pipeline);
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 20);
+    // And it keeps going: records sent after it flow too.
+    let later: Vec<String> = (20..25).map(|i| json!({"i": i}).to_string()).collect();
+    produce_to(&config, &topics.inputs[0], 0, &later);
+    wait_for(&config, &[&topics.output, &topics.dead_letter], 25);
+    let stats = worker.stop();
+    assert_eq!(
+        (stats.read, stats.produced, stats.dead_lettered),
+        (25, 24, 1)
+    );
+    let out: Vec<i64> = read_all(&config, &topics.output)
+        .iter()
+        .map(|r| json_of(r)["i"].as_i64().unwrap())
+        .collect();
+    let expected: Vec<i64> = (0..25).filter(|i| *i != 7).collect();
+    assert_eq!(out, expected);
+    let dead = read_all(&config, &topics.dead_letter);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(header_text(&dead[0], header::ERROR_KIND), "produce");
+    assert_eq!(header_text(&dead[0], header::SOURCE_OFFSET), "7");
+    assert_eq!(
+        header_text(&dead[0], sluice_host::pipeline::deliver::TRUNCATED_HEADER),
+        "1100000"
+    );
+    // Every input was committed, the refused one included.
+    let committed = sluice_host::kafka::BoundedReader::open(
+        &config,
+        &sluice_tests::plan(&topics.inputs[0], &pipeline.group_id(), json!({})),
+    )
+    .unwrap();
+    assert_eq!(
+        committed.ranges()[0].start,
+        25,
+        "the group's committed offset"
+    );
+}

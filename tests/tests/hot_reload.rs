@@ -85,8 +85,7 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
         "live".into(),
         transform.version().to_owned(),
         Duration::from_millis(100),
-    )
-    .unwrap();
+    );
     let worker = EnrichWorker::start(&definition, transform, Some(watch));
 
     // Records keep coming until a few slices after the switch is seen: an
@@ -226,8 +225,7 @@ fn a_version_that_fails_to_load_is_tried_again() {
         "retry".into(),
         old,
         Duration::from_millis(50),
-    )
-    .unwrap();
+    );
     let blob = dir
         .path()
         .join(format!("transforms/retry/blobs/{new}.wasm"));

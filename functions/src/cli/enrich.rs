@@ -12,7 +12,7 @@ use anyhow::Context;
 use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
 use sluice_host::health::{Heartbeats, default_worker_name};
 use sluice_host::kafka::{create_topic, require_topics};
-use sluice_host::registry::TransformWatch;
+use sluice_host::transforms::{DEFAULT_RELOAD, Followed};
 
 use super::{Broker, TransformsFrom};
 
@@ -26,7 +26,7 @@ pub struct EnrichArgs {
     #[arg(long, requires = "url")]
     name: Option<String>,
     /// How often the registry is checked for a newly activated version.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = DEFAULT_RELOAD.as_millis() as u64)]
     reload_ms: u64,
     /// Create output and dead-letter topics that do not exist yet (else the
     /// worker refuses to start, naming the missing topic).
@@ -80,28 +80,20 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }
-    let transform = transforms.load(&definition.transform).with_context(|| {
+    // A pinned version stays; otherwise the active one is followed.
+    let mut followed = Followed::start(
+        &transforms,
+        &definition.transform,
+        Duration::from_millis(args.reload_ms),
+    )
+    .with_context(|| {
         format!(
             "loading transform `{}` from {}",
             definition.transform.name(),
             transforms.describe()
         )
     })?;
-    let runtime = transforms.runtime().clone();
-    // A pinned version stays; otherwise the active one is followed.
-    let watch = match (&registry, definition.transform.pinned_version()) {
-        (Some(registry), None) => Some(
-            TransformWatch::spawn(
-                registry.clone(),
-                runtime.clone(),
-                definition.transform.name().to_owned(),
-                transform.version().to_owned(),
-                Duration::from_millis(args.reload_ms.max(50)),
-            )
-            .context("starting the registry watcher")?,
-        ),
-        _ => None,
-    };
+    let transform = followed.transform().clone();
     let written = definition.outputs.iter().chain([&definition.dead_letter]);
     if args.create_topics {
         for topic in written {
@@ -131,8 +123,8 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         ..WorkerOptions::default()
     };
     let total = run_worker(&config, &mut enricher, options, &stop, |enricher, total| {
-        if let Some(watch) = &watch
-            && let Err(error) = watch.swap_into(enricher)
+        if let Some(next) = followed.update()
+            && let Err(error) = enricher.swap_transform(&next)
         {
             tracing::error!(%error, "cannot switch to the new version; keeping the current one");
         }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sluice_host::enrich::{Enricher, PipelineDefinition, Step};
 use sluice_host::kafka::{KafkaConfig, Producer, require_topics};
 use sluice_host::record::KafkaRecord;
-use sluice_host::transforms::TransformSource;
+use sluice_host::transforms::{DEFAULT_RELOAD, Followed, TransformSource};
 
 use super::AppState;
 use super::invocation::{Invocation, InvocationResponse};
@@ -42,9 +42,11 @@ impl EnrichConfig {
 }
 
 /// The pipeline, loaded on the first invocation and kept: its join state
-/// spans invocations.
+/// spans invocations, and its transform follows the registry's active
+/// version as a worker's does.
 pub struct LiveEnricher {
     enricher: Enricher,
+    followed: Followed,
     producer: Producer,
 }
 
@@ -53,9 +55,9 @@ pub type EnrichSlot = Mutex<Option<LiveEnricher>>;
 impl LiveEnricher {
     fn start(config: &EnrichConfig, transforms: &TransformSource) -> anyhow::Result<Self> {
         let definition = config.definition.clone();
-        let transform = transforms
-            .load(&definition.transform)
+        let followed = Followed::start(transforms, &definition.transform, DEFAULT_RELOAD)
             .with_context(|| format!("pipeline `{}`", definition.name))?;
+        let transform = followed.transform().clone();
         // The app's topics are provisioned with the cluster (infra/);
         // creating them here would guess partitions and replication.
         require_topics(
@@ -68,6 +70,7 @@ impl LiveEnricher {
         )?;
         Ok(LiveEnricher {
             enricher: Enricher::new(definition, &transform)?,
+            followed,
             producer: Producer::new(&config.kafka)?,
         })
     }
@@ -110,6 +113,12 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         *slot = Some(LiveEnricher::start(config, &state.config.transforms)?);
     }
     let live = slot.as_mut().context("pipeline not loaded")?;
+    // Between batches, never inside one: a newly activated version.
+    if let Some(next) = live.followed.update() {
+        live.enricher
+            .swap_transform(&next)
+            .context("switching to the newly activated version")?;
+    }
     let mut records = Vec::new();
     let mut unreadable = Vec::new();
     for event in events(binding) {
@@ -129,13 +138,23 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         live.enricher
             .dead_letter(&record, "trigger-payload", &bad.reason, &mut step);
     }
-    live.producer.send_all(&step.produce).with_context(|| {
+    let producing = || {
         format!(
             "pipeline `{}`: producing the batch's results",
             live.definition().name
         )
-    })?;
-    let stats = step.stats;
+    };
+    let sent = live.producer.send(&step.produce).with_context(producing)?;
+    // An output the broker refuses for good is dead-lettered instead; only
+    // a refusal that may pass, still failing after retries, fails the
+    // invocation (and the batch is retried).
+    let moved = live
+        .enricher
+        .settle(&live.producer, sent, &step)
+        .with_context(producing)?;
+    let mut stats = step.stats;
+    stats.dead_lettered += moved;
+    stats.produced = stats.produced.saturating_sub(moved);
     let waiting = live.enricher.pending();
     Ok(InvocationResponse {
         logs: vec![format!(

@@ -3,7 +3,8 @@
 //! `do` field says what to do:
 //! `trap` (panic), `loop` (spin forever), `alloc` (allocate `mb` MiB),
 //! `drop`, `fail` (with `reason`), `metadata` (emit the pipeline metadata),
-//! `log` (log `message` at warn); anything else echoes the value.
+//! `log` (log `message` at warn), `grow` (emit a value of `bytes` bytes, a
+//! record grown past what a broker takes); anything else echoes the value.
 
 #![cfg(target_arch = "wasm32")]
 
@@ -36,6 +37,13 @@ fn act(record: KafkaRecord) -> Outcome {
             let mb = field("mb").as_u64().unwrap_or(1) as usize;
             let block = std::hint::black_box(vec![1u8; mb << 20]);
             let value = format!("{{\"allocated\":{}}}", block.len()).into_bytes();
+            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
+        }
+        "grow" => {
+            let bytes = field("bytes").as_u64().unwrap_or(0) as usize;
+            let mut value = b"{\"pad\":\"".to_vec();
+            value.resize(bytes.saturating_sub(2).max(value.len()), b'x');
+            value.extend_from_slice(b"\"}");
             Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
         }
         "drop" => Outcome::Drop,

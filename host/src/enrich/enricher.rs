@@ -9,9 +9,10 @@ use serde::de::IgnoredAny;
 
 use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
 use super::join::{Added, Incomplete, JoinBuffer};
-use crate::kafka::ProduceRecord;
+use crate::kafka::{InFlight, KafkaError, ProduceRecord, Producer};
 use crate::pipeline::{Routed, Routing};
 use crate::record::{KafkaRecord, RecordRef};
+use crate::retry::Backoff;
 use crate::runtime::{RuntimeError, Transform, Transformer};
 
 /// Counts of what happened to input records.
@@ -51,6 +52,29 @@ pub struct Step {
     pub stats: EnrichStats,
     /// Time spent in the guest.
     pub guest: std::time::Duration,
+    /// Where each record of `produce` came from: `(end, member)` says the
+    /// records before index `end` (after the previous entry's) are the
+    /// outputs of the input whose first member is `finished[member]`.
+    origins: Vec<(usize, usize)>,
+}
+
+impl Step {
+    /// The input record (its first member, for a joined record) the
+    /// record `produce[index]` was made from.
+    pub fn source_of(&self, index: usize) -> Option<&RecordRef> {
+        let at = self.origins.partition_point(|(end, _)| *end <= index);
+        let (_, member) = self.origins.get(at)?;
+        self.finished.get(*member)
+    }
+
+    /// Notes that the records produced since the last call come from the
+    /// input whose members start at `finished[member]`.
+    fn produced_from(&mut self, member: usize) {
+        let end = self.produce.len();
+        if self.origins.last().is_none_or(|(last, _)| *last < end) {
+            self.origins.push((end, member));
+        }
+    }
 }
 
 /// A record for the transform, and the inputs it stands for.
@@ -240,6 +264,7 @@ impl Enricher {
             // members whatever `process` returns.
             let chunk: Vec<Vec<RecordRef>> = members.by_ref().take(inputs.len()).collect();
             for ((input, result), members) in inputs.iter().zip(results).zip(chunk) {
+                let member = step.finished.len();
                 let routed = self.routing.route(
                     self.transformer.transform(),
                     input,
@@ -254,9 +279,36 @@ impl Enricher {
                     Routed::Dropped => step.stats.dropped += 1,
                     Routed::DeadLettered => step.stats.dead_lettered += 1,
                 }
+                step.produced_from(member);
                 step.finished.extend(members);
             }
         }
+    }
+
+    /// Waits for the acknowledgements of `step`'s records (`sent`): a
+    /// record the broker refuses for good goes to the dead-letter topic
+    /// instead, with the reason and its source; one refused for now is
+    /// sent again with backoff (an error when it still fails). Returns how
+    /// many outputs were dead-lettered so.
+    pub fn settle(
+        &self,
+        producer: &Producer,
+        sent: InFlight,
+        step: &Step,
+    ) -> Result<u64, KafkaError> {
+        let refused = sent.refused();
+        if refused.is_empty() {
+            return Ok(0);
+        }
+        crate::pipeline::deliver::settle(
+            producer,
+            refused,
+            &step.produce,
+            &self.routing,
+            self.transformer.transform(),
+            &|index| step.source_of(index).cloned(),
+            Backoff::NETWORK,
+        )
     }
 
     /// Sends `record` to the dead-letter topic with `kind` and `reason`:
@@ -270,6 +322,7 @@ impl Enricher {
             &mut step.produce,
         );
         step.stats.dead_lettered += 1;
+        step.produced_from(step.finished.len());
         step.finished.push(record.locator());
     }
 }

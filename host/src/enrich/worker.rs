@@ -9,10 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::EnrichError;
 use super::definition::StartFrom;
-use super::enricher::{EnrichStats, Enricher};
+use super::enricher::{EnrichStats, Enricher, Step};
 use crate::health::{Heartbeat, Heartbeats, now_ms};
 use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
-use crate::record::RecordRef;
 
 /// How often the consumer lag is measured (two broker round trips per
 /// partition): often enough for a dashboard, rarely enough to cost nothing.
@@ -67,9 +66,9 @@ pub fn run_worker(
     );
     let mut total = EnrichStats::default();
     let mut last_commit = Instant::now();
-    // The batch sent last and the input records it finishes once its
-    // acknowledgements are in.
-    let mut in_flight: Option<(InFlight, Vec<RecordRef>, spans::Produce)> = None;
+    // The step sent last, whose input records are finished once its
+    // acknowledgements are in (or what the broker refused is settled).
+    let mut in_flight: Option<(InFlight, Step, spans::Produce)> = None;
     // The first lag is measured at once, so a scrape soon after start sees it.
     let mut last_lag = Instant::now() - LAG_EVERY;
     let mut pulse = Pulse::new(options.heartbeats.clone());
@@ -99,20 +98,20 @@ pub fn run_worker(
         // tansu, whose answers are slow); this order cut the worker's CPU
         // per record 5.7x. The guest work of this step still overlapped the
         // earlier batch's round trip.
-        if let Some((earlier, finished, produced)) = in_flight.take() {
-            earlier.wait()?;
-            consumer.finished(&finished);
+        if let Some((earlier, sent, produced)) = in_flight.take() {
+            settle(&producer, enricher, earlier, &sent, &mut total)?;
+            consumer.finished(&sent.finished);
             produced.end();
         }
         let sent_at = SystemTime::now();
-        let sent = producer.send(&step.produce)?;
-        in_flight = Some((sent, step.finished, spans::Produce::new(batch, sent_at)));
+        let sending = producer.send(&step.produce)?;
         total.add(&step.stats);
         crate::metrics::records(
             &definition.name,
             enricher.transform().short_version(),
             &step.stats,
         );
+        in_flight = Some((sending, step, spans::Produce::new(batch, sent_at)));
         crate::metrics::join_waiting(&definition.name, enricher.pending());
         if last_lag.elapsed() >= LAG_EVERY {
             let lags = consumer.lag(Duration::from_secs(1));
@@ -135,9 +134,9 @@ pub fn run_worker(
         }
         between_steps(enricher, &total);
     }
-    if let Some((last, finished, produced)) = in_flight.take() {
-        last.wait()?;
-        consumer.finished(&finished);
+    if let Some((last, sent, produced)) = in_flight.take() {
+        settle(&producer, enricher, last, &sent, &mut total)?;
+        consumer.finished(&sent.finished);
         produced.end();
     }
     let committed = consumer.commit(CommitMode::Sync)?;
@@ -153,6 +152,33 @@ pub fn run_worker(
         "worker stopped"
     );
     Ok(total)
+}
+
+/// Waits for a step's acknowledgements; outputs the broker refused for good
+/// are dead-lettered instead (and counted so), the step's inputs then
+/// count as finished.
+fn settle(
+    producer: &Producer,
+    enricher: &Enricher,
+    sent: InFlight,
+    step: &Step,
+    total: &mut EnrichStats,
+) -> Result<(), EnrichError> {
+    let dead_lettered = enricher.settle(producer, sent, step)?;
+    if dead_lettered > 0 {
+        let moved = EnrichStats {
+            dead_lettered,
+            ..EnrichStats::default()
+        };
+        crate::metrics::records(
+            &enricher.definition().name,
+            enricher.transform().short_version(),
+            &moved,
+        );
+        total.dead_lettered += dead_lettered;
+        total.produced = total.produced.saturating_sub(dead_lettered);
+    }
+    Ok(())
 }
 
 /// A worker's heartbeats: every so often, and a last one when it stops.

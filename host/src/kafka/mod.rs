@@ -20,7 +20,7 @@ pub use group::{GroupConsumer, GroupStart, Polled};
 pub use metadata::PartitionRange;
 pub use metadata::{check_topic_name, end_offsets};
 pub use pool::ReaderPool;
-pub use producer::{InFlight, ProduceRecord, Producer};
+pub use producer::{InFlight, ProduceRecord, Producer, Refused};
 pub use progress::OffsetTracker;
 pub use rdkafka::consumer::CommitMode;
 pub use read_plan::{ReadPlan, Start};

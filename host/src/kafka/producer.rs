@@ -30,7 +30,12 @@ pub struct ProduceRecord {
 
 pub struct Producer {
     inner: FutureProducer<Logged>,
+    /// The largest record the client sends (`message.max.bytes`).
+    max_message_bytes: usize,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 /// Records sent whose acknowledgements are still to be collected.
 #[derive(Default)]
@@ -38,7 +43,45 @@ pub struct InFlight {
     /// The distinct topics, so a delivery names its topic by index instead
     /// of holding a copy of the name per record.
     topics: Vec<String>,
-    deliveries: Vec<(usize, rdkafka::producer::DeliveryFuture)>,
+    /// Per record sent, its topic and its delivery, or why the producer
+    /// refused it at once (too large for `message.max.bytes`, say).
+    deliveries: Vec<(
+        usize,
+        Result<rdkafka::producer::DeliveryFuture, RdKafkaError>,
+    )>,
+}
+
+type RdKafkaError = rdkafka::error::KafkaError;
+
+/// A record the producer did not deliver, and why.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Its index among the records given to [`Producer::send`].
+    pub index: usize,
+    pub error: RdKafkaError,
+}
+
+impl Refused {
+    /// Whether sending the record again cannot help: the broker or the
+    /// client refuses the record itself (too large, invalid, not allowed on
+    /// its topic). The others (timeouts, a broker gone, a full queue) may
+    /// pass later.
+    pub fn is_permanent(&self) -> bool {
+        use RDKafkaErrorCode as Code;
+        matches!(
+            self.error.rdkafka_error_code(),
+            Some(
+                Code::MessageSizeTooLarge
+                    | Code::InvalidMessageSize
+                    | Code::MessageBatchTooLarge
+                    | Code::InvalidRecord
+                    | Code::InvalidMessage
+                    | Code::BadMessage
+                    | Code::TopicAuthorizationFailed
+                    | Code::InvalidTimestamp
+            )
+        )
+    }
 }
 
 impl InFlight {
@@ -53,24 +96,34 @@ impl InFlight {
     /// Waits for every acknowledgement; the first failure is returned,
     /// naming its topic.
     pub fn wait(self) -> Result<(), KafkaError> {
-        let InFlight { topics, deliveries } = self;
-        let results = futures_executor::block_on(join_all(
-            deliveries
-                .into_iter()
-                .map(|(topic, future)| async move { (topic, future.await) }),
-        ));
-        for (topic, result) in results {
-            let error = match result {
-                Ok(Ok(_)) => continue,
-                Ok(Err((source, _))) => source,
-                Err(_cancelled) => rdkafka::error::KafkaError::Canceled,
-            };
-            return Err(KafkaError::Produce {
-                topic: topics.get(topic).cloned().unwrap_or_default(),
-                source: error,
-            });
+        let topics = self.topics.clone();
+        match self.refused().into_iter().next() {
+            None => Ok(()),
+            Some(refused) => Err(KafkaError::Produce {
+                topic: topics.get(refused.index).cloned().unwrap_or_default(),
+                source: refused.error,
+            }),
         }
-        Ok(())
+    }
+
+    /// Waits for every acknowledgement; the records not delivered, in the
+    /// order they were sent.
+    pub fn refused(self) -> Vec<Refused> {
+        let InFlight { deliveries, .. } = self;
+        let results = futures_executor::block_on(join_all(deliveries.into_iter().enumerate().map(
+            |(index, (_, delivery))| async move {
+                let error = match delivery {
+                    Err(refused_at_once) => refused_at_once,
+                    Ok(future) => match future.await {
+                        Ok(Ok(_)) => return None,
+                        Ok(Err((error, _))) => error,
+                        Err(_cancelled) => RdKafkaError::Canceled,
+                    },
+                };
+                Some(Refused { index, error })
+            },
+        )));
+        results.into_iter().flatten().collect()
     }
 }
 
@@ -87,7 +140,21 @@ impl Producer {
                 brokers: config.bootstrap_servers.clone(),
                 source,
             })?;
-        Ok(Producer { inner })
+        let max_message_bytes = config
+            .properties
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES);
+        Ok(Producer {
+            inner,
+            max_message_bytes,
+        })
+    }
+
+    /// The largest record this producer sends, key, value and headers
+    /// together (`message.max.bytes`).
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// Sends every record and waits until each is acknowledged. The first
@@ -97,9 +164,10 @@ impl Producer {
     }
 
     /// Hands every record to the producer and returns at once; the
-    /// acknowledgements come in the background and [`InFlight::wait`]
-    /// collects them. A caller can prepare its next batch meanwhile, and
-    /// must not count these records as done before `wait` says so.
+    /// acknowledgements come in the background and [`InFlight::wait`] (or
+    /// [`InFlight::refused`]) collects them, a record the producer refused
+    /// at once included. A caller can prepare its next batch meanwhile, and
+    /// must not count these records as done before then.
     pub fn send(&self, records: &[ProduceRecord]) -> Result<InFlight, KafkaError> {
         let mut in_flight = InFlight::default();
         for record in records {
@@ -110,7 +178,7 @@ impl Producer {
                     in_flight.topics.len() - 1
                 }
             };
-            in_flight.deliveries.push((topic, self.enqueue(record)?));
+            in_flight.deliveries.push((topic, self.enqueue(record)));
         }
         Ok(in_flight)
     }
@@ -118,7 +186,7 @@ impl Producer {
     fn enqueue(
         &self,
         record: &ProduceRecord,
-    ) -> Result<rdkafka::producer::DeliveryFuture, KafkaError> {
+    ) -> Result<rdkafka::producer::DeliveryFuture, RdKafkaError> {
         let mut kafka_record = FutureRecord::<[u8], [u8]>::to(&record.topic)
             .headers(to_kafka_headers(&record.headers));
         if let Some(partition) = record.partition {
@@ -144,12 +212,7 @@ impl Producer {
                     self.inner.poll(Duration::from_millis(50));
                     kafka_record = back;
                 }
-                Err((source, _)) => {
-                    return Err(KafkaError::Produce {
-                        topic: record.topic.clone(),
-                        source,
-                    });
-                }
+                Err((source, _)) => return Err(source),
             }
         }
     }

@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod dead_letter;
+pub mod deliver;
 mod route;
 mod trace;
 mod transform;

@@ -4,6 +4,7 @@
 use super::PipelineError;
 use super::route::{Routed, Routing};
 use crate::kafka::{BoundedReader, KafkaConfig, Producer};
+use crate::retry::Backoff;
 use crate::runtime::Transformer;
 
 /// One bounded run of a transformer over a topic.
@@ -37,10 +38,14 @@ pub fn transform_topic(
     let producer = Producer::new(config)?;
     let mut stats = RunStats::default();
     let mut out = Vec::new();
+    // `(end, input)`: the records of `out` before `end` (after the previous
+    // entry's) came from `batch[input]`.
+    let mut origins: Vec<(usize, usize)> = Vec::new();
     while let Some(batch) = reader.next_batch(run.batch_size.max(1))? {
         let results = transformer.process(&batch);
         out.clear();
-        for (input, result) in batch.iter().zip(results) {
+        origins.clear();
+        for (index, (input, result)) in batch.iter().zip(results).enumerate() {
             stats.read += 1;
             match run
                 .routing
@@ -53,8 +58,27 @@ pub fn transform_topic(
                 Routed::Dropped => stats.dropped += 1,
                 Routed::DeadLettered => stats.dead_lettered += 1,
             }
+            origins.push((out.len(), index));
         }
-        producer.send_all(&out)?;
+        let refused = producer.send(&out)?.refused();
+        if !refused.is_empty() {
+            let source_of = |at: usize| {
+                let span = origins.partition_point(|(end, _)| *end <= at);
+                let (_, input) = origins.get(span)?;
+                batch.get(*input).map(|r| r.locator())
+            };
+            let moved = super::deliver::settle(
+                &producer,
+                refused,
+                &out,
+                &run.routing,
+                transformer.transform(),
+                &source_of,
+                Backoff::NETWORK,
+            )?;
+            stats.dead_lettered += moved;
+            stats.produced = stats.produced.saturating_sub(moved);
+        }
         progress(&stats);
     }
     tracing::info!(

@@ -27,7 +27,7 @@ impl TransformWatch {
         name: String,
         current: String,
         interval: Duration,
-    ) -> std::io::Result<Self> {
+    ) -> Self {
         let ready = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let task = crate::io::handle().spawn(watch(
@@ -39,23 +39,7 @@ impl TransformWatch {
             ready.clone(),
             stop.clone(),
         ));
-        Ok(TransformWatch { ready, stop, task })
-    }
-
-    /// Switches `enricher` to the newly activated version if there is one;
-    /// call it between batches. Returns whether it switched.
-    pub fn swap_into(
-        &self,
-        enricher: &mut crate::enrich::Enricher,
-    ) -> Result<bool, crate::runtime::RuntimeError> {
-        match self.take_update() {
-            Some(transform) => {
-                enricher.swap_transform(&transform)?;
-                crate::metrics::activation(transform.name());
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        TransformWatch { ready, stop, task }
     }
 
     /// The newly activated transform, once, when there is one.

@@ -8,12 +8,14 @@
 //! [`NAME_RULE`]; loaded versions stay in memory, so a request or a batch
 //! that names a transform pays the load once per version.
 
+mod follow;
 mod name;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use follow::{DEFAULT_RELOAD, Followed};
 pub use name::{BadName, NAME_RULE, TransformName, is_valid};
 
 use crate::enrich::TransformRef;

@@ -253,3 +253,149 @@ async fn a_payload_past_the_limit_is_a_413_naming_max_batch_size() {
     }
     assert!(read_all(&broker(), &p.output).is_empty());
 }
+
+/// Promise: an output the broker refuses for good (here: grown past
+/// librdkafka's `message.max.bytes`) goes to the dead-letter topic with the
+/// reason and its source, its value cut to fit and saying so; the batch
+/// goes on and the invocation answers 200.
+#[tokio::test]
+async fn an_output_too_large_for_the_broker_is_dead_lettered_and_the_batch_goes_on() {
+    let p = pipeline(broker());
+    let events = vec![
+        kevent(&p.input, 20, r#"{"id":1}"#),
+        kevent(&p.input, 21, r#"{"do":"grow","bytes":1100000}"#),
+        kevent(&p.input, 22, r#"{"id":2}"#),
+    ];
+    let body = json!({
+        "Data": {"kevents": Value::from(events).to_string()},
+        "Metadata": metadata(&p.input),
+    });
+    let (status, response) = call(p.config.clone(), "/Enrich", body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert_eq!(response["ReturnValue"]["produced"], 2, "{response}");
+    assert_eq!(response["ReturnValue"]["dead_lettered"], 1, "{response}");
+    assert_eq!(read_all(&broker(), &p.output).len(), 2);
+    let dead = read_all(&broker(), &p.dead_letter);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(header_text(&dead[0], header::ERROR_KIND), "produce");
+    assert_eq!(header_text(&dead[0], header::SOURCE_OFFSET), "21");
+    assert_eq!(header_text(&dead[0], header::SOURCE_TOPIC), p.input);
+    let reason = header_text(&dead[0], header::ERROR_REASON);
+    assert!(
+        reason.contains("too large") || reason.contains("Message size"),
+        "{reason}"
+    );
+    assert_eq!(
+        header_text(&dead[0], sluice_host::pipeline::deliver::TRUNCATED_HEADER),
+        "1100000"
+    );
+    assert!(dead[0].value.as_ref().unwrap().len() < 1_000_000);
+}
+
+/// Promise: the Kafka-trigger route follows the registry as a worker does:
+/// a version activated through the app's own admin API is used by the
+/// next batches of the same warm instance, within the reload interval
+/// and the time to load it.
+#[tokio::test]
+async fn a_version_activated_through_the_admin_api_is_used_by_the_next_trigger_batches() {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use sluice_host::registry::Registry;
+    use sluice_host::storage::AzureCredentials;
+    use sluice_host::transforms::TransformSource;
+    use tower::ServiceExt;
+
+    use crate::handler::admin::Admin;
+    use crate::handler::router;
+
+    let mut p = pipeline(broker());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(
+            dir.path().join("registry").to_str().unwrap(),
+            &AzureCredentials::default(),
+        )
+        .unwrap(),
+    );
+    let definition = PipelineDefinition::from_value(&json!({
+        "name": "followed", "inputs": [p.input], "outputs": [p.output],
+        "dead_letter": p.dead_letter, "transform": "followed",
+    }))
+    .unwrap();
+    p.config.enrich = Some(EnrichConfig::new(definition, broker()).unwrap());
+    p.config.transforms = Arc::new(TransformSource::registry(
+        sluice_tests::runtime().clone(),
+        registry.clone(),
+    ));
+    p.config.admin = Some(Arc::new(Admin {
+        registry,
+        runtime: sluice_tests::runtime().clone(),
+        kafka: None,
+        exports: None,
+    }));
+    // One router: one warm instance, whose pipeline stays loaded.
+    let app = router(p.config.clone());
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let upload = |component: Vec<u8>| {
+        Request::put("/api/transforms/followed?activate=true")
+            .header("x-functions-key", super::ADMIN_KEY)
+            .body(Body::from(component))
+            .unwrap()
+    };
+    let batch = |offset: i64| {
+        let body = json!({
+            "Data": {"kevent": kevent(&p.input, offset, r#"{"id":1}"#)},
+            "Metadata": metadata(&p.input),
+        });
+        Request::post("/Enrich")
+            .header("content-type", "application/json")
+            .header("x-functions-key", super::ADMIN_KEY)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, v1) = send(upload(sluice_tests::guest("misbehave"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    let (status, answer) = send(batch(0)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let stamp = |version: &Value| format!("followed@{}", &version.as_str().unwrap()[..12]);
+    let last_stamp = || {
+        let out = read_all(&broker(), &p.output);
+        header_text(out.last().unwrap(), header::TRANSFORM).to_owned()
+    };
+    assert_eq!(last_stamp(), stamp(&v1["version"]));
+
+    let (status, v2) = send(upload(sluice_tests::guest("language-detect"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{v2}");
+    let started = Instant::now();
+    let mut offset = 1;
+    loop {
+        let (status, answer) = send(batch(offset)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        if last_stamp() == stamp(&v2["version"]) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the trigger still runs {} a minute after v2 was activated",
+            last_stamp()
+        );
+        offset += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("v2 used after {:?}", started.elapsed());
+}
