@@ -7,7 +7,7 @@
 //! so.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -122,11 +122,7 @@ pub fn default_worker_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use crate::clock::now_ms;
 
 /// A beat of pipeline `p`, worker `w`, at `at_ms`: what the tests of the
 /// beats and of their storage start from.

@@ -6,6 +6,7 @@
 //! Parquet files, [`export`], [`fetch`] and [`enrich`] are the capabilities
 //! the adapters call.
 
+pub mod clock;
 pub mod codec;
 pub mod config;
 #[doc(hidden)]

@@ -50,7 +50,7 @@ impl Backoff {
     }
 
     /// The waits this policy makes, in order (jitter included).
-    pub fn delays(&self) -> impl Iterator<Item = Duration> {
+    pub fn delays(self) -> impl Iterator<Item = Duration> {
         self.builder().build()
     }
 

@@ -3,9 +3,7 @@
 //! concurrently, each in its own thread; one failing does not stop the
 //! others, and the result says which failed and why.
 
-use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::error::ExportError;
 use super::topic::{ExportOptions, TopicReport, export_topic};
@@ -253,16 +251,15 @@ fn aggregator(
 
 /// `run-<Unix ms>-<6 hex digits>`: unique across runs started in the same
 /// millisecond too (two timer invocations, a timer and a manual run), since
-/// the run id names the staging folder and the aggregator's result.
+/// the run id names the staging folder and the aggregator's result. The
+/// time first, so run ids sort in the order the runs started.
 pub fn new_run_id() -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    // RandomState is seeded from the OS per process and per instance: enough
-    // to tell runs apart without a dependency on a random number crate.
-    let salt = RandomState::new().hash_one((millis, std::process::id())) & 0xff_ffff;
-    format!("run-{millis}-{salt:06x}")
+    let salt = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "run-{}-{}",
+        crate::clock::now_ms(),
+        salt.get(..6).unwrap_or(&salt)
+    )
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ mod manifest;
 mod watch;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -518,8 +517,5 @@ fn pipeline_key(name: &str) -> String {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    u64::try_from(crate::clock::now_ms()).unwrap_or_default()
 }

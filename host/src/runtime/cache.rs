@@ -96,7 +96,11 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Runtime
         source,
     };
     std::fs::create_dir_all(dir).map_err(cache_error)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(cache_error)?;
-    std::fs::rename(&tmp, path).map_err(cache_error)
+    // A temporary name of its own per writer: two threads (or processes)
+    // compiling the same component never write the same file.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(cache_error)?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(cache_error)?;
+    tmp.persist(path)
+        .map(|_| ())
+        .map_err(|e| cache_error(e.error))
 }

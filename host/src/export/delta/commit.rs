@@ -17,6 +17,7 @@ use super::actions::{Action, FileRange, encode_commit, parse_commit};
 use super::error::DeltaError;
 use super::log::{Snapshot, commit_key};
 use crate::export::layout;
+use crate::retry::Backoff;
 use crate::storage::{Storage, StorageError};
 
 /// Where a log is put and read: the export's storage, or a test's.
@@ -25,6 +26,11 @@ pub trait LogStore {
     fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError>;
     /// See [`Storage::get_if_exists`].
     fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
+    /// How long to wait after a put whose answer was lost, before the log
+    /// is read back: a store that timed out may need a moment.
+    fn lost_answer_backoff(&self) -> Backoff {
+        LOST_ANSWER_BACKOFF
+    }
 }
 
 impl LogStore for Storage {
@@ -43,6 +49,13 @@ const MAX_CONFLICTS: usize = 50;
 /// at most, before giving up.
 const MAX_LOST: u32 = 8;
 
+/// 20 ms, doubling to 2 s, for each of the lost answers.
+const LOST_ANSWER_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(20),
+    max: Duration::from_secs(2),
+    retries: MAX_LOST as usize,
+};
+
 /// Commits `actions` (a `commitInfo` first, with a unique `txnId` so that
 /// its bytes are this commit's alone) on top of `snapshot`, which then
 /// holds the new version. Returns that version.
@@ -58,6 +71,7 @@ pub fn commit(
     })?);
     let touched = Touched::of(&actions);
     let mut lost = 0u32;
+    let mut waits = log.lost_answer_backoff().delays();
     let mut conflicts = 0usize;
     loop {
         let version = snapshot.next_version();
@@ -81,9 +95,9 @@ pub fn commit(
                         reason: error.to_string(),
                     });
                 }
-                // Unit tests lose answers on purpose and need not wait.
-                let base: u64 = if cfg!(test) { 1 } else { 20 };
-                std::thread::sleep(Duration::from_millis(base << lost.min(6)));
+                if let Some(wait) = waits.next() {
+                    std::thread::sleep(wait);
+                }
                 log.get_if_exists(&key)
             }
         };
@@ -257,6 +271,15 @@ mod tests {
 
         fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
             Ok(self.objects.borrow().get(key).cloned())
+        }
+
+        /// Answers are lost on purpose here: no need to wait for them.
+        fn lost_answer_backoff(&self) -> crate::retry::Backoff {
+            crate::retry::Backoff {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+                retries: super::MAX_LOST as usize,
+            }
         }
     }
 

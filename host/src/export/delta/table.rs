@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use arrow_schema::SchemaRef;
 use serde_json::json;
@@ -67,11 +67,7 @@ pub struct DeltaTable {
     report: DeltaReport,
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+use crate::clock::now_ms as now_millis;
 
 impl DeltaTable {
     /// Reads the table of `plan`'s topic (none yet is fine: the first
