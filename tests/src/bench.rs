@@ -211,6 +211,43 @@ pub fn run_variant(variant: &str, args: &[(&str, String)]) -> Measured {
     run_for_result(variant, command)
 }
 
+/// What a child process used, as the kernel accounted it.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessUsage {
+    pub success: bool,
+    pub seconds: f64,
+    /// User plus system CPU time of that process (all its threads).
+    pub cpu_seconds: f64,
+    /// Its peak resident set (`ru_maxrss`), in KiB.
+    pub peak_rss_kb: u64,
+}
+
+/// Runs `command` (a program that is not this bench, such as the `sluice`
+/// binary) to its end and returns what it used. The figures are that one
+/// process's, from `wait4`, so other children of the bench do not mix in
+/// (as they would with `getrusage(RUSAGE_CHILDREN)`).
+pub fn run_measured(mut command: Command) -> ProcessUsage {
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let started = Instant::now();
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our child, not yet waited for; `status` and `usage`
+    // are valid for writing.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4 for {command:?}");
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    ProcessUsage {
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_rss_kb: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    }
+}
+
 /// The virtualenv `scripts/setup.sh python-tools` makes for the peers.
 pub fn python() -> Option<PathBuf> {
     crate::python_tools()
