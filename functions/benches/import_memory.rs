@@ -3,8 +3,8 @@
 //! imported from a local folder and from Azurite, beside the same binary
 //! importing a file of 1,000 rows (the process's fixed cost: librdkafka,
 //! the runtimes, the binary itself) in the same run. Each import is a
-//! process of its own, the real `sluice import`; its peak RSS is the
-//! kernel's (`ru_maxrss`, from `wait4`). The target: the peak less the
+//! process of its own, the real `sluice import`; its peak RSS is its own
+//! `VmHWM` (see `bench::run_measured`). The target: the peak less the
 //! small import's stays within the budget plus a constant (bounded buffers:
 //! a chunk of records in the producer, the readers' buffers), whatever the
 //! file size.
@@ -104,7 +104,7 @@ fn main() {
         }
     }
     println!(
-        "\npeak RSS: the process's high-water mark (ru_maxrss); over fixed: less the \
+        "\npeak RSS: the process's high-water mark (VmHWM); over fixed: less the \
          small import's; the ratios divide that by the file's size and by the budget\n"
     );
     for target in targets {
