@@ -56,7 +56,12 @@ fn main() {
         .expect("upload to Azurite");
 
     let folder = |path: &Path| path.to_str().expect("UTF-8 path").to_owned();
-    let fixed = import("small file, local folder", &folder(&small), budget_mib, SMALL_ROWS);
+    let fixed = import(
+        "small file, local folder",
+        &folder(&small),
+        budget_mib,
+        SMALL_ROWS,
+    );
     let local = import("big file, local folder", &folder(&big), budget_mib, rows);
     let remote = import("big file, Azurite", &azure_url, budget_mib, rows);
 
@@ -67,14 +72,7 @@ fn main() {
     );
     println!(
         "{:<28} {:>9} {:>8} {:>10} {:>10} {:>14} {:>13} {:>13}",
-        "variant",
-        "rows",
-        "seconds",
-        "rows/s",
-        "peak RSS",
-        "over fixed",
-        "/ file size",
-        "/ budget"
+        "variant", "rows", "seconds", "rows/s", "peak RSS", "over fixed", "/ file size", "/ budget"
     );
     let mib = |kb: u64| kb as f64 / 1024.0;
     let mut targets = Vec::new();
@@ -144,7 +142,10 @@ fn import(name: &str, from: &str, budget_mib: usize, rows: usize) -> ProcessUsag
     command
         .args(["import", "--from", from, "--topic", &topic])
         .args(["--keep-budget-mb", &budget_mib.to_string()])
-        .env("SLUICE_AZURE_ACCOUNT", credentials.account.unwrap_or_default())
+        .env(
+            "SLUICE_AZURE_ACCOUNT",
+            credentials.account.unwrap_or_default(),
+        )
         .env("SLUICE_AZURE_KEY", credentials.key.unwrap_or_default())
         .env(
             "SLUICE_AZURE_ENDPOINT",

@@ -237,6 +237,10 @@ pub struct ProcessUsage {
 /// process's high-water mark over into the child's at `exec`, so a child
 /// of a bench that held its input would seem to hold it too.
 pub fn run_measured(mut command: Command) -> ProcessUsage {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which gives its CPU time too"
+    )]
     let child = command
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));

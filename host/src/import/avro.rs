@@ -5,7 +5,7 @@
 //! float, which JSON cannot hold, becomes `null` instead of failing the
 //! file. The JSON text is written straight from the Avro value.
 
-use std::io::Cursor;
+use std::io::Read;
 
 use apache_avro::Reader;
 use bytes::Bytes;
@@ -13,12 +13,15 @@ use bytes::Bytes;
 use super::format::{Format, ReadError};
 use crate::codec::{CodecError, NonFinite, write_avro_json};
 
-pub fn rows(bytes: Bytes) -> Result<impl Iterator<Item = Result<Bytes, ReadError>>, ReadError> {
-    let reader: Reader<'static, _> =
-        Reader::new(Cursor::new(bytes)).map_err(|e| ReadError::Open {
-            format: Format::Avro,
-            reason: e.to_string(),
-        })?;
+/// The records of `input`, read a block at a time (a block is what the
+/// writer buffered, 64 KiB by default in Spark and Java).
+pub fn rows<R: Read>(
+    input: R,
+) -> Result<impl Iterator<Item = Result<Bytes, ReadError>>, ReadError> {
+    let reader: Reader<'static, _> = Reader::new(input).map_err(|e| ReadError::Open {
+        format: Format::Avro,
+        reason: e.to_string(),
+    })?;
     // The reader itself stops after its first error.
     Ok(reader.enumerate().map(|(index, value)| {
         let row_error = |reason: String| ReadError::Row {
@@ -64,8 +67,8 @@ mod tests {
             );
             writer.append(record).unwrap();
         }
-        let bytes = Bytes::from(writer.into_inner().unwrap());
-        let all: Vec<Value> = rows(bytes)
+        let bytes = writer.into_inner().unwrap();
+        let all: Vec<Value> = rows(bytes.as_slice())
             .unwrap()
             .map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
             .collect();
@@ -81,7 +84,7 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_at_open() {
-        let bytes = Bytes::from_static(b"this is not avro at all");
+        let bytes: &[u8] = b"this is not avro at all";
         assert!(matches!(
             rows(bytes).err(),
             Some(ReadError::Open {
