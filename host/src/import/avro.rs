@@ -46,6 +46,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::import::format::Endless;
 
     #[test]
     fn records_become_objects_in_file_order() {
@@ -78,6 +79,47 @@ mod tests {
                 json!({"id": 1, "score": 0.5, "tags": ["a"]}),
                 json!({"id": 2, "score": null, "tags": ["a"]}),
                 json!({"id": 3, "score": null, "tags": ["a"]}),
+            ]
+        );
+    }
+
+    /// Records come as the file is read, a block at a time: an endless
+    /// file gives its first records.
+    #[test]
+    fn records_are_read_as_the_file_is() {
+        let schema = Schema::parse_str(
+            r#"{"type":"record","name":"r","fields":[{"name":"id","type":"long"}]}"#,
+        )
+        .unwrap();
+        let mut writer = Writer::new(&schema, Vec::new());
+        let record = |id: i64| {
+            let mut record = apache_avro::types::Record::new(&schema).unwrap();
+            record.put("id", id);
+            record
+        };
+        writer.append(record(1)).unwrap();
+        writer.flush().unwrap();
+        let header_and_first = writer.get_ref().len();
+        writer.append(record(2)).unwrap();
+        writer.flush().unwrap();
+        // The second block (its record, then the file's sync marker) is
+        // repeated without end.
+        let mut start = writer.into_inner().unwrap();
+        let block = start.split_off(header_and_first);
+        let endless =
+            std::io::BufReader::new(std::io::Read::chain(start.as_slice(), Endless(block)));
+        let first: Vec<Value> = rows(endless)
+            .unwrap()
+            .take(4)
+            .map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
+            .collect();
+        assert_eq!(
+            first,
+            [
+                json!({"id": 1}),
+                json!({"id": 2}),
+                json!({"id": 2}),
+                json!({"id": 2})
             ]
         );
     }

@@ -78,6 +78,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::import::format::Endless;
 
     fn values(rows: Lines<&[u8]>) -> Vec<Value> {
         rows.map(|row| serde_json::from_slice(&row.unwrap()).unwrap())
@@ -118,6 +119,18 @@ mod tests {
             }
             other => panic!("expected line 2 refused, got {other:?}"),
         }
+    }
+
+    /// Rows come as the input is read, not after it is all in memory: an
+    /// endless input gives its first rows.
+    #[test]
+    fn rows_are_read_as_the_input_is() {
+        let endless = std::io::BufReader::new(std::io::Read::chain(
+            b"{\"first\":true}\n".as_slice(),
+            Endless(b"{\"a\":1}\n".to_vec()),
+        ));
+        let first: Vec<Bytes> = rows(endless).take(3).map(Result::unwrap).collect();
+        assert_eq!(first, ["{\"first\":true}", "{\"a\":1}", "{\"a\":1}"]);
     }
 
     #[test]
