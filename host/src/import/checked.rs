@@ -63,12 +63,19 @@ impl CheckedFile {
         self.kept.is_some()
     }
 
-    /// The rows from `start` on, as [`Format::rows`] gives them.
+    /// The rows from `start` on, as [`Format::rows`] gives them; no more
+    /// than were checked, should the file have grown since (a local file
+    /// is read in place, twice when past the budget).
     pub fn rows_from(self, start: u64) -> Result<Rows, ReadError> {
         let skip = usize::try_from(start).unwrap_or(usize::MAX);
         match self.kept {
             Some(kept) => Ok(Box::new(kept.into_iter().skip(skip).map(Ok))),
-            None => Ok(Box::new(self.format.rows(&self.file)?.skip(skip))),
+            None => {
+                let left = usize::try_from(self.rows.saturating_sub(start)).unwrap_or(usize::MAX);
+                Ok(Box::new(
+                    self.format.rows(&self.file)?.skip(skip).take(left),
+                ))
+            }
         }
     }
 }
@@ -119,6 +126,14 @@ mod tests {
             let checked = CheckedFile::check(Format::JsonLines, file(LINES), budget).unwrap();
             assert!(all(checked.rows_from(5).unwrap()).is_empty());
         }
+    }
+
+    #[test]
+    fn rows_read_again_stop_at_those_checked() {
+        let mut grown = file(LINES);
+        let checked = CheckedFile::check(Format::JsonLines, grown.try_clone().unwrap(), 1).unwrap();
+        grown.write_all(b"{\"id\":4}\n").unwrap();
+        assert_eq!(all(checked.rows_from(1).unwrap()), expected()[1..]);
     }
 
     #[test]

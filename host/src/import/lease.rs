@@ -127,7 +127,8 @@ impl ImportLease {
     /// Takes the lease of importing the folder `url` into `topic`, for
     /// `length` at a time (renewed every third of it until released).
     /// Waits while a lease held by another import may still expire
-    /// unrenewed (at most `length`): a taker after a crash does not fail.
+    /// unrenewed (at most `length` and a third): a taker after a crash
+    /// does not fail.
     pub fn take(
         url: &str,
         azure: &AzureCredentials,
@@ -150,7 +151,10 @@ impl ImportLease {
             std::process::id(),
             crate::export::new_run_id().trim_start_matches("run-")
         );
-        let give_up = Instant::now() + length;
+        // A lease seen by a taker with the holder's settings expires within
+        // `length`, and is renewed within a third of it if its holder lives:
+        // wait that long for one or the other.
+        let give_up = Instant::now() + length + length / 3;
         // The version of a live lease seen earlier: changed means renewed.
         let mut watched: Option<Version> = None;
         loop {

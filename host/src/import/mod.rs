@@ -330,6 +330,13 @@ impl FileImport<'_> {
             self.save(done, done == total)?;
             on_chunk(done, total);
         }
+        if done < total {
+            // A local file is read in place: rewritten meanwhile, it may
+            // end before the rows the check counted.
+            return Err(FileError::Unreadable(format!(
+                "changed while it was imported: {total} rows when checked, {done} when read again"
+            )));
+        }
         // An empty file, or one whose last chunk an earlier run produced.
         if self.ledger.file(path).is_none_or(|p| !p.done) {
             self.save(done, true)?;
