@@ -171,8 +171,9 @@ impl Source {
         if current != *expected {
             return Ok(None);
         }
-        // Written beside the file, then renamed over it (durably, as
-        // `Storage::upload` does): a reader sees the old or the new bytes.
+        // Written beside the file, then moved over it by `Storage::upload`
+        // (synced, renamed, the folder synced): a reader sees the old or
+        // the new bytes, and a power cut keeps one of them.
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
