@@ -34,7 +34,7 @@ pub(crate) struct Source {
     url: String,
     /// The folder, when it is local: its files are read in place, and the
     /// importer's own files are written under an OS lock (`swap.rs`).
-    pub(super) local: Option<Arc<LocalFileSystem>>,
+    local: Option<Arc<LocalFileSystem>>,
     /// Downloads of remote files in chunks, and local files' durable
     /// renames.
     pub(super) storage: Arc<Storage>,
