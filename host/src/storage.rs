@@ -433,11 +433,37 @@ impl Storage {
                     .map(|_| ())
                     .map_err(|source| StorageError::Local { path: from, source })
             }
+            Target::Remote { .. } => {
+                let mut file = std::fs::File::create(to).map_err(local_error)?;
+                self.download_into(key, &mut file, to)
+            }
+        }
+    }
+
+    /// Writes the bytes of `key` to `out` (named `out_name` in errors) as
+    /// they arrive, a few network chunks in memory at a time: for a file
+    /// that may be larger than memory, such as an import's temporary copy.
+    pub fn download_into(
+        &self,
+        key: &str,
+        out: &mut std::fs::File,
+        out_name: &Path,
+    ) -> Result<(), StorageError> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(out);
+        let local_error = |source| StorageError::Local {
+            path: out_name.to_owned(),
+            source,
+        };
+        match &self.target {
+            Target::Local(root) => {
+                let path = root.join(key);
+                let mut from = std::fs::File::open(&path)
+                    .map_err(|source| StorageError::Local { path, source })?;
+                std::io::copy(&mut from, &mut out).map_err(local_error)?;
+            }
             Target::Remote { store, prefix } => {
                 use futures_util::StreamExt;
-                use std::io::Write;
-                let mut file =
-                    std::io::BufWriter::new(std::fs::File::create(to).map_err(local_error)?);
                 let (sender, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(2);
                 let store = store.clone();
                 let path = object_path(prefix, key);
@@ -451,7 +477,7 @@ impl Storage {
                     Ok::<_, object_store::Error>(())
                 });
                 while let Some(chunk) = chunks.blocking_recv() {
-                    file.write_all(&chunk).map_err(local_error)?;
+                    out.write_all(&chunk).map_err(local_error)?;
                 }
                 match crate::io::wait(fetch) {
                     Ok(Ok(())) => {}
@@ -463,9 +489,9 @@ impl Storage {
                         });
                     }
                 }
-                file.flush().map_err(local_error)
             }
         }
+        out.flush().map_err(local_error)
     }
 
     fn remote_error(&self, key: &str, error: object_store::Error) -> StorageError {

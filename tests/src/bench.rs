@@ -191,8 +191,15 @@ pub fn peak_rss_kb() -> u64 {
 
 /// A `/proc/self/status` figure in KiB.
 fn status_kb(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
+    status_field_kb(
+        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        field,
+    )
+}
+
+/// A figure in KiB of a `/proc/<pid>/status` text; 0 when it is not there.
+fn status_field_kb(status: &str, field: &str) -> u64 {
+    status
         .lines()
         .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
@@ -209,6 +216,61 @@ pub fn run_variant(variant: &str, args: &[(&str, String)]) -> Measured {
         command.arg(format!("{key}={value}"));
     }
     run_for_result(variant, command)
+}
+
+/// What a child process used.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessUsage {
+    pub success: bool,
+    pub seconds: f64,
+    /// User plus system CPU time of that process (all its threads).
+    pub cpu_seconds: f64,
+    /// Its peak resident set (`VmHWM`), in KiB.
+    pub peak_rss_kb: u64,
+}
+
+/// Runs `command` (a program that is not this bench, such as the `sluice`
+/// binary) to its end and returns what it used: its own peak RSS, read
+/// from `/proc/<pid>/status` every few milliseconds while it runs (a high-
+/// water mark, so only growth in its last moments could be missed), and
+/// its CPU time from `wait4`. Not `ru_maxrss`: Linux carries the spawning
+/// process's high-water mark over into the child's at `exec`, so a child
+/// of a bench that held its input would seem to hold it too.
+pub fn run_measured(mut command: Command) -> ProcessUsage {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which gives its CPU time too"
+    )]
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let started = Instant::now();
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    let status_path = format!("/proc/{pid}/status");
+    let mut peak_rss_kb = 0;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // Read before the wait: until wait4 reaps it, `pid` is this child.
+        let hwm = std::fs::read_to_string(&status_path).unwrap_or_default();
+        peak_rss_kb = peak_rss_kb.max(status_field_kb(&hwm, "VmHWM:"));
+        // SAFETY: `pid` is our child, not yet reaped; `status` and `usage`
+        // are valid for writing.
+        let waited = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        assert_eq!(waited, 0, "wait4 for {command:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    ProcessUsage {
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
+        peak_rss_kb,
+    }
 }
 
 /// The virtualenv `scripts/setup.sh python-tools` makes for the peers.

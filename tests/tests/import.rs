@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use apache_avro::types::{Record, Value as AvroValue};
 use apache_avro::{Codec, Schema, Writer};
@@ -557,44 +558,130 @@ fn a_file_rewritten_with_the_same_size_is_noticed_too() {
 }
 
 #[test]
-fn a_second_import_of_the_same_folder_and_topic_waits_its_turn() {
-    use sluice_host::import::ImportError;
+fn a_second_import_of_the_same_folder_and_topic_is_refused_while_the_first_runs() {
+    use sluice_host::import::{ImportError, ImportLease, lease_key};
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().to_str().unwrap();
     write(dir.path(), "orders.jsonl", &orders(0, 3));
     let topic = topic();
-    // An import running now holds the lock.
-    let lock = dir.path().join(format!("_sluice_import/{topic}.lock"));
-    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    std::fs::write(
-        &lock,
-        json!({"owner": "other", "refreshed_at_ms": now}).to_string(),
-    )
-    .unwrap();
+    let options = ImportOptions {
+        lease: Duration::from_secs(1),
+        ..ImportOptions::default()
+    };
+    // An import running now holds the lease and renews it.
+    let running = ImportLease::take(folder, &AzureCredentials::default(), &topic, options.lease)
+        .expect("the lease is free");
     let refused = import(
         &broker(),
         folder,
         &AzureCredentials::default(),
         &topic,
-        &ImportOptions::default(),
+        &options,
         |_| {},
     );
     let Err(ImportError::Busy { owner, .. }) = refused else {
-        panic!("expected the import to refuse: {refused:?}");
+        panic!("expected the import to be refused: {refused:?}");
     };
-    assert_eq!(owner, "other");
+    let lease: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(lease_key(&topic))).unwrap())
+            .unwrap();
+    assert_eq!(lease["owner"], Value::from(owner));
     assert!(read_all(&broker(), &topic).is_empty(), "nothing produced");
-    // A lock an import left when it died (not refreshed for long) is taken over.
-    std::fs::write(
-        &lock,
-        json!({"owner": "dead", "refreshed_at_ms": now - 3_600_000}).to_string(),
-    )
-    .unwrap();
-    let report = run(folder, &topic, &ImportOptions::default());
+    assert!(running.release().unwrap(), "released by its holder");
+
+    let started = Instant::now();
+    let report = run(folder, &topic, &options);
     assert_eq!(report.rows(), 3);
-    assert!(!lock.exists(), "the lock is removed when the import ends");
+    assert!(
+        started.elapsed() < options.lease,
+        "a released lease is taken at once"
+    );
+    let lease: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(lease_key(&topic))).unwrap())
+            .unwrap();
+    assert_eq!(lease["owner"], Value::Null, "released when the import ends");
+}
+
+/// Another import takes the lease over while this one runs (this one
+/// stalled past its lease, say) and records progress of its own: this one
+/// stops, and what the other recorded stays.
+#[test]
+fn an_import_whose_lease_is_taken_over_stops_and_leaves_the_others_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "orders.jsonl", &orders(0, 20_000));
+    // Replaced whole, as a store's put replaces an object.
+    let replace = |key: &str, bytes: &[u8]| {
+        let staged = dir.path().join("_staged");
+        std::fs::write(&staged, bytes).unwrap();
+        std::fs::rename(&staged, dir.path().join(key)).unwrap();
+    };
+    stops_when_taken_over(
+        dir.path().to_str().unwrap(),
+        &AzureCredentials::default(),
+        &replace,
+    );
+}
+
+#[test]
+fn an_import_whose_lease_is_taken_over_on_azure_stops_and_leaves_the_others_progress() {
+    let url = azurite_url("import-taken", "landing");
+    let credentials = azurite::credentials();
+    let storage = Storage::open(&url, &credentials).unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let put = |key: &str, bytes: &[u8]| {
+        let local = staging.path().join("staged");
+        std::fs::write(&local, bytes).unwrap();
+        storage.upload(&local, key).unwrap();
+    };
+    put("orders.jsonl", &orders(0, 20_000));
+    stops_when_taken_over(&url, &credentials, &put);
+}
+
+fn stops_when_taken_over(
+    url: &str,
+    credentials: &AzureCredentials,
+    overwrite: &dyn Fn(&str, &[u8]),
+) {
+    use sluice_host::import::{ImportError, lease_key};
+    let topic = topic();
+    let options = ImportOptions {
+        chunk_rows: 100,
+        lease: Duration::from_secs(1),
+        ..ImportOptions::default()
+    };
+    let theirs =
+        json!({"topic": topic, "files": {"orders.jsonl": {"size": 1, "rows": 7, "done": false}}})
+            .to_string();
+    let mut taken_over = false;
+    let outcome = import(&broker(), url, credentials, &topic, &options, |progress| {
+        if !taken_over && progress.rows_done >= 200 {
+            taken_over = true;
+            let until = SystemTime::now() + Duration::from_secs(60);
+            let until_ms = until.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            let lease = json!({"owner": "the-other-import", "expires_at_ms": until_ms});
+            overwrite(&lease_key(&topic), lease.to_string().as_bytes());
+            overwrite(&progress_key(&topic), theirs.as_bytes());
+        }
+    });
+    assert!(taken_over, "the import got past its second chunk");
+    match outcome {
+        Err(ImportError::LeaseLost { reason, .. }) => {
+            assert!(reason.contains("the-other-import"), "{reason}")
+        }
+        Err(ImportError::ProgressChanged { .. }) => {}
+        other => panic!("expected the import to stop: {other:?}"),
+    }
+    let storage = Storage::open(url, credentials).unwrap();
+    assert_eq!(
+        storage.get(&progress_key(&topic)).unwrap(),
+        theirs.as_bytes(),
+        "the other import's progress is not overwritten"
+    );
+    let lease: Value = serde_json::from_slice(&storage.get(&lease_key(&topic)).unwrap()).unwrap();
+    assert_eq!(
+        lease["owner"], "the-other-import",
+        "its lease is left alone"
+    );
+    let produced = read_all(&broker(), &topic).len();
+    assert!(produced < 20_000, "stopped early: {produced} rows produced");
 }

@@ -5,12 +5,12 @@
 //! failed.
 
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::ProgressStyle;
 use sluice_host::import::{
-    DEFAULT_KEEP_BUDGET, Format, ImportOptions, ImportReport, import, progress_key,
+    DEFAULT_KEEP_BUDGET, DEFAULT_LEASE, Format, ImportOptions, ImportReport, import, progress_key,
 };
 use sluice_host::kafka::ensure_topic;
 use sluice_host::storage::AzureCredentials;
@@ -43,9 +43,18 @@ pub struct ImportArgs {
     chunk_rows: usize,
     /// Megabytes of a file's checked rows kept in memory to produce them
     /// (every row is read before any is produced); a file whose rows need
-    /// more is read a second time instead.
+    /// more is read a second time instead. Files are read from disk (from
+    /// Azure, downloaded to a temporary file first), so this, not the
+    /// largest file, is what bounds the import's memory.
     #[arg(long, default_value_t = DEFAULT_KEEP_BUDGET >> 20)]
     keep_budget_mb: usize,
+    /// Seconds the import's lease (one import of a folder into a topic at a
+    /// time) lasts unrenewed. It is renewed every third of this; an import
+    /// that died is taken over this long after its last renewal, and a new
+    /// one waits for that instead of failing.
+    #[arg(long, default_value_t = DEFAULT_LEASE.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    lease_seconds: u64,
     #[command(flatten)]
     azure: AzureArgs,
     #[command(flatten)]
@@ -99,6 +108,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         key_field: args.key.clone(),
         chunk_rows: args.chunk_rows.max(1),
         keep_budget: args.keep_budget_mb << 20,
+        lease: Duration::from_secs(args.lease_seconds),
     };
     let bar = super::progress::bar(0, "importing");
     // Bytes rather than rows: the total is known before any file is read.

@@ -20,11 +20,23 @@ pub enum ImportError {
         source: Box<KafkaError>,
     },
     #[error(
-        "another import of this folder into the topic is running (lock {location}, held by {owner}, refreshed {seconds} s ago): wait for it to end; a lock of an import that died is taken over after ten minutes"
+        "another import of this folder into the topic is running: {owner} holds its lease {location} and renews it (unrenewed, it would expire in {expires_in_secs} s). Wait for that import to end: the lease of an import that stopped without releasing it is taken over once it expires"
     )]
     Busy {
         location: String,
         owner: String,
-        seconds: u64,
+        expires_in_secs: u64,
     },
+    #[error(
+        "this import's lease {location} is lost ({reason}): stopped before producing or recording more; a re-run resumes from the progress file"
+    )]
+    LeaseLost { location: String, reason: String },
+    #[error(
+        "lease {location} is not readable ({reason}): if no import of this folder into the topic is running, remove it"
+    )]
+    BadLease { location: String, reason: String },
+    #[error(
+        "progress file {location} was changed by another import while this one ran: stopped without overwriting it; a re-run resumes from it"
+    )]
+    ProgressChanged { location: String },
 }

@@ -74,6 +74,22 @@ pub enum ReadError {
     },
 }
 
+/// Its bytes over and over, without end: an input no reader can hold
+/// whole, for tests that rows come as the input is read.
+#[cfg(test)]
+pub(super) struct Endless(pub Vec<u8>);
+
+#[cfg(test)]
+impl std::io::Read for Endless {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        for (to, from) in buf.iter_mut().zip(self.0.iter().cycle()) {
+            *to = *from;
+        }
+        // Whole repeats only, so the next read starts one again.
+        Ok(buf.len() / self.0.len().max(1) * self.0.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,12 +14,23 @@
 //! `sluice.import.file` and `sluice.import.row` headers, so a consumer can
 //! drop such repeats.
 //!
+//! One import of a folder into a topic at a time: the import holds a lease
+//! (`_sluice_import/<topic>.lock`, see `lease.rs`) that it renews while it
+//! runs, and writes progress only while it holds it. An import that dies,
+//! however it dies, is taken over once its lease expires (30 s by default).
+//!
+//! Memory: a file is read from local disk (a local folder's in place, an
+//! Azure file downloaded in chunks to a temporary file first), so what an
+//! import holds is the keep budget of checked rows, a chunk of records
+//! being produced and the readers' buffers, whatever the files' sizes.
+//!
 //! Bad files: each file is read through once before anything of it is
-//! produced (its rows kept for producing, within a budget: `checked`), so a file that cannot be read (not of its format, truncated,
-//! a line that is not JSON) produces nothing; it is reported by name with
-//! the position of the problem, and the other files go on. A Kafka or
-//! progress-file failure stops the run instead: every later file would
-//! fail the same way, and what was acknowledged is already recorded.
+//! produced (its rows kept for producing, within a budget: `checked`), so
+//! a file that cannot be read (not of its format, truncated, a line that
+//! is not JSON) produces nothing; it is reported by name with the position
+//! of the problem, and the other files go on. A Kafka, progress-file or
+//! lease failure stops the run instead: every later file would fail the
+//! same way, and what was acknowledged is already recorded.
 
 mod avro;
 mod checked;
@@ -27,12 +38,15 @@ mod error;
 mod format;
 mod json_row;
 mod jsonl;
+mod lease;
 mod ledger;
 mod parquet_file;
 mod rows;
 mod source;
+mod swap;
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tracing::{info, warn};
@@ -40,6 +54,7 @@ use tracing::{info, warn};
 pub use checked::{CheckedFile, DEFAULT_KEEP_BUDGET};
 pub use error::ImportError;
 pub use format::{Format, ReadError, Rows};
+pub use lease::{DEFAULT_LEASE, ImportLease, lease_key};
 pub use ledger::{FileProgress, PROGRESS_DIR, Progress, progress_key};
 pub use source::SourceFile;
 
@@ -67,6 +82,10 @@ pub struct ImportOptions {
     /// Bytes of a file's checked rows kept for producing them; a file
     /// whose rows need more is read a second time instead.
     pub keep_budget: usize,
+    /// How long the import's lease lasts unrenewed: it is renewed every
+    /// third of this, and an import that died is taken over this long
+    /// after its last renewal.
+    pub lease: Duration,
 }
 
 impl Default for ImportOptions {
@@ -76,6 +95,7 @@ impl Default for ImportOptions {
             key_field: None,
             chunk_rows: 1000,
             keep_budget: DEFAULT_KEEP_BUDGET,
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -147,7 +167,7 @@ pub fn import(
     mut on_progress: impl FnMut(&ImportProgress),
 ) -> Result<ImportReport, ImportError> {
     let source = Source::open(url, azure)?;
-    let lock = ledger::ImportLock::take(&source, topic)?;
+    let lease = ImportLease::take_on(&source, topic, options.lease)?;
     let mut ledger = Ledger::load(&source, topic)?;
     let mut report = ImportReport::default();
     let mut todo = Vec::new();
@@ -195,7 +215,7 @@ pub fn import(
     for (file, format) in todo {
         let mut importer = FileImport {
             source: &source,
-            lock: &lock,
+            lease: &lease,
             ledger: &mut ledger,
             producer: &producer,
             topic,
@@ -251,7 +271,7 @@ impl From<ImportError> for FileError {
 
 struct FileImport<'a> {
     source: &'a Source,
-    lock: &'a ledger::ImportLock<'a>,
+    lease: &'a ImportLease,
     ledger: &'a mut Ledger,
     producer: &'a Producer,
     topic: &'a str,
@@ -268,16 +288,15 @@ impl FileImport<'_> {
         mut on_chunk: impl FnMut(u64, u64),
     ) -> Result<(u64, u64), FileError> {
         let path = &self.file.path;
-        let bytes = match self.source.get(path) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return Err(FileError::Unreadable("removed while importing".into())),
-            Err(e) => return Err(FileError::Unreadable(format!("reading: {e}"))),
-        };
+        let file = self
+            .source
+            .open_file(path)
+            .map_err(|e| FileError::Unreadable(format!("reading: {e}")))?;
         let unreadable = |e: ReadError| FileError::Unreadable(format!("{format}: {e}"));
         // Every row is read before any is produced: a corrupt file is found
         // before any of it reaches the topic.
         let checked =
-            CheckedFile::check(format, bytes, self.options.keep_budget).map_err(unreadable)?;
+            CheckedFile::check(format, file, self.options.keep_budget).map_err(unreadable)?;
         let total = checked.rows();
         let start = self.ledger.file(path).map_or(0, |p| p.rows);
         if start > total {
@@ -298,6 +317,9 @@ impl FileImport<'_> {
             if chunk.is_empty() {
                 break;
             }
+            // Another import that took the lease over may be producing
+            // these very rows.
+            self.lease.held()?;
             self.producer
                 .send_all(&chunk)
                 .map_err(|source| ImportError::Kafka {
@@ -307,6 +329,13 @@ impl FileImport<'_> {
             done += chunk.len() as u64;
             self.save(done, done == total)?;
             on_chunk(done, total);
+        }
+        if done < total {
+            // A local file is read in place: rewritten meanwhile, it may
+            // end before the rows the check counted.
+            return Err(FileError::Unreadable(format!(
+                "changed while it was imported: {total} rows when checked, {done} when read again"
+            )));
         }
         // An empty file, or one whose last chunk an earlier run produced.
         if self.ledger.file(path).is_none_or(|p| !p.done) {
@@ -323,8 +352,8 @@ impl FileImport<'_> {
             rows,
             done,
         };
-        self.ledger.record(self.source, &self.file.path, progress)?;
-        self.lock.refresh_now_and_then()
+        self.lease.held()?;
+        self.ledger.record(self.source, &self.file.path, progress)
     }
 
     fn record(&self, json: Bytes, row: u64) -> ProduceRecord {

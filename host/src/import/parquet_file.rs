@@ -10,15 +10,18 @@ use arrow_array::RecordBatch;
 use arrow_json::writer::{LineDelimited, WriterBuilder};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use super::format::{Format, ReadError};
 
-pub fn rows(bytes: Bytes) -> Result<ParquetRows, ReadError> {
+/// The rows of `input` (a file, read a page at a time), a batch of rows at
+/// a time.
+pub fn rows<R: ChunkReader + 'static>(input: R) -> Result<ParquetRows, ReadError> {
     let open_error = |reason: String| ReadError::Open {
         format: Format::Parquet,
         reason,
     };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+    let reader = ParquetRecordBatchReaderBuilder::try_new(input)
         .map_err(|e| open_error(e.to_string()))?
         .build()
         .map_err(|e| open_error(e.to_string()))?;

@@ -1,16 +1,20 @@
 //! The folder being imported: a local folder or Azure storage through
 //! `object_store`, used synchronously (the importer is a plain loop) on the
-//! host's I/O runtime.
+//! host's I/O runtime. A file is read from local disk whatever the source:
+//! a local folder's in place, an Azure file downloaded in chunks to a
+//! temporary file first, so no file is ever held in memory whole.
 
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::error::ImportError;
-use crate::storage::{AzureCredentials, object_path, open_object_store};
+use crate::storage::{AzureCredentials, Storage, open_object_store};
 
 /// A file found under the import URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,34 +27,55 @@ pub struct SourceFile {
     pub version: Option<String>,
 }
 
+#[derive(Clone)]
 pub(crate) struct Source {
-    store: Arc<dyn ObjectStore>,
-    prefix: String,
+    pub(super) store: Arc<dyn ObjectStore>,
+    pub(super) prefix: String,
     url: String,
+    /// The folder, when it is local: its files are read in place, and the
+    /// importer's own files are written under an OS lock (`swap.rs`).
+    local: Option<Arc<LocalFileSystem>>,
+    /// Downloads of remote files in chunks, and local files' durable
+    /// renames.
+    pub(super) storage: Arc<Storage>,
 }
 
 impl Source {
     pub fn open(url: &str, azure: &AzureCredentials) -> Result<Self, ImportError> {
         // `open_object_store` creates a missing local folder, which suits
         // writers; for an import a mistyped path must be an error instead.
-        let local = match url.split_once("://") {
+        let local_dir = match url.split_once("://") {
             None => Some(url),
             Some(("file", path)) => Some(path),
             Some(_) => None,
         };
-        if let Some(dir) = local
-            && !std::path::Path::new(dir).is_dir()
-        {
-            return Err(ImportError::Store {
-                location: url.to_owned(),
-                reason: "no such folder".into(),
-            });
-        }
-        let (store, prefix) = open_object_store(url, azure)?;
+        let store_error = |reason: String| ImportError::Store {
+            location: url.to_owned(),
+            reason,
+        };
+        let (store, prefix, local) = match local_dir {
+            Some(dir) if !std::path::Path::new(dir).is_dir() => {
+                return Err(store_error("no such folder".into()));
+            }
+            Some(dir) => {
+                let folder = Arc::new(
+                    LocalFileSystem::new_with_prefix(dir)
+                        .map_err(|e| store_error(e.to_string()))?,
+                );
+                let store: Arc<dyn ObjectStore> = folder.clone();
+                (store, String::new(), Some(folder))
+            }
+            None => {
+                let (store, prefix) = open_object_store(url, azure)?;
+                (store, prefix, None)
+            }
+        };
         Ok(Source {
             store,
             prefix,
             url: url.trim_end_matches('/').to_owned(),
+            local,
+            storage: Arc::new(Storage::open(url, azure)?),
         })
     }
 
@@ -97,60 +122,45 @@ impl Source {
         Ok(files)
     }
 
-    /// The bytes of `key`; `None` when there is no such object.
-    pub fn get(&self, key: &str) -> Result<Option<Bytes>, object_store::Error> {
-        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
-        crate::io::wait(async move {
-            match store.get(&path).await {
-                Ok(found) => found.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
-            }
-        })
+    /// The file `key`, to read from its start: in place in a local folder;
+    /// from Azure, a temporary copy downloaded in chunks, which has no name
+    /// and is gone when it is closed or the process dies, however it dies.
+    pub fn open_file(&self, key: &str) -> Result<File, ImportError> {
+        let location = || self.describe(key);
+        if let Some(path) = self.local_path(key)? {
+            return File::open(&path).map_err(|e| ImportError::Store {
+                location: location(),
+                reason: if e.kind() == std::io::ErrorKind::NotFound {
+                    "removed while importing".into()
+                } else {
+                    e.to_string()
+                },
+            });
+        }
+        let mut copy = tempfile::tempfile().map_err(|e| ImportError::Store {
+            location: location(),
+            reason: format!("creating a temporary file to download it to: {e}"),
+        })?;
+        let name = std::env::temp_dir().join("(temporary copy)");
+        self.storage.download_into(key, &mut copy, &name)?;
+        Ok(copy)
     }
 
-    /// Writes `key` only when nothing is there; false when something is.
-    pub fn create(&self, key: &str, bytes: Vec<u8>) -> Result<bool, ImportError> {
-        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
-        let options = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
+    /// Where `key` is on disk, for a local folder. Keys are as listed
+    /// (`object_store` escapes characters such as `[` or `%` in them).
+    pub(super) fn local_path(&self, key: &str) -> Result<Option<PathBuf>, ImportError> {
+        let Some(folder) = &self.local else {
+            return Ok(None);
         };
-        match crate::io::wait(async move {
-            store
-                .put_opts(&path, PutPayload::from(bytes), options)
-                .await
-        }) {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(ImportError::Store {
-                location: self.describe(key),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    pub fn delete(&self, key: &str) -> Result<(), ImportError> {
-        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
-        match crate::io::wait(async move { store.delete(&path).await }) {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(ImportError::Store {
-                location: self.describe(key),
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    /// Replaces `key` whole: readers see the old or the new bytes, never a
-    /// mix (a rename locally, one PUT on Azure).
-    pub fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ImportError> {
-        let (store, path) = (self.store.clone(), object_path(&self.prefix, key));
-        crate::io::wait(async move { store.put(&path, PutPayload::from(bytes)).await })
-            .map(|_| ())
-            .map_err(|e| ImportError::Store {
-                location: self.describe(key),
-                reason: e.to_string(),
-            })
+        let error = |reason: String| ImportError::Store {
+            location: self.describe(key),
+            reason,
+        };
+        let location = ObjectPath::parse(key).map_err(|e| error(e.to_string()))?;
+        folder
+            .path_to_filesystem(&location)
+            .map(Some)
+            .map_err(|e| error(e.to_string()))
     }
 }
 
@@ -161,6 +171,8 @@ fn hidden(path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::io::{Read, Write};
+
     use super::*;
 
     #[test]
@@ -188,11 +200,37 @@ mod tests {
         let source = Source::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
         let paths: Vec<String> = source.list().unwrap().into_iter().map(|f| f.path).collect();
         assert_eq!(paths, ["a.parquet", "a/c.avro", "b.jsonl"]);
-        assert_eq!(
-            source.get("b.jsonl").unwrap().unwrap(),
-            Bytes::from_static(b"12")
-        );
-        assert_eq!(source.get("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn a_local_file_is_read_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b[1] 100%.jsonl"), b"12").unwrap();
+        let source = Source::open(dir.path().to_str().unwrap(), &Default::default()).unwrap();
+        let listed = source.list().unwrap();
+        let [file] = listed.as_slice() else {
+            panic!("one file: {listed:?}");
+        };
+        let mut text = String::new();
+        source
+            .open_file(&file.path)
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "12");
+        // The same file, not a copy: what is appended shows.
+        let mut opened = source.open_file(&file.path).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("b[1] 100%.jsonl"))
+            .unwrap()
+            .write_all(b"3")
+            .unwrap();
+        text.clear();
+        opened.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "123");
+        let missing = source.open_file("missing").unwrap_err().to_string();
+        assert!(missing.contains("removed while importing"), "{missing}");
     }
 
     #[test]
