@@ -20,6 +20,7 @@ pub mod import;
 pub mod io;
 pub mod kafka;
 pub mod metrics;
+pub mod names;
 pub mod pipeline;
 pub mod record;
 pub mod registry;

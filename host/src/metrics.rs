@@ -8,12 +8,19 @@ use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
 
-use crate::enrich::EnrichStats;
+/// What became of a pipeline step's records, as counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordCounts {
+    pub read: u64,
+    pub produced: u64,
+    pub dead_lettered: u64,
+    pub dropped: u64,
+}
 
 /// Records a pipeline step's counts: `sluice_records_total{pipeline,
 /// version, outcome}` with outcome `read`, `produced`, `dead_lettered` or
 /// `dropped`.
-pub fn records(pipeline: &str, version: &str, step: &EnrichStats) {
+pub fn records(pipeline: &str, version: &str, step: RecordCounts) {
     for (outcome, count) in [
         ("read", step.read),
         ("produced", step.produced),

@@ -262,7 +262,7 @@ pub fn plan(topic: &str, group: &str, extra: serde_json::Value) -> sluice_host::
     }
     let entry: sluice_host::config::TopicEntry =
         serde_json::from_value(value).expect("a valid entry");
-    sluice_host::kafka::ReadPlan::from_entry(&entry)
+    entry.read_plan()
 }
 
 /// A Schema Registry for tests, answering `GET /schemas/ids/{id}` exactly as

@@ -10,7 +10,6 @@ use proptest::prelude::*;
 use sluice_host::codec::{SchemaRegistry, decode_confluent};
 use sluice_host::config::{ConfigError, Connections, read_topics};
 use sluice_host::enrich::PipelineDefinition;
-use sluice_host::kafka::ReadPlan;
 use sluice_tests::arbitrary::{body, json};
 
 fn config() -> ProptestConfig {
@@ -45,7 +44,7 @@ proptest! {
         match read_topics(&path) {
             Ok(entries) => {
                 for entry in &entries {
-                    let plan = ReadPlan::from_entry(entry);
+                    let plan = entry.read_plan();
                     prop_assert_eq!(&plan.topic, &entry.topic);
                     let _ = plan.adjusted_offset(0, i64::MAX);
                     let _ = plan.capped_end(i64::MAX - 1, i64::MAX);

@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{ConfigError, parse_value, read_json};
+use crate::kafka::{ReadPlan, Start};
 
 /// One entry of the exporter's `topics.json`, plus Sluice's additions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -66,6 +67,26 @@ pub enum ValueFormat {
 pub const MAX_OFFSET_INCREMENT: u64 = 1 << 62;
 
 impl TopicEntry {
+    /// The read plan the entry describes. Explicit offsets win over
+    /// `reset_offsets`, which wins over the group's committed offsets.
+    pub fn read_plan(&self) -> ReadPlan {
+        let offsets = self.starting_offsets();
+        let start = if !offsets.is_empty() {
+            Start::Offsets(offsets)
+        } else if self.reset_offsets {
+            Start::Earliest
+        } else {
+            Start::Committed
+        };
+        ReadPlan {
+            topic: self.topic.clone(),
+            group_id: self.group_id.clone(),
+            start,
+            max_per_partition: self.num_messages,
+            offset_increment: self.offset_increment(),
+        }
+    }
+
     /// Start offsets by partition, checked.
     pub fn starting_offsets(&self) -> BTreeMap<i32, i64> {
         partition_map(self.starting_offsets.as_ref())

@@ -41,33 +41,7 @@ pub struct PipelineDefinition {
     pub batch_size: usize,
 }
 
-/// A transform by name: its active version, or a pinned one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum TransformRef {
-    Active(String),
-    Pinned {
-        name: String,
-        /// A prefix (at least 8 hex digits) of the component's SHA-256.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        version: Option<String>,
-    },
-}
-
-impl TransformRef {
-    pub fn name(&self) -> &str {
-        match self {
-            TransformRef::Active(name) | TransformRef::Pinned { name, .. } => name,
-        }
-    }
-
-    pub fn pinned_version(&self) -> Option<&str> {
-        match self {
-            TransformRef::Active(_) => None,
-            TransformRef::Pinned { version, .. } => version.as_deref(),
-        }
-    }
-}
+pub use crate::names::TransformRef;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -330,13 +304,13 @@ impl PipelineDefinition {
                 reason,
             })
         };
-        if !crate::transforms::is_valid(&self.name) {
+        if !crate::names::is_valid(&self.name) {
             return fail(
                 "name",
                 format!(
                     "`{}` is not a valid pipeline name: use {}",
                     self.name.chars().take(80).collect::<String>(),
-                    crate::transforms::NAME_RULE
+                    crate::names::NAME_RULE
                 ),
             );
         }
@@ -374,7 +348,7 @@ impl PipelineDefinition {
                 format!("`{}` is also an input or output topic", self.dead_letter),
             );
         }
-        if let Err(error) = crate::transforms::TransformName::parse(self.transform.name()) {
+        if let Err(error) = crate::names::TransformName::parse(self.transform.name()) {
             let field = match self.transform {
                 TransformRef::Active(_) => "transform",
                 TransformRef::Pinned { .. } => "transform.name",

@@ -32,6 +32,16 @@ pub struct EnrichStats {
 }
 
 impl EnrichStats {
+    /// The counts the metrics record.
+    pub fn counts(&self) -> crate::metrics::RecordCounts {
+        crate::metrics::RecordCounts {
+            read: self.read,
+            produced: self.produced,
+            dead_lettered: self.dead_lettered,
+            dropped: self.dropped,
+        }
+    }
+
     pub fn add(&mut self, other: &EnrichStats) {
         self.read += other.read;
         self.emitted += other.emitted;

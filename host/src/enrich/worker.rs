@@ -109,7 +109,7 @@ pub fn run_worker(
         crate::metrics::records(
             &definition.name,
             enricher.transform().short_version(),
-            &step.stats,
+            step.stats.counts(),
         );
         in_flight = Some((sending, step, spans::Produce::new(batch, sent_at)));
         crate::metrics::join_waiting(&definition.name, enricher.pending());
@@ -173,7 +173,7 @@ fn settle(
         crate::metrics::records(
             &enricher.definition().name,
             enricher.transform().short_version(),
-            &moved,
+            moved.counts(),
         );
         total.dead_lettered += dead_lettered;
         total.produced = total.produced.saturating_sub(dead_lettered);

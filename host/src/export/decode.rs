@@ -9,7 +9,7 @@ use crate::codec::{CodecError, NonFinite, SchemaRegistry, decode_confluent_avro,
 use crate::record::KafkaRecord;
 use crate::table::{Cell, ValueField, admit, merged_fields, typed_cells};
 
-use super::topic::ExportOptions;
+use super::options::ExportOptions;
 
 /// Why a record is not kept.
 #[derive(Debug, Clone, PartialEq, Eq)]

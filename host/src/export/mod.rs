@@ -13,6 +13,7 @@ mod decode;
 mod delta;
 mod error;
 mod layout;
+mod options;
 mod partition_file;
 mod resume;
 mod run;
@@ -20,6 +21,7 @@ mod stored;
 mod topic;
 mod upload;
 mod writer;
+mod written;
 
 pub use delta::{DeltaError, DeltaReport};
 pub use error::ExportError;
@@ -28,11 +30,12 @@ pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log,
 // be measured without a broker (`tests/benches/export_encode.rs`).
 pub use aggregate::AggregateReport;
 pub use decode::{Refusal, decode};
-pub use partition_file::{ColumnStats, PartitionFile, WrittenFile};
+pub use partition_file::PartitionFile;
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
 pub use topic::{
     DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions, TopicReport, export_topic,
 };
+pub use written::{ColumnStats, WrittenFile};
 // Public so that storing a run's files can be measured without a broker
 // (`tests/benches/export_upload.rs`).
 pub use upload::{DEFAULT_UPLOAD_CONCURRENCY, ToStore, store_all};

@@ -17,43 +17,8 @@ use parquet::schema::types::ColumnPath;
 use super::dead_letters::DeadLetters;
 use super::error::ExportError;
 use super::layout::FileNames;
+use super::written::{ColumnStats, WrittenFile};
 use crate::record::KafkaRecord;
-
-/// A finished file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrittenFile {
-    /// Where it was written locally; moved to `key` in storage after.
-    pub staging: PathBuf,
-    /// `topic=T/partition=P/T+P+<first>-<last>.parquet`.
-    pub key: String,
-    pub partition: i32,
-    /// Kafka offsets of the first and last record of the range the file
-    /// covers, dead-lettered records included.
-    pub first: i64,
-    pub last: i64,
-    pub rows: u64,
-    pub bytes: u64,
-    /// Records of the range kept in the dead-letter file instead.
-    pub dead_lettered: u64,
-    /// That file's local path and storage key, when there are any.
-    pub dead_letters: Option<(PathBuf, String)>,
-    /// Bounds of the file's integer and timestamp columns, from the
-    /// statistics the Parquet writer computed (a Delta table's `add`
-    /// carries them for data skipping).
-    pub stats: Vec<ColumnStats>,
-}
-
-/// Smallest and largest value and null count of one top-level INT32 or
-/// INT64 column (timestamps included, as their stored integer), over the
-/// file's row groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColumnStats {
-    pub column: String,
-    /// `None` when the column has no non-null value.
-    pub min: Option<i64>,
-    pub max: Option<i64>,
-    pub nulls: u64,
-}
 
 pub struct PartitionFile {
     topic: String,

@@ -9,7 +9,6 @@ use super::error::ExportError;
 use super::topic::{ExportOptions, TopicReport, export_topic};
 use crate::codec::{CodecError, SchemaRegistry};
 use crate::config::{Connections, EntryConflict, TopicEntry, ValueFormat, check_entries};
-use crate::kafka::ReadPlan;
 use crate::runtime::Limits;
 use crate::storage::{Storage, StorageError};
 use crate::table::ValueColumn;
@@ -125,7 +124,7 @@ pub fn export_topics(
                         };
                         Ok(export_topic(
                             kafka,
-                            &ReadPlan::from_entry(entry),
+                            &entry.read_plan(),
                             storage,
                             &options,
                             aggregator,

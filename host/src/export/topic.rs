@@ -6,7 +6,6 @@
 //! group's offsets.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use super::aggregate::{AggregateReport, RunAggregate, load_frontier};
@@ -14,84 +13,17 @@ use super::decode::typed_value_fields;
 use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
 use super::layout::{self, FileNames};
-use super::partition_file::WrittenFile;
+pub use super::options::{DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions};
 use super::resume::{PartitionPlan, still_needed, with_unaggregated};
 use super::stored::StoredPartition;
-use super::upload::DEFAULT_UPLOAD_CONCURRENCY;
 use super::writer::{Sink, TopicWriter};
-use crate::codec::SchemaRegistry;
+use super::written::WrittenFile;
 use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, ReadPlan, Start};
 use crate::record::KafkaRecord;
 use crate::runtime::Aggregator;
 use crate::storage::Storage;
-use crate::table::{Timestamps, ValueColumn, kafka_schema, schema_with};
-
-/// Row groups of a topic's open files, at most, in memory (256 MiB).
-pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
-
-/// A topic's open files, at most, on the staging disk of a remote export
-/// (1 GiB).
-pub const DEFAULT_STAGING_BUDGET: u64 = 1 << 30;
-
-#[derive(Debug, Clone)]
-pub struct ExportOptions {
-    pub value: ValueColumn,
-    /// Records read per step.
-    pub batch_size: usize,
-    /// Files cover blocks of this many offsets (`0..N`, `N..2N`, ...), so a
-    /// file holds at most this many rows, and where a file ends depends
-    /// only on the offsets, never on how the records were polled.
-    pub max_rows_per_file: u64,
-    /// Names the staging folder and the aggregator's result of this run.
-    pub run_id: String,
-    /// Decode values as Confluent-framed Avro with this registry; they are
-    /// written as JSON text, with typed columns from the topic's subject.
-    pub registry: Option<Arc<SchemaRegistry>>,
-    /// Most bytes the open row groups of all the topic's files may hold in
-    /// memory: past it, the largest are written out, so memory stays
-    /// bounded however many partitions a topic has.
-    pub memory_budget: usize,
-    /// Parquet files, or a Delta table.
-    pub format: ExportFormat,
-    /// A Delta table gets a checkpoint every this many versions, unless
-    /// it sets `delta.checkpointInterval` itself.
-    pub checkpoint_interval: u64,
-    /// Finished files stored at once (the end of a run finishes every
-    /// partition's file together).
-    pub upload_concurrency: usize,
-    /// Most bytes the open files of the topic may hold on the staging disk
-    /// when the storage is remote: past it, the largest are finished early
-    /// and stored (more, smaller files), so a backlog over many partitions
-    /// cannot fill the disk. A local folder stages inside itself, where the
-    /// files end up anyway.
-    pub staging_budget: u64,
-}
-
-impl ExportOptions {
-    pub fn new(run_id: impl Into<String>) -> Self {
-        ExportOptions {
-            value: ValueColumn::Json,
-            batch_size: 5_000,
-            max_rows_per_file: 1_000_000,
-            run_id: run_id.into(),
-            registry: None,
-            memory_budget: DEFAULT_MEMORY_BUDGET,
-            format: ExportFormat::Parquet,
-            checkpoint_interval: 10,
-            upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
-            staging_budget: DEFAULT_STAGING_BUDGET,
-        }
-    }
-
-    /// The unit of the files' `timestamp` column.
-    pub(super) fn timestamps(&self) -> Timestamps {
-        match self.format {
-            ExportFormat::Parquet => Timestamps::Millis,
-            ExportFormat::Delta => Timestamps::Micros,
-        }
-    }
-}
+use crate::table::{kafka_schema, schema_with};
 
 /// What one topic's run did.
 #[derive(Debug, Clone, Default)]

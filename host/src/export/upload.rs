@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::error::ExportError;
 use super::layout;
-use super::partition_file::WrittenFile;
+use super::written::WrittenFile;
 use crate::storage::Storage;
 
 /// Files a topic stores at once, unless a run says otherwise.

@@ -125,7 +125,7 @@ pub fn end_offsets(
     config: &KafkaConfig,
     topics: &[String],
 ) -> Result<BTreeMap<String, Vec<i64>>, KafkaError> {
-    let consumer = super::reader::bounded_consumer(config, "sluice-end-offsets")?;
+    let consumer = super::consumer::bounded_consumer(config, "sluice-end-offsets")?;
     let metadata = consumer
         .fetch_metadata(None, config.request_timeout)
         .map_err(|source| KafkaError::Metadata {

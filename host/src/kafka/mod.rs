@@ -2,6 +2,7 @@
 //! always ends, a producer that reports every delivery, topic creation.
 
 mod config;
+mod consumer;
 mod convert;
 mod error;
 mod group;

@@ -9,9 +9,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::logs::Logged;
 
 use super::config::KafkaConfig;
+use super::consumer::bounded_consumer;
 use super::error::KafkaError;
 use super::read_plan::ReadPlan;
-use super::reader::{BoundedReader, bounded_consumer};
+use super::reader::BoundedReader;
 
 /// Idle consumers beyond this are closed: enough for a few requests at once.
 const MAX_IDLE: usize = 4;

@@ -17,7 +17,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::config::KafkaConfig;
 use super::error::KafkaError;
 use super::metadata::{self, PartitionRange};
-use crate::config::TopicEntry;
 
 /// Where each partition's read starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,26 +53,6 @@ impl ReadPlan {
             start: Start::Earliest,
             max_per_partition: None,
             offset_increment: BTreeMap::new(),
-        }
-    }
-
-    /// The plan a `topics.json` entry describes. Explicit offsets win over
-    /// `reset_offsets`, which wins over the group's committed offsets.
-    pub fn from_entry(entry: &TopicEntry) -> Self {
-        let offsets = entry.starting_offsets();
-        let start = if !offsets.is_empty() {
-            Start::Offsets(offsets)
-        } else if entry.reset_offsets {
-            Start::Earliest
-        } else {
-            Start::Committed
-        };
-        ReadPlan {
-            topic: entry.topic.clone(),
-            group_id: entry.group_id.clone(),
-            start,
-            max_per_partition: entry.num_messages,
-            offset_increment: entry.offset_increment(),
         }
     }
 

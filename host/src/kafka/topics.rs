@@ -25,7 +25,7 @@ pub fn require_topics<'a>(
 ) -> Result<(), KafkaError> {
     // A consumer's metadata request never creates a topic, whatever the
     // broker's auto.create.topics.enable says.
-    let consumer = super::reader::bounded_consumer(config, "sluice-topic-check")?;
+    let consumer = super::consumer::bounded_consumer(config, "sluice-topic-check")?;
     for topic in topics {
         match super::metadata::partitions(&consumer, config, topic) {
             Ok(_) => {}

@@ -6,13 +6,12 @@ mod aggregate;
 mod dead_letter;
 pub mod deliver;
 mod route;
-mod trace;
 mod transform;
 
+pub use crate::telemetry::{TRACEPARENT, TraceContext};
 pub use aggregate::aggregate_topic;
 pub use dead_letter::headers as dead_letter_headers;
 pub use route::{Routed, Routing};
-pub use trace::{TRACEPARENT, TraceContext};
 pub use transform::{RunStats, TopicRun, transform_topic};
 
 use crate::kafka::KafkaError;

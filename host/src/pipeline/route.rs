@@ -3,10 +3,10 @@
 
 use super::dead_letter::{self, stamp};
 use super::header;
-use super::trace::TraceContext;
 use crate::kafka::ProduceRecord;
 use crate::record::{Header, KafkaRecord, Outcome};
 use crate::runtime::{GuestError, Transform};
+use crate::telemetry::TraceContext;
 
 /// The topics a run may write to.
 #[derive(Debug, Clone)]

@@ -27,7 +27,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 pub use manifest::{Change, Manifest, VersionInfo};
 pub use watch::TransformWatch;
 
-use crate::enrich::{DefinitionError, PipelineDefinition, TransformRef};
+use crate::enrich::{DefinitionError, PipelineDefinition};
+use crate::names::TransformRef;
 use crate::runtime::{Runtime, RuntimeError, Transform, World};
 use crate::storage::{AzureCredentials, StorageError, object_path, open_object_store};
 
@@ -37,7 +38,7 @@ pub enum RegistryError {
     Storage(#[from] StorageError),
     #[error("registry {location}: {reason}")]
     Store { location: String, reason: String },
-    #[error("`{name}` is not a valid name: use {}", crate::transforms::NAME_RULE)]
+    #[error("`{name}` is not a valid name: use {}", crate::names::NAME_RULE)]
     BadName { name: String },
     #[error("no transform `{name}` in the registry")]
     UnknownTransform { name: String },
@@ -495,7 +496,7 @@ impl Registry {
 }
 
 fn check_name(name: &str) -> Result<(), RegistryError> {
-    if crate::transforms::is_valid(name) {
+    if crate::names::is_valid(name) {
         Ok(())
     } else {
         Err(RegistryError::BadName {

@@ -8,7 +8,8 @@
 //! and replaced after a failure.
 
 mod aggregator;
-pub mod bindings;
+/// The host side of `wit/`, generated in the leaf `record` module.
+pub use crate::record::wit as bindings;
 mod cache;
 mod engine;
 mod error;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{SourceError, TransformSource};
-use crate::enrich::TransformRef;
+use crate::names::TransformRef;
 use crate::registry::TransformWatch;
 use crate::runtime::Transform;
 

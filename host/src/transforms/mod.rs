@@ -9,16 +9,15 @@
 //! that names a transform pays the load once per version.
 
 mod follow;
-mod name;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub use crate::names::{BadName, NAME_RULE, TransformName, is_valid};
 pub use follow::{DEFAULT_RELOAD, Followed};
-pub use name::{BadName, NAME_RULE, TransformName, is_valid};
 
-use crate::enrich::TransformRef;
+use crate::names::TransformRef;
 use crate::registry::{Registry, RegistryError};
 use crate::runtime::{Runtime, RuntimeError, Transform, content_hash};
 

@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Schema, TimeUnit};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::export::WrittenFile;
+use crate::export::written::WrittenFile;
 
 /// Delta's `Map[String, String]`; values may be null in the wild.
 pub type StringMap = BTreeMap<String, Option<String>>;

@@ -20,7 +20,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::actions::{Action, Add, Metadata, Protocol, Remove, Txn, parse_commit};
 use super::error::DeltaError;
-use super::log::{LastCheckpoint, checkpoint_key, commit_key, last_checkpoint_key};
+use super::files::{LastCheckpoint, checkpoint_key, commit_key, last_checkpoint_key};
 use crate::export::layout;
 use crate::storage::Storage;
 

@@ -15,7 +15,8 @@ use bytes::Bytes;
 
 use super::actions::{Action, FileRange, encode_commit, parse_commit};
 use super::error::DeltaError;
-use super::log::{Snapshot, commit_key};
+use super::files::commit_key;
+use super::log::Snapshot;
 use crate::export::layout;
 use crate::retry::Backoff;
 use crate::storage::{Storage, StorageError};

@@ -25,6 +25,7 @@ mod actions;
 mod checkpoint;
 mod commit;
 mod error;
+mod files;
 mod log;
 mod schema;
 mod table;

@@ -22,7 +22,7 @@ use super::error::DeltaError;
 use super::log::{Snapshot, TablePartition};
 use super::schema::{self, Columns};
 use crate::export::layout;
-use crate::export::partition_file::WrittenFile;
+use crate::export::written::WrittenFile;
 use crate::kafka::{ReadPlan, Start};
 use crate::storage::Storage;
 use crate::table::ValueField;
@@ -583,7 +583,7 @@ mod tests {
         );
         assert!(
             storage
-                .get_if_exists(&super::super::log::commit_key("t", 1))
+                .get_if_exists(&super::super::files::commit_key("t", 1))
                 .unwrap()
                 .is_none(),
             "nothing committed"

@@ -14,7 +14,9 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue, global};
 
-use crate::pipeline::TraceContext;
+mod trace;
+
+pub use trace::{TRACEPARENT, TraceContext};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 

@@ -1,9 +1,13 @@
 //! The record types every part of Sluice passes around. They are the ones
-//! generated from `wit/`, so a record crosses into a guest without conversion.
+//! generated from `wit/` (`wit.rs`, the bindings of both worlds), so a record
+//! crosses into a guest without conversion; a leaf, which every module may
+//! import.
 
 use std::fmt;
 
-pub use crate::runtime::bindings::{Header, KafkaRecord, Outcome, OutputRecord};
+pub mod wit;
+
+pub use wit::{Header, KafkaRecord, Outcome, OutputRecord};
 
 /// Where a record came from: enough to find it again in Kafka.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
