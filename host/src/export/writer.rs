@@ -295,70 +295,82 @@ impl<'a> TopicWriter<'a> {
         block_end.min(read_end).saturating_sub(1)
     }
 
-    /// Keeps the open files within the memory budget (row groups written
-    /// out) and, where the staging folder is not the storage itself,
-    /// within the staging budget (the largest file finished early).
+    /// Keeps the open files within the memory budget and, where the
+    /// staging folder is not the storage itself, within the staging
+    /// budget. Past the memory budget the largest open row groups are
+    /// written out to their files, down to half of it (so this does not run
+    /// after every batch once the budget is reached); a row group that
+    /// would take the staging disk past its budget finishes its file
+    /// instead, which is then stored. Past the staging budget, the largest
+    /// files are finished and stored early, down to half of it.
     fn keep_within_budgets(&mut self) -> Result<(), ExportError> {
-        self.keep_within_memory()?;
+        let staging_budget = if self.storage.stages_elsewhere() {
+            self.options.staging_budget
+        } else {
+            u64::MAX
+        };
+        let memory_budget = self.options.memory_budget.max(1);
+        let mut in_memory: usize = self.open.values().map(PartitionFile::buffered).sum();
+        let mut finish = Vec::new();
+        if in_memory > memory_budget {
+            let mut by_size: Vec<(usize, i32)> = self
+                .open
+                .iter()
+                .map(|(partition, file)| (file.buffered(), *partition))
+                .collect();
+            by_size.sort_unstable_by(|a, b| b.cmp(a));
+            let mut staged = self.staged_bytes();
+            for (size, partition) in by_size {
+                if in_memory <= memory_budget / 2 {
+                    break;
+                }
+                let Some(file) = self.open.get_mut(&partition) else {
+                    continue;
+                };
+                if staged.saturating_add(size as u64) > staging_budget {
+                    finish.push((partition, file.last()));
+                } else {
+                    let before = file.staged_bytes();
+                    file.flush_row_group()?;
+                    staged += file.staged_bytes().saturating_sub(before);
+                }
+                in_memory = in_memory.saturating_sub(size);
+            }
+        }
         let staged = self.staged_bytes();
         self.staged_peak = self.staged_peak.max(staged);
-        if !self.storage.stages_elsewhere() || staged <= self.options.staging_budget {
-            return Ok(());
+        if staged > staging_budget {
+            // Row groups the writer itself wrote out (every 64k rows) can
+            // still take it past: the largest files go, down to half.
+            let mut by_size: Vec<(u64, i32)> = self
+                .open
+                .iter()
+                .filter(|(partition, _)| !finish.iter().any(|(p, _)| p == *partition))
+                .map(|(partition, file)| (file.staged_bytes(), *partition))
+                .collect();
+            by_size.sort_unstable_by(|a, b| b.cmp(a));
+            let mut total = staged;
+            for (size, partition) in by_size {
+                if total <= staging_budget / 2 {
+                    break;
+                }
+                if let Some(file) = self.open.get(&partition) {
+                    finish.push((partition, file.last()));
+                    total = total.saturating_sub(size);
+                }
+            }
         }
-        // Finish the largest files, down to half the budget, so this does
-        // not run again after the next batch.
-        let mut by_size: Vec<(u64, i32)> = self
-            .open
-            .iter()
-            .map(|(partition, file)| (file.staged_bytes(), *partition))
-            .collect();
-        by_size.sort_unstable_by(|a, b| b.cmp(a));
-        let mut total = staged;
-        let mut finish = Vec::new();
-        for (size, partition) in by_size {
-            if total <= self.options.staging_budget / 2 {
-                break;
-            }
-            if let Some(file) = self.open.get(&partition) {
-                finish.push((partition, file.last()));
-                total = total.saturating_sub(size);
-            }
+        if finish.is_empty() {
+            return Ok(());
         }
         tracing::info!(
             topic = self.topic,
             staged_bytes = staged,
-            budget = self.options.staging_budget,
+            budget = staging_budget,
             files = finish.len(),
-            "staging past its budget: storing the largest files early"
+            "staging disk at its budget: storing the largest files early"
         );
         self.finish_and_store(&finish)
-    }
-
-    /// Writes out the largest open row groups while together they hold
-    /// more than the budget, down to half of it (so this does not run after
-    /// every batch once the budget is reached).
-    fn keep_within_memory(&mut self) -> Result<(), ExportError> {
-        let budget = self.options.memory_budget.max(1);
-        let mut total: usize = self.open.values().map(PartitionFile::buffered).sum();
-        if total <= budget {
-            return Ok(());
-        }
-        let mut by_size: Vec<(usize, i32)> = self
-            .open
-            .iter()
-            .map(|(partition, file)| (file.buffered(), *partition))
-            .collect();
-        by_size.sort_unstable_by(|a, b| b.cmp(a));
-        for (size, partition) in by_size {
-            if total <= budget / 2 {
-                break;
-            }
-            if let Some(file) = self.open.get_mut(&partition) {
-                file.flush_row_group()?;
-                total = total.saturating_sub(size);
-            }
-        }
-        Ok(())
     }
 
     /// Bytes the open files hold on the staging disk.
