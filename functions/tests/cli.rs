@@ -1,6 +1,7 @@
 //! The `sluice` binary as a user runs it.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -384,4 +385,70 @@ fn the_demo_shows_the_main_job_with_a_clean_log() {
         );
     }
     assert!(!stderr.contains('\u{1b}'), "colour codes in a captured log");
+
+    // The printed `sluice serve` shows the whole flow: the registry it
+    // names holds the two transforms and the pipeline the demo ran, and
+    // the fetch page's dry run finds stay-category.
+    let out = dir.path().join("out");
+    let registry = out.join("registry");
+    let output = stdout
+        .lines()
+        .find_map(|l| l.split("(topic ").nth(1)?.split(',').next())
+        .expect("the printed command names the output topic")
+        .to_owned();
+    assert!(
+        stdout.contains(&format!("--registry {}", registry.display())),
+        "{stdout}"
+    );
+    const KEY: &str = "demo-test-key-0123456789abcdef0123456789";
+    let out_text = out.to_string_lossy().into_owned();
+    let app = sluice_tests::app::App::start(
+        Path::new(env!("CARGO_BIN_EXE_sluice")),
+        &[
+            "--topics",
+            &format!("{out_text}/topics.json"),
+            "--connections",
+            &format!("{out_text}/connections.json"),
+            "--registry",
+            registry.to_str().unwrap(),
+            "--admin-key",
+            KEY,
+            "--api-key",
+            KEY,
+        ],
+        &[(
+            "SLUICE_KAFKA_BROKERS",
+            sluice_tests::broker().bootstrap_servers.as_str(),
+        )],
+    );
+    let transforms = app.get("/api/transforms", KEY);
+    assert_eq!(transforms.status, 200, "{}", transforms.text());
+    let listed = transforms.text();
+    assert!(
+        listed.contains("\"stay-category\"") && listed.contains("\"stay-summary\""),
+        "{listed}"
+    );
+    let pipeline = app.get("/api/pipelines/stay-category", KEY);
+    assert_eq!(pipeline.status, 200, "{}", pipeline.text());
+    assert_eq!(pipeline.json()["outputs"][0], output.as_str());
+    let topology = app.get("/api/topology", KEY).text();
+    assert!(
+        topology.contains("stay-category") && topology.contains(&output),
+        "{topology}"
+    );
+    let fetched = app.get(
+        &format!("/api/fetch?topic={output}&count=2&transform=stay-category"),
+        KEY,
+    );
+    assert_eq!(fetched.status, 200, "{}\n{}", fetched.text(), app.log());
+    let fetched = fetched.json();
+    assert_eq!(
+        fetched["records"].as_array().map(Vec::len),
+        Some(2),
+        "{fetched}"
+    );
+    assert!(
+        fetched["records"][0].get("outcome").is_some(),
+        "the dry run beside each record: {fetched}"
+    );
 }

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use sluice_host::kafka::KafkaConfig;
 use sluice_host::runtime::{Runtime, RuntimeConfig, Transform};
 
+pub mod app;
 pub mod arbitrary;
 pub mod bench;
 pub mod exports;

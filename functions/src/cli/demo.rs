@@ -73,6 +73,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\nsummary written to {}", summary.path.display());
 
     let files = export(&args, &config, &transforms, &output, run_id)?;
+    let registry = register(&args, &transforms, &input, &output)?;
     println!(
         "\n{output} exported as the timer would (topics.json and connections.json in {}):",
         args.out.display()
@@ -93,13 +94,63 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
          (32 characters or more):\n  \
          KEY=$(openssl rand -hex 20)\n  \
          {sluice} serve --topics {out}/topics.json --connections {out}/connections.json \\\n      \
-         --registry {out}/registry --admin-key \"$KEY\" --api-key \"$KEY\"\n  \
-         then http://127.0.0.1:8080/ (topic {output}) and http://127.0.0.1:8080/topology, \
-         with that key in the key field",
+         --registry {registry} --admin-key \"$KEY\" --api-key \"$KEY\"\n  \
+         then http://127.0.0.1:8080/ (topic {output}, with the stay-category dry run) and \
+         http://127.0.0.1:8080/topology, with that key in the key field",
         out = args.out.display()
     );
     println!("\n({:.1} s in all)", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Registers what the demo ran in the registry the printed `sluice serve`
+/// uses: its two transforms (when they came from a folder) and the
+/// pipeline that categorised the bookings, so the topology page shows the
+/// whole flow and the fetch page's dry run finds `stay-category`. Returns
+/// the registry's URL.
+fn register(
+    args: &DemoArgs,
+    transforms: &sluice_host::transforms::TransformSource,
+    input: &str,
+    output: &str,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    use sluice_host::enrich::PipelineDefinition;
+    use sluice_host::registry::Registry;
+    use sluice_host::storage::AzureCredentials;
+    use std::sync::Arc;
+    let registry = match transforms.registry_store() {
+        Some(registry) => registry.clone(),
+        None => {
+            let url = args.out.join("registry").to_string_lossy().into_owned();
+            Arc::new(Registry::open(&url, &AzureCredentials::default())?)
+        }
+    };
+    let runtime = transforms.runtime().clone();
+    for name in ["stay-category", "stay-summary"] {
+        let Some(file) = transforms.component_file(name)? else {
+            continue; // already in the registry the demo ran from
+        };
+        let wasm = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+        let (registry, runtime) = (registry.clone(), runtime.clone());
+        sluice_host::io::wait(async move {
+            registry
+                .upload(&runtime, name, bytes::Bytes::from(wasm), true)
+                .await
+        })
+        .with_context(|| format!("registering {name}"))?;
+    }
+    let pipeline = PipelineDefinition::from_value(&serde_json::json!({
+        "name": "stay-category",
+        "inputs": [input],
+        "outputs": [output],
+        "dead_letter": format!("{output}.dlq"),
+        "transform": "stay-category",
+    }))?;
+    let stored = registry.clone();
+    sluice_host::io::wait(async move { stored.put_pipeline(&pipeline).await })
+        .context("registering the demo's pipeline")?;
+    Ok(registry.url().to_owned())
 }
 
 /// The scheduled export of `topic`, through the same entry point the timer

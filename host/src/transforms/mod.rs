@@ -78,6 +78,26 @@ impl SourceError {
     }
 }
 
+/// `<dir>/<name>.wasm`, or with `_` for `-` as cargo names its outputs.
+fn folder_file(dir: &std::path::Path, name: &TransformName) -> Result<PathBuf, SourceError> {
+    let candidates = [
+        dir.join(format!("{name}.wasm")),
+        dir.join(format!("{}.wasm", name.as_str().replace('-', "_"))),
+    ];
+    match candidates.iter().find(|c| c.is_file()) {
+        Some(path) => Ok(path.clone()),
+        None => Err(SourceError::NotInFolder {
+            name: name.to_string(),
+            dir: dir.to_owned(),
+            tried: candidates
+                .iter()
+                .map(|c| c.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
 enum Origin {
     Registry(Arc<Registry>),
     Folder(PathBuf),
@@ -134,6 +154,17 @@ impl TransformSource {
         self.load_named(reference.name(), reference.pinned_version())
     }
 
+    /// The component file of `name` in a folder source; `None` for a
+    /// registry (whose components are already where a registry keeps
+    /// them).
+    pub fn component_file(&self, name: &str) -> Result<Option<PathBuf>, SourceError> {
+        let name = TransformName::parse(name)?;
+        match &self.origin {
+            Origin::Registry(_) => Ok(None),
+            Origin::Folder(dir) => folder_file(dir, &name).map(Some),
+        }
+    }
+
     /// `name`, at `version` (a prefix of its SHA-256) or the active one.
     pub fn load_named(
         &self,
@@ -161,22 +192,8 @@ impl TransformSource {
                 Ok(self.remember(name, found, transform))
             }
             Origin::Folder(dir) => {
-                let candidates = [
-                    dir.join(format!("{name}.wasm")),
-                    dir.join(format!("{}.wasm", name.as_str().replace('-', "_"))),
-                ];
-                let Some(path) = candidates.iter().find(|c| c.is_file()) else {
-                    return Err(SourceError::NotInFolder {
-                        name: name.to_string(),
-                        dir: dir.clone(),
-                        tried: candidates
-                            .iter()
-                            .map(|c| c.display().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                };
-                let wasm = std::fs::read(path).map_err(|source| SourceError::Read {
+                let path = folder_file(dir, &name)?;
+                let wasm = std::fs::read(&path).map_err(|source| SourceError::Read {
                     name: name.to_string(),
                     path: path.clone(),
                     source,
