@@ -1,0 +1,184 @@
+//! The documents keep their promises checkable: every test a document
+//! cites (`file.rs::test_name`, or a module path ending in a test's name)
+//! must exist, so renaming or deleting a test that backs a promise fails
+//! here until the document says what backs it now.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every file under `dir` with one of `extensions`, skipping build output
+/// and hidden folders.
+fn files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                    stack.push(path);
+                }
+            } else if extensions
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e))
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The documents whose citations are checked: the front door, the map and
+/// the book.
+fn documents() -> Vec<PathBuf> {
+    let root = root();
+    let mut docs = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
+    docs.extend(files(&root.join("docs"), &["md"]));
+    docs.retain(|d| d.exists());
+    docs
+}
+
+/// Code spans (`…`) of a Markdown text.
+fn code_spans(text: &str) -> Vec<&str> {
+    let mut spans = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('`') {
+        let after = &rest[start + 1..];
+        // Fenced blocks and double backticks are not citations.
+        if after.starts_with('`') {
+            rest = after.trim_start_matches('`');
+            continue;
+        }
+        let Some(end) = after.find('`') else { break };
+        spans.push(&after[..end]);
+        rest = &after[end + 1..];
+    }
+    spans
+}
+
+/// A citation of a test: `path/file.rs::name` (the file must exist and
+/// define `fn name`) or `module::path::name` with a `tests` segment (some
+/// source file must define `fn name`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Citation {
+    InFile {
+        file: String,
+        name: String,
+    },
+    InModule {
+        path: String,
+        name: String,
+    },
+    /// A test's name alone (`a_re_export_of_a_grown_topic_replaces_...`):
+    /// a sentence of at least six words, as test names here are.
+    Bare {
+        name: String,
+    },
+}
+
+fn citation(span: &str) -> Option<Citation> {
+    let span = span.trim();
+    let is_ident = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    if let Some((file, name)) = span.rsplit_once(".rs::") {
+        return is_ident(name).then(|| Citation::InFile {
+            file: format!("{file}.rs"),
+            name: name.to_owned(),
+        });
+    }
+    if is_ident(span) && span.matches('_').count() >= 5 && !span.starts_with("sluice_") {
+        return Some(Citation::Bare {
+            name: span.to_owned(),
+        });
+    }
+    let parts: Vec<&str> = span.split("::").collect();
+    let name = parts.last()?;
+    (parts.len() >= 3 && parts.contains(&"tests") && parts.iter().all(|p| is_ident(p))).then(|| {
+        Citation::InModule {
+            path: span.to_owned(),
+            name: (*name).to_owned(),
+        }
+    })
+}
+
+/// Whether `text` defines a function `name` (a test, or a helper the
+/// citation names).
+fn defines(text: &str, name: &str) -> bool {
+    text.match_indices(&format!("fn {name}")).any(|(at, m)| {
+        text[at + m.len()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c == '(' || c == '<')
+    })
+}
+
+#[test]
+fn every_test_a_document_cites_exists() {
+    let root = root();
+    let sources: BTreeMap<PathBuf, String> = files(&root, &["rs"])
+        .into_iter()
+        .filter_map(|p| Some((p.clone(), std::fs::read_to_string(&p).ok()?)))
+        .collect();
+    let mut missing = BTreeSet::new();
+    let mut checked = 0;
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).unwrap();
+        for span in code_spans(&text) {
+            let Some(cited) = citation(span) else {
+                continue;
+            };
+            checked += 1;
+            let found = match &cited {
+                Citation::InFile { file, name } => sources.iter().any(|(path, text)| {
+                    path.to_string_lossy().ends_with(&format!("/{file}")) && defines(text, name)
+                }),
+                Citation::InModule { name, .. } | Citation::Bare { name } => {
+                    sources.values().any(|text| defines(text, name))
+                }
+            };
+            if !found {
+                let shown = doc.strip_prefix(&root).unwrap_or(&doc).display();
+                missing.insert(format!("{shown}: `{span}`"));
+            }
+        }
+    }
+    assert!(
+        checked > 50,
+        "only {checked} citations found: is the reader broken?"
+    );
+    assert!(
+        missing.is_empty(),
+        "documents cite tests that do not exist (renamed or removed?):\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn the_citation_reader_reads_what_the_documents_write() {
+    let spans = code_spans("a `x.rs::a_test` b ``skip`` `config::topics::tests::errors` `plain`");
+    assert_eq!(
+        spans.iter().filter_map(|s| citation(s)).collect::<Vec<_>>(),
+        [
+            Citation::InFile {
+                file: "x.rs".into(),
+                name: "a_test".into()
+            },
+            Citation::InModule {
+                path: "config::topics::tests::errors".into(),
+                name: "errors".into()
+            },
+        ]
+    );
+    assert!(defines("fn a_test() {}", "a_test"));
+    assert!(!defines("fn a_test_more() {}", "a_test"));
+}
