@@ -110,10 +110,27 @@ pub enum StartFrom {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitSpec {
+    /// Largest memory a guest instance may grow to, in MiB (default 256).
     #[serde(default = "default_memory_mb")]
     pub memory_mb: usize,
+    /// Longest one guest call may run, in ms (default 10,000); a record
+    /// that runs past it alone is dead-lettered (kind `deadline`).
     #[serde(default = "default_deadline_ms")]
     pub deadline_ms: u64,
+    /// Longest one batch may spend in the transform, all its calls
+    /// together, in ms: a record that runs past its deadline costs a whole
+    /// deadline, and a batch with many of them would otherwise run for as
+    /// many deadlines, past `max.poll.interval.ms` (the worker is put out of
+    /// its group, again and again) or the function's timeout. Records the
+    /// budget leaves untried wait for the worker's next step (uncommitted);
+    /// behind the Kafka trigger they are dead-lettered (kind `budget`). A
+    /// batch takes at most the budget plus one deadline. At least
+    /// `deadline_ms`; by default 60,000 or `deadline_ms` when longer: with
+    /// the default deadline a batch ends within 70 s, well inside
+    /// `max.poll.interval.ms` (300 s) and the Functions timeout (5 min on
+    /// the Consumption plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_ms: Option<u64>,
 }
 
 impl Default for LimitSpec {
@@ -121,6 +138,7 @@ impl Default for LimitSpec {
         LimitSpec {
             memory_mb: default_memory_mb(),
             deadline_ms: default_deadline_ms(),
+            budget_ms: None,
         }
     }
 }
@@ -132,7 +150,19 @@ impl LimitSpec {
             deadline: Duration::from_millis(self.deadline_ms),
         }
     }
+
+    /// The time budget of one batch (see `budget_ms`).
+    pub fn budget(&self) -> Duration {
+        Duration::from_millis(
+            self.budget_ms
+                .unwrap_or(DEFAULT_BUDGET_MS.max(self.deadline_ms)),
+        )
+    }
 }
+
+/// The default `limits.budget_ms`: six default deadlines, a fifth of
+/// Kafka's default `max.poll.interval.ms`.
+const DEFAULT_BUDGET_MS: u64 = 60_000;
 
 fn default_batch_size() -> usize {
     500
@@ -372,6 +402,18 @@ impl PipelineDefinition {
         if self.limits.deadline_ms == 0 {
             return fail("limits.deadline_ms", "must be at least 1".into());
         }
+        if let Some(budget) = self.limits.budget_ms
+            && budget < self.limits.deadline_ms
+        {
+            return fail(
+                "limits.budget_ms",
+                format!(
+                    "{budget} ms is less than limits.deadline_ms ({} ms): a batch's budget must \
+                     hold at least one deadline, or a record would be judged on less than its own",
+                    self.limits.deadline_ms
+                ),
+            );
+        }
         if let Some(join) = &self.join {
             if self.inputs.len() < 2 {
                 return fail("join", "a join needs at least two inputs".into());
@@ -426,6 +468,7 @@ mod tests {
         assert_eq!(d.group_id(), "sluice-expedia-ext");
         assert_eq!(d.batch_size, 500);
         assert_eq!(d.limits.limits(), Limits::default());
+        assert_eq!(d.limits.budget(), Duration::from_secs(60));
         assert!(d.join.is_none());
     }
 
@@ -495,6 +538,25 @@ mod tests {
             }
             assert_eq!(error_of(v).field, field, "patch {patch}");
         }
+    }
+
+    #[test]
+    fn a_budget_below_the_deadline_is_refused_and_a_long_deadline_lengthens_the_default() {
+        let mut v = minimal();
+        v["limits"] = json!({"deadline_ms": 500, "budget_ms": 499});
+        let e = error_of(v);
+        assert_eq!(e.field, "limits.budget_ms");
+        assert!(e.reason.contains("limits.deadline_ms (500 ms)"), "{e}");
+
+        let mut v = minimal();
+        v["limits"] = json!({"deadline_ms": 500, "budget_ms": 500});
+        let d = PipelineDefinition::from_value(&v).unwrap();
+        assert_eq!(d.limits.budget(), Duration::from_millis(500));
+
+        let mut v = minimal();
+        v["limits"] = json!({"deadline_ms": 90_000});
+        let d = PipelineDefinition::from_value(&v).unwrap();
+        assert_eq!(d.limits.budget(), Duration::from_secs(90));
     }
 
     #[test]

@@ -9,11 +9,11 @@ use serde::de::IgnoredAny;
 
 use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
 use super::join::{Added, Incomplete, JoinBuffer};
-use crate::kafka::{InFlight, KafkaError, ProduceRecord, Producer};
+use crate::kafka::{Forgotten, InFlight, KafkaError, ProduceRecord, Producer};
 use crate::pipeline::{Routed, Routing};
 use crate::record::{KafkaRecord, RecordRef};
 use crate::retry::Backoff;
-use crate::runtime::{RuntimeError, Transform, Transformer};
+use crate::runtime::{Budget, GuestFailure, RuntimeError, Transform, Transformer};
 
 /// Counts of what happened to input records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +66,8 @@ pub struct Step {
     /// records before index `end` (after the previous entry's) are the
     /// outputs of the input whose first member is `finished[member]`.
     origins: Vec<(usize, usize)>,
+    /// Records that ran past their deadline (and were dead-lettered).
+    pub overran: Vec<RecordRef>,
 }
 
 impl Step {
@@ -98,6 +100,9 @@ pub struct Enricher {
     transformer: Transformer,
     routing: Routing,
     join: Option<JoinBuffer>,
+    /// Records a step's time budget left untried, in order: the next step
+    /// tries them first. Unfinished, so nothing commits past them.
+    carried: Vec<Ready>,
 }
 
 impl Enricher {
@@ -120,6 +125,7 @@ impl Enricher {
             transformer,
             routing,
             join,
+            carried: Vec::new(),
         })
     }
 
@@ -151,12 +157,73 @@ impl Enricher {
         self.join.as_ref().and_then(JoinBuffer::next_deadline)
     }
 
-    /// Forgets the ids waiting in the join: after a rebalance, or when a
-    /// trigger invocation ends, their records are read again.
-    pub fn forget_pending(&mut self) {
+    /// Records the last step's time budget left untried.
+    pub fn carried(&self) -> usize {
+        self.carried.len()
+    }
+
+    /// Forgets what waits here from the `forgotten` partitions (join
+    /// members, records carried to the next step): after a rebalance they
+    /// are read again, by their next owner or here after a rewind. A joined
+    /// record carried is kept while one of its members is not forgotten.
+    pub fn forget(&mut self, forgotten: &Forgotten) {
         if let Some(join) = &mut self.join {
-            join.clear();
+            join.forget(forgotten);
         }
+        self.carried.retain(|ready| {
+            !ready
+                .members
+                .iter()
+                .all(|m| forgotten.contains(&m.topic, m.partition))
+        });
+    }
+
+    /// Dead-letters the records the step's time budget left untried (kind
+    /// `budget`), for a caller with no next step: a trigger invocation.
+    pub fn give_up_carried(&mut self, step: &mut Step) {
+        if self.carried.is_empty() {
+            return;
+        }
+        let reason = self.budget_reason(&step.overran);
+        for ready in std::mem::take(&mut self.carried) {
+            self.routing.dead_letter(
+                self.transformer.transform(),
+                &ready.record,
+                "budget",
+                &reason,
+                &mut step.produce,
+            );
+            step.stats.dead_lettered += 1;
+            step.produced_from(step.finished.len());
+            step.finished.extend(ready.members);
+        }
+    }
+
+    /// Why records were not tried: the budget, the deadline, and the
+    /// records that spent it.
+    fn budget_reason(&self, overran: &[RecordRef]) -> String {
+        const NAMED: usize = 10;
+        let limits = &self.definition.limits;
+        let mut looped: Vec<String> = overran
+            .iter()
+            .take(NAMED)
+            .map(ToString::to_string)
+            .collect();
+        if overran.len() > NAMED {
+            looped.push(format!("and {} more", overran.len() - NAMED));
+        }
+        format!(
+            "not tried: the batch's time budget of {} ms (limits.budget_ms) was spent before \
+             this record could be given its full deadline of {} ms; records of the batch that \
+             ran past the deadline: {}",
+            limits.budget().as_millis(),
+            limits.deadline_ms,
+            if looped.is_empty() {
+                "none".to_owned()
+            } else {
+                looped.join(", ")
+            }
+        )
     }
 
     /// Runs `records` through the join (if any) and the transform, and gives
@@ -202,7 +269,11 @@ impl Enricher {
         for gone in incomplete {
             self.give_up(gone, &mut ready, &mut step);
         }
-        self.run_transform(ready, &mut step);
+        // What an earlier step left untried goes first: it is older, and
+        // the first record of a step always gets its full deadline.
+        let mut batch = std::mem::take(&mut self.carried);
+        batch.append(&mut ready);
+        self.run_transform(batch, &mut step);
         step
     }
 
@@ -255,25 +326,34 @@ impl Enricher {
         }
     }
 
+    /// Runs `ready` through the transform within the step's time budget;
+    /// what the budget leaves untried is carried to the next step.
     fn run_transform(&mut self, ready: Vec<Ready>, step: &mut Step) {
         if ready.is_empty() {
             return;
         }
         // Records and what each stands for apart, so the guest gets a slice
         // of the records themselves, not copies.
-        let (records, members): (Vec<KafkaRecord>, Vec<Vec<RecordRef>>) =
+        let (records, mut members): (Vec<KafkaRecord>, Vec<Vec<RecordRef>>) =
             ready.into_iter().map(|r| (r.record, r.members)).unzip();
         let size = self.definition.batch_size.max(1);
-        // Moved into `finished` as each record is routed, not cloned.
-        let mut members = members.into_iter();
+        let mut budget = Budget::new(self.definition.limits.budget());
+        // Records tried so far: the untried ones are the ones after them.
+        let mut tried = 0;
         for inputs in records.chunks(size) {
             let called = Instant::now();
-            let results = self.transformer.process(inputs);
+            let results = self.transformer.process_within(inputs, &mut budget);
             step.guest += called.elapsed();
+            let done = results.len();
             // Exactly this chunk's: the records stay paired with their
-            // members whatever `process` returns.
-            let chunk: Vec<Vec<RecordRef>> = members.by_ref().take(inputs.len()).collect();
+            // members whatever `process_within` returns.
+            let chunk = members.get_mut(tried..).unwrap_or_default();
             for ((input, result), members) in inputs.iter().zip(results).zip(chunk) {
+                if let Err(error) = &result
+                    && matches!(error.failure, GuestFailure::Deadline(_))
+                {
+                    step.overran.push(input.locator());
+                }
                 let member = step.finished.len();
                 let routed = self.routing.route(
                     self.transformer.transform(),
@@ -290,8 +370,28 @@ impl Enricher {
                     Routed::DeadLettered => step.stats.dead_lettered += 1,
                 }
                 step.produced_from(member);
-                step.finished.extend(members);
+                // Moved, not cloned.
+                step.finished.append(members);
             }
+            tried += done;
+            if done < inputs.len() {
+                break;
+            }
+        }
+        self.carried = records
+            .into_iter()
+            .zip(members)
+            .skip(tried)
+            .map(|(record, members)| Ready { record, members })
+            .collect();
+        if !self.carried.is_empty() {
+            tracing::warn!(
+                pipeline = self.definition.name,
+                carried = self.carried.len(),
+                overran = step.overran.len(),
+                budget_ms = self.definition.limits.budget().as_millis() as u64,
+                "the batch's time budget is spent; the records left wait for the next step"
+            );
         }
     }
 

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use super::definition::JoinSpec;
 use super::raw_object::{Merged, RawObject};
+use crate::kafka::Forgotten;
 use crate::record::{Header, KafkaRecord, RecordRef};
 
 /// Header on a joined record: `topic/partition/offset` of every member.
@@ -194,6 +195,34 @@ impl JoinBuffer {
         self.pending.clear();
         self.arrivals.clear();
         // The records read again are older than the inputs' times now.
+        self.input_times.iter_mut().for_each(|t| *t = None);
+        self.started = None;
+    }
+
+    /// Forgets the records of the `forgotten` partitions after a rebalance
+    /// (they were not committed: they are read again, by their next owner
+    /// or here after a rewind). An id keeps the parts it has from other
+    /// partitions, and is forgotten when none is left; the inputs' times
+    /// start again, since the records read again are older.
+    pub fn forget(&mut self, forgotten: &Forgotten) {
+        match forgotten {
+            Forgotten::All => return self.clear(),
+            taken if taken.is_empty() => return,
+            Forgotten::Partitions(_) => {}
+        }
+        let taken = |r: &RecordRef| forgotten.contains(&r.topic, r.partition);
+        self.pending.retain(|_, pending| {
+            for part in &mut pending.parts {
+                if part
+                    .as_ref()
+                    .is_some_and(|p| forgotten.contains(&p.record.topic, p.record.partition))
+                {
+                    *part = None;
+                }
+            }
+            pending.superseded.retain(|r| !taken(r));
+            pending.parts.iter().any(Option::is_some)
+        });
         self.input_times.iter_mut().for_each(|t| *t = None);
         self.started = None;
     }
@@ -678,6 +707,45 @@ mod tests {
             .unwrap();
         assert!(join.expire(start + Duration::from_secs(5)).is_empty());
         assert_eq!(join.next_deadline(), None);
+    }
+
+    /// A cooperative revoke of one partition: its members leave the ids
+    /// waiting, the other partitions' stay, and the id still joins when the
+    /// member comes again.
+    #[test]
+    fn forgetting_a_partition_keeps_the_members_of_the_others() {
+        let inputs = vec!["a".into(), "b".into(), "c".into()];
+        let mut join = JoinBuffer::new(spec(100, 10), inputs);
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        let mut add = |join: &mut JoinBuffer, topic: &str, partition: i32, offset: i64, id: i64| {
+            let r = KafkaRecord {
+                partition,
+                ..record(topic, offset, json!({"id": id}))
+            };
+            join.add(r, now, &mut gone).unwrap()
+        };
+        add(&mut join, "a", 0, 1, 1);
+        add(&mut join, "b", 1, 2, 1);
+        add(&mut join, "a", 1, 3, 2);
+        join.forget(&Forgotten::partitions([("a", 0)]));
+        assert_eq!(join.pending(), 2, "id 1 keeps b's part, id 2 its own");
+        add(&mut join, "c", 1, 4, 1);
+        let Added::Complete(joined) = add(&mut join, "a", 1, 5, 1) else {
+            panic!("id 1 joins once a's member comes again");
+        };
+        let members: Vec<(String, i32, i64)> = joined
+            .members
+            .iter()
+            .map(|m| (m.topic.clone(), m.partition, m.offset))
+            .collect();
+        assert_eq!(
+            members,
+            [("a".into(), 1, 5), ("b".into(), 1, 2), ("c".into(), 1, 4)]
+        );
+        join.forget(&Forgotten::partitions([("a", 1)]));
+        assert_eq!(join.pending(), 0, "id 2 had nothing else left");
+        assert!(gone.is_empty(), "nothing given up: {gone:?}");
     }
 
     #[test]

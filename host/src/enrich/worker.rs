@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::EnrichError;
-use super::definition::StartFrom;
+use super::definition::{DefinitionError, PipelineDefinition, StartFrom};
 use super::enricher::{EnrichStats, Enricher, Step};
 use crate::health::{Heartbeat, Heartbeats, now_ms};
 use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
@@ -54,8 +54,15 @@ pub fn run_worker(
         StartFrom::Earliest => GroupStart::Earliest,
         StartFrom::Latest => GroupStart::Latest,
     };
+    check_budget(config, &definition)?;
     let producer = Producer::new(config)?;
     let mut consumer = GroupConsumer::subscribe(config, &group, &definition.inputs, start)?;
+    if definition.join.is_some() {
+        // A join's members are judged by their input's event time, shared
+        // by every partition: after a rebalance they are all read again
+        // together, as an eager rebalance would have it.
+        consumer.rewind_on_rebalance();
+    }
     tracing::info!(
         pipeline = definition.name,
         group,
@@ -80,11 +87,15 @@ pub fn run_worker(
                     .saturating_duration_since(Instant::now())
                     .min(options.poll_wait)
             });
-        let polled = consumer.poll(definition.batch_size, wait);
-        if polled.rebalanced {
-            // Waiting join members were not committed; whoever owns their
-            // partitions now reads them again.
-            enricher.forget_pending();
+        // Records the last step's budget left untried are work at hand: no
+        // waiting, and fewer new records, so a step stays one batch.
+        let carried = enricher.carried();
+        let wait = if carried > 0 { Duration::ZERO } else { wait };
+        let polled = consumer.poll(definition.batch_size.saturating_sub(carried).max(1), wait);
+        if let Some(forgotten) = &polled.forgotten {
+            // Waiting join members and carried records were not committed;
+            // whoever owns their partitions now reads them again.
+            enricher.forget(forgotten);
         }
         let began = SystemTime::now();
         let step = enricher.process(polled.records, Instant::now());
@@ -147,6 +158,7 @@ pub fn run_worker(
         produced = total.produced,
         dead_lettered = total.dead_lettered,
         waiting = enricher.pending(),
+        carried = enricher.carried(),
         unfinished = consumer.unfinished(),
         partitions_committed = committed,
         "worker stopped"
@@ -179,6 +191,34 @@ fn settle(
         total.produced = total.produced.saturating_sub(dead_lettered);
     }
     Ok(())
+}
+
+/// Refuses a budget with which a step could outlast `max.poll.interval.ms`:
+/// the group would put the worker out and give its partitions to another,
+/// again and again.
+fn check_budget(config: &KafkaConfig, definition: &PipelineDefinition) -> Result<(), EnrichError> {
+    const KEY: &str = "max.poll.interval.ms";
+    let interval = config
+        .properties
+        .get(KEY)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(Duration::from_secs(300), Duration::from_millis);
+    let limits = &definition.limits;
+    let step = limits.budget() + limits.limits().deadline;
+    if step < interval {
+        return Ok(());
+    }
+    Err(EnrichError::Definition(DefinitionError {
+        entry: None,
+        pipeline: Some(definition.name.clone()),
+        field: "limits.budget_ms".into(),
+        reason: format!(
+            "a batch may take the budget plus one deadline, {} ms, which is not less than \
+             the consumer's {KEY} ({} ms): lower limits.budget_ms or raise {KEY}",
+            step.as_millis(),
+            interval.as_millis()
+        ),
+    }))
 }
 
 /// A worker's heartbeats: every so often, and a last one when it stops.

@@ -3,40 +3,99 @@
 //! dropped) and the commit position of a partition never passes an
 //! unfinished one. When the group takes partitions away, what is finished is
 //! committed first and the rest is left for the next owner to read again.
+//!
+//! What a revoke takes depends on the group's effective protocol, read from
+//! the client when it happens: eager (the classic protocol with `range` or
+//! `roundrobin`) takes the whole assignment and the new one starts from the
+//! committed offsets; cooperative (`cooperative-sticky`, or
+//! `group.protocol=consumer`) takes only the partitions listed, and the kept
+//! ones go on from where they were, so their records in memory are kept too.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
+use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
 use super::convert::to_record;
 use super::error::KafkaError;
-use super::progress::OffsetTracker;
+use super::progress::{Forgotten, OffsetTracker};
 use crate::record::{KafkaRecord, RecordRef};
 
-/// Records received by one poll, and whether the group reassigned
-/// partitions since the last one (anything waiting must then be forgotten:
-/// it will be read again from the committed positions).
+/// Records received by one poll, and the partitions whose records the
+/// caller must forget when the group reassigned partitions since the last
+/// one (they will be read again from the committed or rewound positions).
 #[derive(Debug, Default)]
 pub struct Polled {
     pub records: Vec<KafkaRecord>,
-    pub rebalanced: bool,
+    pub forgotten: Option<Forgotten>,
 }
 
 pub struct GroupConsumer {
     consumer: BaseConsumer<GroupContext>,
     group: String,
     topics: String,
+    /// Whether a rebalance also rewinds the kept partitions that have
+    /// unfinished records (see [`GroupConsumer::rewind_on_rebalance`]).
+    rewinds: bool,
 }
 
 struct GroupContext {
     group: String,
     tracker: Mutex<OffsetTracker>,
-    rebalanced: AtomicBool,
+    /// What rebalances changed since `poll` last looked.
+    changes: Mutex<Option<Forgotten>>,
+}
+
+impl GroupContext {
+    /// Notes a rebalance that took `revoked` (nothing, for an assignment).
+    fn note(&self, revoked: Forgotten) {
+        let mut changes = self
+            .changes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        changes
+            .get_or_insert_with(Forgotten::default)
+            .merge(revoked);
+    }
+
+    fn take_changes(&self) -> Option<Forgotten> {
+        self.changes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+/// The partitions a revoke takes under `protocol`: the whole assignment
+/// when it is eager (whatever `listed` holds; the new assignment starts
+/// from the committed offsets), the ones listed otherwise (cooperative, or
+/// not known yet: the kept partitions go on from where they were).
+fn revoked_by(protocol: &RebalanceProtocol, listed: &TopicPartitionList) -> Forgotten {
+    match protocol {
+        RebalanceProtocol::Eager => Forgotten::All,
+        RebalanceProtocol::Cooperative | RebalanceProtocol::None => {
+            Forgotten::partitions(listed.elements().iter().map(|e| (e.topic(), e.partition())))
+        }
+    }
+}
+
+fn protocol_name(protocol: &RebalanceProtocol) -> &'static str {
+    match protocol {
+        RebalanceProtocol::Eager => "eager",
+        RebalanceProtocol::Cooperative => "cooperative",
+        RebalanceProtocol::None => "none",
+    }
+}
+
+/// The records of `polled` whose partitions are not `forgotten`, in order.
+fn retain_owned(polled: &mut Vec<KafkaRecord>, forgotten: &Forgotten) {
+    polled.retain(|r| !forgotten.contains(&r.topic, r.partition));
 }
 
 impl ClientContext for GroupContext {
@@ -51,8 +110,10 @@ impl ClientContext for GroupContext {
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let protocol = consumer.rebalance_protocol();
         match rebalance {
             Rebalance::Revoke(partitions) => {
+                let revoked = revoked_by(&protocol, partitions);
                 let mut tracker = lock(&self.tracker);
                 let commits = tracker.take_commits();
                 if let Err(error) = commit(consumer, &commits, CommitMode::Sync) {
@@ -62,18 +123,21 @@ impl ConsumerContext for GroupContext {
                         "committing before giving partitions up failed; the next owner re-reads them"
                     );
                 }
-                tracker.clear();
-                self.rebalanced.store(true, Ordering::SeqCst);
+                tracker.forget(&revoked);
+                self.note(revoked);
                 tracing::info!(
                     group = self.group,
                     partitions = partitions.count(),
+                    protocol = protocol_name(&protocol),
                     "partitions revoked"
                 );
             }
             Rebalance::Assign(partitions) => {
+                self.note(Forgotten::default());
                 tracing::info!(
                     group = self.group,
                     partitions = partitions.count(),
+                    protocol = protocol_name(&protocol),
                     "partitions assigned"
                 );
             }
@@ -122,28 +186,10 @@ impl GroupConsumer {
         topics: &[String],
         start: GroupStart,
     ) -> Result<Self, KafkaError> {
-        // A cooperative rebalance takes some partitions away and leaves the
-        // others: records already polled from the kept ones, and join
-        // members waiting on them, would have to be rewound partition by
-        // partition. Eager assignment revokes everything at once, and the
-        // worker re-reads from what it committed, which loses nothing.
-        if let Some(strategy) = config
-            .properties
-            .get("partition.assignment.strategy")
-            .filter(|s| s.contains("cooperative"))
-        {
-            return Err(KafkaError::Unsupported {
-                setting: format!("partition.assignment.strategy={strategy}"),
-                reason: "cooperative rebalancing is not supported by enrichment workers: it \
-                         revokes partitions one by one while records of the others wait in the \
-                         join; use range or roundrobin (the default is range,roundrobin)"
-                    .into(),
-            });
-        }
         let context = GroupContext {
             group: group.to_owned(),
             tracker: Mutex::default(),
-            rebalanced: AtomicBool::new(false),
+            changes: Mutex::default(),
         };
         let mut client = config.client_config();
         client
@@ -186,7 +232,20 @@ impl GroupConsumer {
             consumer,
             group: group.to_owned(),
             topics: topics.join(", "),
+            rewinds: false,
         })
+    }
+
+    /// Makes every rebalance also rewind the partitions kept that have
+    /// unfinished records, to their lowest unfinished offset, and report
+    /// them forgotten with the revoked ones: for a caller whose records
+    /// must be read again together (a join's members, judged by an event
+    /// time shared by every partition of an input). Under the eager
+    /// protocol nothing is kept and this changes nothing; under the
+    /// cooperative one it makes a rebalance look to the caller as an eager
+    /// one does: everything it held read again, nothing lost.
+    pub fn rewind_on_rebalance(&mut self) {
+        self.rewinds = true;
     }
 
     /// Up to `max` records: waits at most `wait` for the first, then takes
@@ -202,11 +261,27 @@ impl GroupConsumer {
                 Duration::ZERO
             };
             let message = self.consumer.poll(timeout);
-            if self.context().rebalanced.swap(false, Ordering::SeqCst) {
-                // Records taken before the revocation belong to the old
-                // assignment; their next owner reads them.
-                polled.records.clear();
-                polled.rebalanced = true;
+            if let Some(mut forgotten) = self.context().take_changes() {
+                if self.rewinds {
+                    forgotten.merge(self.rewind());
+                }
+                if !forgotten.is_empty() {
+                    // Records polled before the rebalance belong to the old
+                    // assignment (their next owner reads them) or come
+                    // again after the rewind; so does the one polled with
+                    // it, fetched before the seek. Later ones are read
+                    // from the rewound position.
+                    retain_owned(&mut polled.records, &forgotten);
+                    let again = matches!(&message,
+                        Some(Ok(m)) if forgotten.contains(m.topic(), m.partition()));
+                    polled
+                        .forgotten
+                        .get_or_insert_with(Forgotten::default)
+                        .merge(forgotten);
+                    if again {
+                        continue;
+                    }
+                }
             }
             match message {
                 None => break,
@@ -226,6 +301,38 @@ impl GroupConsumer {
             tracker.seen(&record.topic, record.partition, record.offset);
         }
         polled
+    }
+
+    /// Seeks every partition with unfinished records back to its lowest
+    /// unfinished offset and stops tracking it; the partitions rewound. A
+    /// partition the seek fails for keeps its records where they are
+    /// (nothing is read twice, nothing skipped).
+    fn rewind(&self) -> Forgotten {
+        let mut tracker = lock(&self.context().tracker);
+        let mut rewound = Forgotten::default();
+        for (topic, partition, offset) in tracker.rewind_positions() {
+            match self.consumer.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Duration::from_secs(5),
+            ) {
+                Ok(()) => rewound.add(&topic, partition),
+                Err(error) => tracing::warn!(
+                    group = self.group,
+                    topic,
+                    partition,
+                    offset,
+                    %error,
+                    "rewinding a kept partition failed; its records stay where they are"
+                ),
+            }
+        }
+        tracker.forget(&rewound);
+        if !rewound.is_empty() {
+            tracing::info!(group = self.group, ?rewound, "kept partitions rewound");
+        }
+        rewound
     }
 
     pub fn finished<'a>(&self, records: impl IntoIterator<Item = &'a RecordRef>) {
@@ -297,5 +404,58 @@ impl GroupConsumer {
 
     fn context(&self) -> &GroupContext {
         self.consumer.context()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(partitions: &[(&str, i32)]) -> TopicPartitionList {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
+        list
+    }
+
+    #[test]
+    fn an_eager_revoke_takes_everything_a_cooperative_one_what_it_lists() {
+        let list = listed(&[("a", 1), ("b", 0)]);
+        assert_eq!(revoked_by(&RebalanceProtocol::Eager, &list), Forgotten::All);
+        let cooperative = revoked_by(&RebalanceProtocol::Cooperative, &list);
+        assert_eq!(cooperative, Forgotten::partitions([("a", 1), ("b", 0)]));
+        assert!(
+            !cooperative.contains("a", 0),
+            "a kept partition is not taken"
+        );
+        assert_eq!(
+            revoked_by(&RebalanceProtocol::None, &list),
+            cooperative,
+            "a protocol not known yet takes what is listed, never more"
+        );
+    }
+
+    #[test]
+    fn records_polled_from_partitions_kept_stay_in_order() {
+        let record = |topic: &str, partition: i32, offset: i64| KafkaRecord {
+            partition,
+            offset,
+            ..KafkaRecord::from_value(topic, offset, b"{}".to_vec())
+        };
+        let mut polled = vec![
+            record("a", 0, 5),
+            record("a", 1, 7),
+            record("b", 0, 2),
+            record("a", 0, 6),
+        ];
+        retain_owned(&mut polled, &Forgotten::partitions([("a", 1)]));
+        let left: Vec<(&str, i32, i64)> = polled
+            .iter()
+            .map(|r| (r.topic.as_str(), r.partition, r.offset))
+            .collect();
+        assert_eq!(left, [("a", 0, 5), ("b", 0, 2), ("a", 0, 6)]);
+        retain_owned(&mut polled, &Forgotten::All);
+        assert!(polled.is_empty());
     }
 }

@@ -22,7 +22,7 @@ pub use metadata::PartitionRange;
 pub use metadata::{check_topic_name, end_offsets};
 pub use pool::ReaderPool;
 pub use producer::{InFlight, ProduceRecord, Producer, Refused};
-pub use progress::OffsetTracker;
+pub use progress::{Forgotten, OffsetTracker};
 pub use rdkafka::consumer::CommitMode;
 pub use read_plan::{ReadPlan, Start};
 pub use reader::BoundedReader;

@@ -2,6 +2,11 @@
 //! member waits while later records flow past it), so a partition's commit
 //! position is its lowest unfinished offset, or one past the last record
 //! seen when all are finished: a crash never skips an unfinished record.
+//!
+//! A rebalance takes partitions away: the whole assignment under the eager
+//! protocol, some of it under the cooperative one. Only the partitions
+//! taken ([`Forgotten`]) stop being tracked; the ones kept go on, since their
+//! records are not read again.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,8 +83,105 @@ impl OffsetTracker {
             .sum()
     }
 
-    pub fn clear(&mut self) {
-        self.topics.clear();
+    /// Stops tracking `forgotten` partitions: their unfinished records are
+    /// read again (by their next owner, or here after a rewind), and one of
+    /// their records reported finished later changes nothing.
+    pub fn forget(&mut self, forgotten: &Forgotten) {
+        match forgotten {
+            Forgotten::All => self.topics.clear(),
+            Forgotten::Partitions(taken) => {
+                for (topic, partitions) in taken {
+                    if let Some(tracked) = self.topics.get_mut(topic.as_str()) {
+                        tracked.retain(|partition, _| !partitions.contains(partition));
+                    }
+                }
+                self.topics.retain(|_, partitions| !partitions.is_empty());
+            }
+        }
+    }
+
+    /// Where each partition with unfinished records must be read again
+    /// from to see them all once more: `(topic, partition, lowest
+    /// unfinished offset)`.
+    pub fn rewind_positions(&self) -> Vec<(String, i32, i64)> {
+        let mut positions = Vec::new();
+        for (topic, partitions) in &self.topics {
+            for (partition, progress) in partitions {
+                if let Some(&lowest) = progress.unfinished.first() {
+                    positions.push((topic.clone(), *partition, lowest));
+                }
+            }
+        }
+        positions
+    }
+}
+
+/// Partitions whose records a consumer's caller must forget after a
+/// rebalance (join members waiting, records not yet tried, records polled):
+/// the group no longer gives them to this member, or their unfinished
+/// records will be read again from where they start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forgotten {
+    /// Every partition: the eager protocol revokes the whole assignment.
+    All,
+    /// These partitions, by topic; the others keep their records.
+    Partitions(BTreeMap<String, BTreeSet<i32>>),
+}
+
+impl Default for Forgotten {
+    fn default() -> Self {
+        Forgotten::Partitions(BTreeMap::new())
+    }
+}
+
+impl Forgotten {
+    /// `(topic, partition)` pairs.
+    pub fn partitions<'a>(pairs: impl IntoIterator<Item = (&'a str, i32)>) -> Self {
+        let mut forgotten = Forgotten::default();
+        for (topic, partition) in pairs {
+            forgotten.add(topic, partition);
+        }
+        forgotten
+    }
+
+    pub fn contains(&self, topic: &str, partition: i32) -> bool {
+        match self {
+            Forgotten::All => true,
+            Forgotten::Partitions(taken) => taken
+                .get(topic)
+                .is_some_and(|partitions| partitions.contains(&partition)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Forgotten::Partitions(taken) if taken.is_empty())
+    }
+
+    pub fn add(&mut self, topic: &str, partition: i32) {
+        if let Forgotten::Partitions(taken) = self {
+            match taken.get_mut(topic) {
+                Some(partitions) => {
+                    partitions.insert(partition);
+                }
+                None => {
+                    taken.insert(topic.to_owned(), BTreeSet::from([partition]));
+                }
+            }
+        }
+    }
+
+    /// Both `self`'s partitions and `other`'s.
+    pub fn merge(&mut self, other: Forgotten) {
+        match other {
+            Forgotten::All => *self = Forgotten::All,
+            Forgotten::Partitions(taken) => {
+                for (topic, partitions) in taken {
+                    for partition in partitions {
+                        self.add(&topic, partition);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -127,6 +229,61 @@ mod tests {
             [("t".into(), 0, 0), ("t".into(), 1, 6)]
         );
         assert_eq!(tracker.unfinished(), 1);
+    }
+
+    /// A cooperative revoke takes one partition and leaves the other: the
+    /// kept one's unfinished records still hold its commit back (clearing
+    /// everything, as an eager revoke may, would let it pass them while
+    /// they are never read again).
+    #[test]
+    fn a_revoke_forgets_only_the_partitions_it_takes() {
+        let mut tracker = OffsetTracker::default();
+        for offset in 0..4 {
+            tracker.seen("t", 0, offset);
+            tracker.seen("t", 1, offset);
+        }
+        tracker.finished(&at(1, 0));
+        tracker.forget(&Forgotten::partitions([("t", 0)]));
+        assert_eq!(tracker.unfinished(), 3, "partition 1's three are kept");
+        assert_eq!(tracker.take_commits(), [("t".into(), 1, 1)]);
+        tracker.finished(&at(0, 2));
+        tracker.seen("t", 1, 4);
+        assert!(
+            tracker.take_commits().is_empty(),
+            "a revoked partition's record finished late commits nothing; partition 1 still waits at 1"
+        );
+        tracker.forget(&Forgotten::All);
+        assert_eq!(tracker.unfinished(), 0);
+    }
+
+    #[test]
+    fn a_rewind_starts_each_partition_at_its_lowest_unfinished_offset() {
+        let mut tracker = OffsetTracker::default();
+        for offset in 10..15 {
+            tracker.seen("t", 0, offset);
+        }
+        tracker.seen("t", 1, 3);
+        tracker.seen("u", 0, 7);
+        for offset in [10, 11, 13] {
+            tracker.finished(&at(0, offset));
+        }
+        tracker.finished(&at(1, 3));
+        assert_eq!(
+            tracker.rewind_positions(),
+            [("t".into(), 0, 12), ("u".into(), 0, 7)],
+            "partition 1 has nothing unfinished: not rewound"
+        );
+    }
+
+    #[test]
+    fn forgotten_partitions_merge_and_all_takes_everything() {
+        let mut forgotten = Forgotten::partitions([("t", 0)]);
+        assert!(!forgotten.is_empty() && Forgotten::default().is_empty());
+        forgotten.merge(Forgotten::partitions([("t", 2), ("u", 0)]));
+        assert!(forgotten.contains("t", 0) && forgotten.contains("t", 2));
+        assert!(forgotten.contains("u", 0) && !forgotten.contains("t", 1));
+        forgotten.merge(Forgotten::All);
+        assert!(forgotten.contains("v", 9));
     }
 
     #[test]

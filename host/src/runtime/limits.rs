@@ -1,7 +1,8 @@
 //! Per-call limits for a guest: how much memory it may hold and how long one
-//! call may run. Mirrors what a user sets on a pipeline (`limits`).
+//! call may run; and the [`Budget`] of several calls together. Mirrors what
+//! a user sets on a pipeline (`limits`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::ResourceLimiter;
 
@@ -22,6 +23,64 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             deadline: Duration::from_secs(10),
         }
+    }
+}
+
+/// How long a run of calls may take together: a batch, and when it fails,
+/// its records one at a time. A record that runs past its deadline costs a
+/// whole deadline, so without a budget a batch with many of them would run
+/// for as many deadlines, past the time its caller has (a consumer's
+/// `max.poll.interval.ms`, a function's timeout).
+///
+/// A record is never judged on less than its full deadline: a call is given
+/// the full deadline while the budget holds one, and a shorter one after
+/// that only to find records that finish in time; a record cut short by the
+/// budget was not tried. The first record is always given its full deadline,
+/// so every run makes progress: a run takes at most the budget plus one
+/// deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// When the budget is spent; `None` for no budget.
+    ends: Option<Instant>,
+    /// Whether a call was judged (finished, or failed on its own account).
+    progressed: bool,
+}
+
+impl Budget {
+    /// `length` from now.
+    pub fn new(length: Duration) -> Self {
+        Budget {
+            ends: Instant::now().checked_add(length),
+            progressed: false,
+        }
+    }
+
+    /// No budget: every call gets its full deadline.
+    pub fn unlimited() -> Self {
+        Budget {
+            ends: None,
+            progressed: false,
+        }
+    }
+
+    /// The deadline for the next call, when one may be made: `deadline`
+    /// while the budget holds it (or nothing was judged yet), what is left
+    /// of the budget after that, nothing once it is spent.
+    pub fn allows(&self, deadline: Duration) -> Option<Duration> {
+        let Some(ends) = self.ends.filter(|_| self.progressed) else {
+            return Some(deadline);
+        };
+        let left = ends.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            None
+        } else {
+            Some(left.min(deadline))
+        }
+    }
+
+    /// A call's outcome counts: the run made progress.
+    pub fn judged(&mut self) {
+        self.progressed = true;
     }
 }
 
@@ -86,5 +145,38 @@ impl ResourceLimiter for MemoryLimiter {
         // Tables hold function references; a guest needing a million of them
         // is broken, not busy.
         Ok(desired <= 1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_millis(200);
+
+    #[test]
+    fn the_first_call_gets_its_full_deadline_even_from_a_spent_budget() {
+        let mut budget = Budget::new(Duration::ZERO);
+        assert_eq!(budget.allows(DEADLINE), Some(DEADLINE), "progress first");
+        budget.judged();
+        assert_eq!(budget.allows(DEADLINE), None, "then nothing more");
+    }
+
+    #[test]
+    fn calls_get_the_full_deadline_while_the_budget_holds_one_then_what_is_left() {
+        let mut budget = Budget::new(Duration::from_secs(3600));
+        budget.judged();
+        assert_eq!(budget.allows(DEADLINE), Some(DEADLINE));
+        let left = budget
+            .allows(Duration::from_secs(7200))
+            .expect("some budget left");
+        assert!(left <= Duration::from_secs(3600), "{left:?}");
+    }
+
+    #[test]
+    fn no_budget_always_gives_the_full_deadline() {
+        let mut budget = Budget::unlimited();
+        budget.judged();
+        assert_eq!(budget.allows(DEADLINE), Some(DEADLINE));
     }
 }

@@ -31,7 +31,7 @@ use wasmtime::component::{HasSelf, InstancePre, Linker};
 pub use aggregator::Aggregator;
 pub use cache::{CacheOutcome, content_hash};
 pub use error::{GuestError, GuestFailure, RuntimeError};
-pub use limits::Limits;
+pub use limits::{Budget, Limits};
 pub use state::Metadata;
 pub use transformer::Transformer;
 

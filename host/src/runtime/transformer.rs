@@ -2,12 +2,13 @@
 
 use std::slice;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::Store;
 
 use super::bindings::transformer::Transformer as Bindings;
 use super::error::{GuestError, GuestFailure};
-use super::limits::Limits;
+use super::limits::{Budget, Limits};
 use super::sandbox;
 use super::state::{GuestState, Metadata};
 use super::{Transform, TransformPre};
@@ -37,46 +38,106 @@ impl Transformer {
         &self.transform
     }
 
-    /// One result per input record, in order. A trap, deadline or memory
-    /// refusal in a batch call is pinned to its record by running the batch
-    /// again one record at a time, so only the bad record fails.
+    /// One result per input record, in order, with no time budget (a run
+    /// with nobody waiting on it: a dry run, a command). A trap, deadline or
+    /// memory refusal in a batch call is pinned to its record by running the
+    /// batch again one record at a time, so only the bad record fails.
     pub fn process(&mut self, batch: &[KafkaRecord]) -> Vec<RecordResult> {
-        if batch.is_empty() {
+        self.process_within(batch, &mut Budget::unlimited())
+    }
+
+    /// As [`Transformer::process`], within `budget`: results for the first
+    /// records of `batch`, in order; the records after them could not be
+    /// given their full deadline before the budget was spent and were not
+    /// tried (the caller tries them later, or gives them up). A record that
+    /// ran past its deadline is judged on the full deadline, never less.
+    pub fn process_within(
+        &mut self,
+        batch: &[KafkaRecord],
+        budget: &mut Budget,
+    ) -> Vec<RecordResult> {
+        let Some(allowed) = budget
+            .allows(self.limits.deadline)
+            .filter(|_| !batch.is_empty())
+        else {
             return Vec::new();
-        }
-        match self.call(batch) {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(failure) if batch.len() == 1 || !isolatable(&failure) => {
-                let error = |r: &KafkaRecord| {
-                    let pinned = (batch.len() == 1).then_some(r);
-                    self.transform.error(pinned, failure.clone())
-                };
-                batch.iter().map(|r| Err(error(r))).collect()
+        };
+        let failure = match self.call(batch, allowed) {
+            Ok(outcomes) => {
+                budget.judged();
+                return outcomes.into_iter().map(Ok).collect();
             }
-            Err(failure) => {
-                tracing::warn!(
-                    transform = self.transform.name(),
-                    version = self.transform.short_version(),
-                    records = batch.len(),
-                    error.kind = failure.kind(),
-                    "batch failed; running its records one by one to find the bad one"
-                );
-                batch.iter().map(|r| self.process_one(r)).collect()
-            }
+            Err(failure) => failure,
+        };
+        if self.cut_short(&failure, allowed) {
+            // Not the batch's fault: nothing is known about its records.
+            return self.one_by_one(batch, budget);
         }
+        if batch.len() == 1 || !isolatable(&failure) {
+            budget.judged();
+            let error = |r: &KafkaRecord| {
+                let pinned = (batch.len() == 1).then_some(r);
+                self.transform.error(pinned, failure.clone())
+            };
+            return batch.iter().map(|r| Err(error(r))).collect();
+        }
+        tracing::warn!(
+            transform = self.transform.name(),
+            version = self.transform.short_version(),
+            records = batch.len(),
+            error.kind = failure.kind(),
+            "batch failed; running its records one by one to find the bad one"
+        );
+        self.one_by_one(batch, budget)
     }
 
-    fn process_one(&mut self, record: &KafkaRecord) -> RecordResult {
-        match self.call(slice::from_ref(record)) {
-            Ok(mut outcomes) => outcomes
-                .pop()
-                .ok_or_else(|| unreachable_contract(&self.transform, record)),
-            Err(failure) => Err(self.transform.error(Some(record), failure)),
+    /// Each record alone, while the budget allows: a record that traps or
+    /// runs past its full deadline fails alone; one cut short by what was
+    /// left of the budget ends the run, untried with the records after it.
+    fn one_by_one(&mut self, batch: &[KafkaRecord], budget: &mut Budget) -> Vec<RecordResult> {
+        let mut results = Vec::with_capacity(batch.len());
+        for record in batch {
+            let Some(allowed) = budget.allows(self.limits.deadline) else {
+                break;
+            };
+            let result = match self.call(slice::from_ref(record), allowed) {
+                Ok(mut outcomes) => outcomes
+                    .pop()
+                    .ok_or_else(|| unreachable_contract(&self.transform, record)),
+                Err(failure) if self.cut_short(&failure, allowed) => break,
+                Err(failure) => Err(self.transform.error(Some(record), failure)),
+            };
+            budget.judged();
+            results.push(result);
         }
+        if results.len() < batch.len() {
+            tracing::warn!(
+                transform = self.transform.name(),
+                version = self.transform.short_version(),
+                tried = results.len(),
+                untried = batch.len() - results.len(),
+                "the time budget is spent; the records left were not tried"
+            );
+        }
+        results
     }
 
-    fn call(&mut self, batch: &[KafkaRecord]) -> Result<Vec<Outcome>, GuestFailure> {
-        let limits = self.limits;
+    /// Whether `failure` is a deadline shorter than the record's own: the
+    /// budget ran out, the record did not.
+    fn cut_short(&self, failure: &GuestFailure, allowed: Duration) -> bool {
+        matches!(failure, GuestFailure::Deadline(_)) && allowed < self.limits.deadline
+    }
+
+    /// One guest call, interrupted after `deadline`.
+    fn call(
+        &mut self,
+        batch: &[KafkaRecord],
+        deadline: Duration,
+    ) -> Result<Vec<Outcome>, GuestFailure> {
+        let limits = Limits {
+            deadline,
+            ..self.limits
+        };
         let transform = self.transform.clone();
         let (store, bindings) = self.instance()?;
         sandbox::arm_deadline(store, &transform, limits);
