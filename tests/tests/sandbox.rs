@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_host::record::{KafkaRecord, Outcome};
-use sluice_host::runtime::{CacheOutcome, GuestFailure, Limits, Runtime, RuntimeConfig};
+use sluice_host::runtime::{Budget, CacheOutcome, GuestFailure, Limits, Runtime, RuntimeConfig};
 use sluice_tests::{guest, transform};
 
 fn asks(requests: &[&str]) -> Vec<KafkaRecord> {
@@ -134,6 +134,94 @@ fn a_loop_inside_a_batch_is_pinned_to_its_record(guest: &str) {
     assert_eq!(results[2], Ok(Outcome::Drop));
 }
 
+/// Ten looping records among twenty, a 200 ms deadline and a 700 ms budget:
+/// run one by one with the full deadline each, they would take 2.2 s. Within
+/// the budget the run ends after the budget and one deadline at most, every
+/// record it judged is judged on the full deadline (a loop is never blamed
+/// on a shortened one), and the records after them are left untried.
+fn looping_records_are_judged_within_the_budget_on_their_full_deadline(guest: &str) {
+    let deadline = Duration::from_millis(200);
+    let budget = Duration::from_millis(700);
+    let limits = Limits {
+        deadline,
+        ..Limits::default()
+    };
+    let mut transformer = transform(guest)
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let requests: Vec<&str> = (0..20)
+        .map(|i| {
+            if i % 2 == 1 {
+                r#"{"do":"loop"}"#
+            } else {
+                r#"{"n":1}"#
+            }
+        })
+        .collect();
+    let batch = asks(&requests);
+    let started = Instant::now();
+    let results = transformer.process_within(&batch, &mut Budget::new(budget));
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < budget + deadline * 2,
+        "within the budget and one deadline (and a deadline's slack for a busy machine): \
+         {elapsed:?}"
+    );
+    assert!(
+        (2..batch.len()).contains(&results.len()),
+        "some records judged, the rest left untried: {} of {}",
+        results.len(),
+        batch.len()
+    );
+    for (i, result) in results.iter().enumerate() {
+        if i % 2 == 1 {
+            let error = result.as_ref().unwrap_err();
+            assert_eq!(
+                error.failure,
+                GuestFailure::Deadline(deadline),
+                "record {i}"
+            );
+            assert_eq!(error.record.as_ref().unwrap().offset, 100 + i as i64);
+        } else {
+            assert!(echoed(result), "record {i}: {result:?}");
+        }
+    }
+}
+
+/// A budget already spent by the batch call still judges one record, on
+/// its full deadline: every run makes progress, and the next run (the
+/// worker's next step) goes on from there.
+fn a_spent_budget_still_judges_one_record_on_its_full_deadline(guest: &str) {
+    let deadline = Duration::from_millis(200);
+    let limits = Limits {
+        deadline,
+        ..Limits::default()
+    };
+    let mut transformer = transform(guest)
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let batch = asks(&[r#"{"do":"loop"}"#, r#"{"do":"loop"}"#, r#"{"n":3}"#]);
+    let mut rest = &batch[..];
+    let mut judged = Vec::new();
+    while !rest.is_empty() {
+        let results = transformer.process_within(rest, &mut Budget::new(deadline));
+        assert!(!results.is_empty(), "every run judges a record");
+        rest = &rest[results.len()..];
+        judged.extend(results);
+    }
+    assert_eq!(
+        judged[..2]
+            .iter()
+            .map(|r| r.as_ref().unwrap_err().failure.clone())
+            .collect::<Vec<_>>(),
+        [
+            GuestFailure::Deadline(deadline),
+            GuestFailure::Deadline(deadline)
+        ]
+    );
+    assert!(echoed(&judged[2]), "{:?}", judged[2]);
+}
+
 fn allocating_a_gibibyte_is_refused(guest: &str) {
     let limits = Limits {
         memory_bytes: 64 << 20,
@@ -225,6 +313,16 @@ macro_rules! per_implementation {
             #[test]
             fn a_loop_inside_a_batch_is_pinned_to_its_record() {
                 super::a_loop_inside_a_batch_is_pinned_to_its_record($misbehave)
+            }
+            #[test]
+            fn looping_records_are_judged_within_the_budget_on_their_full_deadline() {
+                super::looping_records_are_judged_within_the_budget_on_their_full_deadline(
+                    $misbehave,
+                )
+            }
+            #[test]
+            fn a_spent_budget_still_judges_one_record_on_its_full_deadline() {
+                super::a_spent_budget_still_judges_one_record_on_its_full_deadline($misbehave)
             }
             #[test]
             fn allocating_a_gibibyte_is_refused() {

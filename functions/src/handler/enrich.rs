@@ -128,6 +128,9 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         }
     }
     let mut step: Step = live.enricher.process(records, Instant::now());
+    // No later step is sure to come on this instance: what the batch's time
+    // budget left untried is dead-lettered, not kept.
+    live.enricher.give_up_carried(&mut step);
     for bad in &unreadable {
         // Nothing says where it came from; the reason and the text do.
         let record = KafkaRecord {
