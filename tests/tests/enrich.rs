@@ -11,7 +11,8 @@ use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::pipeline::header;
 use sluice_host::record::KafkaRecord;
 use sluice_tests::{
-    EnrichWorker, broker, fresh_topic, header_text, independent, produce_to, read_all, transform,
+    EnrichWorker, broker, fresh_topic, header_text, independent, plan, produce_to, read_all,
+    transform,
 };
 
 struct Worker;
@@ -74,6 +75,49 @@ fn wait_for(config: &KafkaConfig, topics: &[&str], count: usize) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Per partition of `topic`: `(partition, the group's committed offset,
+/// the high watermark)`.
+fn committed(config: &KafkaConfig, topic: &str, group: &str) -> Vec<(i32, i64, i64)> {
+    let reader =
+        sluice_host::kafka::BoundedReader::open(config, &plan(topic, group, json!({}))).unwrap();
+    reader
+        .ranges()
+        .iter()
+        .map(|r| (r.partition, r.start, r.high))
+        .collect()
+}
+
+/// Runs `pipeline`'s worker on `config` until `done`, then stops it; its
+/// totals, and when each of its steps ended.
+fn run_until(
+    config: &KafkaConfig,
+    pipeline: &PipelineDefinition,
+    done: impl FnOnce(),
+) -> (EnrichStats, Vec<Instant>) {
+    use sluice_host::enrich::{Enricher, WorkerOptions, run_worker};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let (config, pipeline, stop) = (config.clone(), pipeline.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut enricher =
+                Enricher::new(pipeline.clone(), &transform(pipeline.transform.name())).unwrap();
+            let options = WorkerOptions {
+                poll_wait: Duration::from_millis(50),
+                ..WorkerOptions::default()
+            };
+            let mut ends = Vec::new();
+            let stats = run_worker(&config, &mut enricher, options, &stop, |_, _| {
+                ends.push(Instant::now())
+            })
+            .unwrap();
+            (stats, ends)
+        })
+    };
+    done();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    worker.join().unwrap()
 }
 
 fn json_of(record: &KafkaRecord) -> Value {
@@ -627,5 +671,77 @@ fn an_output_too_large_for_the_broker_is_dead_lettered_and_the_worker_goes_on() 
         committed.ranges()[0].start,
         25,
         "the group's committed offset"
+    );
+}
+
+/// 100 looping records among 500 in one batch, a 100 ms deadline and a 1 s
+/// budget. Run one by one with the full deadline each, the batch took one
+/// step of 10 s, past this test's `max.poll.interval.ms` (8 s): the group
+/// put the worker out and the batch was read again, forever with the
+/// default settings. Within the budget each step ends after the budget and
+/// one deadline, plus the rest of the step: the produce, the commit, and
+/// every 5 s the consumer lag (about a second against tansu), so 2 s more
+/// here. The records a step leaves untried wait for the next, and in
+/// the end each loop is dead-lettered once, every other record produced
+/// once and in order, and everything committed.
+#[test]
+fn looping_records_hold_no_step_past_its_budget_and_each_is_dead_lettered_once() {
+    let config = broker()
+        .with("max.poll.interval.ms", "8000")
+        .with("session.timeout.ms", "6000");
+    let topics = topics(1, 1);
+    let looping = |i: usize| i % 5 == 2;
+    let values: Vec<String> = (0..500)
+        .map(|i| match looping(i) {
+            true => json!({"do": "loop", "i": i}),
+            false => json!({"i": i}),
+        })
+        .map(|v| v.to_string())
+        .collect();
+    produce_to(&config, &topics.inputs[0], 0, &values);
+    let (deadline, budget) = (Duration::from_millis(100), Duration::from_millis(1000));
+    let pipeline = definition(
+        &topics,
+        "misbehave",
+        json!({"batch_size": 500, "limits": {"deadline_ms": 100, "budget_ms": 1000}}),
+    );
+    let (stats, ends) = run_until(&config, &pipeline, || {
+        wait_for(&config, &[&topics.output, &topics.dead_letter], 500)
+    });
+    let longest = ends
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .unwrap_or_default();
+    assert!(
+        longest < budget + deadline + Duration::from_secs(2),
+        "the longest step took {longest:?}"
+    );
+    assert_eq!(
+        (stats.read, stats.produced, stats.dead_lettered),
+        (500, 400, 100)
+    );
+
+    let produced: Vec<usize> = read_all(&config, &topics.output)
+        .iter()
+        .map(|r| json_of(r)["i"].as_u64().unwrap() as usize)
+        .collect();
+    let good: Vec<usize> = (0..500).filter(|i| !looping(*i)).collect();
+    assert_eq!(produced, good, "every other record once, in order");
+    let mut dead: Vec<i64> = read_all(&config, &topics.dead_letter)
+        .iter()
+        .map(|r| {
+            assert_eq!(header_text(r, header::ERROR_KIND), "deadline");
+            let reason = header_text(r, header::ERROR_REASON);
+            assert!(reason.contains("deadline of 100ms"), "{reason}");
+            header_text(r, header::SOURCE_OFFSET).parse().unwrap()
+        })
+        .collect();
+    dead.sort();
+    let loops: Vec<i64> = (0..500).filter(|i| looping(*i)).map(|i| i as i64).collect();
+    assert_eq!(dead, loops, "each loop dead-lettered once");
+    assert_eq!(
+        committed(&config, &topics.inputs[0], &pipeline.group_id()),
+        [(0, 500, 500)]
     );
 }

@@ -2,6 +2,8 @@
 //! (single and batch, double-encoded, base64 headers), in-process against
 //! the real broker.
 
+use std::time::{Duration, Instant};
+
 use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -23,6 +25,11 @@ struct Pipeline {
 }
 
 fn pipeline(kafka: KafkaConfig) -> Pipeline {
+    pipeline_limited(kafka, json!({"deadline_ms": 300}))
+}
+
+/// A pipeline with the `limits` given.
+fn pipeline_limited(kafka: KafkaConfig, limits: Value) -> Pipeline {
     let dir = tempfile::tempdir().unwrap();
     let (input, output, dead_letter) = (
         fresh_topic("trigger-in"),
@@ -32,7 +39,7 @@ fn pipeline(kafka: KafkaConfig) -> Pipeline {
     let definition = json!({
         "name": "trigger", "inputs": [input], "outputs": [output],
         "dead_letter": dead_letter, "transform": "misbehave",
-        "limits": {"deadline_ms": 300},
+        "limits": limits,
     });
     let definition = PipelineDefinition::from_value(&definition).unwrap();
     // Provisioned beforehand, as the app's topics are (the trigger does not
@@ -155,6 +162,146 @@ async fn a_batch_with_poison_records_dead_letters_them_and_answers_200() {
             ("trap".into(), "12".into()),
             ("trigger-payload".into(), "-1".into()),
         ]
+    );
+}
+
+/// 500 events, every fifth one looping (`{"do":"loop"}`): a batch whose
+/// records, run one by one with the full deadline each, take 100 deadlines.
+fn batch_with_100_loops(input: &str) -> (String, Vec<i64>) {
+    let events: Vec<String> = (0..500)
+        .map(|i| match i % 5 == 2 {
+            true => kevent(input, i, &json!({"do": "loop", "i": i}).to_string()),
+            false => kevent(input, i, &json!({"i": i}).to_string()),
+        })
+        .collect();
+    let body = json!({
+        "Data": {"kevents": Value::from(events).to_string()},
+        "Metadata": metadata(input),
+    });
+    let loops = (0..500).filter(|i| i % 5 == 2).collect();
+    (body.to_string(), loops)
+}
+
+/// `(kind, source offset)` of every dead letter in `topic`, sorted.
+fn dead_letters(topic: &str) -> Vec<(String, i64)> {
+    let mut dead: Vec<(String, i64)> = read_all(&broker(), topic)
+        .iter()
+        .map(|r| {
+            (
+                header_text(r, header::ERROR_KIND).to_owned(),
+                header_text(r, header::SOURCE_OFFSET).parse().unwrap(),
+            )
+        })
+        .collect();
+    dead.sort();
+    dead
+}
+
+/// With a budget that holds all hundred deadlines (the default, 60 s),
+/// one invocation judges every loop: each dead-lettered once on its
+/// deadline, every other record produced once, in order.
+#[tokio::test]
+async fn a_batch_with_100_looping_records_dead_letters_each_once_and_produces_the_rest() {
+    let p = pipeline_limited(broker(), json!({"deadline_ms": 100}));
+    let (body, loops) = batch_with_100_loops(&p.input);
+    let (status, response) = call(p.config.clone(), "/Enrich", body).await;
+    assert_eq!(status, StatusCode::OK, "{response}");
+    let result = &response["ReturnValue"];
+    assert_eq!(
+        (result["read"].as_u64(), result["produced"].as_u64()),
+        (Some(500), Some(400)),
+        "{result}"
+    );
+    let produced: Vec<i64> = read_all(&broker(), &p.output)
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(r.value.as_deref().unwrap()).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        produced,
+        (0..500).filter(|i| i % 5 != 2).collect::<Vec<_>>()
+    );
+    let expected: Vec<(String, i64)> = loops.iter().map(|o| ("deadline".into(), *o)).collect();
+    assert_eq!(dead_letters(&p.dead_letter), expected);
+}
+
+/// With a 1 s budget the invocation answers within the budget and one
+/// deadline (the produce and a busy machine get 2 s more here), where one
+/// by one with the full deadline each it took 10 s, past what a function
+/// may run. There is no later step on the same instance to carry records
+/// to, so the ones the budget left untried are dead-lettered as `budget`,
+/// the reason naming the budget and the loops that spent it: every event
+/// ends in the output or the dead-letter topic exactly once, and a loop is
+/// never dead-lettered as `deadline` unless it ran its full deadline.
+#[tokio::test]
+async fn what_the_budget_leaves_untried_is_dead_lettered_naming_the_budget_and_the_loops() {
+    let (deadline, budget) = (Duration::from_millis(100), Duration::from_millis(1000));
+    let p = pipeline_limited(broker(), json!({"deadline_ms": 100, "budget_ms": 1000}));
+    let (body, loops) = batch_with_100_loops(&p.input);
+    let started = Instant::now();
+    let (status, response) = call(p.config.clone(), "/Enrich", body).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::OK, "{response}");
+    assert!(
+        took < budget + deadline + Duration::from_secs(2),
+        "answered in {took:?}"
+    );
+
+    let produced: Vec<i64> = read_all(&broker(), &p.output)
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(r.value.as_deref().unwrap()).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    let dead = dead_letters(&p.dead_letter);
+    let overran: Vec<i64> = dead
+        .iter()
+        .filter(|(kind, _)| kind == "deadline")
+        .map(|(_, offset)| *offset)
+        .collect();
+    let untried: Vec<i64> = dead
+        .iter()
+        .filter(|(kind, _)| kind == "budget")
+        .map(|(_, offset)| *offset)
+        .collect();
+    assert_eq!(overran.len() + untried.len(), dead.len(), "{dead:?}");
+    assert!(
+        !overran.is_empty() && !untried.is_empty(),
+        "some loops judged, some records left: {dead:?}"
+    );
+    assert!(
+        overran.iter().all(|o| loops.contains(o)),
+        "only loops overran: {overran:?}"
+    );
+    let mut every: Vec<i64> = produced
+        .iter()
+        .chain(&overran)
+        .chain(&untried)
+        .copied()
+        .collect();
+    every.sort();
+    assert_eq!(every, (0..500).collect::<Vec<_>>(), "each event once");
+    let first_untried = untried.iter().min().copied().unwrap_or_default();
+    assert!(
+        produced.iter().all(|i| *i < first_untried) && overran.iter().all(|o| *o < first_untried),
+        "the records tried come before the ones left"
+    );
+
+    let reason = read_all(&broker(), &p.dead_letter)
+        .into_iter()
+        .find(|r| header_text(r, header::ERROR_KIND) == "budget")
+        .map(|r| header_text(&r, header::ERROR_REASON).to_owned())
+        .unwrap();
+    assert!(
+        reason.contains("time budget of 1000 ms (limits.budget_ms)")
+            && reason.contains("full deadline of 100 ms")
+            && reason.contains(&format!("topic {} partition 0 offset 2", p.input)),
+        "{reason}"
     );
 }
 
