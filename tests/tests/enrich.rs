@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sluice_host::enrich::{EnrichStats, MEMBERS_HEADER, MISSING_HEADER, PipelineDefinition};
 use sluice_host::generate::{ExpediaGenerator, StayMix};
-use sluice_host::kafka::{KafkaConfig, ensure_topic};
+use sluice_host::kafka::{
+    CommitMode, Forgotten, GroupConsumer, GroupStart, KafkaConfig, ensure_topic,
+};
 use sluice_host::pipeline::header;
 use sluice_host::record::KafkaRecord;
 use sluice_tests::{
@@ -601,27 +603,198 @@ fn a_second_worker_joining_mid_join_loses_no_waiting_record() {
     assert!(b.read > 0, "the second worker took partitions: {b:?}");
 }
 
+/// A group on the cooperative protocol (`cooperative-sticky`, which tansu
+/// runs): the first member reads `kept` and `taken` (one partition each),
+/// finishes some records, and a second member subscribed to `taken` only
+/// joins, so the group moves exactly `taken` to it.
+struct Cooperative {
+    config: KafkaConfig,
+    group: String,
+    kept: String,
+    taken: String,
+    first: GroupConsumer,
+}
+
+impl Cooperative {
+    fn start() -> Cooperative {
+        let config = broker()
+            .with("partition.assignment.strategy", "cooperative-sticky")
+            .with("session.timeout.ms", "6000");
+        let (kept, taken) = (fresh_topic("coop-kept"), fresh_topic("coop-taken"));
+        for topic in [&kept, &taken] {
+            ensure_topic(&config, topic, 1).unwrap();
+            let values: Vec<String> = (0..10).map(|i| json!({"i": i}).to_string()).collect();
+            produce_to(&config, topic, 0, &values);
+        }
+        let group = fresh_topic("coop-group");
+        let topics = [kept.clone(), taken.clone()];
+        let first =
+            GroupConsumer::subscribe(&config, &group, &topics, GroupStart::Earliest).unwrap();
+        Cooperative {
+            config,
+            group,
+            kept,
+            taken,
+            first,
+        }
+    }
+
+    /// Polls the first member until it has `count` records.
+    fn read(&mut self, count: usize) -> Vec<KafkaRecord> {
+        let start = Instant::now();
+        let mut records = Vec::new();
+        while records.len() < count {
+            assert!(start.elapsed() < Duration::from_secs(60), "{records:?}");
+            records.extend(self.first.poll(100, Duration::from_millis(100)).records);
+        }
+        records
+    }
+
+    /// Starts the second member (reading `second_reads` records in a
+    /// thread) and polls the first until the group takes `taken` from it: what the
+    /// first member was told to forget, and the records it got meanwhile.
+    fn rebalance(&mut self, second_reads: usize) -> (Forgotten, Vec<KafkaRecord>, Second) {
+        let second = Second::start(&self.config, &self.group, &self.taken, second_reads);
+        let start = Instant::now();
+        let mut polled = Vec::new();
+        loop {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "no rebalance reached the first member"
+            );
+            let poll = self.first.poll(100, Duration::from_millis(100));
+            polled.extend(poll.records);
+            if let Some(forgotten) = poll.forgotten {
+                return (forgotten, polled, second);
+            }
+        }
+    }
+}
+
+/// The second member: polls `topic` until it has `count` records (or 60 s
+/// passed), marking each finished, then commits.
+struct Second(std::thread::JoinHandle<Vec<KafkaRecord>>);
+
+impl Second {
+    fn start(config: &KafkaConfig, group: &str, topic: &str, count: usize) -> Second {
+        let mut consumer =
+            GroupConsumer::subscribe(config, group, &[topic.to_owned()], GroupStart::Earliest)
+                .unwrap();
+        Second(std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut records = Vec::new();
+            while records.len() < count && start.elapsed() < Duration::from_secs(60) {
+                let polled = consumer.poll(100, Duration::from_millis(100));
+                let locators: Vec<_> = polled.records.iter().map(KafkaRecord::locator).collect();
+                consumer.finished(&locators);
+                records.extend(polled.records);
+            }
+            consumer.commit(CommitMode::Sync).unwrap();
+            records
+        }))
+    }
+
+    fn records(self) -> Vec<KafkaRecord> {
+        self.0.join().unwrap()
+    }
+}
+
+fn offsets(records: &[KafkaRecord], topic: &str) -> Vec<i64> {
+    records
+        .iter()
+        .filter(|r| r.topic == topic)
+        .map(|r| r.offset)
+        .collect()
+}
+
+/// Under the cooperative protocol a revoke takes only the partitions it
+/// lists; the kept partition goes on from where it was, so the records
+/// polled from it stay unfinished and hold its commit back. Forgetting
+/// them, as an eager revoke does (the protocol this worker once insisted
+/// on), would let the commit pass them while they are never read again.
 #[test]
-fn cooperative_rebalancing_is_refused_with_the_reason() {
-    use sluice_host::enrich::{Enricher, WorkerOptions, run_worker};
-    let topics = topics(2, 1);
-    let pipeline = join_definition(&topics, "drop", 1_000);
-    let mut enricher = Enricher::new(pipeline, &transform("misbehave")).unwrap();
-    let config = broker().with("partition.assignment.strategy", "cooperative-sticky");
-    let stop = std::sync::atomic::AtomicBool::new(true);
-    let error = run_worker(
-        &config,
-        &mut enricher,
-        WorkerOptions::default(),
-        &stop,
-        |_, _| {},
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        error.contains("cooperative-sticky") && error.contains("range"),
-        "{error}"
+fn a_cooperative_revoke_keeps_the_unfinished_records_of_the_partitions_kept() {
+    let mut group = Cooperative::start();
+    let (kept, taken) = (group.kept.clone(), group.taken.clone());
+    let first = group.read(20);
+    let finished: Vec<_> = first
+        .iter()
+        .filter(|r| (r.topic == kept && r.offset < 5) || (r.topic == taken && r.offset < 3))
+        .map(KafkaRecord::locator)
+        .collect();
+    group.first.finished(&finished);
+    group.first.commit(CommitMode::Sync).unwrap();
+
+    let (forgotten, polled, second) = group.rebalance(7);
+    assert_eq!(
+        forgotten,
+        Forgotten::partitions([(taken.as_str(), 0)]),
+        "only the partition taken, so the protocol is cooperative"
     );
+    assert!(polled.is_empty(), "nothing new was produced: {polled:?}");
+    assert_eq!(
+        group.first.unfinished(),
+        5,
+        "the kept partition's 5..9 wait"
+    );
+
+    // The kept partition goes on after what was polled, not from the commit.
+    let values: Vec<String> = (10..15).map(|i| json!({"i": i}).to_string()).collect();
+    produce_to(&group.config, &kept, 0, &values);
+    let later = group.read(5);
+    assert_eq!(offsets(&later, &kept), (10..15).collect::<Vec<_>>());
+    let rest: Vec<_> = first
+        .iter()
+        .chain(&later)
+        .filter(|r| r.topic == kept && r.offset >= 5)
+        .map(KafkaRecord::locator)
+        .collect();
+    group.first.finished(&rest);
+    group.first.commit(CommitMode::Sync).unwrap();
+
+    // The partition taken is read by its new owner from the commit.
+    let taken_over = second.records();
+    assert_eq!(offsets(&taken_over, &taken), (3..10).collect::<Vec<_>>());
+    assert_eq!(committed(&group.config, &kept, &group.group), [(0, 15, 15)]);
+    assert_eq!(
+        committed(&group.config, &taken, &group.group),
+        [(0, 10, 10)]
+    );
+}
+
+/// A consumer that rewinds on a rebalance (a join's) reads the kept
+/// partition again from its lowest unfinished offset: what it held there is
+/// reported forgotten, and comes again, once.
+#[test]
+fn a_rewinding_consumer_reads_a_kept_partition_again_from_its_lowest_unfinished_offset() {
+    let mut group = Cooperative::start();
+    group.first.rewind_on_rebalance();
+    let (kept, taken) = (group.kept.clone(), group.taken.clone());
+    let first = group.read(20);
+    let finished: Vec<_> = first
+        .iter()
+        .filter(|r| r.topic == kept && r.offset < 5)
+        .map(KafkaRecord::locator)
+        .collect();
+    group.first.finished(&finished);
+    group.first.commit(CommitMode::Sync).unwrap();
+
+    let (forgotten, mut polled, second) = group.rebalance(10);
+    assert_eq!(
+        forgotten,
+        Forgotten::partitions([(kept.as_str(), 0), (taken.as_str(), 0)])
+    );
+    if polled.len() < 5 {
+        polled.extend(group.read(5 - polled.len()));
+    }
+    assert_eq!(offsets(&polled, &kept), (5..10).collect::<Vec<_>>());
+    assert_eq!(offsets(&polled, &taken), Vec::<i64>::new());
+    let locators: Vec<_> = polled.iter().map(KafkaRecord::locator).collect();
+    group.first.finished(&locators);
+    group.first.commit(CommitMode::Sync).unwrap();
+    assert_eq!(committed(&group.config, &kept, &group.group), [(0, 10, 10)]);
+    let taken_over = second.records();
+    assert_eq!(offsets(&taken_over, &taken), (0..10).collect::<Vec<_>>());
 }
 
 /// Promise: one output the broker refuses for good (grown past librdkafka's

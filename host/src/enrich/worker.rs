@@ -11,7 +11,9 @@ use super::EnrichError;
 use super::definition::{DefinitionError, PipelineDefinition, StartFrom};
 use super::enricher::{EnrichStats, Enricher, Step};
 use crate::health::{Heartbeat, Heartbeats, now_ms};
-use crate::kafka::{CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, Producer};
+use crate::kafka::{
+    CommitMode, GroupConsumer, GroupStart, InFlight, KafkaConfig, KafkaError, Producer,
+};
 
 /// How often the consumer lag is measured (two broker round trips per
 /// partition): often enough for a dashboard, rarely enough to cost nothing.
@@ -55,6 +57,7 @@ pub fn run_worker(
         StartFrom::Latest => GroupStart::Latest,
     };
     check_budget(config, &definition)?;
+    check_join_assignment(config, &definition)?;
     let producer = Producer::new(config)?;
     let mut consumer = GroupConsumer::subscribe(config, &group, &definition.inputs, start)?;
     if definition.join.is_some() {
@@ -221,6 +224,46 @@ fn check_budget(config: &KafkaConfig, definition: &PipelineDefinition) -> Result
     }))
 }
 
+/// Refuses an assignment that would split a join across workers: each id's
+/// records must reach one worker, so the group must give partition `i` of
+/// every input to the same member. `range` does: the classic protocol's
+/// default (`range,roundrobin` picks it), and the broker's `range` assignor
+/// under `group.protocol=consumer`. `roundrobin`, `cooperative-sticky` and
+/// the broker's `uniform` do not: every worker would wait for members that
+/// went to another and give the id up.
+fn check_join_assignment(
+    config: &KafkaConfig,
+    definition: &PipelineDefinition,
+) -> Result<(), KafkaError> {
+    if definition.join.is_none() {
+        return Ok(());
+    }
+    let get = |key: &str| config.properties.get(key).map(String::as_str);
+    let (key, value, chosen) = if get("group.protocol") == Some("consumer") {
+        let assignor = get("group.remote.assignor");
+        (
+            "group.remote.assignor",
+            assignor.unwrap_or("unset (the broker's default, uniform)"),
+            assignor,
+        )
+    } else {
+        let strategies = get("partition.assignment.strategy").unwrap_or("range,roundrobin");
+        let first = strategies.split(',').map(str::trim).next();
+        ("partition.assignment.strategy", strategies, first)
+    };
+    if chosen == Some("range") {
+        return Ok(());
+    }
+    Err(KafkaError::Unsupported {
+        setting: format!("{key}={value}"),
+        reason: format!(
+            "pipeline `{}` joins its inputs by id, so partition i of every input must go to \
+             the same worker, which only the range assignor does: set {key}=range",
+            definition.name
+        ),
+    })
+}
+
 /// A worker's heartbeats: every so often, and a last one when it stops.
 struct Pulse {
     heartbeats: Option<Heartbeats>,
@@ -366,5 +409,96 @@ mod spans {
                 error: None,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pipeline(join: bool, limits: serde_json::Value) -> PipelineDefinition {
+        let mut value = json!({
+            "name": "p", "inputs": ["a", "b"], "outputs": ["out"],
+            "transform": "t", "dead_letter": "dlq", "limits": limits,
+        });
+        if join {
+            value["join"] = json!({"key": "id", "timeout_ms": 1000});
+        }
+        PipelineDefinition::from_value(&value).unwrap()
+    }
+
+    #[test]
+    fn a_join_needs_an_assignor_that_keeps_each_partition_number_on_one_worker() {
+        let joined = pipeline(true, json!({}));
+        let allowed = [
+            vec![],
+            vec![("partition.assignment.strategy", "range")],
+            vec![("partition.assignment.strategy", "range, roundrobin")],
+            vec![
+                ("group.protocol", "consumer"),
+                ("group.remote.assignor", "range"),
+            ],
+        ];
+        for properties in allowed {
+            let config = properties
+                .iter()
+                .fold(KafkaConfig::new("k:9092"), |c, (k, v)| c.with(k, v));
+            assert!(
+                check_join_assignment(&config, &joined).is_ok(),
+                "{properties:?}"
+            );
+        }
+        let refused = [
+            (
+                vec![("partition.assignment.strategy", "cooperative-sticky")],
+                "partition.assignment.strategy=cooperative-sticky",
+            ),
+            (
+                vec![("partition.assignment.strategy", "roundrobin,range")],
+                "partition.assignment.strategy=roundrobin,range",
+            ),
+            (
+                vec![("group.protocol", "consumer")],
+                "group.remote.assignor=unset",
+            ),
+            (
+                vec![
+                    ("group.protocol", "consumer"),
+                    ("group.remote.assignor", "uniform"),
+                ],
+                "group.remote.assignor=uniform",
+            ),
+        ];
+        for (properties, named) in refused {
+            let config = properties
+                .iter()
+                .fold(KafkaConfig::new("k:9092"), |c, (k, v)| c.with(k, v));
+            let error = check_join_assignment(&config, &joined)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(named) && error.contains("range"), "{error}");
+            let unjoined = pipeline(false, json!({}));
+            assert!(
+                check_join_assignment(&config, &unjoined).is_ok(),
+                "without a join any assignor will do: {properties:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_budget_a_step_could_outlast_max_poll_interval_with_is_refused() {
+        let config = KafkaConfig::new("k:9092");
+        let fits = pipeline(false, json!({"deadline_ms": 10_000, "budget_ms": 280_000}));
+        assert!(check_budget(&config, &fits).is_ok());
+        let long = pipeline(false, json!({"deadline_ms": 10_000, "budget_ms": 290_000}));
+        let error = check_budget(&config, &long).unwrap_err().to_string();
+        assert!(
+            error.contains("limits.budget_ms")
+                && error.contains("max.poll.interval.ms (300000 ms)"),
+            "{error}"
+        );
+        let raised = config.with("max.poll.interval.ms", "600000");
+        assert!(check_budget(&raised, &long).is_ok());
     }
 }

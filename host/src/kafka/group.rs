@@ -204,12 +204,16 @@ impl GroupConsumer {
                 },
             );
         // A worker killed without leaving should not hold its partitions
-        // for long; the user's properties still take precedence.
+        // for long; the user's properties still take precedence. Under
+        // `group.protocol=consumer` the broker sets both (the client
+        // refuses them).
+        let classic =
+            config.properties.get("group.protocol").map(String::as_str) != Some("consumer");
         for (key, value) in [
             ("session.timeout.ms", "10000"),
             ("heartbeat.interval.ms", "1000"),
         ] {
-            if !config.properties.contains_key(key) {
+            if classic && !config.properties.contains_key(key) {
                 client.set(key, value);
             }
         }
@@ -434,6 +438,18 @@ mod tests {
             cooperative,
             "a protocol not known yet takes what is listed, never more"
         );
+    }
+
+    /// The client refuses `session.timeout.ms` and `heartbeat.interval.ms`
+    /// under the new consumer protocol; the worker's own defaults for them
+    /// must not stop it from starting.
+    #[test]
+    fn a_consumer_on_the_new_group_protocol_starts() {
+        let config = KafkaConfig::new("127.0.0.1:1").with("group.protocol", "consumer");
+        let topics = ["t".to_owned()];
+        if let Err(error) = GroupConsumer::subscribe(&config, "g", &topics, GroupStart::Earliest) {
+            panic!("{error}");
+        }
     }
 
     #[test]
