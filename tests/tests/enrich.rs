@@ -91,6 +91,23 @@ fn committed(config: &KafkaConfig, topic: &str, group: &str) -> Vec<(i32, i64, i
         .collect()
 }
 
+/// Waits until `group` has committed `topic`'s one partition up to `end`
+/// (or fails after 90 s).
+fn wait_committed(config: &KafkaConfig, topic: &str, group: &str, end: i64) {
+    let start = Instant::now();
+    loop {
+        let positions = committed(config, topic, group);
+        if positions.iter().all(|(_, at, _)| *at >= end) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{topic}: committed {positions:?}, not {end}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// Runs `pipeline`'s worker on `config` until `done`, then stops it; its
 /// totals, and when each of its steps ended.
 fn run_until(
@@ -845,6 +862,84 @@ fn an_output_too_large_for_the_broker_is_dead_lettered_and_the_worker_goes_on() 
         25,
         "the group's committed offset"
     );
+}
+
+/// Two workers of one group on `cooperative-sticky`: the first reads
+/// `slow` (every fourth record loops, so its steps carry records untried
+/// to the next) and `moved`; the second, another pipeline of the same
+/// group that reads only `moved`, joins while the first is carrying, and
+/// the group takes `moved` from the first and nothing else. The records the
+/// first holds from `slow` stay with it and are finished there: each loop
+/// dead-lettered once, every other record produced once, everything
+/// committed. Forgetting them at the revoke, as an eager one does, loses
+/// them: `slow` goes on after them and its commit passes them.
+#[test]
+fn a_worker_keeps_the_records_it_carries_from_partitions_a_cooperative_rebalance_leaves_it() {
+    let config = broker()
+        .with("partition.assignment.strategy", "cooperative-sticky")
+        .with("session.timeout.ms", "6000");
+    let (slow, moved) = (fresh_topic("coop-slow"), fresh_topic("coop-moved"));
+    let (output, dead_letter) = (fresh_topic("coop-out"), fresh_topic("coop-dlq"));
+    for topic in [&slow, &moved, &output, &dead_letter] {
+        ensure_topic(&config, topic, 1).unwrap();
+    }
+    let looping = |i: usize| i % 4 == 1;
+    let values: Vec<String> = (0..240)
+        .map(|i| match looping(i) {
+            true => json!({"do": "loop", "i": i}),
+            false => json!({"i": i}),
+        })
+        .map(|v| v.to_string())
+        .collect();
+    produce_to(&config, &slow, 0, &values);
+    let plain: Vec<String> = (0..50).map(|i| json!({"m": i}).to_string()).collect();
+    produce_to(&config, &moved, 0, &plain);
+    let group = fresh_topic("coop-workers");
+    let pipeline = |name: &str, inputs: &[&String]| {
+        PipelineDefinition::from_value(&json!({
+            "name": fresh_topic(name), "group_id": group, "inputs": inputs,
+            "outputs": [output], "dead_letter": dead_letter, "transform": "misbehave",
+            "batch_size": 100, "limits": {"deadline_ms": 100, "budget_ms": 500},
+        }))
+        .unwrap()
+    };
+    let first = pipeline("coop-first", &[&slow, &moved]);
+    let second = pipeline("coop-second", &[&moved]);
+    let (stats, _) = run_until(&config, &first, || {
+        // Once the first worker has begun (something reached the output),
+        // with most of its loops still ahead, the second joins.
+        wait_for(&config, &[&output], 1);
+        let (_, _) = run_until(&config, &second, || {
+            wait_committed(&config, &slow, &group, 240);
+            wait_committed(&config, &moved, &group, 50);
+        });
+    });
+    assert!(stats.read > 0, "{stats:?}");
+
+    let out = read_all(&config, &output);
+    let slow_out: Vec<usize> = out
+        .iter()
+        .filter_map(|r| json_of(r)["i"].as_u64())
+        .map(|i| i as usize)
+        .collect();
+    let good: Vec<usize> = (0..240).filter(|i| !looping(*i)).collect();
+    assert_eq!(slow_out, good, "once each, in order");
+    let mut moved_out: Vec<u64> = out
+        .iter()
+        .filter_map(|r| json_of(r)["m"].as_u64())
+        .collect();
+    moved_out.sort();
+    moved_out.dedup();
+    assert_eq!(moved_out, (0..50).collect::<Vec<_>>(), "at least once each");
+    let mut dead: Vec<i64> = read_all(&config, &dead_letter)
+        .iter()
+        .map(|r| header_text(r, header::SOURCE_OFFSET).parse().unwrap())
+        .collect();
+    dead.sort();
+    let loops: Vec<i64> = (0..240).filter(|i| looping(*i)).map(|i| i as i64).collect();
+    assert_eq!(dead, loops, "each loop dead-lettered once");
+    assert_eq!(committed(&config, &slow, &group), [(0, 240, 240)]);
+    assert_eq!(committed(&config, &moved, &group), [(0, 50, 50)]);
 }
 
 /// 100 looping records among 500 in one batch, a 100 ms deadline and a 1 s
