@@ -35,6 +35,7 @@ const KEYS: &[&str] = &[
     "limits",
     "memory_mb",
     "deadline_ms",
+    "budget_ms",
     "batch_size",
     "start",
     "version",
