@@ -909,7 +909,7 @@ fn a_worker_keeps_the_records_it_carries_from_partitions_a_cooperative_rebalance
         // Once the first worker has begun (something reached the output),
         // with most of its loops still ahead, the second joins.
         wait_for(&config, &[&output], 1);
-        let (_, _) = run_until(&config, &second, || {
+        run_until(&config, &second, || {
             wait_committed(&config, &slow, &group, 240);
             wait_committed(&config, &moved, &group, 50);
         });
