@@ -182,3 +182,180 @@ fn the_citation_reader_reads_what_the_documents_write() {
     assert!(defines("fn a_test() {}", "a_test"));
     assert!(!defines("fn a_test_more() {}", "a_test"));
 }
+
+/// One field of a configuration struct, as its source says it.
+#[derive(Debug, PartialEq)]
+struct FieldDoc {
+    name: String,
+    ty: String,
+    required: bool,
+    doc: String,
+}
+
+/// The fields of `pub struct name` in `source`, each with its doc comment
+/// and whether serde needs it in the file (no `default`, not an `Option`).
+fn struct_fields(source: &str, name: &str) -> Vec<FieldDoc> {
+    let start = source
+        .find(&format!("pub struct {name} {{"))
+        .unwrap_or_else(|| panic!("no `pub struct {name}` in its source"));
+    let mut fields = Vec::new();
+    let (mut doc, mut defaulted, mut renamed) = (Vec::new(), false, None);
+    for line in source[start..].lines().skip(1) {
+        let line = line.trim();
+        if line == "}" {
+            break;
+        }
+        if let Some(text) = line.strip_prefix("///") {
+            doc.push(text.trim().to_owned());
+        } else if line.starts_with("#[serde(") {
+            defaulted |= line.contains("default");
+            if let Some(rest) = line.split("rename = \"").nth(1) {
+                renamed = rest.split('"').next().map(str::to_owned);
+            }
+        } else if let Some(rest) = line.strip_prefix("pub ") {
+            let Some((field, ty)) = rest.split_once(':') else {
+                continue;
+            };
+            let ty = ty.trim().trim_end_matches(',').to_owned();
+            let optional = ty.starts_with("Option<");
+            fields.push(FieldDoc {
+                name: renamed.take().unwrap_or_else(|| field.trim().to_owned()),
+                required: !defaulted && !optional,
+                ty: ty
+                    .strip_prefix("Option<")
+                    .and_then(|t| t.strip_suffix('>'))
+                    .unwrap_or(&ty)
+                    .to_owned(),
+                doc: doc.join(" "),
+            });
+            doc.clear();
+            defaulted = false;
+        }
+    }
+    fields
+}
+
+/// A field's type as a JSON file holds it.
+fn json_type(rust: &str) -> String {
+    match rust {
+        "String" | "PathBuf" => "string".into(),
+        "u64" | "usize" | "i64" | "i32" | "u32" => "number".into(),
+        "bool" => "true or false".into(),
+        "Vec<String>" => "list of strings".into(),
+        "BTreeMap<String, String>" => "object of strings".into(),
+        "BTreeMap<String, i64>" => "object of numbers by partition".into(),
+        other => other.into(),
+    }
+}
+
+/// The Markdown table of a struct's fields.
+fn field_table(fields: &[FieldDoc]) -> String {
+    let mut table = String::from("| field | type | required | what it is |\n|---|---|---|---|\n");
+    for f in fields {
+        table.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            f.name,
+            json_type(&f.ty).replace('|', "\\|"),
+            if f.required { "yes" } else { "no" },
+            f.doc.replace('|', "\\|")
+        ));
+    }
+    table
+}
+
+/// The reference pages' tables, generated from the structs that read the
+/// files (their doc comments are the documentation): `(page, [(source,
+/// struct)])`.
+const REFERENCE: [(&str, &[(&str, &str)]); 3] = [
+    (
+        "docs/src/reference/topics-json.md",
+        &[("host/src/config/topics.rs", "TopicEntry")],
+    ),
+    (
+        "docs/src/reference/connections-json.md",
+        &[
+            ("host/src/config/connections.rs", "Connections"),
+            ("host/src/config/connections.rs", "Sasl"),
+            ("host/src/config/connections.rs", "SslFiles"),
+        ],
+    ),
+    (
+        "docs/src/reference/pipeline-json.md",
+        &[
+            ("host/src/enrich/definition.rs", "PipelineDefinition"),
+            ("host/src/enrich/definition.rs", "JoinSpec"),
+            ("host/src/enrich/definition.rs", "LimitSpec"),
+        ],
+    ),
+];
+
+/// Every field of the configuration files has a doc comment, and the
+/// reference pages hold the tables those comments make, between
+/// `<!-- fields: Struct -->` and `<!-- end -->`. With
+/// `SLUICE_UPDATE_DOCS=1` the pages are rewritten instead of checked.
+#[test]
+fn the_reference_pages_are_the_config_structs_doc_comments() {
+    let root = root();
+    let update = std::env::var_os("SLUICE_UPDATE_DOCS").is_some();
+    let mut stale = Vec::new();
+    for (page, structs) in REFERENCE {
+        let path = root.join(page);
+        let mut text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        for (source, name) in structs {
+            let code = std::fs::read_to_string(root.join(source)).unwrap();
+            let fields = struct_fields(&code, name);
+            assert!(!fields.is_empty(), "{source}: no fields read from {name}");
+            let undocumented: Vec<&str> = fields
+                .iter()
+                .filter(|f| f.doc.is_empty())
+                .map(|f| f.name.as_str())
+                .collect();
+            assert!(
+                undocumented.is_empty(),
+                "{source}: fields of {name} without a doc comment: {undocumented:?}"
+            );
+            let open = format!("<!-- fields: {name} -->\n");
+            let close = "<!-- end -->";
+            let start = text
+                .find(&open)
+                .unwrap_or_else(|| panic!("{page} has no `{}` marker", open.trim()))
+                + open.len();
+            let end = start
+                + text[start..]
+                    .find(close)
+                    .unwrap_or_else(|| panic!("{page}: `{}` is not closed", open.trim()));
+            let table = field_table(&fields);
+            if text[start..end] != table {
+                stale.push(format!("{page} ({name})"));
+                text.replace_range(start..end, &table);
+            }
+        }
+        if update {
+            std::fs::write(&path, &text).unwrap();
+        }
+    }
+    assert!(
+        update || stale.is_empty(),
+        "reference tables differ from the structs' doc comments: {stale:?}; \
+         rewrite them with SLUICE_UPDATE_DOCS=1 cargo test -p sluice-tests --test docs"
+    );
+}
+
+#[test]
+fn a_struct_is_read_field_by_field_with_its_docs() {
+    let source = "pub struct S {\n    /// The name.\n    pub name: String,\n    /// Maybe.\n    \
+                  #[serde(default)]\n    pub count: u64,\n    /// Or not.\n    pub extra: Option<String>,\n}\n";
+    let fields = struct_fields(source, "S");
+    assert_eq!(
+        fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.ty.as_str(), f.required, f.doc.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("name", "String", true, "The name."),
+            ("count", "u64", false, "Maybe."),
+            ("extra", "String", false, "Or not."),
+        ]
+    );
+}

@@ -14,16 +14,20 @@ pub struct Connections {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     pub bootstrap_servers: String,
     /// Client certificate files for mutual TLS; relative paths are taken
-    /// from the folder of `connections.json`, as the seed did.
+    /// from the folder of `connections.json`.
     #[serde(default)]
     pub ssl_config: Option<SslFiles>,
+    /// The Azure storage account of the lake (and of the import's files).
     #[serde(default)]
     pub azure_storage_account_name: Option<String>,
+    /// That account's key.
     #[serde(default)]
     pub azure_storage_account_key: Option<String>,
     /// The ADLS Gen2 filesystem (container) exports are written to.
     #[serde(default)]
     pub azure_filesystem_name: Option<String>,
+    /// A Confluent Schema Registry, for topics whose `value_format` is
+    /// `avro`.
     #[serde(default)]
     pub schema_registry_url: Option<String>,
     /// Addition: SASL, e.g. the Event Hubs Kafka endpoint
@@ -46,8 +50,12 @@ pub struct Connections {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SslFiles {
+    /// The CA certificate the brokers' certificates are checked against
+    /// (PEM).
     pub ca: Option<PathBuf>,
+    /// This client's certificate (PEM).
     pub cert: Option<PathBuf>,
+    /// This client's private key (PEM).
     pub key: Option<PathBuf>,
 }
 
@@ -57,7 +65,9 @@ pub struct Sasl {
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
     #[serde(default = "default_mechanism")]
     pub mechanism: String,
+    /// The user; `$ConnectionString` for Event Hubs.
     pub username: String,
+    /// The password; the namespace's connection string for Event Hubs.
     pub password: String,
 }
 

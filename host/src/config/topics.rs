@@ -12,6 +12,7 @@ use crate::kafka::{ReadPlan, Start};
 /// One entry of the exporter's `topics.json`, plus Sluice's additions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TopicEntry {
+    /// The Kafka topic to export.
     pub topic: String,
     /// The consumer group whose committed offsets a run starts from (when
     /// no offsets are given) and commits to (after the upload succeeded).
@@ -28,15 +29,17 @@ pub struct TopicEntry {
     /// Added to the offsets written to Parquet; Kafka reads real offsets.
     #[serde(default)]
     pub offset_increment: Option<BTreeMap<String, i64>>,
-    /// Addition: how record values are decoded.
+    /// Addition: how record values are decoded: `json` (the default:
+    /// checked, written as text), `raw` (bytes as they are) or `avro`
+    /// (Confluent-framed, through `schema_registry_url`, with typed columns).
     #[serde(default)]
     pub value_format: Option<ValueFormat>,
-    /// Addition: an aggregator (name or `.wasm` path) run over the records
+    /// Addition: an aggregator (a transform's name) run over the records
     /// of each export; its result is written beside the data.
     #[serde(default)]
     pub aggregator: Option<String>,
-    /// Addition: what the export writes: Parquet files named by their
-    /// offsets (the default), or a Delta table.
+    /// Addition: what the export writes: `parquet` files named by their
+    /// offsets (the default), or a `delta` table.
     #[serde(default)]
     pub format: ExportFormat,
 }

@@ -12,22 +12,32 @@ use crate::runtime::Limits;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineDefinition {
+    /// The pipeline's name (`a-z0-9_-`): how the registry and the
+    /// topology page know it, and the default consumer group's.
     pub name: String,
     /// Topics read; with a join, one record per topic makes one input.
     pub inputs: Vec<String>,
     /// Topics a transform may emit to; a record naming no topic goes to all.
     pub outputs: Vec<String>,
+    /// The transform, by name (its active version, followed as it
+    /// changes) or pinned (`{"name", "version"}`).
     pub transform: TransformRef,
+    /// Joins the inputs' records by an id before the transform, one
+    /// record per input making one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub join: Option<JoinSpec>,
     /// Where records that cannot be processed go, with the reason in headers.
     pub dead_letter: String,
+    /// What the input values are: `json` (checked: a value that is not
+    /// JSON is dead-lettered) or `raw` (passed as they are).
     #[serde(default)]
     pub value_format: EnrichFormat,
     /// Read-only key/value pairs the guest sees through `host.metadata`
     /// (the workers' `metadatas`).
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
+    /// What the transform may take: memory, time per call, time per
+    /// batch.
     #[serde(default)]
     pub limits: LimitSpec,
     /// Consumer group of the workers; `sluice-<name>` when absent.
@@ -57,6 +67,8 @@ pub struct JoinSpec {
     /// join (records of several partitions interleave out of order).
     #[serde(default = "default_grace_ms")]
     pub grace_ms: u64,
+    /// What happens to an id given up: `drop` (the default),
+    /// `dead_letter`, or `emit_partial` (transformed from what arrived).
     #[serde(default)]
     pub on_timeout: OnTimeout,
     /// Ids waiting at once, at most; past it the oldest is timed out early.
