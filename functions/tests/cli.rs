@@ -452,3 +452,67 @@ fn the_demo_shows_the_main_job_with_a_clean_log() {
         "the dry run beside each record: {fetched}"
     );
 }
+
+/// The commands listed under `Commands:` in a help text (not `help`).
+fn commands_in(help: &str) -> Vec<String> {
+    help.split("Commands:\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The book's command-line reference is the binary's own help, every
+/// command and subcommand, so it cannot drift from what `--help` says.
+/// With `SLUICE_UPDATE_DOCS=1` the page is rewritten instead of checked.
+#[test]
+fn the_command_line_reference_is_the_help() {
+    // No environment: clap shows an `env` setting's current value.
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .arg("--help")
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "sluice {args:?} --help");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mut page = String::from(
+        "# The command line\n\n\
+         Every command of `sluice`, as its `--help` says it (this page is \
+         generated from the binary and checked by \
+         `functions/tests/cli.rs::the_command_line_reference_is_the_help`).\n",
+    );
+    let section = |args: &[&str], page: &mut String| {
+        let text = help(args);
+        let title = if args.is_empty() {
+            "sluice".to_owned()
+        } else {
+            format!("sluice {}", args.join(" "))
+        };
+        page.push_str(&format!("\n## `{title}`\n\n```text\n{}```\n", text));
+        text
+    };
+    let top = section(&[], &mut page);
+    for command in commands_in(&top) {
+        let text = section(&[&command], &mut page);
+        for sub in commands_in(&text) {
+            section(&[&command, &sub], &mut page);
+        }
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/src/reference/cli.md");
+    if std::env::var_os("SLUICE_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &page).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == page,
+        "docs/src/reference/cli.md differs from the help; rewrite it with \
+         SLUICE_UPDATE_DOCS=1 cargo test -p sluice --test cli the_command_line_reference_is_the_help"
+    );
+}

@@ -300,8 +300,7 @@ fn the_reference_pages_are_the_config_structs_doc_comments() {
     let mut stale = Vec::new();
     for (page, structs) in REFERENCE {
         let path = root.join(page);
-        let mut text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        let mut text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{page}: {e}"));
         for (source, name) in structs {
             let code = std::fs::read_to_string(root.join(source)).unwrap();
             let fields = struct_fields(&code, name);
