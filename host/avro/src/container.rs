@@ -1,41 +1,42 @@
 //! Avro object container files (`.avro`, as Spark and Kafka Connect write
 //! them): `Obj` and 1, a metadata map with the schema and the codec, a
 //! 16-byte sync marker, then blocks (a record count, a byte size, the
-//! records, possibly compressed, the sync marker again).
+//! records, possibly compressed, the sync marker again). Read from a
+//! stream a block at a time, so memory holds one block, never the file.
 //!
 //! Read here rather than by apache-avro's `Reader`, which decodes each
 //! record itself (recursively, with no depth limit, so the check of
 //! `scan.rs` cannot come first) and trusts a block's sizes: a snappy block
 //! declaring 4 GiB is allocated as such, and one shorter than its checksum
 //! panics. Each record here goes through [`WriterSchema`] like a Kafka
-//! value, and a block decompresses to at most [`MAX_BLOCK_BYTES`].
+//! value, and a block is at most [`MAX_BLOCK_BYTES`], stored or
+//! decompressed.
 
-use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{self, Read};
 
-use crate::scan::Cursor;
 use crate::{
     BlockError, ContainerError, DatumError, MAX_EMPTY_ITEMS, SchemaError, Value, WriterSchema,
 };
 
-/// The most a block may decompress to. Writers cut blocks at tens of
-/// kilobytes (Avro's Java writer at 64,000 bytes, fastavro at 16,000); a
-/// block past this is a compression bomb or a broken file, not data.
+/// The most a block may hold, stored or decompressed. Writers cut blocks
+/// at tens of kilobytes (Avro's Java writer at 64,000 bytes, fastavro at
+/// 16,000); a block past this is a compression bomb or a broken file, not
+/// data.
 pub const MAX_BLOCK_BYTES: usize = 64 << 20;
 
 const MAGIC: &[u8; 4] = b"Obj\x01";
 
 /// The records of a container file, in file order. Iteration stops after
 /// the first error, which names the record it happened at (1-based).
-pub struct Container<B> {
-    file: B,
+pub struct Container<R> {
+    input: R,
     schema: WriterSchema,
     codec: Codec,
     sync: [u8; 16],
-    /// Where the next block starts in `file`.
-    next_block: usize,
     /// The current block's records (decompressed), where the next record
     /// starts in it, and how many it still holds.
-    block: Block,
+    block: Vec<u8>,
     at: usize,
     left: u64,
     /// Records read so far, and how many of them took no bytes.
@@ -51,38 +52,28 @@ enum Codec {
     Snappy,
 }
 
-/// A block's records: where they are in the file when stored plain, or
-/// decompressed.
-enum Block {
-    InFile { start: usize, end: usize },
-    Decompressed(Vec<u8>),
-}
-
-impl<B: AsRef<[u8]>> Container<B> {
-    /// Reads the header; fails when `file` is not a container file, or its
-    /// schema or codec cannot be used.
-    pub fn open(file: B) -> Result<Self, ContainerError> {
-        let bytes = file.as_ref();
-        let after_magic = bytes
-            .strip_prefix(MAGIC)
-            .ok_or(ContainerError::NotContainer("it does not start with `Obj` and 1"))?;
-        let metadata_schema = WriterSchema::parse(r#"{"type":"map","values":"bytes"}"#)?;
-        let (metadata, used) = metadata_schema
-            .decode_first(after_magic)
-            .map_err(ContainerError::Metadata)?;
-        let Value::Map(metadata) = metadata else {
-            return Err(ContainerError::NotContainer("its metadata is not a map"));
-        };
-        let entry = |key: &str| match metadata.get(key) {
-            Some(Value::Bytes(value)) => Some(value.as_slice()),
-            _ => None,
-        };
-        let schema_text = entry("avro.schema")
+impl<R: Read> Container<R> {
+    /// Reads the header; fails when `input` is not a container file, or
+    /// its schema or codec cannot be used.
+    pub fn open(mut input: R) -> Result<Self, ContainerError> {
+        let mut magic = [0u8; 4];
+        read_exact(&mut input, &mut magic).map_err(|fault| match fault {
+            Fault::Io(e) => ContainerError::Read(e.to_string()),
+            _ => ContainerError::NotContainer("it is shorter than a header"),
+        })?;
+        if &magic != MAGIC {
+            return Err(ContainerError::NotContainer(
+                "it does not start with `Obj` and 1",
+            ));
+        }
+        let metadata = read_metadata(&mut input)?;
+        let schema_text = metadata
+            .get("avro.schema")
             .ok_or(ContainerError::NotContainer("its header has no avro.schema"))?;
         let schema_text = std::str::from_utf8(schema_text)
             .map_err(|e| SchemaError::Invalid(format!("not UTF-8 text: {e}")))?;
         let schema = WriterSchema::parse(schema_text)?;
-        let codec = match entry("avro.codec").map(String::from_utf8_lossy) {
+        let codec = match metadata.get("avro.codec").map(|c| String::from_utf8_lossy(c)) {
             None => Codec::Null,
             Some(name) => match name.as_ref() {
                 "null" => Codec::Null,
@@ -91,19 +82,17 @@ impl<B: AsRef<[u8]>> Container<B> {
                 _ => return Err(ContainerError::Codec(name.into_owned())),
             },
         };
-        let start = MAGIC.len() + used;
-        let sync = start
-            .checked_add(16)
-            .and_then(|end| bytes.get(start..end))
-            .and_then(|sync| <[u8; 16]>::try_from(sync).ok())
-            .ok_or(ContainerError::NotContainer("its header ends before the sync marker"))?;
+        let mut sync = [0u8; 16];
+        read_exact(&mut input, &mut sync).map_err(|fault| match fault {
+            Fault::Io(e) => ContainerError::Read(e.to_string()),
+            _ => ContainerError::NotContainer("its header ends before the sync marker"),
+        })?;
         Ok(Container {
-            file,
+            input,
             schema,
             codec,
             sync,
-            next_block: start + 16,
-            block: Block::InFile { start: 0, end: 0 },
+            block: Vec::new(),
             at: 0,
             left: 0,
             records: 0,
@@ -117,14 +106,6 @@ impl<B: AsRef<[u8]>> Container<B> {
         &self.schema
     }
 
-    fn block_bytes(&self) -> &[u8] {
-        match &self.block {
-            Block::InFile { start, end } => self.file.as_ref().get(*start..*end),
-            Block::Decompressed(bytes) => Some(bytes.as_slice()),
-        }
-        .unwrap_or_default()
-    }
-
     fn read_next(&mut self) -> Result<Option<Value>, ContainerError> {
         let number = self.records + 1;
         while self.left == 0 {
@@ -135,7 +116,7 @@ impl<B: AsRef<[u8]>> Container<B> {
                 return Ok(None);
             }
         }
-        let rest = self.block_bytes().get(self.at..).unwrap_or_default();
+        let rest = self.block.get(self.at..).unwrap_or_default();
         let (value, used) = self
             .schema
             .decode_first(rest)
@@ -159,36 +140,37 @@ impl<B: AsRef<[u8]>> Container<B> {
 
     /// Reads the next block; `false` at the end of the file.
     fn next_block(&mut self) -> Result<bool, BlockError> {
-        let file = self.file.as_ref();
-        let mut cursor = Cursor::new(file.get(self.next_block..).unwrap_or_default());
-        if cursor.is_empty() {
+        let block_fault = |fault: Fault| match fault {
+            Fault::Io(e) => BlockError::Read(e.to_string()),
+            Fault::EndsEarly | Fault::LongVarint => BlockError::EndsEarly,
+        };
+        let Some(count) = read_long(&mut self.input).map_err(block_fault)? else {
             return Ok(false);
-        }
-        let ends_early = |_: DatumError| BlockError::EndsEarly;
-        let count = cursor.long("a block's count").map_err(ends_early)?;
-        let size = cursor.long("a block's size").map_err(ends_early)?;
+        };
+        let size = read_long(&mut self.input)
+            .map_err(block_fault)?
+            .ok_or(BlockError::EndsEarly)?;
         let count = u64::try_from(count).map_err(|_| BlockError::BadCount(count))?;
         let size = usize::try_from(size).map_err(|_| BlockError::BadSize(size))?;
-        let start = self.next_block + cursor.at;
-        let stored = cursor.take(size, "a block").map_err(ends_early)?;
-        if cursor.take(16, "a sync marker").map_err(ends_early)? != self.sync {
+        if size > MAX_BLOCK_BYTES {
+            return Err(BlockError::TooLarge {
+                limit: MAX_BLOCK_BYTES,
+            });
+        }
+        let stored = read_bytes(&mut self.input, size).map_err(block_fault)?;
+        let mut sync = [0u8; 16];
+        read_exact(&mut self.input, &mut sync).map_err(block_fault)?;
+        if sync != self.sync {
             return Err(BlockError::Sync);
         }
-        self.block = match decompress(self.codec, stored)? {
-            Cow::Borrowed(_) => Block::InFile {
-                start,
-                end: start + size,
-            },
-            Cow::Owned(bytes) => Block::Decompressed(bytes),
-        };
-        self.next_block += cursor.at;
+        self.block = decompress(self.codec, stored)?;
         self.at = 0;
         self.left = count;
         Ok(true)
     }
 }
 
-impl<B: AsRef<[u8]>> Iterator for Container<B> {
+impl<R: Read> Iterator for Container<R> {
     type Item = Result<Value, ContainerError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -201,20 +183,112 @@ impl<B: AsRef<[u8]>> Iterator for Container<B> {
     }
 }
 
+/// The header's metadata map (`avro.schema`, `avro.codec`, the writer's
+/// own keys), at most [`MAX_BLOCK_BYTES`] of it.
+fn read_metadata(input: &mut impl Read) -> Result<HashMap<String, Vec<u8>>, ContainerError> {
+    let fault = |what: &'static str| {
+        move |fault: Fault| match fault {
+            Fault::Io(e) => ContainerError::Read(e.to_string()),
+            Fault::EndsEarly => ContainerError::Metadata(DatumError::EndsEarly { what }),
+            Fault::LongVarint => ContainerError::Metadata(DatumError::LongVarint),
+        }
+    };
+    let mut metadata = HashMap::new();
+    let mut total = 0usize;
+    loop {
+        let count = read_long(input)
+            .map_err(fault("a map"))?
+            .ok_or(ContainerError::Metadata(DatumError::EndsEarly { what: "a map" }))?;
+        if count == 0 {
+            return Ok(metadata);
+        }
+        if count < 0 {
+            read_long(input).map_err(fault("a map"))?;
+        }
+        for _ in 0..count.unsigned_abs() {
+            let mut entry = [Vec::new(), Vec::new()];
+            for (part, what) in entry.iter_mut().zip(["a map key", "a map value"]) {
+                let length = read_long(input)
+                    .map_err(fault(what))?
+                    .ok_or(ContainerError::Metadata(DatumError::EndsEarly { what }))?;
+                let length = usize::try_from(length).map_err(|_| {
+                    ContainerError::Metadata(DatumError::NegativeLength { what, length })
+                })?;
+                total = total.saturating_add(length);
+                if total > MAX_BLOCK_BYTES {
+                    return Err(ContainerError::NotContainer(
+                        "its header holds more than 64 MiB",
+                    ));
+                }
+                *part = read_bytes(input, length).map_err(fault(what))?;
+            }
+            let [key, value] = entry;
+            metadata.insert(String::from_utf8_lossy(&key).into_owned(), value);
+        }
+    }
+}
+
+/// Why a read from the stream stopped.
+enum Fault {
+    EndsEarly,
+    LongVarint,
+    Io(io::Error),
+}
+
+fn read_exact(input: &mut impl Read, buf: &mut [u8]) -> Result<(), Fault> {
+    input.read_exact(buf).map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => Fault::EndsEarly,
+        _ => Fault::Io(e),
+    })
+}
+
+/// `length` bytes, allocated as they arrive rather than as claimed.
+fn read_bytes(input: &mut impl Read, length: usize) -> Result<Vec<u8>, Fault> {
+    let mut bytes = Vec::new();
+    input
+        .take(length as u64)
+        .read_to_end(&mut bytes)
+        .map_err(Fault::Io)?;
+    if bytes.len() < length {
+        return Err(Fault::EndsEarly);
+    }
+    Ok(bytes)
+}
+
+/// A zigzag variable-length long of at most ten bytes; `None` when the
+/// stream ends before its first byte.
+fn read_long(input: &mut impl Read) -> Result<Option<i64>, Fault> {
+    let mut z: u64 = 0;
+    for (index, shift) in (0..70).step_by(7).enumerate() {
+        let mut byte = [0u8];
+        if let Err(fault) = read_exact(input, &mut byte) {
+            return match fault {
+                Fault::EndsEarly if index == 0 => Ok(None),
+                fault => Err(fault),
+            };
+        }
+        z |= u64::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(((z >> 1) as i64) ^ -((z & 1) as i64)));
+        }
+    }
+    Err(Fault::LongVarint)
+}
+
 /// A block's records, at most [`MAX_BLOCK_BYTES`] of them.
-fn decompress(codec: Codec, stored: &[u8]) -> Result<Cow<'_, [u8]>, BlockError> {
+fn decompress(codec: Codec, stored: Vec<u8>) -> Result<Vec<u8>, BlockError> {
     let too_large = BlockError::TooLarge {
         limit: MAX_BLOCK_BYTES,
     };
     match codec {
-        Codec::Null => Ok(Cow::Borrowed(stored)),
+        Codec::Null => Ok(stored),
         Codec::Deflate => {
-            miniz_oxide::inflate::decompress_to_vec_with_limit(stored, MAX_BLOCK_BYTES)
-                .map(Cow::Owned)
-                .map_err(|e| match e.status {
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&stored, MAX_BLOCK_BYTES).map_err(
+                |e| match e.status {
                     miniz_oxide::inflate::TINFLStatus::HasMoreOutput => too_large,
                     status => BlockError::Corrupt(format!("deflate: {status:?}")),
-                })
+                },
+            )
         }
         Codec::Snappy => {
             // The compressed bytes, then a CRC-32 of the decompressed ones.
@@ -235,7 +309,7 @@ fn decompress(codec: Codec, stored: &[u8]) -> Result<Cow<'_, [u8]>, BlockError> 
                     "snappy: the checksum does not match".into(),
                 ));
             }
-            Ok(Cow::Owned(bytes))
+            Ok(bytes)
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum DatumError {
 pub enum ContainerError {
     #[error("not an Avro object container file: {0}")]
     NotContainer(&'static str),
+    #[error("reading the file: {0}")]
+    Read(String),
     #[error("the header's metadata: {0}")]
     Metadata(DatumError),
     #[error("the header's schema: {0}")]
@@ -83,13 +85,15 @@ pub enum ContainerError {
 pub enum BlockError {
     #[error("the file ends inside a block")]
     EndsEarly,
+    #[error("reading the file: {0}")]
+    Read(String),
     #[error("a block declares {0} records")]
     BadCount(i64),
     #[error("a block declares {0} bytes")]
     BadSize(i64),
     #[error("a block's sync marker differs from the header's")]
     Sync,
-    #[error("a block decompresses past {limit} bytes")]
+    #[error("a block holds more than {limit} bytes")]
     TooLarge { limit: usize },
     #[error("a block does not decompress: {0}")]
     Corrupt(String),

@@ -68,8 +68,7 @@ impl Writer<'_> {
             Value::Double(d) => self.number(*d)?,
             Value::String(s) | Value::Enum(_, s) => write_str(s, out).map_err(json_error)?,
             Value::Uuid(uuid) => {
-                serde_json::to_writer(out, &uuid.as_hyphenated().to_string())
-                    .map_err(json_error)?
+                serde_json::to_writer(out, &uuid.as_hyphenated().to_string()).map_err(json_error)?
             }
             Value::Union(_, inner) => self.value(inner, deeper(depth)?)?,
             Value::Array(items) => {

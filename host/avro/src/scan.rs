@@ -185,12 +185,12 @@ impl<'a> Cursor<'a> {
         Cursor { input, at: 0 }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.at >= self.input.len()
-    }
-
     /// The next `count` bytes.
-    pub(crate) fn take(&mut self, count: usize, what: &'static str) -> Result<&'a [u8], DatumError> {
+    pub(crate) fn take(
+        &mut self,
+        count: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], DatumError> {
         let taken = self
             .at
             .checked_add(count)

@@ -5,8 +5,7 @@
 use apache_avro::types::Value;
 use apache_avro::{Codec, Schema, Writer};
 use sluice_avro::{
-    BlockError, Container, ContainerError, DatumError, MAX_BLOCK_BYTES, MAX_DEPTH,
-    MAX_EMPTY_ITEMS,
+    BlockError, Container, ContainerError, DatumError, MAX_BLOCK_BYTES, MAX_DEPTH, MAX_EMPTY_ITEMS,
 };
 
 const LIST: &str = r#"{"type":"record","name":"Node","fields":[
@@ -73,7 +72,11 @@ fn files_apache_avro_writes_read_the_same_with_every_codec() {
             node(i, Value::Union(1, Box::new(tail)))
         })
         .collect();
-    for codec in [Codec::Null, Codec::Deflate(Default::default()), Codec::Snappy] {
+    for codec in [
+        Codec::Null,
+        Codec::Deflate(Default::default()),
+        Codec::Snappy,
+    ] {
         let mut writer = Writer::with_codec(&schema, Vec::new(), codec);
         for value in &values {
             writer.append(value.clone()).unwrap();

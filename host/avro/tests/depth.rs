@@ -6,8 +6,8 @@
 use apache_avro::Schema;
 use apache_avro::types::Value;
 use sluice_avro::{
-    DatumError, MAX_DEPTH, MAX_EMPTY_ITEMS, MAX_SCHEMA_DEPTH, NonFinite, SchemaError,
-    WriterSchema, split_frame, write_json,
+    DatumError, MAX_DEPTH, MAX_EMPTY_ITEMS, MAX_SCHEMA_DEPTH, NonFinite, SchemaError, WriterSchema,
+    split_frame, write_json,
 };
 
 /// A linked list: a recursive schema, legitimate at any sane length.
@@ -47,7 +47,11 @@ fn a_list_nested_past_the_limit_is_refused_on_a_small_stack() {
         schema.decode(&list_datum(100_000)).unwrap_err()
     });
     assert_eq!(error, DatumError::TooDeep { limit: MAX_DEPTH });
-    assert!(error.to_string().contains("nests more than 128 levels deep"));
+    assert!(
+        error
+            .to_string()
+            .contains("nests more than 128 levels deep")
+    );
 }
 
 #[test]
@@ -150,7 +154,9 @@ fn a_schema_nested_past_its_limit_is_refused_on_a_small_stack() {
     );
     // apache-avro's parser recurses per level: the deepest schema allowed
     // needs about 400 KiB.
-    let deepest = on_stack(512, move || WriterSchema::parse(&nested(MAX_SCHEMA_DEPTH)).map(drop));
+    let deepest = on_stack(512, move || {
+        WriterSchema::parse(&nested(MAX_SCHEMA_DEPTH)).map(drop)
+    });
     assert_eq!(deepest, Ok(()));
     // Brackets inside strings are text, not nesting.
     let doc = format!(
@@ -162,12 +168,14 @@ fn a_schema_nested_past_its_limit_is_refused_on_a_small_stack() {
 
 #[test]
 fn a_datum_cut_short_is_refused_where_apache_avro_reads_nulls() {
-    let schema =
-        r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}"#;
+    let schema = r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"},{"name":"s","type":"string"}]}"#;
     let cut = [0x02, 0x0a, b'a', b'b']; // id 1, then a string of 5 bytes with 2
     let apache =
         apache_avro::from_avro_datum(&Schema::parse_str(schema).unwrap(), &mut &cut[..], None);
-    assert!(matches!(apache, Ok(Value::Record(ref f)) if f[1].1 == Value::Null), "{apache:?}");
+    assert!(
+        matches!(apache, Ok(Value::Record(ref f)) if f[1].1 == Value::Null),
+        "{apache:?}"
+    );
     assert_eq!(
         WriterSchema::parse(schema).unwrap().decode(&cut),
         Err(DatumError::EndsEarly { what: "a string" })
@@ -180,10 +188,7 @@ fn items_that_take_no_bytes_are_bounded() {
     // Three blocks: 5 items, 3 items (negative count, with a byte size),
     // then the end.
     let few = [0x0a, 0x05, 0x00, 0x00];
-    assert_eq!(
-        schema.decode(&few),
-        Ok(Value::Array(vec![Value::Null; 8]))
-    );
+    assert_eq!(schema.decode(&few), Ok(Value::Array(vec![Value::Null; 8])));
     // A count of 2^62 nulls in 10 bytes: apache-avro would try to reserve
     // them all.
     let mut many = vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01];
