@@ -25,15 +25,19 @@ pub struct WriterSchema {
 
 impl WriterSchema {
     /// Parses `text`, refusing JSON nested past [`MAX_SCHEMA_DEPTH`]
-    /// before apache-avro's parser (which recurses per level) sees it.
+    /// before apache-avro's parser (which recurses per level) sees it, and
+    /// names it would panic on.
     pub fn parse(text: &str) -> Result<Self, SchemaError> {
         if json_depth_exceeds(text.as_bytes(), MAX_SCHEMA_DEPTH) {
             return Err(SchemaError::TooDeep {
                 limit: MAX_SCHEMA_DEPTH,
             });
         }
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+        check_names(&json)?;
         let invalid = |e: apache_avro::Error| SchemaError::Invalid(e.to_string());
-        let schema = Schema::parse_str(text).map_err(invalid)?;
+        let schema = Schema::parse(&json).map_err(invalid)?;
         let names = ResolvedSchema::try_from(&schema)
             .map_err(invalid)?
             .get_names()
@@ -95,6 +99,60 @@ struct NoHeader;
 impl HeaderBuilder for NoHeader {
     fn build_header(&self) -> Vec<u8> {
         Vec::new()
+    }
+}
+
+/// Refuses a named type's name or alias that apache-avro 0.21 would
+/// panic on rather than refuse (it unwraps their validation): each must be
+/// a full name, `[A-Za-z_][A-Za-z0-9_]*` parts joined by dots (found by
+/// the `schema` fuzz target). Walked without recursing.
+fn check_names(json: &serde_json::Value) -> Result<(), SchemaError> {
+    let mut stack = vec![json];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(object) => {
+                let named = matches!(
+                    object.get("type").and_then(serde_json::Value::as_str),
+                    Some("record" | "error" | "enum" | "fixed")
+                );
+                if named {
+                    let name = object.get("name").and_then(serde_json::Value::as_str);
+                    let aliases = object
+                        .get("aliases")
+                        .and_then(serde_json::Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(serde_json::Value::as_str);
+                    if let Some(bad) = name.into_iter().chain(aliases).find(|n| !is_full_name(n)) {
+                        return Err(SchemaError::Invalid(format!(
+                            "`{bad}` is not a valid name (letters, digits and _, not starting with a digit, namespaces joined by dots)"
+                        )));
+                    }
+                }
+                stack.extend(object.values());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether `name` is what apache-avro's name pattern accepts: an optional
+/// namespace (possibly empty) and a dot, then a simple name.
+fn is_full_name(name: &str) -> bool {
+    let simple = |part: &str| {
+        let mut chars = part.chars();
+        chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    match name.rsplit_once('.') {
+        None => simple(name),
+        Some((namespace, name)) => {
+            simple(name) && (namespace.is_empty() || namespace.split('.').all(simple))
+        }
     }
 }
 

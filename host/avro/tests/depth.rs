@@ -255,3 +255,22 @@ fn a_confluent_frame_gives_its_id_and_body() {
     assert_eq!(id, 7);
     assert!(schema.decode(body).is_ok());
 }
+
+#[test]
+fn a_name_apache_avro_would_panic_on_is_refused() {
+    // apache-avro 0.21 unwraps the validation of these (found by fuzzing).
+    for schema in [
+        r#"{"type":"record","name":"Inner,","fields":[]}"#,
+        r#"{"type":"enum","name":"E","aliases":["not valid"],"symbols":["a"]}"#,
+        r#"{"type":"fixed","name":"9lives","size":1}"#,
+    ] {
+        assert!(
+            matches!(WriterSchema::parse(schema), Err(SchemaError::Invalid(ref reason)) if reason.contains("is not a valid name")),
+            "{schema}"
+        );
+    }
+    for name in ["a", "_a1", "ns.a", "a.b.c", ".a"] {
+        let schema = format!(r#"{{"type":"fixed","name":"{name}","size":1}}"#);
+        assert!(WriterSchema::parse(&schema).is_ok(), "{name}");
+    }
+}
