@@ -11,10 +11,15 @@ pub fn check_value(value: Value) {
         depth(&value) <= MAX_DEPTH,
         "a value past the depth limit was decoded"
     );
+    // apache-avro cannot give some decoded values as JSON (a decimal of no
+    // bytes): an error naming why, as for any record, never a panic.
     let mut lenient = Vec::new();
-    write_json(&value, NonFinite::Null, &mut lenient)
-        .expect("any decoded value is written with NaN as null");
-    serde_json::from_slice::<serde_json::Value>(&lenient).expect("the JSON text parses");
+    match write_json(&value, NonFinite::Null, &mut lenient) {
+        Ok(()) => {
+            serde_json::from_slice::<serde_json::Value>(&lenient).expect("the JSON text parses");
+        }
+        Err(error) => assert!(matches!(error, DatumError::NotJson(_)), "{error}"),
+    }
     let mut strict = Vec::new();
     let written = write_json(&value, NonFinite::Refuse, &mut strict);
     match to_json(value) {
