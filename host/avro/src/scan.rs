@@ -67,8 +67,8 @@ impl Scan<'_> {
             | Schema::TimestampNanos
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos
-            | Schema::Enum(_) => self.bytes.long("a number").map(drop),
+            | Schema::LocalTimestampNanos => self.bytes.long("a number").map(drop),
+            Schema::Enum(_) => self.bytes.long("an enum's index").map(drop),
             Schema::Float => self.skip(4, "a float"),
             Schema::Double => self.skip(8, "a double"),
             Schema::Duration => self.skip(12, "a duration"),
