@@ -69,11 +69,16 @@ impl<R: Read> Container<R> {
         let metadata = read_metadata(&mut input)?;
         let schema_text = metadata
             .get("avro.schema")
-            .ok_or(ContainerError::NotContainer("its header has no avro.schema"))?;
+            .ok_or(ContainerError::NotContainer(
+                "its header has no avro.schema",
+            ))?;
         let schema_text = std::str::from_utf8(schema_text)
             .map_err(|e| SchemaError::Invalid(format!("not UTF-8 text: {e}")))?;
         let schema = WriterSchema::parse(schema_text)?;
-        let codec = match metadata.get("avro.codec").map(|c| String::from_utf8_lossy(c)) {
+        let codec = match metadata
+            .get("avro.codec")
+            .map(|c| String::from_utf8_lossy(c))
+        {
             None => Codec::Null,
             Some(name) => match name.as_ref() {
                 "null" => Codec::Null,
@@ -198,7 +203,9 @@ fn read_metadata(input: &mut impl Read) -> Result<HashMap<String, Vec<u8>>, Cont
     loop {
         let count = read_long(input)
             .map_err(fault("a map"))?
-            .ok_or(ContainerError::Metadata(DatumError::EndsEarly { what: "a map" }))?;
+            .ok_or(ContainerError::Metadata(DatumError::EndsEarly {
+                what: "a map",
+            }))?;
         if count == 0 {
             return Ok(metadata);
         }
