@@ -11,6 +11,7 @@
 #   setup.sh services    what scripts/services.sh needs: build tools, tansu, Azurite
 #   setup.sh build-tools the wasm32-wasip2 target and the C build tools
 #   setup.sh infra-tools | python-tools   only those virtualenvs
+#   setup.sh fuzz        cargo-fuzz, for scripts/fuzz.sh
 #   setup.sh broker-survey  what scripts/broker-survey.sh needs: tansu, a
 #                        second tansu build with the turso engine, the Python tools
 #
@@ -65,6 +66,8 @@ TANSU_ETA="about 8 min alone, 12-17 min beside Sluice's build"
 AZURITE_VERSION=3.35.0
 # The Lambda Runtime API emulator (`cargo lambda watch`) the Lambda test runs under.
 CARGO_LAMBDA_VERSION=1.9.2
+# Runs the fuzz targets of host/fuzz (scripts/fuzz.sh).
+CARGO_FUZZ_VERSION=0.13.2
 # Builds the Python guests (guests/python) into components. 0.25.1 bundles
 # CPython 3.14 and targets WASI 0.2.x, which wasmtime-wasi 48 provides.
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -179,6 +182,18 @@ ensure_tansu() {
     "${quiet[@]}" "${TANSU_BUILD_CONFIG[@]}" --features dynostore,libsql \
     --root "${CARGO_BIN%/bin}" --target-dir "$SLUICE_CACHE/tansu-target" >&2
   tansu_ok || die "tansu $TANSU_VERSION with libsql not found in $CARGO_BIN after install"
+}
+
+cargo_fuzz_ok() {
+  "$CARGO_BIN/cargo-fuzz" --version 2>/dev/null | grep -qwF "$CARGO_FUZZ_VERSION"
+}
+
+ensure_cargo_fuzz() {
+  local quiet=()
+  [[ -t 2 ]] || quiet=(--quiet)
+  cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --force "${quiet[@]}" \
+    --root "${CARGO_BIN%/bin}" --target-dir "$SLUICE_CACHE/cargo-fuzz-target" >&2
+  cargo_fuzz_ok || die "cargo-fuzz $CARGO_FUZZ_VERSION not found in $CARGO_BIN after install"
 }
 
 need_node() {
@@ -321,6 +336,7 @@ step_ok() {
     build-packages) [[ -z "$(apt_missing "${BUILD_PACKAGES[@]}")" ]] ;;
     test-packages) [[ -z "$(apt_missing "${TEST_PACKAGES[@]}")" ]] ;;
     tansu) tansu_ok ;;
+    cargo-fuzz) cargo_fuzz_ok ;;
     tansu-survey) tansu_survey_ok ;;
     azurite) azurite_ok ;;
     cargo-lambda) cargo_lambda_ok ;;
@@ -337,6 +353,7 @@ step_run() {
     build-packages) apt_install "${BUILD_PACKAGES[@]}" ;;
     test-packages) apt_install "${TEST_PACKAGES[@]}" ;;
     tansu) ensure_tansu ;;
+    cargo-fuzz) ensure_cargo_fuzz ;;
     tansu-survey) ensure_tansu_survey ;;
     azurite) ensure_azurite ;;
     cargo-lambda) ensure_cargo_lambda ;;
@@ -383,6 +400,8 @@ announce() {
       log "installing apt packages for the tests: $(apt_missing "${TEST_PACKAGES[@]}" | xargs) (about 2 min, $bg)" ;;
     tansu)
       log "building the tansu $TANSU_VERSION broker from source into $CARGO_BIN ($TANSU_ETA on two cores; build folder $SLUICE_CACHE/tansu-target)" ;;
+    cargo-fuzz)
+      log "building cargo-fuzz $CARGO_FUZZ_VERSION from crates.io into $CARGO_BIN (about 1 min on two cores)" ;;
     tansu-survey)
       log "building tansu $TANSU_VERSION with the turso engine into $TANSU_SURVEY_ROOT for the broker survey (about 6 min on two cores, reusing the tansu build folder)" ;;
     azurite) log "installing Azurite $AZURITE_VERSION from npm into $SLUICE_CACHE/azurite (about 15 s, $bg)" ;;
@@ -404,14 +423,15 @@ run_step() {
 # The steps of a profile, in the order they are announced.
 profile_steps() {
   case "$1" in
-    test) echo wasm build-packages tansu azurite componentize-js test-packages cargo-lambda \
-      componentize-py infra-tools python-tools ;;
+    test) echo wasm build-packages tansu cargo-fuzz azurite componentize-js test-packages \
+      cargo-lambda componentize-py infra-tools python-tools ;;
     demo) echo wasm build-packages tansu azurite ;;
     services) echo build-packages tansu azurite ;;
     build-tools) echo wasm build-packages ;;
     infra-tools) echo infra-tools ;;
     python-tools | delta-tools) echo python-tools ;;
     broker-survey) echo build-packages tansu tansu-survey python-tools ;;
+    fuzz) echo build-packages cargo-fuzz ;;
     *) return 1 ;;
   esac
 }
@@ -481,7 +501,7 @@ main() {
     return
   fi
   steps="$(profile_steps "$profile")" ||
-    die "usage: $0 [test|demo|services|build-tools|infra-tools|python-tools]"
+    die "usage: $0 [test|demo|services|build-tools|infra-tools|python-tools|fuzz]"
   mkdir -p "$SLUICE_CACHE"
   # The infra and Python tools have locks of their own (a test run asks for
   # them while another setup may be compiling tansu).
@@ -513,6 +533,9 @@ main() {
   start_lane pypi test-packages cargo-lambda componentize-py infra-tools python-tools
   if [[ " ${MISSING[*]} " == *" tansu "* ]]; then
     run_step tansu
+  fi
+  if [[ " ${MISSING[*]} " == *" cargo-fuzz "* ]]; then
+    run_step cargo-fuzz
   fi
   if [[ " ${MISSING[*]} " == *" tansu-survey "* ]]; then
     run_step tansu-survey

@@ -27,3 +27,6 @@ cargo test --workspace --all-targets "$@"
 # infra/ without a cloud: parse, cross-check the settings against the
 # binary cargo test just built, static scan (about 10 s).
 scripts/check-infra.sh
+# The Avro fuzz targets, a minute each (the build: about 4 min the first
+# time on a machine, seconds after); a crash fails the run with its input.
+scripts/fuzz.sh

@@ -158,7 +158,7 @@ fn variant(child: &Child) {
             .subject_schemas(&format!("{TOPIC}-value"))
             .expect("subject")
             .expect("subject known");
-        typed = merged_fields(&schemas);
+        typed = merged_fields(schemas.iter().map(|s| s.schema()));
         client.schema(1).expect("schema 1");
         options.registry = Some(Arc::new(client));
     }

@@ -299,8 +299,12 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     let v1 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
     let v2 = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"email","type":["null","string"],"default":null}]}"#;
     let topic = fresh_topic("users-avro");
+    // Schema 3, a linked list, is recursive: legitimate, but a record of it
+    // nested past the depth limit must be a dead letter, not a stack
+    // overflow that aborts the export (as it was before the limit).
+    let list = r#"{"type":"record","name":"Node","fields":[{"name":"value","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
     let registry = start_with_subjects(
-        vec![(1, v1.to_owned()), (2, v2.to_owned())],
+        vec![(1, v1.to_owned()), (2, v2.to_owned()), (3, list.to_owned())],
         vec![(format!("{topic}-value"), vec![1, 2])],
     );
     let (s1, s2) = (
@@ -333,6 +337,15 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
         unknown[4] = 9; // offset 8: schema id 9, unknown to the registry
         unknown
     });
+    values.push({
+        // offset 9: a list of 100,000 nodes (each its value 1 and the
+        // union's branch 1, the last branch 0), written by hand.
+        let mut deep = vec![0, 0, 0, 0, 3];
+        for node in 1..=100_000 {
+            deep.extend([0x02, if node < 100_000 { 0x02 } else { 0x00 }]);
+        }
+        deep
+    });
 
     let config = broker();
     ensure_topic(&config, &topic, 1).unwrap();
@@ -355,7 +368,7 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
     .unwrap();
     assert_eq!(
         (report.records, report.dead_lettered, report.files.len()),
-        (9, 3, 1)
+        (10, 4, 1)
     );
 
     let batch = read_parquet(&root.path().join(&report.files[0].key));
@@ -406,7 +419,11 @@ fn avro_of_two_schema_versions_lands_in_one_file_and_bad_frames_are_dead_lettere
         reasons[2].contains("schema 9") && reasons[2].contains("404"),
         "{reasons:?}"
     );
+    assert!(
+        reasons[3].contains("schema 3") && reasons[3].contains("nests more than 128 levels deep"),
+        "{reasons:?}"
+    );
     // The subject's version list and its two versions (which fill the
-    // cache for ids 1 and 2), then schema 9 tried once.
-    assert_eq!(registry.requests(), 4);
+    // cache for ids 1 and 2), then schema 9 tried once, and schema 3.
+    assert_eq!(registry.requests(), 5);
 }

@@ -437,6 +437,90 @@ fn corrupt_files_are_named_and_the_others_go_in() {
     assert_eq!(again.rows(), 0);
 }
 
+/// A linked list, written by apache-avro with `lists` records of `nodes`
+/// nodes each (a sane depth), and, when `deep` is set, one more record of
+/// 100,000 nodes in a block written by hand (apache-avro's encoder recurses
+/// too).
+fn linked_lists(lists: usize, nodes: usize, deep: bool) -> Vec<u8> {
+    let schema = Schema::parse_str(
+        r#"{"type":"record","name":"Node","fields":[
+            {"name":"value","type":"int"},{"name":"next","type":["null","Node"]}]}"#,
+    )
+    .unwrap();
+    let mut writer = Writer::new(&schema, Vec::new());
+    for list in 0..lists {
+        let mut value = AvroValue::Union(0, Box::new(AvroValue::Null));
+        for node in (0..nodes).rev() {
+            let record = AvroValue::Record(vec![
+                ("value".into(), AvroValue::Int((list * nodes + node) as i32)),
+                ("next".into(), value),
+            ]);
+            value = AvroValue::Union(1, Box::new(record));
+        }
+        let AvroValue::Union(1, first) = value else {
+            unreachable!("a list of at least one node")
+        };
+        writer.append(*first).unwrap();
+        writer.flush().unwrap();
+    }
+    let mut file = writer.into_inner().unwrap();
+    if deep {
+        let sync = file[file.len() - 16..].to_vec();
+        let nodes = 100_000;
+        let mut datum = Vec::new();
+        for node in 1..=nodes {
+            datum.extend([0x02, if node < nodes { 0x02 } else { 0x00 }]);
+        }
+        file.push(0x02); // one record, then the block's size
+        let mut size = (datum.len() as u64) << 1;
+        while size > 0x7f {
+            file.push((size as u8 & 0x7f) | 0x80);
+            size >>= 7;
+        }
+        file.push(size as u8);
+        file.extend(datum);
+        file.extend(sync);
+    }
+    file
+}
+
+/// Before the depth check, apache-avro's reader decoded the deep record
+/// recursively and the stack overflow aborted the whole import: no file
+/// after it was imported, and nothing was reported.
+#[test]
+fn a_record_nested_past_the_depth_limit_fails_its_file_by_name_and_the_others_go_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    write(dir.path(), "1-good.jsonl", &orders(0, 3));
+    write(dir.path(), "2-deep.avro", &linked_lists(2, 3, true));
+    write(dir.path(), "3-lists.avro", &linked_lists(2, 40, false));
+    let topic = topic();
+
+    let report = run(folder, &topic, &ImportOptions::default());
+
+    let imported: Vec<&str> = report.imported.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(imported, ["1-good.jsonl", "3-lists.avro"]);
+    let failed: Vec<String> = report.failed.iter().map(|f| f.to_string()).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]
+            .starts_with("2-deep.avro: avro: record 3: the value nests more than 128 levels deep"),
+        "{}",
+        failed[0]
+    );
+    // Lists of 40 nodes (80 levels) are data like any other.
+    let files = by_file(&topic);
+    let lists = values(&files["3-lists.avro"]);
+    assert_eq!(lists.len(), 2);
+    let mut node = &lists[1];
+    for value in 40..80 {
+        assert_eq!(node["value"], value);
+        node = &node["next"];
+    }
+    assert_eq!(*node, Value::Null);
+    assert!(!files.contains_key("2-deep.avro"));
+}
+
 #[test]
 fn a_file_changed_after_its_import_is_reported_not_imported_again() {
     let dir = tempfile::tempdir().unwrap();

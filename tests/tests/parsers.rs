@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use proptest::prelude::*;
-use sluice_host::codec::{SchemaRegistry, decode_confluent};
+use sluice_host::codec::{CodecError, DatumError, MAX_DEPTH, SchemaRegistry, decode_confluent};
 use sluice_host::config::{ConfigError, Connections, read_topics};
 use sluice_host::enrich::PipelineDefinition;
 use sluice_tests::arbitrary::{body, json};
@@ -153,4 +153,95 @@ fn an_unknown_schema_id_is_asked_for_once_while_its_answer_stands() {
         );
     }
     assert_eq!(server.requests(), 1);
+}
+
+/// A linked list: a recursive schema, legitimate at any sane length.
+const LIST: &str = r#"{"type":"record","name":"Node","fields":[
+    {"name":"value","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
+
+/// `nodes` nodes of [`LIST`], written by hand (apache-avro's own encoder
+/// recurses too): each node's value 1 and its `next`, the union's branch 1
+/// (a node) or, for the last, 0 (null).
+fn list_datum(nodes: usize) -> Vec<u8> {
+    let mut datum = Vec::with_capacity(nodes * 2);
+    for node in 1..=nodes {
+        datum.extend([0x02, if node < nodes { 0x02 } else { 0x00 }]);
+    }
+    datum
+}
+
+fn framed(id: u32, datum: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend(id.to_be_bytes());
+    frame.extend_from_slice(datum);
+    frame
+}
+
+/// Runs `work` on a thread with a 256 KiB stack, so that a test proves
+/// that nothing recurses without bound rather than relying on a big stack.
+fn on_small_stack<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(work)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// Before the depth check, apache-avro decoded this frame recursively,
+/// overflowed the stack and aborted the whole process.
+#[test]
+fn a_confluent_value_nested_past_the_limit_is_refused_without_overflowing_the_stack() {
+    let server = sluice_tests::schema_registry::start(vec![(1, LIST.to_owned())]);
+    let registry = SchemaRegistry::new(&server.url).unwrap();
+    let deep = framed(1, &list_datum(100_000));
+    let sane = framed(1, &list_datum(20));
+    let (deep, sane) = on_small_stack(move || {
+        (
+            decode_confluent(&deep, &registry).map(|_| ()),
+            decode_confluent(&sane, &registry),
+        )
+    });
+    assert_eq!(
+        deep,
+        Err(CodecError::Avro {
+            id: 1,
+            source: DatumError::TooDeep { limit: MAX_DEPTH }
+        })
+    );
+    let sane = sane.unwrap();
+    assert_eq!(sane["next"]["next"]["value"], 1, "{sane}");
+}
+
+/// A schema whose JSON nests past the limit is the registry's definitive
+/// answer for its id (and for the subject's typed columns): refused by
+/// name on a small stack, never parsed recursively.
+#[test]
+fn a_registry_schema_nested_past_the_limit_is_refused() {
+    let mut deep = String::new();
+    for _ in 0..100_000 {
+        deep.push_str(r#"{"type":"array","items":"#);
+    }
+    deep.push_str(r#""int""#);
+    deep.push_str(&"}".repeat(100_000));
+    let server = sluice_tests::schema_registry::start_with_subjects(
+        vec![(5, deep)],
+        vec![("deep-value".to_owned(), vec![5])],
+    );
+    let registry = SchemaRegistry::new(&server.url).unwrap();
+    let (by_id, by_subject) = on_small_stack(move || {
+        (
+            decode_confluent(&framed(5, &[0]), &registry).map(|_| ()),
+            registry.subject_schemas("deep-value").map(|_| ()),
+        )
+    });
+    for error in [by_id.unwrap_err(), by_subject.unwrap_err()] {
+        assert!(!error.is_unavailable(), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("nests more than 127 levels deep"),
+            "{error}"
+        );
+    }
 }

@@ -1,18 +1,24 @@
 //! Record values in the formats Kafka users send: Avro in the Confluent
 //! wire format (magic byte 0, a 4-byte schema id, the Avro body), resolved
-//! through a Schema Registry with a cache.
+//! through a Schema Registry with a cache. What needs no registry (the
+//! frame, schemas and datums within limits, JSON text, container files) is
+//! the `sluice-avro` crate, re-exported here.
 
 mod avro;
 mod registry;
 
-pub use avro::{NonFinite, avro_to_json, decode_confluent, decode_confluent_avro, write_avro_json};
+pub use avro::{decode_confluent, decode_confluent_avro, write_avro_json};
 pub use registry::SchemaRegistry;
+pub use sluice_avro::{
+    BlockError, Container, ContainerError, DatumError, FrameError, MAX_DEPTH, MAX_SCHEMA_DEPTH,
+    NonFinite, SchemaError, WriterSchema, to_json, write_json,
+};
 
 /// A value that could not be decoded; the message says why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
     #[error("not in the Confluent wire format: {0}")]
-    NotConfluent(String),
+    NotConfluent(#[from] FrameError),
     /// The registry answered, definitively, that it has no usable schema
     /// for the id (not found, not Avro, not a valid schema): the record
     /// cannot be decoded, now or later.
@@ -27,8 +33,10 @@ pub enum CodecError {
     /// the record, so the caller must fail rather than give the record up.
     #[error("schema registry {url} is unavailable: {reason}")]
     RegistryUnavailable { url: String, reason: String },
-    #[error("Avro body does not match schema {id}: {reason}")]
-    Avro { id: u32, reason: String },
+    /// The body cannot be decoded with schema `id` (it does not match, or
+    /// it nests past the depth limit), or its value cannot be JSON.
+    #[error("Avro body of schema {id}: {source}")]
+    Avro { id: u32, source: DatumError },
 }
 
 impl CodecError {

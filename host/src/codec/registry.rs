@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apache_avro::Schema;
 use reqwest::StatusCode;
+use sluice_avro::WriterSchema;
 
 use super::CodecError;
 use crate::retry::Backoff;
@@ -35,7 +35,7 @@ pub struct SchemaRegistry {
     client: reqwest::Client,
     /// How transient failures are retried.
     backoff: Backoff,
-    cache: Mutex<HashMap<u32, Arc<Schema>>>,
+    cache: Mutex<HashMap<u32, Arc<WriterSchema>>>,
     /// Ids the registry said it could not give, when, and why.
     misses: Mutex<HashMap<u32, (Instant, String)>>,
 }
@@ -85,8 +85,10 @@ impl SchemaRegistry {
         self
     }
 
-    /// The writer schema `id`, from the cache or the registry.
-    pub fn schema(&self, id: u32) -> Result<Arc<Schema>, CodecError> {
+    /// The writer schema `id`, from the cache or the registry. A schema
+    /// that cannot be used (nested past [`sluice_avro::MAX_SCHEMA_DEPTH`],
+    /// not Avro) is the registry's definitive answer for the id.
+    pub fn schema(&self, id: u32) -> Result<Arc<WriterSchema>, CodecError> {
         if let Some(schema) = self.cache.lock().ok().and_then(|c| c.get(&id).cloned()) {
             return Ok(schema);
         }
@@ -132,7 +134,10 @@ impl SchemaRegistry {
     /// registry does not know the subject. Each is cached by id too. A
     /// registry that cannot be asked is an error, never `None`: the caller
     /// would otherwise write a run without the subject's typed columns.
-    pub fn subject_schemas(&self, subject: &str) -> Result<Option<Vec<Arc<Schema>>>, CodecError> {
+    pub fn subject_schemas(
+        &self,
+        subject: &str,
+    ) -> Result<Option<Vec<Arc<WriterSchema>>>, CodecError> {
         let what = format!("subject {subject}");
         let Some(versions) = self
             .get(&format!("/subjects/{subject}/versions"))
@@ -183,14 +188,14 @@ impl SchemaRegistry {
     }
 
     /// Parses and caches a registry answer carrying `schema`.
-    fn remember(&self, id: u32, document: &serde_json::Value) -> Result<Arc<Schema>, String> {
+    fn remember(&self, id: u32, document: &serde_json::Value) -> Result<Arc<WriterSchema>, String> {
         if let Some(kind) = document["schemaType"].as_str().filter(|k| *k != "AVRO") {
             return Err(format!("is a {kind} schema, not Avro"));
         }
         let text = document["schema"]
             .as_str()
             .ok_or("answer has no `schema` field")?;
-        let schema = Arc::new(Schema::parse_str(text).map_err(|e| e.to_string())?);
+        let schema = Arc::new(WriterSchema::parse(text).map_err(|e| e.to_string())?);
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(id, schema.clone());
         }

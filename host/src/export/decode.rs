@@ -85,7 +85,7 @@ pub fn typed_value_fields(
     let subject = format!("{topic}-value");
     match registry.subject_schemas(&subject) {
         Ok(Some(schemas)) => {
-            let fields = merged_fields(&schemas);
+            let fields = merged_fields(schemas.iter().map(|s| s.schema()));
             tracing::info!(
                 topic,
                 subject,

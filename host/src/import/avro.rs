@@ -3,40 +3,57 @@
 //! converts them (dates and timestamps as numbers, bytes as arrays of
 //! numbers, map entries sorted by key), except that a NaN or infinite
 //! float, which JSON cannot hold, becomes `null` instead of failing the
-//! file. The JSON text is written straight from the Avro value.
+//! file. The file is read by `sluice-avro`'s [`Container`], so a record
+//! nested past [`sluice_avro::MAX_DEPTH`] or a block that decompresses past
+//! its limit fails this file by name, and the other files go on.
 
 use std::io::Read;
 
-use apache_avro::Reader;
 use bytes::Bytes;
+use sluice_avro::{Container, ContainerError, NonFinite, write_json};
 
 use super::format::{Format, ReadError};
-use crate::codec::{CodecError, NonFinite, write_avro_json};
 
 /// The records of `input`, read a block at a time (a block is what the
 /// writer buffered, 64 KiB by default in Spark and Java).
 pub fn rows<R: Read>(
     input: R,
 ) -> Result<impl Iterator<Item = Result<Bytes, ReadError>>, ReadError> {
-    let reader: Reader<'static, _> = Reader::new(input).map_err(|e| ReadError::Open {
+    let container = Container::open(input).map_err(|e| ReadError::Open {
         format: Format::Avro,
         reason: e.to_string(),
     })?;
-    // The reader itself stops after its first error.
-    Ok(reader.enumerate().map(|(index, value)| {
-        let row_error = |reason: String| ReadError::Row {
+    // The container itself stops after its first error.
+    Ok(container.enumerate().map(|(index, value)| {
+        let value = value.map_err(row_error)?;
+        let mut json = Vec::with_capacity(256);
+        write_json(&value, NonFinite::Null, &mut json).map_err(|reason| ReadError::Row {
             unit: "record",
             number: index as u64 + 1,
-            reason,
-        };
-        let value = value.map_err(|e| row_error(e.to_string()))?;
-        let mut json = Vec::with_capacity(256);
-        write_avro_json(0, &value, NonFinite::Null, &mut json).map_err(|e| match e {
-            CodecError::Avro { reason, .. } => row_error(reason),
-            other => row_error(other.to_string()),
+            reason: reason.to_string(),
         })?;
         Ok(Bytes::from(json))
     }))
+}
+
+/// A record or block the container could not read, by record number.
+fn row_error(error: ContainerError) -> ReadError {
+    match error {
+        ContainerError::Block { number, source } => ReadError::Row {
+            unit: "record",
+            number,
+            reason: source.to_string(),
+        },
+        ContainerError::Record { number, source } => ReadError::Row {
+            unit: "record",
+            number,
+            reason: source.to_string(),
+        },
+        other => ReadError::Open {
+            format: Format::Avro,
+            reason: other.to_string(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -134,5 +151,65 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// A linked list nested past the depth limit, as the file's third
+    /// record: the file fails naming that record and the reason, on a
+    /// small stack (before, apache-avro's reader overflowed it and the
+    /// process aborted).
+    #[test]
+    fn a_record_nested_past_the_limit_fails_the_file_by_record_number() {
+        let list = Schema::parse_str(
+            r#"{"type":"record","name":"Node","fields":[
+                {"name":"value","type":"int"},{"name":"next","type":["null","Node"]}]}"#,
+        )
+        .unwrap();
+        let node = |next: AvroValue| {
+            AvroValue::Record(vec![
+                ("value".into(), AvroValue::Int(1)),
+                ("next".into(), next),
+            ])
+        };
+        let mut writer = Writer::new(&list, Vec::new());
+        for _ in 0..2 {
+            let last = node(AvroValue::Union(0, Box::new(AvroValue::Null)));
+            writer
+                .append(node(AvroValue::Union(1, Box::new(last))))
+                .unwrap();
+        }
+        let mut file = writer.into_inner().unwrap();
+        // A third block by hand (apache-avro's encoder recurses too): one
+        // record of 100,000 nodes, each its value 1 and the union's branch
+        // 1, the last branch 0, then the file's sync marker.
+        let sync = file[file.len() - 16..].to_vec();
+        let mut deep = Vec::new();
+        for node in 1..=100_000 {
+            deep.extend([0x02, if node < 100_000 { 0x02 } else { 0x00 }]);
+        }
+        file.push(0x02); // one record
+        let mut size = (deep.len() as u64) << 1;
+        while size > 0x7f {
+            file.push((size as u8 & 0x7f) | 0x80);
+            size >>= 7;
+        }
+        file.push(size as u8);
+        file.extend(deep);
+        file.extend(sync);
+        let outcome = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || rows(file.as_slice()).unwrap().collect::<Vec<_>>())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(outcome.len(), 3);
+        assert!(outcome[..2].iter().all(Result::is_ok));
+        let Err(ReadError::Row { number, reason, .. }) = &outcome[2] else {
+            panic!("{:?}", outcome[2]);
+        };
+        assert_eq!(*number, 3);
+        assert!(
+            reason.contains("nests more than 128 levels deep"),
+            "{reason}"
+        );
     }
 }

@@ -36,11 +36,14 @@ pub struct ValueField {
 }
 
 /// The merged columns of `schemas` (record schemas; others contribute
-/// nothing), in the order fields first appear.
-pub fn merged_fields(schemas: &[Arc<AvroSchema>]) -> Vec<ValueField> {
+/// nothing), in the order fields first appear. Only each version's own
+/// fields are looked at, never through a named type's reference, so a
+/// recursive schema (a field of the record's own type) gives a JSON text
+/// column like any other record field.
+pub fn merged_fields<'a>(schemas: impl IntoIterator<Item = &'a AvroSchema>) -> Vec<ValueField> {
     let mut merged: Vec<(String, DataType)> = Vec::new();
     for schema in schemas {
-        let AvroSchema::Record(record) = schema.as_ref() else {
+        let AvroSchema::Record(record) = schema else {
             continue;
         };
         for field in &record.fields {
@@ -69,7 +72,9 @@ pub fn merged_fields(schemas: &[Arc<AvroSchema>]) -> Vec<ValueField> {
 }
 
 /// Scalars map to their Arrow type; an optional scalar (`["null", T]`) to a
-/// nullable T; anything else to JSON text.
+/// nullable T; anything else to JSON text. Recurses only into a union's one
+/// branch, which cannot be a union: a reference to a named type (even the
+/// record's own) is not followed.
 fn arrow_type(schema: &AvroSchema) -> DataType {
     match schema {
         AvroSchema::Boolean => DataType::Boolean,
@@ -331,8 +336,8 @@ mod tests {
     use super::*;
     use arrow_array::Int64Array;
 
-    fn parse(text: &str) -> Arc<AvroSchema> {
-        Arc::new(AvroSchema::parse_str(text).unwrap())
+    fn parse(text: &str) -> sluice_avro::WriterSchema {
+        sluice_avro::WriterSchema::parse(text).unwrap()
     }
 
     #[test]
@@ -343,7 +348,7 @@ mod tests {
         let v2 = parse(
             r#"{"type":"record","name":"U","fields":[{"name":"id","type":"long"},{"name":"score","type":"double"},{"name":"email","type":["null","string"]},{"name":"tags","type":{"type":"array","items":"string"}}]}"#,
         );
-        let fields = merged_fields(&[v1, v2]);
+        let fields = merged_fields([v1.schema(), v2.schema()]);
         let shape: Vec<(&str, &str, DataType)> = fields
             .iter()
             .map(|f| {
@@ -431,5 +436,51 @@ mod tests {
         let text = [field("n", DataType::Utf8)];
         assert!(typed_cells(&record(V::Array(vec![V::Double(f64::NAN)])), &text).is_err());
         assert!(typed_cells(&V::Long(1), &int32).is_err(), "not a record");
+    }
+
+    /// A recursive schema (a tree whose children are trees) gives its
+    /// columns without following the reference to itself, on a small
+    /// stack; the recursive field is JSON text of the nested value.
+    #[test]
+    fn a_recursive_schema_gives_columns_and_its_nested_field_as_json_text() {
+        let tree = r#"{"type":"record","name":"Tree","fields":[
+            {"name":"id","type":"long"},
+            {"name":"left","type":["null","Tree"]},
+            {"name":"children","type":{"type":"array","items":"Tree"}}]}"#;
+        let (fields, cells) = std::thread::Builder::new()
+            .stack_size(256 << 10)
+            .spawn(move || {
+                let schema = parse(tree);
+                let fields = merged_fields([schema.schema()]);
+                // id 1, left: a tree (id 2, no left, no children), no children.
+                let value = schema
+                    .decode(&[0x02, 0x02, 0x04, 0x00, 0x00, 0x00])
+                    .unwrap();
+                let cells = typed_cells(&value, &fields).unwrap();
+                (fields, cells)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let shape: Vec<(&str, &DataType)> = fields
+            .iter()
+            .map(|f| (f.source.as_str(), f.field.data_type()))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("id", &DataType::Int64),
+                ("left", &DataType::Utf8),
+                ("children", &DataType::Utf8)
+            ]
+        );
+        assert_eq!(
+            cells,
+            [
+                Cell::Int64(1),
+                Cell::Text(r#"{"id":2,"left":null,"children":[]}"#.into()),
+                Cell::Text("[]".into())
+            ]
+        );
     }
 }

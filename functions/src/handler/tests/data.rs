@@ -416,8 +416,17 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
     use sluice_tests::schema_registry::{confluent_avro, start};
 
     let schema = r#"{"type":"record","name":"User","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"}]}"#;
-    let registry = start(vec![(7, schema.to_owned())]);
+    // Schema 8, a linked list, is recursive: a value nested past the depth
+    // limit is shown as stored with the reason, where before the check it
+    // overflowed the stack and aborted the whole server.
+    let list = r#"{"type":"record","name":"Node","fields":[{"name":"value","type":"int"},{"name":"next","type":["null","Node"]}]}"#;
+    let registry = start(vec![(7, schema.to_owned()), (8, list.to_owned())]);
     let parsed = Schema::parse_str(schema).unwrap();
+    let mut deep = vec![0, 0, 0, 0, 8];
+    for node in 1..=100_000 {
+        // Each node's value 1 and its `next`: branch 1, the last branch 0.
+        deep.extend([0x02, if node < 100_000 { 0x02 } else { 0x00 }]);
+    }
     let user = Avro::Record(vec![
         ("id".into(), Avro::Long(42)),
         ("name".into(), Avro::String("ada".into())),
@@ -425,7 +434,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
     let config = broker();
     let t = fresh_topic("fetch-avro");
     ensure_topic(&config, &t, 1).unwrap();
-    let records = [confluent_avro(7, &parsed, user), b"not avro".to_vec()]
+    let records = [confluent_avro(7, &parsed, user), b"not avro".to_vec(), deep]
         .into_iter()
         .map(|value| ProduceRecord {
             timestamp: None,
@@ -472,7 +481,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
     registry.come_back();
     let (status, body) = get_json(
         &with_registry(),
-        &format!("/api/fetch?topic={t}&count=2&value_format=avro"),
+        &format!("/api/fetch?topic={t}&count=3&value_format=avro"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -485,6 +494,13 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
         .as_str()
         .unwrap();
     assert!(reason.contains("Confluent wire format"), "{reason}");
+    let reason = body["records"][2]["headers"]["sluice.decode.error"]
+        .as_str()
+        .unwrap();
+    assert!(
+        reason.contains("schema 8") && reason.contains("nests more than 128 levels deep"),
+        "{reason}"
+    );
 
     let (status, body) = get_json(&app(), &format!("/api/fetch?topic={t}&value_format=avro")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
