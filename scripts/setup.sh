@@ -12,6 +12,7 @@
 #   setup.sh build-tools the wasm32-wasip2 target and the C build tools
 #   setup.sh infra-tools | python-tools   only those virtualenvs
 #   setup.sh fuzz        cargo-fuzz, for scripts/fuzz.sh
+#   setup.sh docs        mdBook, for the book in docs/ (scripts/test.sh builds it)
 #   setup.sh broker-survey  what scripts/broker-survey.sh needs: tansu, a
 #                        second tansu build with the turso engine, the Python tools
 #
@@ -68,6 +69,10 @@ AZURITE_VERSION=3.35.0
 CARGO_LAMBDA_VERSION=1.9.2
 # Runs the fuzz targets of host/fuzz (scripts/fuzz.sh).
 CARGO_FUZZ_VERSION=0.13.2
+# Builds the book in docs/ (scripts/test.sh builds it, so a page that does
+# not build fails CI). Without the serve and watch features: a third of the
+# build (measured 2026-12-06: 4 min 42 s wall, 2 min 31 s CPU on two cores).
+MDBOOK_VERSION=0.5.4
 # Builds the Python guests (guests/python) into components. 0.25.1 bundles
 # CPython 3.14 and targets WASI 0.2.x, which wasmtime-wasi 48 provides.
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -194,6 +199,19 @@ ensure_cargo_fuzz() {
   cargo install "cargo-fuzz@$CARGO_FUZZ_VERSION" --locked --force "${quiet[@]}" \
     --root "${CARGO_BIN%/bin}" --target-dir "$SLUICE_CACHE/cargo-fuzz-target" >&2
   cargo_fuzz_ok || die "cargo-fuzz $CARGO_FUZZ_VERSION not found in $CARGO_BIN after install"
+}
+
+mdbook_ok() {
+  "$CARGO_BIN/mdbook" --version 2>/dev/null | grep -qwF "$MDBOOK_VERSION"
+}
+
+ensure_mdbook() {
+  local quiet=()
+  [[ -t 2 ]] || quiet=(--quiet)
+  cargo install "mdbook@$MDBOOK_VERSION" --locked --force --no-default-features \
+    --features search "${quiet[@]}" \
+    --root "${CARGO_BIN%/bin}" --target-dir "$SLUICE_CACHE/mdbook-target" >&2
+  mdbook_ok || die "mdbook $MDBOOK_VERSION not found in $CARGO_BIN after install"
 }
 
 need_node() {
@@ -337,6 +355,7 @@ step_ok() {
     test-packages) [[ -z "$(apt_missing "${TEST_PACKAGES[@]}")" ]] ;;
     tansu) tansu_ok ;;
     cargo-fuzz) cargo_fuzz_ok ;;
+    mdbook) mdbook_ok ;;
     tansu-survey) tansu_survey_ok ;;
     azurite) azurite_ok ;;
     cargo-lambda) cargo_lambda_ok ;;
@@ -354,6 +373,7 @@ step_run() {
     test-packages) apt_install "${TEST_PACKAGES[@]}" ;;
     tansu) ensure_tansu ;;
     cargo-fuzz) ensure_cargo_fuzz ;;
+    mdbook) ensure_mdbook ;;
     tansu-survey) ensure_tansu_survey ;;
     azurite) ensure_azurite ;;
     cargo-lambda) ensure_cargo_lambda ;;
@@ -402,6 +422,8 @@ announce() {
       log "building the tansu $TANSU_VERSION broker from source into $CARGO_BIN ($TANSU_ETA on two cores; build folder $SLUICE_CACHE/tansu-target)" ;;
     cargo-fuzz)
       log "building cargo-fuzz $CARGO_FUZZ_VERSION from crates.io into $CARGO_BIN (about 1 min on two cores)" ;;
+    mdbook)
+      log "building mdBook $MDBOOK_VERSION from crates.io into $CARGO_BIN (about 3-5 min on two cores)" ;;
     tansu-survey)
       log "building tansu $TANSU_VERSION with the turso engine into $TANSU_SURVEY_ROOT for the broker survey (about 6 min on two cores, reusing the tansu build folder)" ;;
     azurite) log "installing Azurite $AZURITE_VERSION from npm into $SLUICE_CACHE/azurite (about 15 s, $bg)" ;;
@@ -423,7 +445,7 @@ run_step() {
 # The steps of a profile, in the order they are announced.
 profile_steps() {
   case "$1" in
-    test) echo wasm build-packages tansu cargo-fuzz azurite componentize-js test-packages \
+    test) echo wasm build-packages tansu cargo-fuzz mdbook azurite componentize-js test-packages \
       cargo-lambda componentize-py infra-tools python-tools ;;
     demo) echo wasm build-packages tansu azurite ;;
     services) echo build-packages tansu azurite ;;
@@ -432,6 +454,7 @@ profile_steps() {
     python-tools | delta-tools) echo python-tools ;;
     broker-survey) echo build-packages tansu tansu-survey python-tools ;;
     fuzz) echo build-packages cargo-fuzz ;;
+    docs) echo mdbook ;;
     *) return 1 ;;
   esac
 }
@@ -501,7 +524,7 @@ main() {
     return
   fi
   steps="$(profile_steps "$profile")" ||
-    die "usage: $0 [test|demo|services|build-tools|infra-tools|python-tools|fuzz]"
+    die "usage: $0 [test|demo|services|build-tools|infra-tools|python-tools|fuzz|docs]"
   mkdir -p "$SLUICE_CACHE"
   # The infra and Python tools have locks of their own (a test run asks for
   # them while another setup may be compiling tansu).
@@ -536,6 +559,9 @@ main() {
   fi
   if [[ " ${MISSING[*]} " == *" cargo-fuzz "* ]]; then
     run_step cargo-fuzz
+  fi
+  if [[ " ${MISSING[*]} " == *" mdbook "* ]]; then
+    run_step mdbook
   fi
   if [[ " ${MISSING[*]} " == *" tansu-survey "* ]]; then
     run_step tansu-survey
