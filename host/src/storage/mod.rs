@@ -302,4 +302,43 @@ mod tests {
         storage.download(key, &copy).unwrap();
         assert_eq!(std::fs::read(&copy).unwrap(), b"first");
     }
+
+    /// A store that does not answer is a transient failure, not "not found"
+    /// nor a conflict: callers retry it, never act on it.
+    #[test]
+    fn a_store_that_does_not_answer_fails_transiently() {
+        // Nothing listens on a port just freed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = object_store::azure::MicrosoftAzureBuilder::new()
+            .with_account("devstoreaccount1")
+            .with_access_key("a2V5")
+            .with_container_name("none")
+            .with_endpoint(format!("http://127.0.0.1:{port}/{}", "devstoreaccount1"))
+            .with_allow_http(true)
+            .with_retry(object_store::RetryConfig {
+                max_retries: 0,
+                ..Default::default()
+            })
+            .build()
+            .unwrap();
+        let storage = Storage::on_object_store("azure://nowhere", Arc::new(store));
+        let errors = [
+            storage.get("a.json").unwrap_err(),
+            storage
+                .put_if_absent("a.json", Bytes::from("x"))
+                .unwrap_err(),
+            storage
+                .swap("a.json", &Version::Absent, Bytes::from("x"))
+                .unwrap_err(),
+            storage.list("a").unwrap_err(),
+            storage.delete("a.json").unwrap_err(),
+        ];
+        for error in errors {
+            assert!(error.is_transient(), "{:?}: {error}", error.failure());
+        }
+    }
 }
