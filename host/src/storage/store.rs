@@ -335,7 +335,7 @@ impl Store {
             }),
             Err(e) => Err(StorageError::Store {
                 location: path.display().to_string(),
-                failure: Failure::Transient,
+                failure: Failure::Other,
                 reason: format!("the file operation did not finish: {e}"),
             }),
         }
