@@ -1013,3 +1013,114 @@ fn looping_records_hold_no_step_past_its_budget_and_each_is_dead_lettered_once()
         [(0, 500, 500)]
     );
 }
+
+/// A join pipeline over inputs `a` and `b` with `join` settings added,
+/// run by the `Enricher` directly (no broker): what the worker runs.
+fn join_enricher(join: Value) -> sluice_host::enrich::Enricher {
+    let mut spec = json!({"key": "id", "timeout_ms": 600_000, "on_timeout": "dead_letter"});
+    for (k, v) in join.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    let definition = PipelineDefinition::from_value(&json!({
+        "name": "limits", "inputs": ["a", "b"], "outputs": ["out"],
+        "transform": "misbehave", "dead_letter": "dlq", "join": spec,
+    }))
+    .unwrap();
+    sluice_host::enrich::Enricher::new(definition, &transform("misbehave")).unwrap()
+}
+
+fn input(topic: &str, offset: i64, value: Value) -> KafkaRecord {
+    let mut record = KafkaRecord::from_value(topic, offset, value.to_string().into_bytes());
+    record.timestamp = Some(1_000 + offset);
+    record
+}
+
+/// 100 ids of about 1 KiB wait for input `b` under a budget of 10 KiB:
+/// the ids that waited longest are given up as a timeout is (here
+/// dead-lettered, the reason naming the budget), and every input record is
+/// either finished (so committed) or still waiting: none is lost.
+#[test]
+fn a_join_over_its_byte_budget_gives_up_the_oldest_ids_and_loses_no_record() {
+    let mut enricher = join_enricher(json!({"max_pending_bytes": 10 << 10}));
+    let padding = "x".repeat(1_000);
+    let mut finished = Vec::new();
+    let mut dead_letters = Vec::new();
+    for step in 0..5 {
+        let records: Vec<KafkaRecord> = (step * 20..step * 20 + 20)
+            .map(|i| input("a", i, json!({"id": i, "pad": padding})))
+            .collect();
+        let done = enricher.process(records, Instant::now());
+        finished.extend(done.finished.iter().map(|r| r.offset));
+        dead_letters.extend(done.produce);
+        assert!(enricher.pending() <= 10, "{} ids wait", enricher.pending());
+    }
+    let waiting = enricher.pending() as i64;
+    assert!(waiting >= 5, "{waiting} ids wait");
+    finished.sort();
+    assert_eq!(
+        finished,
+        (0..100 - waiting).collect::<Vec<_>>(),
+        "the oldest first"
+    );
+    assert_eq!(dead_letters.len(), finished.len());
+    for record in &dead_letters {
+        assert_eq!(record.topic, "dlq");
+        let text = |key: &str| {
+            record
+                .headers
+                .iter()
+                .find(|h| h.key == key)
+                .and_then(|h| String::from_utf8(h.value.clone()?).ok())
+                .unwrap_or_default()
+        };
+        assert_eq!(text(header::ERROR_KIND), "join-timeout");
+        let reason = text(header::ERROR_REASON);
+        assert!(reason.contains("join.max_pending_bytes"), "{reason}");
+    }
+    // The ones still waiting join when their partners come.
+    let partners: Vec<KafkaRecord> = (100 - waiting..100)
+        .map(|i| input("b", i, json!({"id": i})))
+        .collect();
+    let done = enricher.process(partners, Instant::now());
+    assert_eq!(done.stats.joined, waiting as u64);
+    assert_eq!(enricher.pending(), 0);
+}
+
+/// A record with more fields than `join.max_fields` (10,000 unless set)
+/// is dead-lettered at once, the reason naming the limit and the record;
+/// one at the limit joins.
+#[test]
+fn a_record_past_max_fields_is_dead_lettered_naming_the_limit_and_the_record() {
+    let mut enricher = join_enricher(json!({}));
+    let wide = |fields: usize| {
+        let mut object: serde_json::Map<String, Value> =
+            (1..fields).map(|i| (format!("f{i}"), json!(i))).collect();
+        object.insert("id".into(), json!(1));
+        Value::Object(object)
+    };
+    let step = enricher.process(vec![input("a", 3, wide(10_001))], Instant::now());
+    assert_eq!(step.stats.dead_lettered, 1);
+    assert_eq!(step.finished.len(), 1);
+    let dead = &step.produce[0];
+    let text = |key: &str| {
+        dead.headers
+            .iter()
+            .find(|h| h.key == key)
+            .and_then(|h| String::from_utf8(h.value.clone()?).ok())
+            .unwrap_or_default()
+    };
+    assert_eq!(text(header::ERROR_KIND), sluice_host::enrich::LIMIT_KIND);
+    let reason = text(header::ERROR_REASON);
+    assert!(
+        reason.contains("topic a partition 0 offset 3 (id `1`): 10001 fields")
+            && reason.contains("join.max_fields (10000)"),
+        "{reason}"
+    );
+    assert_eq!(enricher.pending(), 0);
+
+    let step = enricher.process(
+        vec![input("a", 4, wide(10_000)), input("b", 5, json!({"id": 1}))],
+        Instant::now(),
+    );
+    assert_eq!((step.stats.joined, step.stats.dead_lettered), (1, 0));
+}

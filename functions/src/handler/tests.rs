@@ -111,6 +111,7 @@ async fn call(config: AppConfig, path: &str, body: String) -> (StatusCode, Value
 pub struct Answered {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: axum::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -134,10 +135,12 @@ pub async fn answer(config: &AppConfig, request: Request<Body>) -> Answered {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     Answered {
         status,
         content_type,
+        headers,
         body: body.to_vec(),
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde::de::IgnoredAny;
 
 use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
-use super::join::{Added, Incomplete, JoinBuffer};
+use super::join::{Added, Incomplete, JoinBuffer, Rejected};
 use crate::kafka::{Forgotten, InFlight, KafkaError, ProduceRecord, Producer};
 use crate::pipeline::{Routed, Routing};
 use crate::record::{KafkaRecord, RecordRef};
@@ -152,6 +152,11 @@ impl Enricher {
         self.join.as_ref().map_or(0, JoinBuffer::pending)
     }
 
+    /// What the records waiting in the join hold (`join.max_pending_bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        self.join.as_ref().map_or(0, JoinBuffer::pending_bytes)
+    }
+
     /// When the next waiting id times out.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.join.as_ref().and_then(JoinBuffer::next_deadline)
@@ -251,7 +256,12 @@ impl Enricher {
                         });
                     }
                     Err(rejected) => {
-                        self.dead_letter(&rejected.record, "decode", &rejected.reason, &mut step);
+                        let Rejected {
+                            record,
+                            kind,
+                            reason,
+                        } = *rejected;
+                        self.dead_letter(&record, kind, &reason, &mut step);
                     }
                 }
                 continue;
