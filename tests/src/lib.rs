@@ -464,6 +464,8 @@ pub fn azurite_url(prefix: &str, folder: &str) -> String {
 pub struct EnrichWorker {
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: std::thread::JoinHandle<sluice_host::enrich::EnrichStats>,
+    /// The worker's totals after its latest step.
+    totals: Arc<std::sync::Mutex<sluice_host::enrich::EnrichStats>>,
 }
 
 impl EnrichWorker {
@@ -476,6 +478,10 @@ impl EnrichWorker {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let definition = definition.clone();
         let flag = stop.clone();
+        let totals = Arc::new(std::sync::Mutex::new(
+            sluice_host::enrich::EnrichStats::default(),
+        ));
+        let seen = totals.clone();
         let handle = std::thread::spawn(move || {
             let mut enricher = Enricher::new(definition, &transform).expect("enricher");
             let options = WorkerOptions {
@@ -483,16 +489,56 @@ impl EnrichWorker {
                 commit_interval: std::time::Duration::from_millis(200),
                 heartbeats: None,
             };
-            run_worker(&broker(), &mut enricher, options, &flag, |enricher, _| {
-                if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
-                    enricher
-                        .swap_transform(&next)
-                        .expect("swap to the new version");
-                }
-            })
+            run_worker(
+                &broker(),
+                &mut enricher,
+                options,
+                &flag,
+                |enricher, total| {
+                    if let Ok(mut seen) = seen.lock() {
+                        *seen = *total;
+                    }
+                    if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
+                        enricher
+                            .swap_transform(&next)
+                            .expect("swap to the new version");
+                    }
+                },
+            )
             .expect("worker ran")
         });
-        EnrichWorker { stop, handle }
+        EnrichWorker {
+            stop,
+            handle,
+            totals,
+        }
+    }
+
+    /// The worker's totals after its latest step.
+    pub fn totals(&self) -> sluice_host::enrich::EnrichStats {
+        self.totals.lock().map(|t| *t).unwrap_or_default()
+    }
+
+    /// Waits until `done` holds of the worker's totals, for at most
+    /// `within`; fails naming `what` with the totals otherwise.
+    pub fn wait_until(
+        &self,
+        within: std::time::Duration,
+        what: &str,
+        done: impl Fn(&sluice_host::enrich::EnrichStats) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let totals = self.totals();
+            if done(&totals) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} not reached in {within:?}: {totals:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn stop(self) -> sluice_host::enrich::EnrichStats {
