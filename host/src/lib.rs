@@ -18,6 +18,7 @@ pub mod generate;
 pub mod health;
 pub mod import;
 pub mod io;
+pub mod json;
 pub mod kafka;
 pub mod metrics;
 pub mod names;
