@@ -358,3 +358,18 @@ fn a_struct_is_read_field_by_field_with_its_docs() {
         ]
     );
 }
+
+/// The README is the front door, read in ten minutes: what Sluice replaces,
+/// the two commands, an example per job and links into the book (`docs/`),
+/// where the manual lives. A section that grows past that belongs in a
+/// chapter.
+#[test]
+fn the_readme_stays_a_ten_minute_read() {
+    const MAX_LINES: usize = 200;
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= MAX_LINES,
+        "README.md has {lines} lines, past {MAX_LINES}: move the detail into a chapter of docs/src/"
+    );
+}
