@@ -188,6 +188,7 @@ pub mod azurite {
             account: Some(ACCOUNT.to_owned()),
             key: Some(KEY.to_owned()),
             endpoint: Some(format!("http://127.0.0.1:{}/{ACCOUNT}", port())),
+            ..AzureCredentials::default()
         }
     }
 

@@ -51,10 +51,10 @@ pub struct AzureIdentity {
     /// App Service's and Functions' managed-identity endpoint: only ever
     /// from the platform's `IDENTITY_ENDPOINT`.
     #[serde(skip)]
-    pub identity_endpoint: Option<String>,
+    pub(crate) identity_endpoint: Option<String>,
     /// The header that endpoint wants: only from `IDENTITY_HEADER`.
     #[serde(skip)]
-    pub identity_header: Option<Secret>,
+    pub(crate) identity_header: Option<Secret>,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {

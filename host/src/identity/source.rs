@@ -49,7 +49,9 @@ pub enum Source {
         endpoint: String,
         client_id: Option<String>,
     },
-    AzureCli { tenant_id: Option<String> },
+    AzureCli {
+        tenant_id: Option<String>,
+    },
 }
 
 impl Source {
@@ -60,8 +62,11 @@ impl Source {
         if let Some(source) = Source::configured(settings) {
             return Ok(source);
         }
+        // The answer does not change while the process runs: asked once.
+        static IMDS_ANSWERS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         let endpoint = IMDS_ENDPOINT.to_owned();
-        if crate::io::wait(imds_answers(endpoint.clone())) {
+        let probe = endpoint.clone();
+        if *IMDS_ANSWERS.get_or_init(|| crate::io::wait(imds_answers(probe))) {
             return Ok(Source::Imds {
                 endpoint,
                 client_id: settings.client_id.clone(),
@@ -199,9 +204,8 @@ async fn imds_answers(endpoint: String) -> bool {
 }
 
 fn az_installed() -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("az").is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("az").is_file()))
 }
 
 #[cfg(test)]

@@ -107,7 +107,8 @@ pub(super) async fn fetch(
         } => {
             // Kubernetes rotates the file; it is read again for each token
             // (a small local file: read in place).
-            let assertion = std::fs::read_to_string(token_file).map_err(|e| IdentityError::File {
+            let assertion =
+                std::fs::read_to_string(token_file).map_err(|e| IdentityError::File {
                     source_kind: kind,
                     path: token_file.clone(),
                     reason: e.to_string(),
@@ -126,7 +127,14 @@ pub(super) async fn fetch(
             assert_with(http, kind, &url, client_id, assertion.expose(), scope).await
         }
         Source::AzureCli { tenant_id } => {
-            let mut args = vec!["account", "get-access-token", "--output", "json", "--scope", scope];
+            let mut args = vec![
+                "account",
+                "get-access-token",
+                "--output",
+                "json",
+                "--scope",
+                scope,
+            ];
             if let Some(tenant) = tenant_id {
                 args.extend(["--tenant", tenant]);
             }
@@ -152,7 +160,9 @@ pub(super) async fn fetch(
                 .as_ref()
                 .and_then(seconds)
                 .ok_or_else(|| {
-                    IdentityError::Cli("no `expires_on` in the answer: Azure CLI 2.54 or later is needed".into())
+                    IdentityError::Cli(
+                        "no `expires_on` in the answer: Azure CLI 2.54 or later is needed".into(),
+                    )
                 })?;
             Ok(AccessToken {
                 secret: Secret::new(parsed.access_token),
@@ -201,7 +211,10 @@ async fn answer(
         reason,
         transient,
     };
-    let response = request.send().await.map_err(|e| failed(e.to_string(), true))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string(), true))?;
     let status = response.status();
     let body = response
         .bytes()
@@ -261,8 +274,8 @@ fn signed_assertion(path: &Path, client_id: &str, audience: &str) -> Result<Secr
         reason,
     };
     let pem = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
-    let certificate = pem_block(&pem, "CERTIFICATE")
-        .ok_or_else(|| unreadable("no CERTIFICATE block".into()))?;
+    let certificate =
+        pem_block(&pem, "CERTIFICATE").ok_or_else(|| unreadable("no CERTIFICATE block".into()))?;
     let der = STANDARD
         .decode(certificate)
         .map_err(|e| unreadable(format!("the CERTIFICATE block is not base64: {e}")))?;
