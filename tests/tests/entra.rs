@@ -286,3 +286,44 @@ fn kafka_clients_send_entra_tokens_and_refresh_them_before_they_expire() {
     }
     assert!(endpoint.refused().is_empty(), "{:?}", endpoint.refused());
 }
+
+#[test]
+fn the_schema_registry_is_signed_in_to_with_a_key_and_secret_or_a_token() {
+    use base64::Engine;
+    use sluice_host::codec::{RegistryAuth, SchemaRegistry};
+    use sluice_tests::schema_registry;
+
+    let schema = r#"{"type": "record", "name": "R", "fields": [{"name": "a", "type": "long"}]}"#;
+    let basic = base64::engine::general_purpose::STANDARD.encode("API-KEY:api-secret-value");
+    let cases = [
+        (
+            format!("Basic {basic}"),
+            RegistryAuth::Basic {
+                username: "API-KEY".into(),
+                password: Secret::new("api-secret-value"),
+            },
+        ),
+        (
+            "Bearer registry-token-value".to_owned(),
+            RegistryAuth::Bearer(Secret::new("registry-token-value")),
+        ),
+    ];
+    for (authorization, auth) in cases {
+        let registry = schema_registry::start_requiring(vec![(1, schema.into())], &authorization);
+        let shown = format!("{auth:?}");
+        assert!(!shown.contains("value"), "a secret is shown: {shown}");
+        let signed = SchemaRegistry::new(&registry.url)
+            .unwrap()
+            .with_auth(Some(auth))
+            .with_backoff(Backoff::NONE);
+        assert!(signed.schema(1).is_ok(), "{authorization}");
+        // Without it the registry refuses, and that is the registry's
+        // fault, never the record's.
+        let unsigned = SchemaRegistry::new(&registry.url)
+            .unwrap()
+            .with_backoff(Backoff::NONE);
+        let error = unsigned.schema(1).unwrap_err().to_string();
+        assert!(error.contains("401"), "{error}");
+        assert!(!error.contains("value"), "{error}");
+    }
+}
