@@ -345,10 +345,10 @@ pub mod schema_registry {
                 let mut line = String::new();
                 let mut presented = None;
                 while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
-                    if let Some((name, value)) = line.trim_end().split_once(':') {
-                        if name.eq_ignore_ascii_case("authorization") {
-                            presented = Some(value.trim().to_owned());
-                        }
+                    if let Some((name, value)) = line.trim_end().split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        presented = Some(value.trim().to_owned());
                     }
                     line.clear();
                 }

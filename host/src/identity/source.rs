@@ -170,8 +170,9 @@ impl Source {
     pub fn log_once(&self, used_for: &'static str) {
         use std::collections::HashSet;
         use std::sync::{Mutex, OnceLock};
-        static LOGGED: OnceLock<Mutex<HashSet<(&'static str, &'static str, Option<String>)>>> =
-            OnceLock::new();
+        /// What a source was used for, its kind and its client id.
+        type Logged = (&'static str, &'static str, Option<String>);
+        static LOGGED: OnceLock<Mutex<HashSet<Logged>>> = OnceLock::new();
         let key = (used_for, self.kind(), self.client_id().map(str::to_owned));
         let first = LOGGED
             .get_or_init(Mutex::default)
