@@ -16,6 +16,7 @@ pub mod export;
 pub mod fetch;
 pub mod generate;
 pub mod health;
+pub mod identity;
 pub mod import;
 pub mod io;
 pub mod json;

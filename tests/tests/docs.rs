@@ -238,7 +238,7 @@ fn struct_fields(source: &str, name: &str) -> Vec<FieldDoc> {
 /// A field's type as a JSON file holds it.
 fn json_type(rust: &str) -> String {
     match rust {
-        "String" | "PathBuf" => "string".into(),
+        "String" | "PathBuf" | "Secret" => "string".into(),
         "u64" | "usize" | "i64" | "i32" | "u32" => "number".into(),
         "bool" => "true or false".into(),
         "Vec<String>" => "list of strings".into(),
@@ -277,6 +277,7 @@ const REFERENCE: [(&str, &[(&str, &str)]); 3] = [
             ("host/src/config/connections.rs", "Connections"),
             ("host/src/config/connections.rs", "Sasl"),
             ("host/src/config/connections.rs", "SslFiles"),
+            ("host/src/identity/settings.rs", "AzureIdentity"),
         ],
     ),
     (
