@@ -16,6 +16,8 @@ mod enrich_broker_restart;
 #[cfg(feature = "integration-tests")]
 mod enrich_crash;
 #[cfg(feature = "integration-tests")]
+mod entra_storage;
+#[cfg(feature = "integration-tests")]
 mod export_crash;
 #[cfg(feature = "integration-tests")]
 mod health;

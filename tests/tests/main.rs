@@ -22,6 +22,8 @@ mod delta;
 #[cfg(feature = "integration-tests")]
 mod enrich;
 #[cfg(feature = "integration-tests")]
+mod entra;
+#[cfg(feature = "integration-tests")]
 mod export;
 #[cfg(feature = "integration-tests")]
 mod export_exactly_once;
