@@ -27,7 +27,7 @@ out="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 
 log() { printf 'build-guests: %s\n' "$*" >&2; }
 
-guests=(stay-category stay-summary clickstream-agg misbehave misbehave-agg language-detect)
+guests=(stay-category stay-category-v2 stay-summary clickstream-agg misbehave misbehave-agg language-detect)
 if [[ "$mode" == demo ]]; then
   guests=(stay-category stay-summary)
 fi

@@ -62,25 +62,30 @@ impl Heartbeat {
         }
     }
 
-    /// The file name of this worker's beats: its name with anything but
-    /// `A-Z a-z 0-9 . _ -` replaced, so an instance id is never a path.
+    /// The file name of this worker's beats: see [`worker_file_name`].
     pub fn file_name(&self) -> String {
-        let safe: String = self
-            .worker
-            .chars()
-            .take(128)
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        match safe.trim_start_matches('.') {
-            "" => "worker.json".to_owned(),
-            name => format!("{name}.json"),
-        }
+        worker_file_name(&self.worker)
+    }
+}
+
+/// The file name of what a worker stores (its beats, its shadow report):
+/// its name with anything but `A-Z a-z 0-9 . _ -` replaced, so an instance
+/// id is never a path.
+pub fn worker_file_name(worker: &str) -> String {
+    let safe: String = worker
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    match safe.trim_start_matches('.') {
+        "" => "worker.json".to_owned(),
+        name => format!("{name}.json"),
     }
 }
 

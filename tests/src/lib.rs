@@ -506,6 +506,44 @@ impl EnrichWorker {
         transform: Arc<Transform>,
         watch: Option<sluice_host::registry::TransformWatch>,
     ) -> EnrichWorker {
+        Self::spawn(definition, transform, move |enricher| {
+            if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
+                enricher
+                    .swap_transform(&next)
+                    .expect("swap to the new version");
+            }
+        })
+    }
+
+    /// A worker following `followed` as `sluice enrich` does: the active
+    /// version and the shadow version. `shadow` holds the worker's own
+    /// shadow report after each step (`None` when no shadow runs).
+    pub fn following(
+        definition: &sluice_host::enrich::PipelineDefinition,
+        mut followed: sluice_host::transforms::Followed,
+        shadow: Arc<std::sync::Mutex<Option<sluice_host::shadow::ShadowReport>>>,
+    ) -> EnrichWorker {
+        let transform = followed.transform().clone();
+        Self::spawn(definition, transform, move |enricher| {
+            if let Some(next) = followed.update() {
+                enricher
+                    .swap_transform(&next)
+                    .expect("swap to the new version");
+            }
+            if let Some(next) = followed.shadow_update() {
+                enricher.set_shadow(next).expect("shadow started");
+            }
+            if let Ok(mut seen) = shadow.lock() {
+                *seen = enricher.shadow_report().cloned();
+            }
+        })
+    }
+
+    fn spawn(
+        definition: &sluice_host::enrich::PipelineDefinition,
+        transform: Arc<Transform>,
+        mut between_steps: impl FnMut(&mut sluice_host::enrich::Enricher) + Send + 'static,
+    ) -> EnrichWorker {
         use sluice_host::enrich::{Enricher, WorkerOptions, run_worker};
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let definition = definition.clone();
@@ -530,11 +568,7 @@ impl EnrichWorker {
                     if let Ok(mut seen) = seen.lock() {
                         *seen = *total;
                     }
-                    if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
-                        enricher
-                            .swap_transform(&next)
-                            .expect("swap to the new version");
-                    }
+                    between_steps(enricher);
                 },
             )
             .expect("worker ran")
@@ -545,7 +579,6 @@ impl EnrichWorker {
             totals,
         }
     }
-
     /// The worker's totals after its latest step.
     pub fn totals(&self) -> sluice_host::enrich::EnrichStats {
         self.totals.lock().map(|t| *t).unwrap_or_default()

@@ -80,11 +80,14 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }
-    // A pinned version stays; otherwise the active one is followed.
-    let mut followed = Followed::start(
+    let worker = args.instance_id.clone().unwrap_or_else(default_worker_name);
+    // A pinned version stays; otherwise the active one is followed, and
+    // the shadow version when one is named.
+    let mut followed = Followed::start_as(
         &transforms,
         &definition.transform,
         Duration::from_millis(args.reload_ms),
+        worker.clone(),
     )
     .with_context(|| {
         format!(
@@ -115,7 +118,7 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     // topology page.
     let heartbeats = registry.as_ref().map(|registry| Heartbeats {
         sink: registry.heartbeat_sink(),
-        worker: args.instance_id.clone().unwrap_or_else(default_worker_name),
+        worker,
         every: Duration::from_millis(args.heartbeat_ms.max(100)),
     });
     let options = WorkerOptions {
@@ -127,6 +130,11 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
             && let Err(error) = enricher.swap_transform(&next)
         {
             tracing::error!(%error, "cannot switch to the new version; keeping the current one");
+        }
+        if let Some(shadow) = followed.shadow_update()
+            && let Err(error) = enricher.set_shadow(shadow)
+        {
+            tracing::warn!(%error, "cannot run the shadow version; running without it");
         }
         if last_report.elapsed() >= every {
             last_report = Instant::now();

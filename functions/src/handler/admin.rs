@@ -1,5 +1,5 @@
 //! The admin API under `/api`: transforms (upload, list, activate, roll
-//! back, delete a version) and pipelines (create, update, get, list,
+//! back, delete a version, shadow runs) and pipelines (create, update, get, list,
 //! delete, and a bulk create-or-update like the ETL workers'
 //! `POST /api/consumer_configs`). Every route needs the admin key (checked
 //! by `auth.rs`, in front of every route).
@@ -60,6 +60,7 @@ pub fn routes(admin: Arc<Admin>) -> OpenApiRouter {
         .routes(routes!(activate))
         .routes(routes!(rollback))
         .routes(routes!(delete_version))
+        .routes(routes!(start_shadow, shadow_report, stop_shadow))
         .routes(routes!(list_pipelines, apply_pipelines))
         .routes(routes!(get_pipeline, put_pipeline, delete_pipeline))
         .routes(routes!(get_topology))
@@ -146,6 +147,19 @@ struct ActivateBody {
     version: String,
 }
 
+/// A `{"version": "..."}` body, or a 400 saying so.
+fn version_body(
+    body: Result<Json<ActivateBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<String, ApiError> {
+    let Json(body) = body.map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"version\": \"...\"}}: {}", e.body_text()),
+        )
+    })?;
+    Ok(body.version)
+}
+
 #[utoipa::path(post, path = "/api/transforms/{name}/activate", tag = "registry",
     summary = "Make a version (8+ hex digits of it) the active one",
     params(("name" = String, Path, description = "Transform name")), request_body(content = serde_json::Value, description = "{\"version\": \"...\"}"),
@@ -155,16 +169,47 @@ async fn activate(
     Path(name): Path<String>,
     body: Result<Json<ActivateBody>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult {
-    let Json(body) = body.map_err(|e| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("expected {{\"version\": \"...\"}}: {}", e.body_text()),
-        )
-    })?;
+    let version = version_body(body)?;
     ok(
         StatusCode::OK,
-        admin.registry.activate(&name, &body.version).await?,
+        admin.registry.activate(&name, &version).await?,
     )
+}
+
+#[utoipa::path(post, path = "/api/transforms/{name}/shadow", tag = "registry",
+    summary = "Shadow the active version with another (8+ hex digits of it): every running instance also runs it on the same batches and reports what it would change, producing nothing",
+    params(("name" = String, Path, description = "Transform name")), request_body(content = serde_json::Value, description = "{\"version\": \"...\"}"),
+    responses((status = 200, description = "The new manifest"), (status = 404, description = "No such version"),
+        (status = 409, description = "The version is the active one"), (status = 422, description = "Not a transformer")),
+    security(("functions_key" = []), ("bearer" = [])))]
+async fn start_shadow(
+    State(admin): State<Arc<Admin>>,
+    Path(name): Path<String>,
+    body: Result<Json<ActivateBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult {
+    let version = version_body(body)?;
+    ok(
+        StatusCode::OK,
+        admin.registry.shadow(&name, &version).await?,
+    )
+}
+
+#[utoipa::path(get, path = "/api/transforms/{name}/shadow", tag = "registry",
+    summary = "The shadow run's report: records compared, the same, differing by kind, skipped past the CPU budget, and a sample of differing records, added up over every instance",
+    params(("name" = String, Path, description = "Transform name")),
+    responses((status = 200, description = "{transform, active, shadow, report}: shadow and report are null when no shadow runs, report until an instance has reported"), (status = 404, description = "No such transform")),
+    security(("functions_key" = []), ("bearer" = [])))]
+async fn shadow_report(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.shadow_status(&name).await?)
+}
+
+#[utoipa::path(delete, path = "/api/transforms/{name}/shadow", tag = "registry",
+    summary = "End the shadow run (activating the shadow version ends it too)",
+    params(("name" = String, Path, description = "Transform name")),
+    responses((status = 200, description = "The new manifest"), (status = 404, description = "No such transform")),
+    security(("functions_key" = []), ("bearer" = [])))]
+async fn stop_shadow(State(admin): State<Arc<Admin>>, Path(name): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, admin.registry.stop_shadow(&name).await?)
 }
 
 #[utoipa::path(post, path = "/api/transforms/{name}/rollback", tag = "registry",

@@ -119,6 +119,13 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
             .swap_transform(&next)
             .context("switching to the newly activated version")?;
     }
+    // A shadow version named or ended; one that cannot run is logged, and
+    // the batch goes on without it.
+    if let Some(shadow) = live.followed.shadow_update()
+        && let Err(error) = live.enricher.set_shadow(shadow)
+    {
+        tracing::warn!(%error, "cannot run the shadow version; running without it");
+    }
     let mut records = Vec::new();
     let mut unreadable = Vec::new();
     for event in events(binding) {

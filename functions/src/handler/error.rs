@@ -22,9 +22,10 @@ impl From<RegistryError> for ApiError {
     fn from(error: RegistryError) -> Self {
         let status = match &error {
             e if e.is_not_found() => StatusCode::NOT_FOUND,
-            RegistryError::DeleteActive { .. } | RegistryError::Conflict { .. } => {
-                StatusCode::CONFLICT
-            }
+            RegistryError::DeleteActive { .. }
+            | RegistryError::ShadowIsActive { .. }
+            | RegistryError::Conflict { .. } => StatusCode::CONFLICT,
+            RegistryError::ShadowWorld { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             RegistryError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RegistryError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             e if e.is_client_error() => StatusCode::BAD_REQUEST,

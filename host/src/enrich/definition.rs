@@ -158,6 +158,12 @@ pub struct LimitSpec {
     /// the Consumption plan).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_ms: Option<u64>,
+    /// During a shadow run, the most CPU time the shadow version may take,
+    /// as a percentage of the active version's (default 50): past it,
+    /// batches go unshadowed (counted as skipped) until the active version
+    /// has caught up.
+    #[serde(default = "default_shadow_cpu_percent")]
+    pub shadow_cpu_percent: u32,
 }
 
 impl Default for LimitSpec {
@@ -166,6 +172,7 @@ impl Default for LimitSpec {
             memory_mb: default_memory_mb(),
             deadline_ms: default_deadline_ms(),
             budget_ms: None,
+            shadow_cpu_percent: default_shadow_cpu_percent(),
         }
     }
 }
@@ -213,6 +220,10 @@ fn default_max_fields() -> usize {
 
 fn default_memory_mb() -> usize {
     Limits::default().memory_bytes >> 20
+}
+
+fn default_shadow_cpu_percent() -> u32 {
+    crate::shadow::DEFAULT_CPU_PERCENT
 }
 
 fn default_deadline_ms() -> u64 {
@@ -436,6 +447,12 @@ impl PipelineDefinition {
         }
         if self.limits.deadline_ms == 0 {
             return fail("limits.deadline_ms", "must be at least 1".into());
+        }
+        if self.limits.shadow_cpu_percent == 0 {
+            return fail(
+                "limits.shadow_cpu_percent",
+                "must be at least 1 (a shadow with no time would never run)".into(),
+            );
         }
         if let Some(budget) = self.limits.budget_ms
             && budget < self.limits.deadline_ms

@@ -12,6 +12,7 @@ use crate::pipeline::{Routed, Routing};
 use crate::record::{KafkaRecord, RecordRef};
 use crate::retry::Backoff;
 use crate::runtime::{Budget, GuestFailure, RuntimeError, Transform, Transformer};
+use crate::shadow::{Shadow, ShadowReport, Shadowing};
 
 /// Counts of what happened to input records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -101,6 +102,8 @@ pub struct Enricher {
     /// Records a step's time budget left untried, in order: the next step
     /// tries them first. Unfinished, so nothing commits past them.
     carried: Vec<Ready>,
+    /// The shadow version run beside the transform, during a shadow run.
+    shadow: Option<Shadow>,
 }
 
 impl Enricher {
@@ -124,6 +127,7 @@ impl Enricher {
             routing,
             join,
             carried: Vec::new(),
+            shadow: None,
         })
     }
 
@@ -142,7 +146,34 @@ impl Enricher {
             self.definition.limits.limits(),
             self.definition.metadata_pairs(),
         )?;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.against(transform.version());
+        }
         Ok(())
+    }
+
+    /// Starts running `shadowing` beside the transform from the next step
+    /// on, or with `None` ends the shadow run (its last report stored).
+    pub fn set_shadow(&mut self, shadowing: Option<Shadowing>) -> Result<(), RuntimeError> {
+        if let Some(ended) = self.shadow.take() {
+            ended.finish();
+        }
+        if let Some(shadowing) = shadowing {
+            let limits = &self.definition.limits;
+            self.shadow = Some(Shadow::start(
+                shadowing,
+                self.transformer.transform().version(),
+                limits.limits(),
+                self.definition.metadata_pairs(),
+                limits.shadow_cpu_percent,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// What the shadow run found here so far, during one.
+    pub fn shadow_report(&self) -> Option<&ShadowReport> {
+        self.shadow.as_ref().map(Shadow::report)
     }
 
     /// Ids waiting in the join.
@@ -345,7 +376,13 @@ impl Enricher {
         for inputs in records.chunks(size) {
             let called = Instant::now();
             let results = self.transformer.process_within(inputs, &mut budget);
-            step.guest += called.elapsed();
+            let took = called.elapsed();
+            step.guest += took;
+            // After the active version, before its outcomes are routed (and
+            // so moved): the shadow's time is not the batch's budget.
+            if let Some(shadow) = &mut self.shadow {
+                shadow.follow(inputs, &results, took);
+            }
             let done = results.len();
             // Exactly this chunk's: the records stay paired with their
             // members whatever `process_within` returns.

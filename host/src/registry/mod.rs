@@ -11,10 +11,13 @@
 //!   they never see a half-written manifest. (Put-if-absent works on a local
 //!   folder too, where there is no ETag-conditional update.)
 //! - `pipelines/<name>.json`: pipeline definitions;
-//! - `health/<pipeline>/<worker>.json`: each worker's last heartbeat.
+//! - `health/<pipeline>/<worker>.json`: each worker's last heartbeat;
+//! - `shadow/<transform>/<instance>.json`: each instance's report of the
+//!   transform's shadow run (`shadow.rs`).
 
 mod heartbeats;
 mod manifest;
+mod shadow;
 mod watch;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use manifest::{Change, Manifest, VersionInfo};
+pub use shadow::ShadowStatus;
 pub use watch::TransformWatch;
 
 use crate::enrich::{DefinitionError, PipelineDefinition};
@@ -51,6 +55,18 @@ pub enum RegistryError {
     NothingToRollBack { name: String },
     #[error("version {version} of `{name}` is active: activate another one before deleting it")]
     DeleteActive { name: String, version: String },
+    #[error(
+        "version {version} of `{name}` is the active one: shadow another version, or stop the shadow"
+    )]
+    ShadowIsActive { name: String, version: String },
+    #[error(
+        "version {version} of `{name}` cannot shadow: only a transformer shadows a transformer, and this is an {world}"
+    )]
+    ShadowWorld {
+        name: String,
+        version: String,
+        world: String,
+    },
     #[error("the upload is {size} bytes; the limit is {limit}")]
     TooLarge { size: usize, limit: usize },
     #[error("refused: {0}")]

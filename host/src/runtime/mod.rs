@@ -33,7 +33,7 @@ pub use cache::{CacheOutcome, content_hash};
 pub use error::{GuestError, GuestFailure, RuntimeError};
 pub use limits::{Budget, Limits};
 pub use state::Metadata;
-pub use transformer::Transformer;
+pub use transformer::{RecordResult, Transformer};
 
 use cache::ArtifactCache;
 use engine::EpochTicker;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use sluice_host::enrich::PipelineDefinition;
-use sluice_host::registry::Manifest;
+use sluice_host::registry::{Manifest, ShadowStatus};
 
 use super::{Backend, TransformSummary, UploadOutcome};
 
@@ -207,6 +207,21 @@ impl Backend for AdminApi {
             Method::DELETE,
             &["transforms", name, "versions", version],
         ))
+    }
+
+    fn shadow(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
+        self.send(
+            Call::new(Method::POST, &["transforms", name, "shadow"])
+                .json(&json!({ "version": version }))?,
+        )
+    }
+
+    fn stop_shadow(&self, name: &str) -> anyhow::Result<Manifest> {
+        self.send(Call::new(Method::DELETE, &["transforms", name, "shadow"]))
+    }
+
+    fn shadow_status(&self, name: &str) -> anyhow::Result<ShadowStatus> {
+        self.send(Call::new(Method::GET, &["transforms", name, "shadow"]))
     }
 
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sluice_host::enrich::PipelineDefinition;
 use sluice_host::io::block_on;
-use sluice_host::registry::{Manifest, Registry};
+use sluice_host::registry::{Manifest, Registry, ShadowStatus};
 
 use api::AdminApi;
 
@@ -142,6 +142,28 @@ enum TransformsCommand {
     Rollback { name: String },
     /// Remove a version that is not active.
     Delete { name: String, version: String },
+    /// Shadow the active version with VERSION (8+ hex digits of it): every
+    /// running worker and trigger instance also runs it on the same
+    /// batches, within a share of the active version's CPU time, and
+    /// reports what it would change; its outputs are never produced.
+    /// Activating VERSION promotes it and ends the shadow run.
+    Shadow {
+        name: String,
+        #[arg(required_unless_present = "stop")]
+        version: Option<String>,
+        /// End the shadow run instead.
+        #[arg(long, conflicts_with = "version")]
+        stop: bool,
+    },
+    /// What the shadow run found, over every instance: records compared,
+    /// the same, differing by kind, skipped, and a sample of differing
+    /// records.
+    ShadowReport {
+        name: String,
+        /// The report as JSON, as GET /api/transforms/{name}/shadow answers.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,6 +236,9 @@ pub trait Backend {
     fn activate(&self, name: &str, version: &str) -> anyhow::Result<Manifest>;
     fn rollback(&self, name: &str) -> anyhow::Result<Manifest>;
     fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest>;
+    fn shadow(&self, name: &str, version: &str) -> anyhow::Result<Manifest>;
+    fn stop_shadow(&self, name: &str) -> anyhow::Result<Manifest>;
+    fn shadow_status(&self, name: &str) -> anyhow::Result<ShadowStatus>;
     /// Stores one definition or a list (all checked first); their names.
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>>;
     fn pipelines(&self) -> anyhow::Result<Vec<PipelineDefinition>>;
@@ -262,6 +287,18 @@ impl Backend for Direct {
 
     fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
         Ok(block_on(self.registry.delete_version(name, version))?)
+    }
+
+    fn shadow(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
+        Ok(block_on(self.registry.shadow(name, version))?)
+    }
+
+    fn stop_shadow(&self, name: &str) -> anyhow::Result<Manifest> {
+        Ok(block_on(self.registry.stop_shadow(name))?)
+    }
+
+    fn shadow_status(&self, name: &str) -> anyhow::Result<ShadowStatus> {
+        Ok(block_on(self.registry.shadow_status(name))?)
     }
 
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {
@@ -344,8 +381,90 @@ pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("deleting `{name}` version {version}"))?;
             println!("{}", summary(&TransformSummary::from(&manifest)));
         }
+        TransformsCommand::Shadow {
+            name,
+            version: Some(version),
+            stop: false,
+        } => {
+            let manifest = backend
+                .shadow(&name, &version)
+                .with_context(|| format!("shadowing `{name}` with version {version}"))?;
+            println!(
+                "{} shadowed by {}",
+                summary(&TransformSummary::from(&manifest)),
+                manifest.shadow.as_deref().unwrap_or("none")
+            );
+        }
+        TransformsCommand::Shadow { name, .. } => {
+            let manifest = backend
+                .stop_shadow(&name)
+                .with_context(|| format!("stopping the shadow run of `{name}`"))?;
+            println!("{}, no shadow", summary(&TransformSummary::from(&manifest)));
+        }
+        TransformsCommand::ShadowReport { name, json } => {
+            let status = backend
+                .shadow_status(&name)
+                .with_context(|| format!("reading the shadow run of `{name}`"))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+            } else {
+                print!("{}", shadow_text(&status));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A shadow run's report as lines of text.
+fn shadow_text(status: &ShadowStatus) -> String {
+    let short = |v: &str| v.chars().take(12).collect::<String>();
+    let Some(shadow) = &status.shadow else {
+        return format!("{}: no shadow run\n", status.transform);
+    };
+    let mut text = format!(
+        "{}: {} shadows the active {}\n",
+        status.transform,
+        short(shadow),
+        status.active.as_deref().map_or("none".into(), short)
+    );
+    let Some(report) = &status.report else {
+        text.push_str("no instance has reported yet\n");
+        return text;
+    };
+    let kinds: Vec<String> = report
+        .differ
+        .iter()
+        .map(|(kind, n)| format!("{n} {}", kind.as_str()))
+        .collect();
+    text.push_str(&format!(
+        "instances {}\ncompared {}: {} the same, {} differ{}\nskipped {} ({} batches past the CPU budget); time in the shadow {} ms, in the active version {} ms\n",
+        report.instances.join(", "),
+        report.compared,
+        report.same,
+        report.differing(),
+        if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+        report.skipped,
+        report.skipped_batches,
+        report.shadow_ms,
+        report.active_ms,
+    ));
+    for sample in &report.samples {
+        text.push_str(&format!(
+            "{} partition {} offset {}: {}{}\n  active: {}\n  shadow: {}\n",
+            sample.topic,
+            sample.partition,
+            sample.offset,
+            sample.kind.as_str(),
+            sample
+                .path
+                .as_deref()
+                .map(|p| format!(" at {p}"))
+                .unwrap_or_default(),
+            sample.active,
+            sample.shadow,
+        ));
+    }
+    text
 }
 
 fn summary(transform: &TransformSummary) -> String {

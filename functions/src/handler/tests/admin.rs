@@ -99,6 +99,13 @@ fn routes() -> Vec<(Method, &'static str, Vec<u8>)> {
         ),
         (Method::POST, "/api/transforms/t/rollback", vec![]),
         (
+            Method::POST,
+            "/api/transforms/t/shadow",
+            br#"{"version":"0123456789"}"#.to_vec(),
+        ),
+        (Method::GET, "/api/transforms/t/shadow", vec![]),
+        (Method::DELETE, "/api/transforms/t/shadow", vec![]),
+        (
             Method::DELETE,
             "/api/transforms/t/versions/0123456789",
             vec![],
@@ -241,6 +248,100 @@ async fn transforms_are_uploaded_activated_rolled_back_and_deleted() {
         error["error"].as_str().unwrap().contains("version"),
         "{error}"
     );
+}
+
+/// The shadow routes: start, report (none yet), refuse the active version
+/// and an aggregator, stop; promoting ends the shadow too.
+#[tokio::test]
+async fn a_shadow_is_started_reported_refused_stopped_and_ended_by_promotion() {
+    let app = app(Some(KEY));
+    let upload = |path: &'static str, guest_name: &'static str| {
+        let app = &app;
+        async move {
+            let (status, uploaded) = admin(app, Method::PUT, path, guest(guest_name)).await;
+            assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+            uploaded["version"].as_str().unwrap().to_owned()
+        }
+    };
+    let v1 = upload("/api/transforms/stay?activate=true", "stay-category").await;
+    let v2 = upload("/api/transforms/stay", "stay-category-v2").await;
+    let agg = upload("/api/transforms/stay", "stay-summary").await;
+    let version = |v: &str| json!({"version": &v[..12]}).to_string().into_bytes();
+
+    let (status, report) = admin(&app, Method::GET, "/api/transforms/stay/shadow", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        report,
+        json!({"transform": "stay", "active": v1, "shadow": null, "report": null})
+    );
+    let (status, error) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/shadow",
+        version(&v1),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    let (status, error) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/shadow",
+        version(&agg),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (status, error) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/shadow",
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+
+    let (status, manifest) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/shadow",
+        version(&v2),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{manifest}");
+    assert_eq!(
+        (&manifest["active"], &manifest["shadow"]),
+        (&json!(v1), &json!(v2))
+    );
+    let (_, report) = admin(&app, Method::GET, "/api/transforms/stay/shadow", vec![]).await;
+    assert_eq!(
+        report,
+        json!({"transform": "stay", "active": v1, "shadow": v2, "report": null}),
+        "no instance has reported"
+    );
+    let (status, manifest) =
+        admin(&app, Method::DELETE, "/api/transforms/stay/shadow", vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(manifest["shadow"], Value::Null);
+
+    admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/shadow",
+        version(&v2),
+    )
+    .await;
+    let (_, manifest) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay/activate",
+        version(&v2),
+    )
+    .await;
+    assert_eq!(
+        (&manifest["active"], &manifest["shadow"]),
+        (&json!(v2), &Value::Null)
+    );
+    let (status, _) = admin(&app, Method::GET, "/api/transforms/nope/shadow", vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
