@@ -313,6 +313,9 @@ impl Enricher {
         let mut batch = std::mem::take(&mut self.carried);
         batch.append(&mut ready);
         self.run_transform(batch, &mut step);
+        if let Some(shadow) = &self.shadow {
+            shadow.offer();
+        }
         step
     }
 

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -103,14 +103,14 @@ impl Registry {
         Ok(status)
     }
 
-    /// A sink that stores `instance`'s shadow reports here, at most once
-    /// every `every`, on the I/O runtime.
+    /// A sink that stores `instance`'s shadow reports here, on the I/O
+    /// runtime: the latest one offered, at most once every `every`.
     pub fn shadow_sink(self: &Arc<Self>, instance: String, every: Duration) -> Arc<dyn ReportSink> {
         Arc::new(RegistryReports {
             registry: self.clone(),
             instance,
             every,
-            last: Mutex::new(None),
+            latest: Arc::new(Mutex::new(None)),
             storing: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -124,10 +124,12 @@ struct RegistryReports {
     registry: Arc<Registry>,
     instance: String,
     every: Duration,
-    /// When a report was last sent to the store.
-    last: Mutex<Option<Instant>>,
-    /// A report is being stored: a slow store skips reports instead of
-    /// piling them up.
+    /// The latest report offered and not stored yet.
+    latest: Arc<Mutex<Option<ShadowReport>>>,
+    /// A task is storing reports: it takes the latest one, stores it,
+    /// waits `every`, and goes on while there is a newer one. So a batch
+    /// never waits for the store, a slow store never piles reports up, and
+    /// the last report offered is always stored in the end.
     storing: Arc<AtomicBool>,
 }
 
@@ -137,35 +139,51 @@ impl ReportSink for RegistryReports {
     }
 
     fn offer(&self, report: &ShadowReport) {
-        {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| at.elapsed() < self.every) {
-                return;
-            }
-            if self.storing.swap(true, Ordering::SeqCst) {
-                return;
-            }
-            *last = Some(Instant::now());
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+        if self.storing.swap(true, Ordering::SeqCst) {
+            return;
         }
-        let (registry, storing) = (self.registry.clone(), self.storing.clone());
-        let (instance, report) = (self.instance.clone(), report.clone());
+        let (registry, latest, storing) = (
+            self.registry.clone(),
+            self.latest.clone(),
+            self.storing.clone(),
+        );
+        let (instance, every) = (self.instance.clone(), self.every);
         crate::io::handle().spawn(async move {
-            if let Err(error) = registry.put_shadow_report(&instance, &report).await {
-                tracing::warn!(transform = report.transform, %error, "shadow report not stored; the next one tries again");
+            loop {
+                let next = latest.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(report) = next {
+                    if let Err(error) = registry.put_shadow_report(&instance, &report).await {
+                        tracing::warn!(transform = report.transform, %error, "shadow report not stored; the next one tries again");
+                    }
+                    tokio::time::sleep(every).await;
+                    continue;
+                }
+                storing.store(false, Ordering::SeqCst);
+                // One offered between the take and the flag's release
+                // found the flag still set: take it up here.
+                let pending = latest.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+                if !pending || storing.swap(true, Ordering::SeqCst) {
+                    break;
+                }
             }
-            storing.store(false, Ordering::SeqCst);
         });
     }
 
     fn last(&self, report: &ShadowReport) {
-        let (registry, storing) = (self.registry.clone(), self.storing.clone());
+        let (registry, latest, storing) = (
+            self.registry.clone(),
+            self.latest.clone(),
+            self.storing.clone(),
+        );
         let (instance, report) = (self.instance.clone(), report.clone());
         let stored = crate::io::wait(async move {
             tokio::time::timeout(LAST_REPORT_WAIT, async move {
-                // One still being stored would land over this one.
+                // A report still being stored would land over this one.
                 while storing.swap(true, Ordering::SeqCst) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                latest.lock().unwrap_or_else(|p| p.into_inner()).take();
                 let stored = registry.put_shadow_report(&instance, &report).await;
                 storing.store(false, Ordering::SeqCst);
                 stored

@@ -37,6 +37,8 @@ pub struct ShadowReport {
     /// counted in `skipped_batches`), or left untried by its time budget.
     pub skipped: u64,
     pub skipped_batches: u64,
+    /// Batches the shadow ran.
+    pub shadowed_batches: u64,
     /// Time spent in each version on the batches seen, in ms.
     pub active_ms: u64,
     pub shadow_ms: u64,
@@ -119,6 +121,7 @@ impl ShadowReport {
         }
         self.skipped += other.skipped;
         self.skipped_batches += other.skipped_batches;
+        self.shadowed_batches += other.shadowed_batches;
         self.active_ms += other.active_ms;
         self.shadow_ms += other.shadow_ms;
         let room = MAX_SAMPLES.saturating_sub(self.samples.len());

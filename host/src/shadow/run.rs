@@ -76,8 +76,7 @@ impl Shadow {
 
     /// Runs the records the active version gave `results` for (the first
     /// `results.len()` of `inputs`, which took it `took`) through the
-    /// shadow and compares, unless the shadow has used its share of time;
-    /// then offers the report to the sink.
+    /// shadow and compares, unless the shadow has used its share of time.
     pub fn follow(&mut self, inputs: &[KafkaRecord], results: &[RecordResult], took: Duration) {
         self.active_time += took;
         self.report.active_ms = self.active_time.as_millis() as u64;
@@ -99,12 +98,18 @@ impl Shadow {
             self.shadow_time += started.elapsed();
             self.report.shadow_ms = self.shadow_time.as_millis() as u64;
             self.report.skipped += (inputs.len() - shadowed.len()) as u64;
+            self.report.shadowed_batches += 1;
             for ((input, active), shadow) in inputs.iter().zip(results).zip(&shadowed) {
                 let difference = compare(active, shadow);
                 self.report.record(input, active, shadow, difference);
             }
         }
         self.report.updated_ms = crate::clock::now_ms();
+    }
+
+    /// Offers the report to the sink, which stores it now and then: after
+    /// every step.
+    pub fn offer(&self) {
         if let Some(sink) = &self.sink {
             sink.offer(&self.report);
         }
