@@ -546,3 +546,154 @@ async fn a_version_activated_through_the_admin_api_is_used_by_the_next_trigger_b
     }
     eprintln!("v2 used after {:?}", started.elapsed());
 }
+
+/// Promise: the Kafka-trigger route shadows as a worker does: a shadow
+/// started through the app's admin API runs on the next batches of the
+/// same warm instance, `GET /api/transforms/{name}/shadow` reports exactly
+/// the records it would change, and only the active version's records are
+/// produced.
+#[tokio::test]
+async fn the_trigger_route_runs_the_shadow_named_through_the_admin_api() {
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use sluice_host::registry::Registry;
+    use sluice_host::storage::AzureCredentials;
+    use sluice_host::transforms::TransformSource;
+    use tower::ServiceExt;
+
+    use crate::handler::admin::Admin;
+    use crate::handler::router;
+
+    /// Each batch holds stays of 1 to 20 days; stay-category-v2 puts the
+    /// four of 11 to 14 days in another category.
+    const BATCH: i64 = 20;
+    let mut p = pipeline(broker());
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(
+            dir.path().join("registry").to_str().unwrap(),
+            &AzureCredentials::default(),
+        )
+        .unwrap(),
+    );
+    let definition = PipelineDefinition::from_value(&json!({
+        "name": "shadowed", "inputs": [p.input], "outputs": [p.output],
+        "dead_letter": p.dead_letter, "transform": "stay",
+        "limits": {"shadow_cpu_percent": 1000},
+    }))
+    .unwrap();
+    p.config.enrich = Some(EnrichConfig::new(definition, broker()).unwrap());
+    p.config.transforms = Arc::new(TransformSource::registry(
+        sluice_tests::runtime().clone(),
+        registry.clone(),
+    ));
+    p.config.admin = Some(Arc::new(Admin {
+        registry,
+        runtime: sluice_tests::runtime().clone(),
+        kafka: None,
+        exports: None,
+    }));
+    // One router: one warm instance, whose pipeline stays loaded.
+    let app = router(p.config.clone());
+    let send = |request: Request<Body>| {
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let admin = |method: &str, path: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-functions-key", super::ADMIN_KEY)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let batch = |first: i64| {
+        let events: Vec<String> = (0..BATCH)
+            .map(|day| {
+                let value = json!({"id": first + day, "srch_ci": "2017-08-01",
+                                   "srch_co": format!("2017-08-{:02}", day + 2)});
+                kevent(&p.input, first + day, &value.to_string())
+            })
+            .collect();
+        let body = json!({
+            "Data": {"kevents": Value::from(events).to_string()},
+            "Metadata": metadata(&p.input),
+        });
+        Request::post("/Enrich")
+            .header("content-type", "application/json")
+            .header("x-functions-key", super::ADMIN_KEY)
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let (status, v1) = send(admin(
+        "PUT",
+        "/api/transforms/stay?activate=true",
+        sluice_tests::guest("stay-category"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    let (status, v2) = send(admin(
+        "PUT",
+        "/api/transforms/stay",
+        sluice_tests::guest("stay-category-v2"),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v2}");
+    let (status, answer) = send(batch(0)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let shadow = json!({"version": v2["version"]}).to_string().into_bytes();
+    let (status, manifest) = send(admin("POST", "/api/transforms/stay/shadow", shadow)).await;
+    assert_eq!(status, StatusCode::OK, "{manifest}");
+
+    // Batches go on until the instance has shadowed and reported three.
+    let started = Instant::now();
+    let mut first = BATCH;
+    let report = loop {
+        let (status, answer) = send(batch(first)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        first += BATCH;
+        let (status, answer) = send(admin("GET", "/api/transforms/stay/shadow", vec![])).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        if answer["report"]["compared"].as_i64() >= Some(3 * BATCH) {
+            break answer["report"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no shadow report a minute after the shadow was named: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let compared = report["compared"].as_i64().unwrap();
+    assert_eq!(compared % BATCH, 0, "whole batches: {report}");
+    assert_eq!(
+        report["differ"],
+        json!({"records": compared / 5}),
+        "{report}"
+    );
+    assert_eq!(report["same"], compared - compared / 5);
+    for sample in report["samples"].as_array().unwrap() {
+        let day = sample["offset"].as_i64().unwrap() % BATCH + 1;
+        assert!((11..=14).contains(&day), "{sample}");
+        assert_eq!(sample["path"], "/0/value/stay_category");
+    }
+    let out = read_all(&broker(), &p.output);
+    assert_eq!(out.len() as i64, first, "one output per record");
+    let stamp = format!("stay@{}", &v1["version"].as_str().unwrap()[..12]);
+    assert!(
+        out.iter()
+            .all(|r| header_text(r, header::TRANSFORM) == stamp),
+        "only the active version's records are produced"
+    );
+}
