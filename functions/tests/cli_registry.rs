@@ -345,3 +345,79 @@ fn exactly_one_of_registry_and_api_is_required() {
     let stderr = String::from_utf8_lossy(&both.stderr);
     assert!(stderr.contains("not both"), "{stderr}");
 }
+
+/// `sluice transforms shadow`, `shadow-report` and `shadow --stop` print
+/// the same through the admin API and straight on the registry.
+#[test]
+fn shadow_commands_through_the_admin_api_match_the_registry() {
+    let server = Server::start();
+    let name = "stay";
+    let v1 = uploaded_version(
+        &server.api(&[
+            "transforms",
+            "upload",
+            &guest("stay_category.wasm"),
+            "--name",
+            name,
+            "--activate",
+        ]),
+        name,
+        true,
+    );
+    let v2 = uploaded_version(
+        &server.api(&[
+            "transforms",
+            "upload",
+            &guest("stay_category_v2.wasm"),
+            "--name",
+            name,
+        ]),
+        name,
+        false,
+    );
+    assert_eq!(
+        server.both(&["transforms", "shadow-report", name]),
+        format!("{name}: no shadow run\n")
+    );
+    assert_eq!(
+        server.api(&["transforms", "shadow", name, &v2[..12]]),
+        format!("{name} active {v1} (2 versions) shadowed by {v2}\n")
+    );
+    assert_eq!(
+        server.both(&["transforms", "shadow-report", name]),
+        format!(
+            "{name}: {} shadows the active {}\nno instance has reported yet\n",
+            &v2[..12],
+            &v1[..12]
+        )
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&server.both(&["transforms", "shadow-report", name, "--json"]))
+            .unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"transform": name, "active": v1, "shadow": v2, "report": null})
+    );
+    let refused = sluice(
+        &[
+            "transforms",
+            "shadow",
+            name,
+            &v1[..12],
+            "--registry",
+            server.registry.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!refused.status.success());
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("is the active one"), "{error}");
+    assert_eq!(
+        server.direct(&["transforms", "shadow", name, "--stop"]),
+        format!("{name} active {v1} (2 versions), no shadow\n")
+    );
+    assert_eq!(
+        server.both(&["transforms", "shadow-report", name]),
+        format!("{name}: no shadow run\n")
+    );
+}
