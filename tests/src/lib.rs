@@ -465,6 +465,18 @@ pub fn read_all(config: &KafkaConfig, topic: &str) -> Vec<sluice_host::record::K
     all
 }
 
+/// The `id` field of each record's JSON value, in order.
+pub fn ids(records: &[sluice_host::record::KafkaRecord]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| {
+            let value: serde_json::Value =
+                serde_json::from_slice(r.value.as_deref().expect("a value")).expect("JSON");
+            value["id"].as_u64().expect("an id")
+        })
+        .collect()
+}
+
 /// The value of header `key` as text; panics when the record lacks it.
 pub fn header_text<'a>(record: &'a sluice_host::record::KafkaRecord, key: &str) -> &'a str {
     record

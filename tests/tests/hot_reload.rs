@@ -16,7 +16,7 @@ use sluice_host::registry::{Registry, TransformWatch};
 use sluice_host::runtime::{Runtime, RuntimeConfig};
 use sluice_host::storage::AzureCredentials;
 use sluice_tests::{
-    EnrichWorker, block_on, broker, fresh_topic, guest, header_text, read_all, runtime,
+    EnrichWorker, block_on, broker, fresh_topic, guest, header_text, ids, read_all, runtime,
 };
 
 /// The two tests take turns: compiling the Python component takes every
@@ -155,14 +155,7 @@ fn switches_to(runtime: &Runtime, new_guest: &str) {
     worker.stop();
 
     let out = read_all(&config, &output);
-    let ids: Vec<u64> = out
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<Value>(r.value.as_deref().unwrap()).unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let ids = ids(&out);
     assert_eq!(
         ids,
         (0..total as u64).collect::<Vec<_>>(),

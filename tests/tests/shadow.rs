@@ -18,7 +18,8 @@ use sluice_host::shadow::{Kind, MAX_SAMPLES, ShadowReport};
 use sluice_host::storage::AzureCredentials;
 use sluice_host::transforms::{Followed, TransformSource};
 use sluice_tests::{
-    EnrichWorker, block_on, broker, fresh_topic, guest, header_text, produce_to, read_all, runtime,
+    EnrichWorker, block_on, broker, fresh_topic, guest, header_text, ids, produce_to, read_all,
+    runtime,
 };
 
 /// How often the worker asks the registry, as a short `--reload-ms`.
@@ -224,11 +225,8 @@ fn a_shadow_that_changes_one_category_reports_exactly_the_records_that_differ() 
             .all(|r| header_text(r, header::TRANSFORM) == setup.stamp(0)),
         "every output made by the active version"
     );
-    for record in &out {
-        let id = serde_json::from_slice::<Value>(record.value.as_deref().unwrap()).unwrap()["id"]
-            .as_u64()
-            .unwrap() as usize;
-        if differs(id) {
+    for (record, id) in out.iter().zip(ids(&out)) {
+        if differs(id as usize) {
             assert_eq!(category(record), "Standard extended stay", "id {id}");
         }
     }
@@ -296,14 +294,7 @@ fn a_shadow_that_traps_on_every_record_leaves_the_active_output_untouched() {
 
     let out = read_all(&broker(), &setup.output);
     assert_eq!(out.len(), RECORDS, "the active output is whole");
-    let ids: Vec<u64> = out
-        .iter()
-        .map(|r| {
-            serde_json::from_slice::<Value>(r.value.as_deref().unwrap()).unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
+    let ids = ids(&out);
     assert_eq!(
         ids,
         (0..RECORDS as u64).collect::<Vec<_>>(),

@@ -445,59 +445,16 @@ async fn an_output_too_large_for_the_broker_is_dead_lettered_and_the_batch_goes_
 /// and the time to load it.
 #[tokio::test]
 async fn a_version_activated_through_the_admin_api_is_used_by_the_next_trigger_batches() {
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
     use axum::body::Body;
     use axum::http::Request;
-    use http_body_util::BodyExt;
-    use sluice_host::registry::Registry;
-    use sluice_host::storage::AzureCredentials;
-    use sluice_host::transforms::TransformSource;
-    use tower::ServiceExt;
-
-    use crate::handler::admin::Admin;
-    use crate::handler::router;
 
     let mut p = pipeline(broker());
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(
-        Registry::open(
-            dir.path().join("registry").to_str().unwrap(),
-            &AzureCredentials::default(),
-        )
-        .unwrap(),
-    );
-    let definition = PipelineDefinition::from_value(&json!({
+    let definition = json!({
         "name": "followed", "inputs": [p.input], "outputs": [p.output],
         "dead_letter": p.dead_letter, "transform": "followed",
-    }))
-    .unwrap();
-    p.config.enrich = Some(EnrichConfig::new(definition, broker()).unwrap());
-    p.config.transforms = Arc::new(TransformSource::registry(
-        sluice_tests::runtime().clone(),
-        registry.clone(),
-    ));
-    p.config.admin = Some(Arc::new(Admin {
-        registry,
-        runtime: sluice_tests::runtime().clone(),
-        kafka: None,
-        exports: None,
-    }));
-    // One router: one warm instance, whose pipeline stays loaded.
-    let app = router(p.config.clone());
-    let send = |request: Request<Body>| {
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-            )
-        }
-    };
+    });
+    let (app, _registry) = registry_app(&mut p, definition);
+    let send = |request: Request<Body>| send(&app, request);
     let upload = |component: Vec<u8>| {
         Request::put("/api/transforms/followed?activate=true")
             .header("x-functions-key", super::ADMIN_KEY)
@@ -554,62 +511,20 @@ async fn a_version_activated_through_the_admin_api_is_used_by_the_next_trigger_b
 /// produced.
 #[tokio::test]
 async fn the_trigger_route_runs_the_shadow_named_through_the_admin_api() {
-    use std::sync::Arc;
-
     use axum::body::Body;
     use axum::http::Request;
-    use http_body_util::BodyExt;
-    use sluice_host::registry::Registry;
-    use sluice_host::storage::AzureCredentials;
-    use sluice_host::transforms::TransformSource;
-    use tower::ServiceExt;
-
-    use crate::handler::admin::Admin;
-    use crate::handler::router;
 
     /// Each batch holds stays of 1 to 20 days; stay-category-v2 puts the
     /// four of 11 to 14 days in another category.
     const BATCH: i64 = 20;
     let mut p = pipeline(broker());
-    let dir = tempfile::tempdir().unwrap();
-    let registry = Arc::new(
-        Registry::open(
-            dir.path().join("registry").to_str().unwrap(),
-            &AzureCredentials::default(),
-        )
-        .unwrap(),
-    );
-    let definition = PipelineDefinition::from_value(&json!({
+    let definition = json!({
         "name": "shadowed", "inputs": [p.input], "outputs": [p.output],
         "dead_letter": p.dead_letter, "transform": "stay",
         "limits": {"shadow_cpu_percent": 1000},
-    }))
-    .unwrap();
-    p.config.enrich = Some(EnrichConfig::new(definition, broker()).unwrap());
-    p.config.transforms = Arc::new(TransformSource::registry(
-        sluice_tests::runtime().clone(),
-        registry.clone(),
-    ));
-    p.config.admin = Some(Arc::new(Admin {
-        registry,
-        runtime: sluice_tests::runtime().clone(),
-        kafka: None,
-        exports: None,
-    }));
-    // One router: one warm instance, whose pipeline stays loaded.
-    let app = router(p.config.clone());
-    let send = |request: Request<Body>| {
-        let app = app.clone();
-        async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            (
-                status,
-                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
-            )
-        }
-    };
+    });
+    let (app, _registry) = registry_app(&mut p, definition);
+    let send = |request: Request<Body>| send(&app, request);
     let admin = |method: &str, path: &str, body: Vec<u8>| {
         Request::builder()
             .method(method)
@@ -696,4 +611,56 @@ async fn the_trigger_route_runs_the_shadow_named_through_the_admin_api() {
             .all(|r| header_text(r, header::TRANSFORM) == stamp),
         "only the active version's records are produced"
     );
+}
+
+/// One warm instance (one router, whose pipeline stays loaded) of an app
+/// running `definition` on `p`'s topics, its transforms from a registry of
+/// its own (in the folder returned) with the admin API on it.
+fn registry_app(p: &mut Pipeline, definition: Value) -> (axum::Router, tempfile::TempDir) {
+    use std::sync::Arc;
+
+    use sluice_host::registry::Registry;
+    use sluice_host::storage::AzureCredentials;
+    use sluice_host::transforms::TransformSource;
+
+    use crate::handler::admin::Admin;
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(
+        Registry::open(
+            dir.path().join("registry").to_str().unwrap(),
+            &AzureCredentials::default(),
+        )
+        .unwrap(),
+    );
+    let definition = PipelineDefinition::from_value(&definition).unwrap();
+    p.config.enrich = Some(EnrichConfig::new(definition, broker()).unwrap());
+    p.config.transforms = Arc::new(TransformSource::registry(
+        sluice_tests::runtime().clone(),
+        registry.clone(),
+    ));
+    p.config.admin = Some(Arc::new(Admin {
+        registry,
+        runtime: sluice_tests::runtime().clone(),
+        kafka: None,
+        exports: None,
+    }));
+    (crate::handler::router(p.config.clone()), dir)
+}
+
+/// `request` answered by `app`: its status and JSON body (null if none).
+async fn send(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (StatusCode, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+    )
 }
