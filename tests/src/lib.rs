@@ -537,13 +537,13 @@ impl EnrichWorker {
     ) -> EnrichWorker {
         let transform = followed.transform().clone();
         Self::spawn(definition, transform, move |enricher| {
+            if let Some(next) = followed.shadow_update() {
+                enricher.set_shadow(next).expect("shadow started");
+            }
             if let Some(next) = followed.update() {
                 enricher
                     .swap_transform(&next)
                     .expect("swap to the new version");
-            }
-            if let Some(next) = followed.shadow_update() {
-                enricher.set_shadow(next).expect("shadow started");
             }
             if let Ok(mut seen) = shadow.lock() {
                 *seen = enricher.shadow_report().cloned();

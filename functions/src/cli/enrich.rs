@@ -126,15 +126,17 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         ..WorkerOptions::default()
     };
     let total = run_worker(&config, &mut enricher, options, &stop, |enricher, total| {
-        if let Some(next) = followed.update()
-            && let Err(error) = enricher.swap_transform(&next)
-        {
-            tracing::error!(%error, "cannot switch to the new version; keeping the current one");
-        }
+        // The shadow first: a promotion ends it with its report of the
+        // version it was compared with.
         if let Some(shadow) = followed.shadow_update()
             && let Err(error) = enricher.set_shadow(shadow)
         {
             tracing::warn!(%error, "cannot run the shadow version; running without it");
+        }
+        if let Some(next) = followed.update()
+            && let Err(error) = enricher.swap_transform(&next)
+        {
+            tracing::error!(%error, "cannot switch to the new version; keeping the current one");
         }
         if last_report.elapsed() >= every {
             last_report = Instant::now();

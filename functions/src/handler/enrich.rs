@@ -113,18 +113,19 @@ fn invoke(state: &AppState, binding: &Value) -> anyhow::Result<InvocationRespons
         *slot = Some(LiveEnricher::start(config, &state.config.transforms)?);
     }
     let live = slot.as_mut().context("pipeline not loaded")?;
+    // A shadow version named or ended; one that cannot run is logged, and
+    // the batch goes on without it. First: a promotion ends
+    // the shadow with its report of the version it was compared with.
+    if let Some(shadow) = live.followed.shadow_update()
+        && let Err(error) = live.enricher.set_shadow(shadow)
+    {
+        tracing::warn!(%error, "cannot run the shadow version; running without it");
+    }
     // Between batches, never inside one: a newly activated version.
     if let Some(next) = live.followed.update() {
         live.enricher
             .swap_transform(&next)
             .context("switching to the newly activated version")?;
-    }
-    // A shadow version named or ended; one that cannot run is logged, and
-    // the batch goes on without it.
-    if let Some(shadow) = live.followed.shadow_update()
-        && let Err(error) = live.enricher.set_shadow(shadow)
-    {
-        tracing::warn!(%error, "cannot run the shadow version; running without it");
     }
     let mut records = Vec::new();
     let mut unreadable = Vec::new();
