@@ -466,11 +466,7 @@ async fn a_version_activated_through_the_admin_api_is_used_by_the_next_trigger_b
             "Data": {"kevent": kevent(&p.input, offset, r#"{"id":1}"#)},
             "Metadata": metadata(&p.input),
         });
-        Request::post("/Enrich")
-            .header("content-type", "application/json")
-            .header("x-functions-key", super::ADMIN_KEY)
-            .body(Body::from(body.to_string()))
-            .unwrap()
+        trigger(&body)
     };
     let (status, v1) = send(upload(sluice_tests::guest("misbehave"))).await;
     assert_eq!(status, StatusCode::CREATED, "{v1}");
@@ -546,11 +542,7 @@ async fn the_trigger_route_runs_the_shadow_named_through_the_admin_api() {
             "Data": {"kevents": Value::from(events).to_string()},
             "Metadata": metadata(&p.input),
         });
-        Request::post("/Enrich")
-            .header("content-type", "application/json")
-            .header("x-functions-key", super::ADMIN_KEY)
-            .body(Body::from(body.to_string()))
-            .unwrap()
+        trigger(&body)
     };
     let (status, v1) = send(admin(
         "PUT",
@@ -646,6 +638,15 @@ fn registry_app(p: &mut Pipeline, definition: Value) -> (axum::Router, tempfile:
         exports: None,
     }));
     (crate::handler::router(p.config.clone()), dir)
+}
+
+/// `POST /Enrich` with `body`, as the Functions host sends it.
+fn trigger(body: &Value) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post("/Enrich")
+        .header("content-type", "application/json")
+        .header("x-functions-key", super::ADMIN_KEY)
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
 }
 
 /// `request` answered by `app`: its status and JSON body (null if none).
