@@ -327,6 +327,9 @@ mod tests {
                 stat("n", None, None, 9),
                 stat("not_in_schema", Some(1), Some(1), 0),
             ],
+            location: None,
+            late: 0,
+            last_time: None,
         };
         let add = Add::of_file(
             &file,

@@ -498,6 +498,9 @@ mod tests {
             dead_lettered: 0,
             dead_letters: None,
             stats: Vec::new(),
+            location: None,
+            late: 0,
+            last_time: None,
         }
     }
 
