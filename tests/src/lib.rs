@@ -15,6 +15,7 @@ pub mod arbitrary;
 pub mod bench;
 pub mod exports;
 pub mod http;
+pub mod lake;
 pub mod stored;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
