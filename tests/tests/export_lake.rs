@@ -304,3 +304,107 @@ fn records_of_a_complete_hour_follow_each_late_data_policy() {
         }
     }
 }
+
+#[test]
+fn a_delta_table_by_hour_is_compacted_and_read_once_by_deltalake_with_pruning() {
+    use sluice_host::config::ExportFormat;
+    use sluice_tests::delta::{commits, live_adds, read_with_deltalake, stored};
+    let config = broker();
+    let topic = fresh_topic("lake-delta");
+    ensure_topic(&config, &topic, 2).unwrap();
+    let count = 240;
+    for partition in 0..2 {
+        produce_stamped(&config, &topic, partition, &values(0, count), |i| {
+            Some(at_minute(i as i64) + i64::from(partition) * 30_000)
+        });
+    }
+    let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
+    let storage = local(root.path());
+    let table = root.path().join(&topic);
+    let delta = |run: &str, compact| {
+        let mut options = hourly(run, LateData::Strict, compact);
+        options.format = ExportFormat::Delta;
+        options
+    };
+    for run in 0..12 {
+        let report = export(
+            &config,
+            &topic,
+            &group,
+            json!({"num_messages": 20}),
+            &storage,
+            &delta(&format!("run-{run:03}"), false),
+        );
+        assert_eq!(report.records, 40);
+    }
+    let hour_files = |hour: u32| {
+        live_adds(&table)
+            .values()
+            .filter(|add| add["partitionValues"]["hour"] == hour.to_string())
+            .count()
+    };
+    assert_eq!(hour_files(11), 6, "three runs an hour, two partitions");
+    let report = export(
+        &config,
+        &topic,
+        &group,
+        json!({}),
+        &storage,
+        &delta("run-compact", true),
+    );
+    let compaction = &report.time.as_ref().unwrap().compaction;
+    assert_eq!((compaction.files_in, compaction.files_out), (18, 6));
+    for hour in 10..13 {
+        assert_eq!(hour_files(hour), 2, "hour {hour}: one file a partition");
+    }
+    assert_eq!(hour_files(13), 6, "hour 13 is not complete");
+    let log = commits(&table);
+    let optimize: Vec<&serde_json::Value> = log
+        .iter()
+        .flatten()
+        .filter(|a| a["commitInfo"]["operation"] == "OPTIMIZE")
+        .collect();
+    assert_eq!(optimize.len(), 6, "one commit a partition and hour");
+    for actions in &log {
+        if actions[0]["commitInfo"]["operation"] == "OPTIMIZE" {
+            assert!(
+                actions
+                    .iter()
+                    .filter_map(|a| a.get("add").or_else(|| a.get("remove")))
+                    .all(|a| a["dataChange"] == false),
+                "{actions:?}"
+            );
+            assert!(actions.iter().all(|a| a.get("txn").is_none()));
+        }
+    }
+    let seen = stored(&table);
+    assert_eq!(seen.len(), 2 * count);
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "every record once in the table"
+    );
+    let markers: Vec<String> = sluice_tests::stored::files_under(&table.join("_complete"))
+        .iter()
+        .filter_map(|p| p.strip_prefix(table.join("_complete")).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .filter(|n| n != "_state.json")
+        .collect();
+    assert_eq!(markers, [folder(10), folder(11), folder(12)]);
+    let request = json!({
+        "uri": table,
+        "partitions": [["dt", "=", "2026-12-05"], ["hour", "=", "11"]],
+    });
+    if let Some(read) = read_with_deltalake(&request) {
+        assert_eq!(read["rows"], 2 * count);
+        let offsets = read["offsets"].as_object().unwrap();
+        assert_eq!(offsets.len(), 2 * count);
+        assert!(offsets.values().all(|n| n == 1), "no row twice");
+        assert_eq!(read["partition_columns"], json!(["dt", "hour"]));
+        assert_eq!(read["partition_files"], 2, "hour 11 alone: {read}");
+        assert_eq!(read["partition_rows"], 120, "{read}");
+        assert_eq!(
+            read["properties"]["sluice.completeThrough"], "2026-12-05T13:00:00Z",
+            "{read}"
+        );
+    }
+}

@@ -224,7 +224,28 @@ fn merge(
     };
     let mut merged = Vec::new();
     for sources in by_location.values() {
-        match merge_location(storage, topic, options, by, &dir, partition, first, sources)? {
+        let Some(at) = sources.first().and_then(|(f, _)| location(by, f)) else {
+            continue;
+        };
+        let sources: Vec<Source<'_>> = sources
+            .iter()
+            .map(|(file, last)| Source {
+                key: &file.key,
+                dead_letters: file.dead_letters.as_deref(),
+                last: *last,
+            })
+            .collect();
+        let merged_file = merge_location(
+            storage,
+            topic,
+            options,
+            by,
+            &dir,
+            (partition, first),
+            at,
+            &sources,
+        )?;
+        match merged_file {
             Some(file) => merged.push(file.finish(&names, last)?),
             None => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -309,18 +330,26 @@ fn merge(
     })
 }
 
-/// One location's files merged into one open file (not yet finished);
-/// `None` when their columns differ.
+/// A file to merge: its key, its dead letters' key, and the last offset
+/// of the unit it comes from.
+pub(super) struct Source<'a> {
+    pub key: &'a str,
+    pub dead_letters: Option<&'a str>,
+    pub last: i64,
+}
+
+/// One location's files merged into one open file (not yet finished),
+/// starting at offset `first`; `None` when their columns differ.
 #[allow(clippy::too_many_arguments)]
-fn merge_location(
+pub(super) fn merge_location(
     storage: &Storage,
     topic: &str,
     options: &ExportOptions,
     by: PartitionBy,
     dir: &Path,
-    partition: i32,
-    first: i64,
-    sources: &[(&RangeFile, i64)],
+    (partition, first): (i32, i64),
+    location: Location,
+    sources: &[Source<'_>],
 ) -> Result<Option<PartitionFile>, ExportError> {
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
         path: dir.to_owned(),
@@ -329,9 +358,9 @@ fn merge_location(
     let mut out: Option<PartitionFile> = None;
     let mut late = 0u64;
     let mut schemas = BTreeSet::new();
-    for (index, (source, unit_last)) in sources.iter().enumerate() {
+    for (index, source) in sources.iter().enumerate() {
         let local = dir.join(format!("source-{index}.parquet"));
-        storage.download(&source.key, &local)?;
+        storage.download(source.key, &local)?;
         let parquet_error = |reason: String| ExportError::Parquet {
             path: local.clone(),
             reason,
@@ -342,7 +371,6 @@ fn merge_location(
         })?;
         let builder = ParquetRecordBatchReaderBuilder::try_new(file)
             .map_err(|e| parquet_error(e.to_string()))?;
-        let schema = builder.schema().clone();
         late += builder
             .metadata()
             .file_metadata()
@@ -353,17 +381,15 @@ fn merge_location(
             .and_then(|kv| kv.value.as_deref()?.parse::<u64>().ok())
             .unwrap_or(0);
         // Metadata aside, the columns must be the same.
-        let columns = arrow_schema::Schema::new(schema.fields().clone());
+        let columns = arrow_schema::Schema::new(builder.schema().fields().clone());
         schemas.insert(format!("{columns:?}"));
         if schemas.len() > 1 {
+            let _ = std::fs::remove_file(&local);
             return Ok(None);
         }
         let target = match &mut out {
             Some(target) => target,
             None => {
-                let Some(location) = location(by, source) else {
-                    return Ok(None);
-                };
                 let mut file = PartitionFile::create_at(
                     dir,
                     topic,
@@ -384,9 +410,9 @@ fn merge_location(
         let reader = builder.build().map_err(|e| parquet_error(e.to_string()))?;
         for batch in reader {
             let batch = batch.map_err(|e| parquet_error(e.to_string()))?;
-            target.write(&batch, *unit_last)?;
+            target.write(&batch, source.last)?;
         }
-        if let Some(key) = &source.dead_letters {
+        if let Some(key) = source.dead_letters {
             target.append_dead_letters(&storage.get(key)?)?;
         }
         let _ = std::fs::remove_file(&local);

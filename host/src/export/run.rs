@@ -143,10 +143,26 @@ pub fn export_topics(
                     });
                     export_span(&entry.topic, run_id, began, &result);
                     match &result {
-                        Ok(r) => crate::metrics::export_run(
-                            &entry.topic,
-                            Some((r.records, r.files.len(), r.bytes(), r.seconds)),
-                        ),
+                        Ok(r) => {
+                            crate::metrics::export_run(
+                                &entry.topic,
+                                Some((r.records, r.files.len(), r.bytes(), r.seconds)),
+                            );
+                            if let Some(time) = &r.time {
+                                let merged = &time.compaction;
+                                crate::metrics::export_compaction(
+                                    &entry.topic,
+                                    merged.files_in,
+                                    merged.files_out,
+                                    merged.bytes_out,
+                                );
+                                crate::metrics::export_completeness(
+                                    &entry.topic,
+                                    time.completeness.marked.len(),
+                                    time.completeness.complete_through,
+                                );
+                            }
+                        }
                         Err(error) => {
                             crate::metrics::export_run(&entry.topic, None);
                             tracing::error!(%error, "topic export failed");

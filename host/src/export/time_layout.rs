@@ -68,6 +68,31 @@ pub fn reached_by_ranges(
     Ok(reached)
 }
 
+/// How far each partition read by a Delta run has got: the table's
+/// `txn` (or its files), and the last time its newest file's tags give.
+pub fn reached_by_table(
+    table: &crate::export::delta::DeltaTable,
+    ranges: &[PartitionRange],
+) -> Reached {
+    use crate::export::stored::Held;
+    let mut reached = Reached::new();
+    for range in ranges {
+        let Some(next) = table.partition(range.partition).next_offset() else {
+            continue;
+        };
+        let last_time = table
+            .snapshot()
+            .live()
+            .values()
+            .filter_map(|f| f.range)
+            .filter(|r| r.partition == range.partition)
+            .max_by_key(|r| r.last)
+            .and_then(|r| r.last_time);
+        reached.insert(range.partition, (next, last_time));
+    }
+    reached
+}
+
 /// The end of a run: completeness from `reached`, the state promised, the
 /// complete buckets compacted (`compact` merges one partition's, given
 /// the new completeness; it returns what it did and how far the partition

@@ -93,13 +93,19 @@ pub fn export_topic(
                 recorded: Vec::new(),
             }))
         }
-        (ExportFormat::Delta, _) => Sink::Delta(Box::new(DeltaTable::open(
-            storage,
-            plan,
-            &options.run_id,
-            &staging,
-            options.checkpoint_interval,
-        )?)),
+        (ExportFormat::Delta, time) => {
+            let mut table = DeltaTable::open(
+                storage,
+                plan,
+                &options.run_id,
+                &staging,
+                options.checkpoint_interval,
+            )?;
+            if let Some(layout) = time {
+                table.partition_by(layout.by);
+            }
+            Sink::Delta(Box::new(table))
+        }
     };
     // How complete the output was when the run started (records of a
     // bucket already complete are late).
@@ -278,7 +284,51 @@ pub fn export_topic(
                     &mut compact,
                 )?
             }
-            Sink::Delta(_) | Sink::Files(_) => TimeReport::default(),
+            Sink::Delta(table) => {
+                let reached = time_layout::reached_by_table(table, &ranges);
+                let done = {
+                    let table = &mut **table;
+                    let mut compact = |partition, from, through| {
+                        crate::export::delta::compact_partition(
+                            storage,
+                            table,
+                            options,
+                            layout.by,
+                            &staging,
+                            partition,
+                            (from, through),
+                        )
+                    };
+                    time_layout::finish(
+                        storage,
+                        names,
+                        options,
+                        &staging,
+                        state,
+                        &ranges,
+                        &reached,
+                        &report.files,
+                        &mut compact,
+                    )?
+                };
+                // The table says it too: a property readers of the table
+                // see (the end of the last complete time partition), set
+                // in a commit that names the partitions completed.
+                let boundary = done
+                    .completeness
+                    .complete_through
+                    .and_then(|through| layout.by.bucket(through))
+                    .map(|open| open.start);
+                if let (false, Some(through)) = (done.completeness.marked.is_empty(), boundary) {
+                    let iso = chrono::DateTime::from_timestamp_millis(through)
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default();
+                    table.commit_complete_through(storage, &iso, &done.completeness.marked)?;
+                }
+                report.delta = Some(table.report());
+                done
+            }
+            Sink::Files(_) => TimeReport::default(),
         });
     }
     report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();

@@ -24,12 +24,14 @@
 mod actions;
 mod checkpoint;
 mod commit;
+mod compact;
 mod error;
 mod files;
 mod log;
 mod schema;
 mod table;
 
+pub use compact::compact_partition;
 pub use error::DeltaError;
 #[cfg(test)]
 pub(crate) use log::Snapshot;

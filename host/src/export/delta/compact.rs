@@ -1,0 +1,187 @@
+//! A time-partitioned Delta table's compaction: the same plan as the
+//! Parquet files' (`export/compact.rs`), over the table's units (the files
+//! of one partition whose tags name the same range), each group's files
+//! of a time partition merged into one, then bin-packed into the table in
+//! one commit (`remove`s and `add`s with `dataChange` false). The merged
+//! files are stored before the commit; a run that stops in between leaves
+//! them outside the table, for VACUUM, and the next run merges again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::table::DeltaTable;
+use crate::config::PartitionBy;
+use crate::export::buckets::Location;
+use crate::export::compact::{CompactReport, Source, UnitView, merge_location, plan};
+use crate::export::error::ExportError;
+use crate::export::layout::{self, FileNames};
+use crate::export::options::ExportOptions;
+use crate::export::upload::{ToStore, store_all};
+use crate::storage::Storage;
+
+/// One of a unit's files: its path in the table, its time partition's
+/// folder, size, dead letters (relative to the table).
+struct UnitFile {
+    path: String,
+    folder: String,
+    size: u64,
+    dead_letters: Option<String>,
+}
+
+/// Merges the small files of one partition's units whose time partitions
+/// all ended by `through`, from offset `from` on. Returns what it did and
+/// how far the partition is settled.
+#[allow(clippy::too_many_arguments)]
+pub fn compact_partition(
+    storage: &Storage,
+    table: &mut DeltaTable,
+    options: &ExportOptions,
+    by: PartitionBy,
+    staging: &Path,
+    partition: i32,
+    (from, through): (i64, i64),
+) -> Result<(CompactReport, Option<i64>), ExportError> {
+    // The table's units of this partition: files by their tagged range.
+    let mut units: BTreeMap<(i64, i64), (bool, Option<i64>, Vec<UnitFile>)> = BTreeMap::new();
+    for (path, live) in table.snapshot().live() {
+        let Some(range) = live
+            .range
+            .filter(|r| r.partition == partition && r.last >= from)
+        else {
+            continue;
+        };
+        let folder = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
+        let unit = units.entry((range.first, range.last)).or_insert((
+            range.compacted,
+            range.last_time,
+            Vec::new(),
+        ));
+        unit.0 |= range.compacted;
+        unit.2.push(UnitFile {
+            path: path.clone(),
+            folder,
+            size: u64::try_from(live.size).unwrap_or(0),
+            dead_letters: live.dead_letters.clone(),
+        });
+    }
+    let units: Vec<((i64, i64), (bool, Option<i64>, Vec<UnitFile>))> = units.into_iter().collect();
+    let closed = |folder: &str| by.parse(folder).is_some_and(|b| by.end(b) <= through);
+    let views: Vec<UnitView> = units
+        .iter()
+        .map(|((first, last), (compacted, _, files))| UnitView {
+            first: *first,
+            last: *last,
+            compacted: *compacted,
+            closed: files.iter().all(|f| closed(&f.folder)),
+            files: files.iter().map(|f| (f.folder.clone(), f.size)).collect(),
+        })
+        .collect();
+    let plan = plan(&views, options.target_file_bytes);
+    let mut report = CompactReport::default();
+    let topic = table.topic().to_owned();
+    let in_table = |relative: &str| format!("{}/{relative}", layout::delta_table(&topic));
+    let names = FileNames::DeltaBuckets {
+        run_id: options.run_id.clone(),
+        by,
+    };
+    for group in plan.groups {
+        let Some(members) = units.get(group) else {
+            continue;
+        };
+        let (Some(((first, _), _)), Some(((_, last), (_, last_time, _)))) =
+            (members.first(), members.last())
+        else {
+            continue;
+        };
+        let (first, last, last_time) = (*first, *last, *last_time);
+        let dir = staging.join(format!("compact-{partition}-{first}"));
+        let mut by_folder: BTreeMap<&str, Vec<(String, Option<String>, i64)>> = BTreeMap::new();
+        for ((_, unit_last), (_, _, files)) in members {
+            for file in files {
+                by_folder.entry(&file.folder).or_default().push((
+                    in_table(&file.path),
+                    file.dead_letters.as_deref().map(in_table),
+                    *unit_last,
+                ));
+            }
+        }
+        let mut merged = Vec::new();
+        let mut skipped = false;
+        for (folder, files) in &by_folder {
+            let Some(bucket) = by.parse(folder) else {
+                skipped = true;
+                break;
+            };
+            let sources: Vec<Source<'_>> = files
+                .iter()
+                .map(|(key, dead, last)| Source {
+                    key,
+                    dead_letters: dead.as_deref(),
+                    last: *last,
+                })
+                .collect();
+            let location = Location {
+                bucket,
+                late: false,
+            };
+            match merge_location(
+                storage,
+                &topic,
+                options,
+                by,
+                &dir,
+                (partition, first),
+                location,
+                &sources,
+            )? {
+                Some(file) => {
+                    let mut written = file.finish(&names, last)?;
+                    written.last_time = last_time;
+                    merged.push(written);
+                }
+                None => {
+                    skipped = true;
+                    break;
+                }
+            }
+        }
+        if skipped {
+            let _ = std::fs::remove_dir_all(&dir);
+            report.skipped += 1;
+            continue;
+        }
+        crate::crash_point!("compact::before-store");
+        let to_store: Vec<ToStore<'_>> = merged
+            .iter()
+            .map(|file| ToStore {
+                file,
+                had_dead_letters: false,
+            })
+            .collect();
+        store_all(storage, &topic, &to_store, options.upload_concurrency)?;
+        crate::crash_point!("compact::after-store");
+        let removes: Vec<String> = members
+            .iter()
+            .flat_map(|(_, (_, _, files))| files.iter().map(|f| f.path.clone()))
+            .collect();
+        let adds = merged.iter().map(|f| table.compacted_add(f)).collect();
+        table.commit_rewrite(storage, &removes, adds)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        tracing::info!(
+            topic,
+            partition,
+            first,
+            last,
+            files_in = removes.len(),
+            files_out = merged.len(),
+            "compacted the table's files of complete partitions"
+        );
+        report.add(&CompactReport {
+            files_in: removes.len(),
+            files_out: merged.len(),
+            bytes_out: merged.iter().map(|f| f.bytes).sum(),
+            skipped: 0,
+        });
+    }
+    Ok((report, plan.settled))
+}
