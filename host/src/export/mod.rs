@@ -21,6 +21,7 @@ mod partition_file;
 mod ranges;
 mod resume;
 mod run;
+mod status;
 mod stored;
 mod time_layout;
 mod topic;
@@ -43,6 +44,7 @@ pub use options::{
 };
 pub use partition_file::PartitionFile;
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
+pub use status::{BucketStatus, TopicStatus, export_status};
 pub use time_layout::TimeReport;
 pub use topic::{
     DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions, TopicReport, export_topic,

@@ -356,6 +356,7 @@ impl StoredRanges {
         Ok(StoredRanges { partition, units })
     }
 
+    #[cfg(test)]
     pub fn units(&self) -> &[StoredFile] {
         &self.units
     }

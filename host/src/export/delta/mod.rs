@@ -33,6 +33,5 @@ mod table;
 
 pub use compact::compact_partition;
 pub use error::DeltaError;
-#[cfg(test)]
 pub(crate) use log::Snapshot;
 pub use table::{DeltaReport, DeltaTable};
