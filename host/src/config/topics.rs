@@ -497,4 +497,53 @@ mod tests {
             "{error}"
         );
     }
+
+    #[test]
+    fn time_partitions_are_an_addition_whose_settings_are_checked_by_name() {
+        let entries = read(
+            r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": "at", "late_data": "late"},
+                {"topic": "u", "group_id": "g", "partition_by": "day", "format": "delta"}]"#,
+        )
+        .unwrap();
+        assert_eq!(entries[0].partition_by, Some(PartitionBy::Hour));
+        assert_eq!(entries[0].time_field.as_deref(), Some("at"));
+        assert_eq!(entries[0].late_data, Some(LateData::Late));
+        assert_eq!(entries[1].partition_by, Some(PartitionBy::Day));
+        assert_eq!(entries[1].late_data, None, "strict unless said");
+        for (text, field, says) in [
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "week"}]"#,
+                "partition_by",
+                "week",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "time_field": "at"}]"#,
+                "field `time_field`",
+                "needs `partition_by`",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "late_data": "late"}]"#,
+                "field `late_data`",
+                "needs `partition_by`",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": "at", "value_format": "raw"}]"#,
+                "field `time_field`",
+                "not `raw` bytes",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": " "}]"#,
+                "field `time_field`",
+                "is empty",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "format": "delta", "late_data": "late"}]"#,
+                "field `late_data`",
+                "use `strict` or `current`",
+            ),
+        ] {
+            let error = read(text).unwrap_err().to_string();
+            assert!(error.contains(field) && error.contains(says), "{error}");
+        }
+    }
 }
