@@ -408,3 +408,46 @@ fn a_delta_table_by_hour_is_compacted_and_read_once_by_deltalake_with_pruning() 
         );
     }
 }
+
+#[test]
+fn a_value_field_places_records_by_day_and_a_record_without_it_is_a_dead_letter() {
+    let config = broker();
+    let topic = fresh_topic("lake-field");
+    ensure_topic(&config, &topic, 1).unwrap();
+    // Kafka timestamps all on 2026-12-05; the values say otherwise.
+    let records = [
+        r#"{"at": "2026-12-01T23:59:59Z"}"#,
+        r#"{"at": 1796688000000}"#,
+        r#"{"other": 1}"#,
+        r#"{"at": "2026-12-02T00:00:00+02:00"}"#,
+    ];
+    produce_stamped(&config, &topic, 0, &records, |_| Some(at_minute(0)));
+    let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
+    let storage = local(root.path());
+    let mut options = hourly("run-1", LateData::Strict, true);
+    options.time = Some(TimeLayout {
+        by: PartitionBy::Day,
+        field: Some("at".into()),
+        late: LateData::Strict,
+    });
+    let report = export(&config, &topic, &group, json!({}), &storage, &options);
+    assert_eq!((report.records, report.dead_lettered), (4, 1));
+    let folders: BTreeMap<String, usize> = files_by_folder(root.path(), &format!("topic={topic}"))
+        .into_iter()
+        .map(|(folder, files)| (folder, files.len()))
+        .collect();
+    // 2026-12-02T00:00+02:00 is the 1st, 22:00 UTC; 1796688000000 is the 8th.
+    assert_eq!(
+        folders.keys().collect::<Vec<_>>(),
+        ["dt=2026-12-01", "dt=2026-12-05", "dt=2026-12-08"],
+        "the dead letter's empty file goes by its Kafka timestamp"
+    );
+    let dead = report
+        .dead_letter_files()
+        .next()
+        .expect("a dead-letter file");
+    assert!(dead.contains("dt=2026-12-05"), "{dead}");
+    let line = std::fs::read_to_string(root.path().join(dead)).unwrap();
+    assert!(line.contains("no time field `at`"), "{line}");
+    assert_each_once(root.path(), 1, 4);
+}

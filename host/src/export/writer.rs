@@ -198,10 +198,6 @@ struct Placement {
     own: Option<(Bucket, i64)>,
 }
 
-/// Rows of one location waiting to be written: records, typed cells, how
-/// many were placed late, the last offset.
-type Pending = (Vec<KafkaRecord>, Vec<Vec<Cell>>, u64, i64);
-
 pub(super) struct TopicWriter<'a> {
     pub topic: &'a str,
     pub plan: &'a ReadPlan,
@@ -462,16 +458,32 @@ impl<'a> TopicWriter<'a> {
         block: i64,
         chunk: &[KafkaRecord],
     ) -> Result<Vec<KafkaRecord>, ExportError> {
-        let mut kept = Vec::with_capacity(chunk.len());
-        let mut pending: BTreeMap<Option<Location>, Pending> = BTreeMap::new();
+        // Kept records, and for each its location and whether it was placed
+        // late, and its typed cells; those from `written` on are not in a
+        // file yet.
+        let mut kept: Vec<KafkaRecord> = Vec::with_capacity(chunk.len());
+        let mut places: Vec<(Option<Location>, bool)> = Vec::with_capacity(chunk.len());
+        let mut cells: Vec<Vec<Cell>> = Vec::new();
+        let mut written = 0;
         for record in chunk {
             let refused = match decode(record, self.options, &self.typed) {
-                Ok((decoded, cells)) => match self.place(partition, &decoded) {
+                Ok((decoded, row)) => match self.place(partition, &decoded) {
                     Ok(placement) => {
                         if let Some((own, time)) = placement.own {
                             let newest = self.open.get(&partition).and_then(|u| u.newest);
                             if newest.is_some_and(|n| own > n) {
-                                self.write_pending(partition, &mut pending)?;
+                                let typed = if cells.is_empty() {
+                                    &[][..]
+                                } else {
+                                    &cells[written..]
+                                };
+                                self.write_rows(
+                                    partition,
+                                    &kept[written..],
+                                    &places[written..],
+                                    typed,
+                                )?;
+                                written = kept.len();
                                 self.finish_and_store(&[(partition, record.offset - 1)])?;
                                 self.open_unit(partition, block, record.offset);
                             }
@@ -483,13 +495,8 @@ impl<'a> TopicWriter<'a> {
                                 cursor.newest = cursor.newest.max(Some(own));
                             }
                         }
-                        let rows = pending
-                            .entry(placement.location)
-                            .or_insert_with(|| (Vec::new(), Vec::new(), 0, record.offset));
-                        rows.1.extend(cells);
-                        rows.2 += u64::from(placement.late);
-                        rows.3 = record.offset;
-                        rows.0.push(decoded.clone());
+                        cells.extend(row);
+                        places.push((placement.location, placement.late));
                         kept.push(decoded);
                         None
                     }
@@ -506,7 +513,12 @@ impl<'a> TopicWriter<'a> {
                     .dead_letter(record, &reason)?;
             }
         }
-        self.write_pending(partition, &mut pending)?;
+        let typed = if cells.is_empty() {
+            &[][..]
+        } else {
+            &cells[written..]
+        };
+        self.write_rows(partition, &kept[written..], &places[written..], typed)?;
         if let (Some(unit), Some(last)) = (self.open.get_mut(&partition), chunk.last()) {
             unit.touched = Instant::now();
             // Every record of the chunk was handled, kept or not.
@@ -515,35 +527,72 @@ impl<'a> TopicWriter<'a> {
         Ok(kept)
     }
 
-    /// Writes the rows waiting for each location to its file.
-    fn write_pending(
+    /// Writes kept records (with their places and typed cells) to the
+    /// files of their locations: as they are when they share one (a flat
+    /// export, or records in time order), else grouped by location.
+    fn write_rows(
         &mut self,
         partition: i32,
-        pending: &mut BTreeMap<Option<Location>, Pending>,
+        records: &[KafkaRecord],
+        places: &[(Option<Location>, bool)],
+        cells: &[Vec<Cell>],
     ) -> Result<(), ExportError> {
-        for (location, (records, cells, late, last)) in std::mem::take(pending) {
-            let staging = self.staging.clone();
-            let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
-                path: staging.clone(),
-                reason: e.to_string(),
-            };
-            let plan = self.plan;
-            let rows = kafka_batch(
-                &records,
-                self.options.value,
-                self.options.timestamps(),
-                |p, o| plan.adjusted_offset(p, o),
-            )
-            .map_err(parquet_error)?;
-            let rows = if self.typed.is_empty() {
-                rows
-            } else {
-                with_value_columns(&rows, &self.typed, &cells).map_err(parquet_error)?
-            };
-            let file = self.file(partition, location)?;
-            file.write(&rows, last)?;
-            file.add_late(late);
+        let (Some((first, _)), Some(last)) = (places.first(), records.last()) else {
+            return Ok(());
+        };
+        if places.iter().all(|(l, _)| l == first) {
+            let late = places.iter().filter(|(_, late)| *late).count() as u64;
+            return self.write_batch(partition, *first, records, cells, (late, last.offset));
         }
+        let mut by_location: BTreeMap<Option<Location>, Vec<usize>> = BTreeMap::new();
+        for (index, (location, _)) in places.iter().enumerate() {
+            by_location.entry(*location).or_default().push(index);
+        }
+        for (location, indices) in by_location {
+            let group: Vec<KafkaRecord> = indices.iter().map(|i| records[*i].clone()).collect();
+            let typed: Vec<Vec<Cell>> = if cells.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|i| cells[*i].clone()).collect()
+            };
+            let late = indices.iter().filter(|i| places[**i].1).count() as u64;
+            let last = group.last().map_or(last.offset, |r| r.offset);
+            self.write_batch(partition, location, &group, &typed, (late, last))?;
+        }
+        Ok(())
+    }
+
+    /// Writes records of one location as a batch of rows to its file;
+    /// `late` of them were placed late, `last` is the last one's offset.
+    fn write_batch(
+        &mut self,
+        partition: i32,
+        location: Option<Location>,
+        records: &[KafkaRecord],
+        cells: &[Vec<Cell>],
+        (late, last): (u64, i64),
+    ) -> Result<(), ExportError> {
+        let staging = self.staging.clone();
+        let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
+            path: staging.clone(),
+            reason: e.to_string(),
+        };
+        let plan = self.plan;
+        let rows = kafka_batch(
+            records,
+            self.options.value,
+            self.options.timestamps(),
+            |p, o| plan.adjusted_offset(p, o),
+        )
+        .map_err(parquet_error)?;
+        let rows = if self.typed.is_empty() {
+            rows
+        } else {
+            with_value_columns(&rows, &self.typed, cells).map_err(parquet_error)?
+        };
+        let file = self.file(partition, location)?;
+        file.write(&rows, last)?;
+        file.add_late(late);
         Ok(())
     }
 
