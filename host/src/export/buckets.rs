@@ -253,7 +253,7 @@ mod tests {
             bucket: h10,
             late: false,
         };
-        assert_eq!(placed(LateData::Strict, h12, None).1, false, "not late");
+        assert!(!placed(LateData::Strict, h12, None).1, "not late");
         assert_eq!(placed(LateData::Strict, h10, Some(h13)), (own, true));
         assert_eq!(
             placed(LateData::Late, h10, Some(h13)),

@@ -437,10 +437,20 @@ mod tests {
         }
     }
 
+    /// A case: units, the target size, the groups and how far settled.
+    type Case = (
+        &'static str,
+        Vec<UnitView>,
+        u64,
+        Vec<Range<usize>>,
+        Option<i64>,
+    );
+
     #[test]
+    #[allow(clippy::single_range_in_vec_init)] // a list of groups, one of them
     fn the_units_merged_are_the_complete_ones_of_shared_buckets() {
         let (h13, h14) = ("dt=x/hour=13", "dt=x/hour=14");
-        let cases: Vec<(&str, Vec<UnitView>, u64, Vec<Range<usize>>, Option<i64>)> = vec![
+        let cases: Vec<Case> = vec![
             ("nothing", vec![], 100, vec![], None),
             (
                 "the runs of a complete hour become one unit",

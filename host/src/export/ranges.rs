@@ -490,10 +490,12 @@ mod tests {
             19,
             vec![file(&storage, "topic=t/dt=x/b.parquet")],
         );
-        let entry = journal.storing(&storage, &[a.clone()]).unwrap();
-        journal.recorded(&storage, &entry, &[a.clone()]).unwrap();
+        let entry = journal.storing(&storage, std::slice::from_ref(&a)).unwrap();
+        journal
+            .recorded(&storage, &entry, std::slice::from_ref(&a))
+            .unwrap();
         // The run stops after storing b's file, before its record.
-        journal.storing(&storage, &[b.clone()]).unwrap();
+        journal.storing(&storage, std::slice::from_ref(&b)).unwrap();
         assert_eq!(recover(&storage, "t").unwrap(), 1);
         assert!(exists(&storage, "topic=t/dt=x/a.parquet"));
         assert!(
@@ -523,7 +525,9 @@ mod tests {
         // the merged file goes, the old ones stay.
         let merged = unit("run-2", 0, 19, vec![file(&storage, "k/merged")]);
         let mut second = Journal::new("t", "run-2");
-        second.storing(&storage, &[merged.clone()]).unwrap();
+        second
+            .storing(&storage, std::slice::from_ref(&merged))
+            .unwrap();
         recover(&storage, "t").unwrap();
         assert!(!exists(&storage, "k/merged"));
         assert!(exists(&storage, "k/a") && exists(&storage, "k/b"));
@@ -532,7 +536,9 @@ mod tests {
         // carries it out.
         let merged = unit("run-3", 0, 19, vec![file(&storage, "k/merged")]);
         let mut third = Journal::new("t", "run-3");
-        third.storing(&storage, &[merged.clone()]).unwrap();
+        third
+            .storing(&storage, std::slice::from_ref(&merged))
+            .unwrap();
         let key = entry_key("t", "run-3", 1, true);
         let entry = Entry {
             run: "run-3".into(),
@@ -558,7 +564,9 @@ mod tests {
         put_record(&storage, "t", &old).unwrap();
         let mut journal = Journal::new("t", "run-2");
         let new = unit("run-2", 0, 9, vec![file(&storage, "k/new")]);
-        journal.storing(&storage, &[new.clone()]).unwrap();
+        journal
+            .storing(&storage, std::slice::from_ref(&new))
+            .unwrap();
         let held = StoredRanges::load(&storage, "t", 0).unwrap();
         let replaced = held.within(&storage, 0, 9).unwrap();
         journal.decide(&storage, vec![new], replaced).unwrap();

@@ -37,6 +37,9 @@ pub struct TopicStatus {
     pub buckets: Vec<BucketStatus>,
 }
 
+/// Each time-partitioned topic's status, or why it could not be read.
+pub type Statuses = Vec<(String, Result<TopicStatus, ExportError>)>;
+
 /// The newest `last` buckets of every time-partitioned entry, in the
 /// order of the file; entries without `partition_by` are left out.
 pub fn export_status(
@@ -44,7 +47,7 @@ pub fn export_status(
     connections: &Connections,
     out: Option<&str>,
     last: usize,
-) -> Result<Vec<(String, Result<TopicStatus, ExportError>)>, RunError> {
+) -> Result<Statuses, RunError> {
     let url = out.map_or_else(|| connections.storage_url(), str::to_owned);
     let storage = Storage::open(&url, &connections.azure_credentials())?;
     Ok(topics

@@ -28,6 +28,17 @@ struct UnitFile {
     dead_letters: Option<String>,
 }
 
+/// One unit of the table: files of one partition tagged with one range.
+#[derive(Default)]
+struct TableUnit {
+    compacted: bool,
+    last_time: Option<i64>,
+    files: Vec<UnitFile>,
+}
+
+/// A folder's files to merge: key, dead letters' key, the unit's last offset.
+type Sources = Vec<(String, Option<String>, i64)>;
+
 /// Merges the small files of one partition's units whose time partitions
 /// all ended by `through`, from offset `from` on. Returns what it did and
 /// how far the partition is settled.
@@ -42,7 +53,7 @@ pub fn compact_partition(
     (from, through): (i64, i64),
 ) -> Result<(CompactReport, Option<i64>), ExportError> {
     // The table's units of this partition: files by their tagged range.
-    let mut units: BTreeMap<(i64, i64), (bool, Option<i64>, Vec<UnitFile>)> = BTreeMap::new();
+    let mut units: BTreeMap<(i64, i64), TableUnit> = BTreeMap::new();
     for (path, live) in table.snapshot().live() {
         let Some(range) = live
             .range
@@ -51,29 +62,30 @@ pub fn compact_partition(
             continue;
         };
         let folder = path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned();
-        let unit = units.entry((range.first, range.last)).or_insert((
-            range.compacted,
-            range.last_time,
-            Vec::new(),
-        ));
-        unit.0 |= range.compacted;
-        unit.2.push(UnitFile {
+        let unit = units.entry((range.first, range.last)).or_default();
+        unit.compacted |= range.compacted;
+        unit.last_time = unit.last_time.or(range.last_time);
+        unit.files.push(UnitFile {
             path: path.clone(),
             folder,
             size: u64::try_from(live.size).unwrap_or(0),
             dead_letters: live.dead_letters.clone(),
         });
     }
-    let units: Vec<((i64, i64), (bool, Option<i64>, Vec<UnitFile>))> = units.into_iter().collect();
+    let units: Vec<((i64, i64), TableUnit)> = units.into_iter().collect();
     let closed = |folder: &str| by.parse(folder).is_some_and(|b| by.end(b) <= through);
     let views: Vec<UnitView> = units
         .iter()
-        .map(|((first, last), (compacted, _, files))| UnitView {
+        .map(|((first, last), unit)| UnitView {
             first: *first,
             last: *last,
-            compacted: *compacted,
-            closed: files.iter().all(|f| closed(&f.folder)),
-            files: files.iter().map(|f| (f.folder.clone(), f.size)).collect(),
+            compacted: unit.compacted,
+            closed: unit.files.iter().all(|f| closed(&f.folder)),
+            files: unit
+                .files
+                .iter()
+                .map(|f| (f.folder.clone(), f.size))
+                .collect(),
         })
         .collect();
     let plan = plan(&views, options.target_file_bytes);
@@ -88,16 +100,15 @@ pub fn compact_partition(
         let Some(members) = units.get(group) else {
             continue;
         };
-        let (Some(((first, _), _)), Some(((_, last), (_, last_time, _)))) =
-            (members.first(), members.last())
+        let (Some(((first, _), _)), Some(((_, last), newest))) = (members.first(), members.last())
         else {
             continue;
         };
-        let (first, last, last_time) = (*first, *last, *last_time);
+        let (first, last, last_time) = (*first, *last, newest.last_time);
         let dir = staging.join(format!("compact-{partition}-{first}"));
-        let mut by_folder: BTreeMap<&str, Vec<(String, Option<String>, i64)>> = BTreeMap::new();
-        for ((_, unit_last), (_, _, files)) in members {
-            for file in files {
+        let mut by_folder: BTreeMap<&str, Sources> = BTreeMap::new();
+        for ((_, unit_last), unit) in members {
+            for file in &unit.files {
                 by_folder.entry(&file.folder).or_default().push((
                     in_table(&file.path),
                     file.dead_letters.as_deref().map(in_table),
@@ -162,7 +173,7 @@ pub fn compact_partition(
         crate::crash_point!("compact::after-store");
         let removes: Vec<String> = members
             .iter()
-            .flat_map(|(_, (_, _, files))| files.iter().map(|f| f.path.clone()))
+            .flat_map(|(_, unit)| unit.files.iter().map(|f| f.path.clone()))
             .collect();
         let adds = merged.iter().map(|f| table.compacted_add(f)).collect();
         table.commit_rewrite(storage, &removes, adds)?;
