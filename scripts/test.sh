@@ -23,7 +23,12 @@ scripts/setup.sh python-tools
 export SLUICE_DELTA_PYTHON="$SLUICE_CACHE/pytools/bin/python"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets \
+  --features sluice-tests/integration-tests,sluice/integration-tests "$@"
+# The book (docs/): a page that does not build fails the run; the tests
+# above already checked that every test it cites exists and that its
+# reference pages match the code.
+"$SLUICE_CARGO_BIN/mdbook" build docs --dest-dir "$CARGO_TARGET_DIR/book" >/dev/null
 # infra/ without a cloud: parse, cross-check the settings against the
 # binary cargo test just built, static scan (about 10 s).
 scripts/check-infra.sh

@@ -5,7 +5,7 @@
 //! cannot be shown as text says why, and a transform's dry run can be
 //! asked for beside each record.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,15 +19,22 @@ use crate::runtime::{GuestError, Limits, RuntimeError, Transform};
 pub struct FetchQuery {
     pub topic: String,
     pub start: Start,
-    /// Records per partition, at most.
+    /// Records per partition, at most (the request's `count`).
     pub count: u64,
 }
 
-/// Bounds no request can exceed.
+/// Bounds no request can exceed, over the whole request: every partition's
+/// records together.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchLimits {
+    /// Records returned, at most.
     pub max_count: u64,
+    /// Bytes of the records returned (keys, values and headers as
+    /// stored), at most.
     pub max_bytes: usize,
+    /// How long the read may take. Polls never wait past it, so the read
+    /// ends within one poll (milliseconds) of it, however slowly the broker
+    /// answers; decoding and a dry run come after.
     pub max_time: Duration,
 }
 
@@ -75,11 +82,14 @@ pub struct Fetched {
     pub records: Vec<KafkaRecord>,
     /// The dry run's outcome per record, when one was asked for.
     pub outcomes: Option<Vec<Result<Outcome, GuestError>>>,
-    /// Set when a limit, not the partition's end, stopped the read.
+    /// Set when a limit, not the partitions' ends, stopped the read.
     pub limited_by: Option<LimitedBy>,
     /// `(partition, end of the readable range)`: the high watermark, or the
     /// start plus the count when that is lower.
     pub ends: Vec<(i32, i64)>,
+    /// Where to ask again: the next offset of every partition a limit
+    /// stopped before its range's end (empty when the read is complete).
+    pub next_offsets: BTreeMap<i32, i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,31 +123,27 @@ pub fn fetch(
     limits: &FetchLimits,
     how: &Fetch,
 ) -> Result<Fetched, FetchError> {
-    let mut limited_by = None;
-    let count = if query.count > limits.max_count {
-        limited_by = Some(LimitedBy::Count);
-        limits.max_count
-    } else {
-        query.count
-    };
     let plan = ReadPlan {
         topic: query.topic.clone(),
         group_id: readers.group_id().to_owned(),
         start: query.start.clone(),
-        max_per_partition: Some(count),
+        max_per_partition: Some(query.count),
         offset_increment: BTreeMap::new(),
     };
     let started = Instant::now();
-    let (mut records, read_limited_by, ends) = readers.read(&plan, |reader| {
+    let (read, ends) = readers.read(&plan, |reader| {
         let ends = reader
             .ranges()
             .iter()
             .map(|r| (r.partition, r.end))
             .collect();
-        let (records, limited_by) = read_within(reader, limits, started)?;
-        Ok((records, limited_by, ends))
+        Ok((read_within(reader, limits, started)?, ends))
     })?;
-    let limited_by = read_limited_by.or(limited_by);
+    let Read {
+        mut records,
+        limited_by,
+        next_offsets,
+    } = read;
     if let Start::Timestamp { millis, .. } = query.start {
         // Brokers answer a time past the last record with "the end", but
         // some (tansu) with the first offset: records older than asked for
@@ -159,32 +165,89 @@ pub fn fetch(
         outcomes,
         limited_by,
         ends,
+        next_offsets,
     })
 }
 
-/// Reads `reader` to its end or to the first limit reached.
+/// What [`read_within`] read, why it stopped and where to go on.
+struct Read {
+    records: Vec<KafkaRecord>,
+    limited_by: Option<LimitedBy>,
+    next_offsets: BTreeMap<i32, i64>,
+}
+
+/// Records one batch takes at most; fewer when the count limit leaves less
+/// room, so no record is polled only to be left behind for the count.
+const BATCH: u64 = 500;
+
+/// Reads `reader` to its end or to the first limit reached, the limits
+/// counting every partition's records together.
 fn read_within(
     reader: &mut BoundedReader,
     limits: &FetchLimits,
     started: Instant,
-) -> Result<(Vec<KafkaRecord>, Option<LimitedBy>), KafkaError> {
+) -> Result<Read, KafkaError> {
+    // `None`: no time limit (the command line's `Duration::MAX`).
+    let deadline = started.checked_add(limits.max_time);
     let mut records = Vec::new();
     let mut bytes = 0usize;
-    while let Some(batch) = reader.next_batch(500)? {
+    // Partitions with records polled but not returned: not finished.
+    let mut left_behind = BTreeSet::new();
+    let mut limited_by = None;
+    loop {
+        let room = limits.max_count.saturating_sub(records.len() as u64);
+        if room == 0 {
+            limited_by = Some(LimitedBy::Count);
+            break;
+        }
+        let max = usize::try_from(room.min(BATCH)).unwrap_or(1);
+        let Some(batch) = reader.next_batch_until(max, deadline)? else {
+            break;
+        };
         for record in batch {
-            bytes = bytes.saturating_add(
-                record.value.as_ref().map_or(0, Vec::len) + record.key.as_ref().map_or(0, Vec::len),
-            );
-            if bytes > limits.max_bytes {
-                return Ok((records, Some(LimitedBy::Bytes)));
+            if limited_by.is_some() {
+                left_behind.insert(record.partition);
+                continue;
             }
+            let after = bytes.saturating_add(record.payload_len());
+            if after > limits.max_bytes {
+                limited_by = Some(LimitedBy::Bytes);
+                left_behind.insert(record.partition);
+                continue;
+            }
+            bytes = after;
             records.push(record);
         }
-        if started.elapsed() > limits.max_time {
-            return Ok((records, Some(LimitedBy::Time)));
+        if limited_by.is_some() {
+            break;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            limited_by = Some(LimitedBy::Time);
+            break;
         }
     }
-    Ok((records, None))
+    let unfinished: BTreeSet<i32> = reader.unfinished().chain(left_behind).collect();
+    if unfinished.is_empty() {
+        // Every range was read to its end: whatever limit was reached on
+        // the way left nothing behind.
+        limited_by = None;
+    }
+    let mut next_offsets: BTreeMap<i32, i64> = reader
+        .ranges()
+        .iter()
+        .filter(|r| unfinished.contains(&r.partition))
+        .map(|r| (r.partition, r.start))
+        .collect();
+    for record in &records {
+        if let Some(next) = next_offsets.get_mut(&record.partition) {
+            *next = (*next).max(record.offset.saturating_add(1));
+        }
+    }
+    Ok(Read {
+        records,
+        limited_by,
+        next_offsets,
+    })
 }
 
 /// Replaces Confluent-framed Avro values with their JSON text, using the

@@ -46,8 +46,35 @@ pub fn wait<T: Send + 'static>(future: impl Future<Output = T> + Send + 'static)
     }
 }
 
+/// Runs `future` on the calling thread, inside the I/O runtime's context,
+/// and waits for its output. Unlike [`wait`] the future may borrow (a
+/// caller's `&str`, a `&Registry`): nothing is cloned into a task. Its I/O
+/// and timers are still the runtime's, driven by its threads. For plain
+/// threads (a command, the export's and import's loops); never from a task
+/// of the I/O runtime itself, nor from inside another `block_on`.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let _context = runtime().enter();
+    futures_executor::block_on(future)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn block_on_runs_borrowing_futures_with_the_runtimes_timers_and_blocking_pool() {
+        let text = String::from("borrowed");
+        let borrowed = super::block_on(async {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            let length = tokio::task::spawn_blocking(|| 8).await.unwrap();
+            &text[..length]
+        });
+        assert_eq!(borrowed, "borrowed");
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let inside = other.block_on(async { super::block_on(async { "ok" }) });
+        assert_eq!(inside, "ok");
+    }
+
     #[test]
     fn waits_from_plain_threads_and_from_inside_another_runtime() {
         assert_eq!(super::wait(async { 1 + 1 }), 2);

@@ -43,9 +43,12 @@ pub fn consumer_lag(pipeline: &str, topic: &str, partition: i32, lag: i64) {
     .set(lag.max(0) as f64);
 }
 
-/// `sluice_join_waiting{pipeline}`: ids waiting for their other inputs.
-pub fn join_waiting(pipeline: &str, waiting: usize) {
+/// `sluice_join_waiting{pipeline}`: ids waiting for their other inputs;
+/// `sluice_join_waiting_bytes{pipeline}`: what their records hold, against
+/// `join.max_pending_bytes`.
+pub fn join_waiting(pipeline: &str, waiting: usize, bytes: usize) {
     gauge!("sluice_join_waiting", "pipeline" => pipeline.to_owned()).set(waiting as f64);
+    gauge!("sluice_join_waiting_bytes", "pipeline" => pipeline.to_owned()).set(bytes as f64);
 }
 
 /// `sluice_guest_batch_seconds{transform,version}`: one guest call.

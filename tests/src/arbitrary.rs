@@ -30,6 +30,8 @@ const KEYS: &[&str] = &[
     "timeout_ms",
     "on_timeout",
     "max_pending",
+    "max_pending_bytes",
+    "max_fields",
     "dead_letter",
     "metadata",
     "limits",

@@ -15,6 +15,7 @@ pub mod arbitrary;
 pub mod bench;
 pub mod exports;
 pub mod http;
+pub mod identity;
 pub mod lake;
 pub mod stored;
 
@@ -189,6 +190,7 @@ pub mod azurite {
             account: Some(ACCOUNT.to_owned()),
             key: Some(KEY.to_owned()),
             endpoint: Some(format!("http://127.0.0.1:{}/{ACCOUNT}", port())),
+            ..AzureCredentials::default()
         }
     }
 
@@ -313,6 +315,20 @@ pub mod schema_registry {
         schemas: Vec<(u32, String)>,
         subjects: Vec<(String, Vec<u32>)>,
     ) -> TestRegistry {
+        serve(schemas, subjects, None)
+    }
+
+    /// Serves `schemas` only to requests whose `Authorization` header is
+    /// `authorization` (401 to the others), as Confluent Cloud's does.
+    pub fn start_requiring(schemas: Vec<(u32, String)>, authorization: &str) -> TestRegistry {
+        serve(schemas, Vec::new(), Some(authorization.to_owned()))
+    }
+
+    fn serve(
+        schemas: Vec<(u32, String)>,
+        subjects: Vec<(String, Vec<u32>)>,
+        authorization: Option<String>,
+    ) -> TestRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -326,10 +342,26 @@ pub mod schema_registry {
                 if reader.read_line(&mut request_line).is_err() {
                     continue;
                 }
-                // Skip the headers: GET requests here have no body.
+                // GET requests here have no body; only Authorization counts.
                 let mut line = String::new();
+                let mut presented = None;
                 while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    if let Some((name, value)) = line.trim_end().split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        presented = Some(value.trim().to_owned());
+                    }
                     line.clear();
+                }
+                if authorization.is_some() && presented != authorization {
+                    let body = r#"{"error_code":401,"message":"Unauthorized"}"#;
+                    let response = format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = (&stream).write_all(response.as_bytes());
+                    continue;
                 }
                 let number = counter.fetch_add(1, Ordering::SeqCst);
                 if number >= down.load(Ordering::SeqCst) {
@@ -465,6 +497,8 @@ pub fn azurite_url(prefix: &str, folder: &str) -> String {
 pub struct EnrichWorker {
     stop: Arc<std::sync::atomic::AtomicBool>,
     handle: std::thread::JoinHandle<sluice_host::enrich::EnrichStats>,
+    /// The worker's totals after its latest step.
+    totals: Arc<std::sync::Mutex<sluice_host::enrich::EnrichStats>>,
 }
 
 impl EnrichWorker {
@@ -477,6 +511,10 @@ impl EnrichWorker {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let definition = definition.clone();
         let flag = stop.clone();
+        let totals = Arc::new(std::sync::Mutex::new(
+            sluice_host::enrich::EnrichStats::default(),
+        ));
+        let seen = totals.clone();
         let handle = std::thread::spawn(move || {
             let mut enricher = Enricher::new(definition, &transform).expect("enricher");
             let options = WorkerOptions {
@@ -484,16 +522,56 @@ impl EnrichWorker {
                 commit_interval: std::time::Duration::from_millis(200),
                 heartbeats: None,
             };
-            run_worker(&broker(), &mut enricher, options, &flag, |enricher, _| {
-                if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
-                    enricher
-                        .swap_transform(&next)
-                        .expect("swap to the new version");
-                }
-            })
+            run_worker(
+                &broker(),
+                &mut enricher,
+                options,
+                &flag,
+                |enricher, total| {
+                    if let Ok(mut seen) = seen.lock() {
+                        *seen = *total;
+                    }
+                    if let Some(next) = watch.as_ref().and_then(|w| w.take_update()) {
+                        enricher
+                            .swap_transform(&next)
+                            .expect("swap to the new version");
+                    }
+                },
+            )
             .expect("worker ran")
         });
-        EnrichWorker { stop, handle }
+        EnrichWorker {
+            stop,
+            handle,
+            totals,
+        }
+    }
+
+    /// The worker's totals after its latest step.
+    pub fn totals(&self) -> sluice_host::enrich::EnrichStats {
+        self.totals.lock().map(|t| *t).unwrap_or_default()
+    }
+
+    /// Waits until `done` holds of the worker's totals, for at most
+    /// `within`; fails naming `what` with the totals otherwise.
+    pub fn wait_until(
+        &self,
+        within: std::time::Duration,
+        what: &str,
+        done: impl Fn(&sluice_host::enrich::EnrichStats) -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let totals = self.totals();
+            if done(&totals) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} not reached in {within:?}: {totals:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     pub fn stop(self) -> sluice_host::enrich::EnrichStats {

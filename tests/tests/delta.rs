@@ -789,7 +789,7 @@ fn an_export_to_azurite_is_a_table_the_deltalake_package_reads() {
     let key = format!("{topic}/_delta_log/00000000000000000001.json");
     assert!(
         !storage
-            .put_new(&key, bytes::Bytes::from_static(b"{}\n"))
+            .put_if_absent(&key, bytes::Bytes::from_static(b"{}\n"))
             .unwrap()
     );
     let log = storage.get_if_exists(&key).unwrap().unwrap();

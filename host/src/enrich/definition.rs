@@ -74,6 +74,21 @@ pub struct JoinSpec {
     /// Ids waiting at once, at most; past it the oldest is timed out early.
     #[serde(default = "default_max_pending")]
     pub max_pending: usize,
+    /// Bytes the waiting records may hold together (keys, values, headers
+    /// and the index of their fields), at most; 256 MiB unless set. Past
+    /// it the id that waited longest is given up early, as a timeout is
+    /// (`on_timeout`: dropped, dead-lettered or emitted partial, and
+    /// committed only then), with an error in the log; a record larger than
+    /// this on its own is dead-lettered (`sluice.error.kind: join-limit`).
+    #[serde(default = "default_max_pending_bytes")]
+    pub max_pending_bytes: usize,
+    /// Fields one record may have (top-level ones and those of `content`,
+    /// a repeated name counted each time), at most; 10,000 unless set. The
+    /// merge runs on the host, outside the transform's deadline: a record
+    /// with more is dead-lettered (`sluice.error.kind: join-limit`, the
+    /// reason naming the limit and the record).
+    #[serde(default = "default_max_fields")]
+    pub max_fields: usize,
 }
 
 impl JoinSpec {
@@ -186,6 +201,14 @@ fn default_grace_ms() -> u64 {
 
 fn default_max_pending() -> usize {
     100_000
+}
+
+fn default_max_pending_bytes() -> usize {
+    256 << 20
+}
+
+fn default_max_fields() -> usize {
+    10_000
 }
 
 fn default_memory_mb() -> usize {
@@ -448,6 +471,12 @@ impl PipelineDefinition {
             if join.max_pending == 0 {
                 return fail("join.max_pending", "must be at least 1".into());
             }
+            if join.max_pending_bytes == 0 {
+                return fail("join.max_pending_bytes", "must be at least 1".into());
+            }
+            if join.max_fields == 0 {
+                return fail("join.max_fields", "must be at least 1".into());
+            }
         }
         Ok(())
     }
@@ -497,6 +526,8 @@ mod tests {
         let join = d.join.as_ref().unwrap();
         assert_eq!(join.on_timeout, OnTimeout::EmitPartial);
         assert_eq!(join.max_pending, 100_000);
+        assert_eq!(join.max_pending_bytes, 256 << 20);
+        assert_eq!(join.max_fields, 10_000);
         assert_eq!(d.limits.limits().memory_bytes, 32 << 20);
         let again = PipelineDefinition::from_value(&serde_json::to_value(&d).unwrap()).unwrap();
         assert_eq!(again, d);
@@ -541,6 +572,16 @@ mod tests {
                 json!({"inputs": ["a", "b"], "value_format": "raw",
                        "join": {"key": "id", "timeout_ms": 10}}),
                 "value_format",
+            ),
+            (
+                json!({"inputs": ["a", "b"],
+                       "join": {"key": "id", "timeout_ms": 10, "max_pending_bytes": 0}}),
+                "join.max_pending_bytes",
+            ),
+            (
+                json!({"inputs": ["a", "b"],
+                       "join": {"key": "id", "timeout_ms": 10, "max_fields": 0}}),
+                "join.max_fields",
             ),
         ];
         for (patch, field) in cases {

@@ -5,10 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::de::IgnoredAny;
-
 use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
-use super::join::{Added, Incomplete, JoinBuffer};
+use super::join::{Added, Incomplete, JoinBuffer, Rejected};
 use crate::kafka::{Forgotten, InFlight, KafkaError, ProduceRecord, Producer};
 use crate::pipeline::{Routed, Routing};
 use crate::record::{KafkaRecord, RecordRef};
@@ -152,6 +150,11 @@ impl Enricher {
         self.join.as_ref().map_or(0, JoinBuffer::pending)
     }
 
+    /// What the records waiting in the join hold (`join.max_pending_bytes`).
+    pub fn pending_bytes(&self) -> usize {
+        self.join.as_ref().map_or(0, JoinBuffer::pending_bytes)
+    }
+
     /// When the next waiting id times out.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.join.as_ref().and_then(JoinBuffer::next_deadline)
@@ -251,7 +254,12 @@ impl Enricher {
                         });
                     }
                     Err(rejected) => {
-                        self.dead_letter(&rejected.record, "decode", &rejected.reason, &mut step);
+                        let Rejected {
+                            record,
+                            kind,
+                            reason,
+                        } = *rejected;
+                        self.dead_letter(&record, kind, &reason, &mut step);
                     }
                 }
                 continue;
@@ -282,13 +290,7 @@ impl Enricher {
             EnrichFormat::Raw => Ok(()),
             EnrichFormat::Json => {
                 let value = record.value.as_deref().ok_or("record has no value")?;
-                // serde_json skips over the insides of strings it is told to
-                // ignore, bytes that are not UTF-8 included.
-                let text = std::str::from_utf8(value)
-                    .map_err(|e| format!("value is not UTF-8 text (so not JSON): {e}"))?;
-                serde_json::from_str::<IgnoredAny>(text)
-                    .map(|_| ())
-                    .map_err(|e| format!("value is not JSON: {e}"))
+                crate::json::check_value(value).map(|_| ())
             }
         }
     }

@@ -2,7 +2,9 @@
 //! way the Python workers Sluice replaces do: once a record with the same
 //! id has arrived from every input, their top-level fields are merged (and
 //! their `content` objects merged field by field) into one record for the
-//! transform. Waiting ids are bounded in number and in time.
+//! transform. Waiting ids are bounded in number, in bytes and in time, and
+//! a record's fields in number (the merge is linear in them, but runs on
+//! the host, outside the guest's deadline).
 //!
 //! Time is event time, as in Kafka Streams: the records' timestamps, not
 //! when they arrived. Each input's time is the latest timestamp it sent,
@@ -32,6 +34,13 @@ pub const MEMBERS_HEADER: &str = "sluice.join.members";
 /// Header on a partial record (timeout with `emit_partial`): the inputs that
 /// never arrived.
 pub const MISSING_HEADER: &str = "sluice.join.missing";
+/// `sluice.error.kind` of a record refused for a join limit
+/// (`join.max_fields`, `join.max_pending_bytes`).
+pub const LIMIT_KIND: &str = "join-limit";
+
+/// The field merged field by field rather than replaced, as the Python
+/// ETL workers merge it.
+const MERGED_FIELD: &str = "content";
 
 /// Records with one id from every input, merged.
 #[derive(Debug)]
@@ -58,9 +67,14 @@ pub struct Incomplete {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncompleteCause {
     TimedOut(Duration),
-    /// The buffer was full and this id had waited longest.
+    /// `max_pending` ids were waiting and this one had waited longest.
     Evicted {
         max_pending: usize,
+    },
+    /// The waiting records held `max_pending_bytes` and this id had waited
+    /// longest.
+    OverBudget {
+        max_pending_bytes: usize,
     },
 }
 
@@ -80,6 +94,12 @@ impl std::fmt::Display for Incomplete {
                  were already waiting (join.max_pending)",
                 self.id
             ),
+            IncompleteCause::OverBudget { max_pending_bytes } => write!(
+                f,
+                "id `{}`: evicted before {missing} arrived, because the waiting records \
+                 held {max_pending_bytes} bytes (join.max_pending_bytes)",
+                self.id
+            ),
         }
     }
 }
@@ -87,15 +107,30 @@ impl std::fmt::Display for Incomplete {
 /// What adding one record did.
 #[derive(Debug)]
 pub enum Added {
+    /// Waiting for the other inputs; or, when the byte budget gave up its
+    /// id as the one that waited longest, among the ids given up.
     Waiting,
     Complete(Joined),
 }
 
-/// A record that cannot take part in the join; the reason names the field.
+/// A record that cannot take part in the join; the reason names the field
+/// or the limit.
 #[derive(Debug)]
 pub struct Rejected {
     pub record: KafkaRecord,
+    /// `decode` (no usable id) or [`LIMIT_KIND`].
+    pub kind: &'static str,
     pub reason: String,
+}
+
+impl Rejected {
+    fn decode(record: KafkaRecord, reason: String) -> Box<Self> {
+        Box::new(Rejected {
+            record,
+            kind: "decode",
+            reason,
+        })
+    }
 }
 
 struct Part {
@@ -104,12 +139,32 @@ struct Part {
     object: RawObject,
 }
 
+impl Part {
+    /// What it holds of `max_pending_bytes`: worked out again when it
+    /// leaves rather than kept, so a waiting part is no larger than before.
+    fn bytes(&self) -> usize {
+        held_bytes(&self.record, &self.object)
+    }
+}
+
+/// What a waiting record holds in memory: its key, value and headers, its
+/// topic, and the index of its fields.
+fn held_bytes(record: &KafkaRecord, object: &RawObject) -> usize {
+    record.payload_len() + record.topic.len() + object.index_bytes()
+}
+
 struct Pending {
     generation: u64,
     /// Event time of the id's first record, in ms since the Unix epoch.
     opened_at: i64,
     parts: Vec<Option<Part>>,
     superseded: Vec<RecordRef>,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        self.parts.iter().flatten().map(Part::bytes).sum()
+    }
 }
 
 pub struct JoinBuffer {
@@ -125,6 +180,8 @@ pub struct JoinBuffer {
     input_times: Vec<Option<(i64, Instant)>>,
     /// When the first record arrived (since the last `clear`).
     started: Option<Instant>,
+    /// What the waiting records hold (see [`held_bytes`]).
+    pending_bytes: usize,
 }
 
 impl JoinBuffer {
@@ -138,6 +195,7 @@ impl JoinBuffer {
             generation: 0,
             input_times: vec![None; inputs_len],
             started: None,
+            pending_bytes: 0,
         }
     }
 
@@ -189,10 +247,16 @@ impl JoinBuffer {
         self.pending.len()
     }
 
+    /// What the waiting records hold, at most `join.max_pending_bytes`.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending_bytes
+    }
+
     /// Forgets every waiting id (their records were not committed, so
     /// they will be read again).
     pub fn clear(&mut self) {
         self.pending.clear();
+        self.pending_bytes = 0;
         self.arrivals.clear();
         // The records read again are older than the inputs' times now.
         self.input_times.iter_mut().for_each(|t| *t = None);
@@ -231,8 +295,10 @@ impl JoinBuffer {
     /// returned in `gone`: those whose time ran out in stream time (checked
     /// before every record, so the outcome does not depend on how records
     /// were batched), this id's earlier record when this one is further than
-    /// the timeout from it, and the id that waited longest when the buffer
-    /// is full.
+    /// the timeout from it, and the ids that waited longest when the buffer
+    /// is full (in ids or in bytes; this record's own id too, when it is
+    /// the oldest). A record with more fields than `max_fields`, or larger
+    /// than `max_pending_bytes` alone, is rejected naming the limit.
     pub fn add(
         &mut self,
         record: KafkaRecord,
@@ -241,12 +307,20 @@ impl JoinBuffer {
     ) -> Result<Added, Box<Rejected>> {
         let Some(slot) = self.inputs.iter().position(|t| *t == record.topic) else {
             let reason = format!("topic `{}` is not an input of this join", record.topic);
-            return Err(Box::new(Rejected { record, reason }));
+            return Err(Rejected::decode(record, reason));
         };
-        let (id, object) = match self.id_of(&record) {
+        let (id, object, too_many_fields) = match self.id_of(&record) {
             Ok(found) => found,
-            Err(reason) => return Err(Box::new(Rejected { record, reason })),
+            Err(reason) => return Err(Rejected::decode(record, reason)),
         };
+        let bytes = held_bytes(&record, &object);
+        if let Some(reason) = self.past_a_limit(&record, &id, too_many_fields, bytes) {
+            return Err(Box::new(Rejected {
+                record,
+                kind: LIMIT_KIND,
+                reason,
+            }));
+        }
         // A record without a timestamp (Kafka before 0.10) happens now.
         let at = record.timestamp.unwrap_or_else(wall_clock_ms);
         self.started.get_or_insert(now);
@@ -260,7 +334,7 @@ impl JoinBuffer {
             .pending
             .get(&id)
             .is_some_and(|p| at.abs_diff(p.opened_at) > self.spec.timeout_ms);
-        if outside && let Some(earlier) = self.pending.remove(&id) {
+        if outside && let Some(earlier) = self.take(&id) {
             let cause = IncompleteCause::TimedOut(self.spec.timeout());
             gone.push(self.incomplete(id.clone(), earlier, cause));
         }
@@ -294,13 +368,15 @@ impl JoinBuffer {
         let Some(entry) = self.pending.get_mut(&id) else {
             // Inserted above; unreachable, but a record is never dropped.
             let reason = "join bookkeeping lost the id (a bug)".to_owned();
-            return Err(Box::new(Rejected { record, reason }));
+            return Err(Rejected::decode(record, reason));
         };
         let Some(place) = entry.parts.get_mut(slot) else {
             let reason = "join bookkeeping has no place for this input (a bug)".to_owned();
-            return Err(Box::new(Rejected { record, reason }));
+            return Err(Rejected::decode(record, reason));
         };
+        self.pending_bytes = self.pending_bytes.saturating_add(bytes);
         if let Some(earlier) = place.replace(Part { record, object }) {
+            self.pending_bytes = self.pending_bytes.saturating_sub(earlier.bytes());
             tracing::warn!(
                 id,
                 topic = earlier.record.topic,
@@ -311,7 +387,7 @@ impl JoinBuffer {
             entry.superseded.push(earlier.record.locator());
         }
         if entry.parts.iter().all(Option::is_some)
-            && let Some(entry) = self.pending.remove(&id)
+            && let Some(entry) = self.take(&id)
         {
             let mut members = entry.superseded;
             let parts: Vec<Part> = entry.parts.into_iter().flatten().collect();
@@ -319,7 +395,63 @@ impl JoinBuffer {
             let record = merge(parts, &[]);
             return Ok(Added::Complete(Joined { record, members }));
         }
+        self.keep_within_budget(gone);
         Ok(Added::Waiting)
+    }
+
+    /// Why `record` cannot wait in this join, if it cannot: more fields
+    /// than the merge may take, or more bytes (`bytes`) than the whole
+    /// budget.
+    fn past_a_limit(
+        &self,
+        record: &KafkaRecord,
+        id: &str,
+        too_many_fields: Option<usize>,
+        bytes: usize,
+    ) -> Option<String> {
+        if let Some(fields) = too_many_fields {
+            return Some(format!(
+                "{} (id `{id}`): {fields} fields (top-level and in `{MERGED_FIELD}`), more \
+                 than join.max_fields ({})",
+                record.locator(),
+                self.spec.max_fields
+            ));
+        }
+        if bytes > self.spec.max_pending_bytes {
+            return Some(format!(
+                "{} (id `{id}`): {bytes} bytes (key, value, headers and the index of its \
+                 fields), more than join.max_pending_bytes ({}) on its own",
+                record.locator(),
+                self.spec.max_pending_bytes
+            ));
+        }
+        None
+    }
+
+    /// Gives up the ids that waited longest until the waiting records fit
+    /// `max_pending_bytes`; they go the way of a timeout (`on_timeout`).
+    fn keep_within_budget(&mut self, gone: &mut Vec<Incomplete>) {
+        while self.pending_bytes > self.spec.max_pending_bytes {
+            let Some((id, pending)) = self.pop_oldest() else {
+                break;
+            };
+            tracing::error!(
+                id,
+                max_pending_bytes = self.spec.max_pending_bytes,
+                "join buffer full: giving up the id that waited longest"
+            );
+            let cause = IncompleteCause::OverBudget {
+                max_pending_bytes: self.spec.max_pending_bytes,
+            };
+            gone.push(self.incomplete(id, pending, cause));
+        }
+    }
+
+    /// Removes a waiting id, releasing what its records held.
+    fn take(&mut self, id: &str) -> Option<Pending> {
+        let pending = self.pending.remove(id)?;
+        self.pending_bytes = self.pending_bytes.saturating_sub(pending.bytes());
+        Some(pending)
     }
 
     /// Gives up every id whose time ran out by `now` (the stream's time, as
@@ -379,7 +511,7 @@ impl JoinBuffer {
                 .get(&id)
                 .is_some_and(|p| p.generation == generation)
             {
-                let pending = self.pending.remove(&id)?;
+                let pending = self.take(&id)?;
                 return Some((id, pending));
             }
         }
@@ -408,10 +540,12 @@ impl JoinBuffer {
     }
 
     /// The id at the join key's path, as text (a number and the same number
-    /// written as a string join together), and the value's fields.
-    fn id_of(&self, record: &KafkaRecord) -> Result<(String, RawObject), String> {
+    /// written as a string join together), the value's fields, and how many
+    /// fields a merge would go through when that is past `max_fields`.
+    fn id_of(&self, record: &KafkaRecord) -> Result<(String, RawObject, Option<usize>), String> {
         let bytes = record.value.as_deref().ok_or("record has no value")?;
         let (text, object) = RawObject::parse(bytes).map_err(|e| e.to_string())?;
+        let too_many_fields = object.fields_past(text, MERGED_FIELD, self.spec.max_fields);
         // Only the key's field is parsed; checked as JSON above.
         let mut at: Option<Value> = object
             .get(text, self.key_head())
@@ -433,7 +567,7 @@ impl JoinBuffer {
                 ));
             }
         };
-        Ok((id, object))
+        Ok((id, object, too_many_fields))
     }
 
     fn key_head(&self) -> &str {
@@ -442,7 +576,8 @@ impl JoinBuffer {
 }
 
 /// Merges parts in input order: later inputs' top-level fields win, and
-/// `content` objects are merged field by field, as the Python ETL workers do.
+/// `content` objects are merged field by field, as the Python ETL workers
+/// do. Linear in the parts' fields (`raw_object`).
 fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
     let members = parts
         .iter()
@@ -471,7 +606,7 @@ fn merge(parts: Vec<Part>, missing: &[String]) -> KafkaRecord {
             // Checked as UTF-8 JSON when the part was added.
             let bytes = part.record.value.as_deref().unwrap_or_default();
             let text = std::str::from_utf8(bytes).unwrap_or_default();
-            merged.add(&part.object, text, (index > 0).then_some("content"));
+            merged.add(&part.object, text, (index > 0).then_some(MERGED_FIELD));
         }
         merged.write(&mut value);
     }
@@ -529,6 +664,8 @@ mod tests {
             grace_ms: 50,
             on_timeout: OnTimeout::Drop,
             max_pending,
+            max_pending_bytes: 1 << 20,
+            max_fields: 100,
         }
     }
 
@@ -764,6 +901,118 @@ mod tests {
             evicted[0].cause,
             IncompleteCause::Evicted { max_pending: 2 }
         ));
+    }
+
+    #[test]
+    fn a_record_with_more_fields_than_max_fields_is_rejected_naming_the_limit_and_the_record() {
+        let mut join = buffer(10);
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        // 99 fields and 1 in `content`: at the limit (100), accepted.
+        let mut at_limit: serde_json::Map<String, Value> =
+            (1..98).map(|i| (format!("f{i}"), json!(i))).collect();
+        at_limit.insert("id".into(), json!(1));
+        at_limit.insert("content".into(), json!({"x": 1}));
+        assert!(matches!(
+            join.add(
+                record("a", 1, Value::Object(at_limit.clone())),
+                now,
+                &mut gone
+            ),
+            Ok(Added::Waiting)
+        ));
+        // One more, in `content`: refused, the buffer untouched.
+        at_limit.insert("content".into(), json!({"x": 1, "y": 2}));
+        let rejected = join
+            .add(record("a", 2, Value::Object(at_limit)), now, &mut gone)
+            .unwrap_err();
+        assert_eq!(rejected.kind, LIMIT_KIND);
+        assert!(
+            rejected
+                .reason
+                .contains("topic a partition 0 offset 2 (id `1`): 101 fields")
+                && rejected.reason.contains("join.max_fields (100)"),
+            "{}",
+            rejected.reason
+        );
+        assert_eq!(rejected.record.offset, 2, "the record comes back whole");
+        assert_eq!((join.pending(), gone.len()), (1, 0));
+    }
+
+    /// Ids 0..20 wait for input b under a budget of about five records:
+    /// the oldest are given up as the budget fills, each with every record
+    /// it held, and nothing is lost on the way.
+    #[test]
+    fn a_full_byte_budget_gives_up_the_oldest_ids_and_accounts_for_every_record() {
+        let padding = "x".repeat(200);
+        let value = |id: i64| json!({"id": id, "pad": padding});
+        let one = {
+            let r = record("a", 0, value(0));
+            let (_, object) = RawObject::parse(r.value.as_deref().unwrap()).unwrap();
+            held_bytes(&r, &object)
+        };
+        let budget = one * 5 + one / 2;
+        let mut join = JoinBuffer::new(
+            JoinSpec {
+                max_pending_bytes: budget,
+                ..spec(100_000, 1_000)
+            },
+            vec!["a".into(), "b".into()],
+        );
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        for id in 0..20 {
+            let added = join.add(record("a", id, value(id)), now, &mut gone);
+            assert!(matches!(added, Ok(Added::Waiting)), "{added:?}");
+            assert!(
+                join.pending_bytes() <= budget,
+                "{} bytes",
+                join.pending_bytes()
+            );
+        }
+        assert_eq!(join.pending(), 5);
+        let given_up: Vec<i64> = gone.iter().map(|g| g.arrived[0].offset).collect();
+        assert_eq!(given_up, (0..15).collect::<Vec<_>>(), "oldest first");
+        for g in &gone {
+            assert_eq!(
+                g.cause,
+                IncompleteCause::OverBudget {
+                    max_pending_bytes: budget
+                }
+            );
+            assert!(g.to_string().contains("join.max_pending_bytes"), "{g}");
+        }
+        // The ones still waiting join, and release what they held.
+        for id in 15..20 {
+            let done = join.add(record("b", id, json!({"id": id})), now, &mut gone);
+            assert!(matches!(done, Ok(Added::Complete(_))), "{done:?}");
+        }
+        assert_eq!(
+            (join.pending(), join.pending_bytes(), gone.len()),
+            (0, 0, 15)
+        );
+    }
+
+    #[test]
+    fn a_record_larger_than_the_byte_budget_alone_is_rejected() {
+        let mut join = JoinBuffer::new(
+            JoinSpec {
+                max_pending_bytes: 100,
+                ..spec(100, 10)
+            },
+            vec!["a".into(), "b".into()],
+        );
+        let mut gone = Vec::new();
+        let big = record("a", 7, json!({"id": 1, "pad": "x".repeat(100)}));
+        let rejected = join.add(big, Instant::now(), &mut gone).unwrap_err();
+        assert_eq!(rejected.kind, LIMIT_KIND);
+        assert!(
+            rejected.reason.contains("offset 7 (id `1`)")
+                && rejected.reason.contains("join.max_pending_bytes (100)"),
+            "{}",
+            rejected.reason
+        );
+        assert_eq!((join.pending(), join.pending_bytes()), (0, 0));
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub use definition::{
     PipelineDefinition, StartFrom, TransformRef,
 };
 pub use enricher::{EnrichStats, Enricher, Step};
-pub use join::{MEMBERS_HEADER, MISSING_HEADER};
+pub use join::{LIMIT_KIND, MEMBERS_HEADER, MISSING_HEADER};
 // Public so that the enrichment bench's native peer joins with the same
 // merge (`tests/benches/enrich_transform.rs`).
 pub use raw_object::{Merged, ObjectError, RawObject};

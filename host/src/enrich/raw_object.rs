@@ -6,13 +6,23 @@
 //! spacing inside them); the merge follows a `serde_json` map's rules: a
 //! later field of the same name replaces the value and keeps the place of
 //! the first.
+//!
+//! Linear in the number of fields: a name is looked up by comparing names
+//! while an object has a few dozen fields (cheaper than hashing each), and
+//! through a hash index past that, so an object with very many fields
+//! costs its size, not its size squared.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+/// Names are compared one by one up to this many fields; past it, looked
+/// up in a hash index.
+const SEARCHED_UP_TO: usize = 32;
 
 /// A JSON object, checked, with the spans of its fields in `text`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,11 +67,11 @@ impl RawObject {
     pub fn parse(text: &[u8]) -> Result<(&str, Self), ObjectError> {
         let not_json = |e: &dyn fmt::Display| ObjectError::NotJson(e.to_string());
         let text_str = std::str::from_utf8(text).map_err(|e| not_json(&e))?;
+        // The fields' values are taken as spans and never decoded: the one
+        // check of what valid JSON is comes first.
+        crate::json::check(text_str).map_err(|e| not_json(&e))?;
         if text_str.trim_start().as_bytes().first() != Some(&b'{') {
-            return match serde_json::from_str::<IgnoredAny>(text_str) {
-                Ok(_) => Err(ObjectError::NotAnObject),
-                Err(e) => Err(not_json(&e)),
-            };
+            return Err(ObjectError::NotAnObject);
         }
         let Fields(mut found) = serde_json::from_str(text_str).map_err(|e| not_json(&e))?;
         dedupe(&mut found);
@@ -90,6 +100,33 @@ impl RawObject {
             .find(|f| key_text(&f.key, text) == Some(name))
             .and_then(|f| str_at(text, &f.value))
     }
+
+    /// The fields a merge of this object (its text is `text`) goes
+    /// through: the top-level ones and, when it is an object, those of
+    /// `nested` (merged field by field), a repeated name counted each time;
+    /// `None` when they are `max` or fewer. Counted only when the text is
+    /// long enough to hold more than `max` (each field takes at least five
+    /// bytes: `"":0` and a comma or a brace), so a record of ordinary size
+    /// costs nothing here.
+    pub fn fields_past(&self, text: &str, nested: &str, max: usize) -> Option<usize> {
+        if text.len() / 5 <= max {
+            return None;
+        }
+        let count = |object: &str| {
+            serde_json::from_str::<FieldCount>(object).map_or(0, |FieldCount(count)| count)
+        };
+        let inner = match self.get(text, nested) {
+            Some(value) if value.starts_with('{') => count(value),
+            _ => 0,
+        };
+        Some(count(text).saturating_add(inner)).filter(|&fields| fields > max)
+    }
+
+    /// Bytes this index of the text holds, beside the text itself (names
+    /// written with escapes are held decoded too, no longer than written).
+    pub fn index_bytes(&self) -> usize {
+        self.fields.len() * std::mem::size_of::<RawField>()
+    }
 }
 
 /// The fields of several objects merged in order. Names are held decoded
@@ -99,6 +136,15 @@ pub struct Merged<'t> {
     /// The [`signature`]s of the names in `entries`: a name whose bit is not
     /// set is not there, and is added without a search.
     seen: u64,
+    /// Each name's place in `entries` once there are more than
+    /// [`SEARCHED_UP_TO`] (built at the first search past that). Boxed: a
+    /// merge of a record of ordinary size never has one, and a `Merged`
+    /// nested in an entry would otherwise make every entry 40 bytes larger.
+    #[expect(
+        clippy::box_collection,
+        reason = "one pointer in each Merged instead of a map's 48 bytes"
+    )]
+    index: Option<Box<HashMap<Cow<'t, str>, usize>>>,
 }
 
 enum Entry<'t> {
@@ -111,6 +157,7 @@ impl<'t> Merged<'t> {
         Merged {
             entries: Vec::new(),
             seen: 0,
+            index: None,
         }
     }
 
@@ -119,7 +166,8 @@ impl<'t> Merged<'t> {
     /// that is an object in both is merged field by field instead.
     pub fn add(&mut self, object: &'t RawObject, text: &'t str, merge_field: Option<&str>) {
         if self.entries.is_empty() {
-            // The base: its names are unique already (`dedupe`).
+            // The base: its names are unique already (`dedupe`), and there is
+            // no index yet (one is built at the first search that needs it).
             self.entries.reserve(object.fields.len());
             for field in &object.fields {
                 let (Some(key), Some(value)) =
@@ -128,7 +176,7 @@ impl<'t> Merged<'t> {
                     continue;
                 };
                 self.seen |= signature(key);
-                let name = Name::new(Cow::Borrowed(key), matches!(field.key, Key::Span(_)));
+                let name = Name::new(key, matches!(field.key, Key::Span(_)));
                 self.entries.push((name, Entry::Raw(value)));
             }
             return;
@@ -142,15 +190,14 @@ impl<'t> Merged<'t> {
                 && value.starts_with('{')
                 && let Some(place) = self.position(key)
                 && let Some(merged) = self.as_object(place)
-                && let Ok(Fields(mut inner)) = serde_json::from_str::<Fields<'t>>(value)
+                && let Ok(Fields(inner)) = serde_json::from_str::<Fields<'t>>(value)
             {
-                dedupe(&mut inner);
                 for (name, value) in inner {
                     merged.insert(Name::from_text(name), Entry::Raw(value.get()));
                 }
                 continue;
             }
-            let name = Name::new(Cow::Borrowed(key), matches!(field.key, Key::Span(_)));
+            let name = Name::new(key, matches!(field.key, Key::Span(_)));
             self.insert(name, Entry::Raw(value));
         }
     }
@@ -172,13 +219,38 @@ impl<'t> Merged<'t> {
         out.push(b'}');
     }
 
-    /// Linear, behind the `seen` filter: a record has tens of fields, and
-    /// comparing short names is cheaper than hashing every one of them.
-    fn position(&self, key: &str) -> Option<usize> {
+    /// The place of `key`: found by comparing names behind the `seen`
+    /// filter while there are few (a record has tens of fields, and
+    /// comparing short names is cheaper than hashing every one of them),
+    /// through the index past that.
+    #[inline]
+    fn position(&mut self, key: &str) -> Option<usize> {
+        if self.entries.len() > SEARCHED_UP_TO {
+            return self.indexed_position(key);
+        }
         if self.seen & signature(key) == 0 {
             return None;
         }
         self.entries.iter().position(|(k, _)| k.text == key)
+    }
+
+    /// [`Merged::position`] past [`SEARCHED_UP_TO`] names; kept out of line
+    /// so the search of a record of ordinary size stays small.
+    #[inline(never)]
+    fn indexed_position(&mut self, key: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .get_or_insert_with(|| {
+                Box::new(
+                    entries
+                        .iter()
+                        .enumerate()
+                        .map(|(place, (name, _))| (name.text.clone(), place))
+                        .collect(),
+                )
+            })
+            .get(key)
+            .copied()
     }
 
     fn insert(&mut self, name: Name<'t>, entry: Entry<'t>) {
@@ -187,11 +259,18 @@ impl<'t> Merged<'t> {
             .and_then(|p| self.entries.get_mut(p))
         {
             Some(slot) => slot.1 = entry,
-            None => {
-                self.seen |= signature(&name.text);
-                self.entries.push((name, entry));
-            }
+            None => self.push(name, entry),
         }
+    }
+
+    /// Adds a name that is not there yet.
+    #[inline]
+    fn push(&mut self, name: Name<'t>, entry: Entry<'t>) {
+        self.seen |= signature(&name.text);
+        if let Some(index) = &mut self.index {
+            index.insert(name.text.clone(), self.entries.len());
+        }
+        self.entries.push((name, entry));
     }
 
     /// The entry at `place` as an object to merge into, parsed from its
@@ -200,10 +279,12 @@ impl<'t> Merged<'t> {
         let slot = self.entries.get_mut(place)?;
         if let Entry::Raw(text) = slot.1 {
             let Fields(mut inner) = serde_json::from_str::<Fields<'t>>(text).ok()?;
+            // Unique once `dedupe`d, so each is added without a search.
             dedupe(&mut inner);
             let mut merged = Merged::new();
+            merged.entries.reserve(inner.len());
             for (name, value) in inner {
-                merged.insert(Name::from_text(name), Entry::Raw(value.get()));
+                merged.push(Name::from_text(name), Entry::Raw(value.get()));
             }
             slot.1 = Entry::Object(merged);
         }
@@ -233,31 +314,38 @@ fn str_at<'t>(text: &'t str, span: &Range<usize>) -> Option<&'t str> {
     text.get(span.clone())
 }
 
-/// A field name, decoded, and whether it can be written as it is.
+/// A field name, decoded. Borrowed only from a name written without
+/// escapes, so a borrowed name can be written as it is (JSON has no raw
+/// control characters or quotes in a string); one written with escapes is
+/// held decoded, owned. (A flag beside the text instead made every merged
+/// field 8 bytes larger, which cost the join about 2% of its time.)
 struct Name<'t> {
     text: Cow<'t, str>,
-    /// Borrowed from a name written without escapes: nothing in it needs
-    /// one (JSON has no raw control characters or quotes in a string).
-    plain: bool,
 }
 
 impl<'t> Name<'t> {
-    fn new(text: Cow<'t, str>, plain: bool) -> Self {
-        Name { text, plain }
+    /// `name`, as it is when it was written without escapes (`plain`),
+    /// else owned (rare).
+    fn new(name: &'t str, plain: bool) -> Self {
+        let text = if plain {
+            Cow::Borrowed(name)
+        } else {
+            Cow::Owned(name.to_owned())
+        };
+        Name { text }
     }
 
     /// A name as the deserializer gave it: borrowed when it had no escapes.
     fn from_text(text: Cow<'t, str>) -> Self {
-        let plain = matches!(text, Cow::Borrowed(_));
-        Name { text, plain }
+        Name { text }
     }
 
     /// The name as a JSON string: as it is, or escaped by serde_json when
     /// it was written with escapes.
     fn write(&self, out: &mut Vec<u8>) {
-        if self.plain {
+        if let Cow::Borrowed(plain) = self.text {
             out.push(b'"');
-            out.extend_from_slice(self.text.as_bytes());
+            out.extend_from_slice(plain.as_bytes());
             out.push(b'"');
         } else if serde_json::to_writer(&mut *out, self.text.as_ref()).is_err() {
             // Writing a string to a Vec cannot fail; should it, the name is
@@ -278,8 +366,14 @@ fn signature(name: &str) -> u64 {
 
 /// A name the object repeats keeps its first place and takes its last
 /// value, as a `serde_json` map does: each object then has each name once.
-/// Searched only when the name's [`signature`] was seen before.
+/// A few fields are searched behind the [`signature`] filter; many go
+/// through a hash index, so a repeated name costs no more than a new one.
 fn dedupe<T>(fields: &mut Vec<(Cow<'_, str>, T)>) {
+    if fields.len() > SEARCHED_UP_TO {
+        let all = std::mem::take(fields);
+        *fields = dedupe_indexed(all);
+        return;
+    }
     let mut seen = 0u64;
     let mut index = 0;
     while let Some((name, _)) = fields.get(index) {
@@ -304,6 +398,23 @@ fn dedupe<T>(fields: &mut Vec<(Cow<'_, str>, T)>) {
     }
 }
 
+/// [`dedupe`] of many fields, through a hash index.
+#[inline(never)]
+fn dedupe_indexed<'t, T>(fields: Vec<(Cow<'t, str>, T)>) -> Vec<(Cow<'t, str>, T)> {
+    let mut unique: Vec<(Cow<'t, str>, T)> = Vec::with_capacity(fields.len());
+    let mut places: HashMap<Cow<'t, str>, usize> = HashMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        match places.get(&name).and_then(|&place| unique.get_mut(place)) {
+            Some(slot) => slot.1 = value,
+            None => {
+                places.insert(name.clone(), unique.len());
+                unique.push((name, value));
+            }
+        }
+    }
+    unique
+}
+
 /// An object's fields, names borrowed from the text when they have no
 /// escapes, values as their text.
 struct Fields<'t>(Vec<(Cow<'t, str>, &'t RawValue)>);
@@ -325,6 +436,30 @@ impl<'de> Deserialize<'de> for Fields<'de> {
             }
         }
         deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// How many fields an object has, as written; nothing kept.
+struct FieldCount(usize);
+
+impl<'de> Deserialize<'de> for FieldCount {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CountVisitor;
+        impl<'de> Visitor<'de> for CountVisitor {
+            type Value = FieldCount;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldCount, A::Error> {
+                let mut count = 0usize;
+                while map.next_key::<IgnoredAny>()?.is_some() {
+                    map.next_value::<IgnoredAny>()?;
+                    count += 1;
+                }
+                Ok(FieldCount(count))
+            }
+        }
+        deserializer.deserialize_map(CountVisitor)
     }
 }
 
@@ -490,9 +625,49 @@ mod tests {
         })
     }
 
+    /// An object with up to 120 fields (some named again) and a `content`
+    /// of up to 80: past the few dozen where names are compared one by one.
+    fn wide_object() -> impl Strategy<Value = String> {
+        let fields = |max| {
+            prop::collection::vec(("[a-z]{1,2}|\"", any::<i16>()), 0..max).prop_map(|fields| {
+                fields
+                    .iter()
+                    .map(|(k, v)| format!("{}: {v}", json!(k)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        (fields(120), prop::option::of(fields(80)), any::<usize>()).prop_map(
+            |(mut outer, content, at)| {
+                if let Some(content) = content {
+                    let at = at % (outer.len() + 1);
+                    outer.insert(at, format!(r#""content": {{{}}}"#, content.join(", ")));
+                }
+                format!("{{{}}}", outer.join(", "))
+            },
+        )
+    }
+
+    #[test]
+    fn fields_past_a_limit_count_repeats_and_the_nested_object() {
+        let text = r#"{"a": 1, "a": 2, "content": {"x": 1, "y": 2, "x": 3}, "b": {"z": 1}}"#;
+        let (text, object) = RawObject::parse(text.as_bytes()).unwrap();
+        assert_eq!(object.fields_past(text, "content", 6), Some(4 + 3));
+        assert_eq!(object.fields_past(text, "content", 7), None);
+        assert_eq!(object.fields_past(text, "b", 4), Some(4 + 1));
+        assert_eq!(object.fields_past(text, "a", 3), Some(4), "not an object");
+        // A limit its 69 bytes could not pass (13 fields at most).
+        assert_eq!(object.fields_past(text, "content", 50), None);
+    }
+
     proptest! {
         #[test]
         fn any_objects_merge_as_their_trees_do(texts in prop::collection::vec(object(), 1..4)) {
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            assert_same(&texts);
+        }
+
+        #[test]
+        fn wide_objects_merge_as_their_trees_do(texts in prop::collection::vec(wide_object(), 1..4)) {
             let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
             assert_same(&texts);
         }

@@ -126,7 +126,11 @@ pub fn run_worker(
             step.stats.counts(),
         );
         in_flight = Some((sending, step, spans::Produce::new(batch, sent_at)));
-        crate::metrics::join_waiting(&definition.name, enricher.pending());
+        crate::metrics::join_waiting(
+            &definition.name,
+            enricher.pending(),
+            enricher.pending_bytes(),
+        );
         if last_lag.elapsed() >= LAG_EVERY {
             let lags = consumer.lag(Duration::from_secs(1));
             for (topic, partition, lag) in &lags {

@@ -157,7 +157,7 @@ pub fn store_markers(
         let path = by.path(bucket);
         let marker = marker(topic, by, bucket, run_id, through, offsets);
         crate::crash_point!("complete::before-marker");
-        if storage.put_new(&layout::marker_key(topic, format, by, bucket), marker)? {
+        if storage.put_if_absent(&layout::marker_key(topic, format, by, bucket), marker)? {
             created.push(path);
         }
     }

@@ -155,14 +155,14 @@ pub enum RangeError {
 pub fn put_record(storage: &Storage, topic: &str, unit: &Unit) -> Result<(), RangeError> {
     let key = record_key(topic, unit.partition, unit.first, unit.last);
     let bytes = to_json(&unit.record);
-    if storage.put_new(&key, bytes.clone())? {
+    if storage.put_if_absent(&key, bytes.clone())? {
         return Ok(());
     }
     if storage.get_if_exists(&key)?.as_ref() == Some(&bytes) {
         return Ok(()); // this run's own, stored before
     }
     storage.delete(&key)?;
-    storage.put_new(&key, bytes)?;
+    storage.put_if_absent(&key, bytes)?;
     Ok(())
 }
 
@@ -199,7 +199,7 @@ impl Journal {
             units: units.to_vec(),
             replaces: Vec::new(),
         };
-        storage.put_new(&key, to_json(&entry))?;
+        storage.put_if_absent(&key, to_json(&entry))?;
         self.open.push(key.clone());
         Ok(key)
     }
@@ -237,7 +237,7 @@ impl Journal {
             units,
             replaces,
         };
-        storage.put_new(&key, to_json(&entry))?;
+        storage.put_if_absent(&key, to_json(&entry))?;
         crate::crash_point!("ranges::decided");
         carry_out(storage, &self.topic, &entry)?;
         for open in std::mem::take(&mut self.open) {
@@ -444,7 +444,7 @@ mod tests {
     }
 
     fn file(storage: &Storage, key: &str) -> RangeFile {
-        storage.put_new(key, Bytes::from_static(b"rows")).unwrap();
+        storage.put_if_absent(key, Bytes::from_static(b"rows")).unwrap();
         RangeFile {
             key: key.to_owned(),
             bucket: "dt=2026-12-05/hour=14".into(),
@@ -545,7 +545,7 @@ mod tests {
             units: vec![merged],
             replaces: replaced,
         };
-        storage.put_new(&key, to_json(&entry)).unwrap();
+        storage.put_if_absent(&key, to_json(&entry)).unwrap();
         assert_eq!(recover(&storage, "t").unwrap(), 2);
         assert!(
             exists(&storage, "k/merged"),

@@ -4,7 +4,7 @@
 //! `_sluice_import/<topic>.lock` in the imported folder: who holds it and
 //! until when (wall-clock time).
 //!
-//! - Taken with a compare-and-swap ([`Source::swap`]): created where there
+//! - Taken with a compare-and-swap ([`Storage::swap`](crate::storage::Storage::swap)): created where there
 //!   is none, or written over a released or expired one only if it is
 //!   still the version read. Of two importers starting at once exactly one
 //!   gets it; the other sees it held.
@@ -35,14 +35,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::error::ImportError;
 use super::ledger::PROGRESS_DIR;
 use super::source::Source;
-use super::swap::Version;
 use crate::storage::AzureCredentials;
+use crate::storage::Version;
 
 /// How long a lease lasts unrenewed (and so how long an import that died
 /// keeps the next one waiting, at most).
@@ -70,7 +71,7 @@ impl LeaseRecord {
         serde_json::from_slice(bytes)
     }
 
-    fn held_by(owner: &str, length: Duration) -> Vec<u8> {
+    fn held_by(owner: &str, length: Duration) -> Bytes {
         let length_ms = u64::try_from(length.as_millis()).unwrap_or(u64::MAX);
         Self::bytes(&LeaseRecord {
             owner: Some(owner.to_owned()),
@@ -78,16 +79,16 @@ impl LeaseRecord {
         })
     }
 
-    fn released() -> Vec<u8> {
+    fn released() -> Bytes {
         Self::bytes(&LeaseRecord {
             owner: None,
             expires_at_ms: 0,
         })
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    fn bytes(&self) -> Bytes {
         // A struct of an optional string and a number always serializes.
-        serde_json::to_vec(self).unwrap_or_default()
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     /// Held by someone, and not expired at `now_ms`.
@@ -158,7 +159,7 @@ impl ImportLease {
         // The version of a live lease seen earlier: changed means renewed.
         let mut watched: Option<Version> = None;
         loop {
-            let (bytes, version) = source.get_versioned(&key)?;
+            let (bytes, version) = source.storage.get_versioned(&key)?;
             let record = bytes
                 .map(|bytes| LeaseRecord::parse(&bytes))
                 .transpose()
@@ -192,7 +193,9 @@ impl ImportLease {
             // No lease, a released one, or one that expired unrenewed.
             let sent = Instant::now();
             let Some(version) =
-                source.swap(&key, &version, LeaseRecord::held_by(&owner, length))?
+                source
+                    .storage
+                    .swap(&key, &version, LeaseRecord::held_by(&owner, length))?
             else {
                 continue; // another import took it first: look again
             };
@@ -322,7 +325,7 @@ impl Held {
     fn renew(&self) -> bool {
         let version = self.state().version.clone();
         let sent = Instant::now();
-        let renewed = self.source.swap(
+        let renewed = self.source.storage.swap(
             &self.key,
             &version,
             LeaseRecord::held_by(&self.owner, self.length),
@@ -347,7 +350,7 @@ impl Held {
     /// file names it (an earlier renewal whose answer was lost on the
     /// network); otherwise another import took it over.
     fn after_conflict(&self) -> bool {
-        let (bytes, version) = match self.source.get_versioned(&self.key) {
+        let (bytes, version) = match self.source.storage.get_versioned(&self.key) {
             Ok(found) => found,
             Err(error) => {
                 warn!(lease = %self.source.describe(&self.key), %error,
@@ -382,6 +385,7 @@ impl Held {
         };
         if self
             .source
+            .storage
             .swap(&self.key, &version, LeaseRecord::released())?
             .is_some()
         {
@@ -392,6 +396,7 @@ impl Held {
             let version = self.state().version.clone();
             return Ok(self
                 .source
+                .storage
                 .swap(&self.key, &version, LeaseRecord::released())?
                 .is_some());
         }

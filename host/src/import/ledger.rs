@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ImportError;
 use super::source::Source;
-use super::swap::Version;
+use crate::storage::Version;
 
 /// The folder, under the import URL, holding progress files.
 pub const PROGRESS_DIR: &str = "_sluice_import";
@@ -61,7 +61,7 @@ impl Ledger {
     pub fn load(source: &Source, topic: &str) -> Result<Ledger, ImportError> {
         let key = progress_key(topic);
         let location = source.describe(&key);
-        let (bytes, version) = source.get_versioned(&key)?;
+        let (bytes, version) = source.storage.get_versioned(&key)?;
         let progress = match bytes {
             Some(bytes) => {
                 serde_json::from_slice(&bytes).map_err(|e| ImportError::BadProgress {
@@ -99,7 +99,8 @@ impl Ledger {
                 reason: e.to_string(),
             })?;
         self.version = source
-            .swap(&self.key, &self.version, bytes)?
+            .storage
+            .swap(&self.key, &self.version, bytes.into())?
             .ok_or_else(|| ImportError::ProgressChanged {
                 location: source.describe(&self.key),
             })?;

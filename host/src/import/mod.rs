@@ -42,7 +42,6 @@ mod ledger;
 mod parquet_file;
 mod rows;
 mod source;
-mod swap;
 
 use std::fmt;
 use std::time::Duration;

@@ -1,20 +1,13 @@
-//! The folder being imported: a local folder or Azure storage through
-//! `object_store`, used synchronously (the importer is a plain loop) on the
-//! host's I/O runtime. A file is read from local disk whatever the source:
-//! a local folder's in place, an Azure file downloaded in chunks to a
-//! temporary file first, so no file is ever held in memory whole.
+//! The folder being imported: a local folder or Azure storage, through the
+//! host's [`Storage`], used synchronously (the importer is a plain loop). A
+//! file is read from local disk whatever the source: a local folder's in
+//! place, an Azure file downloaded in chunks to a temporary file first, so
+//! no file is ever held in memory whole.
 
 use std::fs::File;
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use futures_util::StreamExt;
-use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as ObjectPath;
 
 use super::error::ImportError;
-use crate::storage::{AzureCredentials, Storage, open_object_store};
+use crate::storage::{AzureCredentials, Storage};
 
 /// A file found under the import URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,97 +22,42 @@ pub struct SourceFile {
 
 #[derive(Clone)]
 pub(crate) struct Source {
-    pub(super) store: Arc<dyn ObjectStore>,
-    pub(super) prefix: String,
-    url: String,
-    /// The folder, when it is local: its files are read in place, and the
-    /// importer's own files are written under an OS lock (`swap.rs`).
-    local: Option<Arc<LocalFileSystem>>,
-    /// Downloads of remote files in chunks, and local files' durable
-    /// renames.
-    pub(super) storage: Arc<Storage>,
+    /// The folder; also where the importer's own files (the lease and the
+    /// progress file) are swapped.
+    pub(super) storage: Storage,
 }
 
 impl Source {
+    /// A local folder must exist: for an import a mistyped path is an
+    /// error, not an empty folder.
     pub fn open(url: &str, azure: &AzureCredentials) -> Result<Self, ImportError> {
-        // `open_object_store` creates a missing local folder, which suits
-        // writers; for an import a mistyped path must be an error instead.
-        let local_dir = match url.split_once("://") {
-            None => Some(url),
-            Some(("file", path)) => Some(path),
-            Some(_) => None,
-        };
-        let store_error = |reason: String| ImportError::Store {
-            location: url.to_owned(),
-            reason,
-        };
-        let (store, prefix, local) = match local_dir {
-            Some(dir) if !std::path::Path::new(dir).is_dir() => {
-                return Err(store_error("no such folder".into()));
-            }
-            Some(dir) => {
-                let folder = Arc::new(
-                    LocalFileSystem::new_with_prefix(dir)
-                        .map_err(|e| store_error(e.to_string()))?,
-                );
-                let store: Arc<dyn ObjectStore> = folder.clone();
-                (store, String::new(), Some(folder))
-            }
-            None => {
-                let (store, prefix) = open_object_store(url, azure)?;
-                (store, prefix, None)
-            }
-        };
         Ok(Source {
-            store,
-            prefix,
-            url: url.trim_end_matches('/').to_owned(),
-            local,
-            storage: Arc::new(Storage::open(url, azure)?),
+            storage: Storage::open_existing(url, azure)?,
         })
     }
 
     /// Where `key` is, for messages.
     pub fn describe(&self, key: &str) -> String {
-        format!("{}/{key}", self.url)
+        self.storage.store().describe(key)
     }
 
     /// Every file under the URL, sorted by path, without hidden ones: a
     /// path segment starting with `.` or `_` (the importer's own progress
     /// files, Spark's `_SUCCESS` and `.crc` files).
     pub fn list(&self) -> Result<Vec<SourceFile>, ImportError> {
-        let root = (!self.prefix.is_empty()).then(|| ObjectPath::from(self.prefix.as_str()));
-        let strip = if self.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.prefix.trim_end_matches('/'))
-        };
-        let (store, url) = (self.store.clone(), self.url.clone());
-        let mut files = crate::io::wait(async move {
-            let mut listing = store.list(root.as_ref());
-            let mut files = Vec::new();
-            while let Some(meta) = listing.next().await {
-                let meta = meta.map_err(|e| ImportError::Store {
-                    location: url.clone(),
-                    reason: format!("listing: {e}"),
-                })?;
-                let full = meta.location.as_ref();
-                let path = full.strip_prefix(&strip).unwrap_or(full).to_owned();
-                let version = meta
+        Ok(self
+            .storage
+            .list_all("")?
+            .into_iter()
+            .filter(|entry| !hidden(&entry.key))
+            .map(|entry| SourceFile {
+                version: entry
                     .e_tag
-                    .clone()
-                    .or_else(|| Some(meta.last_modified.to_rfc3339()));
-                files.push(SourceFile {
-                    path,
-                    size: meta.size,
-                    version,
-                });
-            }
-            Ok::<_, ImportError>(files)
-        })?;
-        files.retain(|f| !hidden(&f.path));
-        files.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(files)
+                    .or_else(|| Some(entry.last_modified.to_rfc3339())),
+                path: entry.key,
+                size: entry.size,
+            })
+            .collect())
     }
 
     /// The file `key`, to read from its start: in place in a local folder;
@@ -127,7 +65,7 @@ impl Source {
     /// and is gone when it is closed or the process dies, however it dies.
     pub fn open_file(&self, key: &str) -> Result<File, ImportError> {
         let location = || self.describe(key);
-        if let Some(path) = self.local_path(key)? {
+        if let Some(path) = self.storage.store().local_path(key)? {
             return File::open(&path).map_err(|e| ImportError::Store {
                 location: location(),
                 reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -144,23 +82,6 @@ impl Source {
         let name = std::env::temp_dir().join("(temporary copy)");
         self.storage.download_into(key, &mut copy, &name)?;
         Ok(copy)
-    }
-
-    /// Where `key` is on disk, for a local folder. Keys are as listed
-    /// (`object_store` escapes characters such as `[` or `%` in them).
-    pub(super) fn local_path(&self, key: &str) -> Result<Option<PathBuf>, ImportError> {
-        let Some(folder) = &self.local else {
-            return Ok(None);
-        };
-        let error = |reason: String| ImportError::Store {
-            location: self.describe(key),
-            reason,
-        };
-        let location = ObjectPath::parse(key).map_err(|e| error(e.to_string()))?;
-        folder
-            .path_to_filesystem(&location)
-            .map(Some)
-            .map_err(|e| error(e.to_string()))
     }
 }
 

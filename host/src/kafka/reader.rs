@@ -17,6 +17,9 @@ use super::metadata::PartitionRange;
 use super::read_plan::ReadPlan;
 use crate::record::KafkaRecord;
 
+/// The longest one poll waits for a record.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
 pub struct BoundedReader {
     topic: String,
     consumer: BaseConsumer<Logged>,
@@ -131,15 +134,38 @@ impl BoundedReader {
         &self.ranges
     }
 
+    /// Partitions not yet read to their end.
+    pub fn unfinished(&self) -> impl Iterator<Item = i32> + '_ {
+        self.pending.keys().copied()
+    }
+
     /// Up to `max` records, or `None` once every partition is read to its end.
     pub fn next_batch(&mut self, max: usize) -> Result<Option<Vec<KafkaRecord>>, KafkaError> {
+        self.next_batch_until(max, None)
+    }
+
+    /// As [`BoundedReader::next_batch`], but the batch ends (short, or
+    /// empty) once `deadline` passes: no poll waits past it, so a broker
+    /// slow to answer holds the caller no longer than one poll beyond it.
+    pub fn next_batch_until(
+        &mut self,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Vec<KafkaRecord>>, KafkaError> {
         if self.pending.is_empty() {
             return Ok(None);
         }
         let mut batch = Vec::with_capacity(max.min(10_000));
         let mut last_record = Instant::now();
         while batch.len() < max && !self.pending.is_empty() {
-            let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
+            let wait = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(POLL_WAIT),
+                    _ => break,
+                },
+                None => POLL_WAIT,
+            };
+            let Some(result) = self.consumer.poll(wait) else {
                 if !batch.is_empty() {
                     break;
                 }

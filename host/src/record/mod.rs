@@ -45,6 +45,17 @@ impl KafkaRecord {
         }
     }
 
+    /// Bytes of what the record carries: its key, value and headers (names
+    /// and values). What the fetch's and the join's byte limits count.
+    pub fn payload_len(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
+    }
+
     pub fn locator(&self) -> RecordRef {
         RecordRef {
             topic: self.topic.clone(),

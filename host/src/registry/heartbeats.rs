@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use object_store::{ObjectStoreExt, PutMode};
 
 use super::{Registry, RegistryError, check_name};
 use crate::health::{Heartbeat, HeartbeatSink, now_ms};
@@ -28,8 +26,7 @@ impl Registry {
             location: key.clone(),
             reason: e.to_string(),
         })?;
-        self.put(&key, Bytes::from(text), PutMode::Overwrite)
-            .await?;
+        self.store.put(&key, Bytes::from(text)).await?;
         Ok(())
     }
 
@@ -37,29 +34,22 @@ impl Registry {
     /// pipeline and worker. A beat that cannot be read is skipped with a
     /// warning: one broken file does not hide every other worker.
     pub async fn heartbeats(&self) -> Result<Vec<Heartbeat>, RegistryError> {
-        let mut listing = self.store.list(Some(&self.path("health")));
-        let mut keys = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| self.store_error("health", e))?;
-            keys.push(meta.location);
-        }
+        let keys = self.store.list_all("health").await?;
         let now = now_ms();
         let mut beats = Vec::with_capacity(keys.len());
-        for location in keys {
-            let bytes = match self.store.get(&location).await {
-                Ok(result) => result.bytes().await,
-                Err(error) => Err(error),
+        for entry in keys {
+            let location = &entry.key;
+            // Gone between the listing and the read: a worker's beat
+            // being replaced is not an error.
+            let Some(bytes) = self.store.get_if_exists(location).await? else {
+                continue;
             };
-            let beat = match bytes.map(|b| serde_json::from_slice::<Heartbeat>(&b)) {
-                Ok(Ok(beat)) => beat,
-                Ok(Err(error)) => {
+            let beat = match serde_json::from_slice::<Heartbeat>(&bytes) {
+                Ok(beat) => beat,
+                Err(error) => {
                     tracing::warn!(%location, %error, "not a heartbeat; skipped");
                     continue;
                 }
-                // Gone between the listing and the read: a worker's beat
-                // being replaced is not an error.
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(error) => return Err(self.store_error(location.as_ref(), error)),
             };
             if now.saturating_sub(beat.at_ms) <= FORGET_AFTER_MS {
                 beats.push(beat);

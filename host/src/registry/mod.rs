@@ -9,7 +9,7 @@
 //!   the next sequence number, so of two concurrent writers exactly one wins
 //!   and the other re-reads and retries; readers take the highest number, so
 //!   they never see a half-written manifest. (Put-if-absent works on a local
-//!   folder too, where object_store has no ETag-conditional update.)
+//!   folder too, where there is no ETag-conditional update.)
 //! - `pipelines/<name>.json`: pipeline definitions;
 //! - `health/<pipeline>/<worker>.json`: each worker's last heartbeat.
 
@@ -20,9 +20,6 @@ mod watch;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 pub use manifest::{Change, Manifest, VersionInfo};
 pub use watch::TransformWatch;
@@ -30,7 +27,7 @@ pub use watch::TransformWatch;
 use crate::enrich::{DefinitionError, PipelineDefinition};
 use crate::names::TransformRef;
 use crate::runtime::{Runtime, RuntimeError, Transform, World};
-use crate::storage::{AzureCredentials, StorageError, object_path, open_object_store};
+use crate::storage::{AzureCredentials, StorageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -103,18 +100,15 @@ const KEEP_MANIFESTS: u64 = 16;
 pub const DEFAULT_MAX_UPLOAD: usize = 64 << 20;
 
 pub struct Registry {
-    store: Arc<dyn ObjectStore>,
-    prefix: String,
+    store: Store,
     url: String,
     max_upload: usize,
 }
 
 impl Registry {
     pub fn open(url: &str, azure: &AzureCredentials) -> Result<Self, RegistryError> {
-        let (store, prefix) = open_object_store(url, azure)?;
         Ok(Registry {
-            store,
-            prefix,
+            store: Store::open(url, azure)?,
             url: url.to_owned(),
             max_upload: DEFAULT_MAX_UPLOAD,
         })
@@ -122,10 +116,9 @@ impl Registry {
 
     /// A registry on any store: tests use it to slow one call down.
     #[cfg(test)]
-    pub(crate) fn on_store(store: Arc<dyn ObjectStore>) -> Self {
+    pub(crate) fn on_store(store: Arc<dyn object_store::ObjectStore>) -> Self {
         Registry {
-            store,
-            prefix: String::new(),
+            store: Store::on_object_store("memory:///", store),
             url: "memory:///".to_owned(),
             max_upload: DEFAULT_MAX_UPLOAD,
         }
@@ -181,8 +174,7 @@ impl Registry {
                 World::Aggregator => "aggregator".into(),
             },
         };
-        self.put(&blob_key(name, &info.version), wasm, PutMode::Overwrite)
-            .await?;
+        self.store.put(&blob_key(name, &info.version), wasm).await?;
         let manifest = self
             .change(
                 name,
@@ -220,14 +212,10 @@ impl Registry {
 
     /// Every transform's manifest, by name.
     pub async fn list(&self) -> Result<Vec<Manifest>, RegistryError> {
-        let listing = self
-            .store
-            .list_with_delimiter(Some(&self.path("transforms")))
-            .await
-            .map_err(|e| self.store_error("transforms", e))?;
+        let listing = self.store.list("transforms").await?;
         let mut manifests = Vec::new();
-        for dir in listing.common_prefixes {
-            if let Some(name) = dir.filename()
+        for dir in listing.folders {
+            if let Some(name) = file_name(&dir)
                 && let Some((_, manifest)) = self.latest(name).await?
             {
                 manifests.push(manifest);
@@ -289,13 +277,14 @@ impl Registry {
         version: &str,
     ) -> Result<Arc<Transform>, RegistryError> {
         let key = blob_key(name, version);
-        let wasm = self
-            .get(&key)
-            .await?
-            .ok_or_else(|| RegistryError::UnknownVersion {
-                name: name.to_owned(),
-                version: version.to_owned(),
-            })?;
+        let wasm =
+            self.store
+                .get_if_exists(&key)
+                .await?
+                .ok_or_else(|| RegistryError::UnknownVersion {
+                    name: name.to_owned(),
+                    version: version.to_owned(),
+                })?;
         let (runtime, name) = (runtime.clone(), name.to_owned());
         Ok(
             tokio::task::spawn_blocking(move || runtime.load(&name, &wasm))
@@ -314,40 +303,31 @@ impl Registry {
             location: pipeline_key(&definition.name),
             reason: e.to_string(),
         })?;
-        self.put(
-            &pipeline_key(&definition.name),
-            Bytes::from(text),
-            PutMode::Overwrite,
-        )
-        .await?;
+        self.store
+            .put(&pipeline_key(&definition.name), Bytes::from(text))
+            .await?;
         Ok(())
     }
 
     pub async fn pipeline(&self, name: &str) -> Result<PipelineDefinition, RegistryError> {
         check_name(name)?;
-        let bytes =
-            self.get(&pipeline_key(name))
-                .await?
-                .ok_or_else(|| RegistryError::UnknownPipeline {
-                    name: name.to_owned(),
-                })?;
+        let bytes = self
+            .store
+            .get_if_exists(&pipeline_key(name))
+            .await?
+            .ok_or_else(|| RegistryError::UnknownPipeline {
+                name: name.to_owned(),
+            })?;
         let text = String::from_utf8_lossy(&bytes);
         Ok(PipelineDefinition::from_json(&text)?)
     }
 
     pub async fn pipelines(&self) -> Result<Vec<PipelineDefinition>, RegistryError> {
-        let mut listing = self.store.list(Some(&self.path("pipelines")));
-        let mut names = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| self.store_error("pipelines", e))?;
-            if let Some(name) = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-            {
-                names.push(name.to_owned());
-            }
-        }
+        let mut names: Vec<String> = (self.store.list_all("pipelines").await?)
+            .iter()
+            .filter_map(|entry| file_name(&entry.key)?.strip_suffix(".json"))
+            .map(str::to_owned)
+            .collect();
         names.sort();
         let mut definitions = Vec::with_capacity(names.len());
         for name in names {
@@ -358,11 +338,7 @@ impl Registry {
 
     pub async fn delete_pipeline(&self, name: &str) -> Result<(), RegistryError> {
         self.pipeline(name).await?;
-        let key = pipeline_key(name);
-        self.store
-            .delete(&self.path(&key))
-            .await
-            .map_err(|e| self.store_error(&key, e))
+        Ok(self.store.delete(&pipeline_key(name)).await?)
     }
 
     /// Applies `change` to the latest manifest and writes the result at the
@@ -386,7 +362,7 @@ impl Registry {
                 reason: e.to_string(),
             })?;
             let key = manifest_key(name, next.sequence);
-            if self.put(&key, Bytes::from(text), PutMode::Create).await? {
+            if self.store.put_if_absent(&key, Bytes::from(text)).await? {
                 self.prune(name, next.sequence).await;
                 return Ok(next);
             }
@@ -407,10 +383,14 @@ impl Registry {
             return Ok(None);
         };
         let key = manifest_key(name, sequence);
-        let bytes = self.get(&key).await?.ok_or_else(|| RegistryError::Store {
-            location: key.clone(),
-            reason: "the manifest disappeared while being read".to_owned(),
-        })?;
+        let bytes = self
+            .store
+            .get_if_exists(&key)
+            .await?
+            .ok_or_else(|| RegistryError::Store {
+                location: key.clone(),
+                reason: "the manifest disappeared while being read".to_owned(),
+            })?;
         let manifest = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Store {
             location: key,
             reason: format!("not a manifest: {e}"),
@@ -420,20 +400,11 @@ impl Registry {
 
     async fn sequences(&self, name: &str) -> Result<Vec<u64>, RegistryError> {
         let dir = format!("transforms/{name}/manifests");
-        let mut listing = self.store.list(Some(&self.path(&dir)));
-        let mut sequences = Vec::new();
-        while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(|e| self.store_error(&dir, e))?;
-            if let Some(n) = meta
-                .location
-                .filename()
-                .and_then(|f| f.strip_suffix(".json"))
-                .and_then(|n| n.parse().ok())
-            {
-                sequences.push(n);
-            }
-        }
-        Ok(sequences)
+        Ok((self.store.list_all(&dir).await?)
+            .iter()
+            .filter_map(|entry| file_name(&entry.key)?.strip_suffix(".json"))
+            .filter_map(|n| n.parse().ok())
+            .collect())
     }
 
     /// Best effort: old manifests only cost listing time.
@@ -445,52 +416,7 @@ impl Registry {
             .into_iter()
             .filter(|s| s + KEEP_MANIFESTS < latest)
         {
-            let _ = self
-                .store
-                .delete(&self.path(&manifest_key(name, old)))
-                .await;
-        }
-    }
-
-    /// Writes `bytes` at `key`; `false` when `PutMode::Create` found the key
-    /// taken (another writer won).
-    async fn put(&self, key: &str, bytes: Bytes, mode: PutMode) -> Result<bool, RegistryError> {
-        let options = PutOptions {
-            mode,
-            ..PutOptions::default()
-        };
-        match self
-            .store
-            .put_opts(&self.path(key), PutPayload::from(bytes), options)
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(
-                object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. },
-            ) => Ok(false),
-            Err(e) => Err(self.store_error(key, e)),
-        }
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, RegistryError> {
-        let result = match self.store.get(&self.path(key)).await {
-            Ok(result) => result,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.store_error(key, e)),
-        };
-        let bytes = result.bytes().await.map_err(|e| self.store_error(key, e))?;
-        Ok(Some(bytes))
-    }
-
-    fn path(&self, key: &str) -> ObjectPath {
-        object_path(&self.prefix, key)
-    }
-
-    fn store_error(&self, key: &str, error: object_store::Error) -> RegistryError {
-        RegistryError::Store {
-            location: format!("{}/{key}", self.url.trim_end_matches('/')),
-            reason: error.to_string(),
+            let _ = self.store.delete(&manifest_key(name, old)).await;
         }
     }
 }
@@ -503,6 +429,11 @@ fn check_name(name: &str) -> Result<(), RegistryError> {
             name: name.chars().take(80).collect(),
         })
     }
+}
+
+/// The last segment of `key`.
+fn file_name(key: &str) -> Option<&str> {
+    key.rsplit('/').next().filter(|name| !name.is_empty())
 }
 
 fn blob_key(name: &str, version: &str) -> String {

@@ -17,6 +17,7 @@ use clap::Subcommand;
 use serde::Deserialize;
 use serde_json::Value;
 use sluice_host::enrich::PipelineDefinition;
+use sluice_host::io::block_on;
 use sluice_host::registry::{Manifest, Registry};
 
 use api::AdminApi;
@@ -52,6 +53,7 @@ impl RegistryArgs {
             account: self.azure_account.clone(),
             key: self.azure_key.clone(),
             endpoint: self.azure_endpoint.clone(),
+            ..AzureCredentials::default()
         };
         let registry = Registry::open(url, &credentials)
             .with_context(|| format!("opening the registry at {url}"))?;
@@ -219,29 +221,19 @@ pub trait Backend {
     fn delete_pipeline(&self, name: &str) -> anyhow::Result<()>;
 }
 
-/// Straight against the registry's store.
+/// Straight against the registry's store; each call waited for on the
+/// host's I/O runtime.
 struct Direct {
     registry: Arc<Registry>,
-}
-
-impl Direct {
-    /// Runs a registry call on the host's I/O runtime and waits for it.
-    fn wait<T, F>(&self, call: impl FnOnce(Arc<Registry>) -> F) -> T
-    where
-        F: std::future::Future<Output = T> + Send + 'static,
-        T: Send + 'static,
-    {
-        sluice_host::io::wait(call(self.registry.clone()))
-    }
 }
 
 impl Backend for Direct {
     fn upload(&self, name: &str, wasm: Vec<u8>, activate: bool) -> anyhow::Result<UploadOutcome> {
         let runtime = crate::transforms::runtime()?;
-        let name = name.to_owned();
-        let uploaded = self.wait(move |r| async move {
-            r.upload(&runtime, &name, Bytes::from(wasm), activate).await
-        })?;
+        let uploaded = block_on(
+            self.registry
+                .upload(&runtime, name, Bytes::from(wasm), activate),
+        )?;
         let active = uploaded.manifest.active.as_ref() == Some(&uploaded.info.version);
         Ok(UploadOutcome {
             version: uploaded.info.version,
@@ -252,54 +244,46 @@ impl Backend for Direct {
     }
 
     fn list(&self) -> anyhow::Result<Vec<TransformSummary>> {
-        let manifests = self.wait(|r| async move { r.list().await })?;
+        let manifests = block_on(self.registry.list())?;
         Ok(manifests.iter().map(TransformSummary::from).collect())
     }
 
     fn manifest(&self, name: &str) -> anyhow::Result<Manifest> {
-        let name = name.to_owned();
-        Ok(self.wait(move |r| async move { r.manifest(&name).await })?)
+        Ok(block_on(self.registry.manifest(name))?)
     }
 
     fn activate(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
-        let (name, version) = (name.to_owned(), version.to_owned());
-        Ok(self.wait(move |r| async move { r.activate(&name, &version).await })?)
+        Ok(block_on(self.registry.activate(name, version))?)
     }
 
     fn rollback(&self, name: &str) -> anyhow::Result<Manifest> {
-        let name = name.to_owned();
-        Ok(self.wait(move |r| async move { r.rollback(&name).await })?)
+        Ok(block_on(self.registry.rollback(name))?)
     }
 
     fn delete_version(&self, name: &str, version: &str) -> anyhow::Result<Manifest> {
-        let (name, version) = (name.to_owned(), version.to_owned());
-        Ok(self.wait(move |r| async move { r.delete_version(&name, &version).await })?)
+        Ok(block_on(self.registry.delete_version(name, version))?)
     }
 
     fn apply_pipelines(&self, definitions: &Value) -> anyhow::Result<Vec<String>> {
         let definitions = PipelineDefinition::one_or_many(definitions)?;
         let mut names = Vec::with_capacity(definitions.len());
         for definition in definitions {
-            let definition = self.wait(move |r| async move {
-                r.put_pipeline(&definition).await.map(|()| definition)
-            })?;
+            block_on(self.registry.put_pipeline(&definition))?;
             names.push(definition.name);
         }
         Ok(names)
     }
 
     fn pipelines(&self) -> anyhow::Result<Vec<PipelineDefinition>> {
-        Ok(self.wait(|r| async move { r.pipelines().await })?)
+        Ok(block_on(self.registry.pipelines())?)
     }
 
     fn pipeline(&self, name: &str) -> anyhow::Result<PipelineDefinition> {
-        let name = name.to_owned();
-        Ok(self.wait(move |r| async move { r.pipeline(&name).await })?)
+        Ok(block_on(self.registry.pipeline(name))?)
     }
 
     fn delete_pipeline(&self, name: &str) -> anyhow::Result<()> {
-        let name = name.to_owned();
-        Ok(self.wait(move |r| async move { r.delete_pipeline(&name).await })?)
+        Ok(block_on(self.registry.delete_pipeline(name))?)
     }
 }
 

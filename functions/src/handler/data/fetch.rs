@@ -16,6 +16,18 @@ use super::query::{self, FetchParams, Format, format_of, query_of};
 use super::{ApiError, DataApi, load_transform};
 use crate::render::record_json;
 
+/// Where a limited fetch goes on, for every format (NDJSON, CSV and
+/// Parquet have no envelope to say it in): `partition=offset` pairs.
+const NEXT_OFFSETS_HEADER: &str = "x-sluice-next-offsets";
+
+/// `0=120,3=45`: the next offset of each partition a limit stopped.
+fn next_offsets_header(next: &BTreeMap<i32, i64>) -> String {
+    next.iter()
+        .map(|(partition, offset)| format!("{partition}={offset}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn fetch_error(error: FetchError) -> ApiError {
     let error = match error {
         FetchError::Kafka(error) => error,
@@ -41,7 +53,7 @@ fn fetch_error(error: FetchError) -> ApiError {
 #[utoipa::path(get, path = "/api/fetch", tag = "data",
     summary = "Records at offsets, optionally with a transform's dry-run outcome",
     params(FetchParams),
-    responses((status = 200, description = "JSON (records, complete, limited_by), NDJSON, CSV or Parquet"),
+    responses((status = 200, description = "JSON (records, complete, limited_by, next_offsets), NDJSON, CSV or Parquet; a limited read says which limit in x-sluice-limited-by and where to go on in x-sluice-next-offsets (partition=offset,...)"),
         (status = 404, description = "Unknown topic, partition or transform"),
         (status = 416, description = "Offset outside the partition; the message gives the range"),
         (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
@@ -100,6 +112,11 @@ pub(super) async fn fetch_route(
                 .iter()
                 .map(|(p, e)| (p.to_string(), *e))
                 .collect();
+            let next: BTreeMap<String, i64> = fetched
+                .next_offsets
+                .iter()
+                .map(|(p, o)| (p.to_string(), *o))
+                .collect();
             let value = json!({
                 "topic": query.topic,
                 "records": records.iter().enumerate().map(|(i, r)| record_json(r, outcomes.as_ref().and_then(|o| o.get(i)))).collect::<Vec<_>>(),
@@ -107,7 +124,8 @@ pub(super) async fn fetch_route(
                 "complete": end_reached,
                 "limited_by": fetched.limited_by,
                 "range_ends": ends,
-                "note": if end_reached { "every requested record that exists was returned; a read never waits past the partition's end" } else { "a limit stopped the read; ask again from the next offset" },
+                "next_offsets": next,
+                "note": if end_reached { "every requested record that exists was returned; a read never waits past the partition's end" } else { "a limit stopped the read; ask again for the partitions and offsets in next_offsets" },
             });
             ("application/json", value.to_string().into_bytes())
         }
@@ -140,6 +158,12 @@ pub(super) async fn fetch_route(
         if let Ok(value) = header::HeaderValue::from_str(&value) {
             response.headers_mut().insert("x-sluice-limited-by", value);
         }
+    }
+    if !fetched.next_offsets.is_empty()
+        && let Ok(value) =
+            header::HeaderValue::from_str(&next_offsets_header(&fetched.next_offsets))
+    {
+        response.headers_mut().insert(NEXT_OFFSETS_HEADER, value);
     }
     Ok(response)
 }

@@ -167,6 +167,125 @@ async fn limits_cannot_be_exceeded_and_are_reported() {
     );
 }
 
+/// `partition=0,…,63&count=10000` held up to 640,000 records: the limits
+/// were per partition. Under a limit of 100 records each answer holds at
+/// most 100 of the 640, says where to go on (in the JSON and, for every
+/// format, in a header), and following it returns every record once.
+#[tokio::test]
+async fn limits_hold_over_the_whole_request_and_say_where_to_go_on() {
+    let t = topic(64, 10);
+    let config = app_with(FetchLimits {
+        max_count: 100,
+        ..FetchLimits::default()
+    });
+    let all: Vec<String> = (0..64).map(|p| p.to_string()).collect();
+    let mut uri = format!(
+        "/api/fetch?topic={t}&partition={}&offset=0&count=10000",
+        all.join(",")
+    );
+    let first_page = uri.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let (status, body) = get_json(&config, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let got = offsets(&body);
+        assert!(got.len() <= 100, "{} records", got.len());
+        for record in got {
+            assert!(seen.insert(record), "{record:?} returned twice");
+        }
+        if body["complete"] == true {
+            assert_eq!(body["next_offsets"], json!({}));
+            break;
+        }
+        assert_eq!(body["limited_by"], "count", "{}", body["limited_by"]);
+        let next = body["next_offsets"].as_object().unwrap();
+        assert!(!next.is_empty());
+        let (partitions, offsets): (Vec<&str>, Vec<String>) = next
+            .iter()
+            .map(|(p, o)| (p.as_str(), o.to_string()))
+            .unzip();
+        uri = format!(
+            "/api/fetch?topic={t}&partition={}&offset={}&count=10000",
+            partitions.join(","),
+            offsets.join(",")
+        );
+    }
+    assert_eq!(seen.len(), 640);
+
+    let answered = answer(
+        &config,
+        Request::get(format!("{first_page}&format=ndjson"))
+            .header("x-functions-key", KEY)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answered.text().lines().count(), 100);
+    let header = |name: &str| {
+        answered
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(header("x-sluice-limited-by"), "count");
+    let next = header("x-sluice-next-offsets");
+    let pairs: Vec<(i32, i64)> = next
+        .split(',')
+        .map(|pair| {
+            let (p, o) = pair.split_once('=').unwrap();
+            (p.parse().unwrap(), o.parse().unwrap())
+        })
+        .collect();
+    assert!(
+        !pairs.is_empty()
+            && pairs
+                .iter()
+                .all(|(p, o)| (0..64).contains(p) && (0..=10).contains(o)),
+        "{next}"
+    );
+}
+
+/// Records with 16 KiB headers and values of a few bytes: headers were not
+/// counted, so all came back under a 64 KiB limit. Now they count.
+#[tokio::test]
+async fn headers_count_toward_the_byte_limit() {
+    let config = broker();
+    let t = fresh_topic("fetch-headers");
+    ensure_topic(&config, &t, 2).unwrap();
+    let records: Vec<ProduceRecord> = (0..8)
+        .map(|i| ProduceRecord {
+            timestamp: None,
+            topic: t.clone(),
+            partition: Some(i % 2),
+            key: None,
+            value: Some(json!({"i": i}).to_string().into_bytes()),
+            headers: vec![Header {
+                key: "blob".into(),
+                value: Some(vec![b'h'; 16 << 10]),
+            }],
+        })
+        .collect();
+    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    let app = app_with(FetchLimits {
+        max_bytes: 64 << 10,
+        ..FetchLimits::default()
+    });
+    let (status, body) = get_json(
+        &app,
+        &format!("/api/fetch?topic={t}&partition=0,1&count=100"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["returned"].as_u64(), body["limited_by"].as_str()),
+        (Some(3), Some("bytes")),
+        "three records of just over 16 KiB fit in 64 KiB"
+    );
+    assert_eq!(body["next_offsets"].as_object().map(|o| o.len()), Some(2));
+}
+
 #[tokio::test]
 async fn every_format_by_parameter_or_accept_header() {
     let t = topic(1, 4);

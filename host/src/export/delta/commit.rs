@@ -23,8 +23,8 @@ use crate::storage::{Storage, StorageError};
 
 /// Where a log is put and read: the export's storage, or a test's.
 pub trait LogStore {
-    /// See [`Storage::put_new`].
-    fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError>;
+    /// See [`Storage::put_if_absent`].
+    fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError>;
     /// See [`Storage::get_if_exists`].
     fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StorageError>;
     /// How long to wait after a put whose answer was lost, before the log
@@ -35,8 +35,8 @@ pub trait LogStore {
 }
 
 impl LogStore for Storage {
-    fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
-        Storage::put_new(self, key, bytes)
+    fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
+        Storage::put_if_absent(self, key, bytes)
     }
 
     fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>, StorageError> {
@@ -78,7 +78,7 @@ pub fn commit(
         let version = snapshot.next_version();
         let key = commit_key(snapshot.topic(), version);
         crate::crash_point!("delta::before-commit");
-        let found = match log.put_new(&key, bytes.clone()) {
+        let found = match log.put_if_absent(&key, bytes.clone()) {
             Ok(true) => {
                 snapshot.apply(version, &actions);
                 return Ok(version);
@@ -251,15 +251,16 @@ mod tests {
     }
 
     impl LogStore for Memory {
-        fn put_new(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
+        fn put_if_absent(&self, key: &str, bytes: Bytes) -> Result<bool, StorageError> {
             let lose = self.lose_answers.get();
             if lose > 0 {
                 self.lose_answers.set(lose - 1);
                 if self.store_when_lost.get() {
                     self.objects.borrow_mut().entry(key.into()).or_insert(bytes);
                 }
-                return Err(StorageError::Remote {
+                return Err(StorageError::Store {
                     location: key.into(),
+                    failure: crate::storage::Failure::Transient,
                     reason: "connection reset".into(),
                 });
             }
