@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use serde_json::json;
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_tests::lake::{at_minute, duckdb, files_by_folder};
+use sluice_tests::stored::{in_output, not_each_once};
 use sluice_tests::{broker, fresh_topic, read_all};
 
 const PARTITIONS: i32 = 3;
@@ -135,11 +136,7 @@ fn lake_crash_loop(format: &str, points: &[&str]) {
         dir.keep().display()
     );
 
-    let seen = if format == "delta" {
-        sluice_tests::delta::stored(&out.join(&topic))
-    } else {
-        sluice_tests::stored::stored_offsets(&out, true)
-    };
+    let seen = in_output(&out, &topic, format);
     let all = read_all(&config, &topic);
     let in_topic: Vec<(i32, i64)> = all.iter().map(|r| (r.partition, r.offset)).collect();
     let rows = all
@@ -150,20 +147,9 @@ fn lake_crash_loop(format: &str, points: &[&str]) {
                 .is_some_and(|v| serde_json::from_slice::<serde_json::Value>(v).is_ok())
         })
         .count();
-    let missing: Vec<_> = in_topic
-        .iter()
-        .filter(|at| !seen.contains_key(at))
-        .collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        missing.is_empty() && twice.is_empty() && seen.len() == in_topic.len(),
-        "{} missing (first {:?}), {} stored twice (first {:?}); logs in {}",
-        missing.len(),
-        missing.first(),
-        twice.len(),
-        twice.first(),
-        dir.keep().display()
-    );
+    if let Some(wrong) = not_each_once(&seen, &in_topic) {
+        panic!("{wrong}; logs in {}", dir.keep().display());
+    }
 
     // Every hour but the last two (the newest is still open) is complete,
     // and compacted to one file a partition.

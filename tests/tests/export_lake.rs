@@ -11,11 +11,11 @@ use std::path::Path;
 use serde_json::json;
 use sluice_host::config::{LateData, PartitionBy};
 use sluice_host::export::{ExportOptions, TimeLayout, TopicReport};
-use sluice_host::kafka::ensure_topic;
+use sluice_host::kafka::{KafkaConfig, ensure_topic};
 use sluice_host::storage::{AzureCredentials, Storage};
 use sluice_tests::exports::{export, values};
 use sluice_tests::lake::{at_minute, duckdb, files_by_folder, footer, markers};
-use sluice_tests::stored::stored_offsets;
+use sluice_tests::stored::{not_each_once, stored_offsets};
 use sluice_tests::{broker, fresh_topic, produce_stamped};
 
 fn local(root: &Path) -> Storage {
@@ -41,35 +41,33 @@ fn folder(hour: u32) -> String {
 /// Each (partition, offset) of partitions `0..partitions`, `0..count`,
 /// stored exactly once under `root`, data and dead letters together.
 fn assert_each_once(root: &Path, partitions: i32, count: i64) {
-    let seen = stored_offsets(root, true);
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "stored more than once: {twice:?}");
-    for partition in 0..partitions {
-        let missing: Vec<i64> = (0..count)
-            .filter(|o| !seen.contains_key(&(partition, *o)))
-            .collect();
-        assert!(
-            missing.is_empty(),
-            "partition {partition}: never stored: {missing:?}"
-        );
+    let in_topic: Vec<(i32, i64)> = (0..partitions)
+        .flat_map(|partition| (0..count).map(move |offset| (partition, offset)))
+        .collect();
+    if let Some(wrong) = not_each_once(&stored_offsets(root, true), &in_topic) {
+        panic!("{wrong}");
     }
-    assert_eq!(seen.len() as i64, i64::from(partitions) * count);
+}
+
+/// Makes `topic` of two partitions, each with a record every minute from
+/// 10:00 (partition 1 from 10:00:30) to 13:59: hours 10 to 13. How many
+/// records a partition.
+fn four_hours(config: &KafkaConfig, topic: &str) -> usize {
+    ensure_topic(config, topic, 2).unwrap();
+    let count = 240;
+    for partition in 0..2 {
+        produce_stamped(config, topic, partition, &values(0, count), |i| {
+            Some(at_minute(i as i64) + i64::from(partition) * 30_000)
+        });
+    }
+    count
 }
 
 #[test]
 fn hours_exported_in_many_small_runs_are_compacted_and_read_once_with_pruning() {
     let config = broker();
     let topic = fresh_topic("lake-hours");
-    ensure_topic(&config, &topic, 2).unwrap();
-    // 240 records a partition, one every minute from 10:00 (p1 from
-    // 10:00:30): hours 10 to 13.
-    let count = 240;
-    produce_stamped(&config, &topic, 0, &values(0, count), |i| {
-        Some(at_minute(i as i64))
-    });
-    produce_stamped(&config, &topic, 1, &values(0, count), |i| {
-        Some(at_minute(i as i64) + 30_000)
-    });
+    let count = four_hours(&config, &topic);
     let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
     let storage = local(root.path());
     let small = json!({"num_messages": 20});
@@ -223,6 +221,56 @@ fn markers_appear_exactly_when_every_partition_has_passed_the_hour() {
 }
 
 #[test]
+fn a_re_export_of_chosen_offsets_marks_nothing_and_the_groups_next_run_does() {
+    let config = broker();
+    let topic = fresh_topic("lake-reexport");
+    ensure_topic(&config, &topic, 2).unwrap();
+    // p0 at 10:05 and 12:05, p1 at 10:10 and 11:30.
+    let minutes: [[i64; 2]; 2] = [[5, 125], [10, 90]];
+    for (partition, times) in minutes.iter().enumerate() {
+        produce_stamped(&config, &topic, partition as i32, &values(0, 2), |i| {
+            Some(at_minute(times[i]))
+        });
+    }
+    let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
+    let storage = local(root.path());
+    // Partition 0 alone, caught up at 12:05: had it counted, hours 10 and
+    // 11 would look complete, though partition 1 was never read.
+    let report = export(
+        &config,
+        &topic,
+        &group,
+        json!({"starting_offsets": {"0": 0}}),
+        &storage,
+        &hourly("run-1", LateData::Strict, true),
+    );
+    assert_eq!(report.records, 2);
+    assert!(
+        markers(root.path(), &topic).is_empty(),
+        "a re-export of chosen offsets marks nothing: {:?}",
+        markers(root.path(), &topic).keys()
+    );
+    // The group's run reads both partitions: both caught up, the furthest
+    // at 12:05, so 10 and 11 are complete.
+    export(
+        &config,
+        &topic,
+        &group,
+        json!({}),
+        &storage,
+        &hourly("run-2", LateData::Strict, true),
+    );
+    assert_eq!(
+        markers(root.path(), &topic)
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![folder(10), folder(11)]
+    );
+    assert_each_once(root.path(), 2, 2);
+}
+
+#[test]
 fn records_of_a_complete_hour_follow_each_late_data_policy() {
     for policy in [LateData::Strict, LateData::Current, LateData::Late] {
         let config = broker();
@@ -311,13 +359,7 @@ fn a_delta_table_by_hour_is_compacted_and_read_once_by_deltalake_with_pruning() 
     use sluice_tests::delta::{commits, live_adds, read_with_deltalake, stored};
     let config = broker();
     let topic = fresh_topic("lake-delta");
-    ensure_topic(&config, &topic, 2).unwrap();
-    let count = 240;
-    for partition in 0..2 {
-        produce_stamped(&config, &topic, partition, &values(0, count), |i| {
-            Some(at_minute(i as i64) + i64::from(partition) * 30_000)
-        });
-    }
+    let count = four_hours(&config, &topic);
     let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
     let storage = local(root.path());
     let table = root.path().join(&topic);

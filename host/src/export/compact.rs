@@ -11,7 +11,7 @@
 //! The plan is pure (`plan`); the Parquet files are merged here, through the
 //! range records' journal, so that a crash at any step loses or doubles
 //! nothing: the new files are stored first, then the decision, then the old
-//! files are removed. A Delta table's are merged in `delta/compact.rs`.
+//! files are removed. A Delta table's are merged in `compact_table.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -26,6 +26,7 @@ use super::options::ExportOptions;
 use super::partition_file::PartitionFile;
 use super::ranges::{Journal, RangeFile, RangeRecord, Replaced, StoredRanges, Unit, read_all};
 use super::upload::{ToStore, store_all};
+use super::written::WrittenFile;
 use crate::config::PartitionBy;
 use crate::storage::Storage;
 
@@ -124,6 +125,28 @@ impl CompactReport {
         self.bytes_out += other.bytes_out;
         self.skipped += other.skipped;
     }
+}
+
+/// Stores a compaction's merged files, which have no dead letters of
+/// their own to go first, between the two crash points a compaction is
+/// tried at (before any merged file is stored, and once all are).
+pub fn store_merged(
+    storage: &Storage,
+    topic: &str,
+    merged: &[WrittenFile],
+    concurrency: usize,
+) -> Result<(), ExportError> {
+    crate::crash_point!("compact::before-store");
+    let to_store: Vec<ToStore<'_>> = merged
+        .iter()
+        .map(|file| ToStore {
+            file,
+            had_dead_letters: false,
+        })
+        .collect();
+    store_all(storage, topic, &to_store, concurrency)?;
+    crate::crash_point!("compact::after-store");
+    Ok(())
 }
 
 /// The location a range file names.
@@ -269,48 +292,18 @@ fn merge(
         last,
         record: RangeRecord {
             run: journal.run().to_owned(),
-            files: merged
-                .iter()
-                .map(|f| RangeFile {
-                    key: f.key.clone(),
-                    bucket: f.location.map(|l| by.path(l.bucket)).unwrap_or_default(),
-                    late: f.location.is_some_and(|l| l.late),
-                    rows: f.rows,
-                    bytes: f.bytes,
-                    dead_letters: f.dead_letters.as_ref().map(|(_, key)| key.clone()),
-                    dead_lettered: f.dead_lettered,
-                })
-                .collect(),
+            files: merged.iter().map(|f| RangeFile::of(f, by)).collect(),
             last_time: newest.last_time,
             compacted: true,
         },
     };
     let replaces: Vec<Replaced> = members
         .iter()
-        .map(|((first, last), record)| Replaced {
-            partition,
-            first: *first,
-            last: *last,
-            files: record
-                .files
-                .iter()
-                .flat_map(RangeFile::keys)
-                .map(str::to_owned)
-                .collect(),
-        })
+        .map(|(range, record)| Replaced::of(partition, *range, record))
         .collect();
     let files_in = members.iter().map(|(_, r)| r.files.len()).sum();
     journal.storing(storage, std::slice::from_ref(&unit))?;
-    crate::crash_point!("compact::before-store");
-    let to_store: Vec<ToStore<'_>> = merged
-        .iter()
-        .map(|file| ToStore {
-            file,
-            had_dead_letters: false,
-        })
-        .collect();
-    store_all(storage, topic, &to_store, options.upload_concurrency)?;
-    crate::crash_point!("compact::after-store");
+    store_merged(storage, topic, &merged, options.upload_concurrency)?;
     journal.decide(storage, vec![unit], replaces)?;
     let _ = std::fs::remove_dir_all(&dir);
     tracing::info!(

@@ -10,6 +10,7 @@
 mod aggregate;
 mod buckets;
 mod compact;
+mod compact_table;
 mod complete;
 mod dead_letters;
 mod decode;

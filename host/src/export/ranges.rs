@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use super::layout;
 use super::stored::{Held, StoredFile};
+use super::written::WrittenFile;
+use crate::config::PartitionBy;
 use crate::storage::{Storage, StorageError};
 
 /// One of a unit's files.
@@ -48,6 +50,22 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl RangeFile {
+    /// The entry of a written file, its folder named as `by` names it.
+    pub fn of(file: &WrittenFile, by: PartitionBy) -> Self {
+        RangeFile {
+            key: file.key.clone(),
+            bucket: file
+                .location
+                .map(|at| by.path(at.bucket))
+                .unwrap_or_default(),
+            late: file.location.is_some_and(|at| at.late),
+            rows: file.rows,
+            bytes: file.bytes,
+            dead_letters: file.dead_letters.as_ref().map(|(_, key)| key.clone()),
+            dead_lettered: file.dead_lettered,
+        }
+    }
+
     /// The keys this file is stored under: data, then dead letters.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.key.as_str()).chain(self.dead_letters.as_deref())
@@ -86,6 +104,24 @@ pub struct Replaced {
     pub first: i64,
     pub last: i64,
     pub files: Vec<String>,
+}
+
+impl Replaced {
+    /// The unit of `partition` from `first` to `last` recorded by `record`,
+    /// with every key its files are stored under.
+    pub fn of(partition: i32, (first, last): (i64, i64), record: &RangeRecord) -> Self {
+        Replaced {
+            partition,
+            first,
+            last,
+            files: record
+                .files
+                .iter()
+                .flat_map(RangeFile::keys)
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 /// A journal entry: units whose files are being stored, and (decided) the
@@ -382,17 +418,7 @@ impl StoredRanges {
             .filter(|u| first <= u.first && u.last <= last)
             .map(|u| {
                 let record = self.read(storage, u)?;
-                Ok(Replaced {
-                    partition: self.partition,
-                    first: u.first,
-                    last: u.last,
-                    files: record
-                        .files
-                        .iter()
-                        .flat_map(RangeFile::keys)
-                        .map(str::to_owned)
-                        .collect(),
-                })
+                Ok(Replaced::of(self.partition, (u.first, u.last), &record))
             })
             .collect()
     }
@@ -444,7 +470,9 @@ mod tests {
     }
 
     fn file(storage: &Storage, key: &str) -> RangeFile {
-        storage.put_if_absent(key, Bytes::from_static(b"rows")).unwrap();
+        storage
+            .put_if_absent(key, Bytes::from_static(b"rows"))
+            .unwrap();
         RangeFile {
             key: key.to_owned(),
             bucket: "dt=2026-12-05/hour=14".into(),

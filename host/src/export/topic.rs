@@ -289,7 +289,7 @@ pub fn export_topic(
                 let done = {
                     let table = &mut **table;
                     let mut compact = |partition, from, through| {
-                        crate::export::delta::compact_partition(
+                        crate::export::compact_table::compact_partition(
                             storage,
                             table,
                             options,

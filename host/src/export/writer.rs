@@ -821,18 +821,7 @@ fn unit_of(files: &[WrittenFile], run: &str, names: &FileNames) -> Option<Unit> 
         last: files.iter().map(|f| f.last).max().unwrap_or(first.last),
         record: RangeRecord {
             run: run.to_owned(),
-            files: files
-                .iter()
-                .map(|f| RangeFile {
-                    key: f.key.clone(),
-                    bucket: f.location.map(|at| by.path(at.bucket)).unwrap_or_default(),
-                    late: f.location.is_some_and(|at| at.late),
-                    rows: f.rows,
-                    bytes: f.bytes,
-                    dead_letters: f.dead_letters.as_ref().map(|(_, key)| key.clone()),
-                    dead_lettered: f.dead_lettered,
-                })
-                .collect(),
+            files: files.iter().map(|f| RangeFile::of(f, by)).collect(),
             last_time: first.last_time,
             compacted: false,
         },

@@ -24,14 +24,12 @@
 mod actions;
 mod checkpoint;
 mod commit;
-mod compact;
 mod error;
 mod files;
 mod log;
 mod schema;
 mod table;
 
-pub use compact::compact_partition;
 pub use error::DeltaError;
 pub(crate) use log::Snapshot;
 pub use table::{DeltaReport, DeltaTable};

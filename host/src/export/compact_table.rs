@@ -9,14 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::table::DeltaTable;
+use super::buckets::Location;
+use super::compact::{CompactReport, Source, UnitView, merge_location, plan, store_merged};
+use super::delta::DeltaTable;
+use super::error::ExportError;
+use super::layout::{self, FileNames};
+use super::options::ExportOptions;
 use crate::config::PartitionBy;
-use crate::export::buckets::Location;
-use crate::export::compact::{CompactReport, Source, UnitView, merge_location, plan};
-use crate::export::error::ExportError;
-use crate::export::layout::{self, FileNames};
-use crate::export::options::ExportOptions;
-use crate::export::upload::{ToStore, store_all};
 use crate::storage::Storage;
 
 /// One of a unit's files: its path in the table, its time partition's
@@ -161,16 +160,7 @@ pub fn compact_partition(
             report.skipped += 1;
             continue;
         }
-        crate::crash_point!("compact::before-store");
-        let to_store: Vec<ToStore<'_>> = merged
-            .iter()
-            .map(|file| ToStore {
-                file,
-                had_dead_letters: false,
-            })
-            .collect();
-        store_all(storage, &topic, &to_store, options.upload_concurrency)?;
-        crate::crash_point!("compact::after-store");
+        store_merged(storage, &topic, &merged, options.upload_concurrency)?;
         let removes: Vec<String> = members
             .iter()
             .flat_map(|(_, unit)| unit.files.iter().map(|f| f.path.clone()))
