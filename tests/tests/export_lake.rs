@@ -221,6 +221,46 @@ fn markers_appear_exactly_when_every_partition_has_passed_the_hour() {
 }
 
 #[test]
+fn a_partitions_files_roll_on_size_age_or_idleness_and_hold_each_record_once() {
+    let config = broker();
+    let topic = fresh_topic("lake-roll");
+    ensure_topic(&config, &topic, 1).unwrap();
+    // 100 records a second apart from 10:00: one hour, one folder.
+    produce_stamped(&config, &topic, 0, &values(0, 100), |i| {
+        Some(at_minute(0) + i as i64 * 1_000)
+    });
+    let cases: [(&str, fn(&mut ExportOptions)); 4] = [
+        ("none due", |_| {}),
+        ("size", |o| o.target_file_bytes = 1),
+        ("age", |o| o.max_file_age = std::time::Duration::ZERO),
+        ("idleness", |o| o.max_file_idle = std::time::Duration::ZERO),
+    ];
+    for (name, roll) in cases {
+        let (root, group) = (tempfile::tempdir().unwrap(), fresh_topic("g"));
+        let storage = local(root.path());
+        let mut options = hourly("run-1", LateData::Strict, false);
+        options.batch_size = 10;
+        roll(&mut options);
+        let report = export(&config, &topic, &group, json!({}), &storage, &options);
+        assert_eq!(report.records, 100, "{name}");
+        if name == "none due" {
+            // The defaults (128 MiB, 5 minutes, 1 minute): one file.
+            assert_eq!((report.rolled, report.files.len()), (0, 1), "{name}");
+        } else {
+            // Each step's records at least once past the setting: files
+            // stored as the run goes, each named by its own offsets.
+            assert!(report.rolled >= 2, "{name}: rolled {}", report.rolled);
+            let files = report.files.len();
+            assert!(
+                files == report.rolled || files == report.rolled + 1,
+                "{name}: a file a unit rolled, and the last one: {files}"
+            );
+        }
+        assert_each_once(root.path(), 1, 100);
+    }
+}
+
+#[test]
 fn a_re_export_of_chosen_offsets_marks_nothing_and_the_groups_next_run_does() {
     let config = broker();
     let topic = fresh_topic("lake-reexport");
