@@ -229,7 +229,9 @@ fn a_partitions_files_roll_on_size_age_or_idleness_and_hold_each_record_once() {
     produce_stamped(&config, &topic, 0, &values(0, 100), |i| {
         Some(at_minute(0) + i as i64 * 1_000)
     });
-    let cases: [(&str, fn(&mut ExportOptions)); 4] = [
+    // Each case sets one roll of the options (none: the defaults).
+    type Roll = fn(&mut ExportOptions);
+    let cases: [(&str, Roll); 4] = [
         ("none due", |_| {}),
         ("size", |o| o.target_file_bytes = 1),
         ("age", |o| o.max_file_age = std::time::Duration::ZERO),
