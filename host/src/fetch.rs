@@ -255,7 +255,10 @@ fn read_within(
 /// stored, with the reason in [`DECODE_ERROR_HEADER`]. A registry that
 /// cannot be asked fails the fetch instead: marking values undecodable
 /// would blame them.
-pub(crate) fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) -> Result<(), FetchError> {
+pub(crate) fn decode_avro(
+    records: &mut [KafkaRecord],
+    registry: &SchemaRegistry,
+) -> Result<(), FetchError> {
     for record in records {
         let Some(bytes) = record.value.as_deref() else {
             continue;

@@ -72,7 +72,11 @@ impl FromStr for Cursor {
                 from.parse().map_err(|_| bad())?,
                 to.parse().map_err(|_| bad())?,
             );
-            if partition < 0 || from < 0 || to < from || left.insert(partition, (from, to)).is_some() {
+            if partition < 0
+                || from < 0
+                || to < from
+                || left.insert(partition, (from, to)).is_some()
+            {
                 return Err(bad());
             }
         }

@@ -252,7 +252,12 @@ fn is_word(c: char) -> bool {
 
 /// What is left of the filter from `at`, shortened: the token of an error.
 fn rest(chars: &[char], at: usize) -> String {
-    let rest: String = chars.get(at..).unwrap_or_default().iter().take(20).collect();
+    let rest: String = chars
+        .get(at..)
+        .unwrap_or_default()
+        .iter()
+        .take(20)
+        .collect();
     if rest.is_empty() {
         "end of filter".to_owned()
     } else {
@@ -282,7 +287,11 @@ fn string_end(chars: &[char], open: usize) -> Option<usize> {
 fn string_literal(chars: &[char], open: usize, end: usize) -> Result<Value, String> {
     let text: String = chars.get(open..=end).unwrap_or_default().iter().collect();
     if chars.get(open) == Some(&'\'') {
-        let inner: String = chars.get(open + 1..end).unwrap_or_default().iter().collect();
+        let inner: String = chars
+            .get(open + 1..end)
+            .unwrap_or_default()
+            .iter()
+            .collect();
         return Ok(Value::String(inner));
     }
     serde_json::from_str::<String>(&text)
@@ -678,7 +687,10 @@ mod tests {
         let r = record(None, Some(br#"{"a":1,"b":2}"#), &[]);
         // (a==1) or (a==2 and b==3): true; (a==1 or a==2) and b==3: false.
         assert!(matches("value.a == 1 or value.a == 2 and value.b == 3", &r));
-        assert!(!matches("(value.a == 1 or value.a == 2) and value.b == 3", &r));
+        assert!(!matches(
+            "(value.a == 1 or value.a == 2) and value.b == 3",
+            &r
+        ));
     }
 
     #[test]

@@ -86,7 +86,10 @@ mod tests {
             (b"foobar", -790332482),
             (b"a-little-bit-long-string", -985981536),
             (b"a-little-bit-longer-string", -1486304829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971),
+            (
+                b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8",
+                -58897971,
+            ),
             (b"abc", 479470107),
         ];
         for (key, java) in cases {
@@ -113,7 +116,10 @@ mod tests {
     #[test]
     fn names_are_the_ones_clients_configure() {
         assert_eq!("murmur2_random".parse(), Ok(Partitioner::Murmur2));
-        assert_eq!(" Consistent_Random".parse(), Ok(Partitioner::ConsistentRandom));
+        assert_eq!(
+            " Consistent_Random".parse(),
+            Ok(Partitioner::ConsistentRandom)
+        );
         assert!("fnv1a".parse::<Partitioner>().is_err());
     }
 }

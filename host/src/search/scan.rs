@@ -27,9 +27,9 @@ pub fn search(
     how: &SearchHow,
 ) -> Result<Searched, FetchError> {
     let started = Instant::now();
-    let max_time = query
-        .max_time
-        .map_or(limits.max_time, |t| t.min(limits.max_time));
+    let max_time = query.max_time.map_or(limits.max_time, |t| {
+        t.max(super::MIN_REQUEST_TIME).min(limits.max_time)
+    });
     let mut scan = Scan {
         query,
         how,
