@@ -215,12 +215,13 @@ fn a_key_under_another_partitioner_is_found_when_every_partition_is_asked_for() 
     assert_eq!(searched.partitions.len(), 8);
 }
 
+/// Each record of a test topic by `(partition, offset)`: its key, value
+/// and `source` header.
+type Produced = BTreeMap<(i32, i64), (String, Value, Option<String>)>;
+
 /// A topic of 4 partitions and 2,400 JSON records (600 each), keyed, some
 /// with a header; the records as produced, by `(partition, offset)`.
-fn mixed_topic() -> (
-    String,
-    BTreeMap<(i32, i64), (String, Value, Option<String>)>,
-) {
+fn mixed_topic() -> (String, Produced) {
     let config = broker();
     let topic = fresh_topic("search-filter");
     ensure_topic(&config, &topic, 4).unwrap();
@@ -259,9 +260,7 @@ fn mixed_topic() -> (
 
 const FILTER: &str = r#"(value.kind == "rare" and value.customer.country != "SE") or headers.source contains "web-1""#;
 
-fn matching(
-    expected: &BTreeMap<(i32, i64), (String, Value, Option<String>)>,
-) -> BTreeSet<(i32, i64)> {
+fn matching(expected: &Produced) -> BTreeSet<(i32, i64)> {
     expected
         .iter()
         .filter(|(_, (_, value, flag))| {
