@@ -195,3 +195,32 @@ async fn bad_parameters_are_refused_naming_them() {
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
+
+/// The page's search box in headless Chromium: a key search shows the
+/// record, the partitioner that placed it, and how much was looked at.
+#[tokio::test]
+async fn the_page_searches_by_key_and_filter_in_chromium() {
+    let topic = topic();
+    let partition = Partitioner::Murmur2.partition(b"user-42", 8).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(axum::serve(listener, crate::handler::router(app())).into_future());
+    let filter = urlencode("value.i > 40");
+    let url = format!(
+        "http://127.0.0.1:{port}/?topic={topic}&search_key=user-42&where={filter}&run=search#key={KEY}"
+    );
+    let dom = tokio::task::spawn_blocking(move || super::render_page(&url, "search-page.png"))
+        .await
+        .unwrap();
+    server.abort();
+    assert!(dom.contains("1 records found"), "status line in: {dom}");
+    assert!(
+        dom.contains(&format!("murmur2 puts the key in partition {partition}")),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("user-42 (murmur2"),
+        "the partitioner beside the key: {dom}"
+    );
+    assert!(dom.contains(r#"{"i":42,"even":true}"#), "the value: {dom}");
+}
