@@ -422,8 +422,9 @@ fn a_time_budget_stops_the_scan_and_the_cursor_goes_on() {
     assert_eq!(set.len(), got.len(), "each record once");
     assert_eq!(set, wanted);
 
-    // A request cannot ask for less time than a poll needs to get anywhere:
-    // asked for a millisecond, each answer still makes progress.
+    // A request's time stops an answer only once it has looked at a record
+    // (a first fetch can take longer than asked, above all on the test
+    // broker): asked for a millisecond, each answer still gets somewhere.
     let (topic, expected) = mixed_topic();
     let mut asked = query(&topic);
     asked.filter = Some(FILTER.parse().unwrap());

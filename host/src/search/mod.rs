@@ -58,15 +58,12 @@ pub struct SearchQuery {
     pub cursor: Option<Cursor>,
     /// Matches returned, at most.
     pub limit: u64,
-    /// The request's own budget: lower than the server's, or ignored (the
-    /// time no lower than [`MIN_REQUEST_TIME`]).
+    /// The request's own budget: lower than the server's, or ignored. The
+    /// time stops an answer only once it has looked at a record, so each
+    /// answer gets somewhere (within the server's time).
     pub max_scanned: Option<u64>,
     pub max_time: Option<Duration>,
 }
-
-/// The least time a request can ask for: enough for a poll to bring
-/// records, so each answer gets somewhere and its cursor moves on.
-pub const MIN_REQUEST_TIME: Duration = Duration::from_millis(500);
 
 /// Bounds no request can exceed.
 #[derive(Debug, Clone, Copy)]

@@ -27,13 +27,14 @@ pub fn search(
     how: &SearchHow,
 ) -> Result<Searched, FetchError> {
     let started = Instant::now();
-    let max_time = query.max_time.map_or(limits.max_time, |t| {
-        t.max(super::MIN_REQUEST_TIME).min(limits.max_time)
-    });
+    let asked_time = query
+        .max_time
+        .map_or(limits.max_time, |t| t.min(limits.max_time));
     let mut scan = Scan {
         query,
         how,
-        deadline: started.checked_add(max_time),
+        asked_deadline: started.checked_add(asked_time),
+        deadline: started.checked_add(limits.max_time),
         max_scanned: query
             .max_scanned
             .map_or(limits.max_scanned, |n| n.min(limits.max_scanned)),
@@ -177,6 +178,11 @@ fn chosen(
 struct Scan<'a> {
     query: &'a SearchQuery,
     how: &'a SearchHow,
+    /// The request's time: it stops an answer once a record was looked at,
+    /// so each answer gets somewhere (a first fetch can take longer than
+    /// a request asks for).
+    asked_deadline: Option<Instant>,
+    /// The server's time: it always stops an answer.
     deadline: Option<Instant>,
     max_scanned: u64,
     max_matches: u64,
@@ -235,9 +241,19 @@ impl Scan<'_> {
         Ok(true)
     }
 
+    /// The time that stops this answer now: the request's once a record
+    /// was looked at, the server's until then.
+    fn deadline(&self) -> Option<Instant> {
+        if self.scanned > 0 {
+            self.asked_deadline
+        } else {
+            self.deadline
+        }
+    }
+
     /// Stops the search when its time is up; whether it is.
     fn out_of_time(&mut self) -> bool {
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        if self.deadline().is_some_and(|d| Instant::now() >= d) {
             self.stopped_by.get_or_insert(StoppedBy::Time);
         }
         self.stopped_by.is_some()
@@ -265,7 +281,7 @@ impl Scan<'_> {
                 break;
             }
             let max = usize::try_from(room).unwrap_or(1);
-            let Some(batch) = reader.next_batch_until(max, self.deadline)? else {
+            let Some(batch) = reader.next_batch_until(max, self.deadline())? else {
                 break;
             };
             for record in batch {
@@ -311,7 +327,7 @@ impl Scan<'_> {
                 .iter()
                 .map(|(p, (from, to))| (*p, ((*from).max(to - window), *to)))
                 .collect();
-            let deadline = self.deadline;
+            let deadline = self.deadline();
             let (mut read, unfinished) = readers.read_with(
                 &plan,
                 |all: Vec<PartitionRange>| {

@@ -56,7 +56,8 @@ pub(super) struct SearchParams {
     /// Records looked at, at most (lower than the server's budget).
     #[serde(default)]
     max_scanned: Option<u64>,
-    /// Seconds the search may take (lower than the server's limit; at least 0.5).
+    /// Seconds the search may take (lower than the server's limit); it stops
+    /// an answer once it has looked at a record.
     #[serde(default)]
     max_seconds: Option<f64>,
     /// The `cursor` of an earlier answer, to go on where it stopped (with
