@@ -520,3 +520,45 @@ fn newest_first_reads_each_partition_backwards_from_its_end() {
     .unwrap();
     assert_eq!(found(&searched), vec![(0, 1000), (0, 1001)]);
 }
+
+#[test]
+fn a_filter_sees_avro_values_decoded_through_the_registry() {
+    use apache_avro::Schema;
+    use apache_avro::types::Value as Avro;
+    use sluice_tests::schema_registry::{confluent_avro, start};
+
+    let schema = r#"{"type":"record","name":"Booking","fields":[{"name":"id","type":"long"},{"name":"city","type":"string"}]}"#;
+    let registry = start(vec![(5, schema.to_owned())]);
+    let parsed = Schema::parse_str(schema).unwrap();
+    let config = broker();
+    let topic = fresh_topic("search-avro");
+    ensure_topic(&config, &topic, 1).unwrap();
+    let values: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            let city = if i % 10 == 3 { "Bergen" } else { "Oslo" };
+            let record = Avro::Record(vec![
+                ("id".into(), Avro::Long(i)),
+                ("city".into(), Avro::String(city.into())),
+            ]);
+            confluent_avro(5, &parsed, record)
+        })
+        .collect();
+    sluice_tests::produce_to(&config, &topic, 0, &values);
+    let mut asked = query(&topic);
+    asked.filter = Some(r#"value.city == "Bergen""#.parse().unwrap());
+    let readers = reader_pool(config);
+    let limits = SearchLimits::default();
+    // As stored, the values are Avro frames: nothing matches.
+    let stored = search(&readers, &asked, &limits, &SearchHow::default()).unwrap();
+    assert!(stored.records.is_empty());
+    let how = SearchHow {
+        avro: Some(std::sync::Arc::new(
+            sluice_host::codec::SchemaRegistry::new(&registry.url).unwrap(),
+        )),
+    };
+    let decoded = search(&readers, &asked, &limits, &how).unwrap();
+    assert_eq!(found(&decoded), vec![(0, 3), (0, 13), (0, 23)]);
+    let value: Value =
+        serde_json::from_slice(decoded.records[0].value.as_deref().unwrap()).unwrap();
+    assert_eq!(value, json!({"id": 3, "city": "Bergen"}));
+}
