@@ -28,6 +28,8 @@ mod export;
 #[cfg(feature = "integration-tests")]
 mod export_exactly_once;
 #[cfg(feature = "integration-tests")]
+mod export_lake;
+#[cfg(feature = "integration-tests")]
 mod export_seams;
 #[cfg(feature = "integration-tests")]
 mod fetch;
@@ -41,6 +43,8 @@ mod import_lease;
 mod read_plan;
 #[cfg(feature = "integration-tests")]
 mod registry;
+#[cfg(feature = "integration-tests")]
+mod search;
 #[cfg(feature = "integration-tests")]
 mod shadow;
 #[cfg(feature = "integration-tests")]
