@@ -435,7 +435,7 @@ fn enrichment(config: &KafkaConfig, input: &str, count: usize, dir: &Path) -> Ta
             let program = PathBuf::from(command.get_program());
             if !program.exists() {
                 eprintln!(
-                    "skipping {name}: no {} (cargo build --release -p sluice, and \\
+                    "skipping {name}: no {} (cargo build --release -p sluice, and \
                      -p sluice-tests --example rdkafka_pipe)",
                     program.display()
                 );
@@ -476,7 +476,7 @@ fn enrichment(config: &KafkaConfig, input: &str, count: usize, dir: &Path) -> Ta
     );
 
     let mut table = Table::on_cpu_time(format!(
-        "enrichment end to end: {count} bookings on {PARTITIONS} partitions, each worker a \\
+        "enrichment end to end: {count} bookings on {PARTITIONS} partitions, each worker a \
          process of its own, timed whole (start to its last record in its output topic)"
     ));
     let find = |name: &str| {
@@ -521,7 +521,7 @@ fn enrichment(config: &KafkaConfig, input: &str, count: usize, dir: &Path) -> Ta
     for (name, run) in &runs {
         if let Some(run) = run {
             table.note(format!(
-                "{name}: first output {:.1} s after start, full speed {} after it, \\
+                "{name}: first output {:.1} s after start, full speed {} after it, \
                  {:.2} CPU-µs per record",
                 run.first_output,
                 run.full_speed_after
