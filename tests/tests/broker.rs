@@ -360,3 +360,34 @@ fn concurrent_batches_each_get_their_own_acknowledgements() {
         .sum();
     assert_eq!(stored, 398, "every record but the two too large is stored");
 }
+
+/// A failed `send_all` names the topic of the record refused, whatever its
+/// place in the batch (it once looked the topic up by the record's index).
+#[test]
+fn a_refused_record_is_reported_with_its_topic() {
+    let config = broker();
+    let topic = fresh_topic("producer-refused");
+    ensure_topic(&config, &topic, 3).unwrap();
+    let producer = Producer::new(&config).unwrap();
+    let records: Vec<ProduceRecord> = (0..5)
+        .map(|i| ProduceRecord {
+            timestamp: None,
+            topic: topic.clone(),
+            partition: None,
+            key: None,
+            value: Some(vec![
+                b'x';
+                if i == 3 {
+                    producer.max_message_bytes() + 1
+                } else {
+                    10
+                }
+            ]),
+            headers: Vec::new(),
+        })
+        .collect();
+    match producer.send_all(&records) {
+        Err(KafkaError::Produce { topic: named, .. }) => assert_eq!(named, topic),
+        other => panic!("expected a produce error naming {topic}, got {other:?}"),
+    }
+}
