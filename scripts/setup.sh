@@ -202,7 +202,8 @@ ensure_cargo_fuzz() {
 }
 
 mdbook_ok() {
-  "$CARGO_BIN/mdbook" --version 2>/dev/null | grep -qwF "$MDBOOK_VERSION"
+  # `mdbook v0.5.4`: the `v` makes a whole-word match fail.
+  "$CARGO_BIN/mdbook" --version 2>/dev/null | grep -qF "mdbook v$MDBOOK_VERSION"
 }
 
 ensure_mdbook() {

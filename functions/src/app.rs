@@ -190,7 +190,11 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
         schema_registry: settings
             .schema_registry_url
             .as_deref()
-            .map(SchemaRegistry::new)
+            .map(|url| {
+                SchemaRegistry::new(url).map(|registry| {
+                    registry.with_auth(sluice_host::codec::RegistryAuth::from_env())
+                })
+            })
             .transpose()
             .context("schema registry")?
             .map(Arc::new),

@@ -40,5 +40,6 @@ locals {
     SLUICE_LISTEN     = "Lambda hands events to the runtime API client; nothing listens on a port."
     SLUICE_EXPORT_URL = "The export runs on the Azure Functions timer, not behind a function URL."
     SLUICE_PIPELINE   = "The Kafka-triggered /Enrich route exists only on Azure Functions."
+    SLUICE_KAFKA_AUTH = "This stack signs in to Kafka with SASL through SLUICE_KAFKA_PROPERTIES (SCRAM-SHA-512 for MSK or a self-managed cluster, PLAIN with a connection string for Event Hubs; MSK IAM is not supported). Entra ID for Event Hubs works from Lambda only as a service principal: set SLUICE_KAFKA_AUTH=entra with AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (a managed identity exists only on Azure). Storage on Azure likewise takes the account key (SLUICE_AZURE_KEY) or that service principal."
   }
 }

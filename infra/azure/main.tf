@@ -28,11 +28,10 @@ resource "azurerm_resource_group" "main" {
 # --- Data lake: exports and the registry -----------------------------------
 
 resource "azurerm_storage_account" "lake" {
-  #checkov:skip=CKV_AZURE_35:Default network action is Allow: the app reaches the account over its public endpoint (no VNet here); every request is authorised by the account key held in Key Vault.
+  #checkov:skip=CKV_AZURE_35:Default network action is Allow: the app reaches the account over its public endpoint (no VNet here); every request is authorised by Entra ID (the app's managed identity; shared keys are off).
   #checkov:skip=CKV_AZURE_59:Public endpoint needed for the same reason as CKV_AZURE_35; anonymous access is off (allow_nested_items_to_be_public = false).
   #checkov:skip=CKV2_AZURE_33:Private endpoints need a VNet and private DNS, outside this stack; see the README's hardening notes.
   #checkov:skip=CKV2_AZURE_1:Customer-managed keys add a key lifecycle this stack does not own; data is encrypted at rest with Microsoft-managed keys and infrastructure encryption.
-  #checkov:skip=CKV2_AZURE_40:Sluice authenticates to storage with the account key (object_store's shared-key auth), so shared keys stay enabled; the key lives in Key Vault.
   #checkov:skip=CKV2_AZURE_41:No SAS tokens are issued by Sluice; the sas_policy below bounds any that are.
   #checkov:skip=CKV_AZURE_33:Queue service is unused in the data lake account (files only).
   name                              = "${local.unique}lake"
@@ -45,7 +44,7 @@ resource "azurerm_storage_account" "lake" {
   min_tls_version                   = "TLS1_2"
   https_traffic_only_enabled        = true
   allow_nested_items_to_be_public   = false
-  shared_access_key_enabled         = true
+  shared_access_key_enabled         = false
   infrastructure_encryption_enabled = true
   local_user_enabled                = false
 
@@ -158,10 +157,11 @@ resource "azurerm_eventhub_namespace" "main" {
   sku                 = var.eventhubs_sku
   capacity            = var.eventhubs_capacity
   minimum_tls_version = "1.2"
-  # The Kafka endpoint authenticates with SAS (SASL PLAIN, user
-  # `$ConnectionString`): neither Sluice nor the Kafka trigger logs in with
-  # Entra ID, so local authentication stays on.
-  local_authentication_enabled  = true
+  # Sluice signs in with Entra ID (SASL OAUTHBEARER); the namespace's SAS
+  # keys are on only when the user opts in to a connection string
+  # (kafka_auth = "connection_string", e.g. for the Functions Kafka
+  # trigger, which has no managed-identity sign-in).
+  local_authentication_enabled  = !local.kafka_entra
   public_network_access_enabled = true
 
   identity {
@@ -180,7 +180,9 @@ resource "azurerm_eventhub" "topics" {
 }
 
 # The app's one credential on the namespace: read and write, no management.
+# The connection string's rule exists only when the user opts in.
 resource "azurerm_eventhub_namespace_authorization_rule" "app" {
+  count               = local.kafka_entra ? 0 : 1
   name                = "sluice-app"
   namespace_name      = azurerm_eventhub_namespace.main.name
   resource_group_name = azurerm_resource_group.main.name
@@ -253,23 +255,30 @@ resource "random_password" "api_key" {
 }
 
 locals {
-  kafka_endpoint = "${azurerm_eventhub_namespace.main.name}.servicebus.windows.net:9093"
+  kafka_entra       = var.kafka_auth == "entra"
+  connection_string = one(azurerm_eventhub_namespace_authorization_rule.app[*].primary_connection_string)
+  kafka_endpoint    = "${azurerm_eventhub_namespace.main.name}.servicebus.windows.net:9093"
   # librdkafka settings for the Event Hubs Kafka endpoint, as
   # SLUICE_KAFKA_PROPERTIES takes them (comma-separated key=value; the
   # connection string holds no comma).
-  kafka_properties = join(",", [
+  kafka_properties = local.kafka_entra ? null : join(",", [
     "security.protocol=SASL_SSL",
     "sasl.mechanisms=PLAIN",
     "sasl.username=$ConnectionString",
-    "sasl.password=${azurerm_eventhub_namespace_authorization_rule.app.primary_connection_string}",
+    "sasl.password=${local.connection_string}",
   ])
-  secrets = {
-    "storage-key"                 = azurerm_storage_account.lake.primary_access_key
-    "eventhubs-connection-string" = azurerm_eventhub_namespace_authorization_rule.app.primary_connection_string
-    "kafka-properties"            = local.kafka_properties
-    "admin-key"                   = random_password.admin_key.result
-    "api-key"                     = random_password.api_key.result
-  }
+  # No storage key (the lake takes none) and, unless the user opts in, no
+  # connection string: the app signs in with its managed identity.
+  secrets = merge(
+    {
+      "admin-key" = random_password.admin_key.result
+      "api-key"   = random_password.api_key.result
+    },
+    local.kafka_entra ? {} : {
+      "eventhubs-connection-string" = local.connection_string
+      "kafka-properties"            = local.kafka_properties
+    },
+  )
 }
 
 resource "azurerm_key_vault_secret" "app" {
@@ -296,6 +305,28 @@ resource "azurerm_user_assigned_identity" "app" {
 resource "azurerm_role_assignment" "app_secrets" {
   scope                = azurerm_key_vault.main.id
   role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+}
+
+# The export writes, and the registry stores transforms, as the app's
+# identity: data-plane roles on their two containers only. (An import from
+# another container of the lake needs the same role there.)
+resource "azurerm_role_assignment" "app_lake" {
+  for_each = {
+    exports  = azurerm_storage_container.exports.id
+    registry = azurerm_storage_container.registry.id
+  }
+  scope                = each.value
+  role_definition_name = "Storage Blob Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+}
+
+# Reads and writes every event hub of the namespace over Kafka with Entra
+# ID tokens (Data Owner, since the export also manages consumer groups'
+# offsets; Sender and Receiver would do for produce and fetch alone).
+resource "azurerm_role_assignment" "app_event_hubs" {
+  scope                = azurerm_eventhub_namespace.main.id
+  role_definition_name = "Azure Event Hubs Data Owner"
   principal_id         = azurerm_user_assigned_identity.app.principal_id
 }
 
@@ -355,9 +386,15 @@ resource "azurerm_linux_function_app" "main" {
   # config-zip` later).
   app_settings = merge(
     { WEBSITE_RUN_FROM_PACKAGE = "1" },
+    # The identity Sluice signs in as (the app may hold several).
+    { AZURE_CLIENT_ID = azurerm_user_assigned_identity.app.client_id },
     { for name, value in local.sluice_settings : name => value if value != null },
   )
 
-  tags       = var.tags
-  depends_on = [azurerm_role_assignment.app_secrets]
+  tags = var.tags
+  depends_on = [
+    azurerm_role_assignment.app_secrets,
+    azurerm_role_assignment.app_lake,
+    azurerm_role_assignment.app_event_hubs,
+  ]
 }

@@ -26,7 +26,7 @@ output "resource_group" {
 }
 
 output "key_vault_name" {
-  description = "Holds admin-key, api-key, storage-key, eventhubs-connection-string and kafka-properties."
+  description = "Holds admin-key and api-key; with kafka_auth = \"connection_string\" also eventhubs-connection-string and kafka-properties (the lake takes no key)."
   value       = azurerm_key_vault.main.name
 }
 

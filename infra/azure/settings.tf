@@ -5,6 +5,9 @@
 locals {
   # Key Vault references: the app resolves them with its identity at start.
   secret_ref = { for name, secret in azurerm_key_vault_secret.app : name => "@Microsoft.KeyVault(SecretUri=${secret.versionless_id})" }
+  # A secret's reference, or null when the secret is not kept (no
+  # connection string under kafka_auth = "entra").
+  secret_or_null = { for name in ["kafka-properties", "eventhubs-connection-string"] : name => try(local.secret_ref[name], null) }
 
   sluice_settings = {
     # Logs as JSON lines: Application Insights keeps each field.
@@ -26,19 +29,20 @@ locals {
 
     # Kafka, for Sluice itself (fetch, enrichment outputs)...
     SLUICE_KAFKA_BROKERS    = local.kafka_endpoint
-    SLUICE_KAFKA_PROPERTIES = local.secret_ref["kafka-properties"]
+    SLUICE_KAFKA_AUTH       = local.kafka_entra ? "entra" : null
+    SLUICE_KAFKA_PROPERTIES = local.secret_or_null["kafka-properties"]
     # ...and for the Kafka trigger (Enrich/function.json).
     SLUICE_ENRICH_TOPIC    = var.enrich_topic
     SLUICE_ENRICH_GROUP    = var.enrich_group
     SLUICE_KAFKA_PROTOCOL  = "SaslSsl"
     SLUICE_KAFKA_AUTH_MODE = "Plain"
     SLUICE_KAFKA_USERNAME  = "$ConnectionString"
-    SLUICE_KAFKA_PASSWORD  = local.secret_ref["eventhubs-connection-string"]
+    SLUICE_KAFKA_PASSWORD  = local.secret_or_null["eventhubs-connection-string"]
 
     # The registry, in the data lake.
     SLUICE_REGISTRY       = "abfss://${azurerm_storage_container.registry.name}@${azurerm_storage_account.lake.name}.dfs.core.windows.net/"
     SLUICE_AZURE_ACCOUNT  = azurerm_storage_account.lake.name
-    SLUICE_AZURE_KEY      = local.secret_ref["storage-key"]
+    SLUICE_AZURE_KEY      = null # no key: the lake takes Entra ID only
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account
 
     # Who may call the API.

@@ -174,3 +174,13 @@ variable "metrics_key" {
   default     = null
   sensitive   = true
 }
+
+variable "kafka_auth" {
+  description = "How Sluice signs in to Event Hubs: `entra` (the app's managed identity, Azure Event Hubs Data Owner on the namespace; the namespace's shared keys are off) or `connection_string` (a SAS connection string in Key Vault; opt-in, for the Functions Kafka trigger, which has no managed-identity sign-in)."
+  type        = string
+  default     = "entra"
+  validation {
+    condition     = contains(["entra", "connection_string"], var.kafka_auth)
+    error_message = "kafka_auth is `entra` or `connection_string`."
+  }
+}

@@ -24,4 +24,7 @@ provider "azurerm" {
     }
   }
   subscription_id = var.subscription_id
+  # The lake account takes no shared keys: containers are made through
+  # Entra ID as the deployer.
+  storage_use_azuread = true
 }

@@ -15,6 +15,7 @@ pub mod arbitrary;
 pub mod bench;
 pub mod exports;
 pub mod http;
+pub mod identity;
 pub mod stored;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else
@@ -232,6 +233,7 @@ pub mod azurite {
             account: Some(ACCOUNT.to_owned()),
             key: Some(KEY.to_owned()),
             endpoint: Some(format!("http://127.0.0.1:{}/{ACCOUNT}", port())),
+            ..AzureCredentials::default()
         }
     }
 
@@ -356,6 +358,20 @@ pub mod schema_registry {
         schemas: Vec<(u32, String)>,
         subjects: Vec<(String, Vec<u32>)>,
     ) -> TestRegistry {
+        serve(schemas, subjects, None)
+    }
+
+    /// Serves `schemas` only to requests whose `Authorization` header is
+    /// `authorization` (401 to the others), as Confluent Cloud's does.
+    pub fn start_requiring(schemas: Vec<(u32, String)>, authorization: &str) -> TestRegistry {
+        serve(schemas, Vec::new(), Some(authorization.to_owned()))
+    }
+
+    fn serve(
+        schemas: Vec<(u32, String)>,
+        subjects: Vec<(String, Vec<u32>)>,
+        authorization: Option<String>,
+    ) -> TestRegistry {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let requests = Arc::new(AtomicUsize::new(0));
@@ -369,10 +385,26 @@ pub mod schema_registry {
                 if reader.read_line(&mut request_line).is_err() {
                     continue;
                 }
-                // Skip the headers: GET requests here have no body.
+                // GET requests here have no body; only Authorization counts.
                 let mut line = String::new();
+                let mut presented = None;
                 while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    if let Some((name, value)) = line.trim_end().split_once(':')
+                        && name.eq_ignore_ascii_case("authorization")
+                    {
+                        presented = Some(value.trim().to_owned());
+                    }
                     line.clear();
+                }
+                if authorization.is_some() && presented != authorization {
+                    let body = r#"{"error_code":401,"message":"Unauthorized"}"#;
+                    let response = format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = (&stream).write_all(response.as_bytes());
+                    continue;
                 }
                 let number = counter.fetch_add(1, Ordering::SeqCst);
                 if number >= down.load(Ordering::SeqCst) {

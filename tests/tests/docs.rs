@@ -238,7 +238,7 @@ fn struct_fields(source: &str, name: &str) -> Vec<FieldDoc> {
 /// A field's type as a JSON file holds it.
 fn json_type(rust: &str) -> String {
     match rust {
-        "String" | "PathBuf" => "string".into(),
+        "String" | "PathBuf" | "Secret" => "string".into(),
         "u64" | "usize" | "i64" | "i32" | "u32" => "number".into(),
         "bool" => "true or false".into(),
         "Vec<String>" => "list of strings".into(),
@@ -277,6 +277,7 @@ const REFERENCE: [(&str, &[(&str, &str)]); 3] = [
             ("host/src/config/connections.rs", "Connections"),
             ("host/src/config/connections.rs", "Sasl"),
             ("host/src/config/connections.rs", "SslFiles"),
+            ("host/src/identity/settings.rs", "AzureIdentity"),
         ],
     ),
     (
@@ -356,5 +357,20 @@ fn a_struct_is_read_field_by_field_with_its_docs() {
             ("count", "u64", false, "Maybe."),
             ("extra", "String", false, "Or not."),
         ]
+    );
+}
+
+/// The README is the front door, read in ten minutes: what Sluice replaces,
+/// the two commands, an example per job and links into the book (`docs/`),
+/// where the manual lives. A section that grows past that belongs in a
+/// chapter.
+#[test]
+fn the_readme_stays_a_ten_minute_read() {
+    const MAX_LINES: usize = 200;
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let lines = readme.lines().count();
+    assert!(
+        lines <= MAX_LINES,
+        "README.md has {lines} lines, past {MAX_LINES}: move the detail into a chapter of docs/src/"
     );
 }

@@ -36,7 +36,7 @@ pub struct AggregateArgs {
 }
 
 pub fn run(args: AggregateArgs) -> anyhow::Result<ExitCode> {
-    let config = args.broker.config();
+    let config = args.broker.config()?;
     let aggregator = super::chosen_transform(
         args.aggregator.as_deref(),
         args.wasm.as_deref(),

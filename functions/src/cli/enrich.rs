@@ -76,7 +76,7 @@ pub fn run(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         }
         _ => anyhow::bail!("give --pipeline FILE, or --name NAME with --registry URL"),
     };
-    let mut config = args.broker.config();
+    let mut config = args.broker.config()?;
     if let Some(id) = &args.instance_id {
         config = config.with("group.instance.id", id);
     }

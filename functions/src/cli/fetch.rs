@@ -84,7 +84,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     };
     // The command line is trusted with any count; only the HTTP API caps it.
     let fetched = fetch(
-        &reader_pool(args.broker.config()),
+        &reader_pool(args.broker.config()?),
         &query,
         &FetchLimits::none(),
         &how,

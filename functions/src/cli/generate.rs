@@ -55,7 +55,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 pub fn run(args: GenArgs) -> anyhow::Result<ExitCode> {
-    let config = args.broker.config();
+    let config = args.broker.config()?;
     let generator = match args.kind {
         Kind::Expedia => Generator::Expedia(ExpediaGenerator::new(args.seed, StayMix::default())),
         Kind::Clickstream => {

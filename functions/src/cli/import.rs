@@ -96,12 +96,13 @@ struct AzureArgs {
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    let config = args.broker.config();
+    let config = args.broker.config()?;
     ensure_topic(&config, &args.topic, args.partitions)?;
     let azure = AzureCredentials {
         account: args.azure.azure_account.clone(),
         key: args.azure.azure_key.clone(),
         endpoint: args.azure.azure_endpoint.clone(),
+        ..AzureCredentials::default()
     };
     let options = ImportOptions {
         format: args.format.map(Format::from),

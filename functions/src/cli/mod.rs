@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use sluice_host::kafka::KafkaConfig;
+use sluice_host::kafka::{KafkaConfig, OAuthBearer};
 use sluice_host::transforms::TransformSource;
 
 use crate::logging::LogFormat;
@@ -58,15 +58,37 @@ struct Broker {
         value_parser = parse_pair
     )]
     properties: Vec<(String, String)>,
+    /// `entra`: sign in to Event Hubs with Entra ID tokens (SASL OAUTHBEARER)
+    /// from the identity the environment names (`AZURE_CLIENT_ID`, ...; the
+    /// managed identity on App Service and Functions; `az login` on a
+    /// laptop), instead of a connection string in the properties.
+    #[arg(long, env = "SLUICE_KAFKA_AUTH", value_enum)]
+    kafka_auth: Option<KafkaAuthArg>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum KafkaAuthArg {
+    Entra,
 }
 
 impl Broker {
-    fn config(&self) -> KafkaConfig {
-        self.properties
+    fn config(&self) -> anyhow::Result<KafkaConfig> {
+        let config = self
+            .properties
             .iter()
             .fold(KafkaConfig::new(&self.brokers), |config, (k, v)| {
                 config.with(k, v)
-            })
+            });
+        match self.kafka_auth {
+            None => Ok(config),
+            Some(KafkaAuthArg::Entra) => {
+                let identity = sluice_host::identity::AzureIdentity::default().with_env();
+                let credential = sluice_host::identity::Credential::choose(&identity, "kafka")
+                    .context("signing in to Kafka with Entra ID (SLUICE_KAFKA_AUTH=entra)")?;
+                let scope = OAuthBearer::event_hubs_scope(&self.brokers);
+                Ok(config.with_oauth(OAuthBearer::new(credential, scope)))
+            }
+        }
     }
 }
 

@@ -36,7 +36,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let config = args.broker.config();
+    let config = args.broker.config()?;
     let transform = super::chosen_transform(
         args.transform.as_deref(),
         args.wasm.as_deref(),

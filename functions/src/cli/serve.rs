@@ -105,7 +105,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         connections: args.connections,
         out: args.out,
         pipeline: args.pipeline,
-        kafka: args.broker.config(),
+        kafka: args.broker.config()?,
         transforms: args.transforms.source()?,
         admin_key: args.admin_key,
         api_key: args.api_key,

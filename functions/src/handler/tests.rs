@@ -1,6 +1,8 @@
 //! The timer payloads Microsoft documents for custom handlers, posted to
 //! the router in-process (the Functions host itself cannot run here),
 //! against the real broker.
+// Helpers the broker-backed tests use, idle without the feature.
+#![cfg_attr(not(feature = "integration-tests"), allow(dead_code))]
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -14,8 +16,13 @@ use super::{Access, AccessKey, AppConfig, PayloadLimit, router};
 
 mod admin;
 mod browser;
+// Against the broker `scripts/services.sh up` starts: with
+// `--features integration-tests`, as scripts/test.sh runs.
+#[cfg(feature = "integration-tests")]
 mod data;
+#[cfg(feature = "integration-tests")]
 mod enrich;
+#[cfg(feature = "integration-tests")]
 mod fuzz;
 mod oauth;
 mod openapi;
@@ -145,6 +152,7 @@ pub async fn answer(config: &AppConfig, request: Request<Body>) -> Answered {
     }
 }
 
+#[cfg(feature = "integration-tests")]
 #[tokio::test]
 async fn a_past_due_timer_with_a_double_encoded_payload_runs_the_export() {
     let topic = topic_with(5);
@@ -171,6 +179,7 @@ async fn a_past_due_timer_with_a_double_encoded_payload_runs_the_export() {
     assert!(file.is_file());
 }
 
+#[cfg(feature = "integration-tests")]
 #[tokio::test]
 async fn an_object_payload_with_schedule_status_and_string_flags_is_accepted() {
     let topic = topic_with(2);
@@ -182,6 +191,7 @@ async fn an_object_payload_with_schedule_status_and_string_flags_is_accepted() {
     assert_eq!(response["ReturnValue"]["topics"][0]["records"], 2);
 }
 
+#[cfg(feature = "integration-tests")]
 #[tokio::test]
 async fn a_failing_topic_answers_500_and_names_it() {
     let good = topic_with(1);
@@ -280,6 +290,7 @@ pub fn render_page(url: &str, file: &str) -> String {
 /// loopback and nothing else, key or no key (the process test in
 /// `functions/tests/serve.rs` tries the same through a real socket where
 /// the machine has an address besides loopback).
+#[cfg(feature = "integration-tests")]
 #[tokio::test]
 async fn under_the_functions_host_a_trigger_from_another_address_is_refused() {
     use axum::extract::ConnectInfo;

@@ -8,7 +8,7 @@ mod avro;
 mod registry;
 
 pub use avro::{decode_confluent, decode_confluent_avro, write_avro_json};
-pub use registry::SchemaRegistry;
+pub use registry::{RegistryAuth, SchemaRegistry};
 pub use sluice_avro::{
     BlockError, Container, ContainerError, DatumError, FrameError, MAX_DEPTH, MAX_SCHEMA_DEPTH,
     NonFinite, SchemaError, WriterSchema, to_json, write_json,

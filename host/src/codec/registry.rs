@@ -20,6 +20,7 @@ use reqwest::StatusCode;
 use sluice_avro::WriterSchema;
 
 use super::CodecError;
+use crate::identity::Secret;
 use crate::retry::Backoff;
 
 /// How long an answer of "no such schema" is believed.
@@ -28,11 +29,60 @@ const MISS_TTL: Duration = Duration::from_secs(30);
 /// Each request's own limit; retries come on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How the registry is signed in to. The secrets are never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryAuth {
+    /// HTTP basic auth: Confluent Cloud's API key and secret.
+    Basic { username: String, password: Secret },
+    /// A bearer token.
+    Bearer(Secret),
+}
+
+impl RegistryAuth {
+    /// `SLUICE_SCHEMA_REGISTRY_USERNAME` and `..._PASSWORD`, or
+    /// `SLUICE_SCHEMA_REGISTRY_TOKEN`.
+    pub fn from_env() -> Option<RegistryAuth> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        RegistryAuth::from_parts(
+            var("SLUICE_SCHEMA_REGISTRY_USERNAME"),
+            var("SLUICE_SCHEMA_REGISTRY_PASSWORD"),
+            var("SLUICE_SCHEMA_REGISTRY_TOKEN"),
+        )
+    }
+
+    /// A user (with its password, empty when none is given) or a token.
+    pub fn from_parts(
+        username: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+    ) -> Option<RegistryAuth> {
+        match (username, token) {
+            (Some(username), _) => Some(RegistryAuth::Basic {
+                username,
+                password: Secret::new(password.unwrap_or_default()),
+            }),
+            (None, Some(token)) => Some(RegistryAuth::Bearer(Secret::new(token))),
+            (None, None) => None,
+        }
+    }
+
+    fn sign(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self {
+            RegistryAuth::Basic { username, password } => {
+                request.basic_auth(username, Some(password.expose()))
+            }
+            RegistryAuth::Bearer(token) => request.bearer_auth(token.expose()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct SchemaRegistry {
     url: String,
     /// One connection pool for every request (TLS set up once).
     client: reqwest::Client,
+    /// Sent with every request.
+    auth: Option<RegistryAuth>,
     /// How transient failures are retried.
     backoff: Backoff,
     cache: Mutex<HashMap<u32, Arc<WriterSchema>>>,
@@ -73,10 +123,17 @@ impl SchemaRegistry {
         Ok(SchemaRegistry {
             url: url.trim_end_matches('/').to_owned(),
             client,
+            auth: None,
             backoff: Backoff::NETWORK,
             cache: Mutex::default(),
             misses: Mutex::default(),
         })
+    }
+
+    /// The same client, signing every request in with `auth`.
+    pub fn with_auth(mut self, auth: Option<RegistryAuth>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// The same client, retrying transient failures as `backoff` says.
@@ -207,12 +264,13 @@ impl SchemaRegistry {
     fn get(&self, path: &str) -> Result<Option<serde_json::Value>, Failure> {
         let url = format!("{}{path}", self.url);
         let client = self.client.clone();
+        let auth = self.auth.clone();
         let backoff = self.backoff;
         crate::io::wait(async move {
             backoff
                 .run(
                     &url,
-                    || get_once(&client, &url),
+                    || get_once(&client, &url, auth.as_ref()),
                     |failure| matches!(failure, Failure::Transient(_)),
                 )
                 .await
@@ -223,11 +281,16 @@ impl SchemaRegistry {
 async fn get_once(
     client: &reqwest::Client,
     url: &str,
+    auth: Option<&RegistryAuth>,
 ) -> Result<Option<serde_json::Value>, Failure> {
+    let request = client.get(url);
+    let request = match auth {
+        Some(auth) => auth.sign(request),
+        None => request,
+    };
     // Connecting, sending and reading the answer all fail the same way
     // when the registry goes away: worth another try.
-    let response = client
-        .get(url)
+    let response = request
         .send()
         .await
         .map_err(|e| Failure::Transient(error_chain(&e)))?;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{ConfigError, read_json};
-use crate::kafka::KafkaConfig;
+use crate::codec::RegistryAuth;
+use crate::identity::{AzureIdentity, Credential, IdentityError};
+use crate::kafka::{KafkaConfig, OAuthBearer};
 
 /// The exporter's `connections.json`, field for field, plus Sluice's additions.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -45,6 +47,42 @@ pub struct Connections {
     /// Addition: any other librdkafka property, passed through.
     #[serde(default)]
     pub kafka_properties: BTreeMap<String, String>,
+    /// Addition: `entra` signs in to Kafka (Event Hubs) with Entra ID
+    /// tokens over SASL OAUTHBEARER, from the identity `azure_identity`
+    /// and the environment name, instead of `sasl`'s connection string.
+    #[serde(default)]
+    pub kafka_auth: Option<KafkaAuth>,
+    /// Addition: a shared access signature of the storage account
+    /// (`sv=...&sig=...`), used when no key is given.
+    #[serde(default)]
+    pub azure_storage_sas_token: Option<String>,
+    /// Addition: the Entra ID identity Sluice signs in as, to the storage
+    /// when neither a key nor a SAS is given and to Kafka with `kafka_auth`
+    /// `entra`. What it leaves out is read from the environment as the
+    /// Azure SDKs read it (`AZURE_CLIENT_ID`, ...; a managed identity on
+    /// App Service and Functions; `az login` on a laptop).
+    #[serde(default)]
+    pub azure_identity: Option<AzureIdentity>,
+    /// Addition: the Schema Registry's basic-auth user (Confluent Cloud's
+    /// API key); by default `$SLUICE_SCHEMA_REGISTRY_USERNAME`.
+    #[serde(default)]
+    pub schema_registry_username: Option<String>,
+    /// Addition: that user's password (Confluent Cloud's API secret); by
+    /// default `$SLUICE_SCHEMA_REGISTRY_PASSWORD`.
+    #[serde(default)]
+    pub schema_registry_password: Option<String>,
+    /// Addition: a bearer token for the Schema Registry, when it takes one
+    /// instead of a user; by default `$SLUICE_SCHEMA_REGISTRY_TOKEN`.
+    #[serde(default)]
+    pub schema_registry_token: Option<String>,
+}
+
+/// How Sluice signs in to Kafka, beyond the `sasl` and `ssl_config` fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KafkaAuth {
+    /// Entra ID tokens over SASL_SSL and OAUTHBEARER.
+    Entra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -90,6 +128,25 @@ impl Connections {
                 }
             }
         }
+        let refuse = |field: &str, reason: &str| ConfigError::Field {
+            file: path.to_owned(),
+            location: format!("field `{field}`"),
+            reason: reason.into(),
+        };
+        if connections.kafka_auth == Some(KafkaAuth::Entra) && connections.sasl.is_some() {
+            return Err(refuse(
+                "kafka_auth",
+                "is entra, but `sasl` is set too: keep one way of signing in",
+            ));
+        }
+        if connections.schema_registry_username.is_some()
+            && connections.schema_registry_token.is_some()
+        {
+            return Err(refuse(
+                "schema_registry_token",
+                "is set with schema_registry_username: give a user or a token, not both",
+            ));
+        }
         if connections.bootstrap_servers.trim().is_empty() {
             return Err(ConfigError::Field {
                 file: path.to_owned(),
@@ -121,12 +178,38 @@ impl Connections {
         crate::storage::AzureCredentials {
             account: self.azure_storage_account_name.clone(),
             key: self.azure_storage_account_key.clone(),
+            sas: self.azure_storage_sas_token.clone(),
+            identity: self.azure_identity.clone().unwrap_or_default(),
             endpoint: self.azure_storage_endpoint.clone(),
         }
     }
 
-    /// The Kafka client settings these connections describe.
-    pub fn kafka_config(&self) -> KafkaConfig {
+    /// How the Schema Registry is signed in to: these fields, else the
+    /// environment's.
+    pub fn schema_registry_auth(&self) -> Option<RegistryAuth> {
+        RegistryAuth::from_parts(
+            self.schema_registry_username.clone(),
+            self.schema_registry_password.clone(),
+            self.schema_registry_token.clone(),
+        )
+        .or_else(RegistryAuth::from_env)
+    }
+
+    /// The Kafka client settings these connections describe. With
+    /// `kafka_auth` `entra` the credential is chosen here, so that a
+    /// missing one fails before any client starts.
+    pub fn kafka_config(&self) -> Result<KafkaConfig, IdentityError> {
+        let config = self.kafka_config_without_credential();
+        if self.kafka_auth != Some(KafkaAuth::Entra) {
+            return Ok(config);
+        }
+        let identity = self.azure_identity.clone().unwrap_or_default().with_env();
+        let credential = Credential::choose(&identity, "kafka")?;
+        let scope = OAuthBearer::event_hubs_scope(&self.bootstrap_servers);
+        Ok(config.with_oauth(OAuthBearer::new(credential, scope)))
+    }
+
+    fn kafka_config_without_credential(&self) -> KafkaConfig {
         let mut config = KafkaConfig::new(&self.bootstrap_servers);
         let tls = self.ssl_config.is_some();
         match (&self.sasl, tls) {
@@ -194,7 +277,7 @@ mod tests {
         );
         let ca = connections.ssl_config.as_ref().unwrap().ca.clone().unwrap();
         assert_eq!(ca, dir.path().join("../certifications/your_ca_file.pem"));
-        let kafka = connections.kafka_config();
+        let kafka = connections.kafka_config().unwrap();
         assert_eq!(kafka.properties["security.protocol"], "SSL");
         assert_eq!(kafka.properties["ssl.ca.location"], ca.to_string_lossy());
     }
@@ -207,10 +290,40 @@ mod tests {
             r#"{"bootstrap_servers": "ns.servicebus.windows.net:9093",
                 "sasl": {"username": "$ConnectionString", "password": "Endpoint=sb://ns/;Key=x"}}"#,
         );
-        let kafka = Connections::read(&path).unwrap().kafka_config();
+        let kafka = Connections::read(&path).unwrap().kafka_config().unwrap();
         assert_eq!(kafka.properties["security.protocol"], "SASL_SSL");
         assert_eq!(kafka.properties["sasl.mechanisms"], "PLAIN");
         assert_eq!(kafka.properties["sasl.username"], "$ConnectionString");
+    }
+
+    #[test]
+    fn entra_for_event_hubs_asks_for_the_namespaces_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            r#"{"bootstrap_servers": "ns.servicebus.windows.net:9093", "kafka_auth": "entra",
+                "azure_identity": {"msi_endpoint": "http://127.0.0.1:1/token", "client_id": "app"}}"#,
+        );
+        let kafka = Connections::read(&path).unwrap().kafka_config().unwrap();
+        assert_eq!(kafka.properties["security.protocol"], "SASL_SSL");
+        assert_eq!(kafka.properties["sasl.mechanisms"], "OAUTHBEARER");
+        assert!(!kafka.properties.contains_key("sasl.password"));
+        let oauth = kafka.oauth.expect("a token source");
+        assert_eq!(oauth.scope(), "https://ns.servicebus.windows.net/.default");
+
+        let both = write(
+            dir.path(),
+            r#"{"bootstrap_servers": "ns.servicebus.windows.net:9093", "kafka_auth": "entra",
+                "sasl": {"username": "$ConnectionString", "password": "Endpoint=sb://ns/"}}"#,
+        );
+        let error = Connections::read(&both).unwrap_err().to_string();
+        assert!(error.contains("kafka_auth"), "{error}");
+        let unknown = write(
+            dir.path(),
+            r#"{"bootstrap_servers": "k:9093", "kafka_auth": "kerberos"}"#,
+        );
+        let error = Connections::read(&unknown).unwrap_err().to_string();
+        assert!(error.contains("kafka_auth"), "{error}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod connections;
 mod error;
 mod topics;
 
-pub use connections::{Connections, Sasl, SslFiles};
+pub use connections::{Connections, KafkaAuth, Sasl, SslFiles};
 pub use error::ConfigError;
 pub use topics::{
     EntryConflict, ExportFormat, TopicEntry, ValueFormat, check_entries, read_topics,

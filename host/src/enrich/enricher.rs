@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::de::IgnoredAny;
-
 use super::definition::{EnrichFormat, OnTimeout, PipelineDefinition};
 use super::join::{Added, Incomplete, JoinBuffer, Rejected};
 use crate::kafka::{Forgotten, InFlight, KafkaError, ProduceRecord, Producer};
@@ -292,13 +290,7 @@ impl Enricher {
             EnrichFormat::Raw => Ok(()),
             EnrichFormat::Json => {
                 let value = record.value.as_deref().ok_or("record has no value")?;
-                // serde_json skips over the insides of strings it is told to
-                // ignore, bytes that are not UTF-8 included.
-                let text = std::str::from_utf8(value)
-                    .map_err(|e| format!("value is not UTF-8 text (so not JSON): {e}"))?;
-                serde_json::from_str::<IgnoredAny>(text)
-                    .map(|_| ())
-                    .map_err(|e| format!("value is not JSON: {e}"))
+                crate::json::check_value(value).map(|_| ())
             }
         }
     }

@@ -67,11 +67,11 @@ impl RawObject {
     pub fn parse(text: &[u8]) -> Result<(&str, Self), ObjectError> {
         let not_json = |e: &dyn fmt::Display| ObjectError::NotJson(e.to_string());
         let text_str = std::str::from_utf8(text).map_err(|e| not_json(&e))?;
+        // The fields' values are taken as spans and never decoded: the one
+        // check of what valid JSON is comes first.
+        crate::json::check(text_str).map_err(|e| not_json(&e))?;
         if text_str.trim_start().as_bytes().first() != Some(&b'{') {
-            return match serde_json::from_str::<IgnoredAny>(text_str) {
-                Ok(_) => Err(ObjectError::NotAnObject),
-                Err(e) => Err(not_json(&e)),
-            };
+            return Err(ObjectError::NotAnObject);
         }
         let Fields(mut found) = serde_json::from_str(text_str).map_err(|e| not_json(&e))?;
         dedupe(&mut found);

@@ -21,6 +21,8 @@ pub enum RunError {
     Storage(#[from] StorageError),
     #[error("the topics.json entries: {0}")]
     Entries(#[from] EntryConflict),
+    #[error("signing in to Kafka: {0}")]
+    KafkaCredential(#[from] crate::identity::IdentityError),
 }
 
 /// Why one topic failed.
@@ -105,7 +107,7 @@ pub fn export_topics(
         .clone()
         .unwrap_or_else(|| connections.storage_url());
     let storage = Storage::open(&url, &connections.azure_credentials())?;
-    let kafka = connections.kafka_config();
+    let kafka = connections.kafka_config()?;
     let run_id = new_run_id();
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = topics
@@ -224,7 +226,8 @@ fn topic_options(
                 .schema_registry_url
                 .as_deref()
                 .ok_or(TopicError::NoSchemaRegistry)?;
-            options.registry = Some(Arc::new(SchemaRegistry::new(url)?));
+            let registry = SchemaRegistry::new(url)?.with_auth(connections.schema_registry_auth());
+            options.registry = Some(Arc::new(registry));
         }
     }
     Ok(options)

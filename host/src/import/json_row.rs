@@ -6,15 +6,10 @@
 use std::fmt;
 
 use serde::Deserializer;
-use serde::de::{self, Deserialize, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// Fails unless `text` is exactly one JSON value, as strictly as parsing it
-/// into a `Value` would (escapes decoded, so a lone surrogate is refused),
-/// but keeps nothing.
-pub fn check(text: &str) -> Result<(), serde_json::Error> {
-    serde_json::from_str::<Checked>(text).map(|_| ())
-}
+pub use crate::json::check;
 
 /// The record key a row gives: the top-level `field` of an object (the
 /// last one, when the object repeats it, as a `Value` would keep), its text
@@ -40,58 +35,6 @@ pub fn key_of(json: &[u8], field: &str) -> Option<Vec<u8>> {
                 .map(|value| value.to_string().into_bytes())
         }
         _ => Some(text.as_bytes().to_vec()),
-    }
-}
-
-/// Any JSON value, visited in full and dropped.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(CheckedVisitor)
-    }
-}
-
-struct CheckedVisitor;
-
-impl<'de> Visitor<'de> for CheckedVisitor {
-    type Value = Checked;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i128<E>(self, _: i128) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u128<E>(self, _: u128) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_entry::<Checked, Checked>()?.is_some() {}
-        Ok(Checked)
     }
 }
 

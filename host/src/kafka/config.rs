@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
+use super::logs::Logged;
+use super::oauth::OAuthBearer;
+
 /// Connection settings shared by readers, producers and admin calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaConfig {
@@ -15,6 +18,9 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
     /// How long a metadata or watermark request may take.
     pub request_timeout: Duration,
+    /// Entra ID tokens for SASL OAUTHBEARER (Event Hubs without a
+    /// connection string).
+    pub oauth: Option<OAuthBearer>,
 }
 
 impl KafkaConfig {
@@ -23,6 +29,7 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             properties: BTreeMap::new(),
             request_timeout: Duration::from_secs(10),
+            oauth: None,
         }
     }
 
@@ -37,6 +44,28 @@ impl KafkaConfig {
     pub fn with(mut self, key: &str, value: &str) -> Self {
         self.properties.insert(key.to_owned(), value.to_owned());
         self
+    }
+
+    /// Signs in with Entra ID tokens: SASL_SSL and OAUTHBEARER, unless the
+    /// properties say otherwise (a test's plaintext listener).
+    pub fn with_oauth(mut self, oauth: OAuthBearer) -> Self {
+        for (key, value) in [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+        ] {
+            self.properties
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
+        self.oauth = Some(oauth);
+        self
+    }
+
+    /// The context a client of these settings is created with.
+    pub(super) fn context(&self) -> Logged {
+        Logged {
+            oauth: self.oauth.clone(),
+        }
     }
 
     pub(super) fn client_config(&self) -> ClientConfig {

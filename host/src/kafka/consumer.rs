@@ -14,7 +14,7 @@ pub(super) fn bounded_consumer(
     config: &KafkaConfig,
     group_id: &str,
 ) -> Result<BaseConsumer<Logged>, KafkaError> {
-    config
+    let consumer: BaseConsumer<Logged> = config
         .client_config()
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
@@ -31,9 +31,12 @@ pub(super) fn bounded_consumer(
         // a request first needs one: librdkafka spaces such connections
         // at least 11 ms apart, which a small read would spend waiting.
         .set("enable.sparse.connections", "false")
-        .create_with_context(Logged)
+        .create_with_context(config.context())
         .map_err(|source| KafkaError::Client {
             brokers: config.bootstrap_servers.clone(),
             source,
-        })
+        })?;
+    // Its first token, before its first metadata request.
+    super::oauth::serve_token_request(&consumer, config.oauth.is_some());
+    Ok(consumer)
 }

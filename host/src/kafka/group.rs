@@ -50,6 +50,8 @@ struct GroupContext {
     tracker: Mutex<OffsetTracker>,
     /// What rebalances changed since `poll` last looked.
     changes: Mutex<Option<Forgotten>>,
+    /// Entra ID tokens, when the cluster takes them.
+    oauth: Option<super::OAuthBearer>,
 }
 
 impl GroupContext {
@@ -99,6 +101,15 @@ fn retain_owned(polled: &mut Vec<KafkaRecord>, forgotten: &Forgotten) {
 }
 
 impl ClientContext for GroupContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        super::oauth::token_of(self.oauth.as_ref())
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         super::logs::log_line(level, facility, message);
     }
@@ -190,6 +201,7 @@ impl GroupConsumer {
             group: group.to_owned(),
             tracker: Mutex::default(),
             changes: Mutex::default(),
+            oauth: config.oauth.clone(),
         };
         let mut client = config.client_config();
         client

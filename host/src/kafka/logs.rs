@@ -4,15 +4,31 @@
 //! warning (librdkafka reconnects by itself); the rest keeps its level.
 
 use rdkafka::ClientContext;
+use rdkafka::client::OAuthToken;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-/// The context every Sluice client is created with.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Logged;
+use super::oauth::{OAuthBearer, token_of};
+
+/// The context every Sluice client is created with (but the group
+/// consumer, whose context also tracks offsets): its logs, and its Entra
+/// ID tokens when it has a credential.
+#[derive(Debug, Clone, Default)]
+pub struct Logged {
+    pub(super) oauth: Option<OAuthBearer>,
+}
 
 impl ClientContext for Logged {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        token_of(self.oauth.as_ref())
+    }
+
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
         log_line(level, facility, message);
     }

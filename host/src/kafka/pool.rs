@@ -97,7 +97,12 @@ impl ReaderPool {
     ) -> Result<T, KafkaError> {
         debug_assert_eq!(plan.group_id, self.group_id, "a plan of another group");
         let consumer = match self.take() {
-            Some(consumer) => consumer,
+            Some(consumer) => {
+                // A token that expired while it waited is replaced first
+                // (it is unassigned: a poll returns no record).
+                super::oauth::serve_token_request(&consumer, self.config.oauth.is_some());
+                consumer
+            }
             None => bounded_consumer(&self.config, &self.group_id)?,
         };
         let ranges = match plan.ranges(&consumer, &self.config) {

@@ -135,7 +135,7 @@ impl Producer {
             .client_config()
             .set("enable.idempotence", "true")
             .set("linger.ms", "5")
-            .create_with_context(Logged)
+            .create_with_context(config.context())
             .map_err(|source| KafkaError::Client {
                 brokers: config.bootstrap_servers.clone(),
                 source,

@@ -54,7 +54,7 @@ pub fn create_topic(
     };
     let admin: AdminClient<Logged> = config
         .client_config()
-        .create_with_context(Logged)
+        .create_with_context(config.context())
         .map_err(|e| create_error(e.to_string()))?;
     // Both bounds: without the request timeout an unreachable broker makes
     // the call wait for librdkafka's default of a minute.

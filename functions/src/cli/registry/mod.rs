@@ -53,6 +53,7 @@ impl RegistryArgs {
             account: self.azure_account.clone(),
             key: self.azure_key.clone(),
             endpoint: self.azure_endpoint.clone(),
+            ..AzureCredentials::default()
         };
         let registry = Registry::open(url, &credentials)
             .with_context(|| format!("opening the registry at {url}"))?;
