@@ -122,6 +122,23 @@ fn active(registry: &Registry, runtime: &Runtime, name: &str) -> Arc<Transform> 
     block_on(registry.resolve(runtime, &TransformRef::Active(name.into()))).unwrap()
 }
 
+/// `name`'s active version loaded by `runtime` through `backend`'s
+/// registry, checked to come `from` where it should: an artifact (compiling
+/// nothing) or a compile (once).
+fn loaded_from(
+    backend: &Backend,
+    runtime: &Runtime,
+    name: &str,
+    from: CacheOutcome,
+    case: &str,
+) -> Arc<Transform> {
+    let loaded = active(&backend.registry(), runtime, name);
+    assert_eq!(loaded.cache_outcome(), from, "{case}");
+    let compiles = u64::from(from == CacheOutcome::Compiled);
+    assert_eq!(runtime.compiles(), compiles, "{case}: compiles");
+    loaded
+}
+
 fn upload(registry: &Registry, runtime: &Runtime, name: &str, guest_name: &str) -> String {
     block_on(registry.upload(runtime, name, Bytes::from(guest(guest_name)), true))
         .unwrap()
@@ -193,32 +210,34 @@ fn an_uploaded_version_is_compiled_once_and_loaded_by_every_other_instance() {
 
         let disk = tempfile::tempdir().unwrap();
         let worker = instance(disk.path());
-        let loaded = active(&backend.registry(), &worker, "shared");
-        assert_eq!(
-            loaded.cache_outcome(),
+        let loaded = loaded_from(
+            &backend,
+            &worker,
+            "shared",
             CacheOutcome::Shared,
-            "{}",
-            backend.name
+            backend.name,
         );
         assert_eq!(loaded.version(), version);
-        assert_eq!(worker.compiles(), 0, "{}: nothing compiled", backend.name);
         echoes(&loaded);
 
         // The same instance started again finds the artifact on its disk.
         let restarted = instance(disk.path());
-        let again = active(&backend.registry(), &restarted, "shared");
-        assert_eq!(again.cache_outcome(), CacheOutcome::Hit, "{}", backend.name);
-        assert_eq!(restarted.compiles(), 0);
+        loaded_from(
+            &backend,
+            &restarted,
+            "shared",
+            CacheOutcome::Hit,
+            backend.name,
+        );
 
         let other = fresh();
-        let loaded = active(&backend.registry(), &other.runtime, "shared");
-        assert_eq!(
-            loaded.cache_outcome(),
+        loaded_from(
+            &backend,
+            &other.runtime,
+            "shared",
             CacheOutcome::Shared,
-            "{}",
-            backend.name
+            backend.name,
         );
-        assert_eq!(other.runtime.compiles(), 0);
         assert_eq!(backend.artifacts("shared").len(), 1, "{}", backend.name);
     }
 }
@@ -235,20 +254,23 @@ fn the_first_instance_to_load_a_version_without_an_artifact_compiles_and_shares_
         assert!(backend.artifacts("late").is_empty(), "{}", backend.name);
 
         let first = fresh();
-        let loaded = active(&backend.registry(), &first.runtime, "late");
-        assert_eq!(loaded.cache_outcome(), CacheOutcome::Compiled);
-        assert_eq!(first.runtime.compiles(), 1);
+        loaded_from(
+            &backend,
+            &first.runtime,
+            "late",
+            CacheOutcome::Compiled,
+            backend.name,
+        );
         backend.artifact("late");
 
         let second = fresh();
-        let loaded = active(&backend.registry(), &second.runtime, "late");
-        assert_eq!(
-            loaded.cache_outcome(),
+        let loaded = loaded_from(
+            &backend,
+            &second.runtime,
+            "late",
             CacheOutcome::Shared,
-            "{}",
-            backend.name
+            backend.name,
         );
-        assert_eq!(second.runtime.compiles(), 0);
         echoes(&loaded);
 
         // With sharing off an instance neither reads nor writes them.
@@ -306,18 +328,20 @@ fn a_damaged_shared_artifact_is_refused_compiled_again_and_replaced() {
             backend.put(&key, bad.clone());
 
             let instance = fresh();
-            let loaded = active(&backend.registry(), &instance.runtime, name);
             let case = format!("{}, {damage}", backend.name);
-            assert_eq!(loaded.cache_outcome(), CacheOutcome::Compiled, "{case}");
-            assert_eq!(instance.runtime.compiles(), 1, "{case}");
+            let loaded = loaded_from(
+                &backend,
+                &instance.runtime,
+                name,
+                CacheOutcome::Compiled,
+                &case,
+            );
             assert_eq!(loaded.version(), version, "{case}");
             echoes(&loaded);
             assert!(backend.get(&key) != bad, "{case}: replaced");
 
             let next = fresh();
-            let loaded = active(&backend.registry(), &next.runtime, name);
-            assert_eq!(loaded.cache_outcome(), CacheOutcome::Shared, "{case}");
-            assert_eq!(next.runtime.compiles(), 0, "{case}");
+            loaded_from(&backend, &next.runtime, name, CacheOutcome::Shared, &case);
         }
     }
 }
@@ -362,14 +386,13 @@ fn an_artifact_of_another_engine_configuration_is_not_loaded() {
         let theirs = backend.artifact("engines");
 
         let other = fresh_configured(false);
-        let loaded = active(&backend.registry(), &other.runtime, "engines");
-        assert_eq!(
-            loaded.cache_outcome(),
+        let loaded = loaded_from(
+            &backend,
+            &other.runtime,
+            "engines",
             CacheOutcome::Compiled,
-            "{}",
-            backend.name
+            backend.name,
         );
-        assert_eq!(other.runtime.compiles(), 1);
         echoes(&loaded);
         let keys = backend.artifacts("engines");
         assert_eq!(keys.len(), 2, "{}: one per engine: {keys:?}", backend.name);
@@ -379,24 +402,22 @@ fn an_artifact_of_another_engine_configuration_is_not_loaded() {
         // The other engine's artifact stored under this engine's name.
         backend.put(&ours, backend.get(&theirs));
         let misled = fresh_configured(false);
-        let loaded = active(&backend.registry(), &misled.runtime, "engines");
-        assert_eq!(
-            loaded.cache_outcome(),
+        loaded_from(
+            &backend,
+            &misled.runtime,
+            "engines",
             CacheOutcome::Compiled,
-            "{}",
-            backend.name
+            backend.name,
         );
-        assert_eq!(misled.runtime.compiles(), 1);
         assert!(backend.get(&ours) != backend.get(&theirs), "replaced");
         let next = fresh_configured(false);
-        let loaded = active(&backend.registry(), &next.runtime, "engines");
-        assert_eq!(
-            loaded.cache_outcome(),
+        loaded_from(
+            &backend,
+            &next.runtime,
+            "engines",
             CacheOutcome::Shared,
-            "{}",
-            backend.name
+            backend.name,
         );
-        assert_eq!(next.runtime.compiles(), 0);
     }
 }
 
@@ -434,14 +455,13 @@ fn instances_compiling_at_once_leave_one_valid_artifact() {
             });
             backend.artifact(&name);
             let next = fresh();
-            let loaded = active(&backend.registry(), &next.runtime, &name);
-            assert_eq!(
-                loaded.cache_outcome(),
+            loaded_from(
+                &backend,
+                &next.runtime,
+                &name,
                 CacheOutcome::Shared,
-                "{}",
-                backend.name
+                backend.name,
             );
-            assert_eq!(next.runtime.compiles(), 0);
             let shared = host_log()
                 .text()
                 .lines()

@@ -132,7 +132,17 @@ fn switches_to(uploader: &Runtime, worker: &Runtime, new_guest: &str) {
         })
     };
 
-    std::thread::sleep(Duration::from_millis(1200));
+    // The old version is seen at work before the new one is uploaded: on a
+    // loaded machine the worker may take longer than a fixed pause to join
+    // its group and read.
+    let started = Instant::now();
+    while read_all(&config, &output).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the old version never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let new = block_on(registry.upload(uploader, "live", Bytes::from(guest(new_guest)), true))
         .unwrap()
         .info
