@@ -24,17 +24,20 @@ fn loads(app: &App, artifact: &str) -> f64 {
         .sum()
 }
 
-#[test]
-fn a_version_uploaded_through_one_app_is_loaded_precompiled_by_another() {
-    let registry = tempfile::tempdir().unwrap();
-    let registry = registry.path().to_str().unwrap();
-    let args = ["--registry", registry, "--admin-key", KEY, "--api-key", KEY];
+/// Two apps on one registry folder, started with `extra` arguments.
+fn two_apps(registry: &Path, extra: &[&str]) -> (App, App) {
+    let registry = registry.to_str().unwrap();
+    let mut args = vec!["--registry", registry, "--admin-key", KEY, "--api-key", KEY];
+    args.extend_from_slice(extra);
     let binary = Path::new(env!("CARGO_BIN_EXE_sluice"));
-    let (first, second) = (
+    (
         App::start(binary, &args, &[]),
         App::start(binary, &args, &[]),
-    );
+    )
+}
 
+/// Uploads the misbehave guest as `echo` through `first` and activates it.
+fn upload(first: &App) {
     let uploaded = http::request(
         first.port,
         "PUT",
@@ -44,8 +47,10 @@ fn a_version_uploaded_through_one_app_is_loaded_precompiled_by_another() {
     )
     .expect("the first app answers");
     assert_eq!(uploaded.status, 201, "{}\n{}", uploaded.text(), first.log());
-    assert_eq!(loads(&first, "compiled"), 1.0, "{}", first.log());
+}
 
+/// Invokes `echo` through `second` on one record, which it echoes.
+fn invoke(second: &App) {
     let invoked = http::request(
         second.port,
         "POST",
@@ -64,6 +69,30 @@ fn a_version_uploaded_through_one_app_is_loaded_precompiled_by_another() {
         "{}",
         invoked.text()
     );
+}
+
+#[test]
+fn a_version_uploaded_through_one_app_is_loaded_precompiled_by_another() {
+    let registry = tempfile::tempdir().unwrap();
+    let (first, second) = two_apps(registry.path(), &[]);
+    upload(&first);
+    assert_eq!(loads(&first, "compiled"), 1.0, "{}", first.log());
+    invoke(&second);
     assert_eq!(loads(&second, "shared"), 1.0, "{}", second.log());
     assert_eq!(loads(&second, "compiled"), 0.0, "{}", second.log());
+}
+
+/// `--no-shared-artifacts`: for a registry whose writers are trusted less
+/// than the binary, nothing precompiled is stored there or loaded from it.
+#[test]
+fn with_no_shared_artifacts_each_app_compiles_and_stores_no_artifact() {
+    let registry = tempfile::tempdir().unwrap();
+    let (first, second) = two_apps(registry.path(), &["--no-shared-artifacts"]);
+    upload(&first);
+    assert_eq!(loads(&first, "compiled"), 1.0, "{}", first.log());
+    let artifacts = registry.path().join("transforms/echo/artifacts");
+    assert!(!artifacts.exists(), "an artifact stored in {artifacts:?}");
+    invoke(&second);
+    assert_eq!(loads(&second, "compiled"), 1.0, "{}", second.log());
+    assert_eq!(loads(&second, "shared"), 0.0, "{}", second.log());
 }
