@@ -93,12 +93,13 @@ fn one_instance(io: &Io, config: &KafkaConfig, swaps: usize) {
     let processed = run.stop();
     let (median, max) = median_max(&mut times);
     println!(
-        "{} swaps while streaming ({processed} records processed): median {:.0} ms, max {:.0} ms (target 3000 ms, registry polled every {} ms)",
+        "{} swaps while streaming ({processed} records processed): median {:.0} ms, max {:.0} ms (registry polled every {} ms)",
         times.len(),
         ms(median),
         ms(max),
         POLL.as_millis()
     );
+    target("a swap, median", median, Duration::from_secs(3));
 }
 
 /// Where a variant's registry is kept.
@@ -168,6 +169,7 @@ fn another_instance(io: &Io, config: &KafkaConfig, benchmarking: bool) {
         ("registry's artifact, local folder", Store::Local, true),
         ("registry's artifact, Azurite", Store::Azurite, true),
     ];
+    let mut medians = Vec::new();
     for (label, store, share) in variants {
         let mut times =
             swaps_on_another_instance(io, config, &uploader, &components, swaps, store, share);
@@ -179,8 +181,29 @@ fn another_instance(io: &Io, config: &KafkaConfig, benchmarking: bool) {
             ms(max),
             each.join(", ")
         );
+        medians.push((label, median));
     }
-    println!("(target: a Python version live 1000 ms after its activation)");
+    for (label, median) in medians {
+        target(
+            &format!("live after activation, median, {label}"),
+            median,
+            Duration::from_secs(1),
+        );
+    }
+    // Compiling takes every core: figures from a busy machine are longer.
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        println!("load average at the end: {}", load.trim());
+    }
+}
+
+/// Prints whether `got` is within `goal`.
+fn target(what: &str, got: Duration, goal: Duration) {
+    let verdict = if got <= goal { "met" } else { "NOT met" };
+    println!(
+        "target: {what} <= {:.0} ms: {:.0} ms: {verdict}",
+        ms(goal),
+        ms(got)
+    );
 }
 
 fn swaps_on_another_instance(
