@@ -68,7 +68,7 @@ fn one_instance(io: &Io, config: &KafkaConfig, swaps: usize) {
     ];
     io.block_on(registry.upload(&runtime, "swap", components[0].clone(), true))
         .unwrap();
-    let mut run = Streaming::start(io, config, &registry, &runtime, 50, 20);
+    let mut run = Streaming::start(config, &registry, &runtime, 50, 20);
 
     let mut times = Vec::new();
     for swap in 0..swaps {
@@ -216,18 +216,25 @@ fn swaps_on_another_instance(
     share: bool,
 ) -> Vec<Duration> {
     let dir = tempfile::tempdir().unwrap();
-    let registry = match store {
-        Store::Local => local_registry(&dir.path().join("registry")),
-        Store::Azurite => {
-            Registry::open(&azurite_url("swap", "registry"), &azurite::credentials()).unwrap()
-        }
+    let url = match store {
+        Store::Local => dir.path().join("registry").to_string_lossy().into_owned(),
+        Store::Azurite => azurite_url("swap", "registry"),
     };
-    let registry = Arc::new(registry.with_shared_artifacts(share));
+    // The uploader and the worker each open the registry, as two instances
+    // do: a store's HTTP connections belong to the runtime that made them,
+    // and the worker's would otherwise wait on the uploader's, which runs
+    // only while it uploads.
+    let open = || {
+        Registry::open(&url, &azurite::credentials())
+            .unwrap()
+            .with_shared_artifacts(share)
+    };
+    let registry = open();
     io.block_on(registry.upload(uploader, "swap", Bytes::from(guest("misbehave")), true))
         .unwrap();
     let worker_disk = dir.path().join("worker");
     let worker = runtime(&worker_disk);
-    let mut run = Streaming::start(io, config, &registry, &worker, 100, 100);
+    let mut run = Streaming::start(config, &Arc::new(open()), &worker, 100, 100);
 
     let mut times = Vec::new();
     for swap in 0..swaps {
@@ -261,7 +268,6 @@ struct Streaming {
 
 impl Streaming {
     fn start(
-        io: &Io,
         config: &KafkaConfig,
         registry: &Arc<Registry>,
         runtime: &Runtime,
@@ -281,9 +287,16 @@ impl Streaming {
             "dead_letter": dead_letter, "transform": "swap", "batch_size": 100,
         }))
         .unwrap();
-        let transform = io
-            .block_on(registry.resolve(runtime, &TransformRef::Active("swap".into())))
-            .unwrap();
+        // On the host's I/O runtime, where the worker's watch runs.
+        let transform = {
+            let (registry, runtime) = (registry.clone(), runtime.clone());
+            sluice_host::io::wait(async move {
+                registry
+                    .resolve(&runtime, &TransformRef::Active("swap".into()))
+                    .await
+            })
+            .unwrap()
+        };
         let watch = TransformWatch::spawn(
             registry.clone(),
             runtime.clone(),
