@@ -94,6 +94,9 @@ CONFLUENT_KAFKA_VERSION=2.16.1
 # deltalake: delta-rs's Python package, which reads the exported Delta
 # tables back in the tests (another engine than ours).
 DELTALAKE_VERSION=1.6.6
+# duckdb: reads a time-partitioned export's folders back as a lake's users
+# do (tests/python/duckdb_lake.py: every record once, partition pruning).
+DUCKDB_VERSION=2.0.0
 # The official Prometheus client, whose parser reads our /metrics in tests.
 PROMETHEUS_CLIENT_VERSION=0.21.1
 # What compiling Sluice and tansu needs. libzstd-dev: design.md §5, system
@@ -326,7 +329,8 @@ ensure_infra_tools() {
 # the infra tools.
 PYTHON_TOOLS=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
   "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
-  "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "deltalake==$DELTALAKE_VERSION")
+  "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "deltalake==$DELTALAKE_VERSION"
+  "duckdb==$DUCKDB_VERSION")
 
 python_tools_ok() {
   [[ "$("$SLUICE_CACHE/pytools/bin/python" -c 'import importlib.metadata as m, sys

@@ -23,7 +23,7 @@ scripts/setup.sh python-tools
 export SLUICE_DELTA_PYTHON="$SLUICE_CACHE/pytools/bin/python"
 # Tests use fresh topic names, so they can share the broker and run in
 # parallel; the guest tests build the stay guests natively too.
-cargo test --workspace --all-targets \
+cargo test --workspace --all-targets --no-fail-fast \
   --features sluice-tests/integration-tests,sluice/integration-tests "$@"
 # The book (docs/): a page that does not build fails the run; the tests
 # above already checked that every test it cites exists and that its

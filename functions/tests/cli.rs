@@ -513,6 +513,6 @@ fn the_command_line_reference_is_the_help() {
     assert!(
         written == page,
         "docs/src/reference/cli.md differs from the help; rewrite it with \
-         SLUICE_UPDATE_DOCS=1 cargo test -p sluice --test cli the_command_line_reference_is_the_help"
+         SLUICE_UPDATE_DOCS=1 cargo test -p sluice --test integration --features integration-tests cli::the_command_line_reference_is_the_help"
     );
 }

@@ -195,29 +195,15 @@ fn crash_loop(format: &str, points: &[&'static str]) {
         dir.keep().display()
     );
 
-    let seen = if format == "delta" {
-        sluice_tests::delta::stored(&out.join(&topic))
-    } else {
-        sluice_tests::stored::stored_offsets(&out, true)
-    };
+    let seen = sluice_tests::stored::in_output(&out, &topic, format);
     let in_topic: Vec<(i32, i64)> = read_all(&config, &topic)
         .iter()
         .map(|r| (r.partition, r.offset))
         .collect();
     assert_eq!(in_topic.len() as u64, produced);
-    let missing: Vec<_> = in_topic
-        .iter()
-        .filter(|at| !seen.contains_key(at))
-        .collect();
-    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        missing.is_empty() && twice.is_empty() && seen.len() == in_topic.len(),
-        "seed {seed}, rounds {rounds:?}: {} missing (first {:?}), {} stored twice (first {:?})",
-        missing.len(),
-        missing.first(),
-        twice.len(),
-        twice.first(),
-    );
+    if let Some(wrong) = sluice_tests::stored::not_each_once(&seen, &in_topic) {
+        panic!("seed {seed}, rounds {rounds:?}: {wrong}");
+    }
     if format == "delta" {
         let request = json!({"uri": out.join(&topic), "app_ids": [format!("{group}-0")]});
         if let Some(read) = sluice_tests::delta::read_with_deltalake(&request) {

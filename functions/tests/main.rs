@@ -20,6 +20,8 @@ mod entra_storage;
 #[cfg(feature = "integration-tests")]
 mod export_crash;
 #[cfg(feature = "integration-tests")]
+mod export_lake_crash;
+#[cfg(feature = "integration-tests")]
 mod health;
 #[cfg(feature = "integration-tests")]
 mod import_crash;

@@ -79,6 +79,37 @@ pub fn export_run(topic: &str, outcome: Option<(u64, usize, u64, f64)>) {
     gauge!("sluice_export_last_success_timestamp_seconds", "topic" => topic).set(now);
 }
 
+/// A time-partitioned run's compaction: `sluice_export_files_compacted_total`
+/// (small files merged and removed), `sluice_export_compacted_files_total`
+/// and `sluice_export_compacted_bytes_total` (the files the merges wrote),
+/// by topic.
+pub fn export_compaction(topic: &str, files_in: usize, files_out: usize, bytes_out: u64) {
+    if files_in == 0 {
+        return;
+    }
+    let topic = topic.to_owned();
+    counter!("sluice_export_files_compacted_total", "topic" => topic.clone())
+        .increment(files_in as u64);
+    counter!("sluice_export_compacted_files_total", "topic" => topic.clone())
+        .increment(files_out as u64);
+    counter!("sluice_export_compacted_bytes_total", "topic" => topic).increment(bytes_out);
+}
+
+/// `sluice_export_buckets_completed_total{topic}`: completeness markers
+/// stored, and `sluice_export_complete_through_timestamp_seconds{topic}`:
+/// every time bucket ending by then is complete.
+pub fn export_completeness(topic: &str, marked: usize, through_ms: Option<i64>) {
+    let topic = topic.to_owned();
+    if marked > 0 {
+        counter!("sluice_export_buckets_completed_total", "topic" => topic.clone())
+            .increment(marked as u64);
+    }
+    if let Some(through) = through_ms {
+        gauge!("sluice_export_complete_through_timestamp_seconds", "topic" => topic)
+            .set(through as f64 / 1000.0);
+    }
+}
+
 /// `sluice_http_requests_total{route,status}`; `route` is the route's
 /// template (`/api/pipelines/{name}`), never the raw path, so the number of
 /// series stays bounded whatever callers send.

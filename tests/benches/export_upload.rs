@@ -137,5 +137,8 @@ fn staged(dir: &Path, p: i32) -> WrittenFile {
         dead_lettered: 0,
         dead_letters: None,
         stats: Vec::new(),
+        location: None,
+        late: 0,
+        last_time: None,
     }
 }

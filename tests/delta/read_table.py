@@ -7,10 +7,12 @@ pyarrow reads each of its data files on its own, without Delta.
 
 REQUEST_JSON: {"uri": ..., "storage_options": {...}, "app_ids": [...],
 "where": "kafka_offset >= 10", "history": true, "checkpoint": true,
-"optimize": true, "azure": {"account", "key", "authority"}} (all but
+"optimize": true, "azure": {"account", "key", "authority"},
+"partitions": [["dt", "=", "2026-12-05"], ["hour", "=", "11"]]} (all but
 "uri" optional). "optimize" has the deltalake package compact the table's
 files first (a commit of its own), "checkpoint" write a checkpoint of the
-latest version. Prints one JSON object.
+latest version; "partitions" has the files and rows of those partitions
+read alone (the table's partition pruning). Prints one JSON object.
 """
 
 import json
@@ -54,6 +56,12 @@ def main():
         ),
         "files": table.file_uris(),
     }
+    answer["properties"] = dict(table.metadata().configuration)
+    answer["partition_columns"] = list(table.metadata().partition_columns)
+    if request.get("partitions"):
+        filters = [tuple(f) for f in request["partitions"]]
+        answer["partition_files"] = len(table.file_uris(partition_filters=filters))
+        answer["partition_rows"] = table.to_pyarrow_table(partitions=filters).num_rows
     if request.get("where"):
         query = QueryBuilder().register("t", table)
         result = query.execute(f"SELECT count(*) AS n FROM t WHERE {request['where']}").read_all()

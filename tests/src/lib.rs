@@ -16,6 +16,7 @@ pub mod bench;
 pub mod exports;
 pub mod http;
 pub mod identity;
+pub mod lake;
 pub mod stored;
 
 /// The folder of guest components: `$SLUICE_GUESTS_DIR`, else

@@ -89,3 +89,40 @@ pub fn stored_offsets(root: &Path, with_dead_letters: bool) -> BTreeMap<(i32, i6
     }
     seen
 }
+
+/// How often each `(partition, Kafka offset)` is in a topic's output
+/// under `out`: its Parquet files and dead letters, or with `format`
+/// `delta` the live files of the table `out/<topic>` and their dead
+/// letters.
+pub fn in_output(out: &Path, topic: &str, format: &str) -> BTreeMap<(i32, i64), usize> {
+    if format == "delta" {
+        crate::delta::stored(&out.join(topic))
+    } else {
+        stored_offsets(out, true)
+    }
+}
+
+/// Whether `seen` holds each of `in_topic` exactly once and nothing else:
+/// `None` if so, else how many are missing and how many stored twice,
+/// with the first of each.
+pub fn not_each_once(
+    seen: &BTreeMap<(i32, i64), usize>,
+    in_topic: &[(i32, i64)],
+) -> Option<String> {
+    let missing: Vec<_> = in_topic
+        .iter()
+        .filter(|at| !seen.contains_key(at))
+        .collect();
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    (!missing.is_empty() || !twice.is_empty() || seen.len() != in_topic.len()).then(|| {
+        format!(
+            "{} missing (first {:?}), {} stored twice (first {:?}), {} stored of {}",
+            missing.len(),
+            missing.first(),
+            twice.len(),
+            twice.first(),
+            seen.len(),
+            in_topic.len()
+        )
+    })
+}

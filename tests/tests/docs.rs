@@ -338,7 +338,7 @@ fn the_reference_pages_are_the_config_structs_doc_comments() {
     assert!(
         update || stale.is_empty(),
         "reference tables differ from the structs' doc comments: {stale:?}; \
-         rewrite them with SLUICE_UPDATE_DOCS=1 cargo test -p sluice-tests --test docs"
+         rewrite them with SLUICE_UPDATE_DOCS=1 cargo test -p sluice-tests --test integration docs::"
     );
 }
 

@@ -132,16 +132,19 @@ fn switches_to(uploader: &Runtime, worker: &Runtime, new_guest: &str) {
         })
     };
 
-    // The old version is seen at work before the new one is uploaded: on a
-    // loaded machine the worker may take longer than a fixed pause to join
-    // its group and read.
+    // The new version is uploaded once the old one has produced: a worker
+    // slow to join its group on a loaded machine must not see only the new.
+    let stamp_old = format!("live@{}", &old[..12]);
     let started = Instant::now();
-    while read_all(&config, &output).is_empty() {
+    while !read_all(&config, &output)
+        .iter()
+        .any(|r| header_text(r, header::TRANSFORM) == stamp_old)
+    {
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the old version never ran"
+            started.elapsed() < Duration::from_secs(60),
+            "the old version never produced"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let new = block_on(registry.upload(uploader, "live", Bytes::from(guest(new_guest)), true))
         .unwrap()
@@ -191,7 +194,6 @@ fn switches_to(uploader: &Runtime, worker: &Runtime, new_guest: &str) {
         .iter()
         .map(|r| header_text(r, header::TRANSFORM))
         .collect();
-    let stamp_old = format!("live@{}", &old[..12]);
     let switch = stamps.iter().position(|s| *s == stamp_new).unwrap();
     assert!(switch > 0, "the old version ran first");
     assert!(stamps[..switch].iter().all(|s| *s == stamp_old));

@@ -30,6 +30,8 @@ mod export;
 #[cfg(feature = "integration-tests")]
 mod export_exactly_once;
 #[cfg(feature = "integration-tests")]
+mod export_lake;
+#[cfg(feature = "integration-tests")]
 mod export_seams;
 #[cfg(feature = "integration-tests")]
 mod fetch;

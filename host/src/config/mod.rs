@@ -10,7 +10,8 @@ mod topics;
 pub use connections::{Connections, KafkaAuth, Sasl, SslFiles};
 pub use error::ConfigError;
 pub use topics::{
-    EntryConflict, ExportFormat, TopicEntry, ValueFormat, check_entries, read_topics,
+    EntryConflict, ExportFormat, LateData, PartitionBy, TopicEntry, ValueFormat, check_entries,
+    read_topics,
 };
 
 use std::path::Path;

@@ -42,6 +42,65 @@ pub struct TopicEntry {
     /// offsets (the default), or a `delta` table.
     #[serde(default)]
     pub format: ExportFormat,
+    /// Addition: folders (or a Delta table's partitions) by each record's
+    /// time, UTC: `hour` (`dt=2026-12-05/hour=14`) or `day`
+    /// (`dt=2026-12-05`), each marked complete once every partition has
+    /// passed it; unset: folders by Kafka partition.
+    #[serde(default)]
+    pub partition_by: Option<PartitionBy>,
+    /// Addition: with `partition_by`, the top-level field of the value that
+    /// holds each record's time (milliseconds since the Unix epoch, or RFC
+    /// 3339 text) instead of its Kafka timestamp.
+    #[serde(default)]
+    pub time_field: Option<String>,
+    /// Addition: with `partition_by`, where a record goes whose folder is
+    /// already complete: `strict` (its own folder, the default), `current`
+    /// (the folder being written) or `late` (the same folder under `_late/`;
+    /// Parquet files only).
+    #[serde(default)]
+    pub late_data: Option<LateData>,
+}
+
+/// The time folders of a topic's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionBy {
+    Hour,
+    Day,
+}
+
+impl PartitionBy {
+    /// As topics.json spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionBy::Hour => "hour",
+            PartitionBy::Day => "day",
+        }
+    }
+}
+
+/// Where a record goes whose time folder is already complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LateData {
+    /// Its own folder, marker or not.
+    #[default]
+    Strict,
+    /// The folder its partition is writing.
+    Current,
+    /// Its own folder under `_late/`, beside the export's.
+    Late,
+}
+
+impl LateData {
+    /// As topics.json spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LateData::Strict => "strict",
+            LateData::Current => "current",
+            LateData::Late => "late",
+        }
+    }
 }
 
 /// What a topic is exported as.
@@ -137,6 +196,46 @@ impl TopicEntry {
                     ));
                 }
             }
+        }
+        self.check_time_layout()
+    }
+
+    /// `time_field` and `late_data` need `partition_by`; a time field needs
+    /// values that are JSON (or Avro, read as JSON); a Delta table keeps
+    /// every record inside itself, so it has no `_late/` folder.
+    fn check_time_layout(&self) -> Result<(), (String, String)> {
+        if self.partition_by.is_none() {
+            for (field, set) in [
+                ("time_field", self.time_field.is_some()),
+                ("late_data", self.late_data.is_some()),
+            ] {
+                if set {
+                    return Err((
+                        field.into(),
+                        "needs `partition_by` (\"hour\" or \"day\")".into(),
+                    ));
+                }
+            }
+            return Ok(());
+        }
+        if let Some(field) = &self.time_field {
+            if field.trim().is_empty() {
+                return Err(("time_field".into(), "is empty".into()));
+            }
+            if self.value_format == Some(ValueFormat::Raw) {
+                return Err((
+                    "time_field".into(),
+                    "needs values that are JSON or Avro, not `raw` bytes".into(),
+                ));
+            }
+        }
+        if self.late_data == Some(LateData::Late) && self.format == ExportFormat::Delta {
+            return Err((
+                "late_data".into(),
+                "`late` writes beside the output, and a Delta table keeps every record in \
+                 its log: use `strict` or `current`"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -397,5 +496,54 @@ mod tests {
             error.contains("field `format`") || error.contains("iceberg"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn time_partitions_are_an_addition_whose_settings_are_checked_by_name() {
+        let entries = read(
+            r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": "at", "late_data": "late"},
+                {"topic": "u", "group_id": "g", "partition_by": "day", "format": "delta"}]"#,
+        )
+        .unwrap();
+        assert_eq!(entries[0].partition_by, Some(PartitionBy::Hour));
+        assert_eq!(entries[0].time_field.as_deref(), Some("at"));
+        assert_eq!(entries[0].late_data, Some(LateData::Late));
+        assert_eq!(entries[1].partition_by, Some(PartitionBy::Day));
+        assert_eq!(entries[1].late_data, None, "strict unless said");
+        for (text, field, says) in [
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "week"}]"#,
+                "partition_by",
+                "week",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "time_field": "at"}]"#,
+                "field `time_field`",
+                "needs `partition_by`",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "late_data": "late"}]"#,
+                "field `late_data`",
+                "needs `partition_by`",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": "at", "value_format": "raw"}]"#,
+                "field `time_field`",
+                "not `raw` bytes",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "time_field": " "}]"#,
+                "field `time_field`",
+                "is empty",
+            ),
+            (
+                r#"[{"topic": "t", "group_id": "g", "partition_by": "hour", "format": "delta", "late_data": "late"}]"#,
+                "field `late_data`",
+                "use `strict` or `current`",
+            ),
+        ] {
+            let error = read(text).unwrap_err().to_string();
+            assert!(error.contains(field) && error.contains(says), "{error}");
+        }
     }
 }

@@ -72,6 +72,33 @@ impl DeadLetters {
         Ok(())
     }
 
+    /// Appends dead letters as another file holds them (a compaction
+    /// merging files): whole JSON lines, kept as they are.
+    pub fn append_lines(&mut self, lines: &[u8]) -> Result<(), ExportError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let io_error = |source| ExportError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if self.out.is_none() {
+            self.out = Some(BufWriter::new(File::create(&self.path).map_err(io_error)?));
+        }
+        if let Some(out) = &mut self.out {
+            out.write_all(lines).map_err(io_error)?;
+            if !lines.ends_with(b"\n") {
+                out.write_all(b"\n").map_err(io_error)?;
+            }
+        }
+        self.count += lines
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count() as u64;
+        self.bytes += lines.len() as u64;
+        Ok(())
+    }
+
     /// Flushes the file; its path when anything was written.
     pub fn finish(mut self) -> Result<Option<PathBuf>, ExportError> {
         let Some(out) = self.out.take() else {

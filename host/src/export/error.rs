@@ -31,6 +31,8 @@ pub enum ExportError {
     AggregateTable(#[from] crate::table::ParquetError),
     #[error(transparent)]
     Delta(#[from] super::delta::DeltaError),
+    #[error(transparent)]
+    Ranges(#[from] super::ranges::RangeError),
     /// The registry could not be asked: the run stops, and what it read
     /// after the last stored file is read again by the next run.
     #[error("{0}; the run stopped and commits nothing past the files it stored")]

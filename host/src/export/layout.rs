@@ -2,7 +2,12 @@
 //! Parquet export's data file is named by the range of Kafka offsets it
 //! covers, so the storage itself says how far each partition has been
 //! exported. A Delta table's files are named by their range and run (the
-//! log, not the names, says what the table holds).
+//! log, not the names, says what the table holds). A time-partitioned
+//! export's files go to time folders, named by their unit's range and run
+//! (the range records, or the table's log, say what counts).
+
+use super::buckets::{Bucket, Location};
+use crate::config::PartitionBy;
 
 /// The folder of a partition's data files.
 pub fn data_dir(topic: &str, partition: i32) -> String {
@@ -81,24 +86,147 @@ pub enum FileNames {
     /// [`delta_data_key`] and [`delta_dead_letter_key`]: unique per run,
     /// since a Delta table's data files must never be overwritten.
     Delta { run_id: String },
+    /// [`bucket_data_key`]: in the time folder of each file, unique per
+    /// run (the range records say which files count).
+    Buckets { run_id: String, by: PartitionBy },
+    /// [`delta_bucket_data_key`]: a Delta table partitioned by time.
+    DeltaBuckets { run_id: String, by: PartitionBy },
 }
 
 impl FileNames {
-    pub fn data(&self, topic: &str, partition: i32, first: i64, last: i64) -> String {
-        match self {
-            FileNames::Ranges => data_key(topic, partition, first, last),
-            FileNames::Delta { run_id } => delta_data_key(topic, partition, first, last, run_id),
+    pub fn data(
+        &self,
+        topic: &str,
+        partition: i32,
+        (first, last): (i64, i64),
+        location: Option<Location>,
+    ) -> String {
+        match (self, location) {
+            (FileNames::Delta { run_id }, _) => {
+                delta_data_key(topic, partition, first, last, run_id)
+            }
+            (FileNames::Buckets { run_id, by }, Some(location)) => {
+                bucket_data_key(topic, partition, (first, last), run_id, *by, location)
+            }
+            (FileNames::DeltaBuckets { run_id, by }, Some(location)) => {
+                delta_bucket_data_key(topic, partition, (first, last), run_id, *by, location)
+            }
+            _ => data_key(topic, partition, first, last),
         }
     }
 
-    pub fn dead_letters(&self, topic: &str, partition: i32, first: i64, last: i64) -> String {
+    pub fn dead_letters(
+        &self,
+        topic: &str,
+        partition: i32,
+        (first, last): (i64, i64),
+        location: Option<Location>,
+    ) -> String {
         match self {
             FileNames::Ranges => dead_letter_key(topic, partition, first, last),
             FileNames::Delta { run_id } => {
                 delta_dead_letter_key(topic, partition, first, last, run_id)
             }
+            FileNames::Buckets { .. } => {
+                let data = self.data(topic, partition, (first, last), location);
+                let stem = data.strip_suffix(DATA).unwrap_or(&data);
+                format!("_dead_letters/{stem}{DEAD_LETTERS}")
+            }
+            FileNames::DeltaBuckets { .. } => {
+                let data = self.data(topic, partition, (first, last), location);
+                let inside = data
+                    .strip_prefix(&format!("{}/", delta_table(topic)))
+                    .unwrap_or(&data);
+                let stem = inside.strip_suffix("zstd.parquet").unwrap_or(inside);
+                format!("{}/_dead_letters/{stem}{DEAD_LETTERS}", delta_table(topic))
+            }
         }
     }
+
+    /// How the files go by time, when they do.
+    pub fn partition_by(&self) -> Option<PartitionBy> {
+        match self {
+            FileNames::Buckets { by, .. } | FileNames::DeltaBuckets { by, .. } => Some(*by),
+            _ => None,
+        }
+    }
+}
+
+/// The folder of a location's files: `topic=T/dt=…/hour=…`, or the same
+/// under `_late/` (beside the export's folders, so a reader of
+/// `topic=T/` does not take late records for on-time ones).
+pub fn bucket_dir(topic: &str, by: PartitionBy, location: Location) -> String {
+    let late = if location.late { "_late/" } else { "" };
+    format!("{late}topic={topic}/{}", by.path(location.bucket))
+}
+
+/// `topic=T/dt=D/hour=H/T+P+<first>-<last>.<run>.parquet`: named by the
+/// unit's offsets like a flat export's file, and by its run, so that a
+/// re-export or a compaction never overwrites a file still recorded.
+pub fn bucket_data_key(
+    topic: &str,
+    partition: i32,
+    (first, last): (i64, i64),
+    run_id: &str,
+    by: PartitionBy,
+    location: Location,
+) -> String {
+    format!(
+        "{}/{topic}+{partition}+{first}-{last}.{run_id}.{DATA}",
+        bucket_dir(topic, by, location)
+    )
+}
+
+/// `<table>/dt=D/hour=H/part-<partition>-<first>-<last>-<run id>.zstd.parquet`:
+/// a partitioned Delta table's file, in its partition's folder.
+pub fn delta_bucket_data_key(
+    topic: &str,
+    partition: i32,
+    (first, last): (i64, i64),
+    run_id: &str,
+    by: PartitionBy,
+    location: Location,
+) -> String {
+    format!(
+        "{}/{}/part-{partition}-{first}-{last}-{run_id}.zstd.parquet",
+        delta_table(topic),
+        by.path(location.bucket)
+    )
+}
+
+/// The range records of a time-partitioned partition (see `ranges.rs`).
+pub fn ranges_dir(topic: &str, partition: i32) -> String {
+    format!("_ranges/topic={topic}/partition={partition}")
+}
+
+/// The journal of a time-partitioned topic's runs.
+pub fn pending_dir(topic: &str) -> String {
+    format!("_ranges/topic={topic}/_pending")
+}
+
+/// Where a topic's completeness markers go: `_complete/topic=T`, or
+/// `<table>/_complete` inside a Delta table (a folder its readers skip).
+pub fn complete_dir(topic: &str, format: crate::config::ExportFormat) -> String {
+    match format {
+        crate::config::ExportFormat::Parquet => format!("_complete/topic={topic}"),
+        crate::config::ExportFormat::Delta => format!("{}/_complete", delta_table(topic)),
+    }
+}
+
+/// `_complete/topic=T/dt=D/hour=H`: stored once, when every partition has
+/// passed the bucket.
+pub fn marker_key(
+    topic: &str,
+    format: crate::config::ExportFormat,
+    by: PartitionBy,
+    bucket: Bucket,
+) -> String {
+    format!("{}/{}", complete_dir(topic, format), by.path(bucket))
+}
+
+/// The completeness state of a topic's output (see `complete.rs`).
+pub fn complete_state_key(topic: &str, format: crate::config::ExportFormat) -> String {
+    format!("{}/_state.json", complete_dir(topic, format))
 }
 
 /// The folder of a topic's Delta table: the topic's name, under the
@@ -187,14 +315,53 @@ mod tests {
             run_id: "run-1-abc".into(),
         };
         assert_eq!(
-            names.data("orders.eu", 3, 1000, 1999),
+            names.data("orders.eu", 3, (1000, 1999), None),
             "orders.eu/part-3-1000-1999-run-1-abc.zstd.parquet"
         );
         assert_eq!(
-            names.dead_letters("orders.eu", 3, 1000, 1999),
+            names.dead_letters("orders.eu", 3, (1000, 1999), None),
             "orders.eu/_dead_letters/part-3-1000-1999-run-1-abc.jsonl"
         );
-        assert_eq!(FileNames::Ranges.data("orders.eu", 3, 1000, 1999), key);
+        assert_eq!(
+            FileNames::Ranges.data("orders.eu", 3, (1000, 1999), None),
+            key
+        );
+        let hour = Location {
+            bucket: Bucket {
+                start: 1_796_479_200_000,
+            },
+            late: false,
+        };
+        let by = PartitionBy::Hour;
+        let names = FileNames::Buckets {
+            run_id: "run-1-abc".into(),
+            by,
+        };
+        assert_eq!(
+            names.data("orders.eu", 3, (1000, 1999), Some(hour)),
+            "topic=orders.eu/dt=2026-12-05/hour=14/orders.eu+3+1000-1999.run-1-abc.parquet"
+        );
+        assert_eq!(
+            names.dead_letters("orders.eu", 3, (1000, 1999), Some(hour)),
+            "_dead_letters/topic=orders.eu/dt=2026-12-05/hour=14/orders.eu+3+1000-1999.run-1-abc.jsonl"
+        );
+        let late = Location { late: true, ..hour };
+        assert_eq!(
+            names.data("o", 3, (1, 2), Some(late)),
+            "_late/topic=o/dt=2026-12-05/hour=14/o+3+1-2.run-1-abc.parquet"
+        );
+        let table = FileNames::DeltaBuckets {
+            run_id: "run-1-abc".into(),
+            by,
+        };
+        assert_eq!(
+            table.data("o", 3, (1, 2), Some(hour)),
+            "o/dt=2026-12-05/hour=14/part-3-1-2-run-1-abc.zstd.parquet"
+        );
+        assert_eq!(
+            table.dead_letters("o", 3, (1, 2), Some(hour)),
+            "o/_dead_letters/dt=2026-12-05/hour=14/part-3-1-2-run-1-abc.jsonl"
+        );
         for other in [
             "topic=o/partition=3/o+4+1-2.parquet",
             "topic=o/partition=3/o+3+2-1.parquet",

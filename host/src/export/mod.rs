@@ -8,6 +8,10 @@
 //! are committed once every file is in place.
 
 mod aggregate;
+mod buckets;
+mod compact;
+mod compact_table;
+mod complete;
 mod dead_letters;
 mod decode;
 mod delta;
@@ -15,9 +19,12 @@ mod error;
 mod layout;
 mod options;
 mod partition_file;
+mod ranges;
 mod resume;
 mod run;
+mod status;
 mod stored;
+mod time_layout;
 mod topic;
 mod upload;
 mod writer;
@@ -29,9 +36,17 @@ pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log,
 // `PartitionFile` and `decode` are public so that the export's CPU path can
 // be measured without a broker (`tests/benches/export_encode.rs`).
 pub use aggregate::AggregateReport;
+pub use buckets::{Bucket, Location};
+pub use compact::CompactReport;
+pub use complete::Completeness;
 pub use decode::{Refusal, decode};
+pub use options::{
+    DEFAULT_MAX_FILE_AGE, DEFAULT_MAX_FILE_IDLE, DEFAULT_TARGET_FILE_BYTES, TimeLayout,
+};
 pub use partition_file::PartitionFile;
 pub use run::{ExportRun, RunError, RunSettings, TopicError, export_topics, new_run_id};
+pub use status::{BucketStatus, TopicStatus, export_status};
+pub use time_layout::TimeReport;
 pub use topic::{
     DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions, TopicReport, export_topic,
 };

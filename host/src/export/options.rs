@@ -2,10 +2,11 @@
 //! files and steps, where it decodes Avro, its memory and disk budgets.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::upload::DEFAULT_UPLOAD_CONCURRENCY;
 use crate::codec::SchemaRegistry;
-use crate::config::ExportFormat;
+use crate::config::{ExportFormat, LateData, PartitionBy};
 use crate::table::{Timestamps, ValueColumn};
 
 /// Row groups of a topic's open files, at most, in memory (256 MiB).
@@ -14,6 +15,24 @@ pub const DEFAULT_MEMORY_BUDGET: usize = 256 << 20;
 /// A topic's open files, at most, on the staging disk of a remote export
 /// (1 GiB).
 pub const DEFAULT_STAGING_BUDGET: u64 = 1 << 30;
+
+/// The size files roll at and compaction merges up to (128 MiB).
+pub const DEFAULT_TARGET_FILE_BYTES: u64 = 128 << 20;
+
+/// Files open this long are stored, whatever their size (5 minutes).
+pub const DEFAULT_MAX_FILE_AGE: Duration = Duration::from_secs(300);
+
+/// Files no record reached for this long are stored (1 minute).
+pub const DEFAULT_MAX_FILE_IDLE: Duration = Duration::from_secs(60);
+
+/// How a topic's files go by time (topics.json's `partition_by`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeLayout {
+    pub by: PartitionBy,
+    /// The value's field holding the time; `None`: the Kafka timestamp.
+    pub field: Option<String>,
+    pub late: LateData,
+}
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -47,6 +66,17 @@ pub struct ExportOptions {
     /// cannot fill the disk. A local folder stages inside itself, where the
     /// files end up anyway.
     pub staging_budget: u64,
+    /// Folders by time, when the topic has them.
+    pub time: Option<TimeLayout>,
+    /// A partition's open files are finished and stored once one of them
+    /// holds this many bytes, once they have been open for `max_file_age`,
+    /// or once no record has reached them for `max_file_idle`.
+    pub target_file_bytes: u64,
+    pub max_file_age: Duration,
+    pub max_file_idle: Duration,
+    /// At the end of a run, merge the small files of complete time buckets
+    /// (up to `target_file_bytes` each).
+    pub compact: bool,
 }
 
 impl ExportOptions {
@@ -62,6 +92,11 @@ impl ExportOptions {
             checkpoint_interval: 10,
             upload_concurrency: DEFAULT_UPLOAD_CONCURRENCY,
             staging_budget: DEFAULT_STAGING_BUDGET,
+            time: None,
+            target_file_bytes: DEFAULT_TARGET_FILE_BYTES,
+            max_file_age: DEFAULT_MAX_FILE_AGE,
+            max_file_idle: DEFAULT_MAX_FILE_IDLE,
+            compact: true,
         }
     }
 

@@ -9,11 +9,12 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::ParquetMetaData;
+use parquet::file::metadata::{KeyValue, ParquetMetaData};
 use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
+use super::buckets::Location;
 use super::dead_letters::DeadLetters;
 use super::error::ExportError;
 use super::layout::FileNames;
@@ -30,6 +31,11 @@ pub struct PartitionFile {
     first: i64,
     last: i64,
     rows: u64,
+    location: Option<Location>,
+    /// Rows placed by the late-data policy.
+    late: u64,
+    /// Key-value metadata the file's footer gets.
+    notes: Vec<KeyValue>,
 }
 
 /// Rows per row group: bounds the writer's memory whatever the file size.
@@ -45,6 +51,19 @@ impl PartitionFile {
         first: i64,
         schema: SchemaRef,
     ) -> Result<Self, ExportError> {
+        Self::create_at(staging_dir, topic, partition, (block, first), schema, None)
+    }
+
+    /// As [`Self::create`], the file of one time folder (`location`) of
+    /// its partition's unit.
+    pub fn create_at(
+        staging_dir: &Path,
+        topic: &str,
+        partition: i32,
+        (block, first): (i64, i64),
+        schema: SchemaRef,
+        location: Option<Location>,
+    ) -> Result<Self, ExportError> {
         std::fs::create_dir_all(staging_dir).map_err(|source| ExportError::Io {
             path: staging_dir.to_owned(),
             source,
@@ -52,7 +71,14 @@ impl PartitionFile {
         // Names put together as text: `Path::with_extension` would cut a
         // topic name at its last dot (`orders.eu+0+5` -> `orders.parquet`),
         // and every partition of such a topic would share one file.
-        let stem = format!("{topic}+{partition}+{first}");
+        let stem = match location {
+            None => format!("{topic}+{partition}+{first}"),
+            Some(at) => format!(
+                "{topic}+{partition}+{first}.{}{}",
+                at.bucket.start,
+                if at.late { ".late" } else { "" }
+            ),
+        };
         let staging = staging_dir.join(format!("{stem}.parquet.partial"));
         let file = File::create(&staging).map_err(|source| ExportError::Io {
             path: staging.clone(),
@@ -89,7 +115,31 @@ impl PartitionFile {
             first,
             last: first,
             rows: 0,
+            location,
+            late: 0,
+            notes: Vec::new(),
         })
+    }
+
+    /// Where the file goes, when its topic goes by time.
+    pub fn location(&self) -> Option<Location> {
+        self.location
+    }
+
+    /// Counts `rows` placed by the late-data policy.
+    pub fn add_late(&mut self, rows: u64) {
+        self.late += rows;
+    }
+
+    /// Metadata for the file's footer (`sluice.*` keys): what a reader
+    /// can learn of how the file was placed.
+    pub fn note(&mut self, key: &str, value: impl Into<String>) {
+        self.notes.push(KeyValue::new(key.to_owned(), value.into()));
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
     }
 
     /// Which block of offsets the file covers.
@@ -144,6 +194,11 @@ impl PartitionFile {
         })
     }
 
+    /// Appends another file's dead letters, as they are (a compaction).
+    pub fn append_dead_letters(&mut self, lines: &[u8]) -> Result<(), ExportError> {
+        self.dead_letters.append_lines(lines)
+    }
+
     /// Keeps `record` in the range's dead-letter file with the reason.
     pub fn dead_letter(&mut self, record: &KafkaRecord, reason: &str) -> Result<(), ExportError> {
         self.dead_letters.write(record, reason)
@@ -154,10 +209,16 @@ impl PartitionFile {
     /// `names` says; the caller stores them.
     pub fn finish(mut self, names: &FileNames, last: i64) -> Result<WrittenFile, ExportError> {
         self.last = self.last.max(last);
-        let writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
+        let mut writer = self.writer.take().ok_or_else(|| ExportError::Parquet {
             path: self.staging.clone(),
             reason: "closed twice".into(),
         })?;
+        if self.location.is_some() {
+            self.note("sluice.late_records", self.late.to_string());
+        }
+        for note in std::mem::take(&mut self.notes) {
+            writer.append_key_value_metadata(note);
+        }
         let metadata = writer.close().map_err(|e| ExportError::Parquet {
             path: self.staging.clone(),
             reason: e.to_string(),
@@ -172,12 +233,22 @@ impl PartitionFile {
         let dead_letters =
             std::mem::replace(&mut self.dead_letters, DeadLetters::new(PathBuf::new()));
         let dead_letters = dead_letters.finish()?.map(|path| {
-            let key = names.dead_letters(&self.topic, self.partition, self.first, self.last);
+            let key = names.dead_letters(
+                &self.topic,
+                self.partition,
+                (self.first, self.last),
+                self.location,
+            );
             (path, key)
         });
         Ok(WrittenFile {
             staging: self.staging.clone(),
-            key: names.data(&self.topic, self.partition, self.first, self.last),
+            key: names.data(
+                &self.topic,
+                self.partition,
+                (self.first, self.last),
+                self.location,
+            ),
             partition: self.partition,
             first: self.first,
             last: self.last,
@@ -186,6 +257,9 @@ impl PartitionFile {
             dead_lettered,
             dead_letters,
             stats: column_stats(&metadata),
+            location: self.location,
+            late: self.late,
+            last_time: None,
         })
     }
 }

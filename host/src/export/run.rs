@@ -60,6 +60,12 @@ pub struct RunSettings {
     /// Bytes a topic's open files may hold on the staging disk of a
     /// remote export (see [`ExportOptions`]).
     pub staging_budget: u64,
+    /// Files roll at this size, age or idleness (see [`ExportOptions`]).
+    pub target_file_bytes: u64,
+    pub max_file_age: std::time::Duration,
+    pub max_file_idle: std::time::Duration,
+    /// Merge the small files of complete time buckets at the end of a run.
+    pub compact: bool,
 }
 
 impl Default for RunSettings {
@@ -71,6 +77,10 @@ impl Default for RunSettings {
             checkpoint_interval: ExportOptions::new("").checkpoint_interval,
             upload_concurrency: ExportOptions::new("").upload_concurrency,
             staging_budget: super::topic::DEFAULT_STAGING_BUDGET,
+            target_file_bytes: super::options::DEFAULT_TARGET_FILE_BYTES,
+            max_file_age: super::options::DEFAULT_MAX_FILE_AGE,
+            max_file_idle: super::options::DEFAULT_MAX_FILE_IDLE,
+            compact: true,
         }
     }
 }
@@ -135,10 +145,26 @@ pub fn export_topics(
                     });
                     export_span(&entry.topic, run_id, began, &result);
                     match &result {
-                        Ok(r) => crate::metrics::export_run(
-                            &entry.topic,
-                            Some((r.records, r.files.len(), r.bytes(), r.seconds)),
-                        ),
+                        Ok(r) => {
+                            crate::metrics::export_run(
+                                &entry.topic,
+                                Some((r.records, r.files.len(), r.bytes(), r.seconds)),
+                            );
+                            if let Some(time) = &r.time {
+                                let merged = &time.compaction;
+                                crate::metrics::export_compaction(
+                                    &entry.topic,
+                                    merged.files_in,
+                                    merged.files_out,
+                                    merged.bytes_out,
+                                );
+                                crate::metrics::export_completeness(
+                                    &entry.topic,
+                                    time.completeness.marked.len(),
+                                    time.completeness.complete_through,
+                                );
+                            }
+                        }
                         Err(error) => {
                             crate::metrics::export_run(&entry.topic, None);
                             tracing::error!(%error, "topic export failed");
@@ -218,6 +244,15 @@ fn topic_options(
     options.checkpoint_interval = settings.checkpoint_interval;
     options.upload_concurrency = settings.upload_concurrency.max(1);
     options.staging_budget = settings.staging_budget.max(1);
+    options.target_file_bytes = settings.target_file_bytes.max(1);
+    options.max_file_age = settings.max_file_age;
+    options.max_file_idle = settings.max_file_idle;
+    options.compact = settings.compact;
+    options.time = entry.partition_by.map(|by| super::options::TimeLayout {
+        by,
+        field: entry.time_field.clone(),
+        late: entry.late_data.unwrap_or_default(),
+    });
     match entry.value_format.unwrap_or(ValueFormat::Json) {
         ValueFormat::Json => options.value = ValueColumn::Json,
         ValueFormat::Raw => options.value = ValueColumn::Raw,

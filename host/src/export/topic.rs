@@ -9,14 +9,17 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::aggregate::{AggregateReport, RunAggregate, load_frontier};
+use super::complete::State;
 use super::decode::typed_value_fields;
 use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
 use super::layout::{self, FileNames};
 pub use super::options::{DEFAULT_MEMORY_BUDGET, DEFAULT_STAGING_BUDGET, ExportOptions};
+use super::ranges::{self, Journal, StoredRanges};
 use super::resume::{PartitionPlan, still_needed, with_unaggregated};
 use super::stored::StoredPartition;
-use super::writer::{Sink, TopicWriter};
+use super::time_layout::{self, TimeReport};
+use super::writer::{RangeSink, Sink, TopicWriter};
 use super::written::WrittenFile;
 use crate::config::ExportFormat;
 use crate::kafka::{BoundedReader, KafkaConfig, ReadPlan, Start};
@@ -43,6 +46,10 @@ pub struct TopicReport {
     pub staging_peak_bytes: u64,
     /// What the Delta table did, when the topic is one.
     pub delta: Option<DeltaReport>,
+    /// Completeness and compaction, when the topic's files go by time.
+    pub time: Option<TimeReport>,
+    /// Units finished early by a roll (size, age or idleness).
+    pub rolled: usize,
     pub seconds: f64,
 }
 
@@ -72,15 +79,43 @@ pub fn export_topic(
     let staging = storage
         .staging_dir(&options.run_id)
         .join(layout::staging_folder(topic, options.format));
-    let mut sink = match options.format {
-        ExportFormat::Parquet => Sink::Files(BTreeMap::new()),
-        ExportFormat::Delta => Sink::Delta(Box::new(DeltaTable::open(
-            storage,
-            plan,
-            &options.run_id,
-            &staging,
-            options.checkpoint_interval,
-        )?)),
+    let mut sink = match (options.format, &options.time) {
+        (ExportFormat::Parquet, None) => Sink::Files(BTreeMap::new()),
+        (ExportFormat::Parquet, Some(_)) => {
+            // What a stopped run left half done is finished or undone
+            // before anything is planned from the range records.
+            ranges::recover(storage, topic)?;
+            Sink::Ranges(Box::new(RangeSink {
+                held: BTreeMap::new(),
+                journal: Journal::new(topic, &options.run_id),
+                appends: matches!(plan.start, Start::Committed),
+                waiting: Vec::new(),
+                recorded: Vec::new(),
+            }))
+        }
+        (ExportFormat::Delta, time) => {
+            let mut table = DeltaTable::open(
+                storage,
+                plan,
+                &options.run_id,
+                &staging,
+                options.checkpoint_interval,
+            )?;
+            if let Some(layout) = time {
+                table.partition_by(layout.by);
+            }
+            Sink::Delta(Box::new(table))
+        }
+    };
+    // How complete the output was when the run started (records of a
+    // bucket already complete are late).
+    let state = match &options.time {
+        Some(layout) => {
+            let state = State::load(storage, topic, options.format)?;
+            state.check(topic, layout.by)?;
+            Some(state)
+        }
+        None => None,
     };
     // How far earlier runs' aggregates reach, for a run that has one.
     let aggregated = match &aggregator {
@@ -102,6 +137,12 @@ pub fn export_topic(
                         let held = StoredPartition::load(storage, topic, range.partition)?;
                         let needed = still_needed(range, &held, plan);
                         stored.insert(range.partition, held);
+                        needed
+                    }
+                    Sink::Ranges(sink) => {
+                        let held = StoredRanges::load(storage, topic, range.partition)?;
+                        let needed = still_needed(range, &held, plan);
+                        sink.held.insert(range.partition, held);
                         needed
                     }
                     Sink::Delta(table) => {
@@ -134,17 +175,18 @@ pub fn export_topic(
     };
     let base = kafka_schema(options.value, options.timestamps());
     let columns = match &mut sink {
-        Sink::Files(_) => {
+        Sink::Files(_) | Sink::Ranges(_) => {
             let schema = schema_with(&base, &wanted);
             (wanted, schema)
         }
         Sink::Delta(table) => table.columns(&base, &wanted)?,
     };
-    let names = match options.format {
-        ExportFormat::Parquet => FileNames::Ranges,
-        ExportFormat::Delta => FileNames::Delta {
-            run_id: options.run_id.clone(),
-        },
+    let run_id = options.run_id.clone();
+    let names = match (options.format, options.time.as_ref().map(|t| t.by)) {
+        (ExportFormat::Parquet, None) => FileNames::Ranges,
+        (ExportFormat::Delta, None) => FileNames::Delta { run_id },
+        (ExportFormat::Parquet, Some(by)) => FileNames::Buckets { run_id, by },
+        (ExportFormat::Delta, Some(by)) => FileNames::DeltaBuckets { run_id, by },
     };
     let mut aggregate = match aggregator {
         Some(aggregator) => Some(RunAggregate::new(aggregator, &staging)?),
@@ -161,6 +203,7 @@ pub fn export_topic(
         &mut sink,
         &partitions,
     );
+    writer.complete_through = state.as_ref().and_then(|s| s.complete_through);
     let mut report = TopicReport {
         topic: topic.to_owned(),
         partitions: partitions
@@ -179,6 +222,7 @@ pub fn export_topic(
                 aggregate.add(&written.kept)?;
             }
         }
+        writer.roll_due()?;
         writer.commit_ready()?;
         progress(report.records);
         crate::crash_point!("export::mid-batch");
@@ -186,6 +230,7 @@ pub fn export_topic(
     crate::crash_point!("export::before-upload");
     writer.finish_all()?;
     report.staging_peak_bytes = writer.staged_peak;
+    report.rolled = writer.rolled;
     let written = std::mem::take(&mut writer.written);
     let staging = writer.staging.clone();
     drop(writer);
@@ -201,6 +246,91 @@ pub fn export_topic(
     report.superseded = superseded;
     report.delta = delta;
     report.files = written.into_values().flatten().collect();
+    if let (Some(layout), Some(state), Start::Committed) = (&options.time, state, &plan.start) {
+        // Completeness is judged by runs that follow the group, which read
+        // every partition; a re-export of some offsets says nothing of it.
+        let names = (topic, options.format, layout.by);
+        let ranges = reader.ranges().to_vec();
+        report.time = Some(match &mut sink {
+            Sink::Ranges(sink) => {
+                let reached = time_layout::reached_by_ranges(
+                    storage,
+                    topic,
+                    &state,
+                    &ranges,
+                    &sink.recorded,
+                )?;
+                let journal = &mut sink.journal;
+                let mut compact = |partition, from, through| {
+                    time_layout::compact_ranges(
+                        storage,
+                        topic,
+                        options,
+                        layout.by,
+                        &staging,
+                        journal,
+                        (partition, from, through),
+                    )
+                };
+                time_layout::finish(
+                    storage,
+                    names,
+                    options,
+                    &staging,
+                    state,
+                    &ranges,
+                    &reached,
+                    &report.files,
+                    &mut compact,
+                )?
+            }
+            Sink::Delta(table) => {
+                let reached = time_layout::reached_by_table(table, &ranges);
+                let done = {
+                    let table = &mut **table;
+                    let mut compact = |partition, from, through| {
+                        crate::export::compact_table::compact_partition(
+                            storage,
+                            table,
+                            options,
+                            layout.by,
+                            &staging,
+                            partition,
+                            (from, through),
+                        )
+                    };
+                    time_layout::finish(
+                        storage,
+                        names,
+                        options,
+                        &staging,
+                        state,
+                        &ranges,
+                        &reached,
+                        &report.files,
+                        &mut compact,
+                    )?
+                };
+                // The table says it too: a property readers of the table
+                // see (the end of the last complete time partition), set
+                // in a commit that names the partitions completed.
+                let boundary = done
+                    .completeness
+                    .complete_through
+                    .and_then(|through| layout.by.bucket(through))
+                    .map(|open| open.start);
+                if let (false, Some(through)) = (done.completeness.marked.is_empty(), boundary) {
+                    let iso = chrono::DateTime::from_timestamp_millis(through)
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                        .unwrap_or_default();
+                    table.commit_complete_through(storage, &iso, &done.completeness.marked)?;
+                }
+                report.delta = Some(table.report());
+                done
+            }
+            Sink::Files(_) => TimeReport::default(),
+        });
+    }
     report.dead_lettered = report.files.iter().map(|f| f.dead_lettered).sum();
     if let (Some(aggregate), Some(before)) = (aggregate, aggregated) {
         report.aggregate = Some(aggregate.store(

@@ -241,6 +241,9 @@ mod tests {
                     dead_lettered: 0,
                     dead_letters,
                     stats: Vec::new(),
+                    location: None,
+                    late: 0,
+                    last_time: None,
                 }
             })
             .collect()

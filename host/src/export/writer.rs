@@ -1,6 +1,9 @@
 //! The open files of one topic's run: each partition's records written to
-//! the file of their block of offsets, files finished and stored when a
-//! block ends, when the staging disk needs room, and at the end of the run.
+//! the files of its open unit (one file, or one per time folder its
+//! records go to, all covering the same offsets), finished and stored
+//! when a block of offsets ends, when the partition moves on to a newer
+//! time bucket, when a file reaches its target size, age or idleness, when
+//! the staging disk needs room, and at the end of the run.
 //!
 //! A file is named by the offsets its part of the read covers, not by the
 //! records it happened to see: the first file of a partition starts where
@@ -11,15 +14,18 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use arrow_schema::SchemaRef;
 
+use super::buckets::{Bucket, Location, place, record_time};
 use super::decode::{Refusal, decode};
 use super::delta::{DeltaReport, DeltaTable};
 use super::error::ExportError;
 use super::layout::FileNames;
 use super::options::ExportOptions;
 use super::partition_file::PartitionFile;
+use super::ranges::{Journal, RangeFile, RangeRecord, StoredRanges, Unit};
 use super::resume::PartitionPlan;
 use super::stored::StoredPartition;
 use super::upload::{ToStore, store_all};
@@ -30,10 +36,27 @@ use crate::storage::Storage;
 use crate::table::{Cell, ValueField, kafka_batch, with_value_columns};
 
 /// Where a run's files go: files that are themselves the record of what
-/// was exported, or a Delta table whose log is.
+/// was exported, files in time folders recorded by range records, or a
+/// Delta table whose log is the record.
 pub(super) enum Sink {
     Files(BTreeMap<i32, StoredPartition>),
+    Ranges(Box<RangeSink>),
     Delta(Box<DeltaTable>),
+}
+
+/// The range records of a time-partitioned Parquet run (see `ranges.rs`).
+pub(super) struct RangeSink {
+    pub held: BTreeMap<i32, StoredRanges>,
+    pub journal: Journal,
+    /// A run from the group's offsets only adds ranges after the stored
+    /// ones: each batch of units is recorded as soon as its files are
+    /// stored. A re-export records its units at the end, with what they
+    /// replace, in one decision.
+    pub appends: bool,
+    /// Units stored, waiting for that decision.
+    pub waiting: Vec<Unit>,
+    /// Units this run recorded.
+    pub recorded: Vec<Unit>,
 }
 
 impl Sink {
@@ -63,6 +86,25 @@ impl Sink {
                 }
                 Ok((superseded, None))
             }
+            Sink::Ranges(sink) => {
+                if sink.appends || sink.waiting.is_empty() {
+                    return Ok((0, None));
+                }
+                let mut replaces = Vec::new();
+                for (partition, files) in written {
+                    let (Some(first), Some(last)) = (files.first(), files.last()) else {
+                        continue;
+                    };
+                    if let Some(held) = sink.held.get(partition) {
+                        replaces.extend(held.within(storage, first.first, last.last)?);
+                    }
+                }
+                let superseded = replaces.len();
+                let units = std::mem::take(&mut sink.waiting);
+                sink.journal.decide(storage, units.clone(), replaces)?;
+                sink.recorded.extend(units);
+                Ok((superseded, None))
+            }
             Sink::Delta(table) => {
                 table.commit_all(storage, done)?;
                 let delta = table.report();
@@ -81,6 +123,79 @@ struct Cursor {
     end: i64,
     /// Records below this offset are already stored: not written again.
     write_from: i64,
+    /// The newest bucket the partition has written in this run.
+    newest: Option<Bucket>,
+}
+
+/// A partition's open unit: its files (one per time folder, or the one
+/// file of a flat export), all covering the unit's offsets.
+struct OpenUnit {
+    block: i64,
+    first: i64,
+    files: BTreeMap<Option<Location>, PartitionFile>,
+    /// The newest bucket of the records kept in the unit, by their own time.
+    newest: Option<Bucket>,
+    /// The time of the last record kept.
+    last_time: Option<i64>,
+    /// The offset of the last record handled, kept or dead-lettered.
+    handled: i64,
+    opened: Instant,
+    touched: Instant,
+}
+
+impl OpenUnit {
+    fn new(block: i64, first: i64) -> Self {
+        let now = Instant::now();
+        OpenUnit {
+            block,
+            first,
+            files: BTreeMap::new(),
+            newest: None,
+            last_time: None,
+            handled: first,
+            opened: now,
+            touched: now,
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.files.values().map(PartitionFile::buffered).sum()
+    }
+
+    fn staged_bytes(&self) -> u64 {
+        self.files.values().map(PartitionFile::staged_bytes).sum()
+    }
+
+    /// The largest file's bytes, staged and in memory.
+    fn largest_file(&self) -> u64 {
+        self.files
+            .values()
+            .map(|f| f.staged_bytes() + f.buffered() as u64)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The offset of the last record handled.
+    fn last(&self) -> i64 {
+        self.files
+            .values()
+            .map(PartitionFile::last)
+            .fold(self.handled, i64::max)
+    }
+
+    fn flush_row_groups(&mut self) -> Result<(), ExportError> {
+        self.files
+            .values_mut()
+            .try_for_each(PartitionFile::flush_row_group)
+    }
+}
+
+/// Where one record goes, as its topic's time layout says.
+struct Placement {
+    location: Option<Location>,
+    late: bool,
+    /// The bucket of the record's own time, and that time.
+    own: Option<(Bucket, i64)>,
 }
 
 pub(super) struct TopicWriter<'a> {
@@ -93,12 +208,16 @@ pub(super) struct TopicWriter<'a> {
     pub staging: PathBuf,
     pub names: FileNames,
     pub sink: &'a mut Sink,
+    /// Buckets ending at or before this were complete when the run started.
+    pub complete_through: Option<i64>,
     cursors: BTreeMap<i32, Cursor>,
-    open: BTreeMap<i32, PartitionFile>,
+    open: BTreeMap<i32, OpenUnit>,
     /// Stored files, by partition, in offset order.
     pub written: BTreeMap<i32, Vec<WrittenFile>>,
     /// Most bytes the open files held on the staging disk at once.
     pub staged_peak: u64,
+    /// Files finished by a roll (size, age or idleness).
+    pub rolled: usize,
 }
 
 /// What writing a partition's records gave.
@@ -131,6 +250,7 @@ impl<'a> TopicWriter<'a> {
                     next_first: p.write_from.max(p.read.start),
                     end: p.read.end,
                     write_from: p.write_from,
+                    newest: None,
                 };
                 (p.read.partition, cursor)
             })
@@ -145,10 +265,12 @@ impl<'a> TopicWriter<'a> {
             staging,
             names,
             sink,
+            complete_through: None,
             cursors,
             open: BTreeMap::new(),
             written: BTreeMap::new(),
             staged_peak: 0,
+            rolled: 0,
         }
     }
 
@@ -171,6 +293,7 @@ impl<'a> TopicWriter<'a> {
             next_first: first,
             end: i64::MAX,
             write_from: i64::MIN,
+            newest: None,
         })
     }
 
@@ -211,28 +334,16 @@ impl<'a> TopicWriter<'a> {
                 .unwrap_or(rest.len());
             let (chunk, after) = rest.split_at(split);
             rest = after;
-            if let Some(open) = self.open.get(&partition).map(PartitionFile::block)
+            if let Some(open) = self.open.get(&partition).map(|u| u.block)
                 && open != block
             {
                 // A record of a later block: every offset of the open
-                // file's block has been read.
+                // unit's block has been read.
                 let last = self.last_of_block(partition, open);
                 self.finish_and_store(&[(partition, last)])?;
             }
-            if !self.open.contains_key(&partition) {
-                let (block_start, _) = self.block_bounds(block);
-                let file_first = block_start.max(self.cursor(partition, first.offset).next_first);
-                let file = PartitionFile::create(
-                    &self.staging,
-                    self.topic,
-                    partition,
-                    block,
-                    file_first.min(first.offset),
-                    self.schema.clone(),
-                )?;
-                self.open.insert(partition, file);
-            }
-            let kept = self.write_chunk(partition, chunk)?;
+            self.open_unit(partition, block, first.offset);
+            let kept = self.write_chunk(partition, block, chunk)?;
             kept_all.extend(kept);
             self.keep_within_budgets()?;
         }
@@ -242,52 +353,250 @@ impl<'a> TopicWriter<'a> {
         })
     }
 
-    /// Writes records of the partition's open file's block.
+    /// Opens the partition's unit of `block`, unless one is open, starting
+    /// where the partition's files go on (or at `offset`, its next record).
+    fn open_unit(&mut self, partition: i32, block: i64, offset: i64) {
+        if self.open.contains_key(&partition) {
+            return;
+        }
+        let (block_start, _) = self.block_bounds(block);
+        let first = block_start
+            .max(self.cursor(partition, offset).next_first)
+            .min(offset);
+        self.open.insert(partition, OpenUnit::new(block, first));
+    }
+
+    /// Where `record` goes: no folder for a flat export; else the folder of
+    /// its time's bucket, or where the late-data policy puts a record of a
+    /// bucket already complete. A record whose time cannot be read is the
+    /// record's fault: the reason makes it a dead letter.
+    fn place(&self, partition: i32, record: &KafkaRecord) -> Result<Placement, String> {
+        let Some(layout) = &self.options.time else {
+            return Ok(Placement {
+                location: None,
+                late: false,
+                own: None,
+            });
+        };
+        let time = record_time(
+            record.timestamp,
+            record.value.as_deref(),
+            layout.field.as_deref(),
+        )?;
+        let own = layout
+            .by
+            .bucket(time)
+            .ok_or_else(|| format!("its time ({time} ms) is outside the years 0001 to 9999"))?;
+        let current = self.cursors.get(&partition).and_then(|c| c.newest);
+        let (location, late) = place(layout.by, layout.late, own, self.complete_through, current);
+        Ok(Placement {
+            location: Some(location),
+            late,
+            own: Some((own, time)),
+        })
+    }
+
+    /// Where a dead letter goes: the folder of its Kafka timestamp (its
+    /// value may be what could not be read).
+    fn dead_letter_location(&self, record: &KafkaRecord) -> Option<Location> {
+        let layout = self.options.time.as_ref()?;
+        let bucket = layout
+            .by
+            .bucket(record.timestamp.unwrap_or(0))
+            .or_else(|| layout.by.bucket(0))?;
+        Some(Location {
+            bucket,
+            late: false,
+        })
+    }
+
+    /// The open file of the partition's unit for `location`, created when
+    /// the unit has none there yet.
+    fn file(
+        &mut self,
+        partition: i32,
+        location: Option<Location>,
+    ) -> Result<&mut PartitionFile, ExportError> {
+        let unit = self
+            .open
+            .get_mut(&partition)
+            .ok_or_else(|| ExportError::Parquet {
+                path: self.staging.clone(),
+                reason: format!("partition {partition} has no open unit (a bug)"),
+            })?;
+        if !unit.files.contains_key(&location) {
+            let mut file = PartitionFile::create_at(
+                &self.staging,
+                self.topic,
+                partition,
+                (unit.block, unit.first),
+                self.schema.clone(),
+                location,
+            )?;
+            if let (Some(layout), Some(at)) = (&self.options.time, location) {
+                file.note("sluice.partition_by", layout.by.name());
+                file.note("sluice.bucket", layout.by.path(at.bucket));
+                file.note("sluice.late_data", layout.late.name());
+            }
+            unit.files.insert(location, file);
+        }
+        unit.files
+            .get_mut(&location)
+            .ok_or_else(|| ExportError::Parquet {
+                path: self.staging.clone(),
+                reason: "a file just opened is gone (a bug)".into(),
+            })
+    }
+
+    /// Writes records of the partition's open unit's block. A kept record
+    /// whose own bucket is newer than every one the unit holds ends the
+    /// unit before it: in time order, a unit then holds one bucket, and
+    /// the units of a bucket are merged into one file once it is complete.
     fn write_chunk(
         &mut self,
         partition: i32,
+        block: i64,
         chunk: &[KafkaRecord],
     ) -> Result<Vec<KafkaRecord>, ExportError> {
-        let options = self.options;
-        let typed = &self.typed;
-        let Some(file) = self.open.get_mut(&partition) else {
-            return Ok(Vec::new());
-        };
-        let mut kept = Vec::with_capacity(chunk.len());
+        // Kept records, and for each its location and whether it was placed
+        // late, and its typed cells; those from `written` on are not in a
+        // file yet.
+        let mut kept: Vec<KafkaRecord> = Vec::with_capacity(chunk.len());
+        let mut places: Vec<(Option<Location>, bool)> = Vec::with_capacity(chunk.len());
         let mut cells: Vec<Vec<Cell>> = Vec::new();
+        let mut written = 0;
         for record in chunk {
-            match decode(record, options, typed) {
-                Ok((record, row)) => {
-                    kept.push(record);
-                    cells.extend(row);
-                }
-                Err(Refusal::DeadLetter(reason)) => file.dead_letter(record, &reason)?,
+            let refused = match decode(record, self.options, &self.typed) {
+                Ok((decoded, row)) => match self.place(partition, &decoded) {
+                    Ok(placement) => {
+                        if let Some((own, time)) = placement.own {
+                            let newest = self.open.get(&partition).and_then(|u| u.newest);
+                            if newest.is_some_and(|n| own > n) {
+                                let typed = if cells.is_empty() {
+                                    &[][..]
+                                } else {
+                                    &cells[written..]
+                                };
+                                self.write_rows(
+                                    partition,
+                                    &kept[written..],
+                                    &places[written..],
+                                    typed,
+                                )?;
+                                written = kept.len();
+                                self.finish_and_store(&[(partition, record.offset - 1)])?;
+                                self.open_unit(partition, block, record.offset);
+                            }
+                            if let Some(unit) = self.open.get_mut(&partition) {
+                                unit.newest = unit.newest.max(Some(own));
+                                unit.last_time = Some(time);
+                            }
+                            if let Some(cursor) = self.cursors.get_mut(&partition) {
+                                cursor.newest = cursor.newest.max(Some(own));
+                            }
+                        }
+                        cells.extend(row);
+                        places.push((placement.location, placement.late));
+                        kept.push(decoded);
+                        None
+                    }
+                    Err(reason) => Some(reason),
+                },
+                Err(Refusal::DeadLetter(reason)) => Some(reason),
                 Err(Refusal::Unavailable(error)) => {
                     return Err(ExportError::SchemaRegistry(error));
                 }
+            };
+            if let Some(reason) = refused {
+                let location = self.dead_letter_location(record);
+                self.file(partition, location)?
+                    .dead_letter(record, &reason)?;
             }
         }
-        let staging = &self.staging;
+        let typed = if cells.is_empty() {
+            &[][..]
+        } else {
+            &cells[written..]
+        };
+        self.write_rows(partition, &kept[written..], &places[written..], typed)?;
+        if let (Some(unit), Some(last)) = (self.open.get_mut(&partition), chunk.last()) {
+            unit.touched = Instant::now();
+            // Every record of the chunk was handled, kept or not.
+            unit.handled = unit.handled.max(last.offset);
+        }
+        Ok(kept)
+    }
+
+    /// Writes kept records (with their places and typed cells) to the
+    /// files of their locations: as they are when they share one (a flat
+    /// export, or records in time order), else grouped by location.
+    fn write_rows(
+        &mut self,
+        partition: i32,
+        records: &[KafkaRecord],
+        places: &[(Option<Location>, bool)],
+        cells: &[Vec<Cell>],
+    ) -> Result<(), ExportError> {
+        let (Some((first, _)), Some(last)) = (places.first(), records.last()) else {
+            return Ok(());
+        };
+        if places.iter().all(|(l, _)| l == first) {
+            let late = places.iter().filter(|(_, late)| *late).count() as u64;
+            return self.write_batch(partition, *first, records, cells, (late, last.offset));
+        }
+        let mut by_location: BTreeMap<Option<Location>, Vec<usize>> = BTreeMap::new();
+        for (index, (location, _)) in places.iter().enumerate() {
+            by_location.entry(*location).or_default().push(index);
+        }
+        for (location, indices) in by_location {
+            let group: Vec<KafkaRecord> = indices.iter().map(|i| records[*i].clone()).collect();
+            let typed: Vec<Vec<Cell>> = if cells.is_empty() {
+                Vec::new()
+            } else {
+                indices.iter().map(|i| cells[*i].clone()).collect()
+            };
+            let late = indices.iter().filter(|i| places[**i].1).count() as u64;
+            let last = group.last().map_or(last.offset, |r| r.offset);
+            self.write_batch(partition, location, &group, &typed, (late, last))?;
+        }
+        Ok(())
+    }
+
+    /// Writes records of one location as a batch of rows to its file;
+    /// `late` of them were placed late, `last` is the last one's offset.
+    fn write_batch(
+        &mut self,
+        partition: i32,
+        location: Option<Location>,
+        records: &[KafkaRecord],
+        cells: &[Vec<Cell>],
+        (late, last): (u64, i64),
+    ) -> Result<(), ExportError> {
+        let staging = self.staging.clone();
         let parquet_error = |e: arrow_schema::ArrowError| ExportError::Parquet {
             path: staging.clone(),
             reason: e.to_string(),
         };
         let plan = self.plan;
-        let rows = kafka_batch(&kept, options.value, options.timestamps(), |p, o| {
-            plan.adjusted_offset(p, o)
-        })
+        let rows = kafka_batch(
+            records,
+            self.options.value,
+            self.options.timestamps(),
+            |p, o| plan.adjusted_offset(p, o),
+        )
         .map_err(parquet_error)?;
-        let rows = if typed.is_empty() {
+        let rows = if self.typed.is_empty() {
             rows
         } else {
-            with_value_columns(&rows, typed, &cells).map_err(parquet_error)?
+            with_value_columns(&rows, &self.typed, cells).map_err(parquet_error)?
         };
-        let last = chunk.last().map_or(file.last(), |r| r.offset);
+        let file = self.file(partition, location)?;
         file.write(&rows, last)?;
-        Ok(kept)
+        file.add_late(late);
+        Ok(())
     }
 
-    /// The last offset the file of `block` covers: its block's, or the
+    /// The last offset the unit of `block` covers: its block's, or the
     /// read's when the read ends inside the block.
     fn last_of_block(&self, partition: i32, block: i64) -> i64 {
         let (_, block_end) = self.block_bounds(block);
@@ -295,14 +604,38 @@ impl<'a> TopicWriter<'a> {
         block_end.min(read_end).saturating_sub(1)
     }
 
+    /// Finishes and stores the units whose largest file reached the target
+    /// size, that have been open for the longest age allowed, or that no
+    /// record reached for the idle time: each covers up to the last record
+    /// it handled, and the partition's next unit starts after it.
+    pub fn roll_due(&mut self) -> Result<(), ExportError> {
+        let options = self.options;
+        let due: Vec<(i32, i64)> = self
+            .open
+            .iter()
+            .filter(|(_, unit)| {
+                unit.largest_file() >= options.target_file_bytes
+                    || unit.opened.elapsed() >= options.max_file_age
+                    || unit.touched.elapsed() >= options.max_file_idle
+            })
+            .map(|(partition, unit)| (*partition, unit.last()))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        tracing::debug!(topic = self.topic, units = due.len(), "rolling files");
+        self.rolled += due.len();
+        self.finish_and_store(&due)
+    }
+
     /// Keeps the open files within the memory budget and, where the
     /// staging folder is not the storage itself, within the staging
     /// budget. Past the memory budget the largest open row groups are
     /// written out to their files, down to half of it (so this does not run
     /// after every batch once the budget is reached); a row group that
-    /// would take the staging disk past its budget finishes its file
+    /// would take the staging disk past its budget finishes its unit
     /// instead, which is then stored. Past the staging budget, the largest
-    /// files are finished and stored early, down to half of it.
+    /// units are finished and stored early, down to half of it.
     fn keep_within_budgets(&mut self) -> Result<(), ExportError> {
         let staging_budget = if self.storage.stages_elsewhere() {
             self.options.staging_budget
@@ -310,13 +643,13 @@ impl<'a> TopicWriter<'a> {
             u64::MAX
         };
         let memory_budget = self.options.memory_budget.max(1);
-        let mut in_memory: usize = self.open.values().map(PartitionFile::buffered).sum();
+        let mut in_memory: usize = self.open.values().map(OpenUnit::buffered).sum();
         let mut finish = Vec::new();
         if in_memory > memory_budget {
             let mut by_size: Vec<(usize, i32)> = self
                 .open
                 .iter()
-                .map(|(partition, file)| (file.buffered(), *partition))
+                .map(|(partition, unit)| (unit.buffered(), *partition))
                 .collect();
             by_size.sort_unstable_by(|a, b| b.cmp(a));
             let mut staged = self.staged_bytes();
@@ -324,15 +657,15 @@ impl<'a> TopicWriter<'a> {
                 if in_memory <= memory_budget / 2 {
                     break;
                 }
-                let Some(file) = self.open.get_mut(&partition) else {
+                let Some(unit) = self.open.get_mut(&partition) else {
                     continue;
                 };
                 if staged.saturating_add(size as u64) > staging_budget {
-                    finish.push((partition, file.last()));
+                    finish.push((partition, unit.last()));
                 } else {
-                    let before = file.staged_bytes();
-                    file.flush_row_group()?;
-                    staged += file.staged_bytes().saturating_sub(before);
+                    let before = unit.staged_bytes();
+                    unit.flush_row_groups()?;
+                    staged += unit.staged_bytes().saturating_sub(before);
                 }
                 in_memory = in_memory.saturating_sub(size);
             }
@@ -341,12 +674,12 @@ impl<'a> TopicWriter<'a> {
         self.staged_peak = self.staged_peak.max(staged);
         if staged > staging_budget {
             // Row groups the writer itself wrote out (every 64k rows) can
-            // still take it past: the largest files go, down to half.
+            // still take it past: the largest units go, down to half.
             let mut by_size: Vec<(u64, i32)> = self
                 .open
                 .iter()
                 .filter(|(partition, _)| !finish.iter().any(|(p, _)| p == *partition))
-                .map(|(partition, file)| (file.staged_bytes(), *partition))
+                .map(|(partition, unit)| (unit.staged_bytes(), *partition))
                 .collect();
             by_size.sort_unstable_by(|a, b| b.cmp(a));
             let mut total = staged;
@@ -354,8 +687,8 @@ impl<'a> TopicWriter<'a> {
                 if total <= staging_budget / 2 {
                     break;
                 }
-                if let Some(file) = self.open.get(&partition) {
-                    finish.push((partition, file.last()));
+                if let Some(unit) = self.open.get(&partition) {
+                    finish.push((partition, unit.last()));
                     total = total.saturating_sub(size);
                 }
             }
@@ -375,37 +708,58 @@ impl<'a> TopicWriter<'a> {
 
     /// Bytes the open files hold on the staging disk.
     fn staged_bytes(&self) -> u64 {
-        self.open.values().map(PartitionFile::staged_bytes).sum()
+        self.open.values().map(OpenUnit::staged_bytes).sum()
     }
 
-    /// Closes the given partitions' open files, each covering up to its
-    /// given last offset, then stores them together (up to the run's
-    /// upload concurrency at once).
-    fn finish_and_store(&mut self, files: &[(i32, i64)]) -> Result<(), ExportError> {
-        let mut finished = Vec::with_capacity(files.len());
-        for (partition, last) in files {
-            if let Some(file) = self.open.remove(partition) {
-                let written = file.finish(&self.names, *last)?;
-                if let Some(cursor) = self.cursors.get_mut(partition) {
-                    cursor.next_first = written.last.saturating_add(1);
-                }
-                finished.push(written);
+    /// Closes the given partitions' open units, each covering up to its
+    /// given last offset, then stores their files together (up to the
+    /// run's upload concurrency at once). A time-partitioned run names them
+    /// in its journal first and records their ranges once they are stored.
+    fn finish_and_store(&mut self, units: &[(i32, i64)]) -> Result<(), ExportError> {
+        let mut finished: Vec<Vec<WrittenFile>> = Vec::with_capacity(units.len());
+        for (partition, last) in units {
+            let Some(unit) = self.open.remove(partition) else {
+                continue;
+            };
+            let mut files = Vec::with_capacity(unit.files.len());
+            for (_, file) in unit.files {
+                let mut written = file.finish(&self.names, *last)?;
+                written.last_time = unit.last_time;
+                files.push(written);
             }
+            let covered = files.iter().map(|f| f.last).max().unwrap_or(*last);
+            if let Some(cursor) = self.cursors.get_mut(partition) {
+                cursor.next_first = covered.saturating_add(1);
+            }
+            finished.push(files);
         }
-        if finished.is_empty() {
+        if finished.iter().all(Vec::is_empty) {
             return Ok(());
         }
+        let units: Vec<Unit> = match &*self.sink {
+            Sink::Ranges(sink) => finished
+                .iter()
+                .filter_map(|files| unit_of(files, sink.journal.run(), &self.names))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let entry = match &mut *self.sink {
+            Sink::Ranges(sink) => Some(sink.journal.storing(self.storage, &units)?),
+            _ => None,
+        };
         let to_store: Vec<ToStore<'_>> = finished
             .iter()
+            .flatten()
             .map(|file| ToStore {
                 file,
-                // A Delta table's log says which files hold a range; old
-                // dead letters are not looked up there.
+                // A Delta table's log says which files hold a range, and a
+                // time-partitioned run's names are its own; only a flat
+                // export's dead letters can be left by an earlier one.
                 had_dead_letters: match &*self.sink {
                     Sink::Files(stored) => stored
                         .get(&file.partition)
                         .is_some_and(|s| s.has_dead_letters(file.first, file.last)),
-                    Sink::Delta(_) => false,
+                    Sink::Ranges(_) | Sink::Delta(_) => false,
                 },
             })
             .collect();
@@ -415,7 +769,16 @@ impl<'a> TopicWriter<'a> {
             &to_store,
             self.options.upload_concurrency,
         )?;
-        for written in finished {
+        crate::crash_point!("export::after-store");
+        if let (Sink::Ranges(sink), Some(entry)) = (&mut *self.sink, entry) {
+            if sink.appends {
+                sink.journal.recorded(self.storage, &entry, &units)?;
+                sink.recorded.extend(units);
+            } else {
+                sink.waiting.extend(units);
+            }
+        }
+        for written in finished.into_iter().flatten() {
             if let Sink::Delta(table) = &mut *self.sink {
                 table.stored(&written);
             }
@@ -436,16 +799,33 @@ impl<'a> TopicWriter<'a> {
         Ok(())
     }
 
-    /// Finishes every open file at the end of the read: each covers up to
+    /// Finishes every open unit at the end of the read: each covers up to
     /// the end of its block or of the read, whichever comes first.
     pub fn finish_all(&mut self) -> Result<(), ExportError> {
-        let files: Vec<(i32, i64)> = self
+        let units: Vec<(i32, i64)> = self
             .open
             .iter()
-            .map(|(partition, file)| (*partition, self.last_of_block(*partition, file.block())))
+            .map(|(partition, unit)| (*partition, self.last_of_block(*partition, unit.block)))
             .collect();
-        self.finish_and_store(&files)
+        self.finish_and_store(&units)
     }
+}
+
+/// The unit (and its range record) of one partition's finished files.
+fn unit_of(files: &[WrittenFile], run: &str, names: &FileNames) -> Option<Unit> {
+    let first = files.first()?;
+    let by = names.partition_by()?;
+    Some(Unit {
+        partition: first.partition,
+        first: first.first,
+        last: files.iter().map(|f| f.last).max().unwrap_or(first.last),
+        record: RangeRecord {
+            run: run.to_owned(),
+            files: files.iter().map(|f| RangeFile::of(f, by)).collect(),
+            last_time: first.last_time,
+            compacted: false,
+        },
+    })
 }
 
 #[cfg(test)]

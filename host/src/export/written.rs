@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use super::buckets::Location;
+
 /// A finished file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenFile {
@@ -26,6 +28,14 @@ pub struct WrittenFile {
     /// statistics the Parquet writer computed (a Delta table's `add`
     /// carries them for data skipping).
     pub stats: Vec<ColumnStats>,
+    /// Its time folder, when the topic's files go by time.
+    pub location: Option<Location>,
+    /// Rows whose bucket was complete when they were written, placed by
+    /// the late-data policy.
+    pub late: u64,
+    /// The time of the last record kept in the file's unit (all the files
+    /// of one range of one partition), by offset.
+    pub last_time: Option<i64>,
 }
 
 /// Smallest and largest value and null count of one top-level INT32 or

@@ -6,28 +6,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::{AzureIdentity, IdentityError, Secret, Source, token};
+use super::token::{self, AccessToken};
+use super::{AzureIdentity, IdentityError, Source};
 use crate::retry::Backoff;
 
 /// A token is asked for again once it has less than this left, as the
 /// Azure SDKs do: a caller never gets one about to expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-
-/// A bearer token and when it expires.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccessToken {
-    pub secret: Secret,
-    pub expires_at: SystemTime,
-}
-
-impl AccessToken {
-    /// Whether it still has more than `margin` left at `now`.
-    fn fresh(&self, now: SystemTime, margin: Duration) -> bool {
-        self.expires_at
-            .duration_since(now)
-            .is_ok_and(|left| left > margin)
-    }
-}
 
 /// Tokens from one [`Source`].
 #[derive(Debug)]
@@ -123,6 +108,7 @@ impl Credential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Secret;
 
     #[test]
     fn a_token_is_fresh_until_the_margin_before_it_expires() {

@@ -19,11 +19,12 @@ mod settings;
 mod source;
 mod token;
 
-pub use credential::{AccessToken, Credential};
+pub use credential::Credential;
 pub use error::IdentityError;
 pub use secret::Secret;
 pub use settings::AzureIdentity;
 pub use source::Source;
+pub use token::AccessToken;
 
 /// The scope of a token for Azure Storage (Blob and Data Lake).
 pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";

@@ -8,8 +8,23 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::credential::AccessToken;
 use super::{IdentityError, Secret, Source};
+
+/// A bearer token and when it expires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    pub secret: Secret,
+    pub expires_at: SystemTime,
+}
+
+impl AccessToken {
+    /// Whether it still has more than `margin` left at `now`.
+    pub(super) fn fresh(&self, now: SystemTime, margin: Duration) -> bool {
+        self.expires_at
+            .duration_since(now)
+            .is_ok_and(|left| left > margin)
+    }
+}
 
 /// Each request's own limit; retries come on top.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use std::io::BufRead;
 use bytes::Bytes;
 
 use super::format::ReadError;
-use super::json_row;
+use crate::record::json_row;
 
 /// The rows of `input`, read a line at a time: what is held is the
 /// longest line, whatever the file's size.

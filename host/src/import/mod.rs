@@ -36,7 +36,6 @@ mod avro;
 mod checked;
 mod error;
 mod format;
-mod json_row;
 mod jsonl;
 mod lease;
 mod ledger;
@@ -378,7 +377,7 @@ pub fn produce_record(
     json: Bytes,
     key_field: Option<&str>,
 ) -> ProduceRecord {
-    let key = key_field.and_then(|field| json_row::key_of(&json, field));
+    let key = key_field.and_then(|field| crate::record::json_row::key_of(&json, field));
     let header = |key: &str, value: String| Header {
         key: key.to_owned(),
         value: Some(value.into_bytes()),

@@ -6,6 +6,9 @@
 use std::fmt;
 
 pub mod wit;
+// A value's JSON text checked and searched without a `Value` tree: the
+// import's rows and the export's time field.
+pub(crate) mod json_row;
 
 pub use wit::{Header, KafkaRecord, Outcome, OutputRecord};
 

@@ -145,11 +145,18 @@ pub struct FileRange {
     pub partition: i32,
     pub first: i64,
     pub last: i64,
+    /// The time of the last record of the file's range (by offset), when
+    /// the table is partitioned by time: how far the partition has got.
+    pub last_time: Option<i64>,
+    /// Made by a compaction: never merged again.
+    pub compacted: bool,
 }
 
 const TAG_PARTITION: &str = "sluice.partition";
 const TAG_FIRST: &str = "sluice.firstOffset";
 const TAG_LAST: &str = "sluice.lastOffset";
+const TAG_LAST_TIME: &str = "sluice.lastTime";
+const TAG_COMPACTED: &str = "sluice.compacted";
 /// The dead-letter file of the data file's range, relative to the table.
 pub const TAG_DEAD_LETTERS: &str = "sluice.deadLetters";
 
@@ -173,6 +180,9 @@ impl Add {
         if let Some(dead_letters) = dead_letters {
             tags.insert(TAG_DEAD_LETTERS.to_owned(), Some(dead_letters));
         }
+        if let Some(time) = file.last_time {
+            tags.insert(TAG_LAST_TIME.to_owned(), Some(time.to_string()));
+        }
         Add {
             path,
             partition_values: StringMap::new(),
@@ -184,6 +194,16 @@ impl Add {
         }
     }
 
+    /// Marks the file as a compaction's: written with `dataChange` false
+    /// and never merged again.
+    pub fn compacted(mut self) -> Self {
+        self.data_change = false;
+        if let Some(tags) = &mut self.tags {
+            tags.insert(TAG_COMPACTED.to_owned(), Some("true".to_owned()));
+        }
+        self
+    }
+
     /// The records the file holds, when Sluice wrote it.
     pub fn range(&self) -> Option<FileRange> {
         let tags = self.tags.as_ref()?;
@@ -192,6 +212,8 @@ impl Add {
             partition: tag(TAG_PARTITION)?.parse().ok()?,
             first: tag(TAG_FIRST)?.parse().ok()?,
             last: tag(TAG_LAST)?.parse().ok()?,
+            last_time: tag(TAG_LAST_TIME).and_then(|t| t.parse().ok()),
+            compacted: tag(TAG_COMPACTED) == Some("true"),
         };
         (range.first <= range.last).then_some(range)
     }
@@ -327,6 +349,9 @@ mod tests {
                 stat("n", None, None, 9),
                 stat("not_in_schema", Some(1), Some(1), 0),
             ],
+            location: None,
+            late: 0,
+            last_time: None,
         };
         let add = Add::of_file(
             &file,
@@ -340,7 +365,9 @@ mod tests {
             Some(FileRange {
                 partition: 2,
                 first: 10,
-                last: 19
+                last: 19,
+                last_time: None,
+                compacted: false,
             })
         );
         let stats: Value = serde_json::from_str(add.stats.as_deref().unwrap()).unwrap();

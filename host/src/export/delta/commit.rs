@@ -181,6 +181,7 @@ impl Touched {
                 partition,
                 first,
                 last,
+                ..
             }) = action.add.as_ref().and_then(|a| a.range())
             {
                 touched

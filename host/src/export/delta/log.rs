@@ -17,6 +17,18 @@ use crate::export::layout;
 use crate::export::stored::{Held, StoredFile};
 use crate::storage::Storage;
 
+/// A live data file of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFile {
+    /// Which records it holds, when Sluice wrote it.
+    pub range: Option<FileRange>,
+    /// Its partition values (`dt`, `hour`), when the table has any.
+    pub partition_values: BTreeMap<String, String>,
+    pub size: i64,
+    /// Its dead letters, relative to the table.
+    pub dead_letters: Option<String>,
+}
+
 /// The table at its latest version, as far as an export needs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
@@ -26,8 +38,8 @@ pub struct Snapshot {
     metadata: Option<Metadata>,
     txns: BTreeMap<String, i64>,
     /// Live data files by path: Sluice's with the records they hold,
-    /// other writers' (an OPTIMIZE's, say) with `None`.
-    files: BTreeMap<String, Option<FileRange>>,
+    /// other writers' (an OPTIMIZE's, say) without.
+    files: BTreeMap<String, LiveFile>,
     /// The version of the newest checkpoint known.
     checkpoint: Option<u64>,
 }
@@ -106,7 +118,20 @@ impl Snapshot {
             self.txns.insert(txn.app_id.clone(), txn.version);
         }
         if let Some(add) = &action.add {
-            self.files.insert(add.path.clone(), add.range());
+            let live = LiveFile {
+                range: add.range(),
+                partition_values: add
+                    .partition_values
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                    .collect(),
+                size: add.size,
+                dead_letters: add
+                    .tags
+                    .as_ref()
+                    .and_then(|t| t.get(super::actions::TAG_DEAD_LETTERS)?.clone()),
+            };
+            self.files.insert(add.path.clone(), live);
         }
         if let Some(remove) = &action.remove {
             self.files.remove(&remove.path);
@@ -150,7 +175,7 @@ impl Snapshot {
 
     /// Live data files another writer made.
     pub fn foreign_files(&self) -> usize {
-        self.files.values().filter(|r| r.is_none()).count()
+        self.files.values().filter(|f| f.range.is_none()).count()
     }
 
     /// Sluice's live files of `partition`, by first offset.
@@ -158,8 +183,8 @@ impl Snapshot {
         let mut files: Vec<StoredFile> = self
             .files
             .iter()
-            .filter_map(|(path, range)| {
-                let range = range.filter(|r| r.partition == partition)?;
+            .filter_map(|(path, live)| {
+                let range = live.range.filter(|r| r.partition == partition)?;
                 Some(StoredFile {
                     key: path.clone(),
                     first: range.first,
@@ -169,6 +194,11 @@ impl Snapshot {
             .collect();
         files.sort_by_key(|f| (f.first, f.last));
         files
+    }
+
+    /// Every live file, by path.
+    pub fn live(&self) -> &BTreeMap<String, LiveFile> {
+        &self.files
     }
 
     /// The files of `partition` as far as planning a run needs them, for

@@ -31,6 +31,5 @@ mod schema;
 mod table;
 
 pub use error::DeltaError;
-#[cfg(test)]
 pub(crate) use log::Snapshot;
 pub use table::{DeltaReport, DeltaTable};

@@ -21,6 +21,8 @@ use super::commit::commit;
 use super::error::DeltaError;
 use super::log::{Snapshot, TablePartition};
 use super::schema::{self, Columns};
+use crate::config::PartitionBy;
+use crate::export::buckets::Location;
 use crate::export::layout;
 use crate::export::written::WrittenFile;
 use crate::kafka::{ReadPlan, Start};
@@ -65,6 +67,38 @@ pub struct DeltaTable {
     /// Paths of this run's files.
     added: BTreeSet<String>,
     report: DeltaReport,
+    /// Partitioned by time (`dt`, and `hour`), when the topic is.
+    by: Option<PartitionBy>,
+}
+
+/// The partition columns of a table partitioned by `by`.
+pub fn partition_columns(by: Option<PartitionBy>) -> Vec<String> {
+    match by {
+        None => Vec::new(),
+        Some(PartitionBy::Day) => vec!["dt".to_owned()],
+        Some(PartitionBy::Hour) => vec!["dt".to_owned(), "hour".to_owned()],
+    }
+}
+
+/// A file's partition values: its folder's `name=value` pairs, the hour
+/// as a number (`dt=2026-12-05/hour=04` gives `hour` `4`).
+pub fn partition_values(by: PartitionBy, location: Location) -> StringMap {
+    by.path(location.bucket)
+        .split('/')
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = match name {
+                "hour" => value.trim_start_matches('0').to_owned(),
+                _ => value.to_owned(),
+            };
+            let value = if value.is_empty() {
+                "0".to_owned()
+            } else {
+                value
+            };
+            Some((name.to_owned(), Some(value)))
+        })
+        .collect()
 }
 
 use crate::clock::now_ms as now_millis;
@@ -126,7 +160,24 @@ impl DeltaTable {
             span: BTreeMap::new(),
             added: BTreeSet::new(),
             report,
+            by: None,
         })
+    }
+
+    /// Makes the table partitioned by time: a new table gets `dt` (and
+    /// `hour`) as partition columns; an existing one must have them.
+    pub fn partition_by(&mut self, by: PartitionBy) {
+        self.by = Some(by);
+    }
+
+    /// The table as read at the start of the run, and as this run's
+    /// commits changed it.
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snapshot
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// The `txn` appId of this export's group for `partition`.
@@ -157,8 +208,49 @@ impl DeltaTable {
             })?),
             None => None,
         };
-        let columns = schema::reconcile(existing.as_deref(), base, wanted)
-            .map_err(|reason| DeltaError::Schema { table, reason })?;
+        let mut columns =
+            schema::reconcile(existing.as_deref(), base, wanted).map_err(|reason| {
+                DeltaError::Schema {
+                    table: table.clone(),
+                    reason,
+                }
+            })?;
+        let partitioned = partition_columns(self.by);
+        match self.snapshot.metadata() {
+            Some(metadata) if metadata.partition_columns != partitioned => {
+                return Err(DeltaError::Schema {
+                    table,
+                    reason: format!(
+                        "it is partitioned by {:?} and the topics.json entry asks for {:?}: \
+                         export to another table to change it",
+                        metadata.partition_columns, partitioned
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => {
+                for name in &partitioned {
+                    if columns
+                        .fields
+                        .iter()
+                        .any(|f| f.name.eq_ignore_ascii_case(name))
+                    {
+                        return Err(DeltaError::Schema {
+                            table,
+                            reason: format!(
+                                "a value column is named `{name}`, the name of a time partition column"
+                            ),
+                        });
+                    }
+                    columns.fields.push(schema::DeltaField {
+                        name: name.clone(),
+                        data_type: serde_json::json!(if name == "dt" { "date" } else { "integer" }),
+                        nullable: true,
+                        metadata: serde_json::Map::new(),
+                    });
+                }
+            }
+        }
         if columns.changed && existing.is_some() {
             tracing::info!(
                 topic = self.topic,
@@ -181,7 +273,10 @@ impl DeltaTable {
             Some(columns) => columns.schema.clone(),
             None => std::sync::Arc::new(arrow_schema::Schema::empty()),
         };
-        let add = Add::of_file(file, path.clone(), dead_letters, &schema, now_millis());
+        let mut add = Add::of_file(file, path.clone(), dead_letters, &schema, now_millis());
+        if let (Some(by), Some(location)) = (self.by, file.location) {
+            add.partition_values = partition_values(by, location);
+        }
         let span = self
             .span
             .entry(file.partition)
@@ -194,6 +289,8 @@ impl DeltaTable {
                 partition: file.partition,
                 first: file.first,
                 last: file.last,
+                last_time: file.last_time,
+                compacted: false,
             },
             rows: file.rows,
         });
@@ -316,7 +413,7 @@ impl DeltaTable {
                 "operation": "WRITE",
                 "operationParameters": {
                     "mode": if removes.is_empty() { "Append" } else { "Overwrite" },
-                    "partitionBy": "[]",
+                    "partitionBy": serde_json::to_string(&partition_columns(self.by)).unwrap_or_default(),
                 },
                 "isBlindAppend": removes.is_empty(),
                 "operationMetrics": {
@@ -359,7 +456,7 @@ impl DeltaTable {
                         options: StringMap::new(),
                     },
                     schema_string,
-                    partition_columns: Vec::new(),
+                    partition_columns: partition_columns(self.by),
                     created_time: Some(now),
                     configuration: StringMap::new(),
                 },
@@ -396,6 +493,148 @@ impl DeltaTable {
         crate::crash_point!("delta::after-commit");
         self.checkpoint_if_due(storage, version, now);
         Ok(())
+    }
+
+    /// The data files' schema this run writes (set by [`Self::columns`]).
+    pub fn file_schema(&self) -> SchemaRef {
+        match &self.columns {
+            Some(columns) => columns.schema.clone(),
+            None => std::sync::Arc::new(arrow_schema::Schema::empty()),
+        }
+    }
+
+    /// The `add` of a file a compaction wrote: no data change, never
+    /// merged again, in its time partition.
+    pub fn compacted_add(&self, file: &WrittenFile) -> Add {
+        let prefix = format!("{}/", layout::delta_table(&self.topic));
+        let relative = |key: &str| key.strip_prefix(&prefix).unwrap_or(key).to_owned();
+        let dead_letters = file.dead_letters.as_ref().map(|(_, key)| relative(key));
+        let mut add = Add::of_file(
+            file,
+            relative(&file.key),
+            dead_letters,
+            &self.file_schema(),
+            now_millis(),
+        )
+        .compacted();
+        if let (Some(by), Some(location)) = (self.by, file.location) {
+            add.partition_values = partition_values(by, location);
+        }
+        add
+    }
+
+    /// Commits a compaction: `adds` replace the files at `removes`, with
+    /// `dataChange` false on both sides, no `txn` (the records and offsets
+    /// are the same), in one commit; appends by other runs never conflict
+    /// with it, as it touches no offsets they add.
+    pub fn commit_rewrite(
+        &mut self,
+        storage: &Storage,
+        removes: &[String],
+        adds: Vec<Add>,
+    ) -> Result<u64, DeltaError> {
+        let now = now_millis();
+        let live = self.snapshot.live();
+        let bytes: i64 = adds.iter().map(|a| a.size).sum();
+        let mut actions = vec![Action {
+            commit_info: Some(json!({
+                "timestamp": now,
+                "operation": "OPTIMIZE",
+                "operationParameters": {"predicate": "[]", "zOrderBy": "[]"},
+                "isBlindAppend": false,
+                "operationMetrics": {
+                    "numAddedFiles": adds.len().to_string(),
+                    "numRemovedFiles": removes.len().to_string(),
+                    "numAddedBytes": bytes.to_string(),
+                },
+                "engineInfo": concat!("sluice/", env!("CARGO_PKG_VERSION")),
+                "txnId": uuid::Uuid::new_v4().to_string(),
+                "sluiceRunId": self.run_id,
+            })),
+            ..Action::default()
+        }];
+        actions.extend(removes.iter().map(|path| Action {
+            remove: Some(Remove {
+                path: path.clone(),
+                deletion_timestamp: Some(now),
+                data_change: false,
+                extended_file_metadata: Some(true),
+                partition_values: live.get(path).map(|f| {
+                    f.partition_values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect()
+                }),
+                size: live.get(path).map(|f| f.size),
+            }),
+            ..Action::default()
+        }));
+        actions.extend(adds.into_iter().map(|add| Action {
+            add: Some(add),
+            ..Action::default()
+        }));
+        self.commit_actions(storage, actions, now)
+    }
+
+    /// Commits the table property `sluice.completeThrough` (RFC 3339: every
+    /// time partition ending by then is complete), naming in the commit the
+    /// partitions it completes.
+    pub fn commit_complete_through(
+        &mut self,
+        storage: &Storage,
+        through: &str,
+        completed: &[String],
+    ) -> Result<u64, DeltaError> {
+        let now = now_millis();
+        let Some(current) = self.snapshot.metadata().cloned() else {
+            return Err(DeltaError::Schema {
+                table: layout::delta_table(&self.topic),
+                reason: "completeness before the table exists (a bug)".into(),
+            });
+        };
+        let mut metadata = current;
+        metadata.configuration.insert(
+            "sluice.completeThrough".to_owned(),
+            Some(through.to_owned()),
+        );
+        let actions = vec![
+            Action {
+                commit_info: Some(json!({
+                    "timestamp": now,
+                    "operation": "SET TBLPROPERTIES",
+                    "operationParameters": {"properties": {"sluice.completeThrough": through}},
+                    "isBlindAppend": true,
+                    "engineInfo": concat!("sluice/", env!("CARGO_PKG_VERSION")),
+                    "txnId": uuid::Uuid::new_v4().to_string(),
+                    "sluiceRunId": self.run_id,
+                    "sluiceCompleted": completed,
+                })),
+                ..Action::default()
+            },
+            Action {
+                metadata: Some(metadata),
+                ..Action::default()
+            },
+        ];
+        self.commit_actions(storage, actions, now)
+    }
+
+    /// Commits actions that are not a run's files, then a checkpoint if
+    /// one is due.
+    fn commit_actions(
+        &mut self,
+        storage: &Storage,
+        actions: Vec<Action>,
+        now: i64,
+    ) -> Result<u64, DeltaError> {
+        let started = Instant::now();
+        let version = commit(storage, &mut self.snapshot, actions)?;
+        self.report.commit_seconds += started.elapsed().as_secs_f64();
+        self.report.commits += 1;
+        tracing::info!(topic = self.topic, version, "table committed");
+        crate::crash_point!("delta::after-commit");
+        self.checkpoint_if_due(storage, version, now);
+        Ok(version)
     }
 
     /// A checkpoint every N versions. One that fails leaves the table as
@@ -498,6 +737,9 @@ mod tests {
             dead_lettered: 0,
             dead_letters: None,
             stats: Vec::new(),
+            location: None,
+            late: 0,
+            last_time: None,
         }
     }
 
