@@ -253,6 +253,38 @@ mod fetch {
     }
 
     #[test]
+    fn where_and_newest_first_search_the_topic() {
+        let topic = topic();
+        let output = fetch(&[
+            "--topic",
+            &topic,
+            "--where",
+            "value.srch_ci == \"2017-08-13\" or value contains 'comma'",
+            "--newest-first",
+            "--count",
+            "100",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let offsets: Vec<i64> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["offset"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(offsets, vec![2, 1, 0], "{stderr}");
+        assert!(stderr.contains("4 looked at"), "{stderr}");
+
+        let bad = fetch(&["--topic", &topic, "--where", "value.id = 1"]);
+        assert!(!bad.status.success());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(stderr.contains("position 10"), "{stderr}");
+    }
+
+    #[test]
     fn a_transform_name_is_never_taken_as_a_path_but_wasm_takes_a_file() {
         let topic = topic();
         let file = guests_dir().join("stay_category.wasm");

@@ -255,7 +255,10 @@ fn read_within(
 /// stored, with the reason in [`DECODE_ERROR_HEADER`]. A registry that
 /// cannot be asked fails the fetch instead: marking values undecodable
 /// would blame them.
-fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) -> Result<(), FetchError> {
+pub(crate) fn decode_avro(
+    records: &mut [KafkaRecord],
+    registry: &SchemaRegistry,
+) -> Result<(), FetchError> {
     for record in records {
         let Some(bytes) = record.value.as_deref() else {
             continue;
@@ -274,7 +277,7 @@ fn decode_avro(records: &mut [KafkaRecord], registry: &SchemaRegistry) -> Result
 
 /// A value that is not UTF-8 text is shown in hex, never with its bytes
 /// replaced; the header says so and where the text breaks.
-fn mark_if_not_text(record: &mut KafkaRecord) {
+pub(crate) fn mark_if_not_text(record: &mut KafkaRecord) {
     let Some(Err(error)) = record.value.as_deref().map(std::str::from_utf8) else {
         return;
     };

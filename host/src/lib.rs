@@ -28,6 +28,7 @@ pub mod record;
 pub mod registry;
 pub mod retry;
 pub mod runtime;
+pub mod search;
 pub mod storage;
 pub mod table;
 pub mod telemetry;

@@ -46,4 +46,6 @@ mod read_plan;
 #[cfg(feature = "integration-tests")]
 mod registry;
 #[cfg(feature = "integration-tests")]
+mod search;
+#[cfg(feature = "integration-tests")]
 mod storage;

@@ -1,5 +1,7 @@
 //! `sluice fetch`: records at given offsets, the command-line twin of seed
 //! 000's ad hoc fetch page; optionally a dry run of a transform on them.
+//! With `--key`, `--where`, `--newest-first` or `--cursor` it searches
+//! instead (`sluice_host::search`), the twin of `GET /api/search`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,6 +12,11 @@ use anyhow::{Context, bail};
 use sluice_host::kafka::Start;
 
 use sluice_host::fetch::{Fetch, FetchLimits, FetchQuery, fetch, reader_pool};
+use sluice_host::record::{KafkaRecord, Outcome};
+use sluice_host::runtime::GuestError;
+use sluice_host::search::{
+    Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery,
+};
 
 use crate::render::{write_csv, write_json_lines, write_parquet};
 
@@ -19,8 +26,9 @@ use super::{Broker, TransformsFrom};
 pub struct FetchArgs {
     #[arg(long)]
     topic: String,
-    #[arg(long, default_value_t = 0)]
-    partition: i32,
+    /// The partition (0 when fetching; every one when searching).
+    #[arg(long)]
+    partition: Option<i32>,
     /// First offset to read.
     #[arg(long, default_value_t = 0)]
     offset: i64,
@@ -31,6 +39,22 @@ pub struct FetchArgs {
     /// Most records to return; never past the partition's end.
     #[arg(long, default_value_t = 10)]
     count: u64,
+    /// Search: records with this key, in the partition the producer's
+    /// partitioner (murmur2 or consistent_random) chose for it.
+    #[arg(long)]
+    key: Option<String>,
+    /// Search: with --key, read every partition, not only the partitioners'.
+    #[arg(long, requires = "key")]
+    all_partitions: bool,
+    /// Search: a filter, e.g. `value.country == "NO" and headers.source contains "web"`.
+    #[arg(long = "where", value_name = "FILTER")]
+    filter: Option<String>,
+    /// Search: each partition newest first, read backwards from its end.
+    #[arg(long)]
+    newest_first: bool,
+    /// Search: go on where an earlier search stopped (its printed cursor).
+    #[arg(long, conflicts_with_all = ["offset", "from_timestamp"])]
+    cursor: Option<String>,
     /// json (one JSON line per record), csv or parquet (needs --out).
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -58,14 +82,18 @@ enum Format {
 }
 
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    if args.key.is_some() || args.filter.is_some() || args.newest_first || args.cursor.is_some() {
+        return search(args);
+    }
+    let partition = args.partition.unwrap_or(0);
     let query = FetchQuery {
         topic: args.topic.clone(),
         start: match args.from_timestamp {
             Some(millis) => Start::Timestamp {
-                partitions: vec![args.partition],
+                partitions: vec![partition],
                 millis,
             },
-            None => Start::Offsets(BTreeMap::from([(args.partition, args.offset)])),
+            None => Start::Offsets(BTreeMap::from([(partition, args.offset)])),
         },
         count: args.count,
     };
@@ -90,6 +118,23 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         &how,
     )?;
     let (records, outcomes) = (fetched.records, fetched.outcomes);
+    write(&args, &records, outcomes.as_deref())?;
+    eprintln!(
+        "{} records from {} partition {} starting at offset {}",
+        records.len(),
+        args.topic,
+        partition,
+        args.offset
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The records in the asked format, to `--out` or stdout.
+fn write(
+    args: &FetchArgs,
+    records: &[KafkaRecord],
+    outcomes: Option<&[Result<Outcome, GuestError>]>,
+) -> anyhow::Result<()> {
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -97,21 +142,69 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         None => Box::new(std::io::stdout()),
     };
     match args.format {
-        Format::Json => write_json_lines(&records, outcomes.as_deref(), &mut out)?,
-        Format::Csv => write_csv(&records, &mut out)?,
+        Format::Json => write_json_lines(records, outcomes, &mut out)?,
+        Format::Csv => write_csv(records, &mut out)?,
         Format::Parquet => {
             if args.out.is_none() {
                 bail!("--format parquet needs --out FILE");
             }
-            write_parquet(&records, out)?;
+            write_parquet(records, out)?;
         }
     }
+    Ok(())
+}
+
+/// `--key`, `--where`, `--newest-first`, `--cursor`: a search of the topic
+/// for up to `--count` matches, without the server's budgets.
+fn search(args: FetchArgs) -> anyhow::Result<ExitCode> {
+    if args.transform.is_some() || args.wasm.is_some() {
+        bail!("a dry run (--transform, --wasm) is for fetches at offsets, not searches");
+    }
+    let query = SearchQuery {
+        topic: args.topic.clone(),
+        partitions: args.partition.into_iter().collect(),
+        key: args.key.as_ref().map(|key| KeySearch {
+            key: key.clone().into_bytes(),
+            partitioners: Partitioner::ALL.to_vec(),
+            all_partitions: args.all_partitions,
+        }),
+        filter: match &args.filter {
+            Some(text) => Some(text.parse().context("--where")?),
+            None => None,
+        },
+        from_timestamp: args.from_timestamp,
+        order: if args.newest_first {
+            Order::NewestFirst
+        } else {
+            Order::OldestFirst
+        },
+        cursor: match &args.cursor {
+            Some(text) => Some(text.parse::<Cursor>().context("--cursor")?),
+            None => None,
+        },
+        limit: args.count,
+        max_scanned: None,
+        max_time: None,
+    };
+    let searched = sluice_host::search::search(
+        &reader_pool(args.broker.config()?),
+        &query,
+        &SearchLimits::none(),
+        &SearchHow::default(),
+    )?;
+    write(&args, &searched.records, None)?;
     eprintln!(
-        "{} records from {} partition {} starting at offset {}",
-        records.len(),
+        "{} records found in {} partitions {:?}, {} looked at",
+        searched.records.len(),
         args.topic,
-        args.partition,
-        args.offset
+        searched.partitions,
+        searched.scanned
     );
+    for (partitioner, partition) in &searched.key_partitions {
+        eprintln!("{partitioner} puts the key in partition {partition}");
+    }
+    if let Some(cursor) = &searched.cursor {
+        eprintln!("more to search: --cursor {cursor}");
+    }
     Ok(ExitCode::SUCCESS)
 }

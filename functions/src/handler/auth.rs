@@ -135,7 +135,7 @@ impl std::fmt::Debug for OAuthRule {
 pub enum Guard {
     /// The pages and the API's description: they hold no data.
     Public,
-    /// `/api/fetch`, `/api/transforms/{name}/invoke`.
+    /// `/api/fetch`, `/api/search`, `/api/transforms/{name}/invoke`.
     Data,
     /// `/metrics`.
     Metrics,
@@ -150,7 +150,7 @@ impl Guard {
     pub fn of(route: &str) -> Guard {
         match route {
             "/" | "/topology" | "/api/docs" | "/api/openapi.json" => Guard::Public,
-            "/api/fetch" | "/api/transforms/{name}/invoke" => Guard::Data,
+            "/api/fetch" | "/api/search" | "/api/transforms/{name}/invoke" => Guard::Data,
             "/metrics" => Guard::Metrics,
             "/Export" | "/Enrich" | "/events" => Guard::Trigger,
             _ => Guard::Admin,
@@ -360,6 +360,7 @@ mod tests {
     fn every_route_template_has_its_guard_and_unknown_ones_are_admin() {
         assert_eq!(Guard::of("/"), Guard::Public);
         assert_eq!(Guard::of("/api/transforms/{name}/invoke"), Guard::Data);
+        assert_eq!(Guard::of("/api/search"), Guard::Data);
         assert_eq!(Guard::of("/api/transforms/{name}"), Guard::Admin);
         assert_eq!(Guard::of("/Export"), Guard::Trigger);
         assert_eq!(Guard::of("/events"), Guard::Trigger);

@@ -26,6 +26,8 @@ mod enrich;
 mod fuzz;
 mod oauth;
 mod openapi;
+#[cfg(feature = "integration-tests")]
+mod search;
 
 /// The admin key of the apps built here; [`call`] sends it.
 pub const ADMIN_KEY: &str = "tests-admin-key-0123456789abcdef0123";

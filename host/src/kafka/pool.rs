@@ -7,6 +7,7 @@ use std::sync::{Condvar, Mutex};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::logs::Logged;
+use super::metadata::PartitionRange;
 
 use super::config::KafkaConfig;
 use super::consumer::bounded_consumer;
@@ -95,6 +96,18 @@ impl ReaderPool {
         plan: &ReadPlan,
         read: impl FnOnce(&mut BoundedReader) -> Result<T, KafkaError>,
     ) -> Result<T, KafkaError> {
+        self.read_with(plan, Ok, read)
+    }
+
+    /// As [`ReaderPool::read`], on the ranges `plan` resolves to as
+    /// `adjust` changes them (a search reads a window of each partition,
+    /// or what a cursor left; each range's watermarks are in it).
+    pub fn read_with<T, E: From<KafkaError>>(
+        &self,
+        plan: &ReadPlan,
+        adjust: impl FnOnce(Vec<PartitionRange>) -> Result<Vec<PartitionRange>, E>,
+        read: impl FnOnce(&mut BoundedReader) -> Result<T, E>,
+    ) -> Result<T, E> {
         debug_assert_eq!(plan.group_id, self.group_id, "a plan of another group");
         let consumer = match self.take() {
             Some(consumer) => {
@@ -106,6 +119,10 @@ impl ReaderPool {
             None => bounded_consumer(&self.config, &self.group_id)?,
         };
         let ranges = match plan.ranges(&consumer, &self.config) {
+            Ok(ranges) => adjust(ranges),
+            Err(error) => Err(error.into()),
+        };
+        let ranges = match ranges {
             Ok(ranges) => ranges,
             Err(error) => {
                 // An unknown topic or an offset out of range says nothing

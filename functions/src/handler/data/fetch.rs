@@ -28,7 +28,7 @@ fn next_offsets_header(next: &BTreeMap<i32, i64>) -> String {
         .join(",")
 }
 
-fn fetch_error(error: FetchError) -> ApiError {
+pub(super) fn fetch_error(error: FetchError) -> ApiError {
     let error = match error {
         FetchError::Kafka(error) => error,
         FetchError::DryRun(error) => {

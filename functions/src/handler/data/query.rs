@@ -41,7 +41,7 @@ pub(super) struct FetchParams {
     pub(super) value_format: Option<String>,
 }
 
-fn numbers<T: std::str::FromStr>(
+pub(super) fn numbers<T: std::str::FromStr>(
     field: &str,
     text: Option<&str>,
     default: T,
@@ -104,7 +104,7 @@ pub(super) fn query_of(params: &FetchParams) -> Result<FetchQuery, ApiError> {
 }
 
 /// Epoch milliseconds, or an RFC 3339 time.
-fn millis_of(time: &str) -> Result<i64, ApiError> {
+pub(super) fn millis_of(time: &str) -> Result<i64, ApiError> {
     time.parse::<i64>()
         .ok()
         .or_else(|| {

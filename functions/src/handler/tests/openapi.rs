@@ -82,6 +82,7 @@ async fn the_document_and_the_routes_match() {
         .collect();
     let expected: BTreeSet<(String, String)> = [
         ("GET", "/api/fetch"),
+        ("GET", "/api/search"),
         ("POST", "/api/transforms/{name}/invoke"),
         ("GET", "/api/transforms"),
         ("GET", "/api/transforms/{name}"),
@@ -109,7 +110,11 @@ async fn the_document_and_the_routes_match() {
         let uri = path
             .replace("{name}", "nothing-here")
             .replace("{version}", "0123456789abcdef")
-            + if path == "/api/fetch" { "?topic=x" } else { "" };
+            + if path == "/api/fetch" || path == "/api/search" {
+                "?topic=x"
+            } else {
+                ""
+            };
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let (status, body) = send(&config, method.clone(), &uri).await;
         assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");

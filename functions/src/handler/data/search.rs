@@ -1,0 +1,230 @@
+//! `GET /api/search`: the query to `sluice_host::search::search`, the
+//! answer as JSON with why it stopped and the cursor to go on. Every
+//! problem with the query (a filter that does not parse names its
+//! position) is a 400 naming the parameter.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sluice_host::search::{
+    Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
+};
+use utoipa::IntoParams;
+
+use super::fetch::fetch_error;
+use super::query::{millis_of, numbers};
+use super::{ApiError, DataApi};
+use crate::render::record_json;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct SearchParams {
+    topic: String,
+    /// Records whose key is exactly this text; only the partitions the
+    /// producer's partitioner chose for it are read.
+    #[serde(default)]
+    key: Option<String>,
+    /// With `key`: murmur2 (Java clients), consistent_random (librdkafka's
+    /// default), or both comma-separated (the default).
+    #[serde(default)]
+    partitioner: Option<String>,
+    /// With `key`: read every partition (a producer with a partitioner of
+    /// its own, or partitions added since).
+    #[serde(default)]
+    all_partitions: Option<bool>,
+    /// One partition or a comma-separated list; every one when absent.
+    #[serde(default)]
+    partition: Option<String>,
+    /// A filter on the record, e.g. `value.country == "NO" and headers.source contains "web"`.
+    #[serde(default, rename = "where")]
+    filter: Option<String>,
+    /// Records at or after this time, epoch milliseconds or RFC 3339.
+    #[serde(default)]
+    from_timestamp: Option<String>,
+    /// `oldest` (default) or `newest`: each partition read backwards from its end.
+    #[serde(default)]
+    order: Option<String>,
+    /// Matches returned, at most (default 100; the server's fetch limit caps it).
+    #[serde(default)]
+    limit: Option<u64>,
+    /// Records looked at, at most (lower than the server's budget).
+    #[serde(default)]
+    max_scanned: Option<u64>,
+    /// Seconds the search may take (lower than the server's limit); it stops
+    /// an answer once it has looked at a record.
+    #[serde(default)]
+    max_seconds: Option<f64>,
+    /// The `cursor` of an earlier answer, to go on where it stopped (with
+    /// the same key, filter and time).
+    #[serde(default)]
+    cursor: Option<String>,
+    /// `avro` decodes Confluent-framed Avro values before the filter sees them.
+    #[serde(default)]
+    value_format: Option<String>,
+}
+
+fn bad(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message)
+}
+
+fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
+    let given = |text: &Option<String>| {
+        text.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let key = match given(&params.key) {
+        None => None,
+        Some(key) => Some(KeySearch {
+            key: key.into_bytes(),
+            partitioners: match given(&params.partitioner) {
+                None => Partitioner::ALL.to_vec(),
+                Some(names) => names
+                    .split(',')
+                    .map(|name| name.parse().map_err(|e| bad(format!("`partitioner`: {e}"))))
+                    .collect::<Result<_, _>>()?,
+            },
+            all_partitions: params.all_partitions.unwrap_or(false),
+        }),
+    };
+    let filter = match given(&params.filter) {
+        None => None,
+        Some(text) => Some(text.parse().map_err(|e| bad(format!("`where`: {e}")))?),
+    };
+    let order = match params.order.as_deref().map(str::trim) {
+        None | Some("" | "oldest") => Order::OldestFirst,
+        Some("newest") => Order::NewestFirst,
+        Some(other) => {
+            return Err(bad(format!(
+                "`order`: `{other}` is not one of oldest, newest"
+            )));
+        }
+    };
+    let cursor = match given(&params.cursor) {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Cursor>()
+                .map_err(|e| bad(format!("`cursor`: {e}")))?,
+        ),
+    };
+    let max_time = match params.max_seconds {
+        None => None,
+        Some(seconds) => Some(
+            Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|_| seconds > 0.0)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "`max_seconds`: `{seconds}` is not a positive number of seconds"
+                    ))
+                })?,
+        ),
+    };
+    Ok(SearchQuery {
+        topic: params.topic.clone(),
+        partitions: match params.partition.as_deref() {
+            Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
+            _ => Vec::new(),
+        },
+        key,
+        filter,
+        from_timestamp: match given(&params.from_timestamp) {
+            Some(time) => Some(millis_of(&time)?),
+            None => None,
+        },
+        order,
+        cursor,
+        limit: params.limit.unwrap_or(100),
+        max_scanned: params.max_scanned,
+        max_time,
+    })
+}
+
+#[utoipa::path(get, path = "/api/search", tag = "data",
+    summary = "Records found by key, content or time, oldest or newest first, within a budget",
+    params(SearchParams),
+    responses((status = 200, description = "JSON: records (each with matched_by for a key search), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
+        (status = 400, description = "A parameter that does not parse; a filter's error names its position and token"),
+        (status = 404, description = "Unknown topic or partition"),
+        (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
+    security(("functions_key" = []), ("bearer" = [])))]
+pub(super) async fn search_route(
+    State(api): State<Arc<DataApi>>,
+    params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(params) = params.map_err(|e| bad(e.body_text()))?;
+    let query = query_of(&params)?;
+    let avro = match params.value_format.as_deref() {
+        None | Some("" | "json" | "raw") => None,
+        Some("avro") => Some(api.schema_registry.clone().ok_or_else(|| {
+            bad(
+                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
+                    .into(),
+            )
+        })?),
+        Some(other) => {
+            return Err(bad(format!(
+                "`value_format`: `{other}` is not one of json, raw, avro"
+            )));
+        }
+    };
+    // The fetch's limits hold for a search's answer too.
+    let limits = SearchLimits {
+        max_time: api.limits.max_time,
+        max_matches: api.limits.max_count,
+        max_bytes: api.limits.max_bytes,
+        ..SearchLimits::default()
+    };
+    let readers = api.readers.clone();
+    let (query, searched) = tokio::task::spawn_blocking(move || {
+        let searched =
+            search(&readers, &query, &limits, &SearchHow { avro }).map_err(fetch_error)?;
+        Ok::<_, ApiError>((query, searched))
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let records: Vec<Value> = searched
+        .records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let mut line = record_json(record, None);
+            if let Some(by) = searched.matched_by.get(i) {
+                line["matched_by"] = json!(by);
+            }
+            line
+        })
+        .collect();
+    let next: BTreeMap<String, i64> = searched
+        .next_offsets()
+        .into_iter()
+        .map(|(p, o)| (p.to_string(), o))
+        .collect();
+    let key_partitions: BTreeMap<&str, i32> = searched
+        .key_partitions
+        .iter()
+        .map(|(partitioner, p)| (partitioner.name(), *p))
+        .collect();
+    let complete = searched.cursor.is_none();
+    Ok(Json(json!({
+        "topic": query.topic,
+        "order": searched.order,
+        "returned": records.len(),
+        "records": records,
+        "scanned": searched.scanned,
+        "complete": complete,
+        "stopped_by": searched.stopped_by,
+        "next_offsets": next,
+        "cursor": searched.cursor.as_ref().map(ToString::to_string),
+        "partitions": searched.partitions,
+        "key_partitions": key_partitions,
+        "note": if complete { "every record of the partitions searched was looked at" } else { "the search stopped before the end: ask again with the same parameters and this cursor" },
+    })))
+}
