@@ -12,6 +12,10 @@ mod transforms;
 
 use clap::Parser;
 
+/// mimalloc, not glibc's malloc: see `Cargo.toml` for the figures.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     // A Lambda bootstrap is started without arguments: serve its events.
     let lambda =

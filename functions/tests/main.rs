@@ -33,3 +33,5 @@ mod metrics;
 mod otlp;
 #[cfg(feature = "integration-tests")]
 mod serve;
+#[cfg(feature = "integration-tests")]
+mod shared_artifacts;

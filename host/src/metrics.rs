@@ -1,6 +1,6 @@
 //! What Sluice counts, named in one place: records through pipelines,
 //! consumer lag, guest call times, join members waiting, export runs, HTTP
-//! requests and hot-reload activations. The library records through the
+//! requests, transform loads and hot-reload activations. The library records through the
 //! `metrics` facade; the binary installs a Prometheus recorder and serves
 //! `/metrics`. Without a recorder every call here costs next to nothing.
 
@@ -124,4 +124,18 @@ pub fn http_request(route: &str, status: u16) {
 pub fn activation(transform: &str) {
     counter!("sluice_transform_activations_total", "transform" => transform.to_owned())
         .increment(1);
+}
+
+/// `sluice_transform_loads_total{transform,artifact}` and
+/// `sluice_transform_load_seconds{transform,artifact}`: a component made
+/// ready to run, with `artifact` saying from where: `disk` (this machine's
+/// precompiled artifact), `shared` (one another instance compiled) or
+/// `compiled` (compiled now, which takes seconds for a large component).
+pub fn transform_load(transform: &str, artifact: &'static str, took: Duration) {
+    counter!("sluice_transform_loads_total", "transform" => transform.to_owned(),
+        "artifact" => artifact)
+    .increment(1);
+    histogram!("sluice_transform_load_seconds", "transform" => transform.to_owned(),
+        "artifact" => artifact)
+    .record(took.as_secs_f64());
 }

@@ -1,33 +1,40 @@
 //! End to end against the broker `scripts/services.sh up` started, every
-//! ratio from one run: Sluice's enrichment beside a consume -> produce pipe
-//! with no logic (the host's `GroupConsumer` and `Producer`), its export
-//! beside a raw consume of the same topic (`BoundedReader`), its import
-//! beside a raw produce of the same rows (`Producer::send_all`), and each
-//! beside a Python worker doing the same job with confluent-kafka. Each
-//! variant runs in a process of its own, reads the same topic or files and
-//! writes to a topic of its own; every one must account for every record.
+//! ratio from one run. Each variant runs in a process of its own, reads the
+//! same topic or files and writes to a topic of its own; every one must
+//! account for every record.
 //!
-//! Workers in a consumer group spend seconds joining it before the first
-//! record (tansu completes a join after about half the session timeout),
-//! so their clock starts once their first step is done and counts the
-//! records after it; exports and imports are timed whole.
+//! The enrichment is measured whole, from outside: `sluice enrich` (the
+//! release binary, stay-category in WebAssembly) beside a bare rust-rdkafka
+//! consume -> produce pipe (`examples/rdkafka_pipe.rs`) with and without the
+//! two headers Sluice writes, and the Python workers Sluice replaces
+//! (confluent-kafka; json and the stay rules, with and without the headers;
+//! a bare pipe). For each process: the wall time from its start to the last
+//! record in its output topic (the topic watched every 100 ms), its CPU
+//! time over the whole run, start-up and group join included (`wait4`'s
+//! rusage once it ended; `sluice enrich` is stopped with SIGTERM once its
+//! output is complete), and how long after its first output it ran at full
+//! speed (the first one-second window at 80% of its rate between 25% and
+//! 90% of the records). The broker caps everybody's wall-clock rate (tansu
+//! reads ~17k records/s from sqlite), so the targets are on CPU per record.
+//! Exports and imports are timed in the process (`BoundedReader`,
+//! `Producer::send_all` and Python beside them).
 //!
-//! `cargo bench -p sluice-tests --bench end_to_end [-- RECORDS]` (100,000
-//! records; 1,000 under `cargo test --all-targets`; needs
-//! `scripts/build-guests.sh` first).
+//! `cargo build --release -p sluice && cargo build --release -p sluice-tests
+//! --example rdkafka_pipe && cargo bench -p sluice-tests --bench end_to_end
+//! [-- RECORDS]` (100,000 records, or `$SLUICE_E2E_RECORDS`; 1,000 under
+//! `cargo test --all-targets`; needs `scripts/build-guests.sh` first).
+//! `SLUICE_BIN=path` measures another `sluice` binary;
+//! `SLUICE_E2E_ONLY=enrich` runs the enrichment alone.
 
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::json;
-use sluice_host::enrich::{Enricher, PipelineDefinition, WorkerOptions, run_worker};
 use sluice_host::export::{ExportOptions, export_topic};
 use sluice_host::import::{FILE_HEADER, ImportOptions, ROW_HEADER, import};
-use sluice_host::kafka::{
-    BoundedReader, CommitMode, GroupConsumer, GroupStart, KafkaConfig, ProduceRecord, Producer,
-    ensure_topic,
-};
+use sluice_host::kafka::{BoundedReader, KafkaConfig, ProduceRecord, Producer, ensure_topic};
 use sluice_host::record::Header;
 use sluice_host::storage::{AzureCredentials, Storage};
 use sluice_tests::bench::{self, Child, Measured, Stopwatch, Table, run_python, run_variant};
@@ -45,7 +52,10 @@ fn main() {
     if let Some(child) = Child::from_args() {
         return variant(&child);
     }
-    let count = bench::count(100_000, 1_000);
+    let count = std::env::var("SLUICE_E2E_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| bench::count(100_000, 1_000));
     let config = broker();
     let dir = tempfile::tempdir().expect("temp folder");
     let path = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
@@ -90,90 +100,10 @@ fn main() {
             ("count", count.to_string()),
         ]
     };
-    // Every record reached the variant's output topic.
-    let delivered = |topic: &str| -> u64 {
-        let reader = BoundedReader::from_earliest(&config, topic).expect("output topic");
-        reader
-            .ranges()
-            .iter()
-            .map(|r| (r.end - r.start) as u64)
-            .sum()
-    };
-    let worker = |name: &str, python: Option<&str>| {
-        let output = new_topic(&config, "e2e-out");
-        let mut args = common(&output);
-        args.push(("dead_letter", new_topic(&config, "e2e-dlq")));
-        let measured = match python {
-            Some(logic) => {
-                args.push(("logic", logic.to_owned()));
-                run_python("e2e_worker.py", &args)
-            }
-            None => Some(run_variant(name, &args)),
-        };
-        if measured.is_some() {
-            assert_eq!(
-                delivered(&output),
-                count as u64,
-                "{name}: every record produced"
-            );
-        }
-        measured
-    };
-
-    const PIPE: &str = "pipe, no logic (GroupConsumer -> Producer)";
-    const PIPE_HEADERS: &str = "pipe, no logic, + Sluice's two headers";
-    const PYTHON_PIPE: &str = "python pipe, no logic";
-    const PYTHON_WORKER: &str = "python worker (json + rules)";
-    const ENRICH: &str = "sluice enrich (run_worker, stay-category)";
-    let mut enrich = Table::new(format!(
-        "enrichment end to end: {count} bookings, one worker, clock from its first step done"
-    ));
-    let pipe = worker("pipe", None);
-    let pipe_headers = worker("pipe-headers", None);
-    let sluice = worker("enrich", None);
-    let python_pipe = worker("python pipe", Some("0"));
-    let python = worker("python worker", Some("1"));
-    enrich.row(PIPE, pipe.as_ref(), None);
-    enrich.row(PIPE_HEADERS, pipe_headers.as_ref(), Some(PIPE));
-    enrich.row(PYTHON_PIPE, python_pipe.as_ref(), None);
-    enrich.row(PYTHON_WORKER, python.as_ref(), Some(PYTHON_PIPE));
-    enrich.row(ENRICH, sluice.as_ref(), Some(PIPE));
-    enrich.target_ratio(
-        "sluice enrich vs pipe",
-        enrich.ratio(ENRICH, PIPE),
-        0.9,
-        false,
-    );
-    // tansu charges for every header it stores: against a pipe that adds
-    // the same two, the ratio is Sluice's own cost.
-    enrich.target_ratio(
-        "sluice enrich vs the pipe with the same headers",
-        enrich.ratio(ENRICH, PIPE_HEADERS),
-        0.9,
-        false,
-    );
-    enrich.target_ratio(
-        "sluice enrich vs python worker",
-        enrich.ratio(ENRICH, PYTHON_WORKER),
-        1.5,
-        false,
-    );
-    // The broker bounds the wall-clock figures; the CPU a worker spends
-    // per record is its own (a producer spinning on in-flight batches once
-    // cost 5.7x more of it, unseen in the wall-clock ratios).
-    let per_cpu_second = |m: &Option<Measured>| {
-        m.as_ref()
-            .filter(|m| m.cpu_seconds > 0.0)
-            .map(|m| m.records as f64 / m.cpu_seconds)
-    };
-    enrich.target_ratio(
-        "sluice enrich vs python worker, records per CPU-second",
-        per_cpu_second(&sluice)
-            .zip(per_cpu_second(&python))
-            .map(|(ours, theirs)| ours / theirs),
-        1.5,
-        false,
-    );
+    let enrich = enrichment(&config, &input, count, dir.path());
+    if std::env::var("SLUICE_E2E_ONLY").as_deref() == Ok("enrich") {
+        return enrich.print();
+    }
 
     const CONSUME: &str = "raw consume (BoundedReader)";
     const PYTHON_EXPORT: &str = "python exporter (confluent-kafka + pyarrow)";
@@ -231,7 +161,7 @@ fn main() {
         };
         if measured.is_some() {
             assert_eq!(
-                delivered(&output),
+                delivered_to(&config, &output),
                 count as u64,
                 "{variant}: every row produced"
             );
@@ -282,93 +212,6 @@ fn variant(child: &Child) {
     let mut watch = Stopwatch::default();
     let (mut records, mut bytes, mut outputs) = (count, 0u64, 0u64);
     match child.variant.as_str() {
-        "pipe" | "pipe-headers" => {
-            // What Sluice's enrichment adds to every output (its stamp and
-            // a traceparent, of the same sizes), to tell what the broker
-            // charges for headers from what Sluice costs.
-            let headers = if child.variant == "pipe-headers" {
-                vec![
-                    text_header("sluice.transform", "stay-category@0123456789ab"),
-                    text_header(
-                        "traceparent",
-                        "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
-                    ),
-                ]
-            } else {
-                Vec::new()
-            };
-            let producer = Producer::new(&config).expect("producer");
-            let inputs = [child.arg("input").to_owned()];
-            let mut consumer = GroupConsumer::subscribe(
-                &config,
-                child.arg("group"),
-                &inputs,
-                GroupStart::Earliest,
-            )
-            .expect("subscribe");
-            let mut clock = FirstStep::default();
-            let mut read = 0u64;
-            while read < count {
-                let polled = consumer.poll(STEP, Duration::from_millis(200));
-                let produce: Vec<ProduceRecord> = polled
-                    .records
-                    .iter()
-                    .map(|r| ProduceRecord {
-                        topic: child.arg("output").to_owned(),
-                        partition: None,
-                        key: r.key.clone(),
-                        value: r.value.clone(),
-                        headers: [r.headers.clone(), headers.clone()].concat(),
-                        timestamp: r.timestamp,
-                    })
-                    .collect();
-                producer.send_all(&produce).expect("produce");
-                let done: Vec<_> = polled.records.iter().map(|r| r.locator()).collect();
-                consumer.finished(&done);
-                if let Err(error) = consumer.commit(CommitMode::Async) {
-                    eprintln!("commit failed, retried by the next one: {error}");
-                }
-                read += polled.records.len() as u64;
-                bytes += value_bytes(&polled.records);
-                clock.step(read, bytes);
-            }
-            (records, bytes) = clock.finish(&mut watch, read, bytes);
-            outputs = read;
-        }
-        "enrich" => {
-            let definition = PipelineDefinition::from_value(&json!({
-                "name": "bench",
-                "group_id": child.arg("group"),
-                "inputs": [child.arg("input")],
-                "outputs": [child.arg("output")],
-                "transform": "stay-category",
-                "dead_letter": child.arg("dead_letter"),
-                "batch_size": STEP,
-            }))
-            .expect("a valid definition");
-            let transform = sluice_tests::transform("stay-category");
-            let mut enricher = Enricher::new(definition, &transform).expect("enricher");
-            let stop = AtomicBool::new(false);
-            let mut clock = FirstStep::default();
-            let stats = run_worker(
-                &config,
-                &mut enricher,
-                WorkerOptions::default(),
-                &stop,
-                |_, total| {
-                    // The worker does not say how many bytes it read: the
-                    // input's average record size stands in for it.
-                    clock.step(total.read, 0);
-                    if total.read >= count {
-                        stop.store(true, Ordering::SeqCst);
-                    }
-                },
-            )
-            .expect("worker ran");
-            (records, _) = clock.finish(&mut watch, stats.read, 0);
-            bytes = records * average_value_bytes(&config, child.arg("input"));
-            outputs = stats.produced;
-        }
         "consume" => {
             watch.time(|| {
                 let mut reader =
@@ -457,33 +300,6 @@ fn variant(child: &Child) {
     child.report(records, bytes, outputs, &watch);
 }
 
-/// A worker's clock: it starts when the first step that read anything is
-/// done (the group joined, the partitions assigned) and counts what was
-/// read after that.
-#[derive(Default)]
-struct FirstStep {
-    started: Option<(Instant, f64, u64, u64)>,
-}
-
-impl FirstStep {
-    fn step(&mut self, read: u64, bytes: u64) {
-        if self.started.is_none() && read > 0 {
-            self.started = Some((Instant::now(), bench::cpu_seconds(), read, bytes));
-        }
-    }
-
-    /// Sets the stopwatch to the time since the first step; returns the
-    /// records and bytes read since.
-    fn finish(&self, watch: &mut Stopwatch, read: u64, bytes: u64) -> (u64, u64) {
-        let (at, cpu, read_then, bytes_then) =
-            self.started
-                .unwrap_or((Instant::now(), bench::cpu_seconds(), 0, 0));
-        watch.wall = at.elapsed();
-        watch.cpu = bench::cpu_seconds() - cpu;
-        (read - read_then, bytes - bytes_then)
-    }
-}
-
 fn text_header(key: &str, value: &str) -> Header {
     Header {
         key: key.to_owned(),
@@ -534,5 +350,363 @@ fn folder_bytes(folder: &Path) -> u64 {
     jsonl_files(folder)
         .iter()
         .map(|p| std::fs::metadata(p).expect("metadata").len())
+        .sum()
+}
+
+const RDKAFKA_PIPE: &str = "rdkafka pipe, no logic";
+const RDKAFKA_HEADERS: &str = "rdkafka pipe + Sluice's two headers";
+const PYTHON_PIPE: &str = "python pipe, no logic";
+const PYTHON_WORKER: &str = "python worker (json + rules)";
+const PYTHON_HEADERS: &str = "python worker + Sluice's two headers";
+const ENRICH: &str = "sluice enrich (stay-category, WebAssembly)";
+
+/// Each enrichment worker as a process of its own over the `count` records
+/// of `input`, measured from outside; the table with its targets.
+fn enrichment(config: &KafkaConfig, input: &str, count: usize, dir: &Path) -> Table {
+    let count = count as u64;
+    let watch = Watch::new(config);
+    let release = std::env::current_exe()
+        .expect("bench binary path")
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("the bench binary in <target>/<profile>/deps");
+    let sluice = std::env::var_os("SLUICE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| release.join("sluice"));
+    let pipe = release.join("examples/rdkafka_pipe");
+    let mut runs: Vec<(&str, Option<Run>)> = Vec::new();
+    let mut worker = |name: &'static str, how: Worker| {
+        let output = new_topic(config, "e2e-out");
+        let dead_letter = new_topic(config, "e2e-dlq");
+        let group = fresh_topic("e2e-group");
+        let args = |extra: &[(&str, &str)]| -> Vec<String> {
+            [
+                ("brokers", config.bootstrap_servers.as_str()),
+                ("input", input),
+                ("output", &output),
+                ("group", &group),
+                ("count", &count.to_string()),
+            ]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect()
+        };
+        let command = match how {
+            Worker::Sluice => {
+                let pipeline = dir.join(format!("{group}.json"));
+                let definition = json!({
+                    "name": "bench",
+                    "group_id": group,
+                    "inputs": [input],
+                    "outputs": [output],
+                    "transform": "stay-category",
+                    "dead_letter": dead_letter,
+                    "batch_size": STEP,
+                });
+                std::fs::write(&pipeline, definition.to_string()).expect("pipeline file");
+                let mut command = Command::new(&sluice);
+                command
+                    .args(["enrich", "--pipeline"])
+                    .arg(&pipeline)
+                    .args(["--brokers", &config.bootstrap_servers])
+                    .env("SLUICE_TRANSFORMS_DIR", sluice_tests::guests_dir());
+                Some(command)
+            }
+            Worker::Pipe { headers } => {
+                let mut command = Command::new(&pipe);
+                command.args(args(&[("headers", if headers { "1" } else { "0" })]));
+                Some(command)
+            }
+            Worker::Python { logic, headers } => bench::python().map(|python| {
+                let mut command = Command::new(python);
+                command
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/python/e2e_worker.py"))
+                    .args(args(&[
+                        ("logic", if logic { "1" } else { "0" }),
+                        ("headers", if headers { "1" } else { "0" }),
+                    ]));
+                command
+            }),
+        };
+        let run = command.and_then(|command| {
+            let program = PathBuf::from(command.get_program());
+            if !program.exists() {
+                eprintln!(
+                    "skipping {name}: no {} (cargo build --release -p sluice, and \
+                     -p sluice-tests --example rdkafka_pipe)",
+                    program.display()
+                );
+                return None;
+            }
+            eprintln!("{name}...");
+            let log = dir.join(format!("{group}.log"));
+            let run = watch.run(command, &log, &output, count, matches!(how, Worker::Sluice));
+            let produced = delivered_to(config, &output);
+            assert_eq!(produced, count, "{name}: every record produced once");
+            Some(run)
+        });
+        runs.push((name, run));
+    };
+    worker(RDKAFKA_PIPE, Worker::Pipe { headers: false });
+    worker(RDKAFKA_HEADERS, Worker::Pipe { headers: true });
+    worker(ENRICH, Worker::Sluice);
+    worker(
+        PYTHON_PIPE,
+        Worker::Python {
+            logic: false,
+            headers: false,
+        },
+    );
+    worker(
+        PYTHON_WORKER,
+        Worker::Python {
+            logic: true,
+            headers: false,
+        },
+    );
+    worker(
+        PYTHON_HEADERS,
+        Worker::Python {
+            logic: true,
+            headers: true,
+        },
+    );
+
+    let mut table = Table::on_cpu_time(format!(
+        "enrichment end to end: {count} bookings on {PARTITIONS} partitions, each worker a \
+         process of its own, timed whole (start to its last record in its output topic)"
+    ));
+    let find = |name: &str| {
+        runs.iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, r)| r.as_ref())
+    };
+    for (name, peer) in [
+        (RDKAFKA_PIPE, None),
+        (RDKAFKA_HEADERS, Some(RDKAFKA_PIPE)),
+        (ENRICH, Some(RDKAFKA_HEADERS)),
+        (PYTHON_PIPE, None),
+        (PYTHON_WORKER, Some(PYTHON_PIPE)),
+        (PYTHON_HEADERS, Some(PYTHON_PIPE)),
+    ] {
+        table.row(name, find(name).map(|r| &r.measured), peer);
+    }
+    // CPU per record over the limit's: the rates' inverse ratio.
+    table.target_ratio(
+        "sluice enrich CPU per record vs the rdkafka pipe with the same headers",
+        table.ratio(RDKAFKA_HEADERS, ENRICH),
+        1.5,
+        true,
+    );
+    table.target_ratio(
+        "sluice enrich records per CPU-second vs the python worker with the same headers",
+        table.ratio(ENRICH, PYTHON_HEADERS),
+        4.0,
+        false,
+    );
+    table.target_ratio(
+        "sluice enrich records per CPU-second vs the python worker without them",
+        table.ratio(ENRICH, PYTHON_WORKER),
+        4.0,
+        false,
+    );
+    table.target_seconds(
+        "sluice enrich at full speed after its first output",
+        find(ENRICH).and_then(|r| r.full_speed_after),
+        2.0,
+    );
+    for (name, run) in &runs {
+        if let Some(run) = run {
+            table.note(format!(
+                "{name}: first output {:.1} s after start, full speed {} after it, \
+                 {:.2} CPU-µs per record",
+                run.first_output,
+                run.full_speed_after
+                    .map_or("never".to_owned(), |s| format!("{s:.1} s")),
+                run.measured.cpu_seconds * 1e6 / run.measured.records as f64,
+            ));
+        }
+    }
+    table
+}
+
+#[derive(Clone, Copy)]
+enum Worker {
+    Sluice,
+    Pipe { headers: bool },
+    Python { logic: bool, headers: bool },
+}
+
+/// What a worker process did, measured from outside.
+struct Run {
+    measured: Measured,
+    /// Seconds from its start to its first record in the output topic.
+    first_output: f64,
+    /// Seconds from its first output to its first second at full speed.
+    full_speed_after: Option<f64>,
+}
+
+/// Watches output topics' end offsets, with one client made before any
+/// worker starts.
+struct Watch {
+    consumer: BaseConsumer,
+}
+
+impl Watch {
+    fn new(config: &KafkaConfig) -> Watch {
+        let consumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap_servers)
+            .set("group.id", fresh_topic("e2e-watch"))
+            .create()
+            .expect("watching client");
+        Watch { consumer }
+    }
+
+    /// Records in `topic` now.
+    fn records(&self, topic: &str) -> u64 {
+        (0..PARTITIONS)
+            .map(|p| {
+                self.consumer
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .map_or(0, |(low, high)| (high - low) as u64)
+            })
+            .sum()
+    }
+
+    /// Runs `command` until `count` records are in `output` (then SIGTERM
+    /// when `stop`, else it ends by itself) and it has ended.
+    fn run(&self, mut command: Command, log: &Path, output: &str, count: u64, stop: bool) -> Run {
+        let log_file = std::fs::File::create(log).expect("log file");
+        #[expect(
+            clippy::zombie_processes,
+            reason = "reaped by wait4 below, which gives its CPU time too"
+        )]
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+        let started = Instant::now();
+        let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+        let status_path = format!("/proc/{pid}/status");
+        let mut peak_rss_kb = 0;
+        let mut samples: Vec<(f64, u64)> = Vec::new();
+        let mut exited = None;
+        let deadline = started + Duration::from_secs(1_800);
+        loop {
+            let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+            peak_rss_kb = peak_rss_kb.max(status_kb(&status, "VmHWM:"));
+            let records = self.records(output);
+            samples.push((started.elapsed().as_secs_f64(), records));
+            if records >= count {
+                break;
+            }
+            if exited.is_none() {
+                exited = reap(pid, false);
+            }
+            let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+            assert!(
+                exited.is_none() || samples.len() < 2 || samples[samples.len() - 2].1 < records,
+                "{command:?} ended with {records} of {count} records; its log:\n{}",
+                log_text()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{command:?}: {records} of {count} records after 30 min; its log:\n{}",
+                log_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let wall = started.elapsed().as_secs_f64();
+        if stop && exited.is_none() {
+            // SAFETY: `pid` is our child, not yet reaped.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let usage = match exited {
+            Some(usage) => usage,
+            None => reap(pid, true).expect("the worker ends"),
+        };
+        let (first_output, full_speed_after) = ramp(&samples, count);
+        Run {
+            measured: Measured {
+                records: count,
+                bytes: 0,
+                outputs: count,
+                seconds: wall,
+                cpu_seconds: usage,
+                peak_rss_kb,
+                input_rss_kb: 0,
+                extra: Default::default(),
+            },
+            first_output,
+            full_speed_after,
+        }
+    }
+}
+
+/// The CPU seconds of child `pid` once it has ended (waiting for it when
+/// `block`); `None` while it runs.
+fn reap(pid: libc::pid_t, block: bool) -> Option<f64> {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let flags = if block { 0 } else { libc::WNOHANG };
+    // SAFETY: `pid` is our child, not yet reaped; both are valid for writing.
+    let waited = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
+    if waited != pid {
+        return None;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    Some(seconds(usage.ru_utime) + seconds(usage.ru_stime))
+}
+
+fn status_kb(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// From `(seconds since start, records in the output)` samples: when the
+/// first output appeared, and how long after it the worker first ran a
+/// whole second at 80% of its steady rate (its rate between 25% and 90%
+/// of the records).
+fn ramp(samples: &[(f64, u64)], count: u64) -> (f64, Option<f64>) {
+    let at = |share: f64| {
+        samples
+            .iter()
+            .find(|(_, n)| *n as f64 >= share * count as f64)
+            .copied()
+    };
+    let first = samples
+        .iter()
+        .find(|(_, n)| *n > 0)
+        .map_or(0.0, |(t, _)| *t);
+    let steady = match (at(0.25), at(0.9)) {
+        (Some((t0, n0)), Some((t1, n1))) if t1 > t0 => (n1 - n0) as f64 / (t1 - t0),
+        _ => return (first, None),
+    };
+    let full = samples.iter().enumerate().find_map(|(i, &(t, n))| {
+        let (t0, n0) = samples[..i]
+            .iter()
+            .rev()
+            .find(|(t0, _)| t - t0 >= 1.0)
+            .copied()?;
+        (t0 >= first && (n - n0) as f64 / (t - t0) >= 0.8 * steady).then_some(t0 - first)
+    });
+    (first, full)
+}
+
+fn delivered_to(config: &KafkaConfig, topic: &str) -> u64 {
+    let reader = BoundedReader::from_earliest(config, topic).expect("output topic");
+    reader
+        .ranges()
+        .iter()
+        .map(|r| (r.end - r.start) as u64)
         .sum()
 }

@@ -200,7 +200,7 @@ fn load_twice(name: &str, cache: &Path) -> Arc<Transform> {
     let first_outcome = started.elapsed();
     let compiled = match first.cache_outcome() {
         CacheOutcome::Compiled => format!("{:.2} s", first_load.as_secs_f64()),
-        CacheOutcome::Hit => "(cached)".to_owned(),
+        CacheOutcome::Hit | CacheOutcome::Shared => "(cached)".to_owned(),
     };
     println!(
         "{name:<22} {compiled:>12} {:>9.1} ms {:>13.1} ms",

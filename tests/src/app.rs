@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::http::{self, Response, free_port};
 
 /// Settings from the environment that would change what is tested.
-pub const CLEARED: [&str; 12] = [
+pub const CLEARED: [&str; 13] = [
     "SLUICE_ADMIN_KEY",
     "SLUICE_API_KEY",
     "SLUICE_METRICS_KEY",
@@ -18,6 +18,7 @@ pub const CLEARED: [&str; 12] = [
     "SLUICE_AZURE_ACCOUNT",
     "SLUICE_AZURE_ENDPOINT",
     "SLUICE_REGISTRY",
+    "SLUICE_NO_SHARED_ARTIFACTS",
     "SLUICE_PIPELINE",
     "SLUICE_OAUTH_ISSUER",
     "FUNCTIONS_CUSTOMHANDLER_PORT",

@@ -426,6 +426,8 @@ pub struct Table {
     title: String,
     rows: Vec<(String, Option<Measured>, String)>,
     targets: Vec<String>,
+    /// Lines printed under the table.
+    notes: Vec<String>,
     /// Ratios and targets on CPU time rather than wall-clock time.
     cpu_basis: bool,
 }
@@ -438,6 +440,7 @@ impl Table {
             title: title.into(),
             rows: Vec::new(),
             targets: Vec::new(),
+            notes: Vec::new(),
             cpu_basis: false,
         }
     }
@@ -518,6 +521,19 @@ impl Table {
         self.target(what, sign, measured.map(ratio), ratio(goal), met);
     }
 
+    /// A target: `measured` seconds at most `goal`; `None` when it was not
+    /// measured.
+    pub fn target_seconds(&mut self, what: &str, measured: Option<f64>, goal: f64) {
+        let met = measured.map(|m| m <= goal);
+        let seconds = |s: f64| format!("{s:.1} s");
+        self.target(what, "<=", measured.map(seconds), seconds(goal), met);
+    }
+
+    /// A line printed under the table.
+    pub fn note(&mut self, line: String) {
+        self.notes.push(line);
+    }
+
     fn target(
         &mut self,
         what: &str,
@@ -562,7 +578,10 @@ impl Table {
                     m.peak_rss_kb.saturating_sub(m.input_rss_kb) / 1024,
                     m.cpu_seconds / m.seconds.max(1e-9),
                 ),
-                None => println!("{variant:<46} {:>9}  (skipped: no Python virtualenv)", "-"),
+                None => println!(
+                    "{variant:<46} {:>9}  (skipped: the log above says why)",
+                    "-"
+                ),
             }
         }
         println!(
@@ -574,6 +593,12 @@ impl Table {
                 "wall-clock time"
             }
         );
+        if !self.notes.is_empty() {
+            println!();
+            for note in &self.notes {
+                println!("{note}");
+            }
+        }
         if !self.targets.is_empty() {
             println!();
             for target in &self.targets {

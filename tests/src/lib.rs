@@ -70,6 +70,50 @@ fn artifacts_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("sluice-test-artifacts"))
 }
 
+/// What the host logs at INFO and above, from the first call of this
+/// process on: every test that reads it calls this before anything it
+/// reads is logged, so the subscriber is the process's own (a subscriber
+/// set for one thread only misses lines while other threads register the
+/// same log call sites).
+pub fn host_log() -> &'static HostLog {
+    static LOG: OnceLock<HostLog> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let captured = HostLog::default();
+        let sink = captured.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
+            .init();
+        captured
+    })
+}
+
+/// The host's log lines, as [`host_log`] captures them.
+#[derive(Clone, Default)]
+pub struct HostLog(Arc<Mutex<Vec<u8>>>);
+
+impl HostLog {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for HostLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A guest loaded into the shared runtime, compiled once per process.
 pub fn transform(name: &str) -> Arc<Transform> {
     type Loaded = Mutex<HashMap<String, Arc<Transform>>>;

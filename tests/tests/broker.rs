@@ -313,3 +313,81 @@ fn the_brokers_header_table_is_indexed() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Batches sent from two threads at once by one producer are each told
+/// of their own records: a record too large for the client is refused
+/// with its index in its batch, the others are delivered, and a batch
+/// sent later but acknowledged first does not settle the other.
+#[test]
+fn concurrent_batches_each_get_their_own_acknowledgements() {
+    let config = broker();
+    let topic = fresh_topic("producer-batches");
+    ensure_topic(&config, &topic, 3).unwrap();
+    let producer = Producer::new(&config).unwrap();
+    let batch = |tag: &str, too_large_at: usize| -> Vec<ProduceRecord> {
+        (0..200)
+            .map(|i| ProduceRecord {
+                timestamp: None,
+                topic: topic.clone(),
+                partition: None,
+                key: Some(format!("{tag}-{i}").into_bytes()),
+                value: Some(if i == too_large_at {
+                    vec![b'x'; producer.max_message_bytes() + 1]
+                } else {
+                    format!("{{\"i\":{i}}}").into_bytes()
+                }),
+                headers: Vec::new(),
+            })
+            .collect()
+    };
+    let (first, second) = (batch("a", 17), batch("b", 150));
+    let (refused_first, refused_second) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| producer.send(&first).unwrap().refused());
+        let b = scope.spawn(|| producer.send(&second).unwrap().refused());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let indexes = |refused: &[sluice_host::kafka::Refused]| -> Vec<usize> {
+        refused.iter().map(|r| r.index).collect()
+    };
+    assert_eq!(indexes(&refused_first), [17]);
+    assert_eq!(indexes(&refused_second), [150]);
+    assert!(refused_first.iter().all(|r| r.is_permanent()));
+    let stored: usize = BoundedReader::from_earliest(&config, &topic)
+        .unwrap()
+        .ranges()
+        .iter()
+        .map(|r| (r.end - r.start) as usize)
+        .sum();
+    assert_eq!(stored, 398, "every record but the two too large is stored");
+}
+
+/// A failed `send_all` names the topic of the record refused, whatever its
+/// place in the batch (it once looked the topic up by the record's index).
+#[test]
+fn a_refused_record_is_reported_with_its_topic() {
+    let config = broker();
+    let topic = fresh_topic("producer-refused");
+    ensure_topic(&config, &topic, 3).unwrap();
+    let producer = Producer::new(&config).unwrap();
+    let records: Vec<ProduceRecord> = (0..5)
+        .map(|i| ProduceRecord {
+            timestamp: None,
+            topic: topic.clone(),
+            partition: None,
+            key: None,
+            value: Some(vec![
+                b'x';
+                if i == 3 {
+                    producer.max_message_bytes() + 1
+                } else {
+                    10
+                }
+            ]),
+            headers: Vec::new(),
+        })
+        .collect();
+    match producer.send_all(&records) {
+        Err(KafkaError::Produce { topic: named, .. }) => assert_eq!(named, topic),
+        other => panic!("expected a produce error naming {topic}, got {other:?}"),
+    }
+}

@@ -16,6 +16,8 @@ mod sandbox;
 // Against the services `scripts/services.sh up` starts (the tansu broker,
 // Azurite): with `--features integration-tests`, as scripts/test.sh runs.
 #[cfg(feature = "integration-tests")]
+mod artifacts;
+#[cfg(feature = "integration-tests")]
 mod broker;
 #[cfg(feature = "integration-tests")]
 mod delta;

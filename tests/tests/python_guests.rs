@@ -5,34 +5,15 @@
 //! code. What Python and Rust guests share is tested once for both in
 //! guests.rs, sandbox.rs, language_detect.rs, enrich.rs and hot_reload.rs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sluice_host::pipeline::{Routed, Routing, header};
 use sluice_host::record::{Header, KafkaRecord, Outcome, OutputRecord};
 use sluice_host::runtime::{GuestError, Limits};
-use sluice_tests::transform;
+use sluice_tests::{host_log, transform};
 
 type RecordResult = Result<Outcome, GuestError>;
-
-/// What the host logs, from the first guest call of this process on: every
-/// test starts by calling this, so the subscriber is the process's own
-/// before any guest logs (a subscriber set for one thread only misses
-/// lines while other threads register the same log call sites).
-fn host_log() -> &'static Captured {
-    static LOG: OnceLock<Captured> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let captured = Captured::default();
-        let sink = captured.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || sink.clone())
-            .with_ansi(false)
-            .with_max_level(tracing_subscriber::filter::LevelFilter::INFO)
-            .init();
-        captured
-    })
-}
 
 /// `values` as one batch (offsets from 100) through a fresh transformer of
 /// `guest` with `metadata`.
@@ -223,20 +204,6 @@ fn batch_outputs_choose_topic_key_and_headers() {
     assert_eq!(echoed.headers[0].key, "trace");
 }
 
-/// Collects what the host logs.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn python_logging_and_print_reach_the_host_log() {
     host_log();
@@ -249,7 +216,7 @@ fn python_logging_and_print_reach_the_host_log() {
         ],
     );
     assert_eq!(results, vec![Ok(Outcome::Drop), Ok(Outcome::Drop)]);
-    let text = String::from_utf8(host_log().0.lock().unwrap().clone()).unwrap();
+    let text = host_log().text();
     let line = |needle: &str| {
         text.lines()
             .find(|l| l.contains(needle))

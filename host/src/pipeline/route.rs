@@ -70,9 +70,13 @@ impl Routing {
         for mut output in outputs {
             output.headers.push(version.clone());
             trace.stamp(&mut output.headers);
-            let topics = match output.topic.take() {
-                Some(topic) => vec![topic],
-                None => self.outputs.clone(),
+            let named = output.topic.take();
+            // Borrowed, not cloned: this runs for every record emitted.
+            let topics = named.as_slice();
+            let topics = if topics.is_empty() {
+                self.outputs.as_slice()
+            } else {
+                topics
             };
             // Every topic but the last gets a copy; the last takes the record,
             // so the common single-output case copies no value.

@@ -4,6 +4,9 @@
 //!
 //! Layout under the registry URL:
 //! - `transforms/<name>/blobs/<sha256>.wasm`: content-addressed components;
+//! - `transforms/<name>/artifacts/<sha256>-<engine key>.cwasm`: each
+//!   version precompiled once per engine configuration, for instances to
+//!   load instead of compiling (`artifacts.rs`);
 //! - `transforms/<name>/manifests/<sequence>.json`: the manifest, one
 //!   immutable object per change. A change is written with put-if-absent at
 //!   the next sequence number, so of two concurrent writers exactly one wins
@@ -15,6 +18,7 @@
 //! - `shadow/<transform>/<instance>.json`: each instance's report of the
 //!   transform's shadow run (`shadow.rs`).
 
+mod artifacts;
 mod heartbeats;
 mod manifest;
 mod shadow;
@@ -119,6 +123,8 @@ pub struct Registry {
     store: Store,
     url: String,
     max_upload: usize,
+    /// Whether precompiled artifacts are stored and loaded (`artifacts.rs`).
+    share_artifacts: bool,
 }
 
 impl Registry {
@@ -127,6 +133,7 @@ impl Registry {
             store: Store::open(url, azure)?,
             url: url.to_owned(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            share_artifacts: true,
         })
     }
 
@@ -137,11 +144,24 @@ impl Registry {
             store: Store::on_object_store("memory:///", store),
             url: "memory:///".to_owned(),
             max_upload: DEFAULT_MAX_UPLOAD,
+            share_artifacts: true,
         }
     }
 
     pub fn with_max_upload(mut self, bytes: usize) -> Self {
         self.max_upload = bytes;
+        self
+    }
+
+    /// Whether versions are shared precompiled (on unless turned off): each
+    /// is compiled once per engine configuration and its artifact stored
+    /// beside it, for every instance to load instead of compiling. An
+    /// artifact is native code run outside the sandbox, checked against
+    /// damage but not against someone who can write the store: turn this
+    /// off where the store's writers are trusted less than the binaries
+    /// (every instance then compiles for itself).
+    pub fn with_shared_artifacts(mut self, share: bool) -> Self {
+        self.share_artifacts = share;
         self
     }
 
@@ -154,8 +174,9 @@ impl Registry {
     }
 
     /// Validates `wasm` (a component of the transformer or aggregator world
-    /// that compiles), stores it and records the version; nothing becomes
-    /// visible if any step fails.
+    /// that compiles), stores it and its artifact and records the version;
+    /// nothing becomes visible if any step fails (an artifact not shared
+    /// is only compiled by the first instance that loads the version).
     pub async fn upload(
         &self,
         runtime: &Runtime,
@@ -170,16 +191,11 @@ impl Registry {
                 limit: self.max_upload,
             });
         }
-        let loaded = {
+        let (loaded, artifact) = {
             let (runtime, name, wasm) = (runtime.clone(), name.to_owned(), wasm.clone());
             // Compiling takes seconds for a large component: off the I/O
             // threads.
-            tokio::task::spawn_blocking(move || runtime.load(&name, &wasm))
-                .await
-                .map_err(|e| RegistryError::Store {
-                    location: self.url.clone(),
-                    reason: format!("validation crashed: {e}"),
-                })??
+            self.off_io(move || runtime.prepare(&name, &wasm)).await??
         };
         let info = VersionInfo {
             version: loaded.version().to_owned(),
@@ -191,6 +207,8 @@ impl Registry {
             },
         };
         self.store.put(&blob_key(name, &info.version), wasm).await?;
+        self.share_uploaded(runtime, name, &info.version, &artifact)
+            .await;
         let manifest = self
             .change(
                 name,
@@ -283,33 +301,6 @@ impl Registry {
                     name: name.to_owned(),
                 }),
         }
-    }
-
-    /// Loads one stored version of `name`, compiling off the I/O threads.
-    pub async fn load(
-        &self,
-        runtime: &Runtime,
-        name: &str,
-        version: &str,
-    ) -> Result<Arc<Transform>, RegistryError> {
-        let key = blob_key(name, version);
-        let wasm =
-            self.store
-                .get_if_exists(&key)
-                .await?
-                .ok_or_else(|| RegistryError::UnknownVersion {
-                    name: name.to_owned(),
-                    version: version.to_owned(),
-                })?;
-        let (runtime, name) = (runtime.clone(), name.to_owned());
-        Ok(
-            tokio::task::spawn_blocking(move || runtime.load(&name, &wasm))
-                .await
-                .map_err(|e| RegistryError::Store {
-                    location: key,
-                    reason: format!("loading crashed: {e}"),
-                })??,
-        )
     }
 
     /// Creates or replaces a pipeline definition (checked first).

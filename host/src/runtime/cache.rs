@@ -1,106 +1,87 @@
-//! Precompiled artifacts on disk, keyed by the component's content hash and
-//! the engine's compatibility hash, so a second process start deserialises in
-//! a fraction of a millisecond instead of compiling for hundreds.
+//! Precompiled artifacts on this machine's disk, named by the component's
+//! hash and the engine's key, so a second process start loads a component
+//! in milliseconds instead of compiling it for seconds. Every file is
+//! checked as it is read (`artifact.rs`): one damaged, cut short or of
+//! another engine is refused with a warning, and the caller compiles again
+//! and writes over it.
+//!
+//! A cache that cannot be written costs only time: the load goes on, with
+//! a warning.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-use wasmtime::Engine;
-use wasmtime::component::Component;
+use bytes::Bytes;
 
-use super::error::RuntimeError;
-
-/// How a component was obtained; tests and logs want to know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheOutcome {
-    /// Deserialised from a precompiled artifact.
-    Hit,
-    /// Compiled now (and stored, when a cache folder is set).
-    Compiled,
-}
+use super::artifact::{Artifact, ComponentHash, EngineKey};
 
 pub struct ArtifactCache {
     dir: Option<PathBuf>,
-    engine_key: String,
-}
-
-/// The content hash of a component: its version everywhere in Sluice.
-pub fn content_hash(wasm: &[u8]) -> String {
-    hex::encode(Sha256::digest(wasm))
 }
 
 impl ArtifactCache {
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
-        // DefaultHasher's algorithm is fixed within one build of Sluice,
-        // which is all the key needs: another build recompiles.
-        let mut hasher = std::hash::DefaultHasher::new();
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        ArtifactCache {
-            dir,
-            engine_key: format!("{:016x}", hasher.finish()),
-        }
+    /// Artifacts in `dir`; none kept when `None`.
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        ArtifactCache { dir }
     }
 
-    pub fn load(
+    /// The checked artifact of `component` for `engine`, when this machine
+    /// has a good one.
+    pub fn read(
         &self,
-        engine: &Engine,
-        name: &str,
-        hash: &str,
-        wasm: &[u8],
-    ) -> Result<(Component, CacheOutcome), RuntimeError> {
-        let Some(dir) = &self.dir else {
-            return Ok((compile(engine, name, wasm)?, CacheOutcome::Compiled));
+        transform: &str,
+        component: &ComponentHash,
+        engine: &EngineKey,
+    ) -> Option<Artifact> {
+        let path = self.path(component, engine)?;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(error) => {
+                tracing::warn!(transform, path = %path.display(), %error,
+                    "cannot read the precompiled artifact; compiling instead");
+                return None;
+            }
         };
-        let path = dir.join(format!("{hash}-{}.cwasm", self.engine_key));
-        if path.exists() {
-            // SAFETY: the file is one this cache wrote with
-            // `precompile_component` for an engine of the same compatibility
-            // hash (it is in the file name); nobody else writes this folder.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                Err(e) => tracing::warn!(
-                    transform = name,
-                    path = %path.display(),
-                    error = %format!("{e:#}"),
-                    "precompiled artifact unusable, compiling again"
-                ),
+        match Artifact::open(Bytes::from(bytes), component, engine) {
+            Ok(artifact) => Some(artifact),
+            Err(refused) => {
+                tracing::warn!(transform, path = %path.display(), %refused,
+                    "precompiled artifact refused; compiling again");
+                None
             }
         }
-        let artifact = engine
-            .precompile_component(wasm)
-            .map_err(|e| compile_error(name, e))?;
-        write_atomically(dir, &path, &artifact)?;
-        // SAFETY: just produced by this engine.
-        let component = unsafe { Component::deserialize(engine, &artifact) }
-            .map_err(|e| compile_error(name, e))?;
-        Ok((component, CacheOutcome::Compiled))
     }
-}
 
-fn compile(engine: &Engine, name: &str, wasm: &[u8]) -> Result<Component, RuntimeError> {
-    Component::new(engine, wasm).map_err(|e| compile_error(name, e))
-}
+    /// Keeps `artifact` for the next process.
+    pub fn write(
+        &self,
+        transform: &str,
+        component: &ComponentHash,
+        engine: &EngineKey,
+        artifact: &Artifact,
+    ) {
+        let Some(path) = self.path(component, engine) else {
+            return;
+        };
+        if let Err(error) = write_atomically(&path, artifact.bytes()) {
+            tracing::warn!(transform, path = %path.display(), %error,
+                "cannot keep the precompiled artifact; the next process compiles again");
+        }
+    }
 
-fn compile_error(name: &str, e: wasmtime::Error) -> RuntimeError {
-    RuntimeError::Compile {
-        transform: name.to_owned(),
-        reason: format!("{e:#}"),
+    fn path(&self, component: &ComponentHash, engine: &EngineKey) -> Option<PathBuf> {
+        let dir = self.dir.as_ref()?;
+        Some(dir.join(format!("{component}-{engine}.cwasm")))
     }
 }
 
 /// Readers must never see half an artifact: write aside, then rename.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), RuntimeError> {
-    let cache_error = |source| RuntimeError::Cache {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(cache_error)?;
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
     // A temporary name of its own per writer: two threads (or processes)
     // compiling the same component never write the same file.
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(cache_error)?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(cache_error)?;
-    tmp.persist(path)
-        .map(|_| ())
-        .map_err(|e| cache_error(e.error))
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path).map(|_| ()).map_err(|e| e.error)
 }

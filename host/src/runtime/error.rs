@@ -29,11 +29,10 @@ pub enum RuntimeError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("precompiled-artifact cache at {path}: {source}")]
-    Cache {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("transform `{transform}` has no version `{version}`: a version is 64 hex digits")]
+    BadVersion { transform: String, version: String },
+    #[error("the precompiled artifact of transform `{transform}` was refused: {reason}")]
+    ArtifactRefused { transform: String, reason: String },
 }
 
 /// One call into a guest failed. The host is unharmed; the instance that

@@ -6,8 +6,14 @@
 //! component gives a [`Transform`]; from it come [`Transformer`]s and
 //! [`Aggregator`]s, each owning one instance that is reused across batches
 //! and replaced after a failure.
+//!
+//! A component is compiled only when no checked artifact of it is at hand
+//! (`artifact.rs`): this machine's disk first (`cache.rs`), then one
+//! another instance compiled and the registry passes in
+//! ([`Runtime::load_shared`]).
 
 mod aggregator;
+mod artifact;
 /// The host side of `wit/`, generated in the leaf `record` module.
 pub use crate::record::wit as bindings;
 mod cache;
@@ -23,13 +29,15 @@ mod transformer;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 
 pub use aggregator::Aggregator;
-pub use cache::{CacheOutcome, content_hash};
+pub use artifact::{Artifact, ComponentHash, EngineKey, Refused};
 pub use error::{GuestError, GuestFailure, RuntimeError};
 pub use limits::{Budget, Limits};
 pub use state::Metadata;
@@ -81,6 +89,33 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("sluice").join("artifacts"))
 }
 
+/// The content hash of a component: its version everywhere in Sluice.
+pub fn content_hash(wasm: &[u8]) -> String {
+    ComponentHash::of(wasm).to_string()
+}
+
+/// Where a loaded component's code came from; tests and logs want to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// This machine's precompiled artifact.
+    Hit,
+    /// An artifact another instance compiled (the registry's).
+    Shared,
+    /// Compiled now.
+    Compiled,
+}
+
+impl CacheOutcome {
+    /// The name metrics and logs give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "disk",
+            CacheOutcome::Shared => "shared",
+            CacheOutcome::Compiled => "compiled",
+        }
+    }
+}
+
 /// Which world of `wit/` a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum World {
@@ -105,8 +140,11 @@ pub struct Runtime {
 
 struct Inner {
     engine: Engine,
+    engine_key: EngineKey,
     linker: Linker<GuestState>,
     cache: ArtifactCache,
+    /// Components this runtime compiled, for tests to count.
+    compiles: AtomicU64,
     epoch_tick: Duration,
     _ticker: Option<EpochTicker>,
 }
@@ -119,50 +157,177 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         bindings::host_api::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(link_error)?;
-        let cache = ArtifactCache::new(&engine, config.cache_dir.clone());
+        let cache = ArtifactCache::new(config.cache_dir.clone());
         let ticker = config
             .epoch_interruption
             .then(|| EpochTicker::start(engine.clone(), config.epoch_tick));
         Ok(Runtime {
             inner: Arc::new(Inner {
+                engine_key: EngineKey::of(&engine),
                 engine,
                 linker,
                 cache,
+                compiles: AtomicU64::new(0),
                 epoch_tick: config.epoch_tick,
                 _ticker: ticker,
             }),
         })
     }
 
-    /// Compiles (or loads from the cache) a component and checks its world.
+    /// Which engines can load this runtime's artifacts: the registry keeps
+    /// one artifact per key.
+    pub fn engine_key(&self) -> &EngineKey {
+        &self.inner.engine_key
+    }
+
+    /// How many components this runtime has compiled (rather than loaded
+    /// from an artifact).
+    pub fn compiles(&self) -> u64 {
+        self.inner.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Loads a component from this machine's artifact, or compiles it, and
+    /// checks its world.
     pub fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Transform>, RuntimeError> {
+        Ok(self.prepare(name, wasm)?.0)
+    }
+
+    /// As [`Runtime::load`], with the checked artifact the transform was
+    /// loaded from, for the registry to share with other instances.
+    pub fn prepare(
+        &self,
+        name: &str,
+        wasm: &[u8],
+    ) -> Result<(Arc<Transform>, Artifact), RuntimeError> {
+        let started = Instant::now();
+        let component = ComponentHash::of(wasm);
+        if let Some(artifact) = self.inner.cache.read(name, &component, self.engine_key())
+            && let Some(transform) =
+                self.ready(name, component, &artifact, CacheOutcome::Hit, started)?
+        {
+            return Ok((transform, artifact));
+        }
+        let artifact = self.compile(name, &component, wasm)?;
+        let transform = self.ready(name, component, &artifact, CacheOutcome::Compiled, started)?;
+        let transform = transform.ok_or_else(|| RuntimeError::Compile {
+            transform: name.to_owned(),
+            reason: "the component this engine just compiled does not load".to_owned(),
+        })?;
+        Ok((transform, artifact))
+    }
+
+    /// Loads `version` of `name` from this machine's artifact: `None` when
+    /// there is no good one (the caller then finds the component).
+    pub fn load_cached(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<Arc<Transform>>, RuntimeError> {
+        let started = Instant::now();
+        let component = parse_version(name, version)?;
+        match self.inner.cache.read(name, &component, self.engine_key()) {
+            Some(artifact) => self.ready(name, component, &artifact, CacheOutcome::Hit, started),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads `version` of `name` from the stored artifact `bytes` another
+    /// instance compiled, once they check out (`artifact.rs`), and keeps it
+    /// on this machine's disk. Refused bytes are an
+    /// [`RuntimeError::ArtifactRefused`]: the caller compiles instead.
+    pub fn load_shared(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: Bytes,
+    ) -> Result<Arc<Transform>, RuntimeError> {
+        let started = Instant::now();
+        let component = parse_version(name, version)?;
+        let refused = |reason: String| RuntimeError::ArtifactRefused {
+            transform: name.to_owned(),
+            reason,
+        };
+        let artifact = Artifact::open(bytes, &component, self.engine_key())
+            .map_err(|refused_as| refused(refused_as.to_string()))?;
+        let transform = self
+            .ready(name, component, &artifact, CacheOutcome::Shared, started)?
+            .ok_or_else(|| refused("wasmtime does not load it".to_owned()))?;
+        self.inner
+            .cache
+            .write(name, &component, self.engine_key(), &artifact);
+        Ok(transform)
+    }
+
+    /// Compiles `wasm`, keeps the artifact on this machine's disk and gives
+    /// it sealed.
+    fn compile(
+        &self,
+        name: &str,
+        component: &ComponentHash,
+        wasm: &[u8],
+    ) -> Result<Artifact, RuntimeError> {
         let inner = &self.inner;
-        let version = content_hash(wasm);
-        let (component, cache) = inner.cache.load(&inner.engine, name, &version, wasm)?;
-        let pre =
+        let compiled =
             inner
-                .linker
-                .instantiate_pre(&component)
-                .map_err(|e| RuntimeError::WrongWorld {
+                .engine
+                .precompile_component(wasm)
+                .map_err(|e| RuntimeError::Compile {
                     transform: name.to_owned(),
                     reason: format!("{e:#}"),
                 })?;
+        inner.compiles.fetch_add(1, Ordering::Relaxed);
+        let artifact = Artifact::seal(component, &inner.engine_key, &compiled);
+        inner
+            .cache
+            .write(name, component, &inner.engine_key, &artifact);
+        Ok(artifact)
+    }
+
+    /// The transform in `artifact`, its world checked; `None` when wasmtime
+    /// refuses the artifact itself (logged: the caller compiles instead).
+    fn ready(
+        &self,
+        name: &str,
+        component: ComponentHash,
+        artifact: &Artifact,
+        outcome: CacheOutcome,
+        started: Instant,
+    ) -> Result<Option<Arc<Transform>>, RuntimeError> {
+        let inner = &self.inner;
+        let component_code: Component = match artifact.deserialize(&inner.engine) {
+            Ok(code) => code,
+            Err(e) => {
+                tracing::warn!(transform = name, artifact = outcome.as_str(),
+                    error = %format!("{e:#}"), "precompiled artifact not loadable; compiling instead");
+                return Ok(None);
+            }
+        };
+        let pre = inner.linker.instantiate_pre(&component_code).map_err(|e| {
+            RuntimeError::WrongWorld {
+                transform: name.to_owned(),
+                reason: format!("{e:#}"),
+            }
+        })?;
         let pre = TransformPre::new(name, pre)?;
+        let version = component.to_string();
+        let took = started.elapsed();
+        crate::metrics::transform_load(name, outcome.as_str(), took);
         tracing::info!(
             transform = name,
             version = &version[..12],
             world = %pre.world(),
-            cache = ?cache,
+            artifact = outcome.as_str(),
+            took_ms = took.as_millis() as u64,
             "transform loaded"
         );
-        Ok(Arc::new(Transform {
+        Ok(Some(Arc::new(Transform {
             name: name.into(),
             version,
-            cache,
+            cache: outcome,
             pre,
             epoch_tick: inner.epoch_tick,
             _runtime: self.clone(),
-        }))
+        })))
     }
 
     /// Loads a `.wasm` file; the transform is named after the file stem.
@@ -177,6 +342,14 @@ impl Runtime {
             .unwrap_or_else(|| "transform".to_owned());
         self.load(&name, &wasm)
     }
+}
+
+/// `version` as a component hash, or why it is none.
+fn parse_version(name: &str, version: &str) -> Result<ComponentHash, RuntimeError> {
+    ComponentHash::parse(version).ok_or_else(|| RuntimeError::BadVersion {
+        transform: name.to_owned(),
+        version: version.chars().take(80).collect(),
+    })
 }
 
 /// Epochs to allow for `deadline`: rounded up, plus one because the current

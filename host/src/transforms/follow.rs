@@ -21,7 +21,9 @@ use crate::shadow::{ReportSink, Shadowing};
 
 /// How often the registry is asked whether another version is active,
 /// unless a caller says otherwise: a newly activated version takes effect
-/// within this and the time to load it (compiling, the first time).
+/// within this and the time to load it (its precompiled artifact, fetched
+/// and checked; compiling only where no instance of this engine
+/// configuration has compiled it yet).
 pub const DEFAULT_RELOAD: Duration = Duration::from_millis(500);
 
 pub struct Followed {

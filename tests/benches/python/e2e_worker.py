@@ -1,9 +1,11 @@
 """A Python worker against the broker, as the ones Sluice replaces:
 confluent-kafka consumes in steps of 500, each record (logic=1) parsed with
 json, given its stay category and serialised, or (logic=0) passed through
-as it is, produced to the output topic; the step's deliveries are awaited
-before its offsets are committed (at-least-once, as Sluice does). The clock
-starts once the first step is done, as for Sluice's worker.
+as it is, produced to the output topic, with (headers=1) the two headers
+Sluice adds to every output (its stamp and a traceparent, of the same
+sizes); the step's deliveries are awaited before its offsets are committed
+(at-least-once, as Sluice does). The clock starts once the first step is
+done; the end-to-end bench also measures the whole process from outside.
 """
 
 import json
@@ -15,10 +17,18 @@ from common import Deliveries, Stopwatch, args, consumer_config, poll_batch, pro
 from stay_rules import category
 
 
+# What Sluice's enrichment adds to every output, of the same sizes.
+SLUICE_HEADERS = [
+    ("sluice.transform", b"stay-category@0123456789ab"),
+    ("traceparent", b"00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"),
+]
+
+
 def main():
     a = args()
     count = int(a["count"])
     logic = a["logic"] == "1"
+    added = SLUICE_HEADERS if a.get("headers") == "1" else []
     output = a["output"]
     consumer = Consumer(consumer_config(a))
     producer = Producer(producer_config(a))
@@ -40,7 +50,7 @@ def main():
                 output,
                 value=value,
                 key=message.key(),
-                headers=message.headers(),
+                headers=(message.headers() or []) + added,
                 timestamp=message.timestamp()[1],
                 on_delivery=deliveries,
             )

@@ -42,6 +42,11 @@ pub struct RegistryArgs {
     /// Blob endpoint, for Azurite or a sovereign cloud.
     #[arg(long, env = "SLUICE_AZURE_ENDPOINT", global = true)]
     pub azure_endpoint: Option<String>,
+    /// Neither store nor load precompiled artifacts in the registry: every
+    /// instance compiles each version itself. For a registry whose writers
+    /// are trusted less than this binary (an artifact is native code).
+    #[arg(long, env = "SLUICE_NO_SHARED_ARTIFACTS", global = true)]
+    pub no_shared_artifacts: bool,
 }
 
 impl RegistryArgs {
@@ -56,7 +61,8 @@ impl RegistryArgs {
             ..AzureCredentials::default()
         };
         let registry = Registry::open(url, &credentials)
-            .with_context(|| format!("opening the registry at {url}"))?;
+            .with_context(|| format!("opening the registry at {url}"))?
+            .with_shared_artifacts(!self.no_shared_artifacts);
         Ok(Some(Arc::new(registry)))
     }
 
