@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{ExportFormat, TopicEntry};
 use crate::enrich::{PipelineDefinition, TransformRef};
 use crate::health::{Heartbeat, Liveness};
+use crate::shadow::ShadowReport;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Topology {
@@ -47,6 +48,21 @@ pub struct Worker {
     /// Its running (or lately stopped) instances, from their heartbeats
     /// (see [`Topology::with_heartbeats`]): pipelines only.
     pub instances: Vec<Instance>,
+    /// The version shadowing the transform it follows, and what the shadow
+    /// found so far (see [`Topology::with_shadow`]): pipelines only.
+    pub shadow: Option<ShadowSummary>,
+}
+
+/// A shadow run as the topology shows it on the pipeline: the counts of
+/// its report (the whole report is `GET /api/transforms/{name}/shadow`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShadowSummary {
+    pub version: String,
+    /// Records both versions ran, and of those, how many came out different.
+    pub compared: u64,
+    pub differ: u64,
+    /// Records the shadow did not run (past its CPU share).
+    pub skipped: u64,
 }
 
 /// One running worker of a pipeline, as its last heartbeat says.
@@ -154,6 +170,37 @@ impl Topology {
         }
     }
 
+    /// The shadow run of `transform` (version `shadow`, with the report its
+    /// instances gathered so far) on every pipeline following that
+    /// transform's active version; a pipeline pinned to a version runs no
+    /// shadow.
+    pub fn with_shadow(&mut self, transform: &str, shadow: &str, report: Option<&ShadowReport>) {
+        let summary = ShadowSummary {
+            version: shadow.to_owned(),
+            compared: report.map_or(0, |r| r.compared),
+            differ: report.map_or(0, |r| r.differ.values().sum()),
+            skipped: report.map_or(0, |r| r.skipped),
+        };
+        for worker in &mut self.workers {
+            if worker.kind == WorkerKind::Pipeline
+                && worker.transform.as_deref() == Some(transform)
+                && worker.transform_version.is_none()
+            {
+                worker.shadow = Some(summary.clone());
+            }
+        }
+    }
+
+    /// The transforms pipelines follow at their active version: the ones a
+    /// shadow run can concern.
+    pub fn followed_transforms(&self) -> BTreeSet<String> {
+        self.workers
+            .iter()
+            .filter(|w| w.kind == WorkerKind::Pipeline && w.transform_version.is_none())
+            .filter_map(|w| w.transform.clone())
+            .collect()
+    }
+
     /// Each topic's end offsets, by partition, from `offsets`.
     pub fn with_end_offsets(&mut self, mut offsets: BTreeMap<String, Vec<i64>>) {
         for topic in &mut self.topics {
@@ -201,6 +248,7 @@ fn pipeline_worker(p: &PipelineDefinition) -> Worker {
         sink: None,
         layer: 0,
         instances: Vec::new(),
+        shadow: None,
     }
 }
 
@@ -228,6 +276,7 @@ fn export_worker(e: &TopicEntry, storage: Option<&str>) -> Worker {
         }),
         layer: 0,
         instances: Vec::new(),
+        shadow: None,
     }
 }
 
@@ -414,6 +463,47 @@ mod tests {
             .map(|w| (w.id.clone(), w.layer))
             .chain(t.topics.iter().map(|n| (n.id.clone(), n.layer)))
             .collect()
+    }
+
+    #[test]
+    fn a_shadow_shows_on_the_pipelines_following_its_transform_only() {
+        let mut pinned = pipeline("pinned", &["a"], &["c"], "d2");
+        pinned.transform =
+            serde_json::from_value(json!({"name": "t", "version": "0123456789ab"})).unwrap();
+        let mut other = pipeline("other", &["a"], &["e"], "d3");
+        other.transform = serde_json::from_value(json!("u")).unwrap();
+        let mut t = topology(
+            &[pipeline("follows", &["a"], &["b"], "d1"), pinned, other],
+            &[export("b")],
+            None,
+        );
+        assert_eq!(
+            t.followed_transforms(),
+            BTreeSet::from(["t".to_owned(), "u".to_owned()])
+        );
+        let report: ShadowReport = serde_json::from_value(json!({
+            "transform": "t", "active": "a", "shadow": "b", "instances": ["w1"],
+            "compared": 100, "same": 90, "differ": {"records": 7, "shadow_fails": 3},
+            "skipped": 40, "skipped_batches": 2, "shadowed_batches": 5,
+            "active_ms": 10, "shadow_ms": 5, "samples": [], "updated_ms": 1,
+        }))
+        .unwrap();
+        t.with_shadow("t", "b", Some(&report));
+        let shadows: BTreeMap<&str, Option<&ShadowSummary>> = t
+            .workers
+            .iter()
+            .map(|w| (w.id.as_str(), w.shadow.as_ref()))
+            .collect();
+        let expected = ShadowSummary {
+            version: "b".into(),
+            compared: 100,
+            differ: 10,
+            skipped: 40,
+        };
+        assert_eq!(shadows["pipeline:follows"], Some(&expected));
+        assert_eq!(shadows["pipeline:pinned"], None, "pinned: no shadow");
+        assert_eq!(shadows["pipeline:other"], None, "another transform");
+        assert_eq!(shadows["export:b"], None);
     }
 
     #[test]

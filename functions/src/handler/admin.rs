@@ -271,6 +271,21 @@ async fn get_topology(State(admin): State<Arc<Admin>>) -> ApiResult {
             .warnings
             .push(format!("workers' heartbeats unavailable: {error}")),
     }
+    // Shadow runs of the transforms pipelines follow, best effort too.
+    for transform in graph.followed_transforms() {
+        match admin.registry.shadow_status(&transform).await {
+            Ok(status) => {
+                if let Some(shadow) = &status.shadow {
+                    graph.with_shadow(&transform, shadow, status.report.as_ref());
+                }
+            }
+            // A pipeline may name a transform not uploaded (yet).
+            Err(error) if error.is_not_found() => {}
+            Err(error) => graph.warnings.push(format!(
+                "the shadow run of transform `{transform}` unavailable: {error}"
+            )),
+        }
+    }
     if let Some(kafka) = &admin.kafka {
         let mut config = kafka.clone();
         // A page refreshing every few seconds should not wait long on a

@@ -526,6 +526,60 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
         .put_heartbeat(&beat("detect-language", "detect-worker-1", now - 120_000))
         .await
         .unwrap();
+    // `enrich` follows stay-category, whose next version shadows it: the
+    // node says how many records that version would change.
+    let mut versions = Vec::new();
+    for (path, name) in [
+        (
+            "/api/transforms/stay-category?activate=true",
+            "stay-category",
+        ),
+        ("/api/transforms/stay-category", "stay-category-v2"),
+    ] {
+        let (status, uploaded) = admin(&app, Method::PUT, path, guest(name)).await;
+        assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+        versions.push(uploaded["version"].as_str().unwrap().to_owned());
+    }
+    let (active, shadow) = (&versions[0], &versions[1]);
+    let body = json!({"version": shadow}).to_string().into_bytes();
+    let (status, started) = admin(
+        &app,
+        Method::POST,
+        "/api/transforms/stay-category/shadow",
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    let report: sluice_host::shadow::ShadowReport = serde_json::from_value(json!({
+        "transform": "stay-category", "active": active, "shadow": shadow,
+        "instances": ["enrich-worker-1"], "compared": 1200, "same": 1160,
+        "differ": {"records": 40}, "skipped": 300, "skipped_batches": 3,
+        "shadowed_batches": 12, "active_ms": 100, "shadow_ms": 50, "samples": [],
+        "updated_ms": now,
+    }))
+    .unwrap();
+    registry
+        .put_shadow_report("enrich-worker-1", &report)
+        .await
+        .unwrap();
+    let (_, graph) = admin(&app, Method::GET, "/api/topology", vec![]).await;
+    let shadows: Vec<(&Value, &Value)> = graph["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (&w["id"], &w["shadow"]))
+        .collect();
+    assert!(
+        shadows.contains(&(
+            &json!("pipeline:enrich"),
+            &json!({"version": shadow, "compared": 1200, "differ": 40, "skipped": 300})
+        )),
+        "{shadows:?}"
+    );
+    assert!(
+        shadows.contains(&(&json!("pipeline:detect-language"), &Value::Null)),
+        "{shadows:?}"
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(axum::serve(listener, router(app.config.clone())).into_future());
@@ -535,6 +589,11 @@ async fn the_topology_page_draws_the_graph_in_chromium() {
         .unwrap();
     server.abort();
     assert!(dom.contains("3 workers, 6 topics"), "status line in: {dom}");
+    let shadow_line = format!("shadow {}: 40 of 1,200 differ", &shadow[..12]);
+    assert!(
+        dom.contains(&shadow_line),
+        "{shadow_line} on the node in: {dom}"
+    );
     for node in [
         r#"data-id="pipeline:enrich""#,
         r#"data-id="pipeline:detect-language""#,
