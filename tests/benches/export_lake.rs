@@ -6,7 +6,7 @@
 //!
 //! `cargo bench -p sluice-tests --bench export_lake [-- RUNS]` (100 runs of
 //! 8 partitions, 40 records each a run, six minutes of record time a run:
-//! ten hours; 6 runs under `cargo test --all-targets`). The broker from
+//! ten hours; 12 runs under `cargo test --all-targets`). The broker from
 //! `scripts/services.sh up`; DuckDB from the tool virtualenv.
 
 use std::time::Instant;
@@ -37,7 +37,9 @@ struct Outcome {
 }
 
 fn main() {
-    let runs = bench::count(100, 6);
+    // Under `cargo test`, enough runs (72 minutes of record time) for one
+    // hour to be complete and compacted.
+    let runs = bench::count(100, 12);
     let config = broker();
     let topic = fresh_topic("bench-lake");
     ensure_topic(&config, &topic, PARTITIONS).expect("topic");
