@@ -19,6 +19,9 @@ locals {
     SLUICE_KAFKA_PROPERTIES = var.kafka_properties
 
     SLUICE_REGISTRY       = var.registry_url
+    # Compiled artifacts shared through the registry (compiled once at
+    # upload): "true" makes every instance compile for itself instead.
+    SLUICE_NO_SHARED_ARTIFACTS = null
     SLUICE_AZURE_ACCOUNT  = var.azure_storage_account
     SLUICE_AZURE_KEY      = var.azure_storage_key
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account

@@ -41,6 +41,9 @@ locals {
 
     # The registry, in the data lake.
     SLUICE_REGISTRY       = "abfss://${azurerm_storage_container.registry.name}@${azurerm_storage_account.lake.name}.dfs.core.windows.net/"
+    # Compiled artifacts shared through the registry (compiled once at
+    # upload): "true" makes every instance compile for itself instead.
+    SLUICE_NO_SHARED_ARTIFACTS = null
     SLUICE_AZURE_ACCOUNT  = azurerm_storage_account.lake.name
     SLUICE_AZURE_KEY      = null # no key: the lake takes Entra ID only
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account
