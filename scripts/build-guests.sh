@@ -73,7 +73,7 @@ inputs_hash() {
   local guest_dir=$1
   {
     "$componentize_py" --version
-    sha256sum wit/sluice.wit
+    sha256sum wit/sluice.wit wit/v0.1/sluice.wit
     # shellcheck disable=SC2046
     find "$guest_dir" $(python_libraries) -type f ! -path '*/__pycache__/*' ! -name '*.pyc' \
       -print0 | sort -z | xargs -0 sha256sum
@@ -107,7 +107,7 @@ build_python_guest() {
   [[ -d "$build/deps" ]] && paths+=(-p "$build/deps")
   # Run from the build folder without VIRTUAL_ENV: componentize-py also
   # searches the current folder and a virtualenv's site-packages.
-  (cd "$build" && env -u VIRTUAL_ENV "$componentize_py" --quiet -d "$root/wit" -w "$world" \
+  (cd "$build" && env -u VIRTUAL_ENV "$componentize_py" --quiet -d "$root/wit/v0.1" -w "$world" \
     componentize "${paths[@]}" app -o "$build/$name.wasm") >&2
   mv "$build/$name.wasm" "$out/$name.wasm"
   printf '%s\n' "$hash" > "$stamp"
@@ -123,7 +123,7 @@ build_python_guests() {
   # the benchmark can run a Python guest's code in CPython as well.
   rm -rf "$work/bindings"
   for world in transformer aggregator; do
-    "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
+    "$componentize_py" --quiet -d wit/v0.1 -w "$world" bindings "$work/bindings/$world" >&2
   done
   # Two at a time: componentize-py is mostly single-threaded.
   pids=()
@@ -153,7 +153,7 @@ build_js_guest() {
   name=$(basename "$guest_dir")
   hash=$({
     "$componentize_js" --version
-    sha256sum wit/sluice.wit
+    sha256sum wit/sluice.wit wit/v0.1/sluice.wit
     find guests/js -type f ! -path '*/node_modules/*' -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1)
   stamp="$js_work/$name.stamp"
@@ -164,7 +164,7 @@ build_js_guest() {
   if grep -qE '^export const aggregate\b' "$guest_dir/app.js"; then world=aggregator; fi
   log "building $name ($world) with componentize-js $("$componentize_js" --version)"
   # No wasi:http: the host links none, and a guest has no network.
-  "$componentize_js" "$guest_dir/app.js" --wit wit --world-name "$world" \
+  "$componentize_js" "$guest_dir/app.js" --wit wit/v0.1 --world-name "$world" \
     --disable http fetch-event -o "$js_work/$name.wasm" >&2
   mv "$js_work/$name.wasm" "$out/$name.wasm"
   printf '%s\n' "$hash" > "$stamp"

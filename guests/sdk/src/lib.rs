@@ -13,7 +13,7 @@
 pub mod transformer {
     wit_bindgen::generate!({
         world: "transformer",
-        path: "../../wit",
+        path: "../../wit/v0.1",
         pub_export_macro: true,
         export_macro_name: "export_transformer",
         default_bindings_module: "sluice_guest::transformer",
@@ -23,7 +23,7 @@ pub mod transformer {
 pub mod aggregator {
     wit_bindgen::generate!({
         world: "aggregator",
-        path: "../../wit",
+        path: "../../wit/v0.1",
         pub_export_macro: true,
         export_macro_name: "export_aggregator",
         default_bindings_module: "sluice_guest::aggregator",

@@ -5,7 +5,7 @@
 pub mod transformer {
     wasmtime::component::bindgen!({
         world: "transformer",
-        path: "../wit",
+        path: "../wit/v0.1",
         // Serde: an aggregator journals the records its window took.
         additional_derives: [PartialEq, serde::Serialize, serde::Deserialize],
     });
@@ -14,7 +14,7 @@ pub mod transformer {
 pub mod aggregator {
     wasmtime::component::bindgen!({
         world: "aggregator",
-        path: "../wit",
+        path: "../wit/v0.1",
         with: {
             "sluice:transform/types": super::transformer::sluice::transform::types,
             "sluice:transform/host": super::transformer::sluice::transform::host,
