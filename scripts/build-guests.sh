@@ -6,24 +6,37 @@
 # componentize-js, both installed by `scripts/setup.sh` (the tests' setup;
 # the demo's has neither).
 #
-# Usage: build-guests.sh [all|demo]
-#   all    every guest; a missing componentize-py or -js is an error
-#          (scripts/test.sh)
-#   demo   only the Rust guests `sluice demo` loads (stay-category,
-#          stay-summary; scripts/demo.sh)
-#   (none) every Rust guest, and the Python and JavaScript ones whose
-#          toolchain is installed
+# Usage: build-guests.sh [all|demo|scripts]
+#   all      every guest; a missing componentize-py or -js is an error
+#            (scripts/test.sh)
+#   demo     only the Rust guests `sluice demo` loads (stay-category,
+#            stay-summary; scripts/demo.sh)
+#   scripts  only the Python and JavaScript guests (an error without
+#            their toolchains)
+#   (none)   every Rust guest, and the Python and JavaScript ones whose
+#            toolchain is installed
+#
+# The components go to $SLUICE_GUESTS_DIR when it is set (the folder the
+# tests read them from), else <target>/wasm32-wasip2/guest; the Python and
+# JavaScript builds' work folders go two levels above it (<target>/python-
+# guests, <target>/js-guests), where the python_guests benchmark finds the
+# CPython bindings. So a folder of one's own keeps a build of changed SDKs
+# apart from the one others test with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 mode="${1:-}"
 case "$mode" in
-  all | demo | "") ;;
-  *) echo "usage: $0 [all|demo]" >&2; exit 2 ;;
+  all | demo | scripts | "") ;;
+  *) echo "usage: $0 [all|demo|scripts]" >&2; exit 2 ;;
 esac
 root=$PWD
-out="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
+cargo_out="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
+out="${SLUICE_GUESTS_DIR:-$cargo_out}"
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+scripts_target=$(dirname "$(dirname "$out")")
 
 log() { printf 'build-guests: %s\n' "$*" >&2; }
 
@@ -31,9 +44,14 @@ guests=(stay-category stay-category-v2 stay-summary clickstream-agg misbehave mi
 if [[ "$mode" == demo ]]; then
   guests=(stay-category stay-summary)
 fi
-args=()
-for guest in "${guests[@]}"; do args+=(-p "$guest"); done
-cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
+if [[ "$mode" != scripts ]]; then
+  args=()
+  for guest in "${guests[@]}"; do args+=(-p "$guest"); done
+  cargo build --quiet --profile guest --target wasm32-wasip2 "${args[@]}" >&2
+  if [[ "$out" != "$(cd "$cargo_out" && pwd)" ]]; then
+    for guest in "${guests[@]}"; do cp "$cargo_out/${guest//-/_}.wasm" "$out/"; done
+  fi
+fi
 if [[ "$mode" == demo ]]; then
   echo "$out"
   exit 0
@@ -43,7 +61,7 @@ fi
 # it, an error under `all`, else a note and those guests are skipped.
 has_tool() {
   [[ -x "$2" ]] && return 0
-  if [[ "$mode" == all ]]; then
+  if [[ "$mode" == all || "$mode" == scripts ]]; then
     log "error: $1 not found at $2: run scripts/setup.sh"
     exit 1
   fi
@@ -59,7 +77,7 @@ has_tool() {
 # aggregator, else a transformer. A component takes 15-30 s to build, so each
 # is rebuilt only when its inputs' hash differs from the stamp of its last build.
 componentize_py="$SLUICE_CACHE/componentize-py/bin/componentize-py"
-work="$CARGO_TARGET_DIR/python-guests"
+work="$scripts_target/python-guests"
 
 python_libraries() {
   local dir
@@ -107,7 +125,7 @@ build_python_guest() {
   [[ -d "$build/deps" ]] && paths+=(-p "$build/deps")
   # Run from the build folder without VIRTUAL_ENV: componentize-py also
   # searches the current folder and a virtualenv's site-packages.
-  (cd "$build" && env -u VIRTUAL_ENV "$componentize_py" --quiet -d "$root/wit/v0.1" -w "$world" \
+  (cd "$build" && env -u VIRTUAL_ENV "$componentize_py" --quiet -d "$root/wit" -w "$world" \
     componentize "${paths[@]}" app -o "$build/$name.wasm") >&2
   mv "$build/$name.wasm" "$out/$name.wasm"
   printf '%s\n' "$hash" > "$stamp"
@@ -123,7 +141,7 @@ build_python_guests() {
   # the benchmark can run a Python guest's code in CPython as well.
   rm -rf "$work/bindings"
   for world in transformer aggregator; do
-    "$componentize_py" --quiet -d wit/v0.1 -w "$world" bindings "$work/bindings/$world" >&2
+    "$componentize_py" --quiet -d wit -w "$world" bindings "$work/bindings/$world" >&2
   done
   # Two at a time: componentize-py is mostly single-threaded.
   pids=()
@@ -146,7 +164,7 @@ fi
 # folder; the files beside the folders (the SDK) are imported by relative
 # path. Stamped like the Python guests.
 componentize_js="$SLUICE_CACHE/componentize-js/node_modules/.bin/componentize-js"
-js_work="$CARGO_TARGET_DIR/js-guests"
+js_work="$scripts_target/js-guests"
 
 build_js_guest() {
   local guest_dir=$1 name hash stamp world

@@ -1,7 +1,8 @@
 """Runs a Python guest's code in CPython, outside WebAssembly, as its
 component runs it: the same SDK and app module, the same dataclasses
 (componentize-py's stub bindings, with the host's log and metadata
-connected to nothing), the same batches. The python_guests benchmark
+connected to nothing), the same batches laid out as the host lays them
+out. The python_guests benchmark
 starts it to time the same code with and without the sandbox.
 
     python cpython_guest.py BINDINGS SOURCE INPUT BATCH [OUTPUT]
@@ -14,6 +15,42 @@ emitted value of each record, one per line ("-" for none).
 import json
 import sys
 import time
+
+
+def batch_of(types, values, first_offset):
+    """The `batch` record of wit/sluice.wit holding `values`."""
+    ends = []
+    end = 0
+    for value in values:
+        ends.append(end)  # the key: none, an empty span
+        end += len(value)
+        ends.append(end)
+    return types.Batch(
+        [types.Segment("expedia", 0, len(values))],
+        list(range(first_offset, first_offset + len(values))),
+        [0] * len(values),
+        bytes([2]) * len(values),  # a value, no key, no timestamp
+        [0] * len(values),
+        b"",
+        ends,
+        b"".join(values),
+    )
+
+
+def first_values(results):
+    """The first emitted value of each input record ("-" for none)."""
+    out = results.outputs
+    entry = 0  # the next output record's first entry in out.ends
+    record = 0
+    for verdict, emitted in zip(results.verdicts, results.emitted):
+        if verdict == 0 and emitted:
+            value_start = out.ends[entry]
+            yield out.data[value_start : out.ends[entry + 1]]
+        else:
+            yield b"-"
+        for _ in range(emitted):
+            entry += 2 + 2 * out.header_counts[record]
+            record += 1
 
 
 def main():
@@ -30,29 +67,27 @@ def main():
 
     with open(input_path, "rb") as f:
         values = f.read().splitlines()
-    records = [
-        types.KafkaRecord("expedia", 0, offset, None, None, value, [])
-        for offset, value in enumerate(values)
-    ]
     size = int(batch)
-    chunks = [records[i : i + size] for i in range(0, len(records), size)]
+    # Each batch laid out as the host lays it out (wit/sluice.wit): no
+    # keys, no headers, one topic and partition.
+    batches = [batch_of(types, values[i : i + size], i) for i in range(0, len(values), size)]
     transform = app.Transform()
-    transform.process(chunks[0])  # warm up, as the benchmark does in WebAssembly
+    transform.process(batches[0])  # warm up, as the benchmark does in WebAssembly
 
-    outcomes = []
+    results = []
     started = time.perf_counter()
-    for chunk in chunks:
-        outcomes.extend(transform.process(chunk))
+    for b in batches:
+        results.append(transform.process(b))
     seconds = time.perf_counter() - started
 
     if output_path:
         with open(output_path, "wb") as f:
-            for outcome in outcomes:
-                emitted = getattr(outcome, "value", None)
-                f.write(emitted[0].value if isinstance(emitted, list) and emitted else b"-")
-                f.write(b"\n")
+            for r in results:
+                for value in first_values(r):
+                    f.write(value)
+                    f.write(b"\n")
     # The SDK sends print() to the host's log; the report goes to the real stdout.
-    sys.__stdout__.write(json.dumps({"records": len(records), "seconds": seconds}) + "\n")
+    sys.__stdout__.write(json.dumps({"records": len(values), "seconds": seconds}) + "\n")
 
 
 if __name__ == "__main__":

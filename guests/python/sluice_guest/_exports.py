@@ -1,30 +1,72 @@
 """The classes componentize-py exports: `Transform` for the `transformer`
 world and `Aggregate` for the `aggregator` world, each built around the
-user's functions."""
+user's functions. A batch is read in place (`_batch.Columns`) and the
+results written straight into the output columns (`_outputs.Writer`)."""
 
 import traceback
 
 from wit_world.imports import types as _wit
 
 from . import _host
-from ._records import NotJson, Reject, decode, failure_reason, outcome, output_record, record
+from ._batch import VALUE, Columns
+from ._outputs import Writer
+from ._records import (
+    FAIL,
+    NotJson,
+    Reject,
+    decode_span,
+    failure_reason,
+    view,
+    write_result,
+    write_rows,
+)
 
 TOMBSTONE = "record has no value (a tombstone), expected JSON"
-
-
-def _where(r):
-    return f"topic {r.topic} partition {r.partition} offset {r.offset}"
 
 
 def _name(function):
     return getattr(function, "__qualname__", None) or repr(function)
 
 
-def _report(error, r):
+def _report(error, columns, i):
     # The dead-letter reason is one line; the author needs the whole
     # traceback to find the bug, so it goes to the log.
-    _host.log("warn", f"transform raised on {_where(r)}:\n{traceback.format_exc().rstrip()}")
-    return _wit.Outcome_Fail(failure_reason(error))
+    _host.log(
+        "warn",
+        f"transform raised on {columns.where(i)}:\n{traceback.format_exc().rstrip()}",
+    )
+    return failure_reason(error)
+
+
+class _Verdicts:
+    """`results.verdicts`, `emitted` and `reasons`, in input order."""
+
+    __slots__ = ("verdicts", "emitted", "reasons")
+
+    def __init__(self, count):
+        self.verdicts = bytearray(count)
+        self.emitted = [0] * count
+        self.reasons = {}
+
+    def set(self, i, verdict, emitted, reason):
+        self.verdicts[i] = verdict
+        if emitted:
+            self.emitted[i] = emitted
+        if reason is not None:
+            self.reasons[i] = reason
+
+    def fail(self, i, reason):
+        self.verdicts[i] = FAIL
+        self.reasons[i] = reason
+
+    def results(self, writer):
+        reasons = self.reasons
+        return _wit.Results(
+            bytes(self.verdicts),
+            self.emitted,
+            [reasons[i] for i in sorted(reasons)],
+            writer.outputs(),
+        )
 
 
 def transformer(process, *, raw=False):
@@ -43,31 +85,42 @@ def transformer(process, *, raw=False):
     """
     from wit_world import exports  # only in the transformer world's bindings
 
-    def one(r):
-        try:
-            value = r.value
-            if raw:
-                message = value
-            elif value is None:
-                return _wit.Outcome_Fail(TOMBSTONE)
+    def process_all(batch):
+        columns = Columns(batch)
+        writer = Writer()
+        verdicts = _Verdicts(columns.count)
+        metadatas = _host.metadata()
+        consumer_name = metadatas.get("consumer_name", "")
+        data, ends, firsts, presence = columns.data, columns.ends, columns.firsts, columns.presence
+        for i in range(columns.count):
+            first = firsts[i]
+            if not presence[i] & VALUE:
+                if not raw:
+                    verdicts.fail(i, TOMBSTONE)
+                    continue
+                message = None
+            elif raw:
+                message = data[ends[first] : ends[first + 1]]
             else:
                 try:
-                    message = decode(value)
+                    message = decode_span(data, ends[first], ends[first + 1])
                 except NotJson as e:
-                    return _wit.Outcome_Fail(str(e))
-            metadatas = _host.metadata()
-            result = process(message, metadatas.get("consumer_name", ""), metadatas)
-            return outcome(result, r.key, r.headers)
-        except Reject as e:
-            return _wit.Outcome_Fail(e.reason)
-        except MemoryError:
-            raise
-        except Exception as e:
-            return _report(e, r)
+                    verdicts.fail(i, str(e))
+                    continue
+            try:
+                result = process(message, consumer_name, metadatas)
+                verdicts.set(i, *write_result(writer, result, columns, i))
+            except Reject as e:
+                verdicts.fail(i, e.reason)
+            except MemoryError:
+                raise
+            except Exception as e:
+                verdicts.fail(i, _report(e, columns, i))
+        return verdicts.results(writer)
 
     class Transform(exports.Transform):
         def process(self, batch):
-            return [one(r) for r in batch]
+            return process_all(batch)
 
     Transform.__doc__ = f"Sluice transformer around {_name(process)}."
     return Transform
@@ -95,47 +148,64 @@ def batch_transformer(process_batch, *, raw=False):
             )
         return results
 
-    def outcomes_for(wit_records, records):
+    def judge(columns, records, writer, verdicts):
+        # Records are in input order, and so are the outputs written here.
         try:
             results = results_for(records)
         except MemoryError:
             raise
         except _Contract as e:
-            return [_wit.Outcome_Fail(str(e)) for _ in records]
+            for r in records:
+                verdicts.fail(r._i, str(e))
+            return
         except Exception as e:
             if len(records) == 1:
-                return [_report(e, records[0])]
+                verdicts.fail(records[0]._i, _report(e, columns, records[0]._i))
+                return
             results = None
         if results is None:
             # Outside the `except` block, so that a record's traceback does
             # not carry the batch's as "during handling of the above".
-            return [outcomes_for([w], [r])[0] for w, r in zip(wit_records, records)]
-        outcomes = []
-        for w, result in zip(wit_records, results):
+            for r in records:
+                judge(columns, [r], writer, verdicts)
+            return
+        for r, result in zip(records, results):
             try:
-                outcomes.append(outcome(result, w.key, w.headers))
+                verdicts.set(r._i, *write_result(writer, result, columns, r._i))
             except MemoryError:
                 raise
             except Exception as e:
-                outcomes.append(_report(e, w))
-        return outcomes
+                verdicts.fail(r._i, _report(e, columns, r._i))
+
+    def process_all(batch):
+        columns = Columns(batch)
+        writer = Writer()
+        verdicts = _Verdicts(columns.count)
+        data, ends, firsts, presence = columns.data, columns.ends, columns.firsts, columns.presence
+        records = []
+        for i in range(columns.count):
+            first = firsts[i]
+            if not presence[i] & VALUE:
+                if not raw:
+                    verdicts.fail(i, TOMBSTONE)
+                    continue
+                value = None
+            elif raw:
+                value = data[ends[first] : ends[first + 1]]
+            else:
+                try:
+                    value = decode_span(data, ends[first], ends[first + 1])
+                except NotJson as e:
+                    verdicts.fail(i, str(e))
+                    continue
+            records.append(view(columns, i, value))
+        if records:
+            judge(columns, records, writer, verdicts)
+        return verdicts.results(writer)
 
     class Transform(exports.Transform):
         def process(self, batch):
-            done = [None] * len(batch)
-            places, wit_records, records = [], [], []
-            for place, w in enumerate(batch):
-                try:
-                    records.append(record(w, raw))
-                except NotJson as e:
-                    done[place] = _wit.Outcome_Fail(str(e))
-                    continue
-                places.append(place)
-                wit_records.append(w)
-            if records:
-                for place, o in zip(places, outcomes_for(wit_records, records)):
-                    done[place] = o
-            return done
+            return process_all(batch)
 
     Transform.__doc__ = f"Sluice transformer around {_name(process_batch)}."
     return Transform
@@ -171,27 +241,38 @@ def aggregator(factory, *, raw=False):
     class Aggregate(exports.Aggregate):
         def add(self, batch):
             state = window()
-            for r in batch:
+            columns = Columns(batch)
+            data, ends, firsts, presence = (
+                columns.data,
+                columns.ends,
+                columns.firsts,
+                columns.presence,
+            )
+            for i in range(columns.count):
+                first = firsts[i]
                 try:
-                    if raw:
-                        message = r.value
-                    elif r.value is None:
-                        raise NotJson(TOMBSTONE)
+                    if not presence[i] & VALUE:
+                        if not raw:
+                            raise NotJson(TOMBSTONE)
+                        message = None
+                    elif raw:
+                        message = data[ends[first] : ends[first + 1]]
                     else:
-                        message = decode(r.value)
+                        message = decode_span(data, ends[first], ends[first + 1])
                     state.add(message)
                 except MemoryError:
                     raise
                 except (NotJson, Reject) as e:
-                    _host.log("warn", f"skipped {_where(r)}: {e}")
+                    _host.log("warn", f"skipped {columns.where(i)}: {e}")
                 except Exception as e:
-                    _host.log("warn", f"skipped {_where(r)}: {failure_reason(e)}")
+                    _host.log("warn", f"skipped {columns.where(i)}: {failure_reason(e)}")
 
         def finish(self):
             rows = window().finish()
-            if rows is None:
-                return []
-            return [output_record(row, None, []) for row in rows]
+            writer = Writer()
+            if rows is not None:
+                write_rows(writer, rows)
+            return writer.outputs()
 
     Aggregate.__doc__ = f"Sluice aggregator around {_name(factory)}."
     return Aggregate

@@ -1,11 +1,12 @@
-"""Records in and out: what a transform is given, what it may return, and
-how both cross to and from the WIT types of wit/sluice.wit."""
+"""Records in and out: what a transform is given (a `Record` is a view of
+one record of the batch's columns), what it may return, and how that is
+written into the output columns."""
 
 import json
 import re
 import traceback
 
-from wit_world.imports import types as _wit
+from ._batch import Columns
 
 
 class Reject(Exception):
@@ -45,9 +46,8 @@ _STRUCTURE = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 def _too_deep(value):
-    # Cheap for nearly every record: fewer brackets than levels allowed.
-    if value.count(b"{") + value.count(b"[") <= MAX_DEPTH:
-        return False
+    # Only called on values with more brackets than levels allowed (a cheap
+    # count rules out nearly every record).
     depth = 0
     for token in _STRUCTURE.finditer(value):
         bracket = token.group()
@@ -62,12 +62,20 @@ def _too_deep(value):
 
 def decode(value):
     """The JSON value of a record's bytes, or `NotJson` saying why not."""
-    if _too_deep(value):
+    return decode_span(value, 0, len(value))
+
+
+def decode_span(data, start, end):
+    """The JSON value of `data[start:end]`, or `NotJson` saying why not.
+    The depth is checked in place; the span is copied once, as text."""
+    if data.count(b"{", start, end) + data.count(b"[", start, end) > MAX_DEPTH and _too_deep(
+        data[start:end]
+    ):
         raise NotJson(f"value is not valid JSON: nested more than {MAX_DEPTH} levels deep")
     try:
         # Decoding first keeps json.loads from guessing UTF-16 or UTF-32
         # from the first bytes, as it does for bytes.
-        return _DECODER.decode(value.decode("utf-8"))
+        return _DECODER.decode(str(data[start:end], "utf-8"))
     except (ValueError, RecursionError) as e:
         raise NotJson(f"value is not valid JSON: {e}") from None
 
@@ -88,6 +96,7 @@ def failure_reason(error):
     # Notes added with add_note() are printed after that line, one entry each.
     notes = getattr(error, "__notes__", None) or ()
     return lines[-1 - len(notes)].strip()
+
 
 
 _KEEP = object()
@@ -115,32 +124,108 @@ class Output:
         return f"Output({self.value!r}, topic={self.topic!r})"
 
 
+class _Batch:
+    """The fields of a batch of one record, for a `Record` made by hand."""
+
+    __slots__ = (
+        "segments",
+        "offsets",
+        "timestamps",
+        "presence",
+        "header_counts",
+        "header_values",
+        "ends",
+        "data",
+    )
+
+
+class _Segment:
+    __slots__ = ("topic", "partition", "records")
+
+    def __init__(self, topic, partition):
+        self.topic = topic
+        self.partition = partition
+        self.records = 1
+
+
+def _one_record(topic, partition, offset, timestamp, key, headers):
+    from ._outputs import Writer  # the writer lays out spans as a batch does
+
+    writer = Writer()
+    writer.write(0, _key_bytes(key), b"", _header_pairs(headers))
+    batch = _Batch()
+    batch.segments = [_Segment(topic, partition)]
+    batch.offsets = [offset]
+    batch.timestamps = [0 if timestamp is None else timestamp]
+    batch.presence = bytes([writer.presence[0] & ~2 | (0 if timestamp is None else 4)])
+    batch.header_counts = writer.header_counts
+    batch.header_values = bytes(writer.header_values)
+    batch.ends = writer.ends
+    batch.data = bytes(writer.data)
+    return Columns(batch)
+
+
 class Record:
     """A Kafka record as a batch function sees it: `topic`, `partition`,
     `offset`, `timestamp` (ms since the epoch, or None), `key` (bytes or
     None), `value` (its JSON value, or the bytes when raw) and `headers`
-    (a list of (name, bytes-or-None) pairs, in order)."""
+    (a list of (name, bytes-or-None) pairs, in order).
 
-    __slots__ = ("topic", "partition", "offset", "timestamp", "key", "value", "headers")
+    A view of one record of the batch: every field but `value` is read from
+    the batch's buffer when it is asked for, so what a transform does not
+    read costs nothing. `value` may be assigned; the others are read-only.
+    """
+
+    __slots__ = ("_columns", "_i", "value")
 
     def __init__(self, topic, partition, offset, timestamp, key, value, headers):
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
+        # By hand (in a transform's own tests): a batch of this one record.
+        self._columns = _one_record(topic, partition, offset, timestamp, key, headers)
+        self._i = 0
         self.value = value
-        self.headers = headers
+
+    @property
+    def topic(self):
+        return self._columns.segment(self._i).topic
+
+    @property
+    def partition(self):
+        return self._columns.segment(self._i).partition
+
+    @property
+    def offset(self):
+        return self._columns.offsets[self._i]
+
+    @property
+    def timestamp(self):
+        return self._columns.timestamp(self._i)
+
+    @property
+    def key(self):
+        return self._columns.key(self._i)
+
+    @property
+    def headers(self):
+        return self._columns.headers(self._i)
 
     def header(self, name):
         """The value of the first header called `name`, or None."""
-        for key, value in self.headers:
+        for key, value in self._columns.headers(self._i):
             if key == name:
                 return value
         return None
 
     def __repr__(self):
         return f"Record(topic={self.topic!r}, partition={self.partition}, offset={self.offset})"
+
+
+def view(columns, i, value, _new=object.__new__):
+    """The `Record` of record `i` of `columns`, its value already read."""
+    record = _new(Record)
+    record._columns = columns
+    record._i = i
+    record.value = value
+    return record
 
 
 def _key_bytes(key):
@@ -151,7 +236,7 @@ def _key_bytes(key):
     raise TypeError(f"an output key must be str, bytes or None, not {type(key).__name__}")
 
 
-def _wit_headers(headers):
+def _header_pairs(headers):
     pairs = headers.items() if isinstance(headers, dict) else headers
     out = []
     for name, value in pairs:
@@ -159,55 +244,71 @@ def _wit_headers(headers):
             value = value.encode()
         elif value is not None and not isinstance(value, bytes):
             raise TypeError(f"header {name!r} must be str, bytes or None, not {type(value).__name__}")
-        out.append(_wit.Header(str(name), value))
+        out.append((str(name), value))
     return out
 
 
-def output_record(item, key, headers):
-    """One WIT output record for an item a transform returned; `key` and
-    `headers` (WIT form) are the defaults an `Output` may override."""
+def _write_item(writer, item, columns, i):
     if isinstance(item, Output):
+        destination = writer.destination(item.topic)
+        value = encode(item.value)
+        if item.key is _KEEP and item.headers is _KEEP and columns is not None:
+            writer.write_keeping(destination, columns, i, value)
+            return
         if item.key is not _KEEP:
             key = _key_bytes(item.key)
+        else:
+            key = columns.key(i) if columns is not None else None
         if item.headers is not _KEEP:
-            headers = _wit_headers(item.headers)
-        return _wit.OutputRecord(item.topic, key, encode(item.value), headers)
-    return _wit.OutputRecord(None, key, encode(item), headers)
+            headers = _header_pairs(item.headers)
+        else:
+            headers = columns.headers(i) if columns is not None else []
+        writer.write(destination, key, value, headers)
+    elif columns is None:
+        writer.write(0, None, encode(item), [])
+    else:
+        writer.write_keeping(0, columns, i, encode(item))
+
+
+def write_rows(writer, rows):
+    """Writes an aggregator's rows: no input to take a key or headers from."""
+    for row in rows:
+        _write_item(writer, row, None, 0)
 
 
 def _kind(value):
     return type(value).__name__
 
 
-def outcome(result, key, headers):
-    """The WIT outcome for what `process` returned for one record."""
+#: Verdict bytes of wit/sluice.wit's `results.verdicts`.
+EMIT = 0
+DROP = 1
+FAIL = 2
+
+
+def write_result(writer, result, columns, i):
+    """Writes what `process` returned for input record `i` and returns
+    (verdict, records written, reason or None). A result that cannot be
+    written raises, and leaves nothing written."""
     if result is None:
-        return _wit.Outcome_Drop()
+        return DROP, 0, None
+    if isinstance(result, dict):
+        # The usual case, first: one JSON object with the input's key and headers.
+        writer.write_keeping(0, columns, i, _ENCODER.encode(result).encode())
+        return EMIT, 1, None
     if isinstance(result, Reject):
-        return _wit.Outcome_Fail(result.reason)
-    if isinstance(result, list):
-        return _wit.Outcome_Emit([output_record(item, key, headers) for item in result])
-    if isinstance(result, (dict, Output, bytes, bytearray, memoryview)):
-        return _wit.Outcome_Emit([output_record(result, key, headers)])
+        return FAIL, 0, result.reason
+    if isinstance(result, (list, Output, bytes, bytearray, memoryview)):
+        items = result if isinstance(result, list) else (result,)
+        mark = writer.mark()
+        try:
+            for item in items:
+                _write_item(writer, item, columns, i)
+        except BaseException:
+            writer.rollback(mark)
+            raise
+        return EMIT, len(items), None
     raise TypeError(
         f"the transform returned {_kind(result)}; expected a dict (one record), "
         "a list (several), None (drop), bytes, an Output or a Reject"
-    )
-
-
-def record(wit_record, raw):
-    """The `Record` for a WIT record; raises `NotJson` for a JSON batch."""
-    value = wit_record.value
-    if not raw:
-        if value is None:
-            raise NotJson("record has no value (a tombstone), expected JSON")
-        value = decode(value)
-    return Record(
-        wit_record.topic,
-        wit_record.partition,
-        wit_record.offset,
-        wit_record.timestamp,
-        wit_record.key,
-        value,
-        [(h.key, h.value) for h in wit_record.headers],
     )
