@@ -313,3 +313,258 @@ fn the_sandbox_withholds_clocks_files_network_threads_and_late_imports() {
     let second = probes(run("misbehave-py", &[], &[json!({"do": "probe"})]));
     assert_eq!(second["random"], first["random"]);
 }
+
+/// A record of `topic` and `partition` at `offset`, with `value` (None: a
+/// tombstone), `key` and `headers` given as text.
+fn kafka(
+    (topic, partition, offset): (&str, i32, i64),
+    timestamp: Option<i64>,
+    key: Option<&str>,
+    value: Option<Value>,
+    headers: &[(&str, Option<&str>)],
+) -> KafkaRecord {
+    KafkaRecord {
+        topic: topic.into(),
+        partition,
+        offset,
+        timestamp,
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: value.map(|v| v.to_string().into_bytes()),
+        headers: headers
+            .iter()
+            .map(|(name, value)| Header {
+                key: (*name).into(),
+                value: value.map(|v| v.as_bytes().to_vec()),
+            })
+            .collect(),
+    }
+}
+
+fn key_and_headers(record: &OutputRecord) -> (Option<&[u8]>, Vec<(&str, Option<&[u8]>)>) {
+    (
+        record.key.as_deref(),
+        record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()))
+            .collect(),
+    )
+}
+
+fn input_key_and_headers(record: &KafkaRecord) -> (Option<&[u8]>, Vec<(&str, Option<&[u8]>)>) {
+    (
+        record.key.as_deref(),
+        record
+            .headers
+            .iter()
+            .map(|h| (h.key.as_str(), h.value.as_deref()))
+            .collect(),
+    )
+}
+
+#[test]
+fn each_record_of_a_mixed_batch_reads_its_own_fields() {
+    host_log();
+    // Absent and empty keys, absent timestamps, a tombstone carrying
+    // headers, headers without values, three topic/partition runs and a
+    // return to the first: a field read from the wrong place shows.
+    let describe = || Some(json!({"do": "describe"}));
+    let records = vec![
+        kafka(
+            ("in", 0, 100),
+            Some(1_700_000_000_000),
+            Some("k0"),
+            describe(),
+            &[("trace", Some("t0")), ("empty", None)],
+        ),
+        kafka(
+            ("in", 0, 101),
+            Some(1),
+            Some("k1"),
+            None,
+            &[("x", None), ("y", Some("yy"))],
+        ),
+        kafka(("in", 2, 7), None, None, describe(), &[]),
+        kafka(
+            ("other", 2, 8),
+            None,
+            Some(""),
+            describe(),
+            &[("trace", Some(""))],
+        ),
+        kafka(
+            ("in", 0, 102),
+            None,
+            Some("k4"),
+            Some(json!({"n": 4})),
+            &[("a", Some("1")), ("b", Some("2"))],
+        ),
+        kafka(("in", 0, 103), Some(5), None, describe(), &[("z", None)]),
+    ];
+    let results = transform("misbehave-py")
+        .transformer(Limits::default(), Arc::default())
+        .unwrap()
+        .process(&records);
+    assert_eq!(results.len(), records.len());
+    assert_eq!(
+        json_of(single(&results[0])),
+        json!({"topic": "in", "partition": 0, "offset": 100, "timestamp": 1_700_000_000_000_i64,
+               "key": "k0", "headers": [["trace", "t0"], ["empty", null]], "trace": "t0"})
+    );
+    assert_eq!(
+        failed(&results[1]),
+        "record has no value (a tombstone), expected JSON"
+    );
+    assert_eq!(
+        json_of(single(&results[2])),
+        json!({"topic": "in", "partition": 2, "offset": 7, "timestamp": null,
+               "key": null, "headers": [], "trace": null})
+    );
+    assert_eq!(
+        json_of(single(&results[3])),
+        json!({"topic": "other", "partition": 2, "offset": 8, "timestamp": null,
+               "key": "", "headers": [["trace", ""]], "trace": ""})
+    );
+    assert_eq!(json_of(single(&results[4])), json!({"n": 4}));
+    assert_eq!(
+        json_of(single(&results[5])),
+        json!({"topic": "in", "partition": 0, "offset": 103, "timestamp": 5,
+               "key": null, "headers": [["z", null]], "trace": null})
+    );
+    // Every output keeps its input's key and headers, copied across as
+    // they are: present, empty or absent.
+    for i in [0, 2, 3, 4, 5] {
+        assert_eq!(
+            key_and_headers(single(&results[i])),
+            input_key_and_headers(&records[i]),
+            "record {i}"
+        );
+        assert_eq!(single(&results[i]).topic, None, "record {i}");
+    }
+}
+
+#[test]
+fn a_hook_that_reads_only_values_passes_keys_and_headers_through() {
+    host_log();
+    // stay_category_py's process() reads the value and nothing else: the
+    // key and headers it never touched reach the output as they came, on
+    // every partition of the batch.
+    let booking = |ci: &str| Some(json!({"srch_ci": ci, "srch_co": "2017-08-20"}));
+    let records = vec![
+        kafka(
+            ("in", 0, 1),
+            Some(9),
+            Some("a"),
+            booking("2017-08-19"),
+            &[("h", None)],
+        ),
+        kafka(("in", 1, 1), None, None, booking("2017-08-07"), &[]),
+        kafka(
+            ("in", 1, 2),
+            None,
+            Some("c"),
+            booking("2017-08-01"),
+            &[("h1", Some("v1")), ("h2", None), ("h3", Some(""))],
+        ),
+        kafka(("in", 3, 0), None, None, None, &[("lost", Some("x"))]),
+        kafka(("in", 3, 1), None, Some("e"), booking("x"), &[]),
+    ];
+    let results = transform("stay-category-py")
+        .transformer(Limits::default(), Arc::default())
+        .unwrap()
+        .process(&records);
+    let categories: Vec<Value> = [0, 1, 2, 4]
+        .iter()
+        .map(|&i| json_of(single(&results[i]))["stay_category"].clone())
+        .collect();
+    assert_eq!(
+        categories,
+        [
+            "Short stay",
+            "Standard extended stay",
+            "Long stay",
+            "Erroneous data"
+        ]
+    );
+    assert_eq!(
+        failed(&results[3]),
+        "record has no value (a tombstone), expected JSON"
+    );
+    for i in [0, 1, 2, 4] {
+        assert_eq!(
+            key_and_headers(single(&results[i])),
+            input_key_and_headers(&records[i]),
+            "record {i}"
+        );
+    }
+
+    // A batch whose function reads no field at all: every record dropped,
+    // nothing produced.
+    let drops: Vec<KafkaRecord> = (0..50)
+        .map(|i| {
+            kafka(
+                ("in", i % 3, i64::from(i)),
+                None,
+                Some("k"),
+                Some(json!({"do": "drop"})),
+                &[("h", None)],
+            )
+        })
+        .collect();
+    let results = transform("misbehave-py")
+        .transformer(Limits::default(), Arc::default())
+        .unwrap()
+        .process(&drops);
+    assert_eq!(results, vec![Ok(Outcome::Drop); 50]);
+}
+
+#[test]
+fn json_nested_to_the_limit_is_read_and_one_level_deeper_is_refused() {
+    host_log();
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    let values: Vec<Vec<u8>> = vec![
+        nested(128).into_bytes(),
+        nested(129).into_bytes(),
+        // Brackets inside a string are text, not nesting.
+        json!({"text": "[{".repeat(300)}).to_string().into_bytes(),
+        format!(r#"{{"a": {}}}"#, nested(127)).into_bytes(),
+        format!(r#"{{"a": {}}}"#, nested(128)).into_bytes(),
+    ];
+    let records: Vec<KafkaRecord> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| KafkaRecord::from_value("in", i as i64, v.clone()))
+        .collect();
+    let results = transform("misbehave-py")
+        .transformer(Limits::default(), Arc::default())
+        .unwrap()
+        .process(&records);
+    let too_deep = "value is not valid JSON: nested more than 128 levels deep";
+    for (i, value) in values.iter().enumerate() {
+        match i {
+            1 | 4 => assert_eq!(failed(&results[i]), too_deep, "{i}"),
+            _ => assert_eq!(
+                json_of(single(&results[i])),
+                serde_json::from_slice::<Value>(value).unwrap(),
+                "{i}"
+            ),
+        }
+    }
+}
+
+#[test]
+fn a_batch_function_returning_the_wrong_count_fails_every_record_naming_it() {
+    host_log();
+    let results = run(
+        "misbehave-py",
+        &[],
+        &[json!({"n": 1}), json!({"do": "miscount"}), json!({"n": 3})],
+    );
+    let reason = "process_batch() returned 2 results for 3 records; \
+                  expected a list with one per record";
+    assert_eq!(
+        results,
+        vec![Ok(Outcome::Fail(reason.into())); 3],
+        "no record is produced from a list that does not line up"
+    );
+}

@@ -8,7 +8,9 @@ so the call traps), `loop` (spin forever), `alloc` (allocate `mb` MiB),
 `drop`, `fail` (with `reason`), `metadata` (emit the pipeline metadata),
 `log` (log `message` at warn), `print` (print `message`), `route` (emit
 `value` to `topic` with `key` and `headers`), `probe` (try what the sandbox
-withholds and report each outcome); anything else echoes the value.
+withholds and report each outcome), `describe` (emit what the record view
+reads: topic, partition, offset, timestamp, key, headers), `miscount` (the
+batch function returns one result too few); anything else echoes the value.
 
 Written against the batch interface (`batch_transformer`), which sees keys,
 headers and offsets and may choose output topics.
@@ -76,6 +78,23 @@ def probe():
     }
 
 
+def _text(raw):
+    return None if raw is None else raw.decode("utf-8", "backslashreplace")
+
+
+def describe(record):
+    """What the record's view reads from the batch, as JSON."""
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": _text(record.key),
+        "headers": [[name, _text(value)] for name, value in record.headers],
+        "trace": _text(record.header("trace")),
+    }
+
+
 def act(record):
     request = record.value if isinstance(record.value, dict) else {}
     action = request.get("do", "echo")
@@ -104,6 +123,8 @@ def act(record):
         return None
     if action == "probe":
         return probe()
+    if action == "describe":
+        return describe(record)
     if action == "route":
         return Output(
             request.get("value"),
@@ -115,7 +136,10 @@ def act(record):
 
 
 def process_batch(records):
-    return [act(record) for record in records]
+    results = [act(record) for record in records]
+    if any(isinstance(r.value, dict) and r.value.get("do") == "miscount" for r in records):
+        return results[:-1]
+    return results
 
 
 Transform = batch_transformer(process_batch)

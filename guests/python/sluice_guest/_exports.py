@@ -15,6 +15,7 @@ from ._records import (
     NotJson,
     Reject,
     decode_span,
+    encode_json,
     failure_reason,
     view,
     write_result,
@@ -44,7 +45,7 @@ class _Verdicts:
     __slots__ = ("verdicts", "emitted", "reasons")
 
     def __init__(self, count):
-        self.verdicts = bytearray(count)
+        self.verdicts = bytearray(count)  # 0: emit
         self.emitted = [0] * count
         self.reasons = {}
 
@@ -89,6 +90,8 @@ def transformer(process, *, raw=False):
         columns = Columns(batch)
         writer = Writer()
         verdicts = _Verdicts(columns.count)
+        emitted = verdicts.emitted
+        write_keeping = writer.write_keeping
         metadatas = _host.metadata()
         consumer_name = metadatas.get("consumer_name", "")
         data, ends, firsts, presence = columns.data, columns.ends, columns.firsts, columns.presence
@@ -109,7 +112,13 @@ def transformer(process, *, raw=False):
                     continue
             try:
                 result = process(message, consumer_name, metadatas)
-                verdicts.set(i, *write_result(writer, result, columns, i))
+                if type(result) is dict:
+                    # The usual case, inline: one object, the input's key and
+                    # headers, every output (verdicts start as emit).
+                    write_keeping(0, columns, i, encode_json(result))
+                    emitted[i] = 1
+                else:
+                    verdicts.set(i, *write_result(writer, result, columns, i))
             except Reject as e:
                 verdicts.fail(i, e.reason)
             except MemoryError:

@@ -36,6 +36,55 @@ def _no_constants(name):
 # encoder on every call, a good part of the time spent on a small record.
 _DECODER = json.JSONDecoder(parse_constant=_no_constants)
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_SCAN = _DECODER.scan_once
+
+
+def _loads(text):
+    # The decoder's scanner straight away: JSONDecoder.decode adds two
+    # regular-expression matches and two Python calls per value, for the
+    # whitespace around it. A value with whitespace around it, or that is
+    # not JSON, goes through decode(), which says why as json words it.
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return _DECODER.decode(text)
+    if end != len(text):
+        return _DECODER.decode(text)
+    return value
+
+
+def _c_encoder():
+    """json's C encoder with _ENCODER's settings, made once: what
+    _ENCODER.encode makes anew for every value. None if this Python has
+    none, or it writes other bytes than _ENCODER."""
+    try:
+        from json.encoder import c_make_encoder, encode_basestring
+
+        markers = {}
+        encoder = c_make_encoder(
+            markers, _ENCODER.default, encode_basestring, None, ":", ",", False, False, False
+        )
+        sample = {"a": [1, 2.5, "é\n", None, True, {}], "b": -0.0}
+        if "".join(encoder(sample, 0)) != _ENCODER.encode(sample):
+            return None, None
+        return encoder, markers
+    except Exception:
+        return None, None
+
+
+_C_ENCODE, _MARKERS = _c_encoder()
+
+
+def encode_json(value):
+    """A JSON value's compact UTF-8 text, as _ENCODER writes it."""
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value).encode()
+    try:
+        return "".join(_C_ENCODE(value, 0)).encode()
+    except BaseException:
+        # The circular-reference check's markers of the values it was in.
+        _MARKERS.clear()
+        raise
 
 
 #: Deepest nesting read, as serde_json reads it in the Rust guests. CPython's
@@ -75,7 +124,7 @@ def decode_span(data, start, end):
     try:
         # Decoding first keeps json.loads from guessing UTF-16 or UTF-32
         # from the first bytes, as it does for bytes.
-        return _DECODER.decode(str(data[start:end], "utf-8"))
+        return _loads(str(data[start:end], "utf-8"))
     except (ValueError, RecursionError) as e:
         raise NotJson(f"value is not valid JSON: {e}") from None
 
@@ -85,7 +134,7 @@ def encode(value):
     compact JSON (UTF-8, field order kept)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
-    return _ENCODER.encode(value).encode()
+    return encode_json(value)
 
 
 def failure_reason(error):
@@ -294,7 +343,7 @@ def write_result(writer, result, columns, i):
         return DROP, 0, None
     if isinstance(result, dict):
         # The usual case, first: one JSON object with the input's key and headers.
-        writer.write_keeping(0, columns, i, _ENCODER.encode(result).encode())
+        writer.write_keeping(0, columns, i, encode_json(result))
         return EMIT, 1, None
     if isinstance(result, Reject):
         return FAIL, 0, result.reason
