@@ -182,7 +182,7 @@ build_js_guest() {
   if grep -qE '^export const aggregate\b' "$guest_dir/app.js"; then world=aggregator; fi
   log "building $name ($world) with componentize-js $("$componentize_js" --version)"
   # No wasi:http: the host links none, and a guest has no network.
-  "$componentize_js" "$guest_dir/app.js" --wit wit/v0.1 --world-name "$world" \
+  "$componentize_js" "$guest_dir/app.js" --wit wit --world-name "$world" \
     --disable http fetch-event -o "$js_work/$name.wasm" >&2
   mv "$js_work/$name.wasm" "$out/$name.wasm"
   printf '%s\n' "$hash" > "$stamp"
