@@ -1,10 +1,13 @@
 //! Python transforms against Rust ones, measured side by side in one run:
 //! records/s of the stay-category rules as the Rust guest, as the Python
 //! guest (stay_category_py) in WebAssembly and as the same Python code in
-//! CPython outside WebAssembly (tests/benches/cpython_guest.py); component
+//! CPython outside WebAssembly (tests/benches/cpython_guest.py: the same SDK
+//! and app over batches laid out as the host lays them out); component
 //! sizes; first load (compile) and cached load of each component. Every
 //! mode's output is checked against the Rust guest's before anything is
-//! timed.
+//! timed, and each mode is timed three times, the best round kept (the
+//! machine is shared). Target: the Python guest at 0.7x or more of the
+//! same code's records/s in CPython.
 //!
 //! `cargo bench -p sluice-tests --bench python_guests [-- RECORDS]` (needs
 //! `scripts/build-guests.sh` first). Under `cargo test` (no `--bench`) it is
@@ -23,6 +26,10 @@ use sluice_host::runtime::{CacheOutcome, Limits, Runtime, RuntimeConfig, Transfo
 use sluice_tests::{guest, guests_dir};
 
 const BATCH: usize = 1_000;
+/// Timed rounds per mode; the best is kept.
+const ROUNDS: usize = 3;
+/// The Python guest's records/s as a share of the same code's in CPython.
+const PYTHON_TARGET: f64 = 0.7;
 
 fn main() {
     let benchmarking = std::env::args().any(|a| a == "--bench");
@@ -116,13 +123,15 @@ fn main() {
     );
     assert_eq!(cpython_sample.0, sample.len());
 
-    let native = time(|| {
-        for record in &records {
-            std::hint::black_box(stay_rules::enrich(
-                record.value.as_deref().unwrap_or_default(),
-            ))
-            .ok();
-        }
+    let native = best_of(|| {
+        time(|| {
+            for record in &records {
+                std::hint::black_box(stay_rules::enrich(
+                    record.value.as_deref().unwrap_or_default(),
+                ))
+                .ok();
+            }
+        })
     });
     let rust_wasm = throughput(&rust, &records);
     let python_wasm = throughput(&python, &records);
@@ -166,6 +175,25 @@ fn main() {
         );
     }
     println!("(the last two columns: throughput relative to CPython and to the Rust guest)");
+    let ratio = cpython_time.as_secs_f64() / python_wasm.as_secs_f64();
+    println!(
+        "\ntarget: the Python guest at >= {PYTHON_TARGET}x the same code in CPython: {ratio:.2}x, {}",
+        if ratio >= PYTHON_TARGET {
+            "met"
+        } else {
+            "not met"
+        }
+    );
+    println!(
+        "per record on {{}} values: Python guest {:.2} µs, CPython {:.2} µs",
+        python_empty.as_secs_f64() * 1e6 / count as f64,
+        cpython_empty.as_secs_f64() * 1e6 / count as f64,
+    );
+}
+
+/// The best of [`ROUNDS`] timings.
+fn best_of(mut run: impl FnMut() -> Duration) -> Duration {
+    (0..ROUNDS).map(|_| run()).min().unwrap_or_default()
 }
 
 /// Loads `name` into a new runtime twice over the cache folder `cache` and
@@ -279,10 +307,12 @@ fn normalised(values: &[Vec<u8>]) -> Vec<String> {
 fn throughput(transform: &Arc<Transform>, records: &[KafkaRecord]) -> Duration {
     let mut transformer = transformer(transform);
     std::hint::black_box(transformer.process(&records[..records.len().min(BATCH)]));
-    time(|| {
-        for chunk in records.chunks(BATCH) {
-            std::hint::black_box(transformer.process(chunk));
-        }
+    best_of(|| {
+        time(|| {
+            for chunk in records.chunks(BATCH) {
+                std::hint::black_box(transformer.process(chunk));
+            }
+        })
     })
 }
 
@@ -296,7 +326,8 @@ fn write_values(path: &Path, records: &[KafkaRecord]) {
 }
 
 /// Runs stay_category_py's code in CPython over the values in `input`:
-/// records processed and the time spent in `process`.
+/// records processed and the time spent in `process` (the best of
+/// [`ROUNDS`] passes).
 fn cpython(target: &Path, input: &Path, output: Option<&Path>) -> (usize, Duration) {
     let work = target.join("python-guests");
     let python = std::env::var_os("SLUICE_CACHE")
@@ -314,7 +345,8 @@ fn cpython(target: &Path, input: &Path, output: Option<&Path>) -> (usize, Durati
         .arg(work.join("bindings/transformer"))
         .arg(work.join("stay_category_py/src"))
         .arg(input)
-        .arg(BATCH.to_string());
+        .arg(BATCH.to_string())
+        .arg(ROUNDS.to_string());
     if let Some(output) = output {
         command.arg(output);
     }
