@@ -522,13 +522,14 @@ fn a_hook_that_reads_only_values_passes_keys_and_headers_through() {
 fn json_nested_to_the_limit_is_read_and_one_level_deeper_is_refused() {
     host_log();
     let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    // In an object, so that the echo is one record (a list returned is
+    // several): {"a": [[...]]} is one level more than its list.
     let values: Vec<Vec<u8>> = vec![
-        nested(128).into_bytes(),
-        nested(129).into_bytes(),
+        format!(r#"{{"a":{}}}"#, nested(127)).into_bytes(),
+        format!(r#"{{"a":{}}}"#, nested(128)).into_bytes(),
         // Brackets inside a string are text, not nesting.
         json!({"text": "[{".repeat(300)}).to_string().into_bytes(),
-        format!(r#"{{"a": {}}}"#, nested(127)).into_bytes(),
-        format!(r#"{{"a": {}}}"#, nested(128)).into_bytes(),
+        nested(129).into_bytes(),
     ];
     let records: Vec<KafkaRecord> = values
         .iter()
@@ -542,10 +543,12 @@ fn json_nested_to_the_limit_is_read_and_one_level_deeper_is_refused() {
     let too_deep = "value is not valid JSON: nested more than 128 levels deep";
     for (i, value) in values.iter().enumerate() {
         match i {
-            1 | 4 => assert_eq!(failed(&results[i]), too_deep, "{i}"),
+            1 | 3 => assert_eq!(failed(&results[i]), too_deep, "{i}"),
+            // Echoed byte for byte (compact JSON is written back as it
+            // came; serde_json itself stops short of 128 levels).
             _ => assert_eq!(
-                json_of(single(&results[i])),
-                serde_json::from_slice::<Value>(value).unwrap(),
+                single(&results[i]).value.as_deref(),
+                Some(value.as_slice()),
                 "{i}"
             ),
         }
