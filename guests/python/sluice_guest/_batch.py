@@ -39,6 +39,7 @@ class Columns:
         "header_firsts",
         "header_values",
         "offsets",
+        "plain",
         "presence",
         "segment_ends",
         "segments",
@@ -58,7 +59,12 @@ class Columns:
         self.header_values = batch.header_values
         self.segments = segments = batch.segments
         self.segment_ends = list(accumulate(s.records for s in segments))
-        if any(header_counts):
+        presence = batch.presence
+        keys = sum(presence.count(bits) for bits in (KEY, KEY | VALUE, KEY | TIMESTAMP, 7))
+        headers = any(header_counts)
+        #: No record has a key or a header (the common case of JSON topics).
+        self.plain = not keys and not headers
+        if headers:
             self.firsts = list(accumulate((2 + 2 * c for c in header_counts), initial=0))
             self.header_firsts = list(accumulate(header_counts, initial=0))
         else:

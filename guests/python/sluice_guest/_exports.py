@@ -92,6 +92,7 @@ def transformer(process, *, raw=False):
         verdicts = _Verdicts(columns.count)
         emitted = verdicts.emitted
         write_keeping = writer.write_keeping
+        plain, keep_plain = columns.plain, writer.plain.append
         metadatas = _host.metadata()
         consumer_name = metadatas.get("consumer_name", "")
         data, ends, firsts, presence = columns.data, columns.ends, columns.firsts, columns.presence
@@ -115,7 +116,10 @@ def transformer(process, *, raw=False):
                 if type(result) is dict:
                     # The usual case, inline: one object, the input's key and
                     # headers, every output (verdicts start as emit).
-                    write_keeping(0, columns, i, encode_json(result))
+                    if plain:
+                        keep_plain(encode_json(result))
+                    else:
+                        write_keeping(0, columns, i, encode_json(result))
                     emitted[i] = 1
                 else:
                     verdicts.set(i, *write_result(writer, result, columns, i))

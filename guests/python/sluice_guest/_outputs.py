@@ -6,6 +6,8 @@ keeps its input's key and headers has their bytes copied across in one
 slice each.
 """
 
+from itertools import accumulate
+
 from wit_world.imports import types as _wit
 
 from ._batch import KEY, VALUE
@@ -18,6 +20,7 @@ class Writer:
 
     __slots__ = (
         "_topic_index",
+        "plain",
         "data",
         "destinations",
         "ends",
@@ -36,9 +39,32 @@ class Writer:
         self.header_values = bytearray()
         self.ends = []
         self.data = bytearray()
+        #: Values of records with no key and no headers, for every output,
+        #: not yet in the columns: the usual output of a batch without keys
+        #: or headers, appended here with one call and laid out together.
+        self.plain = []
 
     def __len__(self):
-        return len(self.destinations)
+        return len(self.destinations) + len(self.plain)
+
+    def flush(self):
+        """Lays out the pending plain values, a few whole-list operations
+        for all of them rather than a dozen steps per record."""
+        values = self.plain
+        if not values:
+            return
+        count = len(values)
+        data = self.data
+        bounds = list(accumulate(map(len, values), initial=len(data)))
+        data += b"".join(values)
+        spans = [0] * (2 * count)
+        spans[0::2] = bounds[:-1]  # each empty key ends where its value starts
+        spans[1::2] = bounds[1:]
+        self.ends += spans
+        self.destinations += [0] * count
+        self.presence += bytes((VALUE,)) * count
+        self.header_counts += [0] * count
+        values.clear()  # in place: the exports hold its append
 
     def destination(self, topic):
         """The `destinations` entry for `topic` (None: every output)."""
@@ -54,6 +80,7 @@ class Writer:
 
     def mark(self):
         """Where the columns stand, for `rollback`."""
+        self.flush()
         return (
             len(self.destinations),
             len(self.ends),
@@ -79,6 +106,8 @@ class Writer:
     def write(self, destination, key, value, headers):
         """One record: `key` bytes or None, `value` bytes, `headers` a list
         of (str, bytes-or-None) pairs."""
+        if self.plain:
+            self.flush()
         data, ends = self.data, self.ends
         self.destinations.append(destination)
         if key is None:
@@ -103,6 +132,8 @@ class Writer:
     def write_keeping(self, destination, columns, i, value):
         """One record with input record `i`'s key and headers, copied from
         the batch's buffer as they are."""
+        if self.plain:
+            self.flush()
         data, ends = self.data, self.ends
         in_ends = columns.ends
         first = columns.firsts[i]
@@ -129,6 +160,7 @@ class Writer:
 
     def outputs(self):
         """The WIT `outputs` record of everything written."""
+        self.flush()
         return _wit.Outputs(
             self.topics,
             self.destinations,

@@ -343,7 +343,10 @@ def write_result(writer, result, columns, i):
         return DROP, 0, None
     if isinstance(result, dict):
         # The usual case, first: one JSON object with the input's key and headers.
-        writer.write_keeping(0, columns, i, encode_json(result))
+        if columns.plain:
+            writer.plain.append(encode_json(result))
+        else:
+            writer.write_keeping(0, columns, i, encode_json(result))
         return EMIT, 1, None
     if isinstance(result, Reject):
         return FAIL, 0, result.reason
