@@ -340,7 +340,10 @@ fn kafka(
     }
 }
 
-fn key_and_headers(record: &OutputRecord) -> (Option<&[u8]>, Vec<(&str, Option<&[u8]>)>) {
+/// A record's key and its headers as (name, value) pairs.
+type KeyAndHeaders<'a> = (Option<&'a [u8]>, Vec<(&'a str, Option<&'a [u8]>)>);
+
+fn key_and_headers(record: &OutputRecord) -> KeyAndHeaders<'_> {
     (
         record.key.as_deref(),
         record
@@ -351,7 +354,7 @@ fn key_and_headers(record: &OutputRecord) -> (Option<&[u8]>, Vec<(&str, Option<&
     )
 }
 
-fn input_key_and_headers(record: &KafkaRecord) -> (Option<&[u8]>, Vec<(&str, Option<&[u8]>)>) {
+fn input_key_and_headers(record: &KafkaRecord) -> KeyAndHeaders<'_> {
     (
         record.key.as_deref(),
         record
