@@ -79,6 +79,11 @@ impl Outputs {
     /// what most transforms emit. The headers are copied as one block.
     pub fn push_derived(&mut self, topic: Option<&str>, input: &Record<'_>, value: &[u8]) {
         self.start(topic, input.key(), Some(value));
+        self.push_headers_of(input);
+    }
+
+    /// `input`'s headers, copied as one block.
+    fn push_headers_of(&mut self, input: &Record<'_>) {
         let headers = input.headers();
         self.raw.header_counts.push(headers.len() as u32);
         self.raw
@@ -92,6 +97,33 @@ impl Outputs {
                 .iter()
                 .map(|&end| end.wrapping_sub(from).wrapping_add(to)),
         );
+    }
+
+    /// As [`Outputs::push_derived`], with the value `write` appends to the
+    /// buffer it is given (the outputs' own: no copy). When `write` fails,
+    /// nothing is written and its error is returned.
+    pub fn push_derived_with<E>(
+        &mut self,
+        topic: Option<&str>,
+        input: &Record<'_>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (data, ends) = (self.raw.data.len(), self.raw.ends.len());
+        let destination = self.destination(topic);
+        let key = input.key();
+        self.span(key.unwrap_or_default());
+        if let Err(e) = write(&mut self.raw.data) {
+            self.raw.data.truncate(data);
+            self.raw.ends.truncate(ends);
+            return Err(e);
+        }
+        self.raw.ends.push(self.raw.data.len() as u32);
+        self.raw.destinations.push(destination);
+        self.raw
+            .presence
+            .push(HAS_VALUE | if key.is_some() { HAS_KEY } else { 0 });
+        self.push_headers_of(input);
+        Ok(())
     }
 
     /// An owned record, as [`crate::Aggregate`]s and [`crate::Transform`]s
@@ -186,6 +218,21 @@ impl Results {
     pub fn emit_to(&mut self, topic: &str, input: &Record<'_>, value: &[u8]) {
         self.outputs.push_derived(Some(topic), input, value);
         self.verdict(EMIT, 1);
+    }
+
+    /// The input becomes one record for every declared output with the
+    /// value `write` appends to the buffer it is given (the answer's own
+    /// buffer: no copy), keeping the input's key and headers; when `write`
+    /// fails, the input fails with its error instead.
+    pub fn emit_written<E: std::fmt::Display>(
+        &mut self,
+        input: &Record<'_>,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) {
+        match self.outputs.push_derived_with(None, input, write) {
+            Ok(()) => self.verdict(EMIT, 1),
+            Err(e) => self.fail(e.to_string()),
+        }
     }
 
     /// The input becomes the records `write` adds (zero or more).
