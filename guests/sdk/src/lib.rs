@@ -85,7 +85,7 @@ pub trait Aggregate {
 }
 
 /// A stateless transform over record views: exactly one verdict
-/// ([`Results::emit`], [`Results::drop`], [`Results::fail`], ...) per input
+/// ([`Results::emit`], [`Results::drop_record`], [`Results::fail`], ...) per input
 /// record, in input order.
 pub trait TransformViews {
     fn process(batch: &Records<'_>, results: &mut Results);
@@ -110,7 +110,7 @@ pub fn __process<T: Transform>(batch: raw::Batch) -> raw::Results {
 #[doc(hidden)]
 pub fn __process_views<T: TransformViews>(batch: raw::Batch) -> raw::Results {
     let records = Records::new(&batch);
-    let mut results = Results::with_capacity(records.len());
+    let mut results = Results::for_batch(&batch);
     T::process(&records, &mut results);
     results.into_raw()
 }

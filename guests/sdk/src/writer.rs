@@ -187,7 +187,7 @@ impl Outputs {
 
 /// A transformer's answer to a batch, written one input record at a time,
 /// in input order: exactly one of [`Results::emit`], [`Results::emit_to`],
-/// [`Results::emit_with`], [`Results::drop`] or [`Results::fail`] per
+/// [`Results::emit_with`], [`Results::drop_record`] or [`Results::fail`] per
 /// record.
 pub struct Results {
     verdicts: Vec<u8>,
@@ -197,6 +197,19 @@ pub struct Results {
 }
 
 impl Results {
+    /// Room for an answer about the size of `batch` (one output per
+    /// record, of about its size): most transforms' answer is, and growing
+    /// a buffer of a large batch by doubling copies it over and over.
+    pub fn for_batch(batch: &raw::Batch) -> Self {
+        let records = batch.offsets.len();
+        let mut results = Self::with_capacity(records);
+        let raw = &mut results.outputs.raw;
+        raw.ends.reserve(batch.ends.len());
+        raw.header_values.reserve(batch.header_values.len());
+        raw.data.reserve(batch.data.len() + 64 * records);
+        results
+    }
+
     pub fn with_capacity(records: usize) -> Self {
         Results {
             verdicts: Vec::with_capacity(records),
@@ -244,7 +257,7 @@ impl Results {
     }
 
     /// Nothing to produce; the input is done.
-    pub fn drop(&mut self) {
+    pub fn drop_record(&mut self) {
         self.verdict(DROP, 0);
     }
 
@@ -270,7 +283,7 @@ impl Results {
                         outputs.push_owned(record);
                     }
                 }),
-                Outcome::Drop => results.drop(),
+                Outcome::Drop => results.drop_record(),
                 Outcome::Fail(reason) => results.fail(reason),
             }
         }
