@@ -199,7 +199,11 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             .transpose()
             .context("schema registry")?
             .map(Arc::new),
-        lake: lake(&settings.topics, &settings.connections, settings.out.as_deref()),
+        lake: lake(
+            &settings.topics,
+            &settings.connections,
+            settings.out.as_deref(),
+        ),
     });
     let metrics = Some(Arc::new(MetricsRoute {
         handle: crate::metrics::handle()?,
@@ -270,7 +274,10 @@ fn lake(topics: &Path, connections: &Path, out: Option<&str>) -> Option<Arc<Lake
     })();
     match opened {
         Ok(lake) => {
-            tracing::info!(store = lake.store(), "offsets below a partition's earliest are read from the export");
+            tracing::info!(
+                store = lake.store(),
+                "offsets below a partition's earliest are read from the export"
+            );
             Some(Arc::new(lake))
         }
         Err(error) => {

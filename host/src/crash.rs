@@ -51,7 +51,11 @@ pub fn delete_below(topic: &str, partition: i32, offset: i64) {
 /// `SLUICE_TEST_DELETED_BELOW="topic/partition=offset,..."` in a process
 /// a test starts (the `sluice` binary).
 #[cfg(feature = "failpoints")]
-pub fn watermarks_after_deletes(topic: &str, partition: i32, (low, high): (i64, i64)) -> (i64, i64) {
+pub fn watermarks_after_deletes(
+    topic: &str,
+    partition: i32,
+    (low, high): (i64, i64),
+) -> (i64, i64) {
     let from_env = std::env::var("SLUICE_TEST_DELETED_BELOW")
         .ok()
         .and_then(|all| {

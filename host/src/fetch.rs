@@ -147,7 +147,10 @@ pub fn fetch(
         offset_increment: BTreeMap::new(),
     };
     let started = Instant::now();
-    let lake = how.lake.as_deref().filter(|lake| lake.exports(&query.topic));
+    let lake = how
+        .lake
+        .as_deref()
+        .filter(|lake| lake.exports(&query.topic));
     let (read, ends) = match (lake, &query.start) {
         (Some(lake), Start::Offsets(asked)) => {
             read_with_lake(readers, lake, &plan, asked, query.count, limits, started)?
@@ -158,7 +161,10 @@ pub fn fetch(
                 .iter()
                 .map(|r| (r.partition, r.end))
                 .collect();
-            Ok((read_within(reader, limits, started, Taken::default())?, ends))
+            Ok((
+                read_within(reader, limits, started, Taken::default())?,
+                ends,
+            ))
         })?,
     };
     let Read {

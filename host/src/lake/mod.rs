@@ -199,7 +199,9 @@ impl Lake {
                         last: end - 1,
                         reason: gone,
                     });
-                    Vec::new()
+                    edge = if descending { first } else { end };
+                    read.left = if descending { (from, edge) } else { (edge, to) };
+                    continue;
                 }
             };
             let mut next = if descending { end } else { first };
@@ -277,13 +279,14 @@ impl Lake {
                 }
                 Err(source) => return Err(self.unavailable(source)),
             };
-            let mut held = rows::records_in(bytes, topic, partition, (from, to)).map_err(
-                |reason| LakeError::Unreadable {
-                    store: self.store().to_owned(),
-                    key: key.clone(),
-                    reason,
-                },
-            )?;
+            let mut held =
+                rows::records_in(bytes, topic, partition, (from, to)).map_err(|reason| {
+                    LakeError::Unreadable {
+                        store: self.store().to_owned(),
+                        key: key.clone(),
+                        reason,
+                    }
+                })?;
             records.append(&mut held);
         }
         // A time layout's unit spreads its offsets over several files.
@@ -301,7 +304,12 @@ impl Lake {
 }
 
 /// Offsets `from..to` that `file`, named for them, does not hold.
-fn push_not_held(missing: &mut Vec<Missing>, partition: i32, (from, to): (i64, i64), file: &LakeFile) {
+fn push_not_held(
+    missing: &mut Vec<Missing>,
+    partition: i32,
+    (from, to): (i64, i64),
+    file: &LakeFile,
+) {
     if from < to {
         missing.push(Missing {
             partition,

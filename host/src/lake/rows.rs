@@ -123,9 +123,9 @@ fn append_rows(
 /// table's files microseconds (whole milliseconds, as Kafka gave them).
 fn millis(column: &dyn Array, row: usize) -> Result<i64, String> {
     match column.data_type() {
-        DataType::Timestamp(TimeUnit::Millisecond, _) => Ok(column
-            .as_primitive::<TimestampMillisecondType>()
-            .value(row)),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            Ok(column.as_primitive::<TimestampMillisecondType>().value(row))
+        }
         DataType::Timestamp(TimeUnit::Microsecond, _) => Ok(column
             .as_primitive::<TimestampMicrosecondType>()
             .value(row)
