@@ -3,6 +3,11 @@
 //! folder, a time layout's range records under `_ranges/` (each naming
 //! the files of its unit, in whatever hour folders), or a Delta table's
 //! log, whose `add` actions carry the partition and offsets of each file.
+//! A partition's folder is listed within the request's time; the range
+//! records and the table's log are read through the export's own readers,
+//! which wait for the store's answer.
+
+use std::time::Instant;
 
 use super::{Lake, LakeError, Layout};
 use crate::export::{self, Snapshot, StoredRanges};
@@ -26,13 +31,19 @@ pub(super) fn overlapping(
     topic: &str,
     partition: i32,
     (from, to): (i64, i64),
+    deadline: Option<Instant>,
 ) -> Result<Vec<LakeFile>, LakeError> {
     let overlaps = |first: i64, last: i64| first < to && from <= last;
     let mut found = match layout {
         Layout::Files => lake
-            .storage
-            .list(&export::data_dir(topic, partition))
+            .within(
+                deadline,
+                lake.storage
+                    .store()
+                    .list(&export::data_dir(topic, partition)),
+            )?
             .map_err(|e| lake.unavailable(e))?
+            .files
             .into_iter()
             .filter_map(|key| {
                 let (first, last) = export::range_of(&key, topic, partition, export::DATA)?;

@@ -19,6 +19,7 @@ mod files;
 mod rows;
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Instant;
 
 use crate::config::{Connections, ExportFormat, TopicEntry};
@@ -57,6 +58,13 @@ pub enum LakeError {
         #[source]
         source: StorageError,
     },
+    /// The store did not answer before the request's time was up (a store
+    /// that refuses connections is retried for minutes by its client).
+    #[error(
+        "the export's storage `{store}` did not answer within the request's time: \
+         it is down or slow; try again later"
+    )]
+    NoAnswer { store: String },
     /// The store answered with something that is not what an export
     /// writes there.
     #[error("{key} in the export's storage `{store}` cannot be read: {reason}")]
@@ -152,7 +160,7 @@ impl Lake {
             left: (from, to),
             missing: Vec::new(),
         };
-        if from >= to {
+        if from >= to || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(read);
         }
         let Some(layout) = self.topics.get(topic).copied() else {
@@ -165,7 +173,7 @@ impl Lake {
             read.left = (from, from);
             return Ok(read);
         };
-        let mut found = files::overlapping(self, layout, topic, partition, (from, to))?;
+        let mut found = files::overlapping(self, layout, topic, partition, (from, to), deadline)?;
         if descending {
             found.reverse();
         }
@@ -190,7 +198,7 @@ impl Lake {
                     reason: "no exported file holds these offsets".into(),
                 });
             }
-            let records = match self.records_of(&file, topic, partition, (first, end))? {
+            let records = match self.records_of(&file, topic, partition, (first, end), deadline)? {
                 Ok(records) => records,
                 Err(gone) => {
                     read.missing.push(Missing {
@@ -266,10 +274,11 @@ impl Lake {
         topic: &str,
         partition: i32,
         (from, to): (i64, i64),
+        deadline: Option<Instant>,
     ) -> Result<Result<Vec<KafkaRecord>, String>, LakeError> {
         let mut records = Vec::new();
         for key in &file.keys {
-            let bytes = match self.storage.get(key) {
+            let bytes = match self.within(deadline, self.storage.store().get(key))? {
                 Ok(bytes) => bytes,
                 Err(error) if error.is_not_found() => {
                     return Ok(Err(format!(
@@ -293,6 +302,25 @@ impl Lake {
         records.sort_by_key(|r| r.offset);
         records.dedup_by_key(|r| r.offset);
         Ok(Ok(records))
+    }
+
+    /// Runs a storage call, given up at `deadline`: the store's client
+    /// retries a store that refuses connections for minutes, which must
+    /// not hold a request past its time. The outer error is the time.
+    fn within<T>(
+        &self,
+        deadline: Option<Instant>,
+        call: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<Result<T, StorageError>, LakeError> {
+        let Some(deadline) = deadline else {
+            return Ok(crate::io::block_on(call));
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        crate::io::block_on(async { tokio::time::timeout(left, call).await }).map_err(|_| {
+            LakeError::NoAnswer {
+                store: self.store().to_owned(),
+            }
+        })
     }
 
     fn unavailable(&self, source: StorageError) -> LakeError {

@@ -37,7 +37,7 @@ pub(super) fn fetch_error(error: FetchError) -> ApiError {
         }
         // Not the records' fault, nor the caller's: try again later.
         error @ (FetchError::SchemaRegistry(_)
-        | FetchError::Lake(LakeError::Unavailable { .. })) => {
+        | FetchError::Lake(LakeError::Unavailable { .. } | LakeError::NoAnswer { .. })) => {
             return ApiError(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
         }
         // The export's storage holds something no export wrote.
