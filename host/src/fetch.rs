@@ -152,8 +152,8 @@ pub fn fetch(
         .as_deref()
         .filter(|lake| lake.exports(&query.topic));
     let (read, ends) = match (lake, &query.start) {
-        (Some(lake), Start::Offsets(asked)) => {
-            read_with_lake(readers, lake, &plan, asked, query.count, limits, started)?
+        (Some(lake), Start::Offsets(_) | Start::Timestamp { .. }) => {
+            read_with_lake(readers, lake, &plan, query.count, limits, started)?
         }
         _ => readers.read(&plan, |reader| {
             let ends = reader
@@ -210,38 +210,48 @@ pub fn fetch(
     })
 }
 
-/// Where each asked partition's read goes: offsets below its earliest from
-/// the lake, the rest from Kafka.
-struct Split {
-    /// `partition -> (from, to)` read from the lake first.
-    lake: BTreeMap<i32, (i64, i64)>,
-}
-
-/// A fetch at offsets of an exported topic: each partition's offsets below
-/// its earliest come from the lake, then its records in Kafka from the
-/// earliest on, all within the one request's limits. Kafka and the lake
+/// A fetch of an exported topic: each partition's offsets below its
+/// earliest come from the lake, then its records in Kafka from the
+/// earliest on, all within the one request's limits and at most `count`
+/// records a partition. At offsets, the lake is read from the asked
+/// offset; from a time, when Kafka's first record at or after it is its
+/// earliest (the time may lie in what it deleted), the lake's records at
+/// or after the time are read from its first offset. Kafka and the lake
 /// never overlap (the lake is read below the earliest only), so each
 /// offset comes once, from Kafka when it has it.
 fn read_with_lake(
     readers: &ReaderPool,
     lake: &Lake,
     plan: &ReadPlan,
-    asked: &BTreeMap<i32, i64>,
     count: u64,
     limits: &FetchLimits,
     started: Instant,
 ) -> Result<(Read, Vec<(i32, i64)>), FetchError> {
     let topic = plan.topic.clone();
-    let split = RefCell::new(Split {
-        lake: BTreeMap::new(),
-    });
-    let count = i64::try_from(count).unwrap_or(i64::MAX);
-    let every = ReadPlan {
-        start: Start::Earliest,
-        max_per_partition: None,
-        ..plan.clone()
+    // `partition -> (from, to)` read from the lake first.
+    let spans = RefCell::new(BTreeMap::<i32, (i64, i64)>::new());
+    let wide = i64::try_from(count).unwrap_or(i64::MAX);
+    let time = match plan.start {
+        Start::Timestamp { millis, .. } => Some(millis),
+        _ => None,
+    };
+    let resolved = match &plan.start {
+        // Resolved here, so that an offset below the earliest is no error.
+        Start::Offsets(_) => ReadPlan {
+            start: Start::Earliest,
+            max_per_partition: None,
+            ..plan.clone()
+        },
+        _ => plan.clone(),
     };
     let choose = |ranges: Vec<PartitionRange>| {
+        let Start::Offsets(asked) = &plan.start else {
+            let mut spans = spans.borrow_mut();
+            for r in ranges.iter().filter(|r| r.start == r.low && r.low > 0) {
+                spans.insert(r.partition, (0, r.low));
+            }
+            return Ok(ranges);
+        };
         let mut chosen = Vec::new();
         for (&partition, &start) in asked {
             let range = ranges
@@ -262,11 +272,10 @@ fn read_with_lake(
                 }
                 .into());
             }
-            let end = start.saturating_add(count);
+            let end = start.saturating_add(wide);
             if start < range.low {
-                split
+                spans
                     .borrow_mut()
-                    .lake
                     .insert(partition, (start, end.min(range.low)));
             }
             let from = start.max(range.low);
@@ -278,7 +287,7 @@ fn read_with_lake(
         }
         Ok::<_, FetchError>(chosen)
     };
-    readers.read_with(&every, choose, |reader| {
+    readers.read_with(&resolved, choose, |reader| {
         let ends: Vec<(i32, i64)> = reader
             .ranges()
             .iter()
@@ -287,19 +296,38 @@ fn read_with_lake(
         let deadline = started.checked_add(limits.max_time);
         let mut taken = Taken::default();
         let mut lake_left = BTreeMap::new();
-        for (&partition, &(from, to)) in &split.borrow().lake {
+        for (&partition, &(from, to)) in spans.borrow().iter() {
             if taken.limited_by.is_some() {
                 lake_left.insert(partition, from);
                 continue;
             }
+            let mut here = 0u64;
             let read = lake.read(&topic, partition, (from, to), false, deadline, |record| {
-                Ok::<_, FetchError>(taken.offer(record, Source::Lake, limits))
+                if here >= count {
+                    return Ok(false);
+                }
+                if let Some(millis) = time
+                    && record.timestamp.is_some_and(|t| t < millis)
+                {
+                    return Ok::<_, FetchError>(true);
+                }
+                let took = taken.offer(record, Source::Lake, limits);
+                here += u64::from(took);
+                Ok(took)
             })?;
-            if !read.finished() {
+            let finished = read.finished();
+            taken.missing.extend(read.missing);
+            if here >= count {
+                // The partition's count is reached in the lake: none of
+                // its records in Kafka are asked for.
+                taken.done.insert(partition);
+            } else if !finished {
                 lake_left.insert(partition, read.left.0);
                 taken.limited_by.get_or_insert(LimitedBy::Time);
             }
-            taken.missing.extend(read.missing);
+            if here > 0 {
+                taken.caps.insert(partition, count - here);
+            }
         }
         let mut read = if taken.limited_by.is_some() {
             // A limit stopped the read in the lake: Kafka's records come
@@ -307,7 +335,7 @@ fn read_with_lake(
             let next_offsets = reader
                 .ranges()
                 .iter()
-                .filter(|r| r.start < r.end)
+                .filter(|r| r.start < r.end && !taken.done.contains(&r.partition))
                 .map(|r| (r.partition, r.start))
                 .collect();
             Read {
@@ -337,13 +365,25 @@ struct Taken {
     missing: Vec<Missing>,
     bytes: usize,
     limited_by: Option<LimitedBy>,
+    /// Records each partition may still take from Kafka, where the lake
+    /// gave some of its count.
+    caps: BTreeMap<i32, u64>,
+    /// Partitions whose count the lake gave whole.
+    done: BTreeSet<i32>,
 }
 
 impl Taken {
-    /// Takes `record` unless a limit is reached: whether it was taken.
+    /// Takes `record` unless a limit is reached: whether it was taken, or
+    /// is not wanted (past its partition's count).
     fn offer(&mut self, record: KafkaRecord, source: Source, limits: &FetchLimits) -> bool {
         if self.limited_by.is_some() {
             return false;
+        }
+        if source == Source::Kafka
+            && (self.done.contains(&record.partition)
+                || self.caps.get(&record.partition) == Some(&0))
+        {
+            return true;
         }
         if self.records.len() as u64 >= limits.max_count {
             self.limited_by = Some(LimitedBy::Count);
@@ -355,6 +395,11 @@ impl Taken {
             return false;
         }
         self.bytes = after;
+        if source == Source::Kafka
+            && let Some(cap) = self.caps.get_mut(&record.partition)
+        {
+            *cap -= 1;
+        }
         self.records.push(record);
         self.sources.push(source);
         true

@@ -270,6 +270,39 @@ fn a_search_below_the_earliest_reads_the_delta_table_by_its_log() {
     let from_nine: Vec<(i32, i64)> = (9..PER_PARTITION).map(|o| (0, o)).collect();
     assert_eq!(offsets(&found.records), from_nine);
     lake.assert_as_in_kafka(&found.records, &found.sources, &earliest);
+    // A fetch from that time too, at most its count a partition.
+    let from_time = |count| FetchQuery {
+        topic: lake.topic.clone(),
+        start: Start::Timestamp {
+            partitions: vec![0],
+            millis: at_minute(9 * 7),
+        },
+        count,
+    };
+    let fetched = fetch(
+        &lake.readers,
+        &from_time(12),
+        &FetchLimits::default(),
+        &lake.how(),
+    )
+    .unwrap();
+    assert_eq!(
+        offsets(&fetched.records),
+        (9..21).map(|o| (0, o)).collect::<Vec<_>>()
+    );
+    lake.assert_as_in_kafka(&fetched.records, &fetched.sources, &earliest);
+    let fetched = fetch(
+        &lake.readers,
+        &from_time(5),
+        &FetchLimits::default(),
+        &lake.how(),
+    )
+    .unwrap();
+    assert_eq!(
+        offsets(&fetched.records),
+        (9..14).map(|o| (0, o)).collect::<Vec<_>>()
+    );
+    assert_eq!((fetched.limited_by, fetched.next_offsets.len()), (None, 0));
     // A fetch at offsets reads the table too.
     let fetched = fetch(
         &lake.readers,
