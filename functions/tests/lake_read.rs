@@ -4,8 +4,8 @@
 //! from `--export-topics`; each record read from the export is marked
 //! `"source": "lake"`, and an export storage that does not answer is a 503
 //! naming it. The test broker cannot delete records: the binary is told
-//! the partition's earliest offset (`SLUICE_TEST_DELETED_BELOW`, read only
-//! by test builds), as a real cluster answers after retention.
+//! the partition's earliest offset (a failpoint, read only by test
+//! builds), as a real cluster answers after retention.
 
 use std::path::Path;
 use std::process::Command;
@@ -56,6 +56,11 @@ fn exported(endpoint: Option<&str>) -> (String, tempfile::TempDir) {
     (topic, dir)
 }
 
+/// Partition 0 of `topic` answers 20 as its earliest offset.
+fn deleted_below(topic: &str) -> String {
+    format!("kafka::deleted-below=return({topic}/0@20)")
+}
+
 fn serve(topic: &str, dir: &Path) -> App {
     let (topics, connections) = (dir.join("topics.json"), dir.join("connections.json"));
     App::start(
@@ -66,7 +71,7 @@ fn serve(topic: &str, dir: &Path) -> App {
             ("SLUICE_CONNECTIONS", connections.to_str().unwrap()),
             ("SLUICE_KAFKA_BROKERS", &broker().bootstrap_servers),
             ("SLUICE_API_KEY", KEY),
-            ("SLUICE_TEST_DELETED_BELOW", &format!("{topic}/0=20")),
+            ("FAILPOINTS", &deleted_below(topic)),
         ],
     )
 }
@@ -130,7 +135,7 @@ fn the_api_and_the_command_line_read_below_the_earliest_from_the_export() {
         .arg("--export-connections")
         .arg(dir.path().join("connections.json"))
         .env("SLUICE_KAFKA_BROKERS", broker().bootstrap_servers)
-        .env("SLUICE_TEST_DELETED_BELOW", format!("{topic}/0=20"))
+        .env("FAILPOINTS", deleted_below(&topic))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -31,7 +31,7 @@ pub fn from_env() {
 }
 
 /// Partitions whose records below an offset count as deleted, set by
-/// [`delete_below`] (or `SLUICE_TEST_DELETED_BELOW`).
+/// [`delete_below`] (or the `kafka::deleted-below` failpoint).
 #[cfg(feature = "failpoints")]
 static DELETED_BELOW: std::sync::Mutex<std::collections::BTreeMap<(String, i32), i64>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
@@ -47,25 +47,28 @@ pub fn delete_below(topic: &str, partition: i32, offset: i64) {
     }
 }
 
-/// `(low, high)` as the cluster would answer after [`delete_below`], or
-/// `SLUICE_TEST_DELETED_BELOW="topic/partition=offset,..."` in a process
-/// a test starts (the `sluice` binary).
+/// `(low, high)` as the cluster would answer after [`delete_below`], or,
+/// in a process a test starts (the `sluice` binary),
+/// `FAILPOINTS="kafka::deleted-below=return(topic/partition@offset)"`.
 #[cfg(feature = "failpoints")]
 pub fn watermarks_after_deletes(
     topic: &str,
     partition: i32,
     (low, high): (i64, i64),
 ) -> (i64, i64) {
-    let from_env = std::env::var("SLUICE_TEST_DELETED_BELOW")
-        .ok()
-        .and_then(|all| {
-            all.split(',').find_map(|one| {
-                let (at, offset) = one.split_once('=')?;
-                let (named, p) = at.rsplit_once('/')?;
-                (named == topic && p.parse::<i32>().ok()? == partition)
-                    .then(|| offset.parse::<i64>().ok())?
-            })
-        });
+    from_env();
+    let configured = (|| -> Option<String> {
+        fail::fail_point!("kafka::deleted-below", |arg| arg);
+        None
+    })();
+    let from_env = configured.and_then(|all| {
+        all.split(',').find_map(|one| {
+            let (at, offset) = one.split_once('@')?;
+            let (named, p) = at.rsplit_once('/')?;
+            (named == topic && p.parse::<i32>().ok()? == partition)
+                .then(|| offset.parse::<i64>().ok())?
+        })
+    });
     let set = DELETED_BELOW
         .lock()
         .ok()

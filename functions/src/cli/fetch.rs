@@ -79,7 +79,12 @@ pub struct FetchArgs {
     #[arg(long, env = "SLUICE_TOPICS", value_name = "FILE")]
     export_topics: Option<PathBuf>,
     /// The export's connections.json (its storage and credentials).
-    #[arg(long, env = "SLUICE_CONNECTIONS", default_value = "connections.json")]
+    #[arg(
+        long,
+        env = "SLUICE_CONNECTIONS",
+        value_name = "FILE",
+        default_value = "connections.json"
+    )]
     export_connections: PathBuf,
     /// Where the export puts its files, when not the connections' storage.
     #[arg(long, env = "SLUICE_EXPORT_URL", value_name = "URL")]

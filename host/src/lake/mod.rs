@@ -252,7 +252,7 @@ impl Lake {
         } else {
             read.left.0 >= to
         };
-        if !done && !deadline.is_some_and(|d| Instant::now() >= d) {
+        if !done && deadline.is_none_or(|d| Instant::now() < d) {
             // Every file read: what is left no file holds.
             let (first, last) = (read.left.0, read.left.1 - 1);
             read.missing.push(Missing {
