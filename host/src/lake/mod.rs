@@ -278,8 +278,8 @@ impl Lake {
     ) -> Result<Result<Vec<KafkaRecord>, String>, LakeError> {
         let mut records = Vec::new();
         for key in &file.keys {
-            let bytes = match self.within(deadline, self.storage.store().get(key))? {
-                Ok(bytes) => bytes,
+            let len = match self.within(deadline, self.storage.store().size(key))? {
+                Ok(len) => len,
                 Err(error) if error.is_not_found() => {
                     return Ok(Err(format!(
                         "the file {key} named for these offsets ({}) is gone",
@@ -288,8 +288,12 @@ impl Lake {
                 }
                 Err(source) => return Err(self.unavailable(source)),
             };
+            let fetch = |ranges: &[std::ops::Range<u64>]| {
+                self.within(deadline, self.storage.store().get_ranges(key, ranges))?
+                    .map_err(|source| self.unavailable(source))
+            };
             let mut held =
-                rows::records_in(bytes, topic, partition, (from, to)).map_err(|reason| {
+                rows::records_in(len, fetch, topic, partition, (from, to))?.map_err(|reason| {
                     LakeError::Unreadable {
                         store: self.store().to_owned(),
                         key: key.clone(),
