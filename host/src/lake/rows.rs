@@ -49,7 +49,9 @@ pub(super) fn records_in(
         held: Vec::new(),
     };
     let tail_start = len.saturating_sub(TAIL);
-    let tail = fetch(&[tail_start..len])?.pop().unwrap_or_default();
+    let tail = fetch(std::slice::from_ref(&(tail_start..len)))?
+        .pop()
+        .unwrap_or_default();
     let Some(footer) = tail
         .len()
         .checked_sub(8)
@@ -63,7 +65,7 @@ pub(super) fn records_in(
     let footer_start = len.saturating_sub(metadata_len.saturating_add(8));
     parts.held.push((tail_start, tail));
     if footer_start < tail_start {
-        let rest = fetch(&[footer_start..tail_start])?
+        let rest = fetch(std::slice::from_ref(&(footer_start..tail_start)))?
             .pop()
             .unwrap_or_default();
         parts.held.push((footer_start, rest));

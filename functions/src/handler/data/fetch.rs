@@ -59,7 +59,7 @@ pub(super) fn fetch_error(error: FetchError) -> ApiError {
 #[utoipa::path(get, path = "/api/fetch", tag = "data",
     summary = "Records at offsets, optionally with a transform's dry-run outcome",
     params(FetchParams),
-    responses((status = 200, description = "JSON (records, complete, limited_by, next_offsets), NDJSON, CSV or Parquet; a limited read says which limit in x-sluice-limited-by and where to go on in x-sluice-next-offsets (partition=offset,...)"),
+    responses((status = 200, description = "JSON (records, complete, limited_by, next_offsets, missing), NDJSON, CSV or Parquet; a limited read says which limit in x-sluice-limited-by and where to go on in x-sluice-next-offsets (partition=offset,...). An exported topic's offsets below a partition's earliest are read from the export: each such record has \"source\": \"lake\" (JSON, NDJSON), and `missing` lists the offsets below the earliest the export does not hold, with the reason"),
         (status = 404, description = "Unknown topic, partition or transform"),
         (status = 416, description = "Offset outside the partition; the message gives the range"),
         (status = 502, description = "The export's storage holds a file or log entry no export wrote"),

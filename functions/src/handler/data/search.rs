@@ -150,7 +150,7 @@ fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
 #[utoipa::path(get, path = "/api/search", tag = "data",
     summary = "Records found by key, content or time, oldest or newest first, within a budget",
     params(SearchParams),
-    responses((status = 200, description = "JSON: records (each with matched_by for a key search), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
+    responses((status = 200, description = "JSON: records (each with matched_by for a key search, and \"source\": \"lake\" when read from the export below the partition's earliest offset), missing (offsets below the earliest the export does not hold, with the reason), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
         (status = 400, description = "A parameter that does not parse; a filter's error names its position and token"),
         (status = 404, description = "Unknown topic or partition"),
         (status = 502, description = "The export's storage holds a file or log entry no export wrote"),
