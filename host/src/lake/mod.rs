@@ -179,8 +179,11 @@ impl Lake {
         }
         // The next offset not yet accounted for, from the end read towards.
         let mut edge = if descending { to } else { from };
+        // Whether the time cut the read short.
+        let mut cut = false;
         for file in found {
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                cut = true;
                 break;
             }
             // The file's share of what is asked.
@@ -198,9 +201,17 @@ impl Lake {
                     reason: "no exported file holds these offsets".into(),
                 });
             }
-            let records = match self.records_of(&file, topic, partition, (first, end), deadline)? {
-                Ok(records) => records,
-                Err(gone) => {
+            let records = match self.records_of(&file, topic, partition, (first, end), deadline) {
+                // The store answered the listing: a file it has not sent
+                // by the request's time stops the read here, for the
+                // next request to go on from.
+                Err(LakeError::NoAnswer { .. }) => {
+                    cut = true;
+                    break;
+                }
+                Err(error) => return Err(error.into()),
+                Ok(Ok(records)) => records,
+                Ok(Err(gone)) => {
                     read.missing.push(Missing {
                         partition,
                         first,
@@ -252,7 +263,7 @@ impl Lake {
         } else {
             read.left.0 >= to
         };
-        if !done && deadline.is_none_or(|d| Instant::now() < d) {
+        if !done && !cut {
             // Every file read: what is left no file holds.
             let (first, last) = (read.left.0, read.left.1 - 1);
             read.missing.push(Missing {
