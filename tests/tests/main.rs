@@ -6,6 +6,7 @@
 //! run; the others need the `integration-tests` feature.
 
 mod architecture;
+mod contract;
 mod docs;
 mod guests;
 mod language_detect;
@@ -41,6 +42,8 @@ mod hot_reload;
 mod import;
 #[cfg(feature = "integration-tests")]
 mod import_lease;
+#[cfg(feature = "integration-tests")]
+mod lake_read;
 #[cfg(feature = "integration-tests")]
 mod read_plan;
 #[cfg(feature = "integration-tests")]

@@ -372,3 +372,165 @@ impl OutputReader {
             .ok_or_else(|| breach(format_args!("{name}.ends[{i}] is out of bounds")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn record(topic: &str, partition: i32, offset: i64) -> KafkaRecord {
+        KafkaRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            timestamp: None,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_batch_is_laid_out_as_the_contract_says() {
+        let mut first = record("a", 0, 5);
+        first.key = Some(b"k".to_vec());
+        first.value = Some(b"vv".to_vec());
+        first.timestamp = Some(9);
+        first.headers = vec![
+            Header {
+                key: "h".into(),
+                value: None,
+            },
+            Header {
+                key: "i".into(),
+                value: Some(b"x".to_vec()),
+            },
+        ];
+        let batch = [
+            first,
+            record("a", 0, 6),
+            record("b", 0, 1),
+            record("a", 0, 7),
+        ];
+        let mut encoder = BatchEncoder::default();
+        // Twice: the reused buffers hold only the second call's batch.
+        encoder.encode(&batch).unwrap();
+        let b = encoder.encode(&batch).unwrap();
+        let runs: Vec<_> = b
+            .segments
+            .iter()
+            .map(|s| (s.topic.as_str(), s.partition, s.records))
+            .collect();
+        assert_eq!(runs, [("a", 0, 2), ("b", 0, 1), ("a", 0, 1)]);
+        assert_eq!(b.offsets, [5, 6, 1, 7]);
+        assert_eq!(b.timestamps, [9, 0, 0, 0]);
+        assert_eq!(b.presence, [7, 0, 0, 0]);
+        assert_eq!(b.header_counts, [2, 0, 0, 0]);
+        assert_eq!(b.header_values, [0, 1]);
+        assert_eq!(b.ends, [1, 3, 4, 4, 5, 6, 6, 6, 6, 6, 6, 6]);
+        assert_eq!(b.data, b"kvvhix");
+    }
+
+    fn outputs(records: usize) -> Outputs {
+        Outputs {
+            topics: vec!["t".into()],
+            destinations: vec![1; records],
+            presence: vec![HAS_VALUE; records],
+            header_counts: vec![0; records],
+            header_values: Vec::new(),
+            ends: (0..records as u32).flat_map(|i| [i, i + 1]).collect(),
+            data: vec![b'v'; records],
+        }
+    }
+
+    #[test]
+    fn a_well_formed_answer_reads_back() {
+        let results = Results {
+            verdicts: vec![EMIT, DROP, FAIL, EMIT],
+            emitted: vec![2, 0, 0, 0],
+            reasons: vec!["bad".into()],
+            outputs: outputs(2),
+        };
+        let out = OutputRecord {
+            topic: Some("t".into()),
+            key: None,
+            value: Some(b"v".to_vec()),
+            headers: Vec::new(),
+        };
+        assert_eq!(
+            outcomes(results, 4).unwrap(),
+            [
+                Outcome::Emit(vec![out.clone(), out]),
+                Outcome::Drop,
+                Outcome::Fail("bad".into()),
+                Outcome::Emit(Vec::new()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_emit_count_on_a_drop_is_refused() {
+        let results = Results {
+            verdicts: vec![DROP],
+            emitted: vec![1],
+            reasons: Vec::new(),
+            outputs: outputs(1),
+        };
+        let Err(GuestFailure::Contract(message)) = outcomes(results, 1) else {
+            panic!("taken");
+        };
+        assert!(message.contains("results.emitted[0] is 1"), "{message}");
+    }
+
+    fn small<T: Arbitrary>() -> impl Strategy<Value = Vec<T>> {
+        proptest::collection::vec(any::<T>(), 0..6)
+    }
+
+    fn any_outputs() -> impl Strategy<Value = Outputs> {
+        (
+            proptest::collection::vec("[a-z]{0,2}", 0..3),
+            small::<u32>().prop_map(|v| v.into_iter().map(|d| d % 4).collect()),
+            small::<u8>().prop_map(|v| v.into_iter().map(|p| p % 5).collect()),
+            small::<u32>().prop_map(|v| v.into_iter().map(|n| n % 3).collect()),
+            small::<u8>().prop_map(|v| v.into_iter().map(|h| h % 3).collect()),
+            proptest::collection::vec(0..12u32, 0..16),
+            proptest::collection::vec(any::<u8>(), 0..12),
+        )
+            .prop_map(
+                |(topics, destinations, presence, header_counts, header_values, ends, data)| {
+                    Outputs {
+                        topics,
+                        destinations,
+                        presence,
+                        header_counts,
+                        header_values,
+                        ends,
+                        data,
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever a guest answers, the decoder gives outcomes or a
+        /// contract failure: small ranges, so that well-formed answers
+        /// and near misses both come up.
+        #[test]
+        fn arbitrary_answers_never_panic(
+            verdicts in small::<u8>().prop_map(|v| v.into_iter().map(|b| b % 4).collect::<Vec<_>>()),
+            emitted in small::<u32>().prop_map(|v| v.into_iter().map(|n| n % 3).collect::<Vec<_>>()),
+            reasons in proptest::collection::vec("[a-z]{0,3}", 0..3),
+            outputs in any_outputs(),
+            inputs in 0..6usize,
+        ) {
+            let for_aggregate = outputs.clone();
+            let results = Results { verdicts, emitted, reasons, outputs };
+            match outcomes(results, inputs) {
+                Ok(outcomes) => prop_assert_eq!(outcomes.len(), inputs),
+                Err(failure) => prop_assert!(matches!(failure, GuestFailure::Contract(_))),
+            }
+            let _ = output_records(for_aggregate);
+        }
+    }
+}
