@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::search::{
-    Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
+    Cursor, KeyForm, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
 };
 use utoipa::IntoParams;
 
@@ -30,11 +30,23 @@ pub(super) struct SearchParams {
     /// producer's partitioner chose for it are read.
     #[serde(default)]
     key: Option<String>,
-    /// With `key`: murmur2 (Java clients), consistent_random (librdkafka's
-    /// default), or both comma-separated (the default).
+    /// Records whose key is exactly these bytes, in hex (`000000000000002a`):
+    /// keys that are not text (an integer, an Avro record). Each record of
+    /// the answer shows its key in hex too, as `key_hex`.
+    #[serde(default)]
+    key_hex: Option<String>,
+    /// The same in base64 (standard or URL-safe); the answer's records
+    /// carry `key_base64`.
+    #[serde(default)]
+    key_base64: Option<String>,
+    /// With a key: the producer's partitioners, comma-separated, by the
+    /// names librdkafka's `partitioner` setting takes: murmur2 and
+    /// murmur2_random (Java clients), consistent and consistent_random
+    /// (librdkafka's default), fnv1a and fnv1a_random (Sarama's hash).
+    /// Default: murmur2,consistent_random.
     #[serde(default)]
     partitioner: Option<String>,
-    /// With `key`: read every partition (a producer with a partitioner of
+    /// With a key: read every partition (a producer with a partitioner of
     /// its own, or partitions added since).
     #[serde(default)]
     all_partitions: Option<bool>,
@@ -73,19 +85,45 @@ fn bad(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
 
-fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
-    let given = |text: &Option<String>| {
-        text.as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+fn given(text: &Option<String>) -> Option<String> {
+    text.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// The key asked for and how it is written: `key`, `key_hex` or
+/// `key_base64`, one at most.
+fn key_of(params: &SearchParams) -> Result<Option<(Vec<u8>, KeyForm)>, ApiError> {
+    let mut asked = [
+        ("key", KeyForm::Text, &params.key),
+        ("key_hex", KeyForm::Hex, &params.key_hex),
+        ("key_base64", KeyForm::Base64, &params.key_base64),
+    ]
+    .into_iter()
+    .filter_map(|(name, form, text)| given(text).map(|text| (name, form, text)));
+    let Some((name, form, text)) = asked.next() else {
+        return Ok(None);
     };
-    let key = match given(&params.key) {
+    if let Some((other, _, _)) = asked.next() {
+        return Err(bad(format!("`{name}` and `{other}`: give the key once")));
+    }
+    let key = form
+        .decode(&text)
+        .map_err(|e| bad(format!("`{name}`: {e}")))?;
+    Ok(Some((key, form)))
+}
+
+/// The search asked for, and how its key was written.
+fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), ApiError> {
+    let asked_key = key_of(params)?;
+    let key_form = asked_key.as_ref().map(|(_, form)| *form);
+    let key = match asked_key {
         None => None,
-        Some(key) => Some(KeySearch {
-            key: key.into_bytes(),
+        Some((key, _)) => Some(KeySearch {
+            key,
             partitioners: match given(&params.partitioner) {
-                None => Partitioner::ALL.to_vec(),
+                None => Partitioner::DEFAULT.to_vec(),
                 Some(names) => names
                     .split(',')
                     .map(|name| name.parse().map_err(|e| bad(format!("`partitioner`: {e}"))))
@@ -127,7 +165,7 @@ fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
                 })?,
         ),
     };
-    Ok(SearchQuery {
+    let query = SearchQuery {
         topic: params.topic.clone(),
         partitions: match params.partition.as_deref() {
             Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
@@ -144,7 +182,8 @@ fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
         limit: params.limit.unwrap_or(100),
         max_scanned: params.max_scanned,
         max_time,
-    })
+    };
+    Ok((query, key_form))
 }
 
 #[utoipa::path(get, path = "/api/search", tag = "data",
@@ -160,7 +199,7 @@ pub(super) async fn search_route(
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| bad(e.body_text()))?;
-    let query = query_of(&params)?;
+    let (query, key_form) = query_of(&params)?;
     let avro = match params.value_format.as_deref() {
         None | Some("" | "json" | "raw") => None,
         Some("avro") => Some(api.schema_registry.clone().ok_or_else(|| {
@@ -198,6 +237,12 @@ pub(super) async fn search_route(
             let mut line = record_json(record, None);
             if let Some(by) = searched.matched_by.get(i) {
                 line["matched_by"] = json!(by);
+            }
+            // A key asked for in hex or base64 is shown so beside each record.
+            if let (Some(form @ (KeyForm::Hex | KeyForm::Base64)), Some(key)) =
+                (key_form, record.key.as_deref())
+            {
+                line[format!("key_{}", form.name())] = json!(form.show(key));
             }
             line
         })
