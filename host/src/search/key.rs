@@ -47,10 +47,15 @@ impl KeyForm {
         match self {
             KeyForm::Text => Ok(written.as_bytes().to_vec()),
             KeyForm::Hex => hex::decode(written).map_err(|e| bad(e.to_string())),
-            KeyForm::Base64 => STANDARD
-                .decode(written)
-                .or_else(|e| URL_SAFE.decode(written).map_err(|_| e))
-                .map_err(|e| bad(e.to_string())),
+            KeyForm::Base64 => {
+                // A `+` sent unescaped in a query string arrives as a space,
+                // which base64 never holds.
+                let written = written.replace(' ', "+");
+                STANDARD
+                    .decode(&written)
+                    .or_else(|e| URL_SAFE.decode(&written).map_err(|_| e))
+                    .map_err(|e| bad(e.to_string()))
+            }
         }
     }
 
@@ -89,7 +94,7 @@ mod tests {
         assert_eq!(KeyForm::Hex.decode("0000000007FEFF3F"), Ok(avro.to_vec()));
         assert_eq!(KeyForm::Hex.show(avro), "0000000007feff3f");
         assert_eq!(KeyForm::Base64.show(avro), "AAAAAAf+/z8=");
-        for written in ["AAAAAAf+/z8=", "AAAAAAf+/z8", "AAAAAAf-_z8"] {
+        for written in ["AAAAAAf+/z8=", "AAAAAAf+/z8", "AAAAAAf-_z8", "AAAAAAf /z8="] {
             assert_eq!(
                 KeyForm::Base64.decode(written),
                 Ok(avro.to_vec()),

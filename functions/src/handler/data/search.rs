@@ -35,8 +35,9 @@ pub(super) struct SearchParams {
     /// the answer shows its key in hex too, as `key_hex`.
     #[serde(default)]
     key_hex: Option<String>,
-    /// The same in base64 (standard or URL-safe); the answer's records
-    /// carry `key_base64`.
+    /// The same in base64 (standard or URL-safe, padded or not; a `+` that
+    /// arrives as a space is read as `+`); the answer's records carry
+    /// `key_base64`.
     #[serde(default)]
     key_base64: Option<String>,
     /// With a key: the producer's partitioners, comma-separated, by the
@@ -189,7 +190,7 @@ fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), Api
 #[utoipa::path(get, path = "/api/search", tag = "data",
     summary = "Records found by key, content or time, oldest or newest first, within a budget",
     params(SearchParams),
-    responses((status = 200, description = "JSON: records (each with matched_by for a key search), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
+    responses((status = 200, description = "JSON: records (each with matched_by for a key search, and key_hex or key_base64 when the key was asked so), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
         (status = 400, description = "A parameter that does not parse; a filter's error names its position and token"),
         (status = 404, description = "Unknown topic or partition"),
         (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
