@@ -6,8 +6,10 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
+use sluice_host::lake::Source;
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
+use sluice_host::search::KeyForm;
 use sluice_host::table::{Timestamps, ValueColumn, kafka_batch};
 
 /// A value as JSON when it is JSON, else as text, else (bytes that are
@@ -57,6 +59,22 @@ pub fn record_json(record: &KafkaRecord, outcome: Option<&Result<Outcome, GuestE
     line
 }
 
+/// Marks a record read from the export (below its partition's earliest
+/// offset) with `"source": "lake"`; Kafka's records carry no mark.
+pub fn mark_source(line: &mut Value, source: Option<&Source>) {
+    if source == Some(&Source::Lake) {
+        line["source"] = json!(Source::Lake);
+    }
+}
+
+/// A record's key also written as a search asked for it (`key_hex`,
+/// `key_base64`), beside `key`: nothing for a text key or a null one.
+pub fn show_key_as(line: &mut Value, key: Option<&[u8]>, form: KeyForm) {
+    if let (KeyForm::Hex | KeyForm::Base64, Some(key)) = (form, key) {
+        line[format!("key_{}", form.name())] = json!(form.show(key));
+    }
+}
+
 pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
     match outcome {
         Ok(Outcome::Emit(records)) => json!({"emit": records
@@ -69,17 +87,18 @@ pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
     }
 }
 
+/// One JSON line per record; `sources` says which came from the lake
+/// (empty: all from Kafka).
 pub fn write_json_lines(
     records: &[KafkaRecord],
     outcomes: Option<&[Result<Outcome, GuestError>]>,
+    sources: &[Source],
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     for (i, record) in records.iter().enumerate() {
-        writeln!(
-            out,
-            "{}",
-            record_json(record, outcomes.and_then(|o| o.get(i)))
-        )?;
+        let mut line = record_json(record, outcomes.and_then(|o| o.get(i)));
+        mark_source(&mut line, sources.get(i));
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }
