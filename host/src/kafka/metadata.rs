@@ -113,6 +113,8 @@ pub(super) fn all_watermarks<C: ConsumerContext>(
                 (Some(&low), Some(&high)) if low <= high => (low, high),
                 _ => watermarks(consumer, timeout, topic, partition)?,
             };
+            #[cfg(feature = "failpoints")]
+            let marks = crate::crash::watermarks_after_deletes(topic, partition, marks);
             Ok((partition, marks))
         })
         .collect()
