@@ -98,7 +98,10 @@ impl EpochTicker {
         let tick_nanos = clock.tick.as_nanos();
         let now = clock.origin.elapsed().as_nanos() / tick_nanos;
         let due_nanos = (now + u128::from(ticks)).saturating_mul(tick_nanos);
-        let due = clock.origin + Duration::from_nanos(u64::try_from(due_nanos).unwrap_or(u64::MAX));
+        // `None`: further away than the clock can say, so never due.
+        let due = clock.origin.checked_add(Duration::from_nanos(
+            u64::try_from(due_nanos).unwrap_or(u64::MAX),
+        ));
         let deadline = Deadline {
             clock: clock.clone(),
             due,
@@ -156,19 +159,22 @@ impl Drop for EpochTicker {
 /// One guest call's deadline, for its store's epoch callback.
 pub struct Deadline {
     clock: Arc<Clock>,
-    due: Instant,
+    due: Option<Instant>,
 }
 
 impl Deadline {
     pub fn passed(&self) -> bool {
-        Instant::now() >= self.due
+        self.due.is_some_and(|due| Instant::now() >= due)
     }
 
     /// Tells the ticker, which wakes earlier if this is the earliest.
     pub fn tell(&self) {
+        let Some(due) = self.due else {
+            return;
+        };
         let mut next = self.clock.lock();
-        if next.due.is_none_or(|due| self.due < due) {
-            next.due = Some(self.due);
+        if next.due.is_none_or(|earliest| due < earliest) {
+            next.due = Some(due);
             self.clock.wake.notify_one();
         }
     }
