@@ -27,7 +27,7 @@ pub fn new_store(transform: &Transform, limits: Limits, metadata: Metadata) -> S
 /// tells the ticker its deadline again and goes on (`engine.rs`).
 pub fn arm_deadline(store: &mut Store<GuestState>, transform: &Transform, limits: Limits) {
     let ticks = engine_ticks(limits.deadline, transform.epoch_tick);
-    let Some(ticker) = &transform._runtime.inner._ticker else {
+    let Some(ticker) = &transform.runtime.inner.ticker else {
         // Epoch interruption off: nothing advances the epoch.
         store.set_epoch_deadline(ticks);
         return;
