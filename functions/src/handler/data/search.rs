@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_host::codec::SchemaRegistry;
 use sluice_host::search::{
     Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
 };
@@ -25,7 +26,7 @@ use crate::render::record_json;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct SearchParams {
-    topic: String,
+    pub(super) topic: String,
     /// Records whose key is exactly this text; only the partitions the
     /// producer's partitioner chose for it are read.
     #[serde(default)]
@@ -50,9 +51,11 @@ pub(super) struct SearchParams {
     /// `oldest` (default) or `newest`: each partition read backwards from its end.
     #[serde(default)]
     order: Option<String>,
-    /// Matches returned, at most (default 100; the server's fetch limit caps it).
+    /// Matches returned, at most (default 100; the server's fetch limit caps
+    /// it). A download: matches in the whole file (default: no limit but
+    /// the budgets).
     #[serde(default)]
-    limit: Option<u64>,
+    pub(super) limit: Option<u64>,
     /// Records looked at, at most (lower than the server's budget).
     #[serde(default)]
     max_scanned: Option<u64>,
@@ -67,13 +70,17 @@ pub(super) struct SearchParams {
     /// `avro` decodes Confluent-framed Avro values before the filter sees them.
     #[serde(default)]
     value_format: Option<String>,
+    /// `/api/search` answers JSON; `/api/search/download` streams `csv`,
+    /// `ndjson` (the default) or `parquet`.
+    #[serde(default)]
+    pub(super) format: Option<String>,
 }
 
 fn bad(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
 
-fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
+pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
     let given = |text: &Option<String>| {
         text.as_deref()
             .map(str::trim)
@@ -147,6 +154,32 @@ fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
     })
 }
 
+/// The schema registry when `value_format=avro` asks for it.
+pub(super) fn avro_of(
+    api: &DataApi,
+    params: &SearchParams,
+) -> Result<Option<Arc<SchemaRegistry>>, ApiError> {
+    match params.value_format.as_deref() {
+        None | Some("" | "json" | "raw") => Ok(None),
+        Some("avro") => Ok(Some(api.schema_registry.clone().ok_or_else(|| {
+            bad("`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL".into())
+        })?)),
+        Some(other) => Err(bad(format!(
+            "`value_format`: `{other}` is not one of json, raw, avro"
+        ))),
+    }
+}
+
+/// A search's bounds: the fetch's limits hold for a search's answer too.
+pub(super) fn limits_of(api: &DataApi) -> SearchLimits {
+    SearchLimits {
+        max_time: api.limits.max_time,
+        max_matches: api.limits.max_count,
+        max_bytes: api.limits.max_bytes,
+        ..SearchLimits::default()
+    }
+}
+
 #[utoipa::path(get, path = "/api/search", tag = "data",
     summary = "Records found by key, content or time, oldest or newest first, within a budget",
     params(SearchParams),
@@ -160,28 +193,14 @@ pub(super) async fn search_route(
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| bad(e.body_text()))?;
+    if let Some(format) = params.format.as_deref().filter(|f| !f.is_empty() && *f != "json") {
+        return Err(bad(format!(
+            "`format`: `{format}` is not json: /api/search answers JSON; /api/search/download streams csv, ndjson or parquet"
+        )));
+    }
     let query = query_of(&params)?;
-    let avro = match params.value_format.as_deref() {
-        None | Some("" | "json" | "raw") => None,
-        Some("avro") => Some(api.schema_registry.clone().ok_or_else(|| {
-            bad(
-                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
-                    .into(),
-            )
-        })?),
-        Some(other) => {
-            return Err(bad(format!(
-                "`value_format`: `{other}` is not one of json, raw, avro"
-            )));
-        }
-    };
-    // The fetch's limits hold for a search's answer too.
-    let limits = SearchLimits {
-        max_time: api.limits.max_time,
-        max_matches: api.limits.max_count,
-        max_bytes: api.limits.max_bytes,
-        ..SearchLimits::default()
-    };
+    let avro = avro_of(&api, &params)?;
+    let limits = limits_of(&api);
     let readers = api.readers.clone();
     let (query, searched) = tokio::task::spawn_blocking(move || {
         let searched =
