@@ -21,6 +21,8 @@ mod browser;
 #[cfg(feature = "integration-tests")]
 mod data;
 #[cfg(feature = "integration-tests")]
+mod download;
+#[cfg(feature = "integration-tests")]
 mod enrich;
 #[cfg(feature = "integration-tests")]
 mod fuzz;
@@ -28,6 +30,8 @@ mod oauth;
 mod openapi;
 #[cfg(feature = "integration-tests")]
 mod search;
+#[cfg(feature = "integration-tests")]
+mod topics;
 
 /// The admin key of the apps built here; [`call`] sends it.
 pub const ADMIN_KEY: &str = "tests-admin-key-0123456789abcdef0123";

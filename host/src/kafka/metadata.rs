@@ -94,7 +94,9 @@ pub(super) fn watermarks_of<C: ConsumerContext>(
     partitions: &[(&str, i32)],
 ) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaError> {
     let metadata_error = |source| KafkaError::Metadata {
-        topic: partitions.first().map_or_else(String::new, |(t, _)| (*t).to_owned()),
+        topic: partitions
+            .first()
+            .map_or_else(String::new, |(t, _)| (*t).to_owned()),
         source,
     };
     // ListOffsets takes a time per partition; -2 and -1 (what

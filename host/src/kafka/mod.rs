@@ -17,7 +17,9 @@ mod read_plan;
 mod reader;
 mod topics;
 
-pub use catalog::{MAX_TOPICS, PartitionOffsets, TopicList, TopicSummary, TopicsQuery, list_topics};
+pub use catalog::{
+    MAX_TOPICS, PartitionOffsets, TopicList, TopicSummary, TopicsQuery, list_topics,
+};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use group::{GroupConsumer, GroupStart, Polled};

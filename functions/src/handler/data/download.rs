@@ -108,9 +108,12 @@ pub(super) async fn download_route(
     });
     // The first page decides the status: an unknown topic is a 404, not
     // an empty file.
-    first
-        .await
-        .map_err(|_| ApiError(StatusCode::INTERNAL_SERVER_ERROR, "the download stopped".into()))??;
+    first.await.map_err(|_| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the download stopped".into(),
+        )
+    })??;
     let stream = futures_util::stream::unfold(body, |mut body| async move {
         body.recv().await.map(|chunk| (chunk, body))
     });
@@ -150,7 +153,9 @@ impl Budget {
         Budget {
             started: Instant::now(),
             max_time: page.max_time,
-            asked_time: query.max_time.map_or(page.max_time, |t| t.min(page.max_time)),
+            asked_time: query
+                .max_time
+                .map_or(page.max_time, |t| t.min(page.max_time)),
             max_scanned: query
                 .max_scanned
                 .map_or(page.max_scanned, |n| n.min(page.max_scanned)),

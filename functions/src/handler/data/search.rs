@@ -162,7 +162,10 @@ pub(super) fn avro_of(
     match params.value_format.as_deref() {
         None | Some("" | "json" | "raw") => Ok(None),
         Some("avro") => Ok(Some(api.schema_registry.clone().ok_or_else(|| {
-            bad("`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL".into())
+            bad(
+                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
+                    .into(),
+            )
         })?)),
         Some(other) => Err(bad(format!(
             "`value_format`: `{other}` is not one of json, raw, avro"
@@ -193,7 +196,11 @@ pub(super) async fn search_route(
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| bad(e.body_text()))?;
-    if let Some(format) = params.format.as_deref().filter(|f| !f.is_empty() && *f != "json") {
+    if let Some(format) = params
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "json")
+    {
         return Err(bad(format!(
             "`format`: `{format}` is not json: /api/search answers JSON; /api/search/download streams csv, ndjson or parquet"
         )));
