@@ -29,6 +29,8 @@ mod fuzz;
 mod oauth;
 mod openapi;
 #[cfg(feature = "integration-tests")]
+mod page;
+#[cfg(feature = "integration-tests")]
 mod search;
 #[cfg(feature = "integration-tests")]
 mod topics;

@@ -42,6 +42,11 @@ pub(super) struct SearchParams {
     /// One partition or a comma-separated list; every one when absent.
     #[serde(default)]
     partition: Option<String>,
+    /// With `partition`: where each partition's search starts, one offset
+    /// for every partition or one per partition (oldest first; the first
+    /// stored offset when it is below it).
+    #[serde(default)]
+    offset: Option<String>,
     /// A filter on the record, e.g. `value.country == "NO" and headers.source contains "web"`.
     #[serde(default, rename = "where")]
     filter: Option<String>,
@@ -114,12 +119,23 @@ pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
             )));
         }
     };
-    let cursor = match given(&params.cursor) {
-        None => None,
-        Some(text) => Some(
+    let partitions = match params.partition.as_deref() {
+        Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
+        _ => Vec::new(),
+    };
+    let cursor = match (given(&params.cursor), given(&params.offset)) {
+        (None, None) => None,
+        (Some(text), None) => Some(
             text.parse::<Cursor>()
                 .map_err(|e| bad(format!("`cursor`: {e}")))?,
         ),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "give `offset` or `cursor`, not both: a cursor knows where each partition goes on"
+                    .into(),
+            ));
+        }
+        (None, Some(offsets)) => Some(start_at(&partitions, &offsets, params, order)?),
     };
     let max_time = match params.max_seconds {
         None => None,
@@ -136,10 +152,7 @@ pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
     };
     Ok(SearchQuery {
         topic: params.topic.clone(),
-        partitions: match params.partition.as_deref() {
-            Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
-            _ => Vec::new(),
-        },
+        partitions,
         key,
         filter,
         from_timestamp: match given(&params.from_timestamp) {
@@ -151,6 +164,54 @@ pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
         limit: params.limit.unwrap_or(100),
         max_scanned: params.max_scanned,
         max_time,
+    })
+}
+
+/// Where an ascending search starts given `offset`: what is left of each
+/// partition from there, as a cursor would say it (its end is the
+/// partition's, clamped when the search reads it).
+fn start_at(
+    partitions: &[i32],
+    offsets: &str,
+    params: &SearchParams,
+    order: Order,
+) -> Result<Cursor, ApiError> {
+    if partitions.is_empty() {
+        return Err(bad(
+            "`offset` needs `partition`: the partitions the offsets are in".into(),
+        ));
+    }
+    if order == Order::NewestFirst {
+        return Err(bad(
+            "`offset` starts an oldest-first search; `order=newest` starts at the end".into(),
+        ));
+    }
+    if params
+        .from_timestamp
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Err(bad("give `offset` or `from_timestamp`, not both".into()));
+    }
+    let offsets: Vec<i64> = numbers("offset", Some(offsets), 0)?;
+    if offsets.len() != 1 && offsets.len() != partitions.len() {
+        return Err(bad(format!(
+            "`offset` has {} values for {} partitions: give one, or one per partition",
+            offsets.len(),
+            partitions.len()
+        )));
+    }
+    let mut left = BTreeMap::new();
+    for (i, partition) in partitions.iter().enumerate() {
+        let offset = *offsets.get(i).or(offsets.first()).unwrap_or(&0);
+        if offset < 0 {
+            return Err(bad(format!("`offset`: {offset} is below 0")));
+        }
+        left.insert(*partition, (offset, i64::MAX));
+    }
+    Ok(Cursor {
+        order: Order::OldestFirst,
+        left,
     })
 }
 

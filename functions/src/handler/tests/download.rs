@@ -1,4 +1,5 @@
-//! `GET /api/search/download` in-process against the real broker: the
+//! `GET /api/search/download` (and the search's `offset`, which the page
+//! starts both at) in-process against the real broker: the
 //! whole result streamed in more pages than one answer holds, read back in
 //! each format (CSV, JSON lines, Parquet through the parquet crate); the
 //! budgets held over the whole file and the cursor in its `sluice.end`
@@ -356,5 +357,95 @@ async fn bad_parameters_are_refused_before_the_file_starts() {
     assert_eq!(
         answer(&app, anonymous).await.status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn a_search_and_a_download_start_at_the_offsets_given() {
+    let app = app(100, 16 << 20);
+    let topic = topic(10);
+    let request = |uri: String| {
+        Request::get(uri)
+            .header("x-functions-key", KEY)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let answered = answer(
+        &app,
+        request(format!(
+            "/api/search?topic={topic}&partition=0,1&offset=7,8"
+        )),
+    )
+    .await;
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text());
+    let body = answered.json();
+    let found: Vec<(i64, i64)> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["partition"].as_i64().unwrap(),
+                r["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found, [(0, 7), (0, 8), (0, 9), (1, 8), (1, 9)], "{body}");
+    assert_eq!(body["complete"], true, "{body}");
+
+    let answered = get(
+        &app,
+        &format!("topic={topic}&partition=1&offset=6&format=ndjson"),
+    )
+    .await;
+    let (records, end) = json_lines(&answered);
+    assert_eq!(records, [(1, 6), (1, 7), (1, 8), (1, 9)], "{end}");
+
+    for (query, named) in [
+        (
+            format!("topic={topic}&offset=3"),
+            "`offset` needs `partition`",
+        ),
+        (
+            format!("topic={topic}&partition=0&offset=3&order=newest"),
+            "`order=newest`",
+        ),
+        (format!("topic={topic}&partition=0&offset=-1"), "`offset`"),
+        (
+            format!("topic={topic}&partition=0,1&offset=1,2,3"),
+            "`offset` has 3 values",
+        ),
+        (
+            format!("topic={topic}&partition=0&offset=1&cursor=oldest:0=1-2"),
+            "`cursor`",
+        ),
+        (
+            format!("topic={topic}&partition=0&offset=1&from_timestamp=5"),
+            "`from_timestamp`",
+        ),
+    ] {
+        let answered = answer(&app, request(format!("/api/search?{query}"))).await;
+        assert_eq!(answered.status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            answered.text().contains(named),
+            "{query}: {}",
+            answered.text()
+        );
+    }
+    let answered = answer(
+        &app,
+        request(format!("/api/search?topic={topic}&partition=5&offset=0")),
+    )
+    .await;
+    assert_eq!(
+        answered.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        answered.text()
+    );
+    assert!(
+        answered.text().contains("no partition 5"),
+        "{}",
+        answered.text()
     );
 }
