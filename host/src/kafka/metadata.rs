@@ -86,13 +86,16 @@ pub(super) fn all_watermarks<C: ConsumerContext>(
         .collect())
 }
 
+/// `(low, high)` by `(topic, partition)`.
+pub(super) type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
 /// `(low, high)` of each `(topic, partition)`, of any number of topics, in
 /// the same two ListOffsets requests (librdkafka sends one per leader).
 pub(super) fn watermarks_of<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     timeout: Duration,
     partitions: &[(&str, i32)],
-) -> Result<BTreeMap<(String, i32), (i64, i64)>, KafkaError> {
+) -> Result<Watermarks, KafkaError> {
     let metadata_error = |source| KafkaError::Metadata {
         topic: partitions
             .first()

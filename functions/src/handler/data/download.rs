@@ -311,7 +311,8 @@ impl Download<'_> {
 enum File {
     Csv(BodyWriter),
     JsonLines(BodyWriter),
-    Parquet(ParquetRecords<BodyWriter>),
+    /// Boxed: the writer's state is ten times the others'.
+    Parquet(Box<ParquetRecords<BodyWriter>>),
 }
 
 impl File {
@@ -322,7 +323,7 @@ impl File {
                 File::Csv(out)
             }
             Format::JsonLines => File::JsonLines(out),
-            Format::Parquet => File::Parquet(ParquetRecords::new(out)?),
+            Format::Parquet => File::Parquet(Box::new(ParquetRecords::new(out)?)),
         })
     }
 
