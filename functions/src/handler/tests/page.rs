@@ -2,7 +2,8 @@
 //! real broker and a schema registry: a topic picked from the list, a key
 //! searched, Avro toggled, a value opened, a record's detail view and its
 //! copy button, a filter's error shown at its position, the whole result
-//! downloaded as Parquet and read back by pyarrow.
+//! downloaded as Parquet and read back by pyarrow, errors at the field
+//! they name.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,10 +229,9 @@ async fn the_page_picks_a_topic_searches_a_key_shows_a_record_and_downloads_by_k
         assert_eq!(record["value"]["name"], "name-7");
         page.press("Escape");
         page.wait_for("!document.getElementById('detail').open", "the detail view closed");
-        assert_eq!(
-            page.eval("document.activeElement.classList.contains('detail-open')"),
-            json!(true),
-            "the focus back on the record's button"
+        page.wait_for(
+            "document.activeElement.classList.contains('detail-open')",
+            "the focus back on the record's button",
         );
 
         // A filter that does not parse: its error at the filter, the text
@@ -289,6 +289,29 @@ async fn the_page_picks_a_topic_searches_a_key_shows_a_record_and_downloads_by_k
                 .as_str()
                 .is_some_and(|s| s.contains("34 records") && s.contains("searched to the end")),
             "{status}"
+        );
+
+        // Errors at the field they name: a count the page refuses itself,
+        // a topic the cluster does not have.
+        page.eval("document.getElementById('count').value = '0'");
+        page.focus("#where");
+        page.press("Enter");
+        page.wait_for("document.getElementById('count-error')", "the count's error");
+        assert_eq!(page.eval("document.activeElement.id"), json!("count"));
+        page.eval("document.getElementById('count').value = '10'");
+        let missing = format!("{topic}-missing");
+        page.eval(&format!("document.getElementById('topic').value = {}", json!(missing)));
+        page.focus("#where");
+        page.press("Enter");
+        page.wait_for("document.getElementById('topic-error')", "the topic's error");
+        let error = page.eval("document.getElementById('topic-error').textContent");
+        assert!(
+            error.as_str().is_some_and(|e| e.contains(&missing) && e.contains("does not exist")),
+            "{error}"
+        );
+        assert_eq!(
+            page.eval("document.getElementById('topic').getAttribute('aria-invalid')"),
+            json!("true")
         );
     })
     .await
