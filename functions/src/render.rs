@@ -126,6 +126,9 @@ pub fn write_parquet<W: Write + Send>(records: &[KafkaRecord], out: W) -> anyhow
     writer.finish(None)
 }
 
+/// Records per Arrow batch handed to the Parquet writer.
+const ARROW_BATCH: usize = 1024;
+
 /// Records written to one Parquet file a batch at a time: each batch is
 /// its own row group, flushed to `out` before the next is taken, so a
 /// streamed download holds one page in memory, never the file.
@@ -141,13 +144,17 @@ impl<W: Write + Send> ParquetRecords<W> {
         })
     }
 
-    /// `records` as one row group (none when empty).
+    /// `records` as one row group (none when empty), converted to Arrow
+    /// [`ARROW_BATCH`] records at a time, so the copy beside the records and
+    /// the row group being encoded is small.
     pub fn write(&mut self, records: &[KafkaRecord]) -> anyhow::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        let batch = kafka_batch(records, ValueColumn::Raw, Timestamps::Millis, |_, o| o)?;
-        self.writer.write(&batch)?;
+        for chunk in records.chunks(ARROW_BATCH) {
+            let batch = kafka_batch(chunk, ValueColumn::Raw, Timestamps::Millis, |_, o| o)?;
+            self.writer.write(&batch)?;
+        }
         self.writer.flush()?;
         Ok(())
     }
