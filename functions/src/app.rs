@@ -15,10 +15,11 @@ use anyhow::Context;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderName, HeaderValue};
 use sluice_host::codec::SchemaRegistry;
-use sluice_host::config::Connections;
+use sluice_host::config::{Connections, read_topics};
 use sluice_host::enrich::PipelineDefinition;
 use sluice_host::fetch::{FetchLimits, reader_pool};
 use sluice_host::kafka::KafkaConfig;
+use sluice_host::lake::Lake;
 use sluice_host::transforms::TransformSource;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -198,6 +199,11 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
             .transpose()
             .context("schema registry")?
             .map(Arc::new),
+        lake: lake(
+            &settings.topics,
+            &settings.connections,
+            settings.out.as_deref(),
+        ),
     });
     let metrics = Some(Arc::new(MetricsRoute {
         handle: crate::metrics::handle()?,
@@ -248,6 +254,37 @@ pub fn serve(settings: AppSettings) -> anyhow::Result<ExitCode> {
         .context("serving")?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Where the export puts the topics of the app's topics.json: fetches and
+/// searches read offsets below a partition's earliest from there. Read
+/// when the server starts; an app without a topics.json (it exports
+/// nothing) has none, and a topics.json or connections.json that does not
+/// read is logged and leaves the data API reading Kafka only, so that the
+/// API still starts (the export's invocations report the same error).
+fn lake(topics: &Path, connections: &Path, out: Option<&str>) -> Option<Arc<Lake>> {
+    if !topics.exists() {
+        return None;
+    }
+    let opened = (|| {
+        let entries = read_topics(topics)?;
+        // As the export reads them: the storage's credentials are there.
+        let connections = Connections::read(connections)?;
+        anyhow::Ok(Lake::open(&entries, &connections, out)?)
+    })();
+    match opened {
+        Ok(lake) => {
+            tracing::info!(
+                store = lake.store(),
+                "offsets below a partition's earliest are read from the export"
+            );
+            Some(Arc::new(lake))
+        }
+        Err(error) => {
+            tracing::warn!(error = format!("{error:#}"), topics = %topics.display(), "the export cannot be read back: fetches and searches read Kafka only");
+            None
+        }
+    }
 }
 
 /// The router as a Lambda handler: an event that is not an HTTP request

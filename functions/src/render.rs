@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use serde_json::{Value, json};
+use sluice_host::lake::Source;
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
 use sluice_host::table::{Timestamps, ValueColumn, kafka_batch, kafka_schema};
@@ -57,6 +58,14 @@ pub fn record_json(record: &KafkaRecord, outcome: Option<&Result<Outcome, GuestE
     line
 }
 
+/// Marks a record read from the export (below its partition's earliest
+/// offset) with `"source": "lake"`; Kafka's records carry no mark.
+pub fn mark_source(line: &mut Value, source: Option<&Source>) {
+    if source == Some(&Source::Lake) {
+        line["source"] = json!(Source::Lake);
+    }
+}
+
 pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
     match outcome {
         Ok(Outcome::Emit(records)) => json!({"emit": records
@@ -69,17 +78,18 @@ pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
     }
 }
 
+/// One JSON line per record; `sources` says which came from the lake
+/// (empty: all from Kafka).
 pub fn write_json_lines(
     records: &[KafkaRecord],
     outcomes: Option<&[Result<Outcome, GuestError>]>,
+    sources: &[Source],
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
     for (i, record) in records.iter().enumerate() {
-        writeln!(
-            out,
-            "{}",
-            record_json(record, outcomes.and_then(|o| o.get(i)))
-        )?;
+        let mut line = record_json(record, outcomes.and_then(|o| o.get(i)));
+        mark_source(&mut line, sources.get(i));
+        writeln!(out, "{line}")?;
     }
     Ok(())
 }

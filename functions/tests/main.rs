@@ -26,6 +26,8 @@ mod health;
 #[cfg(feature = "integration-tests")]
 mod import_crash;
 #[cfg(feature = "integration-tests")]
+mod lake_read;
+#[cfg(feature = "integration-tests")]
 mod lambda;
 #[cfg(feature = "integration-tests")]
 mod metrics;

@@ -3,14 +3,20 @@
 //! exist yet and stop at limits a caller cannot raise; the result says why
 //! it ended. Values are decoded (Confluent Avro) when asked, a value that
 //! cannot be shown as text says why, and a transform's dry run can be
-//! asked for beside each record.
+//! asked for beside each record. Offsets below a partition's earliest are
+//! read from the export (`lake`) when the topic is exported, before the
+//! partition's records in Kafka, within the same limits.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::codec::{CodecError, SchemaRegistry, decode_confluent};
-use crate::kafka::{BoundedReader, KafkaConfig, KafkaError, ReadPlan, ReaderPool, Start};
+use crate::kafka::{
+    BoundedReader, KafkaConfig, KafkaError, PartitionRange, ReadPlan, ReaderPool, Start,
+};
+use crate::lake::{Lake, LakeError, Missing, Source};
 use crate::record::{Header, KafkaRecord, Outcome};
 use crate::runtime::{GuestError, Limits, RuntimeError, Transform};
 
@@ -75,11 +81,18 @@ pub struct Fetch {
     pub avro: Option<Arc<SchemaRegistry>>,
     /// Run this transform over the records, without producing anything.
     pub dry_run: Option<Arc<Transform>>,
+    /// Where the topic is exported: offsets below a partition's earliest
+    /// are read from there.
+    pub lake: Option<Arc<Lake>>,
 }
 
 #[derive(Debug)]
 pub struct Fetched {
     pub records: Vec<KafkaRecord>,
+    /// Where each record was read from, in the order of `records`.
+    pub sources: Vec<Source>,
+    /// Offsets below a partition's earliest that the export cannot give.
+    pub missing: Vec<Missing>,
     /// The dry run's outcome per record, when one was asked for.
     pub outcomes: Option<Vec<Result<Outcome, GuestError>>>,
     /// Set when a limit, not the partitions' ends, stopped the read.
@@ -102,6 +115,9 @@ pub enum FetchError {
     /// which says nothing about them (no record is marked undecodable).
     #[error("decoding the values: {0}")]
     SchemaRegistry(CodecError),
+    /// The export could not be read: nothing is said about its records.
+    #[error(transparent)]
+    Lake(#[from] LakeError),
 }
 
 /// The consumer group fetches read as; nothing is ever committed to it.
@@ -131,16 +147,30 @@ pub fn fetch(
         offset_increment: BTreeMap::new(),
     };
     let started = Instant::now();
-    let (read, ends) = readers.read(&plan, |reader| {
-        let ends = reader
-            .ranges()
-            .iter()
-            .map(|r| (r.partition, r.end))
-            .collect();
-        Ok((read_within(reader, limits, started)?, ends))
-    })?;
+    let lake = how
+        .lake
+        .as_deref()
+        .filter(|lake| lake.exports(&query.topic));
+    let (read, ends) = match (lake, &query.start) {
+        (Some(lake), Start::Offsets(_) | Start::Timestamp { .. }) => {
+            read_with_lake(readers, lake, &plan, query.count, limits, started)?
+        }
+        _ => readers.read(&plan, |reader| {
+            let ends = reader
+                .ranges()
+                .iter()
+                .map(|r| (r.partition, r.end))
+                .collect();
+            Ok((
+                read_within(reader, limits, started, Taken::default())?,
+                ends,
+            ))
+        })?,
+    };
     let Read {
         mut records,
+        mut sources,
+        missing,
         limited_by,
         next_offsets,
     } = read;
@@ -148,10 +178,19 @@ pub fn fetch(
         // Brokers answer a time past the last record with "the end", but
         // some (tansu) with the first offset: records older than asked for
         // are not what the caller wants either way.
-        records.retain(|r| r.timestamp.is_none_or(|t| t >= millis));
+        (records, sources) = records
+            .into_iter()
+            .zip(sources)
+            .filter(|(r, _)| r.timestamp.is_none_or(|t| t >= millis))
+            .unzip();
     }
     if let Some(registry) = &how.avro {
-        decode_avro(&mut records, registry)?;
+        // The lake holds an Avro value decoded already.
+        for (record, source) in records.iter_mut().zip(&sources) {
+            if *source == Source::Kafka {
+                decode_avro(std::slice::from_mut(record), registry)?;
+            }
+        }
     }
     for record in &mut records {
         mark_if_not_text(record);
@@ -161,7 +200,9 @@ pub fn fetch(
         None => None,
     };
     Ok(Fetched {
+        sources,
         records,
+        missing,
         outcomes,
         limited_by,
         ends,
@@ -169,9 +210,207 @@ pub fn fetch(
     })
 }
 
+/// A fetch of an exported topic: each partition's offsets below its
+/// earliest come from the lake, then its records in Kafka from the
+/// earliest on, all within the one request's limits and at most `count`
+/// records a partition. At offsets, the lake is read from the asked
+/// offset; from a time, when Kafka's first record at or after it is its
+/// earliest (the time may lie in what it deleted), the lake's records at
+/// or after the time are read from its first offset. Kafka and the lake
+/// never overlap (the lake is read below the earliest only), so each
+/// offset comes once, from Kafka when it has it.
+fn read_with_lake(
+    readers: &ReaderPool,
+    lake: &Lake,
+    plan: &ReadPlan,
+    count: u64,
+    limits: &FetchLimits,
+    started: Instant,
+) -> Result<(Read, Vec<(i32, i64)>), FetchError> {
+    let topic = plan.topic.clone();
+    // `partition -> (from, to)` read from the lake first.
+    let spans = RefCell::new(BTreeMap::<i32, (i64, i64)>::new());
+    let wide = i64::try_from(count).unwrap_or(i64::MAX);
+    let time = match plan.start {
+        Start::Timestamp { millis, .. } => Some(millis),
+        _ => None,
+    };
+    let resolved = match &plan.start {
+        // Resolved here, so that an offset below the earliest is no error.
+        Start::Offsets(_) => ReadPlan {
+            start: Start::Earliest,
+            max_per_partition: None,
+            ..plan.clone()
+        },
+        _ => plan.clone(),
+    };
+    let choose = |ranges: Vec<PartitionRange>| {
+        let Start::Offsets(asked) = &plan.start else {
+            let mut spans = spans.borrow_mut();
+            for r in ranges.iter().filter(|r| r.start == r.low && r.low > 0) {
+                spans.insert(r.partition, (0, r.low));
+            }
+            return Ok(ranges);
+        };
+        let mut chosen = Vec::new();
+        for (&partition, &start) in asked {
+            let range = ranges
+                .iter()
+                .find(|r| r.partition == partition)
+                .ok_or_else(|| KafkaError::UnknownPartition {
+                    topic: topic.clone(),
+                    partition,
+                    partitions: ranges.len(),
+                })?;
+            if start < 0 || start > range.high {
+                return Err(KafkaError::OffsetOutOfRange {
+                    topic: topic.clone(),
+                    partition,
+                    offset: start,
+                    low: range.low,
+                    high: range.high,
+                }
+                .into());
+            }
+            let end = start.saturating_add(wide);
+            if start < range.low {
+                spans
+                    .borrow_mut()
+                    .insert(partition, (start, end.min(range.low)));
+            }
+            let from = start.max(range.low);
+            chosen.push(PartitionRange {
+                start: from,
+                end: end.min(range.high).max(from),
+                ..*range
+            });
+        }
+        Ok::<_, FetchError>(chosen)
+    };
+    readers.read_with(&resolved, choose, |reader| {
+        let ends: Vec<(i32, i64)> = reader
+            .ranges()
+            .iter()
+            .map(|r| (r.partition, r.end))
+            .collect();
+        let deadline = started.checked_add(limits.max_time);
+        let mut taken = Taken::default();
+        let mut lake_left = BTreeMap::new();
+        for (&partition, &(from, to)) in spans.borrow().iter() {
+            if taken.limited_by.is_some() {
+                lake_left.insert(partition, from);
+                continue;
+            }
+            let mut here = 0u64;
+            let read = lake.read(&topic, partition, (from, to), false, deadline, |record| {
+                if here >= count {
+                    return Ok(false);
+                }
+                if let Some(millis) = time
+                    && record.timestamp.is_some_and(|t| t < millis)
+                {
+                    return Ok::<_, FetchError>(true);
+                }
+                let took = taken.offer(record, Source::Lake, limits);
+                here += u64::from(took);
+                Ok(took)
+            })?;
+            let finished = read.finished();
+            taken.missing.extend(read.missing);
+            if here >= count {
+                // The partition's count is reached in the lake: none of
+                // its records in Kafka are asked for.
+                taken.done.insert(partition);
+            } else if !finished {
+                lake_left.insert(partition, read.left.0);
+                taken.limited_by.get_or_insert(LimitedBy::Time);
+            }
+            if here > 0 {
+                taken.caps.insert(partition, count - here);
+            }
+        }
+        let mut read = if taken.limited_by.is_some() {
+            // A limit stopped the read in the lake: Kafka's records come
+            // after, in the next request.
+            let next_offsets = reader
+                .ranges()
+                .iter()
+                .filter(|r| r.start < r.end && !taken.done.contains(&r.partition))
+                .map(|r| (r.partition, r.start))
+                .collect();
+            Read {
+                records: taken.records,
+                sources: taken.sources,
+                missing: taken.missing,
+                limited_by: taken.limited_by,
+                next_offsets,
+            }
+        } else {
+            read_within(reader, limits, started, taken)?
+        };
+        // A partition left in the lake goes on from there.
+        read.next_offsets.extend(lake_left);
+        if !read.next_offsets.is_empty() {
+            read.limited_by.get_or_insert(LimitedBy::Time);
+        }
+        Ok((read, ends))
+    })
+}
+
+/// What a fetch has taken so far, over every partition and both sources.
+#[derive(Default)]
+struct Taken {
+    records: Vec<KafkaRecord>,
+    sources: Vec<Source>,
+    missing: Vec<Missing>,
+    bytes: usize,
+    limited_by: Option<LimitedBy>,
+    /// Records each partition may still take from Kafka, where the lake
+    /// gave some of its count.
+    caps: BTreeMap<i32, u64>,
+    /// Partitions whose count the lake gave whole.
+    done: BTreeSet<i32>,
+}
+
+impl Taken {
+    /// Takes `record` unless a limit is reached: whether it was taken, or
+    /// is not wanted (past its partition's count).
+    fn offer(&mut self, record: KafkaRecord, source: Source, limits: &FetchLimits) -> bool {
+        if self.limited_by.is_some() {
+            return false;
+        }
+        if source == Source::Kafka
+            && (self.done.contains(&record.partition)
+                || self.caps.get(&record.partition) == Some(&0))
+        {
+            return true;
+        }
+        if self.records.len() as u64 >= limits.max_count {
+            self.limited_by = Some(LimitedBy::Count);
+            return false;
+        }
+        let after = self.bytes.saturating_add(record.payload_len());
+        if after > limits.max_bytes {
+            self.limited_by = Some(LimitedBy::Bytes);
+            return false;
+        }
+        self.bytes = after;
+        if source == Source::Kafka
+            && let Some(cap) = self.caps.get_mut(&record.partition)
+        {
+            *cap -= 1;
+        }
+        self.records.push(record);
+        self.sources.push(source);
+        true
+    }
+}
+
 /// What [`read_within`] read, why it stopped and where to go on.
 struct Read {
     records: Vec<KafkaRecord>,
+    sources: Vec<Source>,
+    missing: Vec<Missing>,
     limited_by: Option<LimitedBy>,
     next_offsets: BTreeMap<i32, i64>,
 }
@@ -181,23 +420,22 @@ struct Read {
 const BATCH: u64 = 500;
 
 /// Reads `reader` to its end or to the first limit reached, the limits
-/// counting every partition's records together.
+/// counting every partition's records together, and what `taken` holds
+/// already (read from the lake).
 fn read_within(
     reader: &mut BoundedReader,
     limits: &FetchLimits,
     started: Instant,
+    mut taken: Taken,
 ) -> Result<Read, KafkaError> {
     // `None`: no time limit (the command line's `Duration::MAX`).
     let deadline = started.checked_add(limits.max_time);
-    let mut records = Vec::new();
-    let mut bytes = 0usize;
     // Partitions with records polled but not returned: not finished.
     let mut left_behind = BTreeSet::new();
-    let mut limited_by = None;
     loop {
-        let room = limits.max_count.saturating_sub(records.len() as u64);
+        let room = limits.max_count.saturating_sub(taken.records.len() as u64);
         if room == 0 {
-            limited_by = Some(LimitedBy::Count);
+            taken.limited_by = Some(LimitedBy::Count);
             break;
         }
         let max = usize::try_from(room.min(BATCH)).unwrap_or(1);
@@ -205,24 +443,16 @@ fn read_within(
             break;
         };
         for record in batch {
-            if limited_by.is_some() {
-                left_behind.insert(record.partition);
-                continue;
+            let partition = record.partition;
+            if !taken.offer(record, Source::Kafka, limits) {
+                left_behind.insert(partition);
             }
-            let after = bytes.saturating_add(record.payload_len());
-            if after > limits.max_bytes {
-                limited_by = Some(LimitedBy::Bytes);
-                left_behind.insert(record.partition);
-                continue;
-            }
-            bytes = after;
-            records.push(record);
         }
-        if limited_by.is_some() {
+        if taken.limited_by.is_some() {
             break;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            limited_by = Some(LimitedBy::Time);
+            taken.limited_by = Some(LimitedBy::Time);
             break;
         }
     }
@@ -230,7 +460,7 @@ fn read_within(
     if unfinished.is_empty() {
         // Every range was read to its end: whatever limit was reached on
         // the way left nothing behind.
-        limited_by = None;
+        taken.limited_by = None;
     }
     let mut next_offsets: BTreeMap<i32, i64> = reader
         .ranges()
@@ -238,14 +468,19 @@ fn read_within(
         .filter(|r| unfinished.contains(&r.partition))
         .map(|r| (r.partition, r.start))
         .collect();
-    for record in &records {
+    for (record, source) in taken.records.iter().zip(&taken.sources) {
+        if *source == Source::Lake {
+            continue;
+        }
         if let Some(next) = next_offsets.get_mut(&record.partition) {
             *next = (*next).max(record.offset.saturating_add(1));
         }
     }
     Ok(Read {
-        records,
-        limited_by,
+        records: taken.records,
+        sources: taken.sources,
+        missing: taken.missing,
+        limited_by: taken.limited_by,
         next_offsets,
     })
 }

@@ -21,6 +21,7 @@ pub mod import;
 pub mod io;
 pub mod json;
 pub mod kafka;
+pub mod lake;
 pub mod metrics;
 pub mod names;
 pub mod pipeline;

@@ -42,6 +42,8 @@ mod import;
 #[cfg(feature = "integration-tests")]
 mod import_lease;
 #[cfg(feature = "integration-tests")]
+mod lake_read;
+#[cfg(feature = "integration-tests")]
 mod read_plan;
 #[cfg(feature = "integration-tests")]
 mod registry;

@@ -555,6 +555,7 @@ fn a_filter_sees_avro_values_decoded_through_the_registry() {
         avro: Some(std::sync::Arc::new(
             sluice_host::codec::SchemaRegistry::new(&registry.url).unwrap(),
         )),
+        lake: None,
     };
     let decoded = search(&readers, &asked, &limits, &how).unwrap();
     assert_eq!(found(&decoded), vec![(0, 3), (0, 13), (0, 23)]);

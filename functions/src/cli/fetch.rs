@@ -1,15 +1,20 @@
 //! `sluice fetch`: records at given offsets, the command-line twin of seed
 //! 000's ad hoc fetch page; optionally a dry run of a transform on them.
 //! With `--key`, `--where`, `--newest-first` or `--cursor` it searches
-//! instead (`sluice_host::search`), the twin of `GET /api/search`.
+//! instead (`sluice_host::search`), the twin of `GET /api/search`. With
+//! `--export-topics`, offsets below a partition's earliest are read from
+//! where the export puts the topic, as `sluice serve` does.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use sluice_host::config::{Connections, read_topics};
 use sluice_host::kafka::Start;
+use sluice_host::lake::{Lake, Source};
 
 use sluice_host::fetch::{Fetch, FetchLimits, FetchQuery, fetch, reader_pool};
 use sluice_host::record::{KafkaRecord, Outcome};
@@ -68,10 +73,53 @@ pub struct FetchArgs {
     /// Dry run of a transformer component file, instead of a name.
     #[arg(long, value_name = "FILE", conflicts_with = "transform")]
     wasm: Option<PathBuf>,
+    /// The export's topics.json: offsets below a partition's earliest
+    /// (deleted by retention or compaction) are read from where it puts
+    /// the topic, marked `"source": "lake"`.
+    #[arg(long, env = "SLUICE_TOPICS", value_name = "FILE")]
+    export_topics: Option<PathBuf>,
+    /// The export's connections.json (its storage and credentials).
+    #[arg(
+        long,
+        env = "SLUICE_CONNECTIONS",
+        value_name = "FILE",
+        default_value = "connections.json"
+    )]
+    export_connections: PathBuf,
+    /// Where the export puts its files, when not the connections' storage.
+    #[arg(long, env = "SLUICE_EXPORT_URL", value_name = "URL")]
+    export_url: Option<String>,
     #[command(flatten)]
     broker: Broker,
     #[command(flatten)]
     transforms: TransformsFrom,
+}
+
+/// The export read back, when `--export-topics` names it.
+fn lake(args: &FetchArgs) -> anyhow::Result<Option<Arc<Lake>>> {
+    let Some(topics) = &args.export_topics else {
+        return Ok(None);
+    };
+    let entries = read_topics(topics).context("--export-topics")?;
+    let connections =
+        Connections::read(&args.export_connections).context("--export-connections")?;
+    let lake = Lake::open(&entries, &connections, args.export_url.as_deref())
+        .context("the export's storage")?;
+    Ok(Some(Arc::new(lake)))
+}
+
+/// What the lake gave and could not give, for stderr.
+fn tell_lake(sources: &[Source], missing: &[sluice_host::lake::Missing]) {
+    let from_lake = sources.iter().filter(|s| **s == Source::Lake).count();
+    if from_lake > 0 {
+        eprintln!("{from_lake} of them from the export (below the partition's earliest offset)");
+    }
+    for gap in missing {
+        eprintln!(
+            "partition {} offsets {}-{} not returned: {}",
+            gap.partition, gap.first, gap.last, gap.reason
+        );
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +157,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     let how = Fetch {
         avro: None,
         dry_run,
+        lake: lake(&args)?,
     };
     // The command line is trusted with any count; only the HTTP API caps it.
     let fetched = fetch(
@@ -118,7 +167,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         &how,
     )?;
     let (records, outcomes) = (fetched.records, fetched.outcomes);
-    write(&args, &records, outcomes.as_deref())?;
+    write(&args, &records, outcomes.as_deref(), &fetched.sources)?;
     eprintln!(
         "{} records from {} partition {} starting at offset {}",
         records.len(),
@@ -126,6 +175,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         partition,
         args.offset
     );
+    tell_lake(&fetched.sources, &fetched.missing);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -134,6 +184,7 @@ fn write(
     args: &FetchArgs,
     records: &[KafkaRecord],
     outcomes: Option<&[Result<Outcome, GuestError>]>,
+    sources: &[Source],
 ) -> anyhow::Result<()> {
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
@@ -142,7 +193,7 @@ fn write(
         None => Box::new(std::io::stdout()),
     };
     match args.format {
-        Format::Json => write_json_lines(records, outcomes, &mut out)?,
+        Format::Json => write_json_lines(records, outcomes, sources, &mut out)?,
         Format::Csv => write_csv(records, &mut out)?,
         Format::Parquet => {
             if args.out.is_none() {
@@ -190,9 +241,12 @@ fn search(args: FetchArgs) -> anyhow::Result<ExitCode> {
         &reader_pool(args.broker.config()?),
         &query,
         &SearchLimits::none(),
-        &SearchHow::default(),
+        &SearchHow {
+            avro: None,
+            lake: lake(&args)?,
+        },
     )?;
-    write(&args, &searched.records, None)?;
+    write(&args, &searched.records, None, &searched.sources)?;
     eprintln!(
         "{} records found in {} partitions {:?}, {} looked at",
         searched.records.len(),
@@ -200,6 +254,7 @@ fn search(args: FetchArgs) -> anyhow::Result<ExitCode> {
         searched.partitions,
         searched.scanned
     );
+    tell_lake(&searched.sources, &searched.missing);
     for (partitioner, partition) in &searched.key_partitions {
         eprintln!("{partitioner} puts the key in partition {partition}");
     }

@@ -33,6 +33,12 @@ mod written;
 pub use delta::{DeltaError, DeltaReport};
 pub use error::ExportError;
 pub use layout::{FileNames, aggregate_key, data_key, dead_letter_key, delta_log, delta_table};
+// What `lake/` reads the export back by: the names, the range records and
+// the table's log.
+pub(crate) use delta::Snapshot;
+pub use layout::{DATA, data_dir, range_of};
+pub use ranges::RangeError;
+pub(crate) use ranges::StoredRanges;
 // `PartitionFile` and `decode` are public so that the export's CPU path can
 // be measured without a broker (`tests/benches/export_encode.rs`).
 pub use aggregate::AggregateReport;

@@ -427,6 +427,13 @@ impl StoredRanges {
         self.partition
     }
 
+    /// The units holding any of `from..to`, by first offset.
+    pub fn overlapping(&self, from: i64, to: i64) -> impl Iterator<Item = &StoredFile> {
+        self.units
+            .iter()
+            .filter(move |u| u.first < to && from <= u.last)
+    }
+
     /// The newest unit: how far the partition is exported.
     pub fn newest(&self) -> Option<&StoredFile> {
         self.units.last()

@@ -136,6 +136,8 @@ pub(super) fn watermarks_of<C: ConsumerContext>(
                 (Some(&low), Some(&high)) if low <= high => (low, high),
                 _ => watermarks(consumer, timeout, topic, partition)?,
             };
+            #[cfg(feature = "failpoints")]
+            let marks = crate::crash::watermarks_after_deletes(topic, partition, marks);
             Ok((at, marks))
         })
         .collect()

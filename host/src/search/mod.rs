@@ -26,6 +26,7 @@ pub use partitioner::{Partitioner, UnknownPartitioner};
 pub use scan::search;
 
 use crate::codec::SchemaRegistry;
+use crate::lake::{Lake, Missing, Source};
 use crate::record::KafkaRecord;
 
 /// Records whose key is exactly `key`.
@@ -114,10 +115,13 @@ pub enum StoppedBy {
     Bytes,
 }
 
-/// How values are shown: decoded from Confluent Avro when a registry is given.
+/// How values are shown (decoded from Confluent Avro when a registry is
+/// given), and where the topic is exported (offsets below a partition's
+/// earliest are searched there).
 #[derive(Default)]
 pub struct SearchHow {
     pub avro: Option<Arc<SchemaRegistry>>,
+    pub lake: Option<Arc<Lake>>,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,10 @@ pub struct Searched {
     /// The matches: each partition's in the order read (ascending offsets,
     /// or descending newest first).
     pub records: Vec<KafkaRecord>,
+    /// Where each match was read from, in the order of `records`.
+    pub sources: Vec<Source>,
+    /// Offsets below a partition's earliest that the export cannot give.
+    pub missing: Vec<Missing>,
     /// For a key search, per match, the partitioners that put the key in
     /// the partition it was found in (none: another partitioner did).
     pub matched_by: Vec<Vec<Partitioner>>,

@@ -1,6 +1,8 @@
 //! The search's reads: ascending through a pooled reader, or newest first
 //! as windows read from each partition's end downwards; every record looked
-//! at once and dropped unless it matches.
+//! at once and dropped unless it matches. An exported topic's offsets below
+//! a partition's earliest are read from the lake: before Kafka's records
+//! ascending, after them newest first, with the same rules and budgets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -8,6 +10,7 @@ use std::time::Instant;
 use super::{Cursor, Order, SearchHow, SearchLimits, SearchQuery, Searched, StoppedBy};
 use crate::fetch::{FetchError, decode_avro, mark_if_not_text};
 use crate::kafka::{BoundedReader, KafkaError, PartitionRange, ReadPlan, ReaderPool, Start};
+use crate::lake::{Lake, Missing, Source};
 use crate::record::KafkaRecord;
 use crate::search::Subject;
 
@@ -40,7 +43,13 @@ pub fn search(
             .map_or(limits.max_scanned, |n| n.min(limits.max_scanned)),
         max_matches: query.limit.min(limits.max_matches),
         max_bytes: limits.max_bytes,
+        lake: how
+            .lake
+            .as_deref()
+            .filter(|lake| lake.exports(&query.topic)),
         found: Vec::new(),
+        sources: Vec::new(),
+        missing: Vec::new(),
         bytes: 0,
         scanned: 0,
         stopped_by: None,
@@ -64,19 +73,25 @@ pub fn search(
     let (partitions, left) = match order {
         Order::OldestFirst => readers.read_with(&plan, choose, |reader| {
             let partitions = reader.ranges().iter().map(|r| r.partition).collect();
-            Ok::<_, FetchError>((partitions, scan.ascending(reader)?))
+            let below = scan.below_earliest(reader.ranges());
+            Ok::<_, FetchError>((partitions, scan.ascending(reader, below)?))
         })?,
         Order::NewestFirst => {
             let ranges = readers.read_with(&plan, choose, |reader| {
                 Ok::<_, FetchError>(reader.ranges().to_vec())
             })?;
             let partitions = ranges.iter().map(|r| r.partition).collect();
-            (partitions, scan.descending(readers, &plan, &ranges)?)
+            let below = scan.below_earliest(&ranges);
+            let mut left = scan.descending(readers, &plan, &ranges)?;
+            scan.descending_in_lake(below, &mut left)?;
+            (partitions, left)
         }
     };
     let cursor = (!left.is_empty()).then_some(Cursor { order, left });
     let Scan {
         mut found,
+        sources,
+        missing,
         scanned,
         stopped_by,
         ..
@@ -99,6 +114,8 @@ pub fn search(
     };
     Ok(Searched {
         records: found,
+        sources,
+        missing,
         matched_by,
         key_partitions,
         partitions,
@@ -187,7 +204,12 @@ struct Scan<'a> {
     max_scanned: u64,
     max_matches: u64,
     max_bytes: usize,
+    /// Where the topic is exported, when it is.
+    lake: Option<&'a Lake>,
     found: Vec<KafkaRecord>,
+    /// Where each match was read from.
+    sources: Vec<Source>,
+    missing: Vec<Missing>,
     bytes: usize,
     scanned: u64,
     stopped_by: Option<StoppedBy>,
@@ -196,7 +218,12 @@ struct Scan<'a> {
 impl Scan<'_> {
     /// Looks at `record`: `false` when a limit stopped the search before
     /// it (it is left for the cursor), `true` once it is looked at.
-    fn offer(&mut self, mut record: KafkaRecord) -> Result<bool, FetchError> {
+    fn offer(&mut self, record: KafkaRecord) -> Result<bool, FetchError> {
+        self.offer_from(record, Source::Kafka)
+    }
+
+    /// As [`Scan::offer`], for a record read from `source`.
+    fn offer_from(&mut self, mut record: KafkaRecord, source: Source) -> Result<bool, FetchError> {
         if self.stopped_by.is_some() {
             return Ok(false);
         }
@@ -218,7 +245,10 @@ impl Scan<'_> {
             self.scanned += 1;
             return Ok(true);
         }
-        if let Some(registry) = &self.how.avro {
+        // The lake holds an Avro value decoded already.
+        if let Some(registry) = &self.how.avro
+            && source == Source::Kafka
+        {
             decode_avro(std::slice::from_mut(&mut record), registry)?;
         }
         if let Some(filter) = &self.query.filter
@@ -235,6 +265,7 @@ impl Scan<'_> {
         self.scanned += 1;
         self.bytes = bytes;
         self.found.push(record);
+        self.sources.push(source);
         if self.found.len() as u64 >= self.max_matches {
             self.stopped_by = Some(StoppedBy::Limit);
         }
@@ -259,10 +290,37 @@ impl Scan<'_> {
         self.stopped_by.is_some()
     }
 
-    /// Reads `reader` in ascending offsets; what is left of each partition.
+    /// Each partition's offsets below its earliest that the lake is read
+    /// for: what a cursor left there, or (a new search) every exported
+    /// offset below the earliest, unless a time put the start in Kafka
+    /// past its earliest.
+    fn below_earliest(&self, ranges: &[PartitionRange]) -> BTreeMap<i32, (i64, i64)> {
+        if self.lake.is_none() {
+            return BTreeMap::new();
+        }
+        ranges
+            .iter()
+            .filter_map(|r| {
+                let (from, to) = match &self.query.cursor {
+                    Some(cursor) => *cursor.left.get(&r.partition)?,
+                    None if self.query.from_timestamp.is_some() && r.start > r.low => {
+                        return None;
+                    }
+                    None => (0, r.low),
+                };
+                let to = to.min(r.low);
+                (from < to).then_some((r.partition, (from, to)))
+            })
+            .collect()
+    }
+
+    /// Reads `below` (offsets below each partition's earliest) from the
+    /// lake, then `reader` in ascending offsets; what is left of each
+    /// partition.
     fn ascending(
         &mut self,
         reader: &mut BoundedReader,
+        below: BTreeMap<i32, (i64, i64)>,
     ) -> Result<BTreeMap<i32, (i64, i64)>, FetchError> {
         let mut left: BTreeMap<i32, (i64, i64)> = reader
             .ranges()
@@ -273,6 +331,22 @@ impl Scan<'_> {
         let mut left_behind = BTreeSet::new();
         if self.max_matches == 0 {
             self.stopped_by = Some(StoppedBy::Limit);
+        }
+        for (partition, span) in below {
+            let Some((from, _)) = left.get_mut(&partition) else {
+                continue;
+            };
+            if self.out_of_time() {
+                *from = span.0;
+                left_behind.insert(partition);
+                continue;
+            }
+            let read = self.in_lake(partition, span, false)?;
+            if !read.finished() {
+                *from = read.left.0;
+                left_behind.insert(partition);
+                self.stopped_by.get_or_insert(StoppedBy::Time);
+            }
         }
         while !self.out_of_time() {
             let room = self.max_scanned.saturating_sub(self.scanned).min(BATCH);
@@ -298,6 +372,60 @@ impl Scan<'_> {
         let unfinished: BTreeSet<i32> = reader.unfinished().chain(left_behind).collect();
         left.retain(|p, (from, to)| unfinished.contains(p) && from < to);
         Ok(left)
+    }
+
+    /// Reads `span` of `partition` from the lake, each record offered.
+    fn in_lake(
+        &mut self,
+        partition: i32,
+        span: (i64, i64),
+        descending: bool,
+    ) -> Result<crate::lake::LakeRead, FetchError> {
+        let Some(lake) = self.lake else {
+            return Ok(crate::lake::LakeRead {
+                left: (span.0, span.0),
+                missing: Vec::new(),
+            });
+        };
+        let topic = self.query.topic.as_str();
+        let deadline = self.deadline();
+        let mut read = lake.read(topic, partition, span, descending, deadline, |record| {
+            self.offer_from(record, Source::Lake)
+        })?;
+        self.missing.append(&mut read.missing);
+        Ok(read)
+    }
+
+    /// Newest first, after Kafka's records: `below` (offsets below each
+    /// partition's earliest) from the lake, downwards, once every
+    /// partition's records in Kafka were looked at. `left` (what Kafka
+    /// left) gains what the lake leaves.
+    fn descending_in_lake(
+        &mut self,
+        below: BTreeMap<i32, (i64, i64)>,
+        left: &mut BTreeMap<i32, (i64, i64)>,
+    ) -> Result<(), FetchError> {
+        for (partition, (from, to)) in below {
+            let lake_left = if !left.is_empty() || self.out_of_time() {
+                (from, to)
+            } else {
+                let read = self.in_lake(partition, (from, to), true)?;
+                if !read.finished() {
+                    self.stopped_by.get_or_insert(StoppedBy::Time);
+                }
+                read.left
+            };
+            if lake_left.0 >= lake_left.1 {
+                continue;
+            }
+            // Contiguous: the lake's offsets lie below Kafka's.
+            let merged = match left.get(&partition) {
+                Some((_, kafka_to)) => (lake_left.0, *kafka_to),
+                None => lake_left,
+            };
+            left.insert(partition, merged);
+        }
+        Ok(())
     }
 
     /// Reads `ranges` newest first: windows from each partition's end

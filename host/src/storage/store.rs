@@ -161,6 +161,32 @@ impl Store {
         Ok(Some((bytes, e_tag)))
     }
 
+    /// The size in bytes of the object at `key`; a [`Failure::NotFound`]
+    /// error when there is none.
+    pub async fn size(&self, key: &str) -> Result<u64, StorageError> {
+        let path = self.path(key)?;
+        match self.store.head(&path).await {
+            Ok(meta) => Ok(meta.size),
+            Err(e) => Err(self.error(key, e)),
+        }
+    }
+
+    /// The bytes of each of `ranges` of the object at `key`, in order:
+    /// parts of a large file (a Parquet file's footer, then the column
+    /// chunks wanted) without the rest (requests close together are
+    /// coalesced by the store's client).
+    pub async fn get_ranges(
+        &self,
+        key: &str,
+        ranges: &[std::ops::Range<u64>],
+    ) -> Result<Vec<Bytes>, StorageError> {
+        let path = self.path(key)?;
+        self.store
+            .get_ranges(&path, ranges)
+            .await
+            .map_err(|e| self.error(key, e))
+    }
+
     /// Stores `bytes` at `key`, replacing what was there. When this
     /// returns, the object is durable (in a local folder: synced).
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StorageError> {

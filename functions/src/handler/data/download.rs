@@ -19,6 +19,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use sluice_host::fetch::FetchError;
 use sluice_host::kafka::ReaderPool;
+use sluice_host::lake::{Missing, Source};
 use sluice_host::record::KafkaRecord;
 use sluice_host::search::{SearchHow, SearchLimits, SearchQuery, Searched, StoppedBy, search};
 use tokio::sync::{mpsc, oneshot};
@@ -36,6 +37,9 @@ pub const END_KEY: &str = "sluice.end";
 /// most: a slow reader holds the search back instead of filling memory.
 const CHUNK: usize = 64 << 10;
 const CHUNKS_QUEUED: usize = 4;
+/// Ranges of offsets the export could not give, kept for the summary at
+/// most (the rest are counted): the file's end must stay small.
+const MAX_MISSING: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -77,7 +81,7 @@ impl Format {
 #[utoipa::path(get, path = "/api/search/download", tag = "data",
     summary = "The whole result of a search as one streamed file: CSV, JSON lines or Parquet",
     params(SearchParams),
-    responses((status = 200, description = "The matches, streamed page by page within the search's budgets of records looked at and of time (`limit` counts the whole file's matches). How it ended is in `sluice.end`: the last CSV row (empty partition, key `sluice.end`, the summary as its value), the last JSON line ({\"sluice.end\": summary}), or the Parquet file's key-value metadata. The summary: complete, stopped_by (limit, records, time, bytes or error), returned, scanned, cursor (pass it back as `cursor` to go on), next_offsets"),
+    responses((status = 200, description = "The matches, streamed page by page within the search's budgets of records looked at and of time (`limit` counts the whole file's matches). How it ended is in `sluice.end`: the last CSV row (empty partition, key `sluice.end`, the summary as its value), the last JSON line ({\"sluice.end\": summary}), or the Parquet file's key-value metadata. The summary: complete, stopped_by (limit, records, time, bytes or error), returned, scanned, cursor (pass it back as `cursor` to go on), next_offsets, missing (offsets below the earliest the export does not hold, with the reason; at most 1,000 ranges, the rest counted in missing_not_listed). JSON lines mark records read from the export with \"source\": \"lake\""),
         (status = 400, description = "A parameter that does not parse, named"),
         (status = 404, description = "Unknown topic or partition"),
         (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
@@ -92,6 +96,7 @@ pub(super) async fn download_route(
     let budget = Budget::new(&query, params.limit, limits_of(&api));
     let how = SearchHow {
         avro: avro_of(&api, &params)?,
+        lake: api.lake.clone(),
     };
     let (chunks, body) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_QUEUED);
     let (started, first) = oneshot::channel::<Result<(), ApiError>>();
@@ -103,6 +108,8 @@ pub(super) async fn download_route(
             query,
             how,
             budget,
+            missing: Vec::new(),
+            missing_more: 0,
         };
         download.run(format, BodyWriter::new(chunks), started);
     });
@@ -203,6 +210,9 @@ struct Download<'a> {
     query: SearchQuery,
     how: SearchHow,
     budget: Budget,
+    /// What the export could not give, over every answer.
+    missing: Vec<Missing>,
+    missing_more: usize,
 }
 
 /// How a download ended, as its summary says it.
@@ -218,6 +228,13 @@ impl Download<'_> {
         let searched = search(self.readers, &query, &limits, &self.how)?;
         self.budget.scanned += searched.scanned;
         self.budget.returned += searched.records.len() as u64;
+        for missing in &searched.missing {
+            if self.missing.len() < MAX_MISSING {
+                self.missing.push(missing.clone());
+            } else {
+                self.missing_more += 1;
+            }
+        }
         Ok(searched)
     }
 
@@ -249,7 +266,7 @@ impl Download<'_> {
             let Some(searched) = page.take() else {
                 break Ended::Complete;
             };
-            if let Err(error) = file.write(&searched.records) {
+            if let Err(error) = file.write(&searched.records, &searched.sources) {
                 tracing::info!(error = %format!("{error:#}"), "a download's reader went away");
                 return;
             }
@@ -295,6 +312,8 @@ impl Download<'_> {
             "scanned": self.budget.scanned,
             "cursor": if complete { Value::Null } else { json!(last_cursor.as_ref().map(ToString::to_string)) },
             "next_offsets": next,
+            "missing": self.missing,
+            "missing_not_listed": self.missing_more,
             "note": if complete {
                 "every record of the partitions searched was looked at"
             } else {
@@ -327,10 +346,12 @@ impl File {
         })
     }
 
-    fn write(&mut self, records: &[KafkaRecord]) -> anyhow::Result<()> {
+    /// `records`; in JSON lines, those `sources` says came from the export
+    /// are marked so.
+    fn write(&mut self, records: &[KafkaRecord], sources: &[Source]) -> anyhow::Result<()> {
         match self {
             File::Csv(out) => write_csv_rows(records, out)?,
-            File::JsonLines(out) => write_json_lines(records, None, out)?,
+            File::JsonLines(out) => write_json_lines(records, None, sources, out)?,
             File::Parquet(file) => file.write(records)?,
         }
         Ok(())

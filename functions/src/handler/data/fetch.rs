@@ -11,10 +11,11 @@ use axum::response::Response;
 use serde_json::json;
 use sluice_host::fetch::{Fetch, FetchError, fetch};
 use sluice_host::kafka::KafkaError;
+use sluice_host::lake::LakeError;
 
 use super::query::{self, FetchParams, Format, format_of, query_of};
 use super::{ApiError, DataApi, load_transform};
-use crate::render::record_json;
+use crate::render::{mark_source, record_json};
 
 /// Where a limited fetch goes on, for every format (NDJSON, CSV and
 /// Parquet have no envelope to say it in): `partition=offset` pairs.
@@ -35,8 +36,13 @@ pub(super) fn fetch_error(error: FetchError) -> ApiError {
             return ApiError(StatusCode::UNPROCESSABLE_ENTITY, error.to_string());
         }
         // Not the records' fault, nor the caller's: try again later.
-        error @ FetchError::SchemaRegistry(_) => {
+        error @ (FetchError::SchemaRegistry(_)
+        | FetchError::Lake(LakeError::Unavailable { .. } | LakeError::NoAnswer { .. })) => {
             return ApiError(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+        }
+        // The export's storage holds something no export wrote.
+        error @ FetchError::Lake(LakeError::Unreadable { .. }) => {
+            return ApiError(StatusCode::BAD_GATEWAY, error.to_string());
         }
     };
     let status = match &error {
@@ -53,10 +59,11 @@ pub(super) fn fetch_error(error: FetchError) -> ApiError {
 #[utoipa::path(get, path = "/api/fetch", tag = "data",
     summary = "Records at offsets, optionally with a transform's dry-run outcome",
     params(FetchParams),
-    responses((status = 200, description = "JSON (records, complete, limited_by, next_offsets), NDJSON, CSV or Parquet; a limited read says which limit in x-sluice-limited-by and where to go on in x-sluice-next-offsets (partition=offset,...)"),
+    responses((status = 200, description = "JSON (records, complete, limited_by, next_offsets, missing), NDJSON, CSV or Parquet; a limited read says which limit in x-sluice-limited-by and where to go on in x-sluice-next-offsets (partition=offset,...). An exported topic's offsets below a partition's earliest are read from the export: each such record has \"source\": \"lake\" (JSON, NDJSON), and `missing` lists the offsets below the earliest the export does not hold, with the reason"),
         (status = 404, description = "Unknown topic, partition or transform"),
         (status = 416, description = "Offset outside the partition; the message gives the range"),
-        (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
+        (status = 502, description = "The export's storage holds a file or log entry no export wrote"),
+        (status = 503, description = "The schema registry cannot be asked (value_format=avro cannot decode now), or the export's storage cannot be read (offsets below a partition's earliest)")),
     security(("functions_key" = []), ("bearer" = [])))]
 pub(super) async fn fetch_route(
     State(api): State<Arc<DataApi>>,
@@ -87,6 +94,7 @@ pub(super) async fn fetch_route(
     let how = Fetch {
         avro,
         dry_run: transform,
+        lake: api.lake.clone(),
     };
     let (readers, limits) = (api.readers.clone(), api.limits);
     let read = tokio::task::spawn_blocking(move || {
@@ -119,7 +127,12 @@ pub(super) async fn fetch_route(
                 .collect();
             let value = json!({
                 "topic": query.topic,
-                "records": records.iter().enumerate().map(|(i, r)| record_json(r, outcomes.as_ref().and_then(|o| o.get(i)))).collect::<Vec<_>>(),
+                "records": records.iter().enumerate().map(|(i, r)| {
+                    let mut line = record_json(r, outcomes.as_ref().and_then(|o| o.get(i)));
+                    mark_source(&mut line, fetched.sources.get(i));
+                    line
+                }).collect::<Vec<_>>(),
+                "missing": fetched.missing,
                 "returned": records.len(),
                 "complete": end_reached,
                 "limited_by": fetched.limited_by,
@@ -132,7 +145,7 @@ pub(super) async fn fetch_route(
         Format::NdJson => (
             "application/x-ndjson",
             body_of(&|out| {
-                crate::render::write_json_lines(records, outcomes.as_deref(), out)
+                crate::render::write_json_lines(records, outcomes.as_deref(), &fetched.sources, out)
                     .map_err(Into::into)
             })?,
         ),

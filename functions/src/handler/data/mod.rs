@@ -27,6 +27,7 @@ use axum::routing::get;
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::fetch::FetchLimits;
 use sluice_host::kafka::ReaderPool;
+use sluice_host::lake::Lake;
 use sluice_host::runtime::Transform;
 use sluice_host::transforms::TransformSource;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,6 +43,9 @@ pub struct DataApi {
     pub transforms: Arc<TransformSource>,
     /// For `value_format=avro`.
     pub schema_registry: Option<Arc<SchemaRegistry>>,
+    /// Where the export puts topics (the app's topics.json and storage):
+    /// offsets below a partition's earliest are read from there.
+    pub lake: Option<Arc<Lake>>,
 }
 
 impl std::fmt::Debug for DataApi {

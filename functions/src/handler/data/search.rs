@@ -21,7 +21,7 @@ use utoipa::IntoParams;
 use super::fetch::fetch_error;
 use super::query::{millis_of, numbers};
 use super::{ApiError, DataApi};
-use crate::render::record_json;
+use crate::render::{mark_source, record_json};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -247,10 +247,11 @@ pub(super) fn limits_of(api: &DataApi) -> SearchLimits {
 #[utoipa::path(get, path = "/api/search", tag = "data",
     summary = "Records found by key, content or time, oldest or newest first, within a budget",
     params(SearchParams),
-    responses((status = 200, description = "JSON: records (each with matched_by for a key search), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
+    responses((status = 200, description = "JSON: records (each with matched_by for a key search, and \"source\": \"lake\" when read from the export below the partition's earliest offset), missing (offsets below the earliest the export does not hold, with the reason), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
         (status = 400, description = "A parameter that does not parse; a filter's error names its position and token"),
         (status = 404, description = "Unknown topic or partition"),
-        (status = 503, description = "The schema registry cannot be asked: value_format=avro cannot decode now")),
+        (status = 502, description = "The export's storage holds a file or log entry no export wrote"),
+        (status = 503, description = "The schema registry cannot be asked (value_format=avro cannot decode now), or the export's storage cannot be read (offsets below a partition's earliest)")),
     security(("functions_key" = []), ("bearer" = [])))]
 pub(super) async fn search_route(
     State(api): State<Arc<DataApi>>,
@@ -270,9 +271,10 @@ pub(super) async fn search_route(
     let avro = avro_of(&api, &params)?;
     let limits = limits_of(&api);
     let readers = api.readers.clone();
+    let lake = api.lake.clone();
     let (query, searched) = tokio::task::spawn_blocking(move || {
         let searched =
-            search(&readers, &query, &limits, &SearchHow { avro }).map_err(fetch_error)?;
+            search(&readers, &query, &limits, &SearchHow { avro, lake }).map_err(fetch_error)?;
         Ok::<_, ApiError>((query, searched))
     })
     .await
@@ -283,6 +285,7 @@ pub(super) async fn search_route(
         .enumerate()
         .map(|(i, record)| {
             let mut line = record_json(record, None);
+            mark_source(&mut line, searched.sources.get(i));
             if let Some(by) = searched.matched_by.get(i) {
                 line["matched_by"] = json!(by);
             }
@@ -305,6 +308,7 @@ pub(super) async fn search_route(
         "order": searched.order,
         "returned": records.len(),
         "records": records,
+        "missing": searched.missing,
         "scanned": searched.scanned,
         "complete": complete,
         "stopped_by": searched.stopped_by,

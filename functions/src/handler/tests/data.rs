@@ -32,6 +32,7 @@ fn app_with(limits: FetchLimits) -> AppConfig {
             limits,
             transforms: super::folder_transforms(),
             schema_registry: None,
+            lake: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,
@@ -579,6 +580,7 @@ async fn avro_values_are_decoded_through_the_schema_registry() {
                 limits: data.limits,
                 transforms: data.transforms.clone(),
                 schema_registry: Some(Arc::new(client)),
+                lake: None,
             });
         }
         app

@@ -41,6 +41,7 @@ fn app(page: u64, max_bytes: usize) -> AppConfig {
             },
             transforms: super::folder_transforms(),
             schema_registry: None,
+            lake: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,

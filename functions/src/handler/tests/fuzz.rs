@@ -79,6 +79,7 @@ fn fixture() -> Fixture {
             limits: FetchLimits::default(),
             transforms: transforms.clone(),
             schema_registry: None,
+            lake: None,
         })),
         transforms,
         metrics: None,

@@ -153,6 +153,7 @@ fn app(verifier: Arc<OAuth>, dir: &std::path::Path) -> AppConfig {
             limits: FetchLimits::default(),
             transforms: super::folder_transforms(),
             schema_registry: None,
+            lake: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,

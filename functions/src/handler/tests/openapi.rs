@@ -43,6 +43,7 @@ fn full_app(dir: &std::path::Path) -> AppConfig {
             limits: FetchLimits::default(),
             transforms: transforms.clone(),
             schema_registry: None,
+            lake: None,
         })),
         transforms,
         metrics: None,

@@ -79,6 +79,7 @@ async fn the_page_picks_a_topic_searches_a_key_shows_a_record_and_downloads_by_k
             },
             transforms: super::folder_transforms(),
             schema_registry: Some(Arc::new(client)),
+            lake: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,

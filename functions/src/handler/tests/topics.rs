@@ -29,6 +29,7 @@ fn app() -> AppConfig {
             limits: FetchLimits::default(),
             transforms: super::folder_transforms(),
             schema_registry: None,
+            lake: None,
         })),
         transforms: super::folder_transforms(),
         metrics: None,
