@@ -27,7 +27,10 @@ out="$CARGO_TARGET_DIR/wasm32-wasip2/guest"
 
 log() { printf 'build-guests: %s\n' "$*" >&2; }
 
-guests=(stay-category stay-category-v2 stay-summary clickstream-agg misbehave misbehave-agg language-detect)
+# The *-v01 guests are built against sluice:transform@0.1.0 (wit/v0.1), to show
+# such components keep working; the rest with the SDK against 0.2.0 (wit/).
+guests=(stay-category stay-category-v2 stay-summary clickstream-agg misbehave misbehave-agg
+  language-detect stay-category-v01 misbehave-v01 misbehave-agg-v01)
 if [[ "$mode" == demo ]]; then
   guests=(stay-category stay-summary)
 fi

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use sluice_host::lake::Source;
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
+use sluice_host::search::KeyForm;
 use sluice_host::table::{Timestamps, ValueColumn, kafka_batch, kafka_schema};
 
 /// A value as JSON when it is JSON, else as text, else (bytes that are
@@ -63,6 +64,14 @@ pub fn record_json(record: &KafkaRecord, outcome: Option<&Result<Outcome, GuestE
 pub fn mark_source(line: &mut Value, source: Option<&Source>) {
     if source == Some(&Source::Lake) {
         line["source"] = json!(Source::Lake);
+    }
+}
+
+/// A record's key also written as a search asked for it (`key_hex`,
+/// `key_base64`), beside `key`: nothing for a text key or a null one.
+pub fn show_key_as(line: &mut Value, key: Option<&[u8]>, form: KeyForm) {
+    if let (KeyForm::Hex | KeyForm::Base64, Some(key)) = (form, key) {
+        line[format!("key_{}", form.name())] = json!(form.show(key));
     }
 }
 

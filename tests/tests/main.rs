@@ -6,6 +6,7 @@
 //! run; the others need the `integration-tests` feature.
 
 mod architecture;
+mod contract;
 mod docs;
 mod guests;
 mod language_detect;

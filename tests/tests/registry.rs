@@ -99,6 +99,42 @@ fn upload_activate_rollback_and_delete() {
 }
 
 #[test]
+fn each_version_records_the_contract_its_component_was_built_against() {
+    for (backend, registry, _dir) in registries() {
+        block_on(async {
+            let rt = runtime();
+            let name = "contracts";
+            let v2 = registry
+                .upload(rt, name, wasm("misbehave"), true)
+                .await
+                .unwrap();
+            let v1 = registry
+                .upload(rt, name, wasm("misbehave-v01"), false)
+                .await
+                .unwrap();
+            let manifest = registry.manifest(name).await.unwrap();
+            let contract = |version: &str| {
+                manifest
+                    .versions
+                    .iter()
+                    .find(|v| v.version == version)
+                    .and_then(|v| v.contract.clone())
+            };
+            assert_eq!(
+                contract(&v2.info.version).as_deref(),
+                Some("0.2.0"),
+                "{backend}"
+            );
+            assert_eq!(
+                contract(&v1.info.version).as_deref(),
+                Some("0.1.0"),
+                "{backend}"
+            );
+        });
+    }
+}
+
+#[test]
 fn bad_uploads_are_refused_and_the_active_version_stays() {
     // A valid empty core module, and a valid component that implements
     // neither world.

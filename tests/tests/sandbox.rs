@@ -1,8 +1,9 @@
 //! A misbehaving guest costs one record, never the host: traps, endless
 //! loops and runaway allocations are reported with the transform and record,
 //! and the same transformer goes on working. The tests of a guest's
-//! misbehaviour run once with the Rust misbehave guest and once with its
-//! Python port (the modules at the end).
+//! misbehaviour run once with the Rust misbehave guest, once with the same
+//! code built against `sluice:transform@0.1.0` and once with its Python
+//! port (the modules at the end).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -342,5 +343,7 @@ macro_rules! per_implementation {
 
 per_implementation! {
     rust: "misbehave", "stay-category";
+    // The same misbehaviour built against sluice:transform@0.1.0.
+    rust_v01: "misbehave-v01", "stay-category";
     python: "misbehave-py", "stay-category-py";
 }

@@ -1,73 +1,40 @@
 //! A transformer that misbehaves on request, so the host's defences can be
 //! tested with a real component. Each record's value is a JSON object whose
-//! `do` field says what to do:
+//! `do` field says what to do (`act.rs`):
 //! `trap` (panic), `loop` (spin forever), `alloc` (allocate `mb` MiB),
 //! `drop`, `fail` (with `reason`), `metadata` (emit the pipeline metadata),
 //! `log` (log `message` at warn), `grow` (emit a value of `bytes` bytes, a
 //! record grown past what a broker takes); anything else echoes the value.
+//!
+//! `break` echoes the record, then breaks the batch's whole answer in the
+//! way its `field` names, to test the host's check of
+//! `sluice:transform@0.2.0`'s results (`breach.rs`).
 
 #![cfg(target_arch = "wasm32")]
 
-use sluice_guest::{KafkaRecord, Level, Outcome, OutputRecord, Transform, log, metadata};
+mod act;
+mod breach;
+
+mod api {
+    pub use sluice_guest::{KafkaRecord, Level, Outcome, OutputRecord, log, metadata};
+}
+
+use sluice_guest::transformer::exports::sluice::transform::transform::Guest;
+use sluice_guest::{Records, Results, raw};
 
 struct Misbehave;
 
-impl Transform for Misbehave {
-    fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome> {
-        batch.into_iter().map(act).collect()
+impl Guest for Misbehave {
+    fn process(batch: raw::Batch) -> raw::Results {
+        let records = Records::new(&batch).to_owned_records();
+        let breaches: Vec<String> = records.iter().filter_map(breach::asked).collect();
+        let outcomes = records.into_iter().map(act::act).collect();
+        let mut results = Results::from_outcomes(outcomes).into_raw();
+        for field in &breaches {
+            breach::apply(&mut results, field);
+        }
+        results
     }
 }
 
-fn act(record: KafkaRecord) -> Outcome {
-    let request: serde_json::Value = record
-        .value
-        .as_deref()
-        .and_then(|v| serde_json::from_slice(v).ok())
-        .unwrap_or_default();
-    let field = |name: &str| request.get(name).cloned().unwrap_or_default();
-    match field("do").as_str().unwrap_or("echo") {
-        "trap" => panic!("asked to trap at offset {}", record.offset),
-        "loop" => {
-            let mut n = 0u64;
-            loop {
-                n = std::hint::black_box(n.wrapping_add(1));
-            }
-        }
-        "alloc" => {
-            let mb = field("mb").as_u64().unwrap_or(1) as usize;
-            let block = std::hint::black_box(vec![1u8; mb << 20]);
-            let value = format!("{{\"allocated\":{}}}", block.len()).into_bytes();
-            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
-        }
-        "grow" => {
-            let bytes = field("bytes").as_u64().unwrap_or(0) as usize;
-            let mut value = b"{\"pad\":\"".to_vec();
-            value.resize(bytes.saturating_sub(2).max(value.len()), b'x');
-            value.extend_from_slice(b"\"}");
-            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
-        }
-        "drop" => Outcome::Drop,
-        "fail" => Outcome::Fail(
-            field("reason")
-                .as_str()
-                .unwrap_or("asked to fail")
-                .to_owned(),
-        ),
-        "metadata" => {
-            let pairs: serde_json::Map<String, serde_json::Value> =
-                metadata().into_iter().map(|(k, v)| (k, v.into())).collect();
-            let value = serde_json::to_vec(&pairs).unwrap_or_default();
-            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
-        }
-        "log" => {
-            log(Level::Warn, field("message").as_str().unwrap_or(""));
-            Outcome::Drop
-        }
-        _ => {
-            let value = record.value.clone().unwrap_or_default();
-            Outcome::Emit(vec![OutputRecord::derived_from(record, value)])
-        }
-    }
-}
-
-sluice_guest::export_transformer!(Misbehave);
+sluice_guest::__export_transformer_world!(Misbehave);

@@ -1,21 +1,40 @@
 //! Everything a Sluice transform needs: the record types and host functions
-//! of `wit/`, the trait to implement, and the macro that exports it.
+//! of `wit/` (`sluice:transform@0.2.0`), the traits to implement, and the
+//! macros that export them.
+//!
+//! Two ways to write a transform, both built against the same contract:
+//!
+//! - [`Transform`] / [`Aggregate`]: each batch as owned [`KafkaRecord`]s,
+//!   each answer as [`Outcome`]s ([`export_transformer!`],
+//!   [`export_aggregator!`]). The SDK converts; simplest to write.
+//! - [`TransformViews`] / [`AggregateViews`]: each record a [`Record`] view
+//!   borrowed from the batch's buffers, answers written into a [`Results`]
+//!   or [`Outputs`] ([`export_transformer_views!`],
+//!   [`export_aggregator_views!`]). No allocation per record or field:
+//!   for transforms where every microsecond per record counts.
 //!
 //! ```ignore
 //! struct Upper;
-//! impl sluice_guest::Transform for Upper {
-//!     fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome> { /* ... */ }
+//! impl sluice_guest::TransformViews for Upper {
+//!     fn process(batch: &Records<'_>, results: &mut Results) {
+//!         for record in batch {
+//!             match record.value() {
+//!                 Some(value) => results.emit(&record, &value.to_ascii_uppercase()),
+//!                 None => results.fail("no value"),
+//!             }
+//!         }
+//!     }
 //! }
-//! sluice_guest::export_transformer!(Upper);
+//! sluice_guest::export_transformer_views!(Upper);
 //! ```
 //! Build with `cargo build --release --target wasm32-wasip2`.
 
 pub mod transformer {
     wit_bindgen::generate!({
         world: "transformer",
-        path: "../../wit/v0.1",
+        path: "../../wit/sluice.wit",
         pub_export_macro: true,
-        export_macro_name: "export_transformer",
+        export_macro_name: "__export_transformer_world",
         default_bindings_module: "sluice_guest::transformer",
     });
 }
@@ -23,35 +42,183 @@ pub mod transformer {
 pub mod aggregator {
     wit_bindgen::generate!({
         world: "aggregator",
-        path: "../../wit/v0.1",
+        path: "../../wit/sluice.wit",
         pub_export_macro: true,
-        export_macro_name: "export_aggregator",
+        export_macro_name: "__export_aggregator_world",
         default_bindings_module: "sluice_guest::aggregator",
         with: {
-            "sluice:transform/types@0.1.0": crate::transformer::sluice::transform::types,
-            "sluice:transform/host@0.1.0": crate::transformer::sluice::transform::host,
+            "sluice:transform/types@0.2.0": crate::transformer::sluice::transform::types,
+            "sluice:transform/host@0.2.0": crate::transformer::sluice::transform::host,
         },
     });
 }
 
-pub use aggregator::export_aggregator;
-pub use aggregator::exports::sluice::transform::aggregate::Guest as Aggregate;
-pub use transformer::export_transformer;
-pub use transformer::exports::sluice::transform::transform::Guest as Transform;
-pub use transformer::sluice::transform::host::{Level, log, metadata};
-pub use transformer::sluice::transform::types::{Header, KafkaRecord, Outcome, OutputRecord};
+#[doc(hidden)]
+pub use aggregator::__export_aggregator_world;
+#[doc(hidden)]
+pub use transformer::__export_transformer_world;
 
-impl OutputRecord {
-    /// A record for every declared output topic, keeping the input's key
-    /// and headers: what most transforms emit.
-    pub fn derived_from(input: KafkaRecord, value: Vec<u8>) -> Self {
-        OutputRecord {
-            topic: None,
-            key: input.key,
-            value: Some(value),
-            headers: input.headers,
-        }
+mod owned;
+mod views;
+mod writer;
+
+/// The contract's buffers as wit-bindgen generates them, for a guest that
+/// writes them itself.
+pub use transformer::sluice::transform::types as raw;
+
+pub use owned::{Header, KafkaRecord, Outcome, OutputRecord};
+pub use transformer::sluice::transform::host::{Level, log, metadata};
+pub use views::{Headers, Record, Records};
+pub use writer::{Outputs, Results};
+
+/// A stateless transform over owned records: one outcome per input record,
+/// in input order.
+pub trait Transform {
+    fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome>;
+}
+
+/// A stateful transform over owned records: `add` any number of times,
+/// then `finish` once, on a fresh instance per window.
+pub trait Aggregate {
+    fn add(batch: Vec<KafkaRecord>);
+    fn finish() -> Vec<OutputRecord>;
+}
+
+/// A stateless transform over record views: exactly one verdict
+/// ([`Results::emit`], [`Results::drop_record`], [`Results::fail`], ...) per input
+/// record, in input order.
+pub trait TransformViews {
+    fn process(batch: &Records<'_>, results: &mut Results);
+}
+
+/// A stateful transform over record views: `add` any number of times,
+/// then `finish` once, on a fresh instance per window.
+pub trait AggregateViews {
+    fn add(batch: &Records<'_>);
+    fn finish(outputs: &mut Outputs);
+}
+
+/// Runs an owned-records [`Transform`] on a batch: what
+/// [`export_transformer!`] exports.
+#[doc(hidden)]
+pub fn __process<T: Transform>(batch: raw::Batch) -> raw::Results {
+    let records = Records::new(&batch).to_owned_records();
+    drop(batch);
+    Results::from_outcomes(T::process(records)).into_raw()
+}
+
+#[doc(hidden)]
+pub fn __process_views<T: TransformViews>(batch: raw::Batch) -> raw::Results {
+    let records = Records::new(&batch);
+    let mut results = Results::for_batch(&batch);
+    T::process(&records, &mut results);
+    results.into_raw()
+}
+
+#[doc(hidden)]
+pub fn __add<T: Aggregate>(batch: raw::Batch) {
+    let records = Records::new(&batch).to_owned_records();
+    drop(batch);
+    T::add(records);
+}
+
+#[doc(hidden)]
+pub fn __add_views<T: AggregateViews>(batch: raw::Batch) {
+    T::add(&Records::new(&batch));
+}
+
+#[doc(hidden)]
+pub fn __finish<T: Aggregate>() -> raw::Outputs {
+    let mut outputs = Outputs::new();
+    for record in T::finish() {
+        outputs.push_owned(record);
     }
+    outputs.into_raw()
+}
+
+#[doc(hidden)]
+pub fn __finish_views<T: AggregateViews>() -> raw::Outputs {
+    let mut outputs = Outputs::new();
+    T::finish(&mut outputs);
+    outputs.into_raw()
+}
+
+/// Exports a [`Transform`] as the component's `transformer` world.
+#[macro_export]
+macro_rules! export_transformer {
+    ($t:ty) => {
+        const _: () = {
+            struct __SluiceTransformer;
+            impl $crate::transformer::exports::sluice::transform::transform::Guest
+                for __SluiceTransformer
+            {
+                fn process(batch: $crate::raw::Batch) -> $crate::raw::Results {
+                    $crate::__process::<$t>(batch)
+                }
+            }
+            $crate::__export_transformer_world!(__SluiceTransformer);
+        };
+    };
+}
+
+/// Exports a [`TransformViews`] as the component's `transformer` world.
+#[macro_export]
+macro_rules! export_transformer_views {
+    ($t:ty) => {
+        const _: () = {
+            struct __SluiceTransformer;
+            impl $crate::transformer::exports::sluice::transform::transform::Guest
+                for __SluiceTransformer
+            {
+                fn process(batch: $crate::raw::Batch) -> $crate::raw::Results {
+                    $crate::__process_views::<$t>(batch)
+                }
+            }
+            $crate::__export_transformer_world!(__SluiceTransformer);
+        };
+    };
+}
+
+/// Exports an [`Aggregate`] as the component's `aggregator` world.
+#[macro_export]
+macro_rules! export_aggregator {
+    ($t:ty) => {
+        const _: () = {
+            struct __SluiceAggregator;
+            impl $crate::aggregator::exports::sluice::transform::aggregate::Guest
+                for __SluiceAggregator
+            {
+                fn add(batch: $crate::raw::Batch) {
+                    $crate::__add::<$t>(batch)
+                }
+                fn finish() -> $crate::raw::Outputs {
+                    $crate::__finish::<$t>()
+                }
+            }
+            $crate::__export_aggregator_world!(__SluiceAggregator);
+        };
+    };
+}
+
+/// Exports an [`AggregateViews`] as the component's `aggregator` world.
+#[macro_export]
+macro_rules! export_aggregator_views {
+    ($t:ty) => {
+        const _: () = {
+            struct __SluiceAggregator;
+            impl $crate::aggregator::exports::sluice::transform::aggregate::Guest
+                for __SluiceAggregator
+            {
+                fn add(batch: $crate::raw::Batch) {
+                    $crate::__add_views::<$t>(batch)
+                }
+                fn finish() -> $crate::raw::Outputs {
+                    $crate::__finish_views::<$t>()
+                }
+            }
+            $crate::__export_aggregator_world!(__SluiceAggregator);
+        };
+    };
 }
 
 /// Hands each record's value to `add`; a record without a value, or one

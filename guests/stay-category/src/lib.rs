@@ -1,27 +1,27 @@
 //! Sluice transformer: adds `stay_category` to each expedia booking (the
-//! expedia job's rules, in `stay-rules`). One outcome per record, in order; a value
-//! that is not a JSON object fails alone.
+//! expedia job's rules, in `stay-rules`). One verdict per record, in order;
+//! a value that is not a JSON object fails alone. Written on the SDK's
+//! record views: each value is read in place from the batch and the
+//! enriched one written straight into the answer, so a record costs no
+//! allocation of its own.
 
 #![cfg(target_arch = "wasm32")]
 
-use sluice_guest::{KafkaRecord, Outcome, OutputRecord, Transform};
+use sluice_guest::{Records, Results, TransformViews};
 
 struct StayCategory;
 
-impl Transform for StayCategory {
-    fn process(batch: Vec<KafkaRecord>) -> Vec<Outcome> {
-        batch.into_iter().map(categorise_record).collect()
+impl TransformViews for StayCategory {
+    fn process(batch: &Records<'_>, results: &mut Results) {
+        for record in batch {
+            match record.value() {
+                Some(value) => {
+                    results.emit_written(&record, |out| stay_rules::enrich_into(value, out))
+                }
+                None => results.fail("record has no value (a tombstone), expected a JSON object"),
+            }
+        }
     }
 }
 
-fn categorise_record(mut record: KafkaRecord) -> Outcome {
-    let Some(value) = record.value.take() else {
-        return Outcome::Fail("record has no value (a tombstone), expected a JSON object".into());
-    };
-    match stay_rules::enrich(&value) {
-        Ok(enriched) => Outcome::Emit(vec![OutputRecord::derived_from(record, enriched)]),
-        Err(e) => Outcome::Fail(e.to_string()),
-    }
-}
-
-sluice_guest::export_transformer!(StayCategory);
+sluice_guest::export_transformer_views!(StayCategory);

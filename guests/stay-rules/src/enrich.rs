@@ -63,9 +63,19 @@ pub fn categorise(value: &[u8]) -> Result<(&'static str, bool), EnrichError> {
 
 /// The record with `stay_category` set; every other field unchanged.
 pub fn enrich(value: &[u8]) -> Result<Vec<u8>, EnrichError> {
+    let mut out = Vec::with_capacity(value.len() + 48);
+    enrich_into(value, &mut out)?;
+    Ok(out)
+}
+
+/// As [`enrich`], appending the record to `out`: a transform writing
+/// straight into its output buffer copies the value once, not twice. On
+/// an error `out` is as it was.
+pub fn enrich_into(value: &[u8], out: &mut Vec<u8>) -> Result<(), EnrichError> {
     let (category, already_set) = categorise(value)?;
     if already_set {
-        return replace_category(value, category);
+        out.extend_from_slice(&replace_category(value, category)?);
+        return Ok(());
     }
     // Validated above as one JSON object, so the first and last non-blank
     // bytes are its braces.
@@ -75,7 +85,7 @@ pub fn enrich(value: &[u8]) -> Result<Vec<u8>, EnrichError> {
         return Err(EnrichError::NotAnObject);
     };
     let empty = value[open + 1..close].iter().all(u8::is_ascii_whitespace);
-    let mut out = Vec::with_capacity(close + 48);
+    out.reserve(close + 48);
     out.extend_from_slice(&value[..close]);
     if !empty {
         out.push(b',');
@@ -83,7 +93,7 @@ pub fn enrich(value: &[u8]) -> Result<Vec<u8>, EnrichError> {
     out.extend_from_slice(b"\"stay_category\":\"");
     out.extend_from_slice(category.as_bytes());
     out.extend_from_slice(b"\"}");
-    Ok(out)
+    Ok(())
 }
 
 /// The rare record that already has a category: overwrite it in place.

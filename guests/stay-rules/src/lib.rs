@@ -11,7 +11,7 @@ mod date;
 mod enrich;
 
 pub use date::{days_between, parse_date};
-pub use enrich::{EnrichError, categorise, enrich};
+pub use enrich::{EnrichError, categorise, enrich, enrich_into};
 
 pub const ERRONEOUS: &str = "Erroneous data";
 pub const SHORT: &str = "Short stay";

@@ -35,6 +35,11 @@ pub struct VersionInfo {
     pub size: u64,
     /// `transformer` or `aggregator`.
     pub world: String,
+    /// The version of `wit/`'s contract the component was built against
+    /// (`0.1.0`, `0.2.0`). Absent from versions uploaded before Sluice
+    /// said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// A change to a manifest.
@@ -192,6 +197,7 @@ mod tests {
             uploaded_at_ms: 1,
             size: 10,
             world: "transformer".into(),
+            contract: None,
         }
     }
 

@@ -205,6 +205,7 @@ impl Registry {
                 World::Transformer => "transformer".into(),
                 World::Aggregator => "aggregator".into(),
             },
+            contract: Some(loaded.contract().as_str().to_owned()),
         };
         self.store.put(&blob_key(name, &info.version), wasm).await?;
         self.share_uploaded(runtime, name, &info.version, &artifact)

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use wasmtime::Store;
 
-use super::bindings::aggregator::Aggregator as Bindings;
+use super::bindings;
+use super::columns::{self, BatchEncoder};
 use super::error::{GuestError, GuestFailure};
 use super::journal::{Journal, JournalError};
 use super::limits::Limits;
@@ -26,7 +27,9 @@ pub struct Aggregator {
     limits: Limits,
     metadata: Metadata,
     /// The live instance; `None` after a failure, until it is rebuilt.
-    live: Option<(Store<GuestState>, Bindings)>,
+    live: Option<(Store<GuestState>, Exports)>,
+    /// A 0.2.0 guest's batch buffers, reused from one call to the next.
+    encoder: BatchEncoder,
     /// Every batch the window holds, for rebuilding it.
     journal: Journal,
     /// Set when the window cannot go on (it cannot be instantiated, or the
@@ -41,6 +44,7 @@ impl Aggregator {
             limits,
             metadata,
             live: None,
+            encoder: BatchEncoder::default(),
             journal: Journal::new(),
             broken: None,
         }
@@ -129,17 +133,27 @@ impl Aggregator {
         }
         let limits = self.limits;
         let transform = self.transform.clone();
-        let Some((store, bindings)) = self.live.as_mut() else {
+        let Some((store, exports)) = self.live.as_mut() else {
             return Err(transform.error(None, GuestFailure::Instantiate("no instance".into())));
         };
         sandbox::arm_deadline(store, &transform, limits);
-        let result = bindings
-            .sluice_transform_aggregate()
-            .call_finish(&mut *store);
-        result.map_err(|error| {
-            let failure = sandbox::classify(store, error, limits);
-            transform.error(None, failure)
-        })
+        let result = match exports {
+            Exports::V0_1(exports) => exports
+                .sluice_transform_aggregate()
+                .call_finish(&mut *store)
+                .map(Ok),
+            Exports::V0_2(exports) => exports
+                .sluice_transform_aggregate()
+                .call_finish(&mut *store)
+                .map(columns::output_records),
+        };
+        match result {
+            Ok(checked) => checked.map_err(|failure| transform.error(None, failure)),
+            Err(error) => {
+                let failure = sandbox::classify(store, error, limits);
+                Err(transform.error(None, failure))
+            }
+        }
     }
 
     /// One `add` call on the live instance (made first when there is
@@ -150,14 +164,22 @@ impl Aggregator {
         if self.live.is_none() {
             self.live = Some(instantiate(&transform, limits, self.metadata.clone())?);
         }
-        let Some((store, bindings)) = self.live.as_mut() else {
+        let Some((store, exports)) = self.live.as_mut() else {
             return Err(GuestFailure::Instantiate("no instance".into()));
         };
         sandbox::arm_deadline(store, &transform, limits);
-        match bindings
-            .sluice_transform_aggregate()
-            .call_add(&mut *store, batch)
-        {
+        let result = match exports {
+            Exports::V0_1(exports) => exports
+                .sluice_transform_aggregate()
+                .call_add(&mut *store, batch),
+            Exports::V0_2(exports) => {
+                let encoded = self.encoder.encode(batch)?;
+                exports
+                    .sluice_transform_aggregate()
+                    .call_add(&mut *store, encoded)
+            }
+        };
+        match result {
             Ok(()) => {
                 store.data_mut().limiter.take_refusal();
                 Ok(())
@@ -226,18 +248,30 @@ fn isolatable(failure: &GuestFailure) -> bool {
     )
 }
 
+/// A live instance's exports, in the contract version it was built against.
+enum Exports {
+    V0_1(bindings::aggregator::Aggregator),
+    V0_2(bindings::v2::aggregator::Aggregator),
+}
+
 fn instantiate(
     transform: &Arc<Transform>,
     limits: Limits,
     metadata: Metadata,
-) -> Result<(Store<GuestState>, Bindings), GuestFailure> {
-    let TransformPre::Aggregator(pre) = &transform.pre else {
-        return Err(GuestFailure::Instantiate("not an aggregator".into()));
-    };
+) -> Result<(Store<GuestState>, Exports), GuestFailure> {
     let mut store = sandbox::new_store(transform, limits, metadata);
     sandbox::arm_deadline(&mut store, transform, limits);
-    let bindings = pre
-        .instantiate(&mut store)
-        .map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
-    Ok((store, bindings))
+    let instantiate_error = |e: wasmtime::Error| GuestFailure::Instantiate(format!("{e:#}"));
+    let exports = match &transform.pre {
+        TransformPre::Aggregator(pre) => {
+            Exports::V0_1(pre.instantiate(&mut store).map_err(instantiate_error)?)
+        }
+        TransformPre::AggregatorV2(pre) => {
+            Exports::V0_2(pre.instantiate(&mut store).map_err(instantiate_error)?)
+        }
+        TransformPre::Transformer(_) | TransformPre::TransformerV2(_) => {
+            return Err(GuestFailure::Instantiate("not an aggregator".into()));
+        }
+    };
+    Ok((store, exports))
 }

@@ -5,7 +5,9 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::RuntimeConfig;
 use super::error::RuntimeError;
@@ -26,6 +28,11 @@ pub fn build_engine(config: &RuntimeConfig) -> Result<Engine, RuntimeError> {
     wasm.epoch_interruption(config.epoch_interruption)
         .wasm_component_model(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For profiling guests: `SLUICE_PERF_MAP=1` has wasmtime write
+    // /tmp/perf-<pid>.map, so that `perf report` names guest functions.
+    if std::env::var_os("SLUICE_PERF_MAP").is_some() {
+        wasm.profiler(ProfilingStrategy::PerfMap);
+    }
     Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))
 }
 

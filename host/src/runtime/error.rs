@@ -15,7 +15,7 @@ pub enum RuntimeError {
     Compile { transform: String, reason: String },
     #[error(
         "transform `{transform}` implements neither the `transformer` nor the `aggregator` \
-         world of sluice:transform@0.1.0: {reason}"
+         world of sluice:transform@0.2.0 or @0.1.0: {reason}"
     )]
     WrongWorld { transform: String, reason: String },
     #[error("transform `{transform}` is {actual}, but {expected} was asked for")]

@@ -1,5 +1,9 @@
 //! Runs user transforms: WebAssembly components implementing the
-//! `transformer` or `aggregator` world of `wit/`.
+//! `transformer` or `aggregator` world of `wit/`, in either version of the
+//! contract: `sluice:transform@0.2.0` (`wit/`, a batch as flat buffers,
+//! `columns.rs`) or `sluice:transform@0.1.0` (`wit/v0.1/`, a list of
+//! records). Loading finds which one a component exports; the transformer
+//! and aggregator call it the same way whichever it is.
 //!
 //! One [`Runtime`] per process holds the engine (pooling allocator, epoch
 //! interruption), the linker and the precompiled-artifact cache. Loading a
@@ -17,6 +21,7 @@ mod artifact;
 /// The host side of `wit/`, generated in the leaf `record` module.
 pub use crate::record::wit as bindings;
 mod cache;
+mod columns;
 mod engine;
 mod error;
 mod journal;
@@ -132,6 +137,31 @@ impl fmt::Display for World {
     }
 }
 
+/// Which version of the contract in `wit/` a component was built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `sluice:transform@0.1.0` (`wit/v0.1/`): a batch as a list of records.
+    V0_1,
+    /// `sluice:transform@0.2.0` (`wit/`): a batch as flat buffers.
+    V0_2,
+}
+
+impl Contract {
+    /// The package version, as logs and listings show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+}
+
+impl fmt::Display for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The process-wide WebAssembly runtime. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
@@ -157,6 +187,11 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
         bindings::host_api::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(link_error)?;
+        bindings::v2::host_api::add_to_linker::<GuestState, HasSelf<GuestState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(link_error)?;
         let cache = ArtifactCache::new(config.cache_dir.clone());
         let ticker = config
             .epoch_interruption
@@ -316,6 +351,7 @@ impl Runtime {
             transform = name,
             version = &version[..12],
             world = %pre.world(),
+            contract = pre.contract().as_str(),
             artifact = outcome.as_str(),
             took_ms = took.as_millis() as u64,
             "transform loaded"
@@ -359,32 +395,55 @@ fn engine_ticks(deadline: Duration, tick: Duration) -> u64 {
     (deadline.as_nanos().div_ceil(tick) as u64).saturating_add(1)
 }
 
+/// A component's pre-instance, for the world and contract version it
+/// exports.
 enum TransformPre {
     Transformer(bindings::transformer::TransformerPre<GuestState>),
+    TransformerV2(bindings::v2::transformer::TransformerPre<GuestState>),
     Aggregator(bindings::aggregator::AggregatorPre<GuestState>),
+    AggregatorV2(bindings::v2::aggregator::AggregatorPre<GuestState>),
 }
 
 impl TransformPre {
+    /// Tries each world of each version, newest first; the error says why
+    /// each refused.
     fn new(name: &str, pre: InstancePre<GuestState>) -> Result<Self, RuntimeError> {
-        let as_transformer = match bindings::transformer::TransformerPre::new(pre.clone()) {
+        let mut refusals = Vec::with_capacity(4);
+        match bindings::v2::transformer::TransformerPre::new(pre.clone()) {
+            Ok(t) => return Ok(TransformPre::TransformerV2(t)),
+            Err(e) => refusals.push(format!("as a 0.2.0 transformer: {e:#}")),
+        }
+        match bindings::v2::aggregator::AggregatorPre::new(pre.clone()) {
+            Ok(a) => return Ok(TransformPre::AggregatorV2(a)),
+            Err(e) => refusals.push(format!("as a 0.2.0 aggregator: {e:#}")),
+        }
+        match bindings::transformer::TransformerPre::new(pre.clone()) {
             Ok(t) => return Ok(TransformPre::Transformer(t)),
-            Err(e) => e,
-        };
+            Err(e) => refusals.push(format!("as a 0.1.0 transformer: {e:#}")),
+        }
         match bindings::aggregator::AggregatorPre::new(pre) {
             Ok(a) => Ok(TransformPre::Aggregator(a)),
-            Err(as_aggregator) => Err(RuntimeError::WrongWorld {
-                transform: name.to_owned(),
-                reason: format!(
-                    "as a transformer: {as_transformer:#}; as an aggregator: {as_aggregator:#}"
-                ),
-            }),
+            Err(e) => {
+                refusals.push(format!("as a 0.1.0 aggregator: {e:#}"));
+                Err(RuntimeError::WrongWorld {
+                    transform: name.to_owned(),
+                    reason: refusals.join("; "),
+                })
+            }
         }
     }
 
     fn world(&self) -> World {
         match self {
-            TransformPre::Transformer(_) => World::Transformer,
-            TransformPre::Aggregator(_) => World::Aggregator,
+            TransformPre::Transformer(_) | TransformPre::TransformerV2(_) => World::Transformer,
+            TransformPre::Aggregator(_) | TransformPre::AggregatorV2(_) => World::Aggregator,
+        }
+    }
+
+    fn contract(&self) -> Contract {
+        match self {
+            TransformPre::Transformer(_) | TransformPre::Aggregator(_) => Contract::V0_1,
+            TransformPre::TransformerV2(_) | TransformPre::AggregatorV2(_) => Contract::V0_2,
         }
     }
 }
@@ -420,6 +479,11 @@ impl Transform {
         self.pre.world()
     }
 
+    /// Which version of the contract the component was built against.
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
+
     pub fn cache_outcome(&self) -> CacheOutcome {
         self.cache
     }
@@ -429,9 +493,9 @@ impl Transform {
         limits: Limits,
         metadata: Metadata,
     ) -> Result<Transformer, RuntimeError> {
-        match &self.pre {
-            TransformPre::Transformer(_) => Ok(Transformer::new(self.clone(), limits, metadata)),
-            TransformPre::Aggregator(_) => Err(self.unexpected(World::Transformer)),
+        match self.world() {
+            World::Transformer => Ok(Transformer::new(self.clone(), limits, metadata)),
+            World::Aggregator => Err(self.unexpected(World::Transformer)),
         }
     }
 
@@ -441,9 +505,9 @@ impl Transform {
         limits: Limits,
         metadata: Metadata,
     ) -> Result<Aggregator, RuntimeError> {
-        match &self.pre {
-            TransformPre::Aggregator(_) => Ok(Aggregator::new(self.clone(), limits, metadata)),
-            TransformPre::Transformer(_) => Err(self.unexpected(World::Aggregator)),
+        match self.world() {
+            World::Aggregator => Ok(Aggregator::new(self.clone(), limits, metadata)),
+            World::Transformer => Err(self.unexpected(World::Aggregator)),
         }
     }
 

@@ -11,7 +11,9 @@ use super::{Transform, engine_ticks};
 pub fn new_store(transform: &Transform, limits: Limits, metadata: Metadata) -> Store<GuestState> {
     let engine = match &transform.pre {
         super::TransformPre::Transformer(pre) => pre.engine(),
+        super::TransformPre::TransformerV2(pre) => pre.engine(),
         super::TransformPre::Aggregator(pre) => pre.engine(),
+        super::TransformPre::AggregatorV2(pre) => pre.engine(),
     };
     let state = GuestState::new(transform.name.clone(), metadata, limits.memory_bytes);
     let mut store = Store::new(engine, state);

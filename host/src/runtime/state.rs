@@ -9,7 +9,7 @@ use wasmtime_wasi::{
     Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
 };
 
-use super::bindings::{Level, host_api};
+use super::bindings::{Level, host_api, v2};
 use super::limits::MemoryLimiter;
 use super::stderr::StderrTail;
 
@@ -69,6 +69,34 @@ impl WasiView for GuestState {
 
 impl host_api::Host for GuestState {
     fn log(&mut self, level: Level, message: String) {
+        self.write_log(level, message);
+    }
+
+    fn metadata(&mut self) -> Vec<(String, String)> {
+        self.metadata.as_ref().clone()
+    }
+}
+
+/// The same `host` interface, as `sluice:transform@0.2.0` spells it.
+impl v2::host_api::Host for GuestState {
+    fn log(&mut self, level: v2::Level, message: String) {
+        let level = match level {
+            v2::Level::Trace => Level::Trace,
+            v2::Level::Debug => Level::Debug,
+            v2::Level::Info => Level::Info,
+            v2::Level::Warn => Level::Warn,
+            v2::Level::Error => Level::Error,
+        };
+        self.write_log(level, message);
+    }
+
+    fn metadata(&mut self) -> Vec<(String, String)> {
+        self.metadata.as_ref().clone()
+    }
+}
+
+impl GuestState {
+    fn write_log(&self, level: Level, message: String) {
         let transform = &*self.transform;
         match level {
             Level::Trace => tracing::trace!(transform, "{message}"),
@@ -77,10 +105,6 @@ impl host_api::Host for GuestState {
             Level::Warn => tracing::warn!(transform, "{message}"),
             Level::Error => tracing::error!(transform, "{message}"),
         }
-    }
-
-    fn metadata(&mut self) -> Vec<(String, String)> {
-        self.metadata.as_ref().clone()
     }
 }
 

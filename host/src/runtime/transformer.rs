@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use wasmtime::Store;
 
-use super::bindings::transformer::Transformer as Bindings;
+use super::bindings;
+use super::columns::{self, BatchEncoder};
 use super::error::{GuestError, GuestFailure};
 use super::limits::{Budget, Limits};
 use super::sandbox;
@@ -18,7 +19,15 @@ pub struct Transformer {
     transform: Arc<Transform>,
     limits: Limits,
     metadata: Metadata,
-    live: Option<(Store<GuestState>, Bindings)>,
+    live: Option<(Store<GuestState>, Exports)>,
+    /// A 0.2.0 guest's batch buffers, reused from one call to the next.
+    encoder: BatchEncoder,
+}
+
+/// A live instance's exports, in the contract version it was built against.
+enum Exports {
+    V0_1(bindings::transformer::Transformer),
+    V0_2(bindings::v2::transformer::Transformer),
 }
 
 /// The outcome of one input record, or why the guest could not give one.
@@ -31,6 +40,7 @@ impl Transformer {
             limits,
             metadata,
             live: None,
+            encoder: BatchEncoder::default(),
         }
     }
 
@@ -139,30 +149,43 @@ impl Transformer {
             ..self.limits
         };
         let transform = self.transform.clone();
-        let (store, bindings) = self.instance()?;
+        let (store, exports) = instance(&mut self.live, &transform, self.limits, &self.metadata)?;
         sandbox::arm_deadline(store, &transform, limits);
         let started = std::time::Instant::now();
-        let result = bindings
-            .sluice_transform_transform()
-            .call_process(&mut *store, batch);
+        // The guest's answer, checked against the contract.
+        let result = match exports {
+            Exports::V0_1(exports) => exports
+                .sluice_transform_transform()
+                .call_process(&mut *store, batch)
+                .map(|outcomes| match outcomes.len() == batch.len() {
+                    true => Ok(outcomes),
+                    false => Err(GuestFailure::Contract(format!(
+                        "returned {} outcomes for a batch of {} records",
+                        outcomes.len(),
+                        batch.len()
+                    ))),
+                }),
+            Exports::V0_2(exports) => {
+                let encoded = self.encoder.encode(batch)?;
+                exports
+                    .sluice_transform_transform()
+                    .call_process(&mut *store, encoded)
+                    .map(|results| columns::outcomes(results, batch.len()))
+            }
+        };
         crate::metrics::guest_batch(
             transform.name(),
             transform.short_version(),
             started.elapsed(),
         );
         match result {
-            Ok(outcomes) if outcomes.len() == batch.len() => {
+            Ok(checked) => {
                 // A refusal the guest caught and recovered from (a Python
                 // MemoryError handled in its code) must not label a later,
                 // unrelated trap as the memory limit.
                 store.data_mut().limiter.take_refusal();
-                Ok(outcomes)
+                checked
             }
-            Ok(outcomes) => Err(GuestFailure::Contract(format!(
-                "returned {} outcomes for a batch of {} records",
-                outcomes.len(),
-                batch.len()
-            ))),
             Err(error) => {
                 let failure = sandbox::classify(store, error, limits);
                 self.live = None;
@@ -170,23 +193,33 @@ impl Transformer {
             }
         }
     }
+}
 
-    fn instance(&mut self) -> Result<&mut (Store<GuestState>, Bindings), GuestFailure> {
-        if self.live.is_none() {
-            let TransformPre::Transformer(pre) = &self.transform.pre else {
-                return Err(GuestFailure::Instantiate("not a transformer".into()));
-            };
-            let mut store = sandbox::new_store(&self.transform, self.limits, self.metadata.clone());
-            sandbox::arm_deadline(&mut store, &self.transform, self.limits);
-            let bindings = pre
-                .instantiate(&mut store)
-                .map_err(|e| GuestFailure::Instantiate(format!("{e:#}")))?;
-            self.live = Some((store, bindings));
-        }
-        self.live
-            .as_mut()
-            .ok_or_else(|| GuestFailure::Instantiate("no instance".into()))
+/// The live instance, made first when there is none.
+fn instance<'a>(
+    live: &'a mut Option<(Store<GuestState>, Exports)>,
+    transform: &Arc<Transform>,
+    limits: Limits,
+    metadata: &Metadata,
+) -> Result<&'a mut (Store<GuestState>, Exports), GuestFailure> {
+    if let Some(live) = live {
+        return Ok(live);
     }
+    let mut store = sandbox::new_store(transform, limits, metadata.clone());
+    sandbox::arm_deadline(&mut store, transform, limits);
+    let instantiate_error = |e: wasmtime::Error| GuestFailure::Instantiate(format!("{e:#}"));
+    let exports = match &transform.pre {
+        TransformPre::Transformer(pre) => {
+            Exports::V0_1(pre.instantiate(&mut store).map_err(instantiate_error)?)
+        }
+        TransformPre::TransformerV2(pre) => {
+            Exports::V0_2(pre.instantiate(&mut store).map_err(instantiate_error)?)
+        }
+        TransformPre::Aggregator(_) | TransformPre::AggregatorV2(_) => {
+            return Err(GuestFailure::Instantiate("not a transformer".into()));
+        }
+    };
+    Ok(live.insert((store, exports)))
 }
 
 /// Failures worth retrying record by record: ones a single record can cause.

@@ -361,7 +361,15 @@ pub fn transforms(args: TransformsArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     " "
                 };
-                println!("{mark} {} {} {} bytes", v.version, v.world, v.size);
+                let contract = v
+                    .contract
+                    .as_deref()
+                    .map(|c| format!(", contract {c}"))
+                    .unwrap_or_default();
+                println!(
+                    "{mark} {} {} {} bytes{contract}",
+                    v.version, v.world, v.size
+                );
             }
         }
         TransformsCommand::List { name: None } => {

@@ -92,7 +92,9 @@ pub(super) async fn download_route(
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let format = Format::of(params.format.as_deref())?;
-    let query = query_of(&params)?;
+    // A key given in hex or base64 is searched as its bytes; the file
+    // shows keys as the fetch's files do (text, or hex when not UTF-8).
+    let (query, _key_form) = query_of(&params)?;
     let budget = Budget::new(&query, params.limit, limits_of(&api));
     let how = SearchHow {
         avro: avro_of(&api, &params)?,

@@ -14,14 +14,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_host::codec::SchemaRegistry;
 use sluice_host::search::{
-    Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
+    Cursor, KeyForm, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
 };
 use utoipa::IntoParams;
 
 use super::fetch::fetch_error;
 use super::query::{millis_of, numbers};
 use super::{ApiError, DataApi};
-use crate::render::{mark_source, record_json};
+use crate::render::{mark_source, record_json, show_key_as};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -31,11 +31,24 @@ pub(super) struct SearchParams {
     /// producer's partitioner chose for it are read.
     #[serde(default)]
     key: Option<String>,
-    /// With `key`: murmur2 (Java clients), consistent_random (librdkafka's
-    /// default), or both comma-separated (the default).
+    /// Records whose key is exactly these bytes, in hex (`000000000000002a`):
+    /// keys that are not text (an integer, an Avro record). Each record of
+    /// the answer shows its key in hex too, as `key_hex`.
+    #[serde(default)]
+    key_hex: Option<String>,
+    /// The same in base64 (standard or URL-safe, padded or not; a `+` that
+    /// arrives as a space is read as `+`); the answer's records carry
+    /// `key_base64`.
+    #[serde(default)]
+    key_base64: Option<String>,
+    /// With a key: the producer's partitioners, comma-separated, by the
+    /// names librdkafka's `partitioner` setting takes: murmur2 and
+    /// murmur2_random (Java clients), consistent and consistent_random
+    /// (librdkafka's default), fnv1a and fnv1a_random (Sarama's hash).
+    /// Default: murmur2,consistent_random.
     #[serde(default)]
     partitioner: Option<String>,
-    /// With `key`: read every partition (a producer with a partitioner of
+    /// With a key: read every partition (a producer with a partitioner of
     /// its own, or partitions added since).
     #[serde(default)]
     all_partitions: Option<bool>,
@@ -85,19 +98,45 @@ fn bad(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
 
-pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
-    let given = |text: &Option<String>| {
-        text.as_deref()
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
+fn given(text: &Option<String>) -> Option<String> {
+    text.as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+}
+
+/// The key asked for and how it is written: `key`, `key_hex` or
+/// `key_base64`, one at most.
+fn key_of(params: &SearchParams) -> Result<Option<(Vec<u8>, KeyForm)>, ApiError> {
+    let mut asked = [
+        ("key", KeyForm::Text, &params.key),
+        ("key_hex", KeyForm::Hex, &params.key_hex),
+        ("key_base64", KeyForm::Base64, &params.key_base64),
+    ]
+    .into_iter()
+    .filter_map(|(name, form, text)| given(text).map(|text| (name, form, text)));
+    let Some((name, form, text)) = asked.next() else {
+        return Ok(None);
     };
-    let key = match given(&params.key) {
+    if let Some((other, _, _)) = asked.next() {
+        return Err(bad(format!("`{name}` and `{other}`: give the key once")));
+    }
+    let key = form
+        .decode(&text)
+        .map_err(|e| bad(format!("`{name}`: {e}")))?;
+    Ok(Some((key, form)))
+}
+
+/// The search asked for, and how its key was written.
+pub(super) fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), ApiError> {
+    let asked_key = key_of(params)?;
+    let key_form = asked_key.as_ref().map(|(_, form)| *form);
+    let key = match asked_key {
         None => None,
-        Some(key) => Some(KeySearch {
-            key: key.into_bytes(),
+        Some((key, _)) => Some(KeySearch {
+            key,
             partitioners: match given(&params.partitioner) {
-                None => Partitioner::ALL.to_vec(),
+                None => Partitioner::DEFAULT.to_vec(),
                 Some(names) => names
                     .split(',')
                     .map(|name| name.parse().map_err(|e| bad(format!("`partitioner`: {e}"))))
@@ -150,7 +189,7 @@ pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
                 })?,
         ),
     };
-    Ok(SearchQuery {
+    let query = SearchQuery {
         topic: params.topic.clone(),
         partitions,
         key,
@@ -164,7 +203,8 @@ pub(super) fn query_of(params: &SearchParams) -> Result<SearchQuery, ApiError> {
         limit: params.limit.unwrap_or(100),
         max_scanned: params.max_scanned,
         max_time,
-    })
+    };
+    Ok((query, key_form))
 }
 
 /// Where an ascending search starts given `offset`: what is left of each
@@ -247,7 +287,7 @@ pub(super) fn limits_of(api: &DataApi) -> SearchLimits {
 #[utoipa::path(get, path = "/api/search", tag = "data",
     summary = "Records found by key, content or time, oldest or newest first, within a budget",
     params(SearchParams),
-    responses((status = 200, description = "JSON: records (each with matched_by for a key search, and \"source\": \"lake\" when read from the export below the partition's earliest offset), missing (offsets below the earliest the export does not hold, with the reason), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
+    responses((status = 200, description = "JSON: records (each with matched_by for a key search, and key_hex or key_base64 when the key was asked so; \"source\": \"lake\" when read from the export below the partition's earliest offset), missing (offsets below the earliest the export does not hold, with the reason), scanned, complete, stopped_by (limit, records, time or bytes), next_offsets, cursor (pass it back to go on; null when complete), partitions read, key_partitions"),
         (status = 400, description = "A parameter that does not parse; a filter's error names its position and token"),
         (status = 404, description = "Unknown topic or partition"),
         (status = 502, description = "The export's storage holds a file or log entry no export wrote"),
@@ -267,7 +307,7 @@ pub(super) async fn search_route(
             "`format`: `{format}` is not json: /api/search answers JSON; /api/search/download streams csv, ndjson or parquet"
         )));
     }
-    let query = query_of(&params)?;
+    let (query, key_form) = query_of(&params)?;
     let avro = avro_of(&api, &params)?;
     let limits = limits_of(&api);
     let readers = api.readers.clone();
@@ -288,6 +328,9 @@ pub(super) async fn search_route(
             mark_source(&mut line, searched.sources.get(i));
             if let Some(by) = searched.matched_by.get(i) {
                 line["matched_by"] = json!(by);
+            }
+            if let Some(form) = key_form {
+                show_key_as(&mut line, record.key.as_deref(), form);
             }
             line
         })
