@@ -31,9 +31,12 @@ async fn the_page_picks_a_topic_searches_a_key_shows_a_record_and_downloads_by_k
     let registry = start(vec![(7, USER.to_owned())]);
     let schema = Schema::parse_str(USER).unwrap();
     let config = broker();
-    // Two topics under a fresh prefix: the picker lists both.
-    let topic = fresh_topic("page-users");
-    let other = format!("{topic}-other");
+    // Two topics under a fresh prefix: the picker lists both (on a
+    // cluster with more topics than one list holds, once the prefix is
+    // typed).
+    let prefix = fresh_topic("page");
+    let topic = format!("{prefix}-users");
+    let other = format!("{prefix}-orders");
     ensure_topic(&config, &topic, 4).unwrap();
     ensure_topic(&config, &other, 1).unwrap();
     let records: Vec<ProduceRecord> = (0..40)
@@ -106,6 +109,14 @@ async fn the_page_picks_a_topic_searches_a_key_shows_a_record_and_downloads_by_k
             "Browser.setDownloadBehavior",
             json!({ "behavior": "allow", "downloadPath": save_to }),
         );
+        page.wait_for(
+            "document.getElementById('topic-pick')?.options.length > 1",
+            "the topics listed",
+        );
+        // The name field narrows the list (when the cluster has more
+        // topics than it holds) as the prefix is typed.
+        page.focus("#topic");
+        page.call("Input.insertText", json!({ "text": prefix }));
         let listed = format!(
             "[...(document.getElementById('topic-pick')?.options ?? [])].some((o) => o.value === {})",
             json!(topic)
