@@ -12,6 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sluice_host::codec::SchemaRegistry;
 use sluice_host::search::{
     Cursor, KeyForm, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery, search,
 };
@@ -25,7 +26,7 @@ use crate::render::{mark_source, record_json, show_key_as};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct SearchParams {
-    topic: String,
+    pub(super) topic: String,
     /// Records whose key is exactly this text; only the partitions the
     /// producer's partitioner chose for it are read.
     #[serde(default)]
@@ -54,6 +55,11 @@ pub(super) struct SearchParams {
     /// One partition or a comma-separated list; every one when absent.
     #[serde(default)]
     partition: Option<String>,
+    /// With `partition`: where each partition's search starts, one offset
+    /// for every partition or one per partition (oldest first; the first
+    /// stored offset when it is below it).
+    #[serde(default)]
+    offset: Option<String>,
     /// A filter on the record, e.g. `value.country == "NO" and headers.source contains "web"`.
     #[serde(default, rename = "where")]
     filter: Option<String>,
@@ -63,9 +69,11 @@ pub(super) struct SearchParams {
     /// `oldest` (default) or `newest`: each partition read backwards from its end.
     #[serde(default)]
     order: Option<String>,
-    /// Matches returned, at most (default 100; the server's fetch limit caps it).
+    /// Matches returned, at most (default 100; the server's fetch limit caps
+    /// it). A download: matches in the whole file (default: no limit but
+    /// the budgets).
     #[serde(default)]
-    limit: Option<u64>,
+    pub(super) limit: Option<u64>,
     /// Records looked at, at most (lower than the server's budget).
     #[serde(default)]
     max_scanned: Option<u64>,
@@ -80,6 +88,10 @@ pub(super) struct SearchParams {
     /// `avro` decodes Confluent-framed Avro values before the filter sees them.
     #[serde(default)]
     value_format: Option<String>,
+    /// `/api/search` answers JSON; `/api/search/download` streams `csv`,
+    /// `ndjson` (the default) or `parquet`.
+    #[serde(default)]
+    pub(super) format: Option<String>,
 }
 
 fn bad(message: String) -> ApiError {
@@ -116,7 +128,7 @@ fn key_of(params: &SearchParams) -> Result<Option<(Vec<u8>, KeyForm)>, ApiError>
 }
 
 /// The search asked for, and how its key was written.
-fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), ApiError> {
+pub(super) fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), ApiError> {
     let asked_key = key_of(params)?;
     let key_form = asked_key.as_ref().map(|(_, form)| *form);
     let key = match asked_key {
@@ -146,12 +158,23 @@ fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), Api
             )));
         }
     };
-    let cursor = match given(&params.cursor) {
-        None => None,
-        Some(text) => Some(
+    let partitions = match params.partition.as_deref() {
+        Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
+        _ => Vec::new(),
+    };
+    let cursor = match (given(&params.cursor), given(&params.offset)) {
+        (None, None) => None,
+        (Some(text), None) => Some(
             text.parse::<Cursor>()
                 .map_err(|e| bad(format!("`cursor`: {e}")))?,
         ),
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "give `offset` or `cursor`, not both: a cursor knows where each partition goes on"
+                    .into(),
+            ));
+        }
+        (None, Some(offsets)) => Some(start_at(&partitions, &offsets, params, order)?),
     };
     let max_time = match params.max_seconds {
         None => None,
@@ -168,10 +191,7 @@ fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), Api
     };
     let query = SearchQuery {
         topic: params.topic.clone(),
-        partitions: match params.partition.as_deref() {
-            Some(text) if !text.trim().is_empty() => numbers("partition", Some(text), 0)?,
-            _ => Vec::new(),
-        },
+        partitions,
         key,
         filter,
         from_timestamp: match given(&params.from_timestamp) {
@@ -185,6 +205,83 @@ fn query_of(params: &SearchParams) -> Result<(SearchQuery, Option<KeyForm>), Api
         max_time,
     };
     Ok((query, key_form))
+}
+
+/// Where an ascending search starts given `offset`: what is left of each
+/// partition from there, as a cursor would say it (its end is the
+/// partition's, clamped when the search reads it).
+fn start_at(
+    partitions: &[i32],
+    offsets: &str,
+    params: &SearchParams,
+    order: Order,
+) -> Result<Cursor, ApiError> {
+    if partitions.is_empty() {
+        return Err(bad(
+            "`offset` needs `partition`: the partitions the offsets are in".into(),
+        ));
+    }
+    if order == Order::NewestFirst {
+        return Err(bad(
+            "`offset` starts an oldest-first search; `order=newest` starts at the end".into(),
+        ));
+    }
+    if params
+        .from_timestamp
+        .as_deref()
+        .is_some_and(|t| !t.trim().is_empty())
+    {
+        return Err(bad("give `offset` or `from_timestamp`, not both".into()));
+    }
+    let offsets: Vec<i64> = numbers("offset", Some(offsets), 0)?;
+    if offsets.len() != 1 && offsets.len() != partitions.len() {
+        return Err(bad(format!(
+            "`offset` has {} values for {} partitions: give one, or one per partition",
+            offsets.len(),
+            partitions.len()
+        )));
+    }
+    let mut left = BTreeMap::new();
+    for (i, partition) in partitions.iter().enumerate() {
+        let offset = *offsets.get(i).or(offsets.first()).unwrap_or(&0);
+        if offset < 0 {
+            return Err(bad(format!("`offset`: {offset} is below 0")));
+        }
+        left.insert(*partition, (offset, i64::MAX));
+    }
+    Ok(Cursor {
+        order: Order::OldestFirst,
+        left,
+    })
+}
+
+/// The schema registry when `value_format=avro` asks for it.
+pub(super) fn avro_of(
+    api: &DataApi,
+    params: &SearchParams,
+) -> Result<Option<Arc<SchemaRegistry>>, ApiError> {
+    match params.value_format.as_deref() {
+        None | Some("" | "json" | "raw") => Ok(None),
+        Some("avro") => Ok(Some(api.schema_registry.clone().ok_or_else(|| {
+            bad(
+                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
+                    .into(),
+            )
+        })?)),
+        Some(other) => Err(bad(format!(
+            "`value_format`: `{other}` is not one of json, raw, avro"
+        ))),
+    }
+}
+
+/// A search's bounds: the fetch's limits hold for a search's answer too.
+pub(super) fn limits_of(api: &DataApi) -> SearchLimits {
+    SearchLimits {
+        max_time: api.limits.max_time,
+        max_matches: api.limits.max_count,
+        max_bytes: api.limits.max_bytes,
+        ..SearchLimits::default()
+    }
 }
 
 #[utoipa::path(get, path = "/api/search", tag = "data",
@@ -201,28 +298,18 @@ pub(super) async fn search_route(
     params: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(params) = params.map_err(|e| bad(e.body_text()))?;
+    if let Some(format) = params
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "json")
+    {
+        return Err(bad(format!(
+            "`format`: `{format}` is not json: /api/search answers JSON; /api/search/download streams csv, ndjson or parquet"
+        )));
+    }
     let (query, key_form) = query_of(&params)?;
-    let avro = match params.value_format.as_deref() {
-        None | Some("" | "json" | "raw") => None,
-        Some("avro") => Some(api.schema_registry.clone().ok_or_else(|| {
-            bad(
-                "`value_format=avro` needs a schema registry: set SLUICE_SCHEMA_REGISTRY_URL"
-                    .into(),
-            )
-        })?),
-        Some(other) => {
-            return Err(bad(format!(
-                "`value_format`: `{other}` is not one of json, raw, avro"
-            )));
-        }
-    };
-    // The fetch's limits hold for a search's answer too.
-    let limits = SearchLimits {
-        max_time: api.limits.max_time,
-        max_matches: api.limits.max_count,
-        max_bytes: api.limits.max_bytes,
-        ..SearchLimits::default()
-    };
+    let avro = avro_of(&api, &params)?;
+    let limits = limits_of(&api);
     let readers = api.readers.clone();
     let lake = api.lake.clone();
     let (query, searched) = tokio::task::spawn_blocking(move || {
