@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 use sluice_host::lake::Source;
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
-use sluice_host::table::{Timestamps, ValueColumn, kafka_batch};
+use sluice_host::search::KeyForm;
+use sluice_host::table::{Timestamps, ValueColumn, kafka_batch, kafka_schema};
 
 /// A value as JSON when it is JSON, else as text, else (bytes that are
 /// not UTF-8) in hex: never with bytes replaced. The fetch says which in
@@ -66,6 +67,14 @@ pub fn mark_source(line: &mut Value, source: Option<&Source>) {
     }
 }
 
+/// A record's key also written as a search asked for it (`key_hex`,
+/// `key_base64`), beside `key`: nothing for a text key or a null one.
+pub fn show_key_as(line: &mut Value, key: Option<&[u8]>, form: KeyForm) {
+    if let (KeyForm::Hex | KeyForm::Base64, Some(key)) = (form, key) {
+        line[format!("key_{}", form.name())] = json!(form.show(key));
+    }
+}
+
 pub fn outcome_json(outcome: &Result<Outcome, GuestError>) -> Value {
     match outcome {
         Ok(Outcome::Emit(records)) => json!({"emit": records
@@ -94,16 +103,27 @@ pub fn write_json_lines(
     Ok(())
 }
 
+/// CSV's header line, which [`write_csv_rows`] follows.
+pub const CSV_HEADER: &str = "partition,offset,timestamp,key,value";
+
 /// RFC 4180: fields with commas, quotes or line breaks are quoted.
+pub fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// The header line and a row per record.
 pub fn write_csv(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Result<()> {
-    let field = |text: &str| {
-        if text.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", text.replace('"', "\"\""))
-        } else {
-            text.to_owned()
-        }
-    };
-    writeln!(out, "partition,offset,timestamp,key,value")?;
+    writeln!(out, "{CSV_HEADER}")?;
+    write_csv_rows(records, out)
+}
+
+/// A row per record, without the header: a streamed download writes its
+/// pages one after another under one header.
+pub fn write_csv_rows(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Result<()> {
     for r in records {
         let text = text_or_hex;
         writeln!(
@@ -112,17 +132,63 @@ pub fn write_csv(records: &[KafkaRecord], out: &mut dyn Write) -> std::io::Resul
             r.partition,
             r.offset,
             r.timestamp.map(|t| t.to_string()).unwrap_or_default(),
-            field(&text(r.key.as_deref())),
-            field(&text(r.value.as_deref()))
+            csv_field(&text(r.key.as_deref())),
+            csv_field(&text(r.value.as_deref()))
         )?;
     }
     Ok(())
 }
 
 pub fn write_parquet<W: Write + Send>(records: &[KafkaRecord], out: W) -> anyhow::Result<()> {
-    let batch = kafka_batch(records, ValueColumn::Raw, Timestamps::Millis, |_, o| o)?;
-    let mut writer = parquet::arrow::ArrowWriter::try_new(out, batch.schema(), None)?;
-    writer.write(&batch)?;
-    writer.close()?;
-    Ok(())
+    let mut writer = ParquetRecords::new(out)?;
+    writer.write(records)?;
+    writer.finish(None)
+}
+
+/// Records per Arrow batch handed to the Parquet writer.
+const ARROW_BATCH: usize = 1024;
+
+/// Records written to one Parquet file a batch at a time: each batch is
+/// its own row group, flushed to `out` before the next is taken, so a
+/// streamed download holds one page in memory, never the file.
+pub struct ParquetRecords<W: Write + Send> {
+    writer: parquet::arrow::ArrowWriter<W>,
+}
+
+impl<W: Write + Send> ParquetRecords<W> {
+    pub fn new(out: W) -> anyhow::Result<Self> {
+        let schema = kafka_schema(ValueColumn::Raw, Timestamps::Millis);
+        Ok(ParquetRecords {
+            writer: parquet::arrow::ArrowWriter::try_new(out, schema, None)?,
+        })
+    }
+
+    /// `records` as one row group (none when empty), converted to Arrow
+    /// [`ARROW_BATCH`] records at a time, so the copy beside the records and
+    /// the row group being encoded is small.
+    pub fn write(&mut self, records: &[KafkaRecord]) -> anyhow::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        for chunk in records.chunks(ARROW_BATCH) {
+            let batch = kafka_batch(chunk, ValueColumn::Raw, Timestamps::Millis, |_, o| o)?;
+            self.writer.write(&batch)?;
+        }
+        self.writer.flush()?;
+        Ok(())
+    }
+
+    /// Closes the file, with `note` (a key and its text) in its key-value
+    /// metadata: the footer is written last, so it can say how the file ended.
+    pub fn finish(mut self, note: Option<(&str, String)>) -> anyhow::Result<()> {
+        if let Some((key, value)) = note {
+            self.writer
+                .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                    key.to_owned(),
+                    value,
+                ));
+        }
+        self.writer.close()?;
+        Ok(())
+    }
 }

@@ -284,6 +284,79 @@ mod fetch {
         assert!(stderr.contains("position 10"), "{stderr}");
     }
 
+    /// Keys that are not text (big-endian ints) placed by librdkafka's
+    /// `murmur2_random`: `--key-hex` finds one in the partition that
+    /// partitioner names and prints each key in hex; a bad one names the flag.
+    #[test]
+    fn a_key_in_hex_is_searched_with_the_named_partitioner() {
+        use sluice_host::kafka::{ProduceRecord, Producer};
+        use sluice_host::search::Partitioner;
+
+        let config = broker();
+        let topic = fresh_topic("cli-fetch-key");
+        ensure_topic(&config, &topic, 4).unwrap();
+        let records: Vec<ProduceRecord> = (0..100u32)
+            .map(|i| ProduceRecord {
+                timestamp: None,
+                topic: topic.clone(),
+                partition: Partitioner::Murmur2Random.partition(&i.to_be_bytes(), 4),
+                key: Some(i.to_be_bytes().to_vec()),
+                value: Some(format!(r#"{{"i":{i}}}"#).into_bytes()),
+                headers: Vec::new(),
+            })
+            .collect();
+        Producer::new(&config).unwrap().send_all(&records).unwrap();
+        let partition = Partitioner::Murmur2Random
+            .partition(&42u32.to_be_bytes(), 4)
+            .unwrap();
+        let output = fetch(&[
+            "--topic",
+            &topic,
+            "--key-hex",
+            "0000002a",
+            "--partitioner",
+            "murmur2_random",
+            "--count",
+            "10",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        assert_eq!(lines[0]["key_hex"], "0000002a");
+        assert_eq!(lines[0]["value"]["i"], 42);
+        assert_eq!(lines[0]["partition"], partition);
+        assert!(
+            stderr.contains(&format!(
+                "murmur2_random puts the key in partition {partition}"
+            )),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("partitions [{partition}]")),
+            "{stderr}"
+        );
+
+        for (args, expected) in [
+            (vec!["--key-hex", "2a0"], "--key-hex: `2a0` is not hex"),
+            (vec!["--key-base64", "*"], "--key-base64: `*` is not base64"),
+            (vec!["--key", "a", "--key-hex", "61"], "cannot be used with"),
+            (
+                vec!["--key", "a", "--partitioner", "random"],
+                "search every partition",
+            ),
+        ] {
+            let bad = fetch(&[&["--topic", topic.as_str()], args.as_slice()].concat());
+            assert!(!bad.status.success(), "{args:?}");
+            let stderr = String::from_utf8_lossy(&bad.stderr);
+            assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        }
+    }
+
     #[test]
     fn a_transform_name_is_never_taken_as_a_path_but_wasm_takes_a_file() {
         let topic = topic();

@@ -108,6 +108,99 @@ fn deadlines_fire_after_the_runtime_value_is_dropped() {
     );
 }
 
+/// A looping call on a thread of its own, with `deadline`: how long it ran
+/// and how it failed, or `None` if it was still running after 30 s.
+fn loop_on_a_thread(
+    deadline: Duration,
+) -> std::sync::mpsc::Receiver<(Duration, Option<GuestFailure>)> {
+    let limits = Limits {
+        deadline,
+        ..Limits::default()
+    };
+    let mut transformer = transform("misbehave")
+        .transformer(limits, Arc::default())
+        .unwrap();
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let results = transformer.process(&asks(&[r#"{"do":"loop"}"#]));
+        let failure = results[0].as_ref().map_err(|e| e.failure.clone()).err();
+        let _ = done.send((started.elapsed(), failure));
+    });
+    result
+}
+
+/// The epoch advances only when a call is due (`runtime/engine.rs`), and
+/// the ticker remembers only the earliest deadline it was told: guests
+/// running at once, each told while another's earlier or later deadline
+/// was pending, are each stopped at their own deadline, no sooner and not
+/// at another's.
+#[test]
+fn guests_looping_at_once_are_each_stopped_at_their_own_deadline() {
+    // Told in this order: the long one first, then the short one (the new
+    // earliest), then the middle one (later than the short one's: not
+    // remembered, told again when the short one's advance stops it).
+    let deadlines = [6_000, 300, 2_500].map(Duration::from_millis);
+    let running: Vec<_> = deadlines
+        .iter()
+        .map(|deadline| {
+            let running = loop_on_a_thread(*deadline);
+            std::thread::sleep(Duration::from_millis(50));
+            running
+        })
+        .collect();
+    for (deadline, running) in deadlines.iter().zip(running) {
+        let (elapsed, failure) = running
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the {deadline:?} loop was never interrupted"));
+        assert_eq!(failure, Some(GuestFailure::Deadline(*deadline)));
+        assert!(
+            elapsed >= *deadline,
+            "{deadline:?}: stopped after {elapsed:?}"
+        );
+        // Not left to run until a later deadline.
+        if let Some(later) = deadlines.iter().filter(|d| *d > deadline).min() {
+            assert!(elapsed < *later, "{deadline:?}: stopped after {elapsed:?}");
+        }
+    }
+}
+
+/// Calls that end long before their deadlines leave it pending at the
+/// ticker, which then advances the epoch for nobody; a loop armed right
+/// then (as the ticker goes back to sleep) must still be stopped.
+#[test]
+fn a_loop_armed_as_the_ticker_goes_idle_is_stopped() {
+    let mut quick = transform("misbehave")
+        .transformer(
+            Limits {
+                deadline: Duration::from_millis(20),
+                ..Limits::default()
+            },
+            Arc::default(),
+        )
+        .unwrap();
+    for round in 0..15u64 {
+        // Deadlines from 20 to 90 ms, a short call's pending one falling
+        // before, at and after the loop's start.
+        let results = quick.process(&asks(&[r#"{"n":1}"#]));
+        assert!(echoed(&results[0]), "{results:?}");
+        std::thread::sleep(Duration::from_millis(round * 3));
+        let deadline = Duration::from_millis(20 + round * 5);
+        let (elapsed, failure) = loop_on_a_thread(deadline)
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("round {round}: the loop was never interrupted"));
+        assert_eq!(
+            failure,
+            Some(GuestFailure::Deadline(deadline)),
+            "round {round}"
+        );
+        assert!(
+            elapsed >= deadline,
+            "round {round}: stopped after {elapsed:?}"
+        );
+    }
+}
+
 fn a_loop_inside_a_batch_is_pinned_to_its_record(guest: &str) {
     let limits = Limits {
         deadline: Duration::from_millis(200),

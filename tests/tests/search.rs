@@ -1,6 +1,7 @@
 //! `sluice_host::search` against the real broker: a key is looked for in
 //! the partition the producer's partitioner chose (confluent-kafka's own
-//! producer, each partitioner), a filter finds exactly the matching records,
+//! producer, each of librdkafka's partitioners, null and empty keys too),
+//! a filter finds exactly the matching records,
 //! a budget stops the scan and its cursor goes on to the same records as
 //! one unbounded search, and newest first reads backwards.
 
@@ -17,48 +18,80 @@ use sluice_host::search::{
 };
 use sluice_tests::{broker, fresh_topic, python_tools};
 
-/// Produces `count` records keyed `key-<i>` to a new topic of
+/// Produces one record per key (`None`: a null key) to a new topic of
 /// `partitions` partitions with confluent-kafka's producer (librdkafka)
-/// configured with `partitioner`; the partition each key was delivered to.
-fn produce_with_confluent_kafka(
+/// configured with `partitioner` and `settings`; the partition each record
+/// was delivered to, in order.
+fn produce_keys_with_confluent_kafka(
     topic: &str,
     partitions: i32,
     partitioner: &str,
-    count: usize,
-) -> BTreeMap<String, i32> {
+    settings: Value,
+    keys: &[Option<Vec<u8>>],
+) -> Vec<i32> {
     let config = broker();
     ensure_topic(&config, topic, partitions).unwrap();
     let script = r#"
 import json, sys
 from confluent_kafka import Producer
-brokers, topic, partitioner, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-producer = Producer({"bootstrap.servers": brokers, "partitioner": partitioner})
-delivered = {}
-def report(error, message):
-    if error is not None:
-        raise SystemExit(f"not delivered: {error}")
-    delivered[message.key().decode()] = message.partition()
-for i in range(count):
-    producer.produce(topic, key=f"key-{i}".encode(), value=json.dumps({"i": i}).encode(), on_delivery=report)
+brokers, topic, partitioner, settings = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+keys = [None if k is None else bytes.fromhex(k) for k in json.load(sys.stdin)]
+producer = Producer({"bootstrap.servers": brokers, "partitioner": partitioner, **settings})
+delivered = [None] * len(keys)
+def report(i):
+    def on_delivery(error, message):
+        if error is not None:
+            raise SystemExit(f"not delivered: {error}")
+        delivered[i] = message.partition()
+    return on_delivery
+for i, key in enumerate(keys):
+    producer.produce(topic, key=key, value=json.dumps({"i": i}).encode(), on_delivery=report(i))
     producer.poll(0)
 if producer.flush(30) != 0:
     raise SystemExit("not all delivered")
 json.dump(delivered, sys.stdout)
 "#;
     let python = python_tools().expect("the tool virtualenv (scripts/setup.sh python-tools)");
-    let output = std::process::Command::new(python)
+    let keys_json = serde_json::to_vec(
+        &keys
+            .iter()
+            .map(|k| k.as_ref().map(hex::encode))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(python)
         .args(["-c", script, &config.bootstrap_servers, topic, partitioner])
-        .arg(count.to_string())
-        .output()
+        .arg(settings.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &keys_json).unwrap();
+    let output = child.wait_with_output().unwrap();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let delivered: BTreeMap<String, i32> = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(delivered.len(), count);
+    let delivered: Vec<i32> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(delivered.len(), keys.len());
     delivered
+}
+
+/// `count` records keyed `key-<i>`, produced as [`produce_keys_with_confluent_kafka`]
+/// does; the partition each key was delivered to.
+fn produce_with_confluent_kafka(
+    topic: &str,
+    partitions: i32,
+    partitioner: &str,
+    count: usize,
+) -> BTreeMap<String, i32> {
+    let keys: Vec<String> = (0..count).map(|i| format!("key-{i}")).collect();
+    let bytes: Vec<Option<Vec<u8>>> = keys.iter().map(|k| Some(k.clone().into_bytes())).collect();
+    let delivered =
+        produce_keys_with_confluent_kafka(topic, partitions, partitioner, json!({}), &bytes);
+    keys.into_iter().zip(delivered).collect()
 }
 
 fn query(topic: &str) -> SearchQuery {
@@ -109,10 +142,8 @@ fn search_all(
 #[test]
 fn a_key_is_found_in_the_partition_each_partitioner_chose() {
     let readers = reader_pool(broker());
-    for (partitioner, name) in [
-        (Partitioner::Murmur2, "murmur2_random"),
-        (Partitioner::ConsistentRandom, "consistent_random"),
-    ] {
+    for partitioner in Partitioner::ALL {
+        let name = partitioner.name();
         let topic = fresh_topic("search-key");
         let delivered = produce_with_confluent_kafka(&topic, 32, name, 2000);
         for (key, partition) in &delivered {
@@ -167,6 +198,40 @@ fn a_key_is_found_in_the_partition_each_partitioner_chose() {
             .unwrap();
             assert_eq!(searched.partitions, vec![partition]);
             assert_eq!(searched.matched_by, vec![vec![partitioner]]);
+        }
+    }
+}
+
+/// Where librdkafka puts a null key and an empty one under each of its
+/// partitioners, beside what `partition_of` says: always the one partition
+/// it names (the key hashed as no bytes), or, where it says `None`, spread
+/// over many (at random: with no sticky partition, record by record).
+#[test]
+fn null_and_empty_keys_go_where_librdkafka_puts_them() {
+    const RECORDS: usize = 64;
+    for partitioner in Partitioner::ALL {
+        for key in [None, Some(Vec::new())] {
+            let topic = fresh_topic("search-null-key");
+            let delivered = produce_keys_with_confluent_kafka(
+                &topic,
+                32,
+                partitioner.name(),
+                json!({"sticky.partitioning.linger.ms": 0}),
+                &vec![key.clone(); RECORDS],
+            );
+            let placed: BTreeSet<i32> = delivered.into_iter().collect();
+            let which = if key.is_some() { "empty" } else { "null" };
+            match partitioner.partition_of(key.as_deref(), 32) {
+                Some(partition) => assert_eq!(
+                    placed,
+                    BTreeSet::from([partition]),
+                    "{partitioner}: a {which} key"
+                ),
+                None => assert!(
+                    placed.len() > 4,
+                    "{partitioner}: a {which} key placed at random, but in {placed:?}"
+                ),
+            }
         }
     }
 }

@@ -20,10 +20,12 @@ use sluice_host::fetch::{Fetch, FetchLimits, FetchQuery, fetch, reader_pool};
 use sluice_host::record::{KafkaRecord, Outcome};
 use sluice_host::runtime::GuestError;
 use sluice_host::search::{
-    Cursor, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery,
+    Cursor, KeyForm, KeySearch, Order, Partitioner, SearchHow, SearchLimits, SearchQuery,
 };
 
-use crate::render::{write_csv, write_json_lines, write_parquet};
+use crate::render::{
+    mark_source, record_json, show_key_as, write_csv, write_json_lines, write_parquet,
+};
 
 use super::{Broker, TransformsFrom};
 
@@ -45,11 +47,28 @@ pub struct FetchArgs {
     #[arg(long, default_value_t = 10)]
     count: u64,
     /// Search: records with this key, in the partition the producer's
-    /// partitioner (murmur2 or consistent_random) chose for it.
-    #[arg(long)]
+    /// partitioner chose for it (see --partitioner).
+    #[arg(long, group = "search_key")]
     key: Option<String>,
-    /// Search: with --key, read every partition, not only the partitioners'.
-    #[arg(long, requires = "key")]
+    /// Search: records whose key is these bytes, in hex (a key that is not
+    /// text: an integer, an Avro record); records show it as `key_hex`.
+    #[arg(long, value_name = "HEX", group = "search_key")]
+    key_hex: Option<String>,
+    /// Search: the key's bytes in base64; records show it as `key_base64`.
+    #[arg(long, value_name = "BASE64", group = "search_key")]
+    key_base64: Option<String>,
+    /// Search: the producer's partitioners, comma-separated, by librdkafka's
+    /// names: murmur2, murmur2_random (Java clients), consistent,
+    /// consistent_random (librdkafka's default), fnv1a, fnv1a_random.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        requires = "search_key",
+        default_value = "murmur2,consistent_random"
+    )]
+    partitioner: Vec<Partitioner>,
+    /// Search: with a key, read every partition, not only the partitioners'.
+    #[arg(long, requires = "search_key")]
     all_partitions: bool,
     /// Search: a filter, e.g. `value.country == "NO" and headers.source contains "web"`.
     #[arg(long = "where", value_name = "FILTER")]
@@ -129,8 +148,26 @@ enum Format {
     Parquet,
 }
 
+impl FetchArgs {
+    /// The key searched for, as written, and how (`--key`, `--key-hex` or
+    /// `--key-base64`; clap lets one through at most).
+    fn searched_key(&self) -> Option<(&'static str, KeyForm, &str)> {
+        [
+            ("--key", KeyForm::Text, &self.key),
+            ("--key-hex", KeyForm::Hex, &self.key_hex),
+            ("--key-base64", KeyForm::Base64, &self.key_base64),
+        ]
+        .into_iter()
+        .find_map(|(flag, form, text)| text.as_deref().map(|text| (flag, form, text)))
+    }
+}
+
 pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
-    if args.key.is_some() || args.filter.is_some() || args.newest_first || args.cursor.is_some() {
+    if args.searched_key().is_some()
+        || args.filter.is_some()
+        || args.newest_first
+        || args.cursor.is_some()
+    {
         return search(args);
     }
     let partition = args.partition.unwrap_or(0);
@@ -167,7 +204,13 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
         &how,
     )?;
     let (records, outcomes) = (fetched.records, fetched.outcomes);
-    write(&args, &records, outcomes.as_deref(), &fetched.sources)?;
+    write(
+        &args,
+        &records,
+        outcomes.as_deref(),
+        &fetched.sources,
+        KeyForm::Text,
+    )?;
     eprintln!(
         "{} records from {} partition {} starting at offset {}",
         records.len(),
@@ -179,12 +222,14 @@ pub fn run(args: FetchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The records in the asked format, to `--out` or stdout.
+/// The records in the asked format, to `--out` or stdout; JSON lines show
+/// each key in `key_form` too when it is hex or base64.
 fn write(
     args: &FetchArgs,
     records: &[KafkaRecord],
     outcomes: Option<&[Result<Outcome, GuestError>]>,
     sources: &[Source],
+    key_form: KeyForm,
 ) -> anyhow::Result<()> {
     let mut out: Box<dyn Write + Send> = match &args.out {
         Some(path) => Box::new(
@@ -193,6 +238,14 @@ fn write(
         None => Box::new(std::io::stdout()),
     };
     match args.format {
+        Format::Json if key_form != KeyForm::Text => {
+            for (i, record) in records.iter().enumerate() {
+                let mut line = record_json(record, outcomes.and_then(|o| o.get(i)));
+                mark_source(&mut line, sources.get(i));
+                show_key_as(&mut line, record.key.as_deref(), key_form);
+                writeln!(out, "{line}")?;
+            }
+        }
         Format::Json => write_json_lines(records, outcomes, sources, &mut out)?,
         Format::Csv => write_csv(records, &mut out)?,
         Format::Parquet => {
@@ -211,12 +264,17 @@ fn search(args: FetchArgs) -> anyhow::Result<ExitCode> {
     if args.transform.is_some() || args.wasm.is_some() {
         bail!("a dry run (--transform, --wasm) is for fetches at offsets, not searches");
     }
+    let key = match args.searched_key() {
+        Some((flag, form, text)) => Some((form.decode(text).context(flag)?, form)),
+        None => None,
+    };
+    let key_form = key.as_ref().map_or(KeyForm::Text, |(_, form)| *form);
     let query = SearchQuery {
         topic: args.topic.clone(),
         partitions: args.partition.into_iter().collect(),
-        key: args.key.as_ref().map(|key| KeySearch {
-            key: key.clone().into_bytes(),
-            partitioners: Partitioner::ALL.to_vec(),
+        key: key.map(|(key, _)| KeySearch {
+            key,
+            partitioners: args.partitioner.clone(),
             all_partitions: args.all_partitions,
         }),
         filter: match &args.filter {
@@ -246,7 +304,7 @@ fn search(args: FetchArgs) -> anyhow::Result<ExitCode> {
             lake: lake(&args)?,
         },
     )?;
-    write(&args, &searched.records, None, &searched.sources)?;
+    write(&args, &searched.records, None, &searched.sources, key_form)?;
     eprintln!(
         "{} records found in {} partitions {:?}, {} looked at",
         searched.records.len(),

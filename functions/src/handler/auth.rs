@@ -135,7 +135,8 @@ impl std::fmt::Debug for OAuthRule {
 pub enum Guard {
     /// The pages and the API's description: they hold no data.
     Public,
-    /// `/api/fetch`, `/api/search`, `/api/transforms/{name}/invoke`.
+    /// `/api/fetch`, `/api/search`, `/api/search/download`, `/api/topics`,
+    /// `/api/transforms/{name}/invoke`.
     Data,
     /// `/metrics`.
     Metrics,
@@ -150,7 +151,11 @@ impl Guard {
     pub fn of(route: &str) -> Guard {
         match route {
             "/" | "/topology" | "/api/docs" | "/api/openapi.json" => Guard::Public,
-            "/api/fetch" | "/api/search" | "/api/transforms/{name}/invoke" => Guard::Data,
+            "/api/fetch"
+            | "/api/search"
+            | "/api/search/download"
+            | "/api/topics"
+            | "/api/transforms/{name}/invoke" => Guard::Data,
             "/metrics" => Guard::Metrics,
             "/Export" | "/Enrich" | "/events" => Guard::Trigger,
             _ => Guard::Admin,

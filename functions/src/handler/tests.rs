@@ -21,13 +21,19 @@ mod browser;
 #[cfg(feature = "integration-tests")]
 mod data;
 #[cfg(feature = "integration-tests")]
+mod download;
+#[cfg(feature = "integration-tests")]
 mod enrich;
 #[cfg(feature = "integration-tests")]
 mod fuzz;
 mod oauth;
 mod openapi;
 #[cfg(feature = "integration-tests")]
+mod page;
+#[cfg(feature = "integration-tests")]
 mod search;
+#[cfg(feature = "integration-tests")]
+mod topics;
 
 /// The admin key of the apps built here; [`call`] sends it.
 pub const ADMIN_KEY: &str = "tests-admin-key-0123456789abcdef0123";

@@ -79,16 +79,35 @@ pub(super) fn all_watermarks<C: ConsumerContext>(
     topic: &str,
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, (i64, i64)>, KafkaError> {
+    let wanted: Vec<(&str, i32)> = partitions.iter().map(|p| (topic, *p)).collect();
+    Ok(watermarks_of(consumer, timeout, &wanted)?
+        .into_iter()
+        .map(|((_, partition), marks)| (partition, marks))
+        .collect())
+}
+
+/// `(low, high)` by `(topic, partition)`.
+pub(super) type Watermarks = BTreeMap<(String, i32), (i64, i64)>;
+
+/// `(low, high)` of each `(topic, partition)`, of any number of topics, in
+/// the same two ListOffsets requests (librdkafka sends one per leader).
+pub(super) fn watermarks_of<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
+    partitions: &[(&str, i32)],
+) -> Result<Watermarks, KafkaError> {
     let metadata_error = |source| KafkaError::Metadata {
-        topic: topic.to_owned(),
+        topic: partitions
+            .first()
+            .map_or_else(String::new, |(t, _)| (*t).to_owned()),
         source,
     };
     // ListOffsets takes a time per partition; -2 and -1 (what
     // `Offset::Beginning` and `Offset::End` are) mean the earliest and the
     // latest offset.
-    let ask = |at: Offset| -> Result<BTreeMap<i32, i64>, KafkaError> {
+    let ask = |at: Offset| -> Result<BTreeMap<(String, i32), i64>, KafkaError> {
         let mut list = TopicPartitionList::new();
-        for partition in partitions {
+        for (topic, partition) in partitions {
             list.add_partition_offset(topic, *partition, at)
                 .map_err(metadata_error)?;
         }
@@ -100,22 +119,26 @@ pub(super) fn all_watermarks<C: ConsumerContext>(
             .iter()
             .filter(|e| e.error().is_ok())
             .filter_map(|e| match e.offset() {
-                Offset::Offset(offset) => Some((e.partition(), offset)),
+                Offset::Offset(offset) => Some(((e.topic().to_owned(), e.partition()), offset)),
                 _ => None,
             })
             .collect())
     };
+    if partitions.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let (lows, highs) = (ask(Offset::Beginning)?, ask(Offset::End)?);
     partitions
         .iter()
-        .map(|&partition| {
-            let marks = match (lows.get(&partition), highs.get(&partition)) {
+        .map(|&(topic, partition)| {
+            let at = (topic.to_owned(), partition);
+            let marks = match (lows.get(&at), highs.get(&at)) {
                 (Some(&low), Some(&high)) if low <= high => (low, high),
                 _ => watermarks(consumer, timeout, topic, partition)?,
             };
             #[cfg(feature = "failpoints")]
             let marks = crate::crash::watermarks_after_deletes(topic, partition, marks);
-            Ok((partition, marks))
+            Ok((at, marks))
         })
         .collect()
 }

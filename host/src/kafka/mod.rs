@@ -1,6 +1,7 @@
 //! Kafka I/O through librdkafka: client settings, a bounded reader that
 //! always ends, a producer that reports every delivery, topic creation.
 
+mod catalog;
 mod config;
 mod consumer;
 mod convert;
@@ -16,6 +17,9 @@ mod read_plan;
 mod reader;
 mod topics;
 
+pub use catalog::{
+    MAX_TOPICS, PartitionOffsets, TopicList, TopicSummary, TopicsQuery, list_topics,
+};
 pub use config::KafkaConfig;
 pub use error::KafkaError;
 pub use group::{GroupConsumer, GroupStart, Polled};

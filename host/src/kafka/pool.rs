@@ -147,6 +147,24 @@ impl ReaderPool {
         }
     }
 
+    /// Runs `ask` (metadata, watermarks: nothing assigned) on a pooled
+    /// consumer, so a question about the cluster pays no new connection.
+    pub(super) fn ask<T>(
+        &self,
+        ask: impl FnOnce(&BaseConsumer<Logged>) -> Result<T, KafkaError>,
+    ) -> Result<T, KafkaError> {
+        let consumer = match self.take() {
+            Some(consumer) => {
+                super::oauth::serve_token_request(&consumer, self.config.oauth.is_some());
+                consumer
+            }
+            None => bounded_consumer(&self.config, &self.group_id)?,
+        };
+        let answer = ask(&consumer);
+        self.put_back(consumer);
+        answer
+    }
+
     /// Consumers waiting for the next read.
     pub fn idle(&self) -> usize {
         self.idle.lock().map_or(0, |idle| idle.consumers.len())

@@ -59,17 +59,32 @@ impl Routing {
             );
             return self.dead_letter(transform, input, "contract", &reason, out);
         }
-        let stage = stamp(transform);
+        let mut stage = stamp(transform);
         let trace = TraceContext::for_processing(input, &stage);
         processed(input, &stage, &trace, None);
-        let version = Header {
-            key: header::TRANSFORM.to_owned(),
-            value: Some(stage.into_bytes()),
-        };
+        let mut traceparent = trace.header_value();
         let before = out.len();
-        for mut output in outputs {
-            output.headers.push(version.clone());
-            trace.stamp(&mut output.headers);
+        let last_output = outputs.len().saturating_sub(1);
+        for (index, mut output) in outputs.into_iter().enumerate() {
+            // The two headers every output carries, made once per input
+            // record: the last output takes them, earlier ones get copies.
+            let (stage, traceparent) = if index == last_output {
+                (std::mem::take(&mut stage), std::mem::take(&mut traceparent))
+            } else {
+                (stage.clone(), traceparent.clone())
+            };
+            // As `TraceContext::stamp`, which the dead letters use, the
+            // traceparent replacing any the guest wrote.
+            output.headers.retain(|h| h.key != super::TRACEPARENT);
+            output.headers.reserve(2);
+            output.headers.push(Header {
+                key: header::TRANSFORM.to_owned(),
+                value: Some(stage.into_bytes()),
+            });
+            output.headers.push(Header {
+                key: super::TRACEPARENT.to_owned(),
+                value: Some(traceparent.into_bytes()),
+            });
             let named = output.topic.take();
             // Borrowed, not cloned: this runs for every record emitted.
             let topics = named.as_slice();

@@ -61,7 +61,8 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Upper bound for any guest's memory; [`Limits`] sets each one's cap.
     pub max_memory_bytes: usize,
-    /// Granularity of deadlines: how often the epoch advances.
+    /// Granularity of deadlines: the grid they fall on. The epoch advances
+    /// only when a running guest call's deadline is due (`engine.rs`).
     pub epoch_tick: Duration,
     /// Whether guests are compiled to check the epoch, so that deadlines
     /// can interrupt them. Always on in production: without it a looping
@@ -176,7 +177,7 @@ struct Inner {
     /// Components this runtime compiled, for tests to count.
     compiles: AtomicU64,
     epoch_tick: Duration,
-    _ticker: Option<EpochTicker>,
+    ticker: Option<EpochTicker>,
 }
 
 impl Runtime {
@@ -204,7 +205,7 @@ impl Runtime {
                 cache,
                 compiles: AtomicU64::new(0),
                 epoch_tick: config.epoch_tick,
-                _ticker: ticker,
+                ticker,
             }),
         })
     }
@@ -362,7 +363,7 @@ impl Runtime {
             cache: outcome,
             pre,
             epoch_tick: inner.epoch_tick,
-            _runtime: self.clone(),
+            runtime: self.clone(),
         })))
     }
 
@@ -455,9 +456,10 @@ pub struct Transform {
     cache: CacheOutcome,
     pre: TransformPre,
     epoch_tick: Duration,
-    /// Keeps the engine's epoch thread alive as long as the transform:
-    /// without it, deadlines would never fire.
-    _runtime: Runtime,
+    /// Keeps the engine's epoch thread alive as long as the transform
+    /// (without it, deadlines would never fire), and tells it each call's
+    /// deadline.
+    runtime: Runtime,
 }
 
 impl Transform {

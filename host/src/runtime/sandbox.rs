@@ -1,7 +1,7 @@
 //! One store per live instance, with its limits wired in, and the mapping
 //! from a failed call to a [`GuestFailure`] a user can act on.
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, UpdateDeadline};
 
 use super::error::GuestFailure;
 use super::limits::Limits;
@@ -22,9 +22,27 @@ pub fn new_store(transform: &Transform, limits: Limits, metadata: Metadata) -> S
     store
 }
 
-/// Arms the deadline for the call about to be made.
+/// Arms the deadline for the call about to be made: the store stops at the
+/// epoch's next advance and traps if its deadline has passed by then, else
+/// tells the ticker its deadline again and goes on (`engine.rs`).
 pub fn arm_deadline(store: &mut Store<GuestState>, transform: &Transform, limits: Limits) {
-    store.set_epoch_deadline(engine_ticks(limits.deadline, transform.epoch_tick));
+    let ticks = engine_ticks(limits.deadline, transform.epoch_tick);
+    let Some(ticker) = &transform.runtime.inner.ticker else {
+        // Epoch interruption off: nothing advances the epoch.
+        store.set_epoch_deadline(ticks);
+        return;
+    };
+    // Before the ticker hears of the deadline: an advance in between then
+    // stops the call early (it goes on), never lets it pass.
+    store.set_epoch_deadline(1);
+    let deadline = ticker.arm(ticks);
+    store.epoch_deadline_callback(move |_| {
+        if deadline.passed() {
+            return Ok(UpdateDeadline::Interrupt);
+        }
+        deadline.tell();
+        Ok(UpdateDeadline::Continue(1))
+    });
 }
 
 /// Names what went wrong in a call that returned an error. The store's

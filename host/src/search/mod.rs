@@ -13,6 +13,7 @@
 
 mod cursor;
 mod filter;
+mod key;
 mod partitioner;
 mod scan;
 
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use cursor::{BadCursor, Cursor, Order};
 pub use filter::{Filter, FilterError, MAX_FILTER_LEN, Op, Path, Root, Subject};
+pub use key::{BadKey, KeyForm};
 pub use partitioner::{Partitioner, UnknownPartitioner};
 pub use scan::search;
 
@@ -29,7 +31,8 @@ use crate::codec::SchemaRegistry;
 use crate::lake::{Lake, Missing, Source};
 use crate::record::KafkaRecord;
 
-/// Records whose key is exactly `key`.
+/// Records whose key is exactly `key` (its bytes: a request may write them
+/// as text, hex or base64, see [`KeyForm`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySearch {
     pub key: Vec<u8>,

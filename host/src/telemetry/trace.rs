@@ -14,20 +14,53 @@ use opentelemetry::{
     trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState},
 };
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use sha2::{Digest, Sha256};
 
 use crate::record::{Header, KafkaRecord};
 
 pub const TRACEPARENT: &str = "traceparent";
 
+/// XXH3 seeds keeping trace ids and span ids of the same seed apart.
+const TRACE_SEED: u64 = 1;
+const SPAN_SEED: u64 = 2;
+
+/// XXH3-128 of `prefix` and the `parts` one after the other. Ids need to be
+/// stable (a record processed twice gets the same span) and unique among a
+/// trace's spans and across traces, not unguessable: nothing is keyed on
+/// them. XXH3's output is fixed by its specification, on every platform.
+fn hash(seed: u64, prefix: &[u8], parts: &[&[u8]]) -> u128 {
+    use twox_hash::XxHash3_128;
+    // A record's seed (topic, partition, offset, `name@version`) fits on
+    // the stack, where the one-shot hash is fastest; anything longer is
+    // streamed, which XXH3 defines to give the same hash.
+    let mut buffer = [0u8; 256];
+    let mut length = 0;
+    for part in std::iter::once(prefix).chain(parts.iter().copied()) {
+        let Some(room) = buffer.get_mut(length..length + part.len()) else {
+            let mut hasher = XxHash3_128::with_seed(seed);
+            hasher.write(prefix);
+            parts.iter().for_each(|part| hasher.write(part));
+            return hasher.finish_128();
+        };
+        room.copy_from_slice(part);
+        length += part.len();
+    }
+    XxHash3_128::oneshot_with_seed(seed, buffer.get(..length).unwrap_or_default())
+}
+
 /// `a\nb` in decimal, written into `buffer` (48 bytes hold any two i64).
 fn decimal_pair(buffer: &mut [u8; 48], a: i64, b: i64) -> &[u8] {
-    use std::io::Write;
-    let mut cursor = std::io::Cursor::new(&mut buffer[..]);
-    // Cannot fail: two i64 and a newline need at most 41 bytes.
-    let _ = write!(cursor, "{a}\n{b}");
-    let end = usize::try_from(cursor.position()).unwrap_or(0);
-    &buffer[..end]
+    let mut first = itoa::Buffer::new();
+    let mut second = itoa::Buffer::new();
+    let (a, b) = (first.format(a).as_bytes(), second.format(b).as_bytes());
+    let (head, rest) = buffer.split_at_mut(a.len());
+    head.copy_from_slice(a);
+    let (newline, tail) = rest.split_at_mut(1);
+    newline.copy_from_slice(b"\n");
+    // Cannot fail: an i64 is at most 20 characters.
+    if let Some(tail) = tail.get_mut(..b.len()) {
+        tail.copy_from_slice(b);
+    }
+    &buffer[..a.len() + 1 + b.len()]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +116,10 @@ impl TraceContext {
         let _ = hex::encode_to_slice(self.span_id, span);
         dash.copy_from_slice(b"-");
         rest.copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        String::from_utf8_lossy(&text).into_owned()
+        // Always ASCII.
+        std::str::from_utf8(&text)
+            .map(str::to_owned)
+            .unwrap_or_default()
     }
 
     /// What OpenTelemetry's W3C propagator writes for this context.
@@ -151,25 +187,12 @@ impl TraceContext {
     fn derive_from(parent: Option<TraceContext>, seed: &[&[u8]]) -> Self {
         let (trace_id, sampled) = match parent {
             Some(p) => (p.trace_id, p.sampled),
-            None => {
-                let mut hash = Sha256::new_with_prefix(b"trace\n");
-                seed.iter().for_each(|part| hash.update(part));
-                let digest = hash.finalize();
-                let mut id = [0u8; 16];
-                id.copy_from_slice(&digest[..16]);
-                (id, true)
-            }
+            // W3C ids are never all zeros.
+            None => (hash(TRACE_SEED, &[], seed).max(1).to_be_bytes(), true),
         };
-        let mut trace_hex = [0u8; 32];
-        // 16 bytes always encode to 32 hex digits.
-        let _ = hex::encode_to_slice(trace_id, &mut trace_hex);
-        let mut hash = Sha256::new_with_prefix(b"span\n");
-        hash.update(trace_hex);
-        hash.update(b"\n");
-        seed.iter().for_each(|part| hash.update(part));
-        let digest = hash.finalize();
-        let mut span_id = [0u8; 8];
-        span_id.copy_from_slice(&digest[..8]);
+        // The span id is the hash's high half.
+        let span = (hash(SPAN_SEED, &trace_id, seed) >> 64) as u64;
+        let span_id = span.max(1).to_be_bytes();
         TraceContext {
             trace_id,
             span_id,
@@ -282,6 +305,62 @@ mod tests {
                 proptest::prop_assert_eq!(TraceContext::parse(&context.header_value()), Some(context));
             }
         }
+    }
+
+    /// The ids are part of what a pipeline writes: the same record and
+    /// transform version give the same `traceparent` from one release to
+    /// the next, so a record read again after an upgrade keeps its span.
+    #[test]
+    fn ids_are_the_same_from_one_release_to_the_next() {
+        let root = TraceContext::for_processing(&record(None), "t@abc");
+        assert_eq!(
+            root.header_value(),
+            "00-4e81ac9cfcadb09e8a7f93317da7b3f2-55f628cbb9c51889-01"
+        );
+        let child = TraceContext::for_processing(&record(Some(PARENT)), "t@abc");
+        assert_eq!(
+            child.header_value(),
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-f251fea4b1e4401e-01"
+        );
+    }
+
+    #[test]
+    fn a_seed_too_long_for_the_stack_hashes_as_one_piece() {
+        let topic = "t".repeat(300);
+        let parts: [&[u8]; 3] = [topic.as_bytes(), b"\n", b"stage"];
+        let whole = [topic.as_bytes(), b"\n", b"stage"].concat();
+        assert_eq!(
+            hash(SPAN_SEED, b"prefix", &parts),
+            twox_hash::XxHash3_128::oneshot_with_seed(
+                SPAN_SEED,
+                &[&b"prefix"[..], &whole].concat()
+            )
+        );
+        let short: [&[u8]; 2] = [b"in\n", b"0\n42"];
+        assert_eq!(
+            hash(TRACE_SEED, &[], &short),
+            twox_hash::XxHash3_128::oneshot_with_seed(TRACE_SEED, b"in\n0\n42")
+        );
+    }
+
+    #[test]
+    fn every_record_of_a_topic_gets_its_own_trace_and_span() {
+        let mut traces = std::collections::HashSet::new();
+        let mut spans = std::collections::HashSet::new();
+        for partition in 0..4 {
+            for offset in 0..25_000 {
+                let mut input = KafkaRecord::from_value("in", offset, b"{}".to_vec());
+                input.partition = partition;
+                let context = TraceContext::for_processing(&input, "t@abc");
+                assert!(traces.insert(context.trace_id));
+                assert!(spans.insert(context.span_id));
+            }
+        }
+        let mut numbers = [0u8; 48];
+        assert_eq!(
+            decimal_pair(&mut numbers, i64::MIN, i64::MAX),
+            format!("{}\n{}", i64::MIN, i64::MAX).as_bytes()
+        );
     }
 
     #[test]

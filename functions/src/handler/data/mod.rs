@@ -1,17 +1,23 @@
 //! The data API under `/api`: `GET /api/fetch` (records at offsets, with an
 //! optional dry run of a transform), `GET /api/search` (records found by
-//! key, content or time, within a budget, with a cursor to go on) and `POST /api/transforms/{name}/invoke`
+//! key, content or time, within a budget, with a cursor to go on),
+//! `GET /api/search/download` (a search's whole result as one streamed
+//! file), `GET /api/topics` (topics with their offsets, for the page's
+//! picker) and `POST /api/transforms/{name}/invoke`
 //! (a transform on records posted in the request: the on-demand API),
 //! plus the fetch page at `/`. Reads reach only the configured cluster;
 //! every request but the page's needs the API key (checked by `auth.rs`). `query.rs` turns a request into a
 //! fetch, `fetch.rs` runs it and renders the answer, `search.rs` is the
-//! search's query and answer, `invoke.rs` runs a
+//! search's query and answer, `download.rs` streams a search's pages into
+//! one file, `topics.rs` lists topics, `invoke.rs` runs a
 //! transform on posted records.
 
+mod download;
 mod fetch;
 mod invoke;
 mod query;
 mod search;
+mod topics;
 
 use std::sync::Arc;
 
@@ -56,6 +62,8 @@ pub fn routes(api: Arc<DataApi>) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(fetch::fetch_route))
         .routes(routes!(search::search_route))
+        .routes(routes!(download::download_route))
+        .routes(routes!(topics::topics_route))
         .routes(routes!(invoke::invoke))
         .with_state(api)
         .route("/", get(page))

@@ -182,6 +182,43 @@ impl Browser {
         }
     }
 
+    /// Presses and releases `key` (`"Enter"`, `"ArrowDown"`, `" "`,
+    /// `"Escape"`, `"Tab"`) on the focused element, as a keyboard does.
+    pub fn press(&mut self, key: &str) {
+        let (code, virtual_key, text) = match key {
+            "Enter" => ("Enter", 13, "\r"),
+            "Escape" => ("Escape", 27, ""),
+            "Tab" => ("Tab", 9, ""),
+            " " => ("Space", 32, " "),
+            "ArrowDown" => ("ArrowDown", 40, ""),
+            "ArrowUp" => ("ArrowUp", 38, ""),
+            other => panic!("no key {other} here"),
+        };
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({ "type": "rawKeyDown", "key": key, "code": code, "windowsVirtualKeyCode": virtual_key }),
+        );
+        if !text.is_empty() {
+            self.call(
+                "Input.dispatchKeyEvent",
+                json!({ "type": "char", "key": key, "code": code, "text": text, "windowsVirtualKeyCode": virtual_key }),
+            );
+        }
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({ "type": "keyUp", "key": key, "code": code, "windowsVirtualKeyCode": virtual_key }),
+        );
+    }
+
+    /// Moves the keyboard's focus to the element `selector` finds.
+    pub fn focus(&mut self, selector: &str) {
+        let found = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({}); if (!e) return false; e.focus(); return document.activeElement === e; }})()",
+            json!(selector)
+        ));
+        assert_eq!(found, json!(true), "{selector} takes the focus");
+    }
+
     pub fn screenshot(&mut self, path: &std::path::Path) {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
         let png = base64::engine::general_purpose::STANDARD

@@ -514,7 +514,7 @@ async fn the_page_fetches_and_shows_records_in_chromium() {
     let url = format!(
         "http://127.0.0.1:{port}/?topic={t}&partition=0&offset=2&count=3&transform=misbehave&run=1#key={KEY}"
     );
-    let dom = tokio::task::spawn_blocking(move || render_page(&url, "fetch-page.png"))
+    let dom = tokio::task::spawn_blocking(move || render_page(&url, "fetch-page-dry-run.png"))
         .await
         .unwrap();
     server.abort();

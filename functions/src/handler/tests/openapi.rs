@@ -84,6 +84,8 @@ async fn the_document_and_the_routes_match() {
     let expected: BTreeSet<(String, String)> = [
         ("GET", "/api/fetch"),
         ("GET", "/api/search"),
+        ("GET", "/api/search/download"),
+        ("GET", "/api/topics"),
         ("POST", "/api/transforms/{name}/invoke"),
         ("GET", "/api/transforms"),
         ("GET", "/api/transforms/{name}"),
@@ -114,7 +116,7 @@ async fn the_document_and_the_routes_match() {
         let uri = path
             .replace("{name}", "nothing-here")
             .replace("{version}", "0123456789abcdef")
-            + if path == "/api/fetch" || path == "/api/search" {
+            + if ["/api/fetch", "/api/search", "/api/search/download"].contains(&path.as_str()) {
                 "?topic=x"
             } else {
                 ""

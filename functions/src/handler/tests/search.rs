@@ -95,6 +95,70 @@ async fn a_key_is_found_in_its_partitioners_partition_and_the_answer_says_which(
     assert_eq!(body["cursor"], Value::Null);
 }
 
+/// Keys that are not text: big-endian longs (Kafka's `LongSerializer`)
+/// placed by a Go producer's FNV-1a (librdkafka's `fnv1a`), asked for in
+/// hex and in base64, each record's key shown back the same way.
+#[tokio::test]
+async fn a_key_that_is_not_text_is_asked_in_hex_or_base64_and_shown_so() {
+    let app = app();
+    let config = broker();
+    let topic = fresh_topic("api-search-binary");
+    ensure_topic(&config, &topic, 8).unwrap();
+    let records: Vec<ProduceRecord> = (0..200u64)
+        .map(|i| {
+            let key = i.to_be_bytes().to_vec();
+            ProduceRecord {
+                timestamp: None,
+                topic: topic.clone(),
+                partition: Partitioner::Fnv1a.partition(&key, 8),
+                key: Some(key),
+                value: Some(json!({"i": i}).to_string().into_bytes()),
+                headers: Vec::new(),
+            }
+        })
+        .collect();
+    Producer::new(&config).unwrap().send_all(&records).unwrap();
+    let partition = Partitioner::Fnv1a
+        .partition(&42u64.to_be_bytes(), 8)
+        .unwrap();
+    for (query, field, shown) in [
+        ("key_hex=000000000000002A", "key_hex", "000000000000002a"),
+        ("key_base64=AAAAAAAAACo%3D", "key_base64", "AAAAAAAAACo="),
+        ("key_base64=AAAAAAAAACo", "key_base64", "AAAAAAAAACo="),
+    ] {
+        let answered = get(&app, &format!("topic={topic}&{query}&partitioner=fnv1a")).await;
+        assert_eq!(answered.status, StatusCode::OK, "{}", answered.text());
+        let body = answered.json();
+        assert_eq!(body["returned"], 1, "{query}: {body}");
+        let record = &body["records"][0];
+        assert_eq!(record["value"]["i"], 42, "{query}: {body}");
+        assert_eq!(record[field], shown, "{query}: {body}");
+        assert_eq!(record["matched_by"], json!(["fnv1a"]), "{query}: {body}");
+        assert_eq!(body["key_partitions"], json!({"fnv1a": partition}));
+        assert_eq!(body["partitions"], json!([partition]), "one partition read");
+        assert_eq!(
+            body["scanned"],
+            records
+                .iter()
+                .filter(|r| r.partition == Some(partition))
+                .count()
+        );
+    }
+    // By default (murmur2 and consistent_random) the partitions read are
+    // others, unless they happen to be the same.
+    let answered = get(&app, &format!("topic={topic}&key_hex=000000000000002a")).await;
+    let body = answered.json();
+    let defaults: Vec<i32> = Partitioner::DEFAULT
+        .iter()
+        .filter_map(|p| p.partition(&42u64.to_be_bytes(), 8))
+        .collect();
+    assert_eq!(
+        body["returned"],
+        u64::from(defaults.contains(&partition)),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn a_filter_pages_through_every_match_with_the_cursor() {
     let app = app();
@@ -162,7 +226,21 @@ async fn bad_parameters_are_refused_naming_them() {
             "where=(value.a%20%3D%3D%201",
             "position 14 (`end of filter`)",
         ),
-        ("key=k&partitioner=fnv1a", "`partitioner`: `fnv1a`"),
+        ("key=k&partitioner=sticky", "`partitioner`: `sticky`"),
+        (
+            "key=k&partitioner=murmur2,random",
+            "`partitioner`: `random` puts keys in any partition",
+        ),
+        (
+            "key_hex=zz",
+            "`key_hex`: `zz` is not hex: Invalid character 'z'",
+        ),
+        (
+            "key_hex=abc",
+            "`key_hex`: `abc` is not hex: Odd number of digits",
+        ),
+        ("key_base64=a%2Ab", "`key_base64`: `a*b` is not base64"),
+        ("key=a&key_hex=61", "`key` and `key_hex`: give the key once"),
         ("order=sideways", "`order`: `sideways`"),
         ("cursor=somewhere", "`cursor`"),
         ("max_seconds=-1", "`max_seconds`"),
