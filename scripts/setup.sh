@@ -99,6 +99,9 @@ DELTALAKE_VERSION=1.6.6
 DUCKDB_VERSION=2.0.0
 # The official Prometheus client, whose parser reads our /metrics in tests.
 PROMETHEUS_CLIENT_VERSION=0.21.1
+# xxhash: the Python enrichment peer derives the same traceparent Sluice
+# does (XXH3-128 of the record's coordinates), as a Python worker would.
+XXHASH_VERSION=4.1.0
 # What compiling Sluice and tansu needs. libzstd-dev: design.md §5, system
 # zstd (ZSTD_SYS_USE_PKG_CONFIG=1) cuts cold builds.
 BUILD_PACKAGES=(build-essential pkg-config libssl-dev zlib1g-dev cmake libzstd-dev)
@@ -330,7 +333,7 @@ ensure_infra_tools() {
 PYTHON_TOOLS=("pyarrow==$PYARROW_VERSION" "fastavro==$FASTAVRO_VERSION"
   "cramjam==$CRAMJAM_VERSION" "confluent-kafka==$CONFLUENT_KAFKA_VERSION"
   "prometheus-client==$PROMETHEUS_CLIENT_VERSION" "deltalake==$DELTALAKE_VERSION"
-  "duckdb==$DUCKDB_VERSION")
+  "duckdb==$DUCKDB_VERSION" "xxhash==$XXHASH_VERSION")
 
 python_tools_ok() {
   [[ "$("$SLUICE_CACHE/pytools/bin/python" -c 'import importlib.metadata as m, sys

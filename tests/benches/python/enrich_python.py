@@ -7,8 +7,9 @@ Sluice's (the transform stamp and a W3C traceparent derived from the
 record's coordinates). Records come in steps of 500, as the worker polls.
 """
 
-import hashlib
 import json
+
+import xxhash
 
 from common import Stopwatch, args, read_frames, report
 from stay_rules import category
@@ -20,10 +21,13 @@ STEP = 500
 
 
 def traceparent(topic, partition, offset, stage):
-    seed = f"{topic}\n{partition}\n{offset}\n{stage}"
-    trace = hashlib.sha256(f"trace\n{seed}".encode()).digest()[:16].hex()
-    span = hashlib.sha256(f"span\n{trace}\n{seed}".encode()).digest()[:8].hex()
-    return f"00-{trace}-{span}-01"
+    # As host/src/telemetry/trace.rs derives it: the trace id is XXH3-128
+    # (seed 1) of the coordinates, the span id the high half of XXH3-128
+    # (seed 2) of the trace id's bytes and the coordinates; never zero.
+    seed = f"{topic}\n{partition}\n{offset}\n{stage}".encode()
+    trace = max(xxhash.xxh3_128_intdigest(seed, seed=1), 1).to_bytes(16, "big")
+    span = max(xxhash.xxh3_128_intdigest(trace + seed, seed=2) >> 64, 1)
+    return f"00-{trace.hex()}-{span:016x}-01"
 
 
 def merge(parts):
