@@ -22,6 +22,8 @@ locals {
     # Compiled artifacts shared through the registry (compiled once at
     # upload): "true" makes every instance compile for itself instead.
     SLUICE_NO_SHARED_ARTIFACTS = null
+    # For profiling guests with perf only: "1" writes /tmp/perf-<pid>.map.
+    SLUICE_PERF_MAP = null
     SLUICE_AZURE_ACCOUNT  = var.azure_storage_account
     SLUICE_AZURE_KEY      = var.azure_storage_key
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account

@@ -44,6 +44,8 @@ locals {
     # Compiled artifacts shared through the registry (compiled once at
     # upload): "true" makes every instance compile for itself instead.
     SLUICE_NO_SHARED_ARTIFACTS = null
+    # For profiling guests with perf only: "1" writes /tmp/perf-<pid>.map.
+    SLUICE_PERF_MAP = null
     SLUICE_AZURE_ACCOUNT  = azurerm_storage_account.lake.name
     SLUICE_AZURE_KEY      = null # no key: the lake takes Entra ID only
     SLUICE_AZURE_ENDPOINT = null # the public cloud's endpoint, derived from the account
