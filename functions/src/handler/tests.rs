@@ -88,6 +88,38 @@ fn app(topics: &[&str]) -> App {
     App { dir, config }
 }
 
+/// An app serving the data API (fetch, search, topics, downloads) from the
+/// test broker within `limits`, behind the key `key`.
+fn data_app(key: &str, limits: sluice_host::fetch::FetchLimits) -> AppConfig {
+    AppConfig {
+        topics: "topics.json".into(),
+        connections: "connections.json".into(),
+        out: None,
+        enrich: None,
+        admin: None,
+        data: Some(std::sync::Arc::new(super::data::DataApi {
+            readers: std::sync::Arc::new(sluice_host::fetch::reader_pool(broker())),
+            limits,
+            transforms: folder_transforms(),
+            schema_registry: None,
+            lake: None,
+        })),
+        transforms: folder_transforms(),
+        metrics: None,
+        access: access(key),
+        payload_limit: PayloadLimit::built_in(),
+    }
+}
+
+/// `GET uri` with `key` in the Functions key header.
+async fn get_with_key(app: &AppConfig, key: &str, uri: &str) -> Answered {
+    let request = Request::get(uri)
+        .header("x-functions-key", key)
+        .body(Body::empty())
+        .unwrap();
+    answer(app, request).await
+}
+
 /// Named transforms from the folder the guest build writes.
 fn folder_transforms() -> std::sync::Arc<sluice_host::transforms::TransformSource> {
     std::sync::Arc::new(sluice_host::transforms::TransformSource::folder(

@@ -15,30 +15,13 @@ use tower::ServiceExt;
 
 use super::{answer, render_page};
 use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, PayloadLimit, router};
-use sluice_host::fetch::{FetchLimits, reader_pool};
+use crate::handler::{AppConfig, router};
+use sluice_host::fetch::FetchLimits;
 
 const KEY: &str = "data-key-0123456789abcdef0123456789";
 
 fn app_with(limits: FetchLimits) -> AppConfig {
-    AppConfig {
-        topics: "topics.json".into(),
-        connections: "connections.json".into(),
-        out: None,
-        enrich: None,
-        admin: None,
-        data: Some(Arc::new(DataApi {
-            readers: Arc::new(reader_pool(broker())),
-            limits,
-            transforms: super::folder_transforms(),
-            schema_registry: None,
-            lake: None,
-        })),
-        transforms: super::folder_transforms(),
-        metrics: None,
-        access: super::access(KEY),
-        payload_limit: PayloadLimit::built_in(),
-    }
+    super::data_app(KEY, limits)
 }
 
 fn app() -> AppConfig {

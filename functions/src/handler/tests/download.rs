@@ -6,56 +6,34 @@
 //! going on where it stopped; every bad parameter a 400 naming it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use sluice_host::fetch::{FetchLimits, reader_pool};
+use sluice_host::fetch::FetchLimits;
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::record::Header;
 use sluice_tests::{broker, fresh_topic};
 
 use super::{Answered, answer};
-use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, PayloadLimit};
+use crate::handler::AppConfig;
 
 const KEY: &str = "download-key-0123456789abcdef0123456";
 
 /// An app whose answers hold at most `page` matches: a download of more
 /// takes several pages.
 fn app(page: u64, max_bytes: usize) -> AppConfig {
-    AppConfig {
-        topics: "topics.json".into(),
-        connections: "connections.json".into(),
-        out: None,
-        enrich: None,
-        admin: None,
-        data: Some(Arc::new(DataApi {
-            readers: Arc::new(reader_pool(broker())),
-            limits: FetchLimits {
-                max_count: page,
-                max_bytes,
-                max_time: Duration::from_secs(60),
-            },
-            transforms: super::folder_transforms(),
-            schema_registry: None,
-            lake: None,
-        })),
-        transforms: super::folder_transforms(),
-        metrics: None,
-        access: super::access(KEY),
-        payload_limit: PayloadLimit::built_in(),
-    }
+    let limits = FetchLimits {
+        max_count: page,
+        max_bytes,
+        max_time: Duration::from_secs(60),
+    };
+    super::data_app(KEY, limits)
 }
 
 async fn get(app: &AppConfig, query: &str) -> Answered {
-    let request = Request::get(format!("/api/search/download?{query}"))
-        .header("x-functions-key", KEY)
-        .body(Body::empty())
-        .unwrap();
-    answer(app, request).await
+    super::get_with_key(app, KEY, &format!("/api/search/download?{query}")).await
 }
 
 /// Two partitions, `per_partition` records each: key `k<i>`, value

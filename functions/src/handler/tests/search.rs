@@ -3,49 +3,25 @@
 //! every bad parameter refused with a 400 naming it.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use sluice_host::fetch::{FetchLimits, reader_pool};
+use sluice_host::fetch::FetchLimits;
 use sluice_host::kafka::{ProduceRecord, Producer, ensure_topic};
 use sluice_host::search::Partitioner;
 use sluice_tests::{broker, fresh_topic};
 
-use super::{Answered, answer};
-use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, PayloadLimit};
+use super::Answered;
+use crate::handler::AppConfig;
 
 const KEY: &str = "search-key-0123456789abcdef012345678";
 
 fn app() -> AppConfig {
-    AppConfig {
-        topics: "topics.json".into(),
-        connections: "connections.json".into(),
-        out: None,
-        enrich: None,
-        admin: None,
-        data: Some(Arc::new(DataApi {
-            readers: Arc::new(reader_pool(broker())),
-            limits: FetchLimits::default(),
-            transforms: super::folder_transforms(),
-            schema_registry: None,
-            lake: None,
-        })),
-        transforms: super::folder_transforms(),
-        metrics: None,
-        access: super::access(KEY),
-        payload_limit: PayloadLimit::built_in(),
-    }
+    super::data_app(KEY, FetchLimits::default())
 }
 
 async fn get(app: &AppConfig, query: &str) -> Answered {
-    let request = Request::get(format!("/api/search?{query}"))
-        .header("x-functions-key", KEY)
-        .body(Body::empty())
-        .unwrap();
-    answer(app, request).await
+    super::get_with_key(app, KEY, &format!("/api/search?{query}")).await
 }
 
 /// Eight partitions, 50 records each keyed `user-<i>` and placed where a

@@ -2,48 +2,24 @@
 //! partitions and offsets, a page at a time in name order, the server's
 //! cap on a page, bad parameters named, and the key required.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
-use sluice_host::fetch::{FetchLimits, reader_pool};
+use sluice_host::fetch::FetchLimits;
 use sluice_host::kafka::{MAX_TOPICS, ensure_topic};
 use sluice_tests::{broker, fresh_topic, produce_to};
 
 use super::{Answered, answer};
-use crate::handler::data::DataApi;
-use crate::handler::{AppConfig, PayloadLimit};
+use crate::handler::AppConfig;
 
 const KEY: &str = "topics-key-0123456789abcdef012345678";
 
 fn app() -> AppConfig {
-    AppConfig {
-        topics: "topics.json".into(),
-        connections: "connections.json".into(),
-        out: None,
-        enrich: None,
-        admin: None,
-        data: Some(Arc::new(DataApi {
-            readers: Arc::new(reader_pool(broker())),
-            limits: FetchLimits::default(),
-            transforms: super::folder_transforms(),
-            schema_registry: None,
-            lake: None,
-        })),
-        transforms: super::folder_transforms(),
-        metrics: None,
-        access: super::access(KEY),
-        payload_limit: PayloadLimit::built_in(),
-    }
+    super::data_app(KEY, FetchLimits::default())
 }
 
 async fn get(app: &AppConfig, query: &str) -> Answered {
-    let request = Request::get(format!("/api/topics?{query}"))
-        .header("x-functions-key", KEY)
-        .body(Body::empty())
-        .unwrap();
-    answer(app, request).await
+    super::get_with_key(app, KEY, &format!("/api/topics?{query}")).await
 }
 
 #[tokio::test]
