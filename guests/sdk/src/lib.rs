@@ -147,17 +147,7 @@ pub fn __finish_views<T: AggregateViews>() -> raw::Outputs {
 #[macro_export]
 macro_rules! export_transformer {
     ($t:ty) => {
-        const _: () = {
-            struct __SluiceTransformer;
-            impl $crate::transformer::exports::sluice::transform::transform::Guest
-                for __SluiceTransformer
-            {
-                fn process(batch: $crate::raw::Batch) -> $crate::raw::Results {
-                    $crate::__process::<$t>(batch)
-                }
-            }
-            $crate::__export_transformer_world!(__SluiceTransformer);
-        };
+        $crate::__export_transformer_through!($t, __process);
     };
 }
 
@@ -165,17 +155,7 @@ macro_rules! export_transformer {
 #[macro_export]
 macro_rules! export_transformer_views {
     ($t:ty) => {
-        const _: () = {
-            struct __SluiceTransformer;
-            impl $crate::transformer::exports::sluice::transform::transform::Guest
-                for __SluiceTransformer
-            {
-                fn process(batch: $crate::raw::Batch) -> $crate::raw::Results {
-                    $crate::__process_views::<$t>(batch)
-                }
-            }
-            $crate::__export_transformer_world!(__SluiceTransformer);
-        };
+        $crate::__export_transformer_through!($t, __process_views);
     };
 }
 
@@ -183,20 +163,7 @@ macro_rules! export_transformer_views {
 #[macro_export]
 macro_rules! export_aggregator {
     ($t:ty) => {
-        const _: () = {
-            struct __SluiceAggregator;
-            impl $crate::aggregator::exports::sluice::transform::aggregate::Guest
-                for __SluiceAggregator
-            {
-                fn add(batch: $crate::raw::Batch) {
-                    $crate::__add::<$t>(batch)
-                }
-                fn finish() -> $crate::raw::Outputs {
-                    $crate::__finish::<$t>()
-                }
-            }
-            $crate::__export_aggregator_world!(__SluiceAggregator);
-        };
+        $crate::__export_aggregator_through!($t, __add, __finish);
     };
 }
 
@@ -204,16 +171,46 @@ macro_rules! export_aggregator {
 #[macro_export]
 macro_rules! export_aggregator_views {
     ($t:ty) => {
+        $crate::__export_aggregator_through!($t, __add_views, __finish_views);
+    };
+}
+
+/// The `transformer` world's export calling `$crate::$process::<$t>`: what
+/// the owned-record and the view-based exports share.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_transformer_through {
+    ($t:ty, $process:ident) => {
+        const _: () = {
+            struct __SluiceTransformer;
+            impl $crate::transformer::exports::sluice::transform::transform::Guest
+                for __SluiceTransformer
+            {
+                fn process(batch: $crate::raw::Batch) -> $crate::raw::Results {
+                    $crate::$process::<$t>(batch)
+                }
+            }
+            $crate::__export_transformer_world!(__SluiceTransformer);
+        };
+    };
+}
+
+/// The `aggregator` world's export calling `$crate::$add::<$t>` and
+/// `$crate::$finish::<$t>`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_aggregator_through {
+    ($t:ty, $add:ident, $finish:ident) => {
         const _: () = {
             struct __SluiceAggregator;
             impl $crate::aggregator::exports::sluice::transform::aggregate::Guest
                 for __SluiceAggregator
             {
                 fn add(batch: $crate::raw::Batch) {
-                    $crate::__add_views::<$t>(batch)
+                    $crate::$add::<$t>(batch)
                 }
                 fn finish() -> $crate::raw::Outputs {
-                    $crate::__finish_views::<$t>()
+                    $crate::$finish::<$t>()
                 }
             }
             $crate::__export_aggregator_world!(__SluiceAggregator);
